@@ -1,0 +1,173 @@
+// Package spec defines the pipeline file format (version 1) as plain Go values,
+// parses YAML pipeline files into them, validates them with errors that point at
+// file:line:col, and generates the JSON Schema of the format from the same
+// definitions, so the parser, the validator and editors never disagree.
+//
+// The types here are the single source of truth of the format: struct tags give
+// the YAML key, and the `doc` tag gives the description that ends up in the JSON
+// Schema and in docs/pipeline-reference.md.
+package spec
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Pipeline is one parsed pipeline file.
+type Pipeline struct {
+	// Name identifies the pipeline; it is unique among loaded pipelines.
+	Name        string            `yaml:"name" doc:"Unique name of the pipeline: letters, digits, '-', '_' and '.'." required:"true"`
+	Description string            `yaml:"description,omitempty" doc:"Free text shown in listings and the UI."`
+	Params      []Param           `yaml:"params,omitempty" doc:"Parameters a run accepts. They reach commands as environment variables TASUKI_PARAM_<NAME>, never spliced into shell text."`
+	Env         map[string]string `yaml:"env,omitempty" doc:"Environment variables given to every task of the pipeline."`
+	Tasks       []Task            `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true"`
+
+	// Source says where the pipeline came from; it is not part of the format.
+	Source Source `yaml:"-"`
+}
+
+// Source records the origin of a parsed pipeline: the file and the hash of its
+// exact bytes, so a run can point at the version it started with.
+type Source struct {
+	File string
+	Hash string // hex SHA-256 of the file's bytes
+	Data []byte // the file's bytes, kept so the version can be stored
+}
+
+// ParamType is the declared type of a parameter.
+type ParamType string
+
+// Parameter types.
+const (
+	ParamString   ParamType = "string"
+	ParamInt      ParamType = "int"
+	ParamFloat    ParamType = "float"
+	ParamBool     ParamType = "bool"
+	ParamDate     ParamType = "date"
+	ParamDatetime ParamType = "datetime"
+	ParamList     ParamType = "list"
+)
+
+// ParamTypes lists every parameter type, in the order documentation shows them.
+var ParamTypes = []ParamType{ParamString, ParamInt, ParamFloat, ParamBool, ParamDate, ParamDatetime, ParamList}
+
+// Param declares one parameter of a pipeline.
+type Param struct {
+	Name        string    `yaml:"name" doc:"Parameter name; the environment variable is TASUKI_PARAM_ followed by the name in upper case with non-alphanumerics as '_'." required:"true"`
+	Type        ParamType `yaml:"type,omitempty" doc:"One of string, int, float, bool, date (YYYY-MM-DD), datetime (RFC 3339), list (of strings). Default string." enum:"string,int,float,bool,date,datetime,list"`
+	Default     any       `yaml:"default,omitempty" doc:"Value used when a run does not give one. Must match the type."`
+	Required    bool      `yaml:"required,omitempty" doc:"A run without a value (and no default) is refused."`
+	Description string    `yaml:"description,omitempty" doc:"Shown in the UI and in 'tasuki trigger --help'."`
+}
+
+// EnvName is the environment variable that carries the parameter to commands.
+func (p Param) EnvName() string { return "TASUKI_PARAM_" + EnvSafe(p.Name) }
+
+// EnvSafe turns a name into the shape of an environment variable name:
+// upper case, with every character other than A-Z, 0-9 replaced by '_'.
+func EnvSafe(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(name) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// Task is one node of the pipeline graph.
+//
+// Only shell tasks (Run) exist in format v1; the Kind method leaves room for
+// http, sql and pipeline tasks, and the reserved keys (map, cache, pool,
+// priority, labels) are parsed by later versions without changing this shape.
+type Task struct {
+	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-', '_'." required:"true"`
+	Run     Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true"`
+	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts."`
+	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once."`
+	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m). The whole process group is sent SIGTERM, then SIGKILL after a grace period."`
+	Env     map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's."`
+	Workdir string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute."`
+}
+
+// Kind names the kind of work a task does. Format v1 has only "shell".
+func (t Task) Kind() string { return "shell" }
+
+// Command is what a shell task runs: either Shell (a script for /bin/sh -c) or
+// Argv (run directly). Exactly one is set.
+type Command struct {
+	Shell string
+	Argv  []string
+}
+
+// IsZero reports whether no command was given.
+func (c Command) IsZero() bool { return c.Shell == "" && len(c.Argv) == 0 }
+
+// String renders the command for display.
+func (c Command) String() string {
+	if c.Shell != "" {
+		return c.Shell
+	}
+	return strings.Join(c.Argv, " ")
+}
+
+// Retry is a task's retry policy: the delay before retry n (n starting at 1) is
+// min(Backoff * Multiplier^(n-1), MaxBackoff), spread by ±Jitter (a fraction).
+type Retry struct {
+	Attempts   int      `yaml:"attempts" doc:"Total attempts including the first (1 means no retry)." required:"true"`
+	Backoff    Duration `yaml:"backoff,omitempty" doc:"Delay before the first retry. Default 10s."`
+	MaxBackoff Duration `yaml:"max_backoff,omitempty" doc:"Upper bound of the delay. Default 10m."`
+	Multiplier float64  `yaml:"multiplier,omitempty" doc:"Growth factor of the delay per retry. Default 2."`
+	Jitter     float64  `yaml:"jitter,omitempty" doc:"Random spread of each delay as a fraction, 0 to 1 (0.2 means ±20%). Default 0.1."`
+}
+
+// Defaults of the retry policy, applied when a field is zero.
+const (
+	DefaultBackoff    = 10 * time.Second
+	DefaultMaxBackoff = 10 * time.Minute
+	DefaultMultiplier = 2.0
+	DefaultJitter     = 0.1
+)
+
+// Duration is a time.Duration written in pipeline files as a Go duration string.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String renders the duration like time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Error is one problem found in a pipeline file, located at line:col (1-based;
+// zero when unknown).
+type Error struct {
+	File string
+	Line int
+	Col  int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Line > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+	case e.File != "":
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	default:
+		return e.Msg
+	}
+}
+
+// ErrorList is every problem found in one or more files, in file and position order.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
