@@ -1,0 +1,384 @@
+// Package engine is the heart of tasuki: a deterministic state machine that,
+// given a run's state and one event (task succeeded, failed, timed out, lost,
+// preempted, retry due, cancel requested, ...), returns the new state of what
+// changed, the timeline records that explain it and the actions the caller must
+// take. It does no I/O and reads no clock, so it can be tested exhaustively and
+// a run's history replayed.
+//
+// The engine reads state through the small State interface and only touches
+// the tasks an event reaches (the task itself, its dependents, and for a final
+// failure its descendants), so applying an event costs in proportion to the
+// edges it touches, not to the size of the run. The same engine runs over an
+// in-memory run (Mem) or over rows read inside a store transaction.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+)
+
+// ErrRejected is returned (wrapped) when an event does not apply to the current
+// state: a start of a task that is not ready, a result for an attempt that is
+// no longer current, anything for a finished run. Callers treat it as stale
+// input, never as a reason to corrupt state.
+var ErrRejected = errors.New("event rejected")
+
+// State is read access to a run's current state.
+type State interface {
+	Run() Run
+	Task(i int) Task
+}
+
+// Engine applies events to the runs of one graph.
+type Engine struct {
+	Graph *Graph
+	// Seed makes retry jitter differ between runs while staying reproducible:
+	// the same seed, task and attempt always give the same delay.
+	Seed uint64
+}
+
+// Apply computes the transition that ev causes at time now. It never modifies
+// st; the caller persists the transition and applies it to its state (for Mem,
+// with Commit).
+func (e *Engine) Apply(st State, now time.Time, ev Event) (Transition, error) {
+	tx := &txn{e: e, st: st, now: now, run: st.Run(), tasks: map[int]*Task{}, changed: map[int]bool{}}
+	if err := tx.apply(ev); err != nil {
+		return Transition{}, err
+	}
+	return tx.result(), nil
+}
+
+// txn accumulates one transition, reading its own writes through an overlay.
+type txn struct {
+	e          *Engine
+	st         State
+	now        time.Time
+	run        Run
+	runChanged bool
+	tasks      map[int]*Task
+	changed    map[int]bool
+	order      []int
+	records    []Record
+	actions    []Action
+}
+
+func (tx *txn) task(i int) *Task {
+	if t, ok := tx.tasks[i]; ok {
+		return t
+	}
+	t := tx.st.Task(i)
+	tx.tasks[i] = &t
+	return &t
+}
+
+// touch marks task i as changed and returns it for modification.
+func (tx *txn) touch(i int) *Task {
+	t := tx.task(i)
+	if !tx.changed[i] {
+		tx.changed[i] = true
+		tx.order = append(tx.order, i)
+	}
+	return t
+}
+
+func (tx *txn) setRun() *Run {
+	tx.runChanged = true
+	return &tx.run
+}
+
+func (tx *txn) record(r Record) {
+	r.Time = tx.now
+	tx.records = append(tx.records, r)
+}
+
+func (tx *txn) result() Transition {
+	tr := Transition{Records: tx.records, Actions: tx.actions}
+	if tx.runChanged {
+		r := tx.run
+		tr.Run = &r
+	}
+	tr.Tasks = make([]TaskChange, len(tx.order))
+	for k, i := range tx.order {
+		tr.Tasks[k] = TaskChange{Index: i, Task: *tx.tasks[i]}
+	}
+	return tr
+}
+
+func rejected(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+}
+
+func (tx *txn) apply(ev Event) error {
+	g := tx.e.Graph
+	if ev.Kind != EvRunStarted && ev.Kind != EvCancel {
+		if ev.Task < 0 || ev.Task >= g.Len() {
+			return rejected("%s: no task %d in a graph of %d", ev.Kind, ev.Task, g.Len())
+		}
+	}
+	if tx.run.State.Terminal() {
+		return rejected("%s: run already %s", ev.Kind, tx.run.State)
+	}
+	switch ev.Kind {
+	case EvRunStarted:
+		return tx.runStarted()
+	case EvCancel:
+		return tx.cancel(ev)
+	case EvTaskStarted:
+		return tx.taskStarted(ev)
+	case EvRetryDue:
+		return tx.retryDue(ev)
+	case EvTaskSucceeded, EvTaskFailed, EvTaskTimedOut, EvTaskLost, EvTaskPreempted, EvTaskCancelled:
+		return tx.taskEnded(ev)
+	}
+	return rejected("unknown event kind %q", ev.Kind)
+}
+
+func (tx *txn) runStarted() error {
+	if tx.run.State != RunQueued {
+		return rejected("run_started: run is %s, not queued", tx.run.State)
+	}
+	r := tx.setRun()
+	r.State = RunRunning
+	r.StartedAt = tx.now
+	tx.record(Record{Kind: EvRunStarted, Task: -1})
+	for _, i := range tx.e.Graph.Roots() {
+		if t := tx.task(i); t.State == TaskPending && t.PendingNeeds == 0 {
+			tx.makeReady(i)
+		}
+	}
+	tx.checkDone()
+	return nil
+}
+
+func (tx *txn) taskStarted(ev Event) error {
+	if tx.run.State != RunRunning || tx.run.Cancelling {
+		return rejected("task_started: run is %s (cancelling=%t)", tx.run.State, tx.run.Cancelling)
+	}
+	t := tx.task(ev.Task)
+	if t.State != TaskReady {
+		return rejected("task_started: task %q is %s, not ready", tx.e.Graph.Node(ev.Task).ID, t.State)
+	}
+	t = tx.touch(ev.Task)
+	t.State = TaskRunning
+	t.Attempt++
+	t.Spent++
+	t.StartedAt = tx.now
+	t.FinishedAt = time.Time{}
+	t.ReadyAt = time.Time{}
+	t.ExitCode = nil
+	t.Message = ""
+	tx.record(Record{Kind: EvTaskStarted, Task: ev.Task, Attempt: t.Attempt, Actor: ev.Actor})
+	return nil
+}
+
+func (tx *txn) retryDue(ev Event) error {
+	t := tx.task(ev.Task)
+	if t.State != TaskRetryWait {
+		return rejected("retry_due: task %q is %s, not retry_wait", tx.e.Graph.Node(ev.Task).ID, t.State)
+	}
+	if tx.now.Before(t.ReadyAt) {
+		// Early wake-up (a clock that moved, a coarse timer): ask again later.
+		tx.actions = append(tx.actions, Action{Kind: ActWake, Task: ev.Task, At: t.ReadyAt})
+		return nil
+	}
+	tx.makeReady(ev.Task)
+	return nil
+}
+
+func (tx *txn) taskEnded(ev Event) error {
+	id := tx.e.Graph.Node(ev.Task).ID
+	t := tx.task(ev.Task)
+	if t.State != TaskRunning {
+		return rejected("%s: task %q is %s, not running", ev.Kind, id, t.State)
+	}
+	if ev.Attempt != t.Attempt {
+		return rejected("%s: task %q attempt %d is not the current attempt %d", ev.Kind, id, ev.Attempt, t.Attempt)
+	}
+	t = tx.touch(ev.Task)
+	t.FinishedAt = tx.now
+	t.ExitCode = ev.ExitCode
+	t.Message = ev.Message
+	tx.record(Record{Kind: ev.Kind, Task: ev.Task, Attempt: ev.Attempt, ExitCode: ev.ExitCode, Message: ev.Message, Actor: ev.Actor})
+
+	switch ev.Kind {
+	case EvTaskSucceeded:
+		t.State = TaskSucceeded
+		t.Result = ev.Result
+		tx.finished(ev.Task)
+		for _, d := range tx.e.Graph.Node(ev.Task).Dependents {
+			tx.needSatisfied(d)
+		}
+		tx.checkDone()
+		return nil
+	case EvTaskPreempted:
+		// The executor handed the task back (a spot instance going away): the
+		// attempt is not charged to the retry budget.
+		t.Spent--
+		if tx.run.Cancelling {
+			tx.endUnsuccessful(ev.Task, TaskCancelled, "run cancelled")
+		} else {
+			tx.makeReady(ev.Task)
+		}
+		tx.checkDone()
+		return nil
+	case EvTaskCancelled:
+		tx.endUnsuccessful(ev.Task, TaskCancelled, nonEmpty(ev.Message, "cancelled"))
+		tx.checkDone()
+		return nil
+	}
+
+	// Failed, timed out or lost: retry while the budget lasts.
+	final := TaskFailed
+	if ev.Kind == EvTaskTimedOut {
+		final = TaskTimedOut
+	}
+	policy := tx.e.Graph.Node(ev.Task).Retry
+	switch {
+	case tx.run.Cancelling:
+		tx.endUnsuccessful(ev.Task, TaskCancelled, "run cancelled")
+	case t.Spent < policy.Attempts:
+		delay := policy.Delay(t.Spent, tx.jitter(ev.Task, t.Attempt))
+		t.State = TaskRetryWait
+		t.ReadyAt = tx.now.Add(delay)
+		tx.record(Record{Kind: RecRetryScheduled, Task: ev.Task, Attempt: t.Attempt,
+			Message: fmt.Sprintf("attempt %d of %d in %s", t.Spent+1, policy.Attempts, delay.Round(time.Millisecond))})
+		tx.actions = append(tx.actions, Action{Kind: ActWake, Task: ev.Task, At: t.ReadyAt})
+	default:
+		tx.endUnsuccessful(ev.Task, final, t.Message)
+	}
+	tx.checkDone()
+	return nil
+}
+
+func (tx *txn) cancel(ev Event) error {
+	if tx.run.Cancelling {
+		return rejected("cancel: run is already being cancelled")
+	}
+	r := tx.setRun()
+	r.Cancelling = true
+	tx.record(Record{Kind: EvCancel, Task: -1, Actor: ev.Actor, Message: ev.Message})
+	// A cancel touches every task once; it happens once per run.
+	for i := 0; i < tx.e.Graph.Len(); i++ {
+		switch tx.task(i).State {
+		case TaskPending, TaskReady, TaskRetryWait:
+			tx.endUnsuccessful(i, TaskCancelled, "run cancelled")
+		case TaskRunning:
+			tx.actions = append(tx.actions, Action{Kind: ActKill, Task: i})
+		}
+	}
+	tx.checkDone()
+	return nil
+}
+
+// makeReady moves task i to ready and asks the caller to queue it.
+func (tx *txn) makeReady(i int) {
+	t := tx.touch(i)
+	t.State = TaskReady
+	t.ReadyAt = time.Time{}
+	tx.record(Record{Kind: RecTaskReady, Task: i})
+	tx.actions = append(tx.actions, Action{Kind: ActReady, Task: i})
+}
+
+// needSatisfied counts one satisfied need of task d; at zero, d becomes ready.
+func (tx *txn) needSatisfied(d int) {
+	t := tx.task(d)
+	if t.State != TaskPending {
+		return
+	}
+	t = tx.touch(d)
+	if t.PendingNeeds > 0 {
+		t.PendingNeeds--
+	}
+	if t.PendingNeeds == 0 && !tx.run.Cancelling {
+		tx.makeReady(d)
+	}
+}
+
+// finished counts task i as terminal.
+func (tx *txn) finished(i int) {
+	tx.setRun().Remaining--
+	if !tx.task(i).State.Satisfies() {
+		tx.run.Unsuccessful++
+	}
+}
+
+// endUnsuccessful ends task i in state s and marks every pending descendant
+// upstream_failed (each visited once: the state change stops revisits).
+func (tx *txn) endUnsuccessful(i int, s TaskState, msg string) {
+	t := tx.touch(i)
+	t.State = s
+	t.Message = msg
+	if t.FinishedAt.IsZero() {
+		t.FinishedAt = tx.now
+	}
+	if s == TaskCancelled && tx.run.Cancelling {
+		// Cancelling ends every task itself; no need to walk descendants.
+		tx.finished(i)
+		return
+	}
+	tx.finished(i)
+	stack := []int{i}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, d := range tx.e.Graph.Node(n).Dependents {
+			if tx.task(d).State != TaskPending {
+				continue
+			}
+			dt := tx.touch(d)
+			dt.State = TaskUpstreamFailed
+			dt.FinishedAt = tx.now
+			dt.Message = fmt.Sprintf("needs %q, which ended %s", tx.e.Graph.Node(n).ID, tx.task(n).State)
+			tx.record(Record{Kind: RecTaskUpstreamFailed, Task: d, Message: dt.Message})
+			tx.finished(d)
+			stack = append(stack, d)
+		}
+	}
+}
+
+func (tx *txn) checkDone() {
+	if tx.run.Remaining > 0 || tx.run.State.Terminal() {
+		return
+	}
+	r := tx.setRun()
+	switch {
+	case r.Cancelling:
+		r.State = RunCancelled
+	case r.Unsuccessful > 0:
+		r.State = RunFailed
+	default:
+		r.State = RunSucceeded
+	}
+	r.FinishedAt = tx.now
+	if r.StartedAt.IsZero() {
+		r.StartedAt = tx.now
+	}
+	tx.record(Record{Kind: RecRunFinished, Task: -1, Message: string(r.State)})
+	tx.actions = append(tx.actions, Action{Kind: ActDone, State: r.State})
+}
+
+// jitter returns a reproducible value in [-1, 1) for a task's attempt.
+func (tx *txn) jitter(task, attempt int) float64 {
+	h := fnv.New64a()
+	var b [24]byte
+	putUint64(b[0:], tx.e.Seed)
+	putUint64(b[8:], uint64(task))
+	putUint64(b[16:], uint64(attempt))
+	h.Write(b[:])
+	return float64(h.Sum64()>>11)/float64(1<<53)*2 - 1
+}
+
+func putUint64(b []byte, v uint64) {
+	for k := 0; k < 8; k++ {
+		b[k] = byte(v >> (8 * k))
+	}
+}
+
+func nonEmpty(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}

@@ -1,0 +1,520 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+func intp(v int) *int { return &v }
+
+// harness drives one run in memory and checks the transition bookkeeping.
+type harness struct {
+	t   testing.TB
+	e   *Engine
+	m   *Mem
+	now time.Time
+}
+
+func newHarness(t testing.TB, defs []NodeDef) *harness {
+	t.Helper()
+	g, err := NewGraph(defs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, e: &Engine{Graph: g, Seed: 1}, m: NewMem(g.InitialRun(), g.InitialTasks()), now: t0}
+}
+
+func (h *harness) apply(ev Event) (Transition, error) {
+	tr, err := h.e.Apply(h.m, h.now, ev)
+	if err == nil {
+		h.m.Commit(tr)
+	}
+	return tr, err
+}
+
+func (h *harness) must(ev Event) Transition {
+	h.t.Helper()
+	tr, err := h.apply(ev)
+	if err != nil {
+		h.t.Fatalf("apply %s: %v", ev.Kind, err)
+	}
+	return tr
+}
+
+func (h *harness) idx(id string) int {
+	i, ok := h.e.Graph.Index(id)
+	if !ok {
+		h.t.Fatalf("no task %q", id)
+	}
+	return i
+}
+
+func (h *harness) state(id string) TaskState { return h.m.Task(h.idx(id)).State }
+
+func (h *harness) start(id string) int {
+	h.t.Helper()
+	i := h.idx(id)
+	h.must(Event{Kind: EvTaskStarted, Task: i})
+	return h.m.Task(i).Attempt
+}
+
+func (h *harness) end(id string, kind EventKind, code int) Transition {
+	h.t.Helper()
+	i := h.idx(id)
+	return h.must(Event{Kind: kind, Task: i, Attempt: h.m.Task(i).Attempt, ExitCode: intp(code)})
+}
+
+func chain(ids ...string) []NodeDef {
+	defs := make([]NodeDef, len(ids))
+	for i, id := range ids {
+		defs[i] = NodeDef{ID: id}
+		if i > 0 {
+			defs[i].Needs = []string{ids[i-1]}
+		}
+	}
+	return defs
+}
+
+func TestChainSucceeds(t *testing.T) {
+	h := newHarness(t, chain("a", "b", "c"))
+	tr := h.must(Event{Kind: EvRunStarted, Task: -1})
+	if got := actionTasks(tr, ActReady); fmt.Sprint(got) != "[0]" {
+		t.Fatalf("ready after start = %v, want [0]", got)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if h.state(id) != TaskReady {
+			t.Fatalf("%s is %s, want ready", id, h.state(id))
+		}
+		h.start(id)
+		h.end(id, EvTaskSucceeded, 0)
+	}
+	if r := h.m.Run(); r.State != RunSucceeded || r.Remaining != 0 || r.Unsuccessful != 0 {
+		t.Fatalf("run = %+v", r)
+	}
+}
+
+func TestNeedsWaitForAll(t *testing.T) {
+	h := newHarness(t, []NodeDef{{ID: "a"}, {ID: "b"}, {ID: "join", Needs: []string{"a", "b"}}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("a")
+	h.end("a", EvTaskSucceeded, 0)
+	if s := h.state("join"); s != TaskPending {
+		t.Fatalf("join after one need = %s, want pending", s)
+	}
+	h.start("b")
+	h.end("b", EvTaskSucceeded, 0)
+	if s := h.state("join"); s != TaskReady {
+		t.Fatalf("join after both needs = %s, want ready", s)
+	}
+}
+
+func TestFailurePropagatesUpstreamFailed(t *testing.T) {
+	h := newHarness(t, []NodeDef{
+		{ID: "a"}, {ID: "b", Needs: []string{"a"}}, {ID: "c", Needs: []string{"b"}},
+		{ID: "side"}, {ID: "d", Needs: []string{"side", "c"}},
+	})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("a")
+	h.end("a", EvTaskFailed, 3)
+	for _, id := range []string{"b", "c", "d"} {
+		if s := h.state(id); s != TaskUpstreamFailed {
+			t.Errorf("%s = %s, want upstream_failed", id, s)
+		}
+	}
+	if h.m.Run().State != RunRunning {
+		t.Fatalf("run ended while side is still ready")
+	}
+	h.start("side")
+	h.end("side", EvTaskSucceeded, 0)
+	if r := h.m.Run(); r.State != RunFailed || r.Unsuccessful != 4 {
+		t.Fatalf("run = %+v, want failed with 4 unsuccessful", r)
+	}
+	if got := *h.m.Task(h.idx("a")).ExitCode; got != 3 {
+		t.Fatalf("exit code = %d", got)
+	}
+}
+
+func TestRetryBackoff(t *testing.T) {
+	policy := RetryPolicy{Attempts: 3, Backoff: time.Second, MaxBackoff: 3 * time.Second, Multiplier: 4}
+	h := newHarness(t, []NodeDef{{ID: "a", Retry: policy}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	wantDelays := []time.Duration{time.Second, 3 * time.Second}
+	for n, want := range wantDelays {
+		h.start("a")
+		tr := h.end("a", EvTaskFailed, 1)
+		if s := h.state("a"); s != TaskRetryWait {
+			t.Fatalf("after failure %d: %s, want retry_wait", n+1, s)
+		}
+		wake := findAction(tr, ActWake)
+		if wake == nil || wake.At.Sub(h.now) != want {
+			t.Fatalf("retry %d: wake = %+v, want in %s", n+1, wake, want)
+		}
+		// Too early: the engine asks to be woken again and changes nothing.
+		tr = h.must(Event{Kind: EvRetryDue, Task: 0})
+		if len(tr.Tasks) != 0 || findAction(tr, ActWake) == nil {
+			t.Fatalf("early retry_due changed state: %+v", tr)
+		}
+		h.now = wake.At
+		h.must(Event{Kind: EvRetryDue, Task: 0})
+		if s := h.state("a"); s != TaskReady {
+			t.Fatalf("after backoff: %s, want ready", s)
+		}
+	}
+	h.start("a")
+	h.end("a", EvTaskFailed, 1)
+	if s, spent := h.state("a"), h.m.Task(0).Spent; s != TaskFailed || spent != 3 {
+		t.Fatalf("after last attempt: %s spent=%d, want failed spent=3", s, spent)
+	}
+	if h.m.Run().State != RunFailed {
+		t.Fatalf("run = %s", h.m.Run().State)
+	}
+}
+
+func TestRetryDelayJitterBounds(t *testing.T) {
+	p := RetryPolicy{Backoff: 10 * time.Second, MaxBackoff: time.Minute, Multiplier: 2, Jitter: 0.2}
+	tests := []struct {
+		n    int
+		u    float64
+		want time.Duration
+	}{
+		{1, 0, 10 * time.Second},
+		{2, 0, 20 * time.Second},
+		{3, 0, 40 * time.Second},
+		{4, 0, time.Minute},
+		{1, 1, 12 * time.Second},
+		{1, -1, 8 * time.Second},
+		{10, -1, 48 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := p.Delay(tt.n, tt.u); got != tt.want {
+			t.Errorf("Delay(%d, %v) = %s, want %s", tt.n, tt.u, got, tt.want)
+		}
+	}
+}
+
+func TestTimeoutAndLost(t *testing.T) {
+	h := newHarness(t, []NodeDef{{ID: "a", Retry: RetryPolicy{Attempts: 2, Backoff: time.Second}}, {ID: "b"}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("a")
+	h.end("a", EvTaskLost, -1)
+	if s := h.state("a"); s != TaskRetryWait {
+		t.Fatalf("lost attempt: %s, want retry_wait (a lost attempt is charged)", s)
+	}
+	h.now = h.now.Add(time.Hour)
+	h.must(Event{Kind: EvRetryDue, Task: 0})
+	h.start("a")
+	h.end("a", EvTaskTimedOut, -1)
+	if s := h.state("a"); s != TaskTimedOut {
+		t.Fatalf("second timeout: %s, want timed_out", s)
+	}
+	h.start("b")
+	h.end("b", EvTaskLost, -1)
+	if s := h.state("b"); s != TaskFailed {
+		t.Fatalf("lost without retries: %s, want failed", s)
+	}
+}
+
+func TestPreemptionIsNotCharged(t *testing.T) {
+	h := newHarness(t, []NodeDef{{ID: "a", Retry: RetryPolicy{Attempts: 1}}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	for k := 0; k < 5; k++ {
+		h.start("a")
+		h.end("a", EvTaskPreempted, -1)
+		if s := h.state("a"); s != TaskReady {
+			t.Fatalf("preempted: %s, want ready", s)
+		}
+	}
+	h.start("a")
+	h.end("a", EvTaskSucceeded, 0)
+	if task := h.m.Task(0); task.Attempt != 6 || task.Spent != 1 {
+		t.Fatalf("attempt=%d spent=%d, want 6 and 1", task.Attempt, task.Spent)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	h := newHarness(t, []NodeDef{{ID: "a"}, {ID: "b"}, {ID: "c", Needs: []string{"a"}}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("a")
+	tr := h.must(Event{Kind: EvCancel, Task: -1, Actor: "alice"})
+	if got := actionTasks(tr, ActKill); fmt.Sprint(got) != "[0]" {
+		t.Fatalf("kill actions = %v, want [0]", got)
+	}
+	if h.state("b") != TaskCancelled || h.state("c") != TaskCancelled {
+		t.Fatalf("b=%s c=%s, want cancelled", h.state("b"), h.state("c"))
+	}
+	if h.m.Run().State != RunRunning {
+		t.Fatalf("run ended while a is still running")
+	}
+	if _, err := h.apply(Event{Kind: EvTaskStarted, Task: 1}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("start during cancel: err = %v", err)
+	}
+	tr = h.end("a", EvTaskCancelled, -1)
+	if h.m.Run().State != RunCancelled || findAction(tr, ActDone) == nil {
+		t.Fatalf("run = %s, want cancelled with a done action", h.m.Run().State)
+	}
+	if tr.Records[0].Kind != EvTaskCancelled {
+		t.Fatalf("records = %+v", tr.Records)
+	}
+}
+
+func TestCancelQueuedRun(t *testing.T) {
+	h := newHarness(t, chain("a", "b"))
+	h.must(Event{Kind: EvCancel, Task: -1})
+	if r := h.m.Run(); r.State != RunCancelled || r.Remaining != 0 {
+		t.Fatalf("run = %+v", r)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	h := newHarness(t, chain("a", "b"))
+	cases := []struct {
+		name string
+		ev   Event
+	}{
+		{"start before run", Event{Kind: EvTaskStarted, Task: 0}},
+		{"unknown task", Event{Kind: EvTaskStarted, Task: 7}},
+		{"unknown kind", Event{Kind: "bogus", Task: 0}},
+	}
+	for _, c := range cases {
+		if _, err := h.apply(c.ev); !errors.Is(err, ErrRejected) {
+			t.Errorf("%s: err = %v, want ErrRejected", c.name, err)
+		}
+	}
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	att := h.start("a")
+	cases = []struct {
+		name string
+		ev   Event
+	}{
+		{"start running task", Event{Kind: EvTaskStarted, Task: 0}},
+		{"start pending task", Event{Kind: EvTaskStarted, Task: 1}},
+		{"stale attempt", Event{Kind: EvTaskSucceeded, Task: 0, Attempt: att + 1}},
+		{"end pending task", Event{Kind: EvTaskFailed, Task: 1, Attempt: 0}},
+		{"retry_due when running", Event{Kind: EvRetryDue, Task: 0}},
+		{"run started twice", Event{Kind: EvRunStarted, Task: -1}},
+	}
+	for _, c := range cases {
+		if _, err := h.apply(c.ev); !errors.Is(err, ErrRejected) {
+			t.Errorf("%s: err = %v, want ErrRejected", c.name, err)
+		}
+	}
+	h.end("a", EvTaskSucceeded, 0)
+	h.start("b")
+	h.end("b", EvTaskSucceeded, 0)
+	if _, err := h.apply(Event{Kind: EvCancel, Task: -1}); !errors.Is(err, ErrRejected) {
+		t.Errorf("cancel finished run: err = %v", err)
+	}
+}
+
+func TestEmptyGraphSucceedsAtStart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	if h.m.Run().State != RunSucceeded {
+		t.Fatalf("run = %s", h.m.Run().State)
+	}
+}
+
+func TestNewGraphErrors(t *testing.T) {
+	cases := []struct {
+		defs []NodeDef
+		want string
+	}{
+		{[]NodeDef{{ID: "a"}, {ID: "a"}}, `duplicate task id "a"`},
+		{[]NodeDef{{ID: "a", Needs: []string{"x"}}}, `needs unknown task "x"`},
+		{[]NodeDef{{ID: "a", Needs: []string{"b"}}, {ID: "b", Needs: []string{"a"}}}, "dependency cycle"},
+	}
+	for _, c := range cases {
+		_, err := NewGraph(c.defs)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("NewGraph: err = %v, want %q", err, c.want)
+		}
+	}
+}
+
+// TestRandomDAGs is the property test: random graphs under random event orders
+// (starts, successes, failures, timeouts, losses, preemptions, retries due,
+// cancels, stale and duplicate events) always terminate, never start a task
+// before all its needs are satisfied, never run a task twice at once, never
+// charge more attempts than the policy allows, and keep the run's counters
+// equal to what the tasks say.
+func TestRandomDAGs(t *testing.T) {
+	seeds := 400
+	if testing.Short() {
+		seeds = 50
+	}
+	for seed := 0; seed < seeds; seed++ {
+		simulate(t, uint64(seed))
+	}
+}
+
+func FuzzEngine(f *testing.F) {
+	for _, s := range []uint64{1, 2, 3, 42, 1 << 40} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) { simulate(t, seed) })
+}
+
+func simulate(t *testing.T, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	n := 1 + rng.IntN(40)
+	defs := make([]NodeDef, n)
+	for i := range defs {
+		defs[i] = NodeDef{ID: fmt.Sprintf("t%d", i), Retry: RetryPolicy{Attempts: rng.IntN(4), Backoff: time.Duration(rng.IntN(5)) * time.Second, Multiplier: 2, Jitter: 0.5}}
+		for j := 0; j < i; j++ {
+			if rng.IntN(n) < 2 {
+				defs[i].Needs = append(defs[i].Needs, defs[j].ID)
+			}
+		}
+	}
+	h := newHarness(t, defs)
+	h.e.Seed = seed
+	g := h.e.Graph
+	failRate := rng.IntN(4) // 0: nothing fails
+	cancelAt := -1
+	if rng.IntN(4) == 0 {
+		cancelAt = rng.IntN(4 * n)
+	}
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	wakes := map[int]time.Time{}
+	for step := 0; ; step++ {
+		if step > 100*n+100 {
+			t.Fatalf("seed %d: run did not terminate after %d steps: %+v", seed, step, h.m.Run())
+		}
+		checkInvariants(t, seed, g, h.m)
+		if h.m.Run().State.Terminal() {
+			for i := 0; i < g.Len(); i++ {
+				if s := h.m.Task(i).State; !s.Terminal() {
+					t.Fatalf("seed %d: run %s but task %d is %s", seed, h.m.Run().State, i, s)
+				}
+			}
+			if failRate == 0 && cancelAt < 0 && h.m.Run().State != RunSucceeded {
+				t.Fatalf("seed %d: nothing failed but run is %s", seed, h.m.Run().State)
+			}
+			return
+		}
+		if step == cancelAt {
+			h.must(Event{Kind: EvCancel, Task: -1})
+			continue
+		}
+		var ready, running []int
+		for i := 0; i < g.Len(); i++ {
+			switch h.m.Task(i).State {
+			case TaskReady:
+				ready = append(ready, i)
+			case TaskRunning:
+				running = append(running, i)
+			}
+		}
+		// Stale or duplicate input must be rejected without changing anything.
+		if rng.IntN(5) == 0 {
+			i := rng.IntN(g.Len())
+			before := h.m.Task(i)
+			ev := Event{Kind: EvTaskSucceeded, Task: i, Attempt: before.Attempt - 1}
+			if rng.IntN(2) == 0 && before.State != TaskReady {
+				ev = Event{Kind: EvTaskStarted, Task: i}
+			}
+			if _, err := h.apply(ev); err == nil {
+				t.Fatalf("seed %d: stale %s on task %d (%s) accepted", seed, ev.Kind, i, before.State)
+			}
+			continue
+		}
+		switch choice := rng.IntN(3); {
+		case choice == 0 && len(ready) > 0:
+			i := ready[rng.IntN(len(ready))]
+			for _, need := range g.Node(i).Needs {
+				if !h.m.Task(need).State.Satisfies() {
+					t.Fatalf("seed %d: task %d ready while need %d is %s", seed, i, need, h.m.Task(need).State)
+				}
+			}
+			h.must(Event{Kind: EvTaskStarted, Task: i})
+		case choice == 1 && len(running) > 0:
+			i := running[rng.IntN(len(running))]
+			kind := EvTaskSucceeded
+			if failRate > 0 && rng.IntN(4) < failRate {
+				kind = []EventKind{EvTaskFailed, EvTaskTimedOut, EvTaskLost, EvTaskPreempted}[rng.IntN(4)]
+			}
+			if h.m.Run().Cancelling && rng.IntN(2) == 0 {
+				kind = EvTaskCancelled
+			}
+			tr := h.must(Event{Kind: kind, Task: i, Attempt: h.m.Task(i).Attempt})
+			for _, a := range tr.Actions {
+				if a.Kind == ActWake {
+					wakes[a.Task] = a.At
+				}
+			}
+		case len(wakes) > 0:
+			for i, at := range wakes {
+				if rng.IntN(3) == 0 {
+					h.now = h.now.Add(time.Millisecond) // too early is fine: it re-arms
+				} else if at.After(h.now) {
+					h.now = at
+				}
+				delete(wakes, i)
+				if h.m.Task(i).State != TaskRetryWait {
+					break // cancelled meanwhile
+				}
+				tr := h.must(Event{Kind: EvRetryDue, Task: i})
+				for _, a := range tr.Actions {
+					if a.Kind == ActWake {
+						wakes[a.Task] = a.At
+					}
+				}
+				break
+			}
+		}
+	}
+}
+
+func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem) {
+	t.Helper()
+	remaining, unsuccessful := 0, 0
+	for i := 0; i < g.Len(); i++ {
+		task := m.Task(i)
+		if !task.State.Terminal() {
+			remaining++
+		} else if !task.State.Satisfies() {
+			unsuccessful++
+		}
+		if max := max(g.Node(i).Retry.Attempts, 1); task.Spent > max {
+			t.Fatalf("seed %d: task %d spent %d attempts, policy allows %d", seed, i, task.Spent, max)
+		}
+		if task.State == TaskRunning || task.State == TaskSucceeded {
+			for _, need := range g.Node(i).Needs {
+				if !m.Task(need).State.Satisfies() {
+					t.Fatalf("seed %d: task %d is %s but need %d is %s", seed, i, task.State, need, m.Task(need).State)
+				}
+			}
+		}
+	}
+	r := m.Run()
+	if r.Remaining != remaining || r.Unsuccessful != unsuccessful {
+		t.Fatalf("seed %d: run counters remaining=%d unsuccessful=%d, tasks say %d and %d", seed, r.Remaining, r.Unsuccessful, remaining, unsuccessful)
+	}
+}
+
+func actionTasks(tr Transition, k ActionKind) []int {
+	var out []int
+	for _, a := range tr.Actions {
+		if a.Kind == k {
+			out = append(out, a.Task)
+		}
+	}
+	return out
+}
+
+func findAction(tr Transition, k ActionKind) *Action {
+	for i := range tr.Actions {
+		if tr.Actions[i].Kind == k {
+			return &tr.Actions[i]
+		}
+	}
+	return nil
+}
+
