@@ -517,4 +517,3 @@ func findAction(tr Transition, k ActionKind) *Action {
 	}
 	return nil
 }
-
