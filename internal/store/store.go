@@ -6,6 +6,11 @@
 // Every state change is written together with the timeline records that
 // explain it, in one transaction (Apply), so a run's history is never missing
 // the reason for its state.
+//
+// Times are stored in UTC and truncated to the microsecond (the precision of
+// PostgreSQL's timestamptz; SQLite keeps integer microseconds to match), so
+// every driver returns the same value. Reads return times in time.UTC; the
+// zero time.Time means "not set" and round-trips as the zero time.
 package store
 
 import (
@@ -23,6 +28,19 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a write lost a race (for example a run whose
 // state changed under it); callers reload and decide again.
 var ErrConflict = errors.New("conflict")
+
+// RecRunCreated is the kind of the timeline record CreateRun writes, so every
+// run's timeline starts with its creation.
+const RecRunCreated engine.EventKind = "run_created"
+
+// Page sizes: a zero or negative limit means the default, and a larger one is
+// capped at the maximum, so no request reads an unbounded number of rows.
+const (
+	DefaultRunsLimit   = 50
+	MaxRunsLimit       = 1000
+	DefaultEventsLimit = 1000
+	MaxEventsLimit     = 10000
+)
 
 // PipelineVersion is one exact pipeline file, kept by content hash so a run
 // always knows what it ran, even after the file changed or was removed.
@@ -97,9 +115,16 @@ type Event struct {
 }
 
 // NewRun is what CreateRun writes: the run and all its task rows.
+//
+// The store sets Run.ID and Run.TaskCount (= len(Tasks)); a zero CreatedAt
+// becomes the current time, an empty Run.State becomes queued and an empty
+// task State becomes pending. Everything else is written as given.
 type NewRun struct {
 	Run   Run
 	Tasks []TaskRow // Index must be 0..len-1; RunID is filled in by the store
+	// Actor is who asked for the run ("" for the system, e.g. the scheduler);
+	// it is kept on the run_created record.
+	Actor string
 }
 
 // Change is one run's state change: the engine's transition plus the attempt
@@ -108,6 +133,9 @@ type Change struct {
 	RunID      int64
 	Transition engine.Transition
 	// Attempts are inserted or, when (RunID, Index, Attempt) exists, updated.
+	// An update only sets the fields that are not zero (empty string, zero
+	// time, nil exit code), so the end of an attempt can be written without
+	// repeating its worker, start time and log. RunID may be left 0.
 	Attempts []Attempt
 }
 
@@ -129,24 +157,29 @@ type Store interface {
 	PipelineVersion(ctx context.Context, id int64) (PipelineVersion, error)
 
 	// CreateRun writes a run, all its tasks and a "run_created" record in one
-	// transaction and returns the run with its ID.
+	// transaction and returns the run with its ID, as Run would read it back.
+	// A second scheduled run (Trigger "schedule") for the same pipeline and
+	// IntervalStart fails with ErrConflict. A VersionID of 0 means none; a
+	// VersionID that does not exist fails with ErrNotFound.
 	CreateRun(ctx context.Context, nr NewRun) (Run, error)
 	// Run returns one run.
 	Run(ctx context.Context, id int64) (Run, error)
 	// ListRuns returns runs newest first; the cost does not depend on how
 	// many runs exist beyond the page.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
-	// Tasks returns every task of a run in index order.
+	// Tasks returns every task of a run in index order. Tasks, Attempts and
+	// Events return ErrNotFound when the run does not exist.
 	Tasks(ctx context.Context, runID int64) ([]TaskRow, error)
 	// Attempts returns the attempts of a run (of one task when index >= 0),
 	// ordered by task index then attempt.
 	Attempts(ctx context.Context, runID int64, index int) ([]Attempt, error)
 	// Events returns up to limit timeline events of a run with Seq > afterSeq,
-	// in order.
+	// in order (limit as DefaultEventsLimit / MaxEventsLimit describe).
 	Events(ctx context.Context, runID int64, afterSeq int64, limit int) ([]Event, error)
 
 	// Apply writes a batch of changes (run rows, task rows, records, attempts)
-	// in one transaction: all of it or none of it.
+	// in one transaction: all of it or none of it. A change for a run or task
+	// that does not exist fails the whole batch with ErrNotFound.
 	Apply(ctx context.Context, changes ...Change) error
 
 	// Close releases the store.

@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Conversions between Go values and columns. Times are INTEGER microseconds
+// since the Unix epoch in UTC and NULL for the zero time; JSON is TEXT and NULL
+// when absent; optional integers are NULL when nil.
+
+// timeArg is the column value of t.
+func timeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// normTime is t as it reads back from the store: UTC, truncated to the
+// microsecond, the zero time unchanged.
+func normTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.UnixMicro(t.UnixMicro()).UTC()
+}
+
+// jsonArg is the column value of raw JSON (TEXT: a []byte would be a BLOB,
+// which json_valid and STRICT tables reject).
+func jsonArg(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
+}
+
+// normJSON is raw as it reads back: nil when empty.
+func normJSON(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
+}
+
+// checkJSON rejects malformed JSON before it reaches the database, with a
+// message that names the field.
+func checkJSON(what string, raw json.RawMessage) error {
+	if len(raw) > 0 && !json.Valid(raw) {
+		return fmt.Errorf("%s is not valid JSON", what)
+	}
+	return nil
+}
+
+func intPtrArg(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return int64(*p)
+}
+
+func boolArg(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// timeCol scans a time column.
+type timeCol struct{ p *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*c.p = time.Time{}
+	case int64:
+		*c.p = time.UnixMicro(x).UTC()
+	default:
+		return fmt.Errorf("time column holds %T, want INTEGER microseconds", v)
+	}
+	return nil
+}
+
+// jsonCol scans a JSON column.
+type jsonCol struct{ p *json.RawMessage }
+
+func (c jsonCol) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*c.p = nil
+	case string:
+		*c.p = json.RawMessage(x)
+	case []byte:
+		*c.p = append(json.RawMessage(nil), x...)
+	default:
+		return fmt.Errorf("JSON column holds %T, want TEXT", v)
+	}
+	return nil
+}
+
+// intPtrCol scans a nullable integer column.
+type intPtrCol struct{ p **int }
+
+func (c intPtrCol) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*c.p = nil
+	case int64:
+		n := int(x)
+		*c.p = &n
+	default:
+		return fmt.Errorf("integer column holds %T", v)
+	}
+	return nil
+}
+
+// boolCol scans a 0/1 column.
+type boolCol struct{ p *bool }
+
+func (c boolCol) Scan(v any) error {
+	x, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("boolean column holds %T, want INTEGER", v)
+	}
+	*c.p = x != 0
+	return nil
+}
