@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -251,12 +252,18 @@ func (db *DB) Check(ctx context.Context) error {
 }
 
 // Close closes the reader pool and then the writer; closing the last
-// connection checkpoints the WAL into the main file.
+// connection checkpoints the WAL into the main file. Before that it lets
+// SQLite refresh its query planner statistics where they are stale (PRAGMA
+// optimize, bounded by analysis_limit so it stays fast on large files).
 func (db *DB) Close() error {
 	var errs []error
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Statistics only: never a reason to fail Close.
+	_, _ = db.w.ExecContext(ctx, "PRAGMA analysis_limit = 400; PRAGMA optimize")
 	errs = append(errs, db.st.close(), db.w.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store %s: %w", db.path, err)

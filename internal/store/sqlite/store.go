@@ -40,6 +40,33 @@ func taskInsertSQL(n int) string {
 	return b.String()
 }
 
+// A fresh task (never started: no attempt, times, exit code, message or
+// result, which is how CreateRun almost always sees them) is written with
+// only the columns that vary; the others take their defaults. Binding 4
+// values a row instead of 13 makes CreateRun about twice as fast.
+const freshInsertCols = `INSERT INTO tasks (run_id, idx, task_id, state, pending_needs) VALUES `
+
+const freshInsertRow = `(?1,?,?,?,?)`
+
+// freshInsertSQL is an INSERT of n fresh task rows; the run id is bound once.
+func freshInsertSQL(n int) string {
+	var b strings.Builder
+	b.Grow(len(freshInsertCols) + n*(len(freshInsertRow)+1))
+	b.WriteString(freshInsertCols)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(freshInsertRow)
+	}
+	return b.String()
+}
+
+func fresh(t *store.TaskRow) bool {
+	return t.Attempt == 0 && t.Spent == 0 && t.ReadyAt.IsZero() && t.StartedAt.IsZero() && t.FinishedAt.IsZero() &&
+		t.ExitCode == nil && t.Message == "" && len(t.Result) == 0
+}
+
 // stmts are the writer's hot statements, prepared once on the writer
 // connection so Apply does not parse SQL on every call.
 type stmts struct {
@@ -48,6 +75,7 @@ type stmts struct {
 	insertEvent   *sql.Stmt
 	upsertAttempt *sql.Stmt
 	insertTasks   *sql.Stmt // taskBatch rows
+	insertFresh   *sql.Stmt // taskBatch fresh rows
 }
 
 func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -72,6 +100,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 			message     = coalesce(nullif(excluded.message, ''), attempts.message),
 			log         = coalesce(nullif(excluded.log, ''), attempts.log)`},
 		{&s.insertTasks, taskInsertSQL(taskBatch)},
+		{&s.insertFresh, freshInsertSQL(taskBatch)},
 	} {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -84,7 +113,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertTasks} {
+	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertTasks, s.insertFresh} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -189,7 +218,7 @@ func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error)
 		return store.Run{}, fmt.Errorf("create run of %q: insert run: %w", r.Pipeline, err)
 	}
 
-	if err := insertTasks(ctx, tx, tx.StmtContext(ctx, db.st.insertTasks), r.ID, nr.Tasks); err != nil {
+	if err := insertTasks(ctx, tx, &db.st, r.ID, nr.Tasks); err != nil {
 		return store.Run{}, fmt.Errorf("create run %d of %q: %w", r.ID, r.Pipeline, err)
 	}
 	if _, err := tx.StmtContext(ctx, db.st.insertEvent).ExecContext(ctx,
@@ -237,22 +266,44 @@ func prepareRun(r *store.Run, tasks []store.TaskRow) error {
 	return nil
 }
 
-// insertTasks writes the task rows with the prepared taskBatch-row statement
-// and one statement for the remainder.
-func insertTasks(ctx context.Context, tx *sql.Tx, batch *sql.Stmt, runID int64, tasks []store.TaskRow) error {
-	args := make([]any, 0, taskBatch*13)
+// insertTasks writes the task rows in statements of taskBatch rows (prepared
+// once) and one statement for the remainder, using the short fresh-row form
+// when every row of the run is fresh.
+func insertTasks(ctx context.Context, tx *sql.Tx, st *stmts, runID int64, tasks []store.TaskRow) error {
+	allFresh := true
+	for i := range tasks {
+		if !fresh(&tasks[i]) {
+			allFresh = false
+			break
+		}
+	}
+	batch, rowSQL, perRow := tx.StmtContext(ctx, st.insertTasks), taskInsertSQL, 13
+	if allFresh {
+		batch, rowSQL, perRow = tx.StmtContext(ctx, st.insertFresh), freshInsertSQL, 4
+	}
+	args := make([]any, 0, 1+taskBatch*perRow)
 	add := func(t *store.TaskRow) {
 		state := t.State
 		if state == "" {
 			state = engine.TaskPending
 		}
+		if allFresh {
+			args = append(args, int64(t.Index), t.TaskID, string(state), int64(t.PendingNeeds))
+			return
+		}
 		args = append(args, runID, int64(t.Index), t.TaskID, string(state), int64(t.Attempt), int64(t.Spent),
 			int64(t.PendingNeeds), timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt),
 			intPtrArg(t.ExitCode), t.Message, jsonArg(t.Result))
 	}
+	reset := func() {
+		args = args[:0]
+		if allFresh {
+			args = append(args, runID)
+		}
+	}
 	full := len(tasks) / taskBatch * taskBatch
 	for start := 0; start < full; start += taskBatch {
-		args = args[:0]
+		reset()
 		for i := start; i < start+taskBatch; i++ {
 			add(&tasks[i])
 		}
@@ -261,11 +312,11 @@ func insertTasks(ctx context.Context, tx *sql.Tx, batch *sql.Stmt, runID int64, 
 		}
 	}
 	if rest := tasks[full:]; len(rest) > 0 {
-		args = args[:0]
+		reset()
 		for i := range rest {
 			add(&rest[i])
 		}
-		if _, err := tx.ExecContext(ctx, taskInsertSQL(len(rest)), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, rowSQL(len(rest)), args...); err != nil {
 			return fmt.Errorf("insert tasks %d..%d: %w", full, len(tasks)-1, err)
 		}
 	}
@@ -399,14 +450,24 @@ func (db *DB) runMissing(ctx context.Context, id int64) error {
 const taskCols = `run_id, idx, task_id, state, attempt, spent, pending_needs, ready_at, started_at,
 	finished_at, exit_code, message, result`
 
-// Tasks returns every task of run runID in index order.
+// Tasks returns every task of run runID in index order. It reads the run's
+// task count first: that is the existence check, and it sizes the result so
+// a 100,000-task run is not copied while growing.
 func (db *DB) Tasks(ctx context.Context, runID int64) ([]store.TaskRow, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT task_count FROM runs WHERE id = ?`, runID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("tasks of run %d: %w", runID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tasks of run %d: %w", runID, err)
+	}
 	rows, err := db.r.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE run_id = ? ORDER BY idx`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("tasks of run %d: %w", runID, err)
 	}
 	defer rows.Close()
-	var tasks []store.TaskRow
+	tasks := make([]store.TaskRow, 0, n)
 	for rows.Next() {
 		var t store.TaskRow
 		var state string
@@ -420,11 +481,6 @@ func (db *DB) Tasks(ctx context.Context, runID int64) ([]store.TaskRow, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("tasks of run %d: %w", runID, err)
-	}
-	if len(tasks) == 0 {
-		if err := db.runMissing(ctx, runID); err != nil {
-			return nil, fmt.Errorf("tasks of run %d: %w", runID, err)
-		}
 	}
 	return tasks, nil
 }

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"PipelineVersions", testPipelineVersions},
 		{"CreateRun", testCreateRun},
+		{"CreateRunSizes", testCreateRunSizes},
 		{"CreateRunRejects", testCreateRunRejects},
 		{"ScheduledIntervalOnce", testScheduledIntervalOnce},
 		{"ApplyRoundTripsTasks", testApplyTasks},
@@ -238,6 +239,47 @@ func testCreateRun(t *testing.T, s store.Store) {
 	}
 	if atts, err := s.Attempts(ctx, empty.ID, -1); err != nil || len(atts) != 0 {
 		t.Errorf("Attempts of a new run = %v, %v; want none, nil", atts, err)
+	}
+}
+
+// testCreateRunSizes covers sizes around the batch sizes drivers are likely
+// to use, with fresh tasks and with tasks that carry every field (a rerun
+// that copies finished tasks from an earlier run).
+func testCreateRunSizes(t *testing.T, s store.Store) {
+	for _, n := range []int{1, 2, 255, 256, 257, 511, 1000, 3001} {
+		for _, full := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d tasks full=%v", n, full), func(t *testing.T) {
+				nr := newRun("sizes", n)
+				for i := range nr.Tasks {
+					task := &nr.Tasks[i].Task
+					task.PendingNeeds = i % 3
+					if i%3 == 0 {
+						task.State = engine.TaskReady
+					}
+					if full && i%2 == 1 {
+						*task = engine.Task{State: engine.TaskSucceeded, Attempt: i%4 + 1, Spent: i % 4, PendingNeeds: 0,
+							ReadyAt: t0.Add(time.Duration(i) * time.Microsecond), StartedAt: t0.Add(time.Duration(i) * time.Millisecond),
+							FinishedAt: t0.Add(time.Duration(i) * time.Second), ExitCode: ptr(i % 2), Message: fmt.Sprintf("copied %d", i),
+							Result: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+					}
+				}
+				r := mustCreate(t, s, nr)
+				if r.TaskCount != n {
+					t.Errorf("TaskCount = %d, want %d", r.TaskCount, n)
+				}
+				got, err := s.Tasks(t.Context(), r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := slices.Clone(nr.Tasks)
+				for i := range want {
+					w := &want[i]
+					w.RunID = r.ID
+					w.ReadyAt, w.StartedAt, w.FinishedAt = us(w.ReadyAt), us(w.StartedAt), us(w.FinishedAt)
+				}
+				check(t, "tasks", got, want)
+			})
+		}
 	}
 }
 
