@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+func (a *app) validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate PATH...",
+		Short: "Check pipeline files and directories",
+		Long: `Check pipeline files (and every .yaml/.yml file in the given directories)
+and print every problem as file:line:col: message. The exit status is 0 when
+all files are valid and 2 otherwise, so it fits a CI step.`,
+		Example: "  tasuki validate pipelines/",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := spec.LoadPaths(args...)
+			if err != nil {
+				var el spec.ErrorList
+				if errors.As(err, &el) {
+					for _, e := range el {
+						fmt.Fprintln(a.io.Out, e.Error())
+					}
+					return &exitError{code: exitUsage, err: fmt.Errorf("%d problem(s) found", len(el))}
+				}
+				return &exitError{code: exitUsage, err: err}
+			}
+			for _, p := range ps {
+				fmt.Fprintf(a.io.Out, "%s: ok (pipeline %s, %d tasks)\n", p.Source.File, p.Name, len(p.Tasks))
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) schemaCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of the pipeline format",
+		Long: `Print the JSON Schema (draft 2020-12) of the pipeline file format. Save it and
+point your editor's YAML language server at it, for example with a first line
+'# yaml-language-server: $schema=./tasuki.schema.json' in a pipeline file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := spec.Schema()
+			if err != nil {
+				return err
+			}
+			_, err = a.io.Out.Write(append(b, '\n'))
+			return err
+		},
+	}
+}
+
+// runView is the JSON shape of a run, shared with the API.
+type runView struct {
+	ID            int64           `json:"id"`
+	Pipeline      string          `json:"pipeline"`
+	State         engine.RunState `json:"state"`
+	Trigger       string          `json:"trigger"`
+	Params        json.RawMessage `json:"params,omitempty"`
+	IntervalStart *time.Time      `json:"interval_start,omitempty"`
+	IntervalEnd   *time.Time      `json:"interval_end,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	StartedAt     *time.Time      `json:"started_at,omitempty"`
+	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+	TaskCount     int             `json:"task_count"`
+	Remaining     int             `json:"remaining"`
+	Cancelling    bool            `json:"cancelling,omitempty"`
+	Tasks         []taskView      `json:"tasks,omitempty"`
+}
+
+type taskView struct {
+	ID         string           `json:"id"`
+	State      engine.TaskState `json:"state"`
+	Attempt    int              `json:"attempt"`
+	StartedAt  *time.Time       `json:"started_at,omitempty"`
+	FinishedAt *time.Time       `json:"finished_at,omitempty"`
+	ReadyAt    *time.Time       `json:"ready_at,omitempty"`
+	ExitCode   *int             `json:"exit_code,omitempty"`
+	Message    string           `json:"message,omitempty"`
+	Result     json.RawMessage  `json:"result,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func newRunView(r store.Run) runView {
+	return runView{
+		ID: r.ID, Pipeline: r.Pipeline, State: r.State, Trigger: r.Trigger, Params: r.Params,
+		IntervalStart: timePtr(r.IntervalStart), IntervalEnd: timePtr(r.IntervalEnd),
+		CreatedAt: r.CreatedAt, StartedAt: timePtr(r.StartedAt), FinishedAt: timePtr(r.FinishedAt),
+		TaskCount: r.TaskCount, Remaining: r.Remaining, Cancelling: r.Cancelling,
+	}
+}
+
+func newTaskView(t store.TaskRow) taskView {
+	return taskView{
+		ID: t.TaskID, State: t.State, Attempt: t.Attempt, StartedAt: timePtr(t.StartedAt),
+		FinishedAt: timePtr(t.FinishedAt), ReadyAt: timePtr(t.ReadyAt), ExitCode: t.ExitCode,
+		Message: t.Message, Result: t.Result,
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) addOutputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+}
+
+func (a *app) checkOutput() error {
+	if a.output != "table" && a.output != "json" {
+		return usageErr("--output %q: expected table or json", a.output)
+	}
+	return nil
+}
+
+func (a *app) runsCmd() *cobra.Command {
+	var (
+		pipeline string
+		limit    int
+		before   int64
+	)
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List runs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.checkOutput(); err != nil {
+				return err
+			}
+			l, err := a.openLocal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			runs, err := l.store.ListRuns(cmd.Context(), store.RunFilter{Pipeline: pipeline, Limit: limit, BeforeID: before})
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				views := make([]runView, len(runs))
+				for i, r := range runs {
+					views[i] = newRunView(r)
+				}
+				return writeJSON(a.io.Out, views)
+			}
+			t := newTable(a.io.Out, "ID", "PIPELINE", "STATE", "TRIGGER", "CREATED", "DURATION", "TASKS")
+			for _, r := range runs {
+				dur := "-"
+				if !r.StartedAt.IsZero() {
+					end := r.FinishedAt
+					if end.IsZero() {
+						end = time.Now()
+					}
+					dur = fmtDuration(end.Sub(r.StartedAt))
+				}
+				t.row(fmt.Sprint(r.ID), r.Pipeline, string(r.State), r.Trigger,
+					r.CreatedAt.Local().Format("2006-01-02 15:04:05"), dur,
+					fmt.Sprintf("%d/%d", r.TaskCount-r.Remaining, r.TaskCount))
+			}
+			t.flush()
+			return nil
+		},
+	}
+	a.addOutputFlag(cmd)
+	cmd.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
+	cmd.Flags().IntVar(&limit, "limit", 20, "most runs to list")
+	cmd.Flags().Int64Var(&before, "before", 0, "only runs with an id below this (for paging)")
+	return cmd
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status RUN_ID",
+		Short: "Show one run and its tasks",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.checkOutput(); err != nil {
+				return err
+			}
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			l, err := a.openLocal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			run, err := l.store.Run(cmd.Context(), id)
+			if err != nil {
+				return runLookupErr(id, err)
+			}
+			tasks, err := l.store.Tasks(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				v := newRunView(run)
+				v.Tasks = make([]taskView, len(tasks))
+				for i, t := range tasks {
+					v.Tasks[i] = newTaskView(t)
+				}
+				return writeJSON(a.io.Out, v)
+			}
+			fmt.Fprintf(a.io.Out, "run %d of %s: %s (trigger %s, created %s)\n", run.ID, run.Pipeline, run.State, run.Trigger, run.CreatedAt.Local().Format(time.RFC3339))
+			if len(run.Params) > 2 {
+				fmt.Fprintf(a.io.Out, "params: %s\n", run.Params)
+			}
+			printSummary(a.io.Out, run, tasks)
+			return nil
+		},
+	}
+	a.addOutputFlag(cmd)
+	return cmd
+}
+
+func (a *app) logsCmd() *cobra.Command {
+	var (
+		attempt int
+		follow  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "logs RUN_ID TASK",
+		Short: "Print a task's log (the latest attempt unless --attempt)",
+		Long: `Print the time-stamped log of a task attempt. Each line is
+'<time> <out|err> <text>'. With -f, keep printing as the task writes, until
+the attempt ends or Ctrl-C.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			l, err := a.openLocal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			tasks, err := l.store.Tasks(cmd.Context(), id)
+			if err != nil {
+				return runLookupErr(id, err)
+			}
+			if len(tasks) == 0 {
+				return runLookupErr(id, store.ErrNotFound)
+			}
+			var task *store.TaskRow
+			for i := range tasks {
+				if tasks[i].TaskID == args[1] {
+					task = &tasks[i]
+				}
+			}
+			if task == nil {
+				return usageErr("run %d has no task %q", id, args[1])
+			}
+			n := attempt
+			if n == 0 {
+				n = task.Attempt
+			}
+			if n == 0 {
+				return usageErr("task %q of run %d has not started yet", args[1], id)
+			}
+			key := logs.Key{RunID: id, TaskID: task.TaskID, Attempt: n}
+			if follow {
+				return a.followLog(cmd, l, key, task.Index)
+			}
+			rc, err := l.logs.Open(cmd.Context(), key, 0)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(a.io.Out, rc)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&attempt, "attempt", 0, "attempt number (default: the latest)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the attempt ends")
+	return cmd
+}

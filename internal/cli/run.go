@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// execFlags are the flags shared by run and resume.
+type execFlags struct {
+	parallel int
+	quiet    bool
+	progress string
+	grace    time.Duration
+}
+
+func (f *execFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVarP(&f.parallel, "parallel", "j", 4, "most task attempts running at once")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the summary")
+	cmd.Flags().DurationVar(&f.grace, "grace", 10*time.Second, "time a task gets between SIGTERM and SIGKILL when it is cancelled or times out")
+	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress display: auto, tasks (a line per event) or compact (a progress line)")
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var (
+		ef     execFlags
+		params []string
+	)
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a pipeline on this machine until it ends",
+		Long: `Run a pipeline file on this machine, on the embedded store of the data
+directory, in the foreground. Progress is printed as tasks start, finish and
+retry; a summary table follows. The exit status is 0 only if the run
+succeeded (1 if it failed, 130 if it was interrupted).
+
+If tasuki is killed, 'tasuki resume RUN_ID' continues the run: tasks that
+succeeded are not run again, and attempts that were running count as lost
+and follow their retry policy. Ctrl-C cancels the run cleanly.`,
+		Example: `  tasuki run examples/nightly-elt.yaml --param date=2026-11-21
+  tasuki run pipeline.yaml -j 16 --progress compact`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			given, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			p, err := spec.ParseFile(args[0])
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			l, err := a.openLocal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			r := a.newRunner(l, &ef)
+			run, err := r.Create(cmd.Context(), p, given, "manual")
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			fmt.Fprintf(a.io.Err, "run %d of %s: %d tasks (resume with: tasuki resume %d)\n", run.ID, run.Pipeline, run.TaskCount, run.ID)
+			return a.execute(cmd.Context(), l, r, run.ID, &ef)
+		},
+	}
+	ef.register(cmd)
+	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "parameter value as name=value (repeatable)")
+	return cmd
+}
+
+func (a *app) resumeCmd() *cobra.Command {
+	var ef execFlags
+	cmd := &cobra.Command{
+		Use:   "resume RUN_ID",
+		Short: "Continue a run that was interrupted",
+		Long: `Continue a run whose tasuki process was killed or crashed. Tasks that
+succeeded are kept; attempts that were running are recorded as lost and
+retried if their policy allows; the rest runs as before. The run uses the
+exact pipeline version it started with, even if the file changed since.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			l, err := a.openLocal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			run, err := l.store.Run(cmd.Context(), id)
+			if err != nil {
+				return runLookupErr(id, err)
+			}
+			if run.State.Terminal() {
+				return &exitError{code: exitUsage, err: fmt.Errorf("run %d already %s; nothing to resume", id, run.State)}
+			}
+			fmt.Fprintf(a.io.Err, "resuming run %d of %s (%d of %d tasks not finished)\n", run.ID, run.Pipeline, run.Remaining, run.TaskCount)
+			return a.execute(cmd.Context(), l, a.newRunner(l, &ef), id, &ef)
+		},
+	}
+	ef.register(cmd)
+	return cmd
+}
+
+func (a *app) newRunner(l *local, ef *execFlags) *runner.Runner {
+	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Parallel: ef.parallel, Grace: ef.grace}
+}
+
+// execute drives the run, printing progress, then the summary.
+func (a *app) execute(ctx context.Context, l *local, r *runner.Runner, id int64, ef *execFlags) error {
+	pr := newProgress(a.io.Err, ef)
+	r.Observe = pr.observe
+	run, err := r.Execute(ctx, id)
+	pr.stop()
+	if err != nil {
+		if errors.Is(err, runner.ErrBusy) {
+			return &exitError{code: exitFailed, err: err}
+		}
+		return fmt.Errorf("%w (the run can be resumed: tasuki resume %d)", err, id)
+	}
+	tasks, err := l.store.Tasks(context.WithoutCancel(ctx), id)
+	if err != nil {
+		return err
+	}
+	printSummary(a.io.Out, run, tasks)
+	switch run.State {
+	case engine.RunSucceeded:
+		return nil
+	case engine.RunCancelled:
+		return &exitError{code: exitCancelled}
+	default:
+		return &exitError{code: exitFailed}
+	}
+}
+
+func parseParams(kvs []string) (map[string]string, error) {
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErr("--param %q: expected name=value", kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, usageErr("--param %q given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseRunID(s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageErr("run id %q: expected a positive number", s)
+	}
+	return id, nil
+}
+
+func runLookupErr(id int64, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("no run %d in this data directory", id)}
+	}
+	return err
+}
