@@ -1,0 +1,333 @@
+package logs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// defaultPoll is how often a follower looks for output from a writer in
+// another process, which cannot notify it. Writers in this process notify
+// their followers at once.
+const defaultPoll = 250 * time.Millisecond
+
+// Files is a Store with one file per attempt: dir/<runID>/<taskID>/<attempt>.log.
+//
+// While a Writer is open it holds an exclusive flock on its file; followers
+// test that lock to know whether more output can come. The lock is released
+// when the writer is closed or its process dies, so a follower in any
+// process finishes instead of waiting forever on a worker that crashed.
+//
+// Data is written with plain write(2) calls, without fsync: a log survives
+// tasuki crashing, not necessarily the machine losing power.
+type Files struct {
+	dir  string
+	poll time.Duration
+
+	mu     sync.Mutex
+	topics map[Key]*topic // keys with an open writer or follower here
+}
+
+var _ Store = (*Files)(nil)
+
+// NewFiles returns a Files store rooted at dir, which is created on demand.
+func NewFiles(dir string) *Files {
+	return &Files{dir: dir, poll: defaultPoll, topics: make(map[Key]*topic)}
+}
+
+// path is where the log of k lives.
+func (f *Files) path(k Key) string {
+	return filepath.Join(f.dir, strconv.FormatInt(k.RunID, 10), k.TaskID, strconv.Itoa(k.Attempt)+".log")
+}
+
+// Create implements Store.
+func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, error) {
+	if err := k.validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	}
+	path := f.path(k)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	}
+	// Lock a temporary file, then link it into place: a follower must never
+	// see the log without its writer's lock, or it would take the log for
+	// finished. Linking fails if the log exists, like O_EXCL.
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create log of %s: lock %s: %w", k, tmp.Name(), err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	}
+	t := f.acquire(k)
+	t.notify() // a follower may be waiting for the log to appear
+	return NewWriter(&fileSink{file: tmp, files: f, key: k, topic: t}, secrets), nil
+}
+
+// Open implements Store.
+func (f *Files) Open(ctx context.Context, k Key, offset int64) (io.ReadCloser, error) {
+	if err := k.validate(); err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("open log of %s at %d: %w", k, offset, errNegativeOffset)
+	}
+	file, err := os.Open(f.path(k))
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", k, err)
+	}
+	if _, err := file.Seek(offset, io.SeekStart); err != nil {
+		file.Close()
+		return nil, fmt.Errorf("open log of %s at %d: %w", k, offset, err)
+	}
+	return file, nil
+}
+
+// Size implements Store.
+func (f *Files) Size(ctx context.Context, k Key) (int64, error) {
+	if err := k.validate(); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(f.path(k))
+	if err != nil {
+		return 0, fmt.Errorf("size of log of %s: %w", k, err)
+	}
+	return fi.Size(), nil
+}
+
+// Follow implements Store. It wakes up when a writer in this process
+// appends, and every poll interval to catch writers in other processes.
+func (f *Files) Follow(ctx context.Context, k Key, offset int64, w io.Writer) (int64, error) {
+	if err := k.validate(); err != nil {
+		return offset, err
+	}
+	if offset < 0 {
+		return offset, fmt.Errorf("follow log of %s at %d: %w", k, offset, errNegativeOffset)
+	}
+	t := f.acquire(k)
+	defer f.release(k)
+	tick := time.NewTicker(f.poll)
+	defer tick.Stop()
+
+	fl := follower{w: w, pos: offset, buf: make([]byte, 16<<10)}
+	defer fl.close()
+	for {
+		// Take the wake-up channel before looking, so an append made while
+		// we look is not missed.
+		changed := t.changed()
+		done, err := fl.step(f.path(k))
+		if err != nil {
+			return fl.pos, fmt.Errorf("follow log of %s: %w", k, err)
+		}
+		if done {
+			return fl.pos, nil
+		}
+		select {
+		case <-ctx.Done():
+			return fl.pos, ctx.Err()
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// maxFollowBuf bounds a follower's buffer. It holds the longest line a
+// Writer makes (MaxLine of text, a little more when a secret straddles the
+// cut, plus the stamp) with room to spare; followers start much smaller, as
+// there may be many of them.
+const maxFollowBuf = 4 * MaxLine
+
+// follower is the state of one Follow call.
+type follower struct {
+	w    io.Writer
+	file *os.File // nil until the log exists
+	pos  int64    // offset of buf[0] in the log
+	buf  []byte   // read from the log, not yet given to w
+	n    int      // bytes used in buf
+}
+
+// step copies what the log holds now. It reports done when no writer holds
+// the log any longer and everything has been copied.
+func (fl *follower) step(path string) (done bool, err error) {
+	if fl.file == nil {
+		file, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil // not created yet
+		}
+		if err != nil {
+			return false, err
+		}
+		if _, err := file.Seek(fl.pos, io.SeekStart); err != nil {
+			file.Close()
+			return false, err
+		}
+		fl.file = file
+	}
+	// Check for a writer before reading: if there is none now, there is
+	// nothing more to come after what the read below finds.
+	writing, err := locked(fl.file)
+	if err != nil {
+		return false, err
+	}
+	for {
+		m, err := fl.file.Read(fl.buf[fl.n:])
+		fl.n += m
+		if werr := fl.deliver(false); werr != nil {
+			return false, werr
+		}
+		if err == io.EOF || (err == nil && m == 0) {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	if writing {
+		return false, nil
+	}
+	return true, fl.deliver(true) // a last line without newline, if any
+}
+
+// deliver writes the whole lines in buf to w, or everything if all, and
+// keeps the rest.
+func (fl *follower) deliver(all bool) error {
+	end := fl.n
+	if !all {
+		end = bytes.LastIndexByte(fl.buf[:fl.n], '\n') + 1
+		if end == 0 && fl.n == len(fl.buf) {
+			if len(fl.buf) < maxFollowBuf {
+				// A line longer than the buffer: make room for it.
+				fl.buf = append(fl.buf[:fl.n], make([]byte, len(fl.buf))...)
+				return nil
+			}
+			end = fl.n // longer than any line a Writer makes: pass it on in pieces
+		}
+	}
+	if end == 0 {
+		return nil
+	}
+	if _, err := fl.w.Write(fl.buf[:end]); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	fl.pos += int64(end)
+	fl.n = copy(fl.buf, fl.buf[end:fl.n])
+	return nil
+}
+
+func (fl *follower) close() {
+	if fl.file != nil {
+		fl.file.Close()
+	}
+}
+
+// locked reports whether a writer holds the log open, in any process.
+func locked(file *os.File) (bool, error) {
+	fd := int(file.Fd())
+	err := syscall.Flock(fd, syscall.LOCK_SH|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("test writer lock: %w", err)
+	}
+	if err := syscall.Flock(fd, syscall.LOCK_UN); err != nil {
+		return false, fmt.Errorf("test writer lock: %w", err)
+	}
+	return false, nil
+}
+
+// topic wakes the followers of one key when its writer appends.
+type topic struct {
+	refs int // guarded by Files.mu
+
+	mu sync.Mutex
+	ch chan struct{} // closed on the next append; nil if nobody waits
+}
+
+// changed returns a channel that is closed at the next append.
+func (t *topic) changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ch == nil {
+		t.ch = make(chan struct{})
+	}
+	return t.ch
+}
+
+// notify wakes everyone waiting on changed. It allocates nothing when
+// nobody follows, which is the common case for a writer.
+func (t *topic) notify() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ch != nil {
+		close(t.ch)
+		t.ch = nil
+	}
+}
+
+// acquire returns the topic of k, creating it for the first user.
+func (f *Files) acquire(k Key) *topic {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.topics[k]
+	if t == nil {
+		t = &topic{}
+		f.topics[k] = t
+	}
+	t.refs++
+	return t
+}
+
+// release drops a use of k's topic, forgetting it after the last, so the
+// map only holds logs being written or followed.
+func (f *Files) release(k Key) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.topics[k]; t != nil {
+		if t.refs--; t.refs == 0 {
+			delete(f.topics, k)
+		}
+	}
+}
+
+// fileSink appends a Writer's lines to the log file and wakes followers.
+type fileSink struct {
+	file  *os.File
+	files *Files
+	key   Key
+	topic *topic
+}
+
+func (s *fileSink) Write(p []byte) (int, error) {
+	n, err := s.file.Write(p)
+	s.topic.notify()
+	return n, err
+}
+
+// Close closes the file, which releases the writer's lock, and only then
+// wakes followers, so that they see the log as finished.
+func (s *fileSink) Close() error {
+	err := s.file.Close()
+	s.topic.notify()
+	s.files.release(s.key)
+	return err
+}

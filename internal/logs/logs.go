@@ -1,0 +1,74 @@
+// Package logs keeps the output of every task attempt, durably and in
+// order, so that it can be read while the task runs (a terminal following a
+// run, a browser over Server-Sent Events) and long after.
+//
+// A log is a sequence of lines `<RFC3339Nano UTC> <out|err> <text>`: each
+// line says when it was written and which stream it came from, and secrets
+// are masked before anything is stored. Writer does the formatting and
+// masking; a Store decides where the bytes live. Files keeps one file per
+// attempt, which is all a single machine needs; with remote workers a
+// database-backed Store can serve every log from every server.
+package logs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Key names the log of one attempt of one task of one run.
+type Key struct {
+	RunID   int64
+	TaskID  string
+	Attempt int
+}
+
+// String describes the key for error messages.
+func (k Key) String() string {
+	return fmt.Sprintf("run %d task %q attempt %d", k.RunID, k.TaskID, k.Attempt)
+}
+
+// validate rejects keys that cannot name a log: task ids end up in file
+// paths and URLs, so they must not be able to escape their directory.
+func (k Key) validate() error {
+	switch {
+	case k.RunID < 0 || k.Attempt < 0:
+		return fmt.Errorf("log key %s: negative number", k)
+	case k.TaskID == "" || k.TaskID == "." || k.TaskID == "..":
+		return fmt.Errorf("log key %s: invalid task id", k)
+	case strings.ContainsAny(k.TaskID, "/\\\x00"):
+		return fmt.Errorf("log key %s: task id contains a path separator or NUL", k)
+	}
+	return nil
+}
+
+// Store keeps attempt logs. The interface is small so that a second
+// implementation (chunks in the database, for remote workers and several
+// servers) fits behind it.
+//
+// Offsets are byte offsets into the formatted log. Offsets returned by
+// Follow, and Size once the writer is closed, always fall at the start of a
+// line, so a client can resume from them (an SSE Last-Event-ID).
+type Store interface {
+	// Create starts the log of an attempt; it fails (with an error matching
+	// fs.ErrExist) if that log exists, so two workers cannot interleave one
+	// attempt's output. secrets are masked in everything written.
+	Create(ctx context.Context, k Key, secrets []string) (*Writer, error)
+	// Open reads a log from offset to its current end. A missing log is an
+	// error matching fs.ErrNotExist.
+	Open(ctx context.Context, k Key, offset int64) (io.ReadCloser, error)
+	// Size returns the current length of a log in bytes.
+	Size(ctx context.Context, k Key) (int64, error)
+	// Follow copies a log to w from offset, then keeps copying what is
+	// appended until the writer is closed (or its process has died) and
+	// everything has been copied, returning the offset reached and nil; or
+	// until ctx is done, returning the offset reached and ctx's error. A log
+	// that does not exist yet is waited for. w receives whole lines only,
+	// one or more per Write, so each call can become one event.
+	Follow(ctx context.Context, k Key, offset int64, w io.Writer) (int64, error)
+}
+
+// errNegativeOffset is returned for offsets before the start of a log.
+var errNegativeOffset = errors.New("negative offset")

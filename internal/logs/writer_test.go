@@ -1,0 +1,378 @@
+package logs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(writerHelper())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// memSink records what a Writer appends, one entry per Write call.
+type memSink struct {
+	mu     sync.Mutex
+	writes []string
+	closed bool
+	err    error // returned by Write when set
+}
+
+func (s *memSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errors.New("memSink: write after close")
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	s.writes = append(s.writes, string(p))
+	return len(p), nil
+}
+
+func (s *memSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *memSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.writes, "")
+}
+
+var fixedTime = time.Date(2026, 3, 4, 5, 6, 7, 890000000, time.FixedZone("JST", 9*3600))
+
+const stamp = "2026-03-03T20:06:07.89Z"
+
+func newTestWriter(secrets ...string) (*Writer, *memSink) {
+	sink := &memSink{}
+	w := NewWriter(sink, secrets)
+	w.now = func() time.Time { return fixedTime }
+	return w, sink
+}
+
+// lines returns the log lines as "<stream> <text>", checking each stamp.
+func lines(t *testing.T, log string) []string {
+	t.Helper()
+	if log == "" {
+		return nil
+	}
+	if !strings.HasSuffix(log, "\n") {
+		t.Fatalf("log does not end with a newline: %q", log)
+	}
+	var out []string
+	for l := range strings.SplitSeq(strings.TrimSuffix(log, "\n"), "\n") {
+		ts, rest, ok := strings.Cut(l, " ")
+		if !ok {
+			t.Fatalf("line without stamp: %q", l)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !strings.HasSuffix(ts, "Z") {
+			t.Fatalf("bad stamp %q in %q: %v", ts, l, err)
+		}
+		out = append(out, rest)
+	}
+	return out
+}
+
+func TestWriterFormat(t *testing.T) {
+	w, sink := newTestWriter()
+	io.WriteString(w.Stdout(), "hello\n\nworld\n")
+	io.WriteString(w.Stderr(), "oops\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := stamp + " out hello\n" + stamp + " out \n" + stamp + " out world\n" + stamp + " err oops\n"
+	if got := sink.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if !sink.closed {
+		t.Error("sink not closed")
+	}
+	// One sink write per Write call, so readers never see half a line.
+	if len(sink.writes) != 2 {
+		t.Errorf("%d sink writes, want 2", len(sink.writes))
+	}
+}
+
+func TestWriterPartialLines(t *testing.T) {
+	w, sink := newTestWriter()
+	out, errw := w.Stdout(), w.Stderr()
+	io.WriteString(out, "hel")
+	io.WriteString(errw, "e1")
+	if got := sink.String(); got != "" {
+		t.Fatalf("partial lines were written: %q", got)
+	}
+	io.WriteString(out, "lo\nwor")
+	io.WriteString(errw, "\n")
+	io.WriteString(out, "ld")
+	io.WriteString(errw, "tail without newline")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"out hello", "err e1", "out world", "err tail without newline"}
+	if got := lines(t, sink.String()); !equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestWriterLongLines(t *testing.T) {
+	long := strings.Repeat("0123456789abcdef", 3*MaxLine/16) + "tail" // 3 pieces and a bit
+	tests := []struct {
+		name   string
+		chunks []string
+		want   []string
+	}{
+		{"one write", []string{long + "\n"}, pieces(long)},
+		{"small writes", chunk(long+"\n", 1000), pieces(long)},
+		{"no newline until close", chunk(long, 4096), pieces(long)},
+		{"exactly MaxLine", []string{strings.Repeat("x", MaxLine), "\n", "next\n"}, []string{strings.Repeat("x", MaxLine), "next"}},
+		{"exactly 2*MaxLine", chunk(strings.Repeat("y", 2*MaxLine)+"\nnext\n", 999), []string{strings.Repeat("y", MaxLine), strings.Repeat("y", MaxLine), "next"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, sink := newTestWriter()
+			for _, c := range tt.chunks {
+				io.WriteString(w.Stdout(), c)
+				if len(w.out.pending) >= MaxLine {
+					t.Fatalf("%d bytes pending, want less than MaxLine", len(w.out.pending))
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := lines(t, sink.String())
+			var want []string
+			for _, p := range tt.want {
+				want = append(want, "out "+p)
+			}
+			if !equal(got, want) {
+				t.Errorf("got %d lines of lengths %v, want %d of %v", len(got), lens(got), len(want), lens(want))
+			}
+		})
+	}
+}
+
+// pieces splits s as the Writer does a long line without secrets.
+func pieces(s string) []string {
+	var out []string
+	for len(s) >= MaxLine {
+		out = append(out, s[:MaxLine])
+		s = s[MaxLine:]
+	}
+	if s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+func chunk(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return append(out, s)
+}
+
+func TestWriterConcurrentStreams(t *testing.T) {
+	w, sink := newTestWriter()
+	const n = 2000
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		name string
+		w    io.Writer
+	}{{"out", w.Stdout()}, {"err", w.Stderr()}} {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(1, uint64(len(s.name))))
+			var all strings.Builder
+			for i := range n {
+				fmt.Fprintf(&all, "%s line %d %s\n", s.name, i, strings.Repeat("z", i%50))
+			}
+			// Write it in random pieces that cut lines anywhere.
+			for rest := all.String(); rest != ""; {
+				k := min(len(rest), 1+rng.IntN(300))
+				if _, err := io.WriteString(s.w, rest[:k]); err != nil {
+					t.Error(err)
+					return
+				}
+				rest = rest[k:]
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]int{}
+	for _, l := range lines(t, sink.String()) {
+		stream, text, _ := strings.Cut(l, " ")
+		i := next[stream]
+		if want := fmt.Sprintf("%s line %d %s", stream, i, strings.Repeat("z", i%50)); text != want {
+			t.Fatalf("line %q, want %q", l, stream+" "+want)
+		}
+		next[stream]++
+	}
+	if next["out"] != n || next["err"] != n {
+		t.Errorf("got %v lines, want %d of each", next, n)
+	}
+}
+
+func TestWriterMasking(t *testing.T) {
+	tests := []struct {
+		name    string
+		secrets []string
+		chunks  []string
+		want    []string
+	}{
+		{"simple", []string{"hunter2"}, []string{"password is hunter2!\n"}, []string{"password is ***!"}},
+		{"twice and at edges", []string{"hunter2"}, []string{"hunter2 and hunter2hunter2\n"}, []string{"*** and ******"}},
+		{"split across writes", []string{"hunter2"}, []string{"pw hun", "ter", "2 ok\n"}, []string{"pw *** ok"}},
+		{"several secrets", []string{"alpha", "beta"}, []string{"alpha beta gamma\n"}, []string{"*** *** gamma"}},
+		{"longest at a position", []string{"abc", "abcdef", "cde"}, []string{"xabcdefx xabcde\n"}, []string{"x***x x***de"}},
+		{"leftmost first", []string{"cde", "abc"}, []string{"abcde\n"}, []string{"***de"}},
+		{"multi-line secret", []string{"-----BEGIN KEY-----\nAAAA\r\nBBBB"}, []string{"x AAAA y\n", "BBBB\n", "-----BEGIN KEY-----\n"}, []string{"x *** y", "***", "***"}},
+		{"empty secret ignored", []string{"", "s3cr3t"}, []string{"a s3cr3t b\n"}, []string{"a *** b"}},
+		{"tail at close", []string{"hunter2"}, []string{"no newline hunter2"}, []string{"no newline ***"}},
+		{"straddles a piece boundary", []string{"hunter2"},
+			[]string{strings.Repeat("x", MaxLine-3), "hunter2", strings.Repeat("y", MaxLine), "\n"},
+			[]string{strings.Repeat("x", MaxLine-3) + "***", strings.Repeat("y", MaxLine)}},
+		{"cut by a write at a piece boundary", []string{"hunter2"},
+			[]string{strings.Repeat("x", MaxLine-3), "hunt", "er2" + strings.Repeat("y", MaxLine+10), "\n"},
+			[]string{strings.Repeat("x", MaxLine-3) + "***", strings.Repeat("y", MaxLine), strings.Repeat("y", 10)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, sink := newTestWriter(tt.secrets...)
+			for _, c := range tt.chunks {
+				io.WriteString(w.Stderr(), c)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := lines(t, sink.String())
+			var want []string
+			for _, p := range tt.want {
+				want = append(want, "err "+p)
+			}
+			if !equal(got, want) {
+				t.Errorf("got %.200q\nwant %.200q", got, want)
+			}
+		})
+	}
+}
+
+// TestWriterMaskingRandom checks that no secret survives, however output is
+// cut into writes and however long its lines are.
+func TestWriterMaskingRandom(t *testing.T) {
+	secrets := []string{"hunter2", "tok-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "xyzzy", "zz"}
+	rng := rand.New(rand.NewPCG(7, 7))
+	alphabet := "abxyz-AZ \n"
+	for round := range 20 {
+		var b strings.Builder
+		for b.Len() < 3*MaxLine {
+			if rng.IntN(20) == 0 {
+				b.WriteString(secrets[rng.IntN(len(secrets))])
+			} else if rng.IntN(2000) == 0 {
+				b.WriteString(strings.Repeat("q", MaxLine+rng.IntN(100))) // a long line
+			} else {
+				b.WriteByte(alphabet[rng.IntN(len(alphabet))])
+			}
+		}
+		w, sink := newTestWriter(secrets...)
+		for rest := b.String(); rest != ""; {
+			k := min(len(rest), 1+rng.IntN(5000))
+			io.WriteString(w.Stdout(), rest[:k])
+			rest = rest[k:]
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines(t, sink.String()) {
+			for _, s := range secrets {
+				if strings.Contains(l, s) {
+					t.Fatalf("round %d: secret %q in %.200q", round, s, l)
+				}
+			}
+		}
+	}
+}
+
+func TestWriterSinkErrorDoesNotBlockTask(t *testing.T) {
+	w, sink := newTestWriter()
+	sink.err = errors.New("disk full")
+	n, err := io.WriteString(w.Stdout(), "lost\n")
+	if n != 5 || err != nil {
+		t.Errorf("Write = %d, %v; want 5, nil so the task's output keeps flowing", n, err)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Close = %v, want the sink's error", err)
+	}
+}
+
+func TestWriterClose(t *testing.T) {
+	w, _ := newTestWriter()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	if _, err := io.WriteString(w.Stdout(), "late\n"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func lens(s []string) []int {
+	var out []int
+	for _, x := range s {
+		out = append(out, len(x))
+	}
+	return out
+}
+
+func BenchmarkWriterLines(b *testing.B) {
+	line := []byte(strings.Repeat("a", 99) + "\n")
+	chunk := bytes.Repeat(line, 320) // what a pipe read typically returns
+	for _, secrets := range [][]string{nil, {"hunter2", "tok-ABCDEFGHIJKLMNOP"}} {
+		b.Run(fmt.Sprintf("secrets=%d", len(secrets)), func(b *testing.B) {
+			w := NewWriter(nopCloser{io.Discard}, secrets)
+			b.SetBytes(int64(len(chunk)))
+			for b.Loop() {
+				w.Stdout().Write(chunk)
+			}
+			w.Close()
+		})
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,69 @@
+package shell
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// ResultEnv is the environment variable that tells a task where it may write
+// its result: a small JSON value that downstream tasks and the UI can read,
+// without parsing logs.
+const ResultEnv = "TASUKI_RESULT"
+
+// MaxResultSize bounds a result file. Results are stored with the task's
+// row and shown in lists; bulk data belongs in artifacts or datasets.
+const MaxResultSize = 1 << 20
+
+// ReadResult reads the result a task wrote at path (the value of ResultEnv).
+// No file, or a file holding only white space, means the task reported no
+// result: nil, nil. Otherwise the content must be one valid JSON value of at
+// most MaxResultSize bytes; it is returned without surrounding white space.
+//
+// The task controls the path's content, so ReadResult does not follow a
+// symbolic link there and refuses anything but a regular file (a FIFO would
+// block tasuki forever).
+func ReadResult(path string) (json.RawMessage, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("read task result: %s is a symbolic link, not a file", path)
+		}
+		return nil, fmt.Errorf("read task result: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read task result: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read task result: %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxResultSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read task result %s: %w", path, err)
+	}
+	if len(data) > MaxResultSize {
+		return nil, fmt.Errorf("read task result %s: larger than the limit of %d bytes; write bulk data elsewhere and put its location in the result", path, MaxResultSize)
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return nil, fmt.Errorf("read task result %s: not valid JSON at byte %d: %w", path, se.Offset, err)
+		}
+		return nil, fmt.Errorf("read task result %s: not valid JSON: %w", path, err)
+	}
+	return raw, nil
+}

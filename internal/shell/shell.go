@@ -1,0 +1,374 @@
+// Package shell runs one attempt of a shell task as a real operating-system
+// process, and makes sure that when the attempt is over nothing it started is
+// left running.
+//
+// A task is rarely a single process: `sh -c 'a | b & c; wait'` is a tree of
+// them, and a plain exec.CommandContext only kills the direct child, leaving
+// the rest to run on (and to hold the output pipes open, so Wait hangs). Run
+// therefore starts every attempt in a process group of its own and signals
+// the whole group: SIGTERM first, so tasks can clean up, then SIGKILL after a
+// grace period. When the main process has exited, whatever is left in its
+// group is killed as well, so a finished, timed-out or cancelled attempt
+// leaves no orphans behind. The direct child also gets SIGKILL if tasuki
+// itself dies (Pdeathsig).
+//
+// Limits of the process-group approach, which cgroups would close: a
+// descendant that moves to a new session or group (setsid, a daemon) escapes
+// the group kill, and Pdeathsig only covers the direct child when tasuki is
+// killed without a chance to clean up.
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultGrace is the time between SIGTERM and SIGKILL when Command.Grace is
+// zero: long enough for a well-behaved program to flush and exit, short
+// enough that a stuck one does not hold a worker slot for long.
+const DefaultGrace = 10 * time.Second
+
+// DefaultShell interprets Command.Script when Command.Shell is empty. POSIX sh
+// is present on every system tasuki targets; tasks that want bash say so.
+const DefaultShell = "/bin/sh"
+
+// Command describes one process to run. Exactly one of Script and Argv is set.
+type Command struct {
+	// Script is run as `Shell -c Script`, so pipelines, redirections and
+	// variables work as they do in a terminal.
+	Script string
+	// Shell interprets Script; empty means DefaultShell. A name without a
+	// slash is looked up in the PATH of Env.
+	Shell string
+	// Argv runs a program directly, without a shell: Argv[0] is looked up in
+	// the PATH of Env (not tasuki's own PATH, so a task's PATH is honoured)
+	// unless it contains a slash; relative PATH entries are ignored so that a
+	// task's working directory cannot shadow a system program.
+	Argv []string
+
+	// Env is the complete environment as KEY=VALUE. Nil inherits tasuki's
+	// environment (as exec.Cmd does); an empty, non-nil slice is empty.
+	Env []string
+	// Dir is the working directory; empty means tasuki's own.
+	Dir string
+
+	// Timeout bounds the attempt's wall-clock time; zero means none.
+	Timeout time.Duration
+	// Grace is how long the process group has between SIGTERM and SIGKILL
+	// after a timeout or cancellation, and how long Run waits for output
+	// pipes that a leftover process keeps open. Zero means DefaultGrace.
+	Grace time.Duration
+
+	// Stdout and Stderr receive the process's output; nil discards it.
+	// They are written from separate goroutines unless they are the same
+	// value, so a shared destination must be safe for concurrent use.
+	Stdout, Stderr io.Writer
+}
+
+// Result tells how an attempt ended. Exactly one of these holds: StartErr is
+// set (the process never ran); Signal is set (it was killed); or ExitCode is
+// the status it exited with. TimedOut and Cancelled say why tasuki stopped it.
+type Result struct {
+	// ExitCode is the process's exit status, or -1 when it did not exit on
+	// its own (killed by a signal) or never started.
+	ExitCode int
+	// Signal names the signal that killed the process ("SIGKILL"), if any.
+	Signal string
+	// TimedOut is true when Run stopped the process because Timeout elapsed.
+	TimedOut bool
+	// Cancelled is true when Run stopped the process because ctx was done.
+	Cancelled bool
+	// StartErr is set when the process could not be started at all (program
+	// not found, working directory missing, ...). Such a failure is the
+	// task's configuration, not a flaky run, which callers may treat
+	// differently when deciding whether to retry.
+	StartErr error
+	// PID is the process id of the main process, which is also its process
+	// group id; zero if it never started. Useful in logs and events.
+	PID int
+	// Duration is the wall-clock time from start until the process exited
+	// and its output was collected.
+	Duration time.Duration
+}
+
+// OK reports whether the attempt succeeded: started, exited with status 0,
+// and was not stopped by tasuki.
+func (r Result) OK() bool {
+	return r.StartErr == nil && r.ExitCode == 0 && r.Signal == "" && !r.TimedOut && !r.Cancelled
+}
+
+// Err describes a failed attempt as an error for logs and events, or returns
+// nil if the attempt succeeded.
+func (r Result) Err() error {
+	switch {
+	case r.StartErr != nil:
+		return r.StartErr
+	case r.TimedOut:
+		return fmt.Errorf("timed out after %s", r.Duration.Round(time.Millisecond))
+	case r.Cancelled:
+		return errors.New("cancelled")
+	case r.Signal != "":
+		return fmt.Errorf("killed by %s", r.Signal)
+	case r.ExitCode != 0:
+		return fmt.Errorf("exit status %d", r.ExitCode)
+	}
+	return nil
+}
+
+// errTimedOut is the cancellation cause Run gives its own timeout, to tell
+// it apart from the caller cancelling ctx.
+var errTimedOut = errors.New("shell: attempt timed out")
+
+// Run starts the command, waits for it, and returns how it ended. It never
+// returns before the process has exited. If ctx is done or Timeout elapses,
+// the process group gets SIGTERM and, Grace later, SIGKILL; Run returns as
+// soon as the group is empty. When the main process exits on its own,
+// whatever it left running in its group is killed at once.
+func Run(ctx context.Context, c Command) Result {
+	res := Result{ExitCode: -1}
+	name, argv, err := c.argv()
+	if err != nil {
+		res.StartErr = err
+		return res
+	}
+	grace := c.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	env := c.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	path, err := lookPath(name, env)
+	if err != nil {
+		res.StartErr = fmt.Errorf("start %q: %w", name, err)
+		return res
+	}
+	if c.Dir != "" {
+		// Checked here because a bad directory otherwise surfaces as
+		// "fork/exec /bin/sh: no such file or directory", which blames the
+		// program.
+		fi, err := os.Stat(c.Dir)
+		if err != nil {
+			res.StartErr = fmt.Errorf("start %q: working directory: %w", name, err)
+			return res
+		}
+		if !fi.IsDir() {
+			res.StartErr = fmt.Errorf("start %q: working directory %s is not a directory", name, c.Dir)
+			return res
+		}
+	}
+
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if c.Timeout > 0 {
+		runCtx, cancel = context.WithTimeoutCause(ctx, c.Timeout, errTimedOut)
+	}
+	defer cancel()
+
+	cmd := exec.CommandContext(runCtx, path)
+	cmd.Args = argv
+	cmd.Env = env
+	cmd.Dir = c.Dir
+	cmd.Stdout = c.Stdout
+	cmd.Stderr = c.Stderr
+	// Pdeathsig fires when the thread that started the child exits; Go
+	// only retires threads of goroutines that exit while locked to them,
+	// which Run never is, so in practice it fires when tasuki dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// WaitDelay bounds how long Wait waits for the output pipes after the
+	// process exited or ctx was done: a leftover that keeps them open cannot
+	// make Run hang.
+	cmd.WaitDelay = grace
+
+	var stop stopper
+	cmd.Cancel = func() error {
+		return stop.terminate(cmd.Process.Pid, grace, context.Cause(runCtx))
+	}
+
+	if runCtx.Err() != nil {
+		// Not an error of the command: it was stopped before it began.
+		res.TimedOut = errors.Is(context.Cause(runCtx), errTimedOut)
+		res.Cancelled = !res.TimedOut
+		return res
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		res.StartErr = fmt.Errorf("start %q: %w", name, err)
+		return res
+	}
+	pgid := cmd.Process.Pid
+	res.PID = pgid
+	awaitLeaderExit(pgid)
+	if !stop.stopping() {
+		// The task is over. Kill what it left behind now, while its
+		// unreaped main process still holds the group id, rather than let
+		// a leftover holding the output pipes keep Wait for WaitDelay.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	_ = cmd.Wait() // how it ended is read from ProcessState below
+	res.Duration = time.Since(start)
+
+	stop.finish(pgid)
+
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		res.Signal = unix.SignalName(ws.Signal())
+		if res.Signal == "" {
+			res.Signal = ws.Signal().String()
+		}
+	} else {
+		res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	res.TimedOut, res.Cancelled = stop.reason()
+	return res
+}
+
+// stopper holds the state of stopping one process group: whether (and why)
+// it was asked to stop, and the timer that escalates to SIGKILL.
+type stopper struct {
+	mu       sync.Mutex
+	cause    error       // why terminate was called; nil if it was not
+	deadline time.Time   // when the grace period ends
+	kill     *time.Timer // sends SIGKILL at deadline
+}
+
+// terminate sends SIGTERM to the group and arranges SIGKILL after grace. It
+// is cmd.Cancel, called at most once, when ctx is done before Wait returns.
+func (s *stopper) terminate(pgid int, grace time.Duration, cause error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			// Already gone and reaped: it ended on its own.
+			return os.ErrProcessDone
+		}
+		return fmt.Errorf("signal process group %d: %w", pgid, err)
+	}
+	s.cause = cause
+	s.deadline = time.Now().Add(grace)
+	s.kill = time.AfterFunc(grace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	return nil
+}
+
+// finish makes sure no process of the group outlives the attempt. It runs
+// after Wait: the main process has exited and been reaped. If the group was
+// being terminated, the rest of the group keeps its grace period (a child
+// that got SIGTERM may be cleaning up); then, and in any case, whatever is
+// left gets SIGKILL. (Run has already killed the leftovers of an attempt
+// that ended on its own; the second kill costs nothing.)
+//
+// The group id is the reaped main process's id. Linux allocates ids
+// cyclically and does not reuse one while a process still has it as group
+// id, so signalling -pgid cannot hit an unrelated group in practice.
+func (s *stopper) finish(pgid int) {
+	s.mu.Lock()
+	deadline, kill := s.deadline, s.kill
+	s.mu.Unlock()
+	if kill != nil {
+		kill.Stop()
+		// Let the rest of the group use what is left of its grace period.
+		waitGroupExit(pgid, deadline)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// stopping reports whether terminate has been called.
+func (s *stopper) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cause != nil
+}
+
+// awaitLeaderExit returns when process pid has exited, without reaping it
+// (waitid with WNOWAIT), so that its id stays reserved and signals to its
+// group cannot reach an unrelated process.
+func awaitLeaderExit(pid int) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return // exited, or not waitable: Wait reports either way
+		}
+	}
+}
+
+// reason reports whether the group was stopped because of Run's timeout or
+// because the caller's ctx was done.
+func (s *stopper) reason() (timedOut, cancelled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cause == nil {
+		return false, false
+	}
+	if errors.Is(s.cause, errTimedOut) {
+		return true, false
+	}
+	return false, true
+}
+
+// argv returns the program to look up and the argument vector to give it.
+func (c Command) argv() (string, []string, error) {
+	switch {
+	case c.Script != "" && len(c.Argv) > 0:
+		return "", nil, errors.New("start: command has both a script and argv; set one")
+	case c.Script != "":
+		sh := c.Shell
+		if sh == "" {
+			sh = DefaultShell
+		}
+		return sh, []string{sh, "-c", c.Script}, nil
+	case len(c.Argv) > 0 && c.Argv[0] != "":
+		return c.Argv[0], c.Argv, nil
+	}
+	return "", nil, errors.New("start: command has neither a script nor argv")
+}
+
+// lookPath finds name the way a shell would with the PATH from env rather
+// than tasuki's own. A name with a slash is used as given (relative to the
+// working directory).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if filepath.IsAbs(name) {
+			if _, err := exec.LookPath(name); err != nil {
+				return "", unwrapExecError(err)
+			}
+		}
+		// A relative name is resolved against Dir by exec at start.
+		return name, nil
+	}
+	pathEnv := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v // the last one wins, as in exec.Cmd
+		}
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// unwrapExecError drops exec.Error's own "exec: name:" prefix, which Run's
+// "start name:" prefix already says.
+func unwrapExecError(err error) error {
+	if e, ok := errors.AsType[*exec.Error](err); ok {
+		return e.Err
+	}
+	return err
+}
