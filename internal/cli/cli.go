@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,7 @@ type app struct {
 	version string
 	home    string
 	output  string
+	cpuprof string
 }
 
 // Main runs the command line and returns the process exit status.
@@ -91,6 +93,23 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.home, "home", "", "data directory (default $TASUKI_HOME, else ./.tasuki)")
+	root.PersistentFlags().StringVar(&a.cpuprof, "cpuprofile", "", "write a CPU profile of this command to the file (for performance work)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if a.cpuprof == "" {
+			return nil
+		}
+		f, err := os.Create(a.cpuprof)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		cobra.OnFinalize(func() { pprof.StopCPUProfile(); f.Close() })
+		return nil
+	}
 	root.AddCommand(
 		a.runCmd(), a.resumeCmd(), a.validateCmd(), a.schemaCmd(),
 		a.runsCmd(), a.statusCmd(), a.logsCmd(), a.versionCmd(),

@@ -112,10 +112,16 @@ func rejected(format string, args ...any) error {
 
 func (tx *txn) apply(ev Event) error {
 	g := tx.e.Graph
-	if ev.Kind != EvRunStarted && ev.Kind != EvCancel {
+	if ev.Kind != EvRunStarted && ev.Kind != EvCancel && ev.Kind != EvRetryFailed {
 		if ev.Task < 0 || ev.Task >= g.Len() {
 			return rejected("%s: no task %d in a graph of %d", ev.Kind, ev.Task, g.Len())
 		}
+	}
+	switch ev.Kind {
+	case EvRetryFailed:
+		return tx.retryFailed(ev)
+	case EvMarkSucceeded, EvMarkSkipped:
+		return tx.mark(ev)
 	}
 	if tx.run.State.Terminal() {
 		return rejected("%s: run already %s", ev.Kind, tx.run.State)
@@ -270,6 +276,173 @@ func (tx *txn) cancel(ev Event) error {
 	}
 	tx.checkDone()
 	return nil
+}
+
+// retryFailed gives every unsuccessful task (failed, timed out, upstream
+// failed, cancelled) a fresh retry budget and puts it back in the graph;
+// what succeeded is kept. It touches every task once; it is an operator
+// action, not a hot path.
+func (tx *txn) retryFailed(ev Event) error {
+	if tx.run.State == RunQueued {
+		return rejected("retry_failed: run has not started")
+	}
+	if tx.run.Cancelling && !tx.run.State.Terminal() {
+		return rejected("retry_failed: run is being cancelled; wait for it to end")
+	}
+	g := tx.e.Graph
+	var reset []int
+	for i := 0; i < g.Len(); i++ {
+		if s := tx.task(i).State; s.Terminal() && !s.Satisfies() {
+			reset = append(reset, i)
+		}
+	}
+	if len(reset) == 0 {
+		return rejected("retry_failed: no unsuccessful task to retry")
+	}
+	tx.record(Record{Kind: EvRetryFailed, Task: -1, Actor: ev.Actor, Message: fmt.Sprintf("%d task(s) to run again", len(reset))})
+	r := tx.setRun()
+	r.Cancelling = false
+	for _, i := range reset {
+		t := tx.touch(i)
+		t.State = TaskPending
+		t.Spent = 0
+		t.ReadyAt, t.FinishedAt = time.Time{}, time.Time{}
+		t.Message = ""
+		r.Remaining++
+		r.Unsuccessful--
+	}
+	tx.reopen()
+	// Needs are recounted after every reset, so a task whose need was reset
+	// too waits for it.
+	for _, i := range reset {
+		t := tx.touch(i)
+		t.PendingNeeds = tx.unsatisfied(i)
+		if t.PendingNeeds == 0 {
+			tx.makeReady(i)
+		}
+	}
+	return nil
+}
+
+// mark ends a task that is not running as succeeded or skipped on an
+// operator's word. Descendants that were upstream_failed only because of it
+// are put back in the graph.
+func (tx *txn) mark(ev Event) error {
+	if ev.Task < 0 || ev.Task >= tx.e.Graph.Len() {
+		return rejected("%s: no task %d", ev.Kind, ev.Task)
+	}
+	if tx.run.State == RunQueued {
+		return rejected("%s: run has not started", ev.Kind)
+	}
+	id := tx.e.Graph.Node(ev.Task).ID
+	t := tx.task(ev.Task)
+	switch {
+	case t.State == TaskRunning:
+		return rejected("%s: task %q is running; cancel the run or wait for the attempt to end", ev.Kind, id)
+	case t.State.Satisfies():
+		return rejected("%s: task %q already %s", ev.Kind, id, t.State)
+	}
+	if tx.run.Cancelling && !tx.run.State.Terminal() {
+		return rejected("%s: run is being cancelled", ev.Kind)
+	}
+	state, verb := TaskSucceeded, "marked succeeded"
+	if ev.Kind == EvMarkSkipped {
+		state, verb = TaskSkipped, "skipped"
+	}
+	wasTerminal := t.State.Terminal()
+	t = tx.touch(ev.Task)
+	t.State = state
+	t.Message = verb + " by " + nonEmpty(ev.Actor, "an operator")
+	t.FinishedAt = tx.now
+	t.ReadyAt = time.Time{}
+	r := tx.setRun()
+	if wasTerminal {
+		r.Unsuccessful--
+	} else {
+		r.Remaining--
+	}
+	tx.record(Record{Kind: ev.Kind, Task: ev.Task, Actor: ev.Actor, Message: ev.Message})
+
+	// Revive upstream_failed descendants whose needs no longer include a
+	// failure; visit in breadth-first order so each is judged after its needs.
+	var revived []int
+	isRevived := map[int]bool{}
+	queue := append([]int(nil), tx.e.Graph.Node(ev.Task).Dependents...)
+	for k := 0; k < len(queue); k++ {
+		d := queue[k]
+		if tx.task(d).State != TaskUpstreamFailed || tx.blocked(d) {
+			continue
+		}
+		dt := tx.touch(d)
+		dt.State = TaskPending
+		dt.Message = ""
+		dt.FinishedAt = time.Time{}
+		r.Remaining++
+		r.Unsuccessful--
+		revived = append(revived, d)
+		isRevived[d] = true
+		queue = append(queue, tx.e.Graph.Node(d).Dependents...)
+	}
+	tx.reopen()
+	for _, d := range tx.e.Graph.Node(ev.Task).Dependents {
+		if tx.task(d).State == TaskPending && !isRevived[d] {
+			tx.needSatisfied(d)
+		}
+	}
+	for _, d := range revived {
+		dt := tx.touch(d)
+		dt.PendingNeeds = tx.unsatisfied(d)
+		if dt.PendingNeeds == 0 {
+			tx.makeReady(d)
+		}
+	}
+	tx.checkDone()
+	return nil
+}
+
+// unsatisfied counts the needs of task i that are not succeeded or skipped.
+func (tx *txn) unsatisfied(i int) int {
+	n := 0
+	for _, need := range tx.e.Graph.Node(i).Needs {
+		if !tx.task(need).State.Satisfies() {
+			n++
+		}
+	}
+	return n
+}
+
+// blocked reports whether a need of task i ended without success.
+func (tx *txn) blocked(i int) bool {
+	for _, need := range tx.e.Graph.Node(i).Needs {
+		if s := tx.task(need).State; s.Terminal() && !s.Satisfies() {
+			return true
+		}
+	}
+	return false
+}
+
+// reopen puts a finished run back to running when tasks remain, or settles
+// its final state again when none do.
+func (tx *txn) reopen() {
+	r := tx.setRun()
+	if !r.State.Terminal() {
+		return
+	}
+	if r.Remaining > 0 {
+		r.State = RunRunning
+		r.FinishedAt = time.Time{}
+		r.Cancelling = false
+		return
+	}
+	final := RunSucceeded
+	if r.Unsuccessful > 0 {
+		final = RunFailed
+	}
+	if final != r.State {
+		r.State = final
+		tx.record(Record{Kind: RecRunFinished, Task: -1, Message: string(final)})
+		tx.actions = append(tx.actions, Action{Kind: ActDone, State: final})
+	}
 }
 
 // makeReady moves task i to ready and asks the caller to queue it.

@@ -383,18 +383,35 @@ func simulate(t *testing.T, seed uint64) {
 	}
 	h.must(Event{Kind: EvRunStarted, Task: -1})
 	wakes := map[int]time.Time{}
+	reruns := 0
 	for step := 0; ; step++ {
 		if step > 100*n+100 {
 			t.Fatalf("seed %d: run did not terminate after %d steps: %+v", seed, step, h.m.Run())
 		}
 		checkInvariants(t, seed, g, h.m)
+		if h.m.Run().State.Terminal() && h.m.Run().Unsuccessful > 0 && reruns < 2 && rng.IntN(2) == 0 {
+			// An operator retries what failed, or marks one task succeeded.
+			reruns++
+			if rng.IntN(2) == 0 {
+				h.must(Event{Kind: EvRetryFailed, Task: -1, Actor: "op"})
+			} else {
+				for i := 0; i < g.Len(); i++ {
+					if s := h.m.Task(i).State; s.Terminal() && !s.Satisfies() {
+						h.must(Event{Kind: EvMarkSucceeded, Task: i, Actor: "op"})
+						break
+					}
+				}
+			}
+			failRate, cancelAt = 0, -1
+			continue
+		}
 		if h.m.Run().State.Terminal() {
 			for i := 0; i < g.Len(); i++ {
 				if s := h.m.Task(i).State; !s.Terminal() {
 					t.Fatalf("seed %d: run %s but task %d is %s", seed, h.m.Run().State, i, s)
 				}
 			}
-			if failRate == 0 && cancelAt < 0 && h.m.Run().State != RunSucceeded {
+			if failRate == 0 && cancelAt < 0 && reruns == 0 && h.m.Run().State != RunSucceeded {
 				t.Fatalf("seed %d: nothing failed but run is %s", seed, h.m.Run().State)
 			}
 			return
@@ -516,4 +533,70 @@ func findAction(tr Transition, k ActionKind) *Action {
 		}
 	}
 	return nil
+}
+
+func TestRetryFailedKeepsSuccesses(t *testing.T) {
+	h := newHarness(t, []NodeDef{
+		{ID: "ok"}, {ID: "bad", Retry: RetryPolicy{Attempts: 2}}, {ID: "after", Needs: []string{"ok", "bad"}},
+	})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("ok")
+	h.end("ok", EvTaskSucceeded, 0)
+	h.start("bad")
+	h.m.Commit(h.must(Event{Kind: EvTaskFailed, Task: 1, Attempt: 1}))
+	h.must(Event{Kind: EvRetryDue, Task: 1}) // backoff 0
+	h.start("bad")
+	h.end("bad", EvTaskFailed, 1)
+	if h.m.Run().State != RunFailed || h.state("after") != TaskUpstreamFailed {
+		t.Fatalf("setup: run %s after %s", h.m.Run().State, h.state("after"))
+	}
+	if _, err := h.apply(Event{Kind: EvRetryDue, Task: 1}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("event on finished run accepted: %v", err)
+	}
+	tr := h.must(Event{Kind: EvRetryFailed, Task: -1, Actor: "bob"})
+	if h.m.Run().State != RunRunning || h.state("bad") != TaskReady || h.state("after") != TaskPending || h.state("ok") != TaskSucceeded {
+		t.Fatalf("after retry: run %s bad %s after %s ok %s", h.m.Run().State, h.state("bad"), h.state("after"), h.state("ok"))
+	}
+	if tr.Records[0].Actor != "bob" || h.m.Task(1).Spent != 0 {
+		t.Fatalf("records %+v spent %d", tr.Records, h.m.Task(1).Spent)
+	}
+	h.start("bad")
+	if h.m.Task(1).Attempt != 3 {
+		t.Fatalf("attempt numbers must keep growing: %d", h.m.Task(1).Attempt)
+	}
+	h.end("bad", EvTaskSucceeded, 0)
+	h.start("after")
+	h.end("after", EvTaskSucceeded, 0)
+	if h.m.Run().State != RunSucceeded {
+		t.Fatalf("run %s", h.m.Run().State)
+	}
+}
+
+func TestMarkSucceededRevivesDownstream(t *testing.T) {
+	h := newHarness(t, []NodeDef{{ID: "a"}, {ID: "b", Needs: []string{"a"}}, {ID: "c", Needs: []string{"b"}}, {ID: "d"}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("a")
+	h.end("a", EvTaskFailed, 1)
+	if _, err := h.apply(Event{Kind: EvMarkSkipped, Task: 3}); err != nil {
+		t.Fatal(err) // skipping a ready task is allowed
+	}
+	if h.m.Run().State != RunFailed {
+		t.Fatalf("run %s, want failed", h.m.Run().State)
+	}
+	h.must(Event{Kind: EvMarkSucceeded, Task: 0, Actor: "carol"})
+	if h.state("a") != TaskSucceeded || h.state("b") != TaskReady || h.state("c") != TaskPending || h.m.Run().State != RunRunning {
+		t.Fatalf("a %s b %s c %s run %s", h.state("a"), h.state("b"), h.state("c"), h.m.Run().State)
+	}
+	if _, err := h.apply(Event{Kind: EvMarkSucceeded, Task: 0}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("marking twice: %v", err)
+	}
+	h.start("b")
+	if _, err := h.apply(Event{Kind: EvMarkSucceeded, Task: 1}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("marking a running task: %v", err)
+	}
+	h.end("b", EvTaskSucceeded, 0)
+	h.must(Event{Kind: EvMarkSkipped, Task: 2})
+	if r := h.m.Run(); r.State != RunSucceeded || r.Remaining != 0 || r.Unsuccessful != 0 {
+		t.Fatalf("run %+v", r)
+	}
 }

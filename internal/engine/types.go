@@ -103,6 +103,11 @@ const (
 	EvTaskCancelled EventKind = "task_cancelled" // the attempt ended because the run was cancelled
 	EvRetryDue      EventKind = "retry_due"      // a retry_wait task's backoff elapsed
 	EvCancel        EventKind = "cancel"         // someone asked to cancel the run
+
+	// Operator actions. They may reopen a finished run.
+	EvRetryFailed   EventKind = "retry_failed"   // rerun every unsuccessful task and what follows it, keeping what succeeded
+	EvMarkSucceeded EventKind = "mark_succeeded" // treat Task as succeeded; its dependents may start
+	EvMarkSkipped   EventKind = "mark_skipped"   // treat Task as skipped; its dependents may start
 )
 
 // Record kinds the engine derives and adds to the timeline.

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -21,13 +20,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	fail := func(format string, args ...any) AttemptResult {
 		return AttemptResult{Kind: engine.EvTaskFailed, Message: fmt.Sprintf(format, args...)}
 	}
-	if err := os.MkdirAll(a.WorkDir, 0o755); err != nil {
-		return fail("prepare scratch directory: %v", err)
-	}
-	env, err := r.environment(a)
-	if err != nil {
-		return fail("%v", err)
-	}
+	env := r.environment(a)
 	w, err := r.Logs.Create(ctx, a.Log, nil)
 	if err != nil {
 		return fail("open log: %v", err)
@@ -67,7 +60,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		}
 		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: msg}
 	}
-	result, err := shell.ReadResult(filepath.Join(a.WorkDir, "result.json"))
+	result, err := shell.ReadResult(a.resultFile())
 	if err != nil {
 		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: "read result: " + err.Error()}
 	}
@@ -78,7 +71,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 // pipeline's env, the task's env, parameters and tasuki's own variables (later
 // entries win). Parameter values only ever travel as variables, never as
 // shell text.
-func (r *Runner) environment(a *Attempt) ([]string, error) {
+func (r *Runner) environment(a *Attempt) []string {
 	env := os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(a.Pipeline.Env)) {
 		env = append(env, k+"="+a.Pipeline.Env[k])
@@ -95,24 +88,15 @@ func (r *Runner) environment(a *Attempt) ([]string, error) {
 		"TASUKI_PIPELINE="+a.Pipeline.Name,
 		"TASUKI_TASK_ID="+a.Task.ID,
 		"TASUKI_ATTEMPT="+strconv.Itoa(a.Number),
-		"TASUKI_RESULT="+filepath.Join(a.WorkDir, "result.json"),
+		"TASUKI_RESULT="+a.resultFile(),
 	)
-	if len(a.Needs) > 0 {
-		needDir := filepath.Join(a.WorkDir, "needs")
-		if err := os.MkdirAll(needDir, 0o755); err != nil {
-			return nil, fmt.Errorf("prepare needs directory: %w", err)
-		}
-		for _, id := range slices.Sorted(maps.Keys(a.Needs)) {
-			data := a.Needs[id]
-			if len(data) == 0 {
-				data = json.RawMessage("{}")
-			}
-			path := filepath.Join(needDir, id+".json")
-			if err := os.WriteFile(path, data, 0o644); err != nil {
-				return nil, fmt.Errorf("write result of need %s: %w", id, err)
-			}
-			env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+path)
-		}
+	for _, id := range slices.Sorted(maps.Keys(a.NeedFiles)) {
+		env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+a.NeedFiles[id])
 	}
-	return env, nil
+	return env
+}
+
+// resultFile is where the attempt may write its JSON result.
+func (a *Attempt) resultFile() string {
+	return filepath.Join(a.WorkDir, a.Task.ID+"."+strconv.Itoa(a.Number)+".result.json")
 }

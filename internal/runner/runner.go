@@ -73,10 +73,14 @@ type Attempt struct {
 	Task     *spec.Task
 	Number   int
 	Params   map[string]string // rendered parameter values by environment name
-	// Needs holds the JSON result of each need, by task id.
-	Needs   map[string]json.RawMessage
-	Dir     string // directory of the pipeline file (relative workdirs start here)
-	WorkDir string // scratch directory of this attempt
+	// NeedFiles holds, by task id of each need, the path of a file with the
+	// need's JSON result.
+	NeedFiles map[string]string
+	Dir       string // directory of the pipeline file (relative workdirs start here)
+	// WorkDir is the run's scratch directory, where the attempt writes its
+	// result file. One directory per run keeps a short task to one file
+	// created, not a directory tree.
+	WorkDir string
 	Log     logs.Key
 }
 
@@ -240,6 +244,9 @@ type coordinator struct {
 	done    chan completion
 	pending []store.Change
 	records []engine.Record
+
+	workDir   string         // the run's scratch directory
+	needFiles map[int]string // result files written for dependents, by task
 }
 
 type completion struct {
@@ -285,6 +292,9 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		counts:  map[engine.TaskState]int{},
 		running: map[int]context.CancelFunc{},
 		done:    make(chan completion, r.Parallel),
+
+		workDir:   filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
+		needFiles: map[int]string{},
 	}
 	for i, row := range rows {
 		tasks[i] = row.Task
@@ -349,6 +359,9 @@ func (c *coordinator) commit(ctx context.Context) error {
 }
 
 func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
+	if err := os.MkdirAll(c.workDir, 0o755); err != nil {
+		return c.run, fmt.Errorf("prepare scratch directory of run %d: %w", c.run.ID, err)
+	}
 	if err := c.recover(); err != nil {
 		return c.run, err
 	}
@@ -500,19 +513,30 @@ func (c *coordinator) launch(s start) {
 		Number:   s.attempt,
 		Params:   c.params,
 		Dir:      c.dir,
-		WorkDir:  filepath.Join(c.r.Home, "work", strconv.FormatInt(c.run.ID, 10), node.ID, strconv.Itoa(s.attempt)),
+		WorkDir:  c.workDir,
 		Log:      logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: s.attempt},
 	}
+	var needErr error
 	if len(node.Needs) > 0 {
-		a.Needs = make(map[string]json.RawMessage, len(node.Needs))
+		a.NeedFiles = make(map[string]string, len(node.Needs))
 		for _, n := range node.Needs {
-			a.Needs[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
+			path, err := c.needFile(n)
+			if err != nil {
+				needErr = err
+				break
+			}
+			a.NeedFiles[c.eng.Graph.Node(n).ID] = path
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.running[s.task] = cancel
 	go func() {
-		res := c.r.Kind(ctx, a)
+		var res AttemptResult
+		if needErr != nil {
+			res = AttemptResult{Kind: engine.EvTaskFailed, Message: needErr.Error()}
+		} else {
+			res = c.r.Kind(ctx, a)
+		}
 		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
 	}()
 }
@@ -553,12 +577,36 @@ func (c *coordinator) abort() {
 	}
 }
 
+// needFile returns the path of a file holding task n's result, writing it the
+// first time a dependent needs it: each result is written once per run, not
+// once per dependent.
+func (c *coordinator) needFile(n int) (string, error) {
+	if path, ok := c.needFiles[n]; ok {
+		return path, nil
+	}
+	id := c.eng.Graph.Node(n).ID
+	if len(c.needFiles) == 0 {
+		if err := os.MkdirAll(filepath.Join(c.workDir, "needs"), 0o755); err != nil {
+			return "", fmt.Errorf("prepare needs directory: %w", err)
+		}
+	}
+	data := c.mem.Task(n).Result
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	path := filepath.Join(c.workDir, "needs", id+".json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return "", fmt.Errorf("write result of need %s: %w", id, err)
+	}
+	c.needFiles[n] = path
+	return path, nil
+}
+
 // cleanup removes the run's scratch files once it has ended; results live in
 // the store.
 func (c *coordinator) cleanup() {
-	dir := filepath.Join(c.r.Home, "work", strconv.FormatInt(c.run.ID, 10))
-	if err := os.RemoveAll(dir); err != nil {
-		c.r.Logger.Warn("remove scratch directory", "dir", dir, "err", err)
+	if err := os.RemoveAll(c.workDir); err != nil {
+		c.r.Logger.Warn("remove scratch directory", "dir", c.workDir, "err", err)
 	}
 }
 
