@@ -20,7 +20,10 @@ import (
 // their followers at once.
 const defaultPoll = 250 * time.Millisecond
 
-// Files is a Store with one file per attempt: dir/<runID>/<taskID>/<attempt>.log.
+// Files is a Store with one file per attempt: dir/<runID>/<taskID>.<attempt>.log.
+// One directory per run (not per task) keeps a short task to one file created:
+// directory creation showed up as a quarter of the CPU time of a run of
+// 10,000 short tasks.
 //
 // While a Writer is open it holds an exclusive flock on its file; followers
 // test that lock to know whether more output can come. The lock is released
@@ -35,6 +38,8 @@ type Files struct {
 
 	mu     sync.Mutex
 	topics map[Key]*topic // keys with an open writer or follower here
+
+	dirs sync.Map // run directories known to exist
 }
 
 var _ Store = (*Files)(nil)
@@ -46,7 +51,7 @@ func NewFiles(dir string) *Files {
 
 // path is where the log of k lives.
 func (f *Files) path(k Key) string {
-	return filepath.Join(f.dir, strconv.FormatInt(k.RunID, 10), k.TaskID, strconv.Itoa(k.Attempt)+".log")
+	return filepath.Join(f.dir, strconv.FormatInt(k.RunID, 10), k.TaskID+"."+strconv.Itoa(k.Attempt)+".log")
 }
 
 // Create implements Store.
@@ -59,8 +64,11 @@ func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, e
 	}
 	path := f.path(k)
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	if _, ok := f.dirs.Load(dir); !ok {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create log of %s: %w", k, err)
+		}
+		f.dirs.Store(dir, true)
 	}
 	// Lock a temporary file, then link it into place: a follower must never
 	// see the log without its writer's lock, or it would take the log for

@@ -70,11 +70,11 @@ func TestFilesWriteOpenSize(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(f.dir, "12", "load_rates", "2.log")); err != nil {
+	if _, err := os.Stat(filepath.Join(f.dir, "12", "load_rates.2.log")); err != nil {
 		t.Errorf("log not at the documented path: %v", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(f.dir, "12", "load_rates")); len(entries) != 1 {
-		t.Errorf("task directory holds %d entries, want only the log", len(entries))
+	if entries, _ := os.ReadDir(filepath.Join(f.dir, "12")); len(entries) != 1 {
+		t.Errorf("run directory holds %d entries, want only the log", len(entries))
 	}
 
 	all := readAll(t, f, k, 0)
