@@ -1,0 +1,137 @@
+// Package api is tasuki's JSON HTTP API under /api/v1: the handlers, the
+// OpenAPI document that describes them, the JSON shapes, and a Go client
+// that the CLI uses. The handlers only translate HTTP to calls of Service,
+// which the server implements over the store, the scheduler and the
+// executors; so the API can be tested against any Service.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// Service is what the API exposes. The server implements it; the Client
+// implements it too, so the CLI can use either a live server or (for reads)
+// a local data directory through the same calls.
+type Service interface {
+	// Pipelines lists the loaded pipelines by name, with their next scheduled
+	// time and last runs.
+	Pipelines(ctx context.Context) ([]Pipeline, error)
+	// Pipeline returns one pipeline.
+	Pipeline(ctx context.Context, name string) (Pipeline, error)
+	// SetPaused pauses or unpauses a pipeline's schedule.
+	SetPaused(ctx context.Context, name string, paused bool, actor string) (Pipeline, error)
+
+	// Trigger starts a run now with the given parameter values (as text,
+	// checked against the declared types).
+	Trigger(ctx context.Context, name string, params map[string]string, actor string) (Run, error)
+	// Runs lists runs newest first, paginated by an opaque cursor.
+	Runs(ctx context.Context, f RunFilter) (Page[Run], error)
+	// Run returns a run with its tasks.
+	Run(ctx context.Context, id int64) (Run, error)
+	// Task returns one task of a run with its attempts.
+	Task(ctx context.Context, runID int64, task string) (Task, error)
+	// Events returns a page of a run's timeline after a sequence number.
+	Events(ctx context.Context, runID int64, after int64, limit int) (Page[Event], error)
+
+	// Cancel cancels a run.
+	Cancel(ctx context.Context, runID int64, actor string) (Run, error)
+	// RetryFailed reruns a run's unsuccessful tasks and what follows them,
+	// keeping what succeeded.
+	RetryFailed(ctx context.Context, runID int64, actor string) (Run, error)
+	// Rerun starts a new run of the same pipeline version with the same
+	// parameters and interval.
+	Rerun(ctx context.Context, runID int64, actor string) (Run, error)
+	// MarkTask marks a task that is not running as "succeeded" or "skipped".
+	MarkTask(ctx context.Context, runID int64, task string, state engine.TaskState, actor string) (Run, error)
+
+	// CreateBackfill creates one run per schedule interval in [From, To).
+	CreateBackfill(ctx context.Context, req BackfillRequest, actor string) (Backfill, error)
+	// Backfills lists backfills newest first.
+	Backfills(ctx context.Context, pipeline string, cursor string, limit int) (Page[Backfill], error)
+	// Backfill returns one backfill.
+	Backfill(ctx context.Context, id int64) (Backfill, error)
+	// CancelBackfill cancels a backfill's runs that have not finished.
+	CancelBackfill(ctx context.Context, id int64, actor string) (Backfill, error)
+
+	// LogKey names the log of a task attempt (attempt 0: the latest).
+	LogKey(ctx context.Context, runID int64, task string, attempt int) (logs.Key, error)
+
+	// Ready reports whether the service can take work (store reachable,
+	// pipelines loaded).
+	Ready(ctx context.Context) error
+}
+
+// RunFilter selects runs.
+type RunFilter struct {
+	Pipeline   string
+	States     []engine.RunState
+	BackfillID int64
+	Cursor     string // from Page.Next; "" for the first page
+	Limit      int    // default 50, at most 1000
+}
+
+// BackfillRequest asks for runs over a past range.
+type BackfillRequest struct {
+	Pipeline string            `json:"pipeline"`
+	From     time.Time         `json:"from"`
+	To       time.Time         `json:"to"`
+	Parallel int               `json:"parallel,omitempty"` // runs active at once (default 1)
+	Params   map[string]string `json:"params,omitempty"`
+}
+
+// Error is an error with an HTTP status and a stable code. Service
+// implementations return it for anything the caller got wrong; the API
+// writes it as an ErrorBody.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Stable error codes.
+const (
+	CodeNotFound      = "not_found"
+	CodeInvalid       = "invalid_request"
+	CodeInvalidParams = "invalid_params"
+	CodeConflict      = "conflict"
+	CodeUnauthorized  = "unauthorized"
+	CodeInternal      = "internal"
+	CodeUnavailable   = "unavailable"
+)
+
+// NotFound is a convenience for the most common error.
+func NotFound(format string, args ...any) *Error {
+	return Errorf(http.StatusNotFound, CodeNotFound, format, args...)
+}
+
+// AsError turns any error into an *Error: an *Error as is, a missing row
+// as not found, a rejected engine event as a conflict, anything else as an internal error (whose
+// message is not shown to the client).
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return Errorf(http.StatusNotFound, CodeNotFound, "%s", err.Error())
+	}
+	if errors.Is(err, engine.ErrRejected) {
+		return Errorf(http.StatusConflict, CodeConflict, "%s", err.Error())
+	}
+	return Errorf(http.StatusInternalServerError, CodeInternal, "internal error")
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// Run is the JSON shape of a run. `id` and `state` are top-level so scripts
+// can rely on them.
+type Run struct {
+	ID            int64           `json:"id"`
+	Pipeline      string          `json:"pipeline"`
+	State         engine.RunState `json:"state"`
+	Trigger       string          `json:"trigger"`
+	Params        json.RawMessage `json:"params,omitempty"`
+	IntervalStart *time.Time      `json:"interval_start,omitempty"`
+	IntervalEnd   *time.Time      `json:"interval_end,omitempty"`
+	BackfillID    int64           `json:"backfill_id,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	StartedAt     *time.Time      `json:"started_at,omitempty"`
+	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+	TaskCount     int             `json:"task_count"`
+	Remaining     int             `json:"remaining"`
+	Cancelling    bool            `json:"cancelling,omitempty"`
+	// Tasks is filled in only where documented (run detail).
+	Tasks []Task `json:"tasks,omitempty"`
+}
+
+// Task is the JSON shape of one task of a run.
+type Task struct {
+	ID         string           `json:"id"`
+	Index      int              `json:"index"`
+	State      engine.TaskState `json:"state"`
+	Attempt    int              `json:"attempt"`
+	StartedAt  *time.Time       `json:"started_at,omitempty"`
+	FinishedAt *time.Time       `json:"finished_at,omitempty"`
+	ReadyAt    *time.Time       `json:"ready_at,omitempty"`
+	ExitCode   *int             `json:"exit_code,omitempty"`
+	Message    string           `json:"message,omitempty"`
+	Result     json.RawMessage  `json:"result,omitempty"`
+	// Waiting says why a ready task has not started (for example "pool
+	// warehouse: 4 of 4 slots in use"); empty otherwise.
+	Waiting  string    `json:"waiting,omitempty"`
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is the JSON shape of one attempt of a task.
+type Attempt struct {
+	Attempt    int           `json:"attempt"`
+	Worker     string        `json:"worker,omitempty"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt *time.Time    `json:"finished_at,omitempty"`
+	Outcome    store.Outcome `json:"outcome,omitempty"`
+	ExitCode   *int          `json:"exit_code,omitempty"`
+	Message    string        `json:"message,omitempty"`
+}
+
+// Event is the JSON shape of one timeline entry.
+type Event struct {
+	Seq      int64            `json:"seq"`
+	Time     time.Time        `json:"time"`
+	Kind     engine.EventKind `json:"kind"`
+	Task     string           `json:"task,omitempty"`
+	Attempt  int              `json:"attempt,omitempty"`
+	ExitCode *int             `json:"exit_code,omitempty"`
+	Message  string           `json:"message,omitempty"`
+	Actor    string           `json:"actor,omitempty"`
+}
+
+// Pipeline is the JSON shape of a loaded pipeline.
+type Pipeline struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	File        string `json:"file"`
+	Hash        string `json:"hash"`
+	// Error is set when the file on disk is invalid; the last good version
+	// (if any) keeps running and being scheduled.
+	Error    string     `json:"error,omitempty"`
+	Removed  bool       `json:"removed,omitempty"` // the file is gone; history stays
+	Paused   bool       `json:"paused"`
+	Schedule string     `json:"schedule,omitempty"` // cron expression
+	Timezone string     `json:"timezone,omitempty"`
+	NextRun  *time.Time `json:"next_run,omitempty"`
+	Params   []Param    `json:"params,omitempty"`
+	Tasks    int        `json:"tasks"`
+	LastRuns []Run      `json:"last_runs,omitempty"`
+}
+
+// Param is a declared parameter of a pipeline.
+type Param struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Default     any    `json:"default,omitempty"`
+	Required    bool   `json:"required,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// Backfill is the JSON shape of a backfill: one run per interval of a range.
+type Backfill struct {
+	ID         int64      `json:"id"`
+	Pipeline   string     `json:"pipeline"`
+	From       time.Time  `json:"from"`
+	To         time.Time  `json:"to"`
+	Parallel   int        `json:"parallel"`
+	State      string     `json:"state"` // running, succeeded, failed, cancelled
+	Actor      string     `json:"actor,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Runs       int        `json:"runs"`
+	Counts     RunCounts  `json:"counts"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// RunCounts counts runs by state.
+type RunCounts map[engine.RunState]int
+
+// Page is a page of a list with the cursor of the next one ("" at the end).
+type Page[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// ErrorBody is the JSON of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail has a stable machine code and a message for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// TimePtr returns nil for the zero time, so JSON leaves it out.
+func TimePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// NewRun converts a stored run.
+func NewRun(r store.Run) Run {
+	return Run{
+		ID: r.ID, Pipeline: r.Pipeline, State: r.State, Trigger: r.Trigger, Params: r.Params,
+		IntervalStart: TimePtr(r.IntervalStart), IntervalEnd: TimePtr(r.IntervalEnd),
+		CreatedAt: r.CreatedAt, StartedAt: TimePtr(r.StartedAt), FinishedAt: TimePtr(r.FinishedAt),
+		TaskCount: r.TaskCount, Remaining: r.Remaining, Cancelling: r.Cancelling,
+	}
+}
+
+// NewTask converts a stored task.
+func NewTask(t store.TaskRow) Task {
+	return Task{
+		ID: t.TaskID, Index: t.Index, State: t.State, Attempt: t.Attempt, StartedAt: TimePtr(t.StartedAt),
+		FinishedAt: TimePtr(t.FinishedAt), ReadyAt: TimePtr(t.ReadyAt), ExitCode: t.ExitCode,
+		Message: t.Message, Result: t.Result,
+	}
+}
+
+// NewAttempt converts a stored attempt.
+func NewAttempt(a store.Attempt) Attempt {
+	return Attempt{
+		Attempt: a.Attempt, Worker: a.Worker, StartedAt: a.StartedAt, FinishedAt: TimePtr(a.FinishedAt),
+		Outcome: a.Outcome, ExitCode: a.ExitCode, Message: a.Message,
+	}
+}
+
+// NewEvent converts a stored event.
+func NewEvent(e store.Event) Event {
+	return Event{
+		Seq: e.Seq, Time: e.Time, Kind: e.Kind, Task: e.TaskID, Attempt: e.Attempt,
+		ExitCode: e.ExitCode, Message: e.Message, Actor: e.Actor,
+	}
+}
