@@ -12,7 +12,6 @@ package runner
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,8 +36,15 @@ type Runner struct {
 	Logs  logs.Store
 	// Home is the data directory; per-run scratch files live under Home/work.
 	Home string
-	// Parallel is the most task attempts running at once (default 4).
+	// Parallel is the most task attempts running at once (default 4) when
+	// Dispatcher is nil.
 	Parallel int
+	// Dispatcher hands out execution slots; share one between runners of
+	// one process so limits, pools and priorities hold across runs.
+	Dispatcher *Dispatcher
+	// DrainGrace is how long running attempts get to finish after Drain
+	// before they are handed back (default 30s).
+	DrainGrace time.Duration
 	// Grace is how long a task gets between SIGTERM and SIGKILL (default 10s).
 	Grace time.Duration
 	// Worker names this executor in attempt rows (default "local:<hostname>").
@@ -52,6 +59,12 @@ type Runner struct {
 	Kind TaskFunc
 	// Logger receives operational messages (default slog.Default()).
 	Logger *slog.Logger
+
+	initOnce  sync.Once
+	drain     chan struct{} // closed by Drain
+	drainOnce sync.Once
+	mu        sync.Mutex
+	active    map[int64]*coordinator // runs executing in this process
 }
 
 // Progress is what an observer sees after a batch of transitions.
@@ -95,10 +108,20 @@ type AttemptResult struct {
 // TaskFunc runs one attempt; ctx is cancelled when the run is cancelled.
 type TaskFunc func(ctx context.Context, a *Attempt) AttemptResult
 
-func (r *Runner) defaults() {
+func (r *Runner) defaults() { r.initOnce.Do(r.init) }
+
+func (r *Runner) init() {
 	if r.Parallel <= 0 {
 		r.Parallel = 4
 	}
+	if r.Dispatcher == nil {
+		r.Dispatcher = NewDispatcher(r.Parallel, nil)
+	}
+	if r.DrainGrace <= 0 {
+		r.DrainGrace = 30 * time.Second
+	}
+	r.drain = make(chan struct{})
+	r.active = map[int64]*coordinator{}
 	if r.Grace <= 0 {
 		r.Grace = 10 * time.Second
 	}
@@ -120,14 +143,36 @@ func (r *Runner) defaults() {
 // Create stores the pipeline version and a queued run of it with the given
 // parameter values (checked against the declared types).
 func (r *Runner) Create(ctx context.Context, p *spec.Pipeline, params map[string]string, trigger string) (store.Run, error) {
-	r.defaults()
-	values, err := p.ResolveParams(params)
+	nr, err := r.NewRun(ctx, p, params, trigger)
 	if err != nil {
 		return store.Run{}, err
 	}
+	run, err := r.Store.CreateRun(ctx, nr)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("create run of %s: %w", p.Name, err)
+	}
+	return run, nil
+}
+
+// ParamError is a parameter value that does not fit its declaration.
+type ParamError struct{ Err error }
+
+func (e *ParamError) Error() string { return e.Err.Error() }
+func (e *ParamError) Unwrap() error { return e.Err }
+
+// NewRun prepares (without writing it) a queued run of p: the pipeline
+// version is stored, parameters are checked and every task row is built.
+// Callers that need more (a schedule interval, a backfill) fill it in and
+// pass it to the store's CreateRun. Bad parameter values are a *ParamError.
+func (r *Runner) NewRun(ctx context.Context, p *spec.Pipeline, params map[string]string, trigger string) (store.NewRun, error) {
+	r.defaults()
+	values, err := p.ResolveParams(params)
+	if err != nil {
+		return store.NewRun{}, &ParamError{Err: err}
+	}
 	g, err := Graph(p)
 	if err != nil {
-		return store.Run{}, err
+		return store.NewRun{}, err
 	}
 	file := p.Source.File
 	if abs, err := filepath.Abs(file); err == nil {
@@ -137,36 +182,32 @@ func (r *Runner) Create(ctx context.Context, p *spec.Pipeline, params map[string
 		Pipeline: p.Name, Hash: p.Source.Hash, File: file, Source: p.Source.Data, CreatedAt: r.Now(),
 	})
 	if err != nil {
-		return store.Run{}, fmt.Errorf("store pipeline %s: %w", p.Name, err)
+		return store.NewRun{}, fmt.Errorf("store pipeline %s: %w", p.Name, err)
 	}
 	for _, prm := range p.Params {
 		// Dates and datetimes are kept in their canonical text form, the one
 		// commands see; numbers, bools and lists stay JSON values.
 		if t, ok := values[prm.Name].(time.Time); ok {
 			if values[prm.Name], err = prm.Format(t); err != nil {
-				return store.Run{}, err
+				return store.NewRun{}, err
 			}
 		}
 	}
 	pj, err := json.Marshal(values)
 	if err != nil {
-		return store.Run{}, fmt.Errorf("encode params: %w", err)
+		return store.NewRun{}, fmt.Errorf("encode params: %w", err)
 	}
 	tasks := make([]store.TaskRow, g.Len())
 	for i, t := range g.InitialTasks() {
 		tasks[i] = store.TaskRow{Index: i, TaskID: g.Node(i).ID, Task: t}
 	}
-	run, err := r.Store.CreateRun(ctx, store.NewRun{
+	return store.NewRun{
 		Run: store.Run{
 			Pipeline: p.Name, VersionID: v.ID, Trigger: trigger, Params: pj,
 			CreatedAt: r.Now(), TaskCount: g.Len(), Run: g.InitialRun(),
 		},
 		Tasks: tasks,
-	})
-	if err != nil {
-		return store.Run{}, fmt.Errorf("create run of %s: %w", p.Name, err)
-	}
-	return run, nil
+	}, nil
 }
 
 // ErrBusy is returned when another process is already executing the run.
@@ -192,7 +233,71 @@ func (r *Runner) Execute(ctx context.Context, runID int64) (store.Run, error) {
 	if c.run.State.Terminal() {
 		return c.run, nil
 	}
+	r.mu.Lock()
+	r.active[runID] = c
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.active, runID)
+		r.mu.Unlock()
+	}()
 	return c.loop(ctx)
+}
+
+// Act applies an operator action (cancel, retry failed, mark a task) to a
+// run and returns the run as written. A run executing in this process gets
+// the event through its coordinator; any other run is changed in the store
+// directly, and reopened returns true when the run must be executed again
+// (a retry or a mark reopened a finished run).
+func (r *Runner) Act(ctx context.Context, runID int64, ev engine.Event) (run store.Run, reopened bool, err error) {
+	r.defaults()
+	r.mu.Lock()
+	c := r.active[runID]
+	r.mu.Unlock()
+	if c != nil {
+		req := controlReq{ev: ev, reply: make(chan controlResult, 1)}
+		select {
+		case c.control <- req:
+			res := <-req.reply
+			return res.run, false, res.err
+		case <-ctx.Done():
+			return store.Run{}, false, ctx.Err()
+		}
+	}
+	unlock, err := r.lock(runID)
+	if err != nil {
+		return store.Run{}, false, err
+	}
+	defer unlock()
+	if c, err = r.load(ctx, runID); err != nil {
+		return store.Run{}, false, err
+	}
+	wasTerminal := c.run.State.Terminal()
+	if _, err := c.apply(ev, c.now()); err != nil {
+		return c.run, false, err
+	}
+	if err := c.commit(ctx); err != nil {
+		return c.run, false, err
+	}
+	return c.run, wasTerminal && !c.run.State.Terminal() || c.run.State == engine.RunQueued, nil
+}
+
+// Drain stops starting attempts in every run this runner executes; running
+// attempts get DrainGrace to finish, then are handed back as preempted (not
+// charged to their retry budget). Execute calls return once their attempts
+// are done; the runs resume at the next start.
+func (r *Runner) Drain() {
+	r.defaults()
+	r.drainOnce.Do(func() {
+		r.Dispatcher.setPaused(true)
+		close(r.drain)
+	})
+}
+
+// Waiting says why a ready task of a run has not started yet.
+func (r *Runner) Waiting(runID int64, task int) string {
+	r.defaults()
+	return r.Dispatcher.Waiting(runID, task)
 }
 
 // home returns the absolute data directory, which attempts carry in
@@ -224,420 +329,6 @@ func (r *Runner) lock(runID int64) (func(), error) {
 		return nil, fmt.Errorf("lock run %d: %w", runID, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// coordinator is the state of one executing run. Only the loop goroutine
-// touches it.
-type coordinator struct {
-	r        *Runner
-	run      store.Run
-	pipeline *spec.Pipeline
-	dir      string
-	params   map[string]string
-	eng      *engine.Engine
-	mem      *engine.Mem
-	counts   map[engine.TaskState]int
-
-	queue   []int // ready tasks in the order they became ready
-	timers  wakeHeap
-	running map[int]context.CancelFunc
-	done    chan completion
-	pending []store.Change
-	records []engine.Record
-
-	workDir   string         // the run's scratch directory
-	needFiles map[int]string // result files written for dependents, by task
-}
-
-type completion struct {
-	task    int
-	attempt int
-	res     AttemptResult
-	at      time.Time
-}
-
-func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
-	run, err := r.Store.Run(ctx, runID)
-	if err != nil {
-		return nil, fmt.Errorf("load run %d: %w", runID, err)
-	}
-	v, err := r.Store.PipelineVersion(ctx, run.VersionID)
-	if err != nil {
-		return nil, fmt.Errorf("load pipeline version of run %d: %w", runID, err)
-	}
-	p, err := spec.Parse(v.File, v.Source)
-	if err != nil {
-		return nil, fmt.Errorf("parse stored pipeline of run %d: %w", runID, err)
-	}
-	g, err := Graph(p)
-	if err != nil {
-		return nil, fmt.Errorf("graph of run %d: %w", runID, err)
-	}
-	rows, err := r.Store.Tasks(ctx, runID)
-	if err != nil {
-		return nil, fmt.Errorf("load tasks of run %d: %w", runID, err)
-	}
-	if len(rows) != g.Len() {
-		return nil, fmt.Errorf("run %d has %d task rows but its pipeline has %d tasks", runID, len(rows), g.Len())
-	}
-	params, err := paramEnv(p, run.Params)
-	if err != nil {
-		return nil, fmt.Errorf("params of run %d: %w", runID, err)
-	}
-	tasks := make([]engine.Task, len(rows))
-	c := &coordinator{
-		r: r, run: run, pipeline: p, dir: filepath.Dir(v.File),
-		params:  params,
-		eng:     &engine.Engine{Graph: g, Seed: uint64(runID)},
-		counts:  map[engine.TaskState]int{},
-		running: map[int]context.CancelFunc{},
-		done:    make(chan completion, r.Parallel),
-
-		workDir:   filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
-		needFiles: map[int]string{},
-	}
-	for i, row := range rows {
-		tasks[i] = row.Task
-		c.counts[row.State]++
-	}
-	c.mem = engine.NewMem(run.Run, tasks)
-	return c, nil
-}
-
-func (c *coordinator) now() time.Time { return c.r.Now().UTC() }
-
-// apply runs one event through the engine, keeps memory current and queues
-// the change for the next group commit.
-func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Attempt) (engine.Transition, error) {
-	tr, err := c.eng.Apply(c.mem, at, ev)
-	if err != nil {
-		return tr, err
-	}
-	for _, tc := range tr.Tasks {
-		c.counts[c.mem.Task(tc.Index).State]--
-		c.counts[tc.Task.State]++
-	}
-	c.mem.Commit(tr)
-	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Transition: tr, Attempts: attempts})
-	c.records = append(c.records, tr.Records...)
-	for _, a := range tr.Actions {
-		switch a.Kind {
-		case engine.ActReady:
-			c.queue = append(c.queue, a.Task)
-		case engine.ActWake:
-			c.timers.push(wake{task: a.Task, at: a.At})
-		case engine.ActKill:
-			if cancel, ok := c.running[a.Task]; ok {
-				cancel()
-			}
-		}
-	}
-	return tr, nil
-}
-
-// commit writes every queued change in one transaction, then tells the observer.
-func (c *coordinator) commit(ctx context.Context) error {
-	if len(c.pending) == 0 {
-		return nil
-	}
-	// Writes finish even when the run is being cancelled: the store must
-	// learn how the attempts it started ended.
-	if err := c.r.Store.Apply(context.WithoutCancel(ctx), c.pending...); err != nil {
-		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
-	}
-	c.pending = c.pending[:0]
-	c.run.Run = c.mem.Run()
-	if c.r.Observe != nil && len(c.records) > 0 {
-		c.r.Observe(Progress{
-			Run: c.run, Records: c.records, Counts: c.counts,
-			TaskID: func(i int) string { return c.eng.Graph.Node(i).ID },
-			Task:   c.mem.Task,
-		})
-	}
-	c.records = c.records[:0]
-	return nil
-}
-
-func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
-	if err := os.MkdirAll(c.workDir, 0o755); err != nil {
-		return c.run, fmt.Errorf("prepare scratch directory of run %d: %w", c.run.ID, err)
-	}
-	if err := c.recover(); err != nil {
-		return c.run, err
-	}
-	cancelled := false
-	if c.mem.Run().Cancelling {
-		cancelled = true
-	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		starts := c.dispatch()
-		if err := c.commit(ctx); err != nil {
-			c.abort()
-			return c.run, err
-		}
-		for _, s := range starts {
-			c.launch(s)
-		}
-		if c.mem.Run().State.Terminal() && len(c.running) == 0 {
-			c.cleanup()
-			return c.run, nil
-		}
-
-		var timerC <-chan time.Time
-		if next, ok := c.timers.peek(); ok {
-			d := next.at.Sub(c.r.Now())
-			if timer == nil {
-				timer = time.NewTimer(d)
-			} else {
-				timer.Reset(d)
-			}
-			timerC = timer.C
-		}
-		ctxDone := ctx.Done()
-		if cancelled {
-			ctxDone = nil
-		}
-		select {
-		case comp := <-c.done:
-			c.finish(comp)
-			// Drain what else has finished: one commit for all of them.
-			for more := true; more; {
-				select {
-				case comp := <-c.done:
-					c.finish(comp)
-				default:
-					more = false
-				}
-			}
-		case <-timerC:
-			now := c.now()
-			for {
-				w, ok := c.timers.peek()
-				if !ok || w.at.After(now) {
-					break
-				}
-				c.timers.pop()
-				if _, err := c.apply(engine.Event{Kind: engine.EvRetryDue, Task: w.task}, now); err != nil && !errors.Is(err, engine.ErrRejected) {
-					return c.run, err
-				}
-			}
-		case <-ctxDone:
-			cancelled = true
-			if _, err := c.apply(engine.Event{Kind: engine.EvCancel, Task: -1, Actor: "local", Message: "interrupted"}, c.now()); err != nil && !errors.Is(err, engine.ErrRejected) {
-				return c.run, err
-			}
-		}
-	}
-}
-
-// recover brings a loaded run back to life: a queued run starts; attempts
-// that were running when the previous process died are lost; ready tasks are
-// queued; retry waits are re-armed.
-func (c *coordinator) recover() error {
-	now := c.now()
-	st := c.mem.Run().State
-	if st == engine.RunQueued {
-		_, err := c.apply(engine.Event{Kind: engine.EvRunStarted, Task: -1}, now)
-		return err
-	}
-	lost := map[string]int{}
-	for i := 0; i < c.eng.Graph.Len(); i++ {
-		if t := c.mem.Task(i); t.State == engine.TaskRunning {
-			lost[c.eng.Graph.Node(i).ID] = t.Attempt
-		}
-	}
-	if n := reapOrphans(c.r.home(), c.run.ID, lost); n > 0 {
-		c.r.Logger.Info("killed leftover processes of lost attempts", "run", c.run.ID, "process_groups", n)
-	}
-	for i := 0; i < c.eng.Graph.Len(); i++ {
-		t := c.mem.Task(i)
-		switch t.State {
-		case engine.TaskRunning:
-			msg := "the executor of this attempt stopped (process crashed or was killed)"
-			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: store.OutcomeLost, Message: msg}
-			if _, err := c.apply(engine.Event{Kind: engine.EvTaskLost, Task: i, Attempt: t.Attempt, Message: msg}, now, att); err != nil {
-				return fmt.Errorf("recover task %s: %w", c.eng.Graph.Node(i).ID, err)
-			}
-		case engine.TaskReady:
-			c.queue = append(c.queue, i)
-		case engine.TaskRetryWait:
-			c.timers.push(wake{task: i, at: t.ReadyAt})
-		}
-	}
-	return nil
-}
-
-type start struct {
-	task    int
-	attempt int
-}
-
-// dispatch starts ready tasks while slots are free.
-func (c *coordinator) dispatch() []start {
-	var starts []start
-	for len(c.queue) > 0 && len(c.running)+len(starts) < c.r.Parallel {
-		i := c.queue[0]
-		c.queue = c.queue[1:]
-		if c.mem.Task(i).State != engine.TaskReady {
-			continue
-		}
-		now := c.now()
-		attempt := c.mem.Task(i).Attempt + 1
-		key := logs.Key{RunID: c.run.ID, TaskID: c.eng.Graph.Node(i).ID, Attempt: attempt}
-		att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: attempt, Worker: c.r.Worker, StartedAt: now, Log: key.String()}
-		if _, err := c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: i}, now, att); err != nil {
-			c.r.Logger.Warn("start rejected", "run", c.run.ID, "task", key.TaskID, "err", err)
-			continue
-		}
-		starts = append(starts, start{task: i, attempt: attempt})
-	}
-	if len(c.queue) == 0 {
-		c.queue = nil // let a drained queue's array be collected
-	}
-	return starts
-}
-
-// launch runs an attempt in its own goroutine.
-func (c *coordinator) launch(s start) {
-	node := c.eng.Graph.Node(s.task)
-	a := &Attempt{
-		RunID:    c.run.ID,
-		Pipeline: c.pipeline,
-		Task:     &c.pipeline.Tasks[s.task],
-		Number:   s.attempt,
-		Params:   c.params,
-		Dir:      c.dir,
-		WorkDir:  c.workDir,
-		Log:      logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: s.attempt},
-	}
-	var needErr error
-	if len(node.Needs) > 0 {
-		a.NeedFiles = make(map[string]string, len(node.Needs))
-		for _, n := range node.Needs {
-			path, err := c.needFile(n)
-			if err != nil {
-				needErr = err
-				break
-			}
-			a.NeedFiles[c.eng.Graph.Node(n).ID] = path
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.running[s.task] = cancel
-	go func() {
-		var res AttemptResult
-		if needErr != nil {
-			res = AttemptResult{Kind: engine.EvTaskFailed, Message: needErr.Error()}
-		} else {
-			res = c.r.Kind(ctx, a)
-		}
-		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
-	}()
-}
-
-func (c *coordinator) finish(comp completion) {
-	if cancel, ok := c.running[comp.task]; ok {
-		cancel()
-		delete(c.running, comp.task)
-	}
-	res := comp.res
-	outcome := map[engine.EventKind]store.Outcome{
-		engine.EvTaskSucceeded: store.OutcomeSucceeded,
-		engine.EvTaskFailed:    store.OutcomeFailed,
-		engine.EvTaskTimedOut:  store.OutcomeTimedOut,
-		engine.EvTaskCancelled: store.OutcomeCancelled,
-		engine.EvTaskPreempted: store.OutcomePreempted,
-		engine.EvTaskLost:      store.OutcomeLost,
-	}[res.Kind]
-	att := store.Attempt{
-		RunID: c.run.ID, Index: comp.task, Attempt: comp.attempt,
-		FinishedAt: comp.at, Outcome: outcome, ExitCode: res.ExitCode, Message: res.Message,
-	}
-	ev := engine.Event{Kind: res.Kind, Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
-	if _, err := c.apply(ev, comp.at, att); err != nil {
-		c.r.Logger.Warn("attempt result rejected", "run", c.run.ID, "task", c.eng.Graph.Node(comp.task).ID, "attempt", comp.attempt, "err", err)
-	}
-}
-
-// abort ends every running attempt after a fatal store error. What the store
-// has is consistent: the run can be resumed.
-func (c *coordinator) abort() {
-	for _, cancel := range c.running {
-		cancel()
-	}
-	for len(c.running) > 0 {
-		comp := <-c.done
-		delete(c.running, comp.task)
-	}
-}
-
-// needFile returns the path of a file holding task n's result, writing it the
-// first time a dependent needs it: each result is written once per run, not
-// once per dependent.
-func (c *coordinator) needFile(n int) (string, error) {
-	if path, ok := c.needFiles[n]; ok {
-		return path, nil
-	}
-	id := c.eng.Graph.Node(n).ID
-	if len(c.needFiles) == 0 {
-		if err := os.MkdirAll(filepath.Join(c.workDir, "needs"), 0o755); err != nil {
-			return "", fmt.Errorf("prepare needs directory: %w", err)
-		}
-	}
-	data := c.mem.Task(n).Result
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
-	}
-	path := filepath.Join(c.workDir, "needs", id+".json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return "", fmt.Errorf("write result of need %s: %w", id, err)
-	}
-	c.needFiles[n] = path
-	return path, nil
-}
-
-// cleanup removes the run's scratch files once it has ended; results live in
-// the store.
-func (c *coordinator) cleanup() {
-	if err := os.RemoveAll(c.workDir); err != nil {
-		c.r.Logger.Warn("remove scratch directory", "dir", c.workDir, "err", err)
-	}
-}
-
-// wake is a retry_wait task's due time.
-type wake struct {
-	task int
-	at   time.Time
-}
-
-// wakeHeap orders wakes by time (container/heap).
-type wakeHeap []wake
-
-func (h wakeHeap) Len() int           { return len(h) }
-func (h wakeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h wakeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *wakeHeap) Push(x any)        { *h = append(*h, x.(wake)) }
-func (h *wakeHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return w
-}
-
-func (h *wakeHeap) push(w wake) { heap.Push(h, w) }
-func (h *wakeHeap) pop() wake   { return heap.Pop(h).(wake) }
-
-func (h wakeHeap) peek() (wake, bool) {
-	if len(h) == 0 {
-		return wake{}, false
-	}
-	return h[0], true
 }
 
 // paramEnv renders a run's stored parameter values as the environment

@@ -1,0 +1,141 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+func TestRetryFailedReopensFinishedRun(t *testing.T) {
+	e := newEnv(t)
+	marker := filepath.Join(e.home, "fixed")
+	run, tasks := e.run(context.Background(), `
+name: fixable
+env: {MARKER: `+marker+`}
+tasks:
+  - {id: ok, run: "true"}
+  - {id: needs-fix, needs: [ok], run: 'test -e "$MARKER"'}
+  - {id: after, needs: [needs-fix], run: "true"}
+`, nil)
+	if run.State != engine.RunFailed || tasks["after"].State != engine.TaskUpstreamFailed {
+		t.Fatalf("setup: run %s", run.State)
+	}
+	os.WriteFile(marker, nil, 0o644)
+	got, reopened, err := e.r.Act(context.Background(), run.ID, engine.Event{Kind: engine.EvRetryFailed, Task: -1, Actor: "dana"})
+	if err != nil || !reopened || got.State != engine.RunRunning {
+		t.Fatalf("act: %v reopened=%t state=%s", err, reopened, got.State)
+	}
+	got, err = e.r.Execute(context.Background(), run.ID)
+	if err != nil || got.State != engine.RunSucceeded {
+		t.Fatalf("execute: %v %s", err, got.State)
+	}
+	tasks = e.tasks(run.ID)
+	if tasks["ok"].Attempt != 1 || tasks["needs-fix"].Attempt != 2 || tasks["after"].Attempt != 1 {
+		t.Fatalf("attempts ok=%d fix=%d after=%d", tasks["ok"].Attempt, tasks["needs-fix"].Attempt, tasks["after"].Attempt)
+	}
+	evs, _ := e.st.Events(context.Background(), run.ID, 0, 1000)
+	found := false
+	for _, ev := range evs {
+		if ev.Kind == engine.EvRetryFailed && ev.Actor == "dana" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the retry is not in the timeline with its actor")
+	}
+}
+
+func TestActCancelsExecutingRun(t *testing.T) {
+	e := newEnv(t)
+	fifo := filepath.Join(e.home, "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run, err := e.r.Create(context.Background(), e.pipeline(`
+name: cancel-me
+tasks:
+  - {id: long, run: 'echo x > "$FIFO"; exec sleep 60', env: {FIFO: `+fifo+`}}
+`), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan store.Run, 1)
+	go func() {
+		r, err := e.r.Execute(context.Background(), run.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	if _, err := os.ReadFile(fifo); err != nil {
+		t.Fatal(err)
+	}
+	got, reopened, err := e.r.Act(context.Background(), run.ID, engine.Event{Kind: engine.EvCancel, Task: -1, Actor: "erin"})
+	if err != nil || reopened || !got.Cancelling {
+		t.Fatalf("act: %v reopened=%t %+v", err, reopened, got.Run)
+	}
+	if r := <-done; r.State != engine.RunCancelled {
+		t.Fatalf("run %s", r.State)
+	}
+}
+
+// TestDrainHandsAttemptsBack checks the SIGTERM path of a server: running
+// attempts are handed back as preempted, not charged to the retry budget,
+// and the run resumes where it was at the next start.
+func TestDrainHandsAttemptsBack(t *testing.T) {
+	e := newEnv(t)
+	e.r.DrainGrace = 50 * time.Millisecond
+	fifo := filepath.Join(e.home, "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(e.home, "second-life")
+	run, err := e.r.Create(context.Background(), e.pipeline(`
+name: drain-me
+env: {FIFO: `+fifo+`, MARKER: `+marker+`}
+tasks:
+  - id: long
+    retry: {attempts: 1}
+    run: 'if [ -e "$MARKER" ]; then exit 0; fi; echo x > "$FIFO"; exec sleep 60'
+`), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan store.Run, 1)
+	go func() {
+		r, err := e.r.Execute(context.Background(), run.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	if _, err := os.ReadFile(fifo); err != nil {
+		t.Fatal(err)
+	}
+	e.r.Drain()
+	got := <-done
+	if got.State != engine.RunRunning {
+		t.Fatalf("after drain run is %s, want still running", got.State)
+	}
+	task := e.tasks(run.ID)["long"]
+	if task.State != engine.TaskReady || task.Spent != 0 {
+		t.Fatalf("after drain task %s spent %d, want ready and not charged", task.State, task.Spent)
+	}
+	atts, _ := e.st.Attempts(context.Background(), run.ID, 0)
+	if len(atts) != 1 || atts[0].Outcome != store.OutcomePreempted {
+		t.Fatalf("attempts %+v", atts)
+	}
+
+	os.WriteFile(marker, nil, 0o644)
+	next := &Runner{Store: e.st, Logs: e.logs, Home: e.home}
+	got, err = next.Execute(context.Background(), run.ID)
+	if err != nil || got.State != engine.RunSucceeded {
+		t.Fatalf("after restart: %v %s", err, got.State)
+	}
+}

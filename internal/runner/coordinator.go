@@ -1,0 +1,539 @@
+package runner
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// coordinator is the state of one executing run. Only its loop goroutine
+// touches it; other goroutines talk to it through the dispatcher's grants,
+// the done channel and control requests.
+type coordinator struct {
+	r        *Runner
+	run      store.Run
+	pipeline *spec.Pipeline
+	dir      string
+	params   map[string]string
+	eng      *engine.Engine
+	mem      *engine.Mem
+	counts   map[engine.TaskState]int
+
+	inbox    *inbox                 // slots granted by the dispatcher
+	timers   wakeHeap               // retry_wait tasks by due time
+	running  map[int]*attemptHandle // attempts in flight, by task
+	done     chan completion        // attempts report here
+	control  chan controlReq        // operator actions from other goroutines
+	pending  []store.Change         // transitions not yet written
+	records  []engine.Record        // records of pending, for the observer
+	draining bool                   // no new starts; hand attempts back at the deadline
+	drainAt  <-chan time.Time       // when draining attempts are handed back
+
+	workDir   string         // the run's scratch directory
+	needFiles map[int]string // result files written for dependents, by task
+}
+
+// attemptHandle is one attempt in flight.
+type attemptHandle struct {
+	cancel  context.CancelFunc
+	pool    string
+	preempt bool // ended by a drain: record as preempted, not cancelled
+}
+
+type completion struct {
+	task    int
+	attempt int
+	res     AttemptResult
+	at      time.Time
+}
+
+// controlReq is an operator action for the coordinator to apply.
+type controlReq struct {
+	ev    engine.Event
+	reply chan controlResult
+}
+
+type controlResult struct {
+	run store.Run
+	err error
+}
+
+func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
+	run, err := r.Store.Run(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("load run %d: %w", runID, err)
+	}
+	v, err := r.Store.PipelineVersion(ctx, run.VersionID)
+	if err != nil {
+		return nil, fmt.Errorf("load pipeline version of run %d: %w", runID, err)
+	}
+	p, err := spec.Parse(v.File, v.Source)
+	if err != nil {
+		return nil, fmt.Errorf("parse stored pipeline of run %d: %w", runID, err)
+	}
+	g, err := Graph(p)
+	if err != nil {
+		return nil, fmt.Errorf("graph of run %d: %w", runID, err)
+	}
+	rows, err := r.Store.Tasks(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("load tasks of run %d: %w", runID, err)
+	}
+	if len(rows) != g.Len() {
+		return nil, fmt.Errorf("run %d has %d task rows but its pipeline has %d tasks", runID, len(rows), g.Len())
+	}
+	params, err := paramEnv(p, run.Params)
+	if err != nil {
+		return nil, fmt.Errorf("params of run %d: %w", runID, err)
+	}
+	tasks := make([]engine.Task, len(rows))
+	c := &coordinator{
+		r: r, run: run, pipeline: p, dir: filepath.Dir(v.File),
+		params:  params,
+		eng:     &engine.Engine{Graph: g, Seed: uint64(runID)},
+		counts:  map[engine.TaskState]int{},
+		inbox:   newInbox(),
+		running: map[int]*attemptHandle{},
+		done:    make(chan completion, 16),
+		control: make(chan controlReq),
+
+		workDir:   filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
+		needFiles: map[int]string{},
+	}
+	for i, row := range rows {
+		tasks[i] = row.Task
+		c.counts[row.State]++
+	}
+	c.mem = engine.NewMem(run.Run, tasks)
+	return c, nil
+}
+
+func (c *coordinator) now() time.Time { return c.r.Now().UTC() }
+
+// apply runs one event through the engine, keeps memory current and queues
+// the change for the next group commit.
+func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Attempt) (engine.Transition, error) {
+	tr, err := c.eng.Apply(c.mem, at, ev)
+	if err != nil {
+		return tr, err
+	}
+	for _, tc := range tr.Tasks {
+		c.counts[c.mem.Task(tc.Index).State]--
+		c.counts[tc.Task.State]++
+	}
+	c.mem.Commit(tr)
+	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Transition: tr, Attempts: attempts})
+	c.records = append(c.records, tr.Records...)
+	for _, a := range tr.Actions {
+		switch a.Kind {
+		case engine.ActReady:
+			c.enqueue(a.Task)
+		case engine.ActWake:
+			heap.Push(&c.timers, wake{task: a.Task, at: a.At})
+		case engine.ActKill:
+			if h, ok := c.running[a.Task]; ok {
+				h.cancel()
+			}
+		case engine.ActDone:
+			c.r.Dispatcher.withdraw(c.run.ID)
+		}
+	}
+	if c.mem.Run().Cancelling {
+		c.r.Dispatcher.withdraw(c.run.ID)
+	}
+	return tr, nil
+}
+
+// enqueue puts a ready task in line for a slot.
+func (c *coordinator) enqueue(i int) {
+	if c.draining || c.mem.Run().Cancelling {
+		return
+	}
+	t := &c.pipeline.Tasks[i]
+	if err := c.r.Dispatcher.enqueue(c.run.ID, i, taskPriority(t), taskPool(t), c.inbox); err != nil {
+		// The pipeline names a pool this executor does not have: fail the
+		// attempt with the reason rather than wait forever.
+		c.r.Logger.Warn("task cannot be queued", "run", c.run.ID, "task", t.ID, "err", err)
+		c.inbox.put(grant{task: i, err: err.Error()})
+	}
+}
+
+// commit writes every queued change in one transaction, then tells the observer.
+func (c *coordinator) commit(ctx context.Context) error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	// Writes finish even when the run is being cancelled: the store must
+	// learn how the attempts it started ended.
+	if err := c.r.Store.Apply(context.WithoutCancel(ctx), c.pending...); err != nil {
+		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
+	}
+	c.pending = c.pending[:0]
+	c.run.Run = c.mem.Run()
+	if c.r.Observe != nil && len(c.records) > 0 {
+		c.r.Observe(Progress{
+			Run: c.run, Records: c.records, Counts: c.counts,
+			TaskID: func(i int) string { return c.eng.Graph.Node(i).ID },
+			Task:   c.mem.Task,
+		})
+	}
+	c.records = c.records[:0]
+	return nil
+}
+
+// loop drives the run until it ends, or until a drain has handed every
+// attempt back.
+func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
+	if err := os.MkdirAll(c.workDir, 0o755); err != nil {
+		return c.run, fmt.Errorf("prepare scratch directory of run %d: %w", c.run.ID, err)
+	}
+	defer c.r.Dispatcher.withdraw(c.run.ID)
+	if err := c.recover(); err != nil {
+		return c.run, err
+	}
+	cancelled := c.mem.Run().Cancelling
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		starts := c.dispatch()
+		if err := c.commit(ctx); err != nil {
+			c.abort()
+			return c.run, err
+		}
+		for _, s := range starts {
+			c.launch(s)
+		}
+		if len(c.running) == 0 && (c.mem.Run().State.Terminal() || c.draining) {
+			if c.mem.Run().State.Terminal() {
+				c.cleanup()
+			}
+			return c.run, nil
+		}
+
+		var timerC <-chan time.Time
+		if next, ok := c.timers.peek(); ok && !c.draining {
+			timer.Reset(next.at.Sub(c.r.Now()))
+			timerC = timer.C
+		}
+		ctxDone := ctx.Done()
+		if cancelled {
+			ctxDone = nil
+		}
+		drain := c.r.drain
+		if c.draining {
+			drain = nil
+		}
+		select {
+		case comp := <-c.done:
+			c.finish(comp)
+			// Drain what else has finished: one commit for all of them.
+			for more := true; more; {
+				select {
+				case comp := <-c.done:
+					c.finish(comp)
+				default:
+					more = false
+				}
+			}
+		case <-c.inbox.signal:
+			// Grants are taken by dispatch at the top of the loop.
+		case req := <-c.control:
+			c.handleControl(ctx, req)
+		case <-timerC:
+			now := c.now()
+			for {
+				w, ok := c.timers.peek()
+				if !ok || w.at.After(now) {
+					break
+				}
+				heap.Pop(&c.timers)
+				if _, err := c.apply(engine.Event{Kind: engine.EvRetryDue, Task: w.task}, now); err != nil && !errors.Is(err, engine.ErrRejected) {
+					return c.run, err
+				}
+			}
+		case <-ctxDone:
+			cancelled = true
+			if _, err := c.apply(engine.Event{Kind: engine.EvCancel, Task: -1, Actor: "local", Message: "interrupted"}, c.now()); err != nil && !errors.Is(err, engine.ErrRejected) {
+				return c.run, err
+			}
+		case <-drain:
+			c.startDrain()
+		case <-c.drainAt:
+			for _, h := range c.running {
+				h.preempt = true
+				h.cancel()
+			}
+			c.drainAt = nil
+		}
+	}
+}
+
+// startDrain stops new starts; running attempts get the drain grace period to
+// finish, then are handed back (preempted, not charged to their retry budget).
+func (c *coordinator) startDrain() {
+	c.draining = true
+	c.r.Dispatcher.withdraw(c.run.ID)
+	for _, g := range c.inbox.take() {
+		if g.err == "" {
+			c.r.Dispatcher.release(g.pool)
+		}
+	}
+	if len(c.running) > 0 {
+		c.drainAt = time.After(c.r.DrainGrace)
+	}
+}
+
+// handleControl applies an operator action and answers once it is written.
+func (c *coordinator) handleControl(ctx context.Context, req controlReq) {
+	_, err := c.apply(req.ev, c.now())
+	if err == nil {
+		err = c.commit(ctx)
+	}
+	req.reply <- controlResult{run: c.run, err: err}
+}
+
+// recover brings a loaded run back to life: a queued run starts; attempts
+// that were running when the previous process died are lost (and whatever
+// they left behind is killed); ready tasks are queued; retry waits are
+// re-armed.
+func (c *coordinator) recover() error {
+	now := c.now()
+	if c.mem.Run().State == engine.RunQueued {
+		_, err := c.apply(engine.Event{Kind: engine.EvRunStarted, Task: -1}, now)
+		return err
+	}
+	lost := map[string]int{}
+	for i := 0; i < c.eng.Graph.Len(); i++ {
+		if t := c.mem.Task(i); t.State == engine.TaskRunning {
+			lost[c.eng.Graph.Node(i).ID] = t.Attempt
+		}
+	}
+	if n := reapOrphans(c.r.home(), c.run.ID, lost); n > 0 {
+		c.r.Logger.Info("killed leftover processes of lost attempts", "run", c.run.ID, "process_groups", n)
+	}
+	for i := 0; i < c.eng.Graph.Len(); i++ {
+		t := c.mem.Task(i)
+		switch t.State {
+		case engine.TaskRunning:
+			msg := "the executor of this attempt stopped (process crashed or was killed)"
+			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: store.OutcomeLost, Message: msg}
+			if _, err := c.apply(engine.Event{Kind: engine.EvTaskLost, Task: i, Attempt: t.Attempt, Message: msg}, now, att); err != nil {
+				return fmt.Errorf("recover task %s: %w", c.eng.Graph.Node(i).ID, err)
+			}
+		case engine.TaskReady:
+			c.enqueue(i)
+		case engine.TaskRetryWait:
+			heap.Push(&c.timers, wake{task: i, at: t.ReadyAt})
+		}
+	}
+	return nil
+}
+
+type start struct {
+	task    int
+	attempt int
+	pool    string
+}
+
+// dispatch starts the tasks the dispatcher granted slots to.
+func (c *coordinator) dispatch() []start {
+	var starts []start
+	for _, g := range c.inbox.take() {
+		i := g.task
+		if g.err != "" {
+			// Not a slot: the task could not be queued (see enqueue).
+			c.failStart(i, g.err)
+			continue
+		}
+		if c.draining || c.mem.Task(i).State != engine.TaskReady || c.mem.Run().Cancelling {
+			c.r.Dispatcher.release(g.pool)
+			continue
+		}
+		now := c.now()
+		attempt := c.mem.Task(i).Attempt + 1
+		key := logs.Key{RunID: c.run.ID, TaskID: c.eng.Graph.Node(i).ID, Attempt: attempt}
+		att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: attempt, Worker: c.r.Worker, StartedAt: now, Log: key.String()}
+		if _, err := c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: i}, now, att); err != nil {
+			c.r.Logger.Warn("start rejected", "run", c.run.ID, "task", key.TaskID, "err", err)
+			c.r.Dispatcher.release(g.pool)
+			continue
+		}
+		starts = append(starts, start{task: i, attempt: attempt, pool: g.pool})
+	}
+	return starts
+}
+
+// failStart records an attempt that could not even be handed a slot.
+func (c *coordinator) failStart(i int, msg string) {
+	if c.mem.Task(i).State != engine.TaskReady {
+		return
+	}
+	now := c.now()
+	if _, err := c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: i}, now); err != nil {
+		return
+	}
+	attempt := c.mem.Task(i).Attempt
+	att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: attempt, Worker: c.r.Worker, StartedAt: now, FinishedAt: now, Outcome: store.OutcomeFailed, Message: msg}
+	if _, err := c.apply(engine.Event{Kind: engine.EvTaskFailed, Task: i, Attempt: attempt, Message: msg}, now, att); err != nil {
+		c.r.Logger.Warn("record failed start", "run", c.run.ID, "err", err)
+	}
+}
+
+// launch runs an attempt in its own goroutine.
+func (c *coordinator) launch(s start) {
+	node := c.eng.Graph.Node(s.task)
+	a := &Attempt{
+		RunID:    c.run.ID,
+		Pipeline: c.pipeline,
+		Task:     &c.pipeline.Tasks[s.task],
+		Number:   s.attempt,
+		Params:   c.params,
+		Dir:      c.dir,
+		WorkDir:  c.workDir,
+		Log:      logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: s.attempt},
+	}
+	var needErr error
+	if len(node.Needs) > 0 {
+		a.NeedFiles = make(map[string]string, len(node.Needs))
+		for _, n := range node.Needs {
+			path, err := c.needFile(n)
+			if err != nil {
+				needErr = err
+				break
+			}
+			a.NeedFiles[c.eng.Graph.Node(n).ID] = path
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.running[s.task] = &attemptHandle{cancel: cancel, pool: s.pool}
+	go func() {
+		var res AttemptResult
+		if needErr != nil {
+			res = AttemptResult{Kind: engine.EvTaskFailed, Message: needErr.Error()}
+		} else {
+			res = c.r.Kind(ctx, a)
+		}
+		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
+	}()
+}
+
+var outcomes = map[engine.EventKind]store.Outcome{
+	engine.EvTaskSucceeded: store.OutcomeSucceeded,
+	engine.EvTaskFailed:    store.OutcomeFailed,
+	engine.EvTaskTimedOut:  store.OutcomeTimedOut,
+	engine.EvTaskCancelled: store.OutcomeCancelled,
+	engine.EvTaskPreempted: store.OutcomePreempted,
+	engine.EvTaskLost:      store.OutcomeLost,
+}
+
+func (c *coordinator) finish(comp completion) {
+	res := comp.res
+	if h, ok := c.running[comp.task]; ok {
+		h.cancel()
+		delete(c.running, comp.task)
+		c.r.Dispatcher.release(h.pool)
+		if h.preempt && res.Kind != engine.EvTaskSucceeded {
+			res = AttemptResult{Kind: engine.EvTaskPreempted, ExitCode: res.ExitCode, Message: "handed back: the executor is shutting down"}
+		}
+	}
+	att := store.Attempt{
+		RunID: c.run.ID, Index: comp.task, Attempt: comp.attempt,
+		FinishedAt: comp.at, Outcome: outcomes[res.Kind], ExitCode: res.ExitCode, Message: res.Message,
+	}
+	ev := engine.Event{Kind: res.Kind, Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
+	if _, err := c.apply(ev, comp.at, att); err != nil {
+		c.r.Logger.Warn("attempt result rejected", "run", c.run.ID, "task", c.eng.Graph.Node(comp.task).ID, "attempt", comp.attempt, "err", err)
+	}
+}
+
+// abort ends every running attempt after a fatal store error. What the store
+// has is consistent: the run can be resumed.
+func (c *coordinator) abort() {
+	for _, h := range c.running {
+		h.cancel()
+	}
+	for len(c.running) > 0 {
+		comp := <-c.done
+		if h, ok := c.running[comp.task]; ok {
+			c.r.Dispatcher.release(h.pool)
+			delete(c.running, comp.task)
+		}
+	}
+}
+
+// needFile returns the path of a file holding task n's result, writing it the
+// first time a dependent needs it: each result is written once per run, not
+// once per dependent.
+func (c *coordinator) needFile(n int) (string, error) {
+	if path, ok := c.needFiles[n]; ok {
+		return path, nil
+	}
+	id := c.eng.Graph.Node(n).ID
+	if len(c.needFiles) == 0 {
+		if err := os.MkdirAll(filepath.Join(c.workDir, "needs"), 0o755); err != nil {
+			return "", fmt.Errorf("prepare needs directory: %w", err)
+		}
+	}
+	data := c.mem.Task(n).Result
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	path := filepath.Join(c.workDir, "needs", id+".json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return "", fmt.Errorf("write result of need %s: %w", id, err)
+	}
+	c.needFiles[n] = path
+	return path, nil
+}
+
+// cleanup removes the run's scratch files once it has ended; results live in
+// the store.
+func (c *coordinator) cleanup() {
+	if err := os.RemoveAll(c.workDir); err != nil {
+		c.r.Logger.Warn("remove scratch directory", "dir", c.workDir, "err", err)
+	}
+}
+
+// wake is a retry_wait task's due time.
+type wake struct {
+	task int
+	at   time.Time
+}
+
+// wakeHeap orders wakes by time (container/heap).
+type wakeHeap []wake
+
+func (h wakeHeap) Len() int           { return len(h) }
+func (h wakeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h wakeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *wakeHeap) Push(x any)        { *h = append(*h, x.(wake)) }
+func (h *wakeHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return w
+}
+
+func (h wakeHeap) peek() (wake, bool) {
+	if len(h) == 0 {
+		return wake{}, false
+	}
+	return h[0], true
+}
+
+// taskPriority and taskPool read the scheduling fields of a task. Format v1
+// has neither yet: every task has priority 0 and uses the default pool.
+func taskPriority(*spec.Task) int { return 0 }
+
+func taskPool(*spec.Task) string { return "" }
