@@ -3,13 +3,24 @@
 // file:line:col, and generates the JSON Schema of the format from the same
 // definitions, so the parser, the validator and editors never disagree.
 //
-// The types here are the single source of truth of the format: struct tags give
-// the YAML key, and the `doc` tag gives the description that ends up in the JSON
-// Schema and in docs/pipeline-reference.md.
+// The types here are the single source of truth of the format. Struct tags give
+// the YAML key (`yaml`), the description that ends up in the JSON Schema and in
+// docs/pipeline-reference.md (`doc`), and the constraints that both the parser
+// and the schema enforce: `required:"true"`, `enum:"a,b"`, `pattern:"id"` (a
+// named syntax, see namePatterns), `min`/`max` (inclusive bounds of numbers) and
+// `aka` (keys other tools use for the same thing, only for "did you mean"
+// hints). Keys kept for later versions of the format live in reservedKeys.
+//
+// Parse, ParseFile, LoadDir and LoadPaths read pipelines; Schema renders the
+// JSON Schema; Pipeline.Graph gives the engine the task graph as indexes;
+// Pipeline.ResolveParams and Pipeline.ParamEnv turn the parameters of a run
+// into typed values and environment variables.
 package spec
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,11 +28,15 @@ import (
 // Pipeline is one parsed pipeline file.
 type Pipeline struct {
 	// Name identifies the pipeline; it is unique among loaded pipelines.
-	Name        string            `yaml:"name" doc:"Unique name of the pipeline: letters, digits, '-', '_' and '.'." required:"true"`
+	Name string `yaml:"name" doc:"Unique name of the pipeline: letters, digits, '-', '_' and '.', starting with a letter, digit or '_'." required:"true" pattern:"name"`
+	// Version is the format version the file is written in. Parse sets it to
+	// 1 when the file leaves it out, so a later tasuki can tell old files
+	// from new ones without guessing.
+	Version     int               `yaml:"version,omitempty" doc:"Format version of the file. Only 1 exists; leaving it out means 1." enum:"1"`
 	Description string            `yaml:"description,omitempty" doc:"Free text shown in listings and the UI."`
-	Params      []Param           `yaml:"params,omitempty" doc:"Parameters a run accepts. They reach commands as environment variables TASUKI_PARAM_<NAME>, never spliced into shell text."`
-	Env         map[string]string `yaml:"env,omitempty" doc:"Environment variables given to every task of the pipeline."`
-	Tasks       []Task            `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true"`
+	Params      []Param           `yaml:"params,omitempty" doc:"Parameters a run accepts. They reach commands as environment variables TASUKI_PARAM_<NAME>, never spliced into shell text." aka:"parameters,args,arguments"`
+	Env         map[string]string `yaml:"env,omitempty" doc:"Environment variables given to every task of the pipeline. Names are letters, digits and '_' not starting with a digit; TASUKI_* is reserved." aka:"environment,vars,variables"`
+	Tasks       []Task            `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true" aka:"steps,jobs,nodes"`
 
 	// Source says where the pipeline came from; it is not part of the format.
 	Source Source `yaml:"-"`
@@ -54,11 +69,14 @@ var ParamTypes = []ParamType{ParamString, ParamInt, ParamFloat, ParamBool, Param
 
 // Param declares one parameter of a pipeline.
 type Param struct {
-	Name        string    `yaml:"name" doc:"Parameter name; the environment variable is TASUKI_PARAM_ followed by the name in upper case with non-alphanumerics as '_'." required:"true"`
-	Type        ParamType `yaml:"type,omitempty" doc:"One of string, int, float, bool, date (YYYY-MM-DD), datetime (RFC 3339), list (of strings). Default string." enum:"string,int,float,bool,date,datetime,list"`
-	Default     any       `yaml:"default,omitempty" doc:"Value used when a run does not give one. Must match the type."`
-	Required    bool      `yaml:"required,omitempty" doc:"A run without a value (and no default) is refused."`
-	Description string    `yaml:"description,omitempty" doc:"Shown in the UI and in 'tasuki trigger --help'."`
+	Name string    `yaml:"name" doc:"Parameter name: letters, digits, '-' and '_'. The environment variable is TASUKI_PARAM_ followed by the name in upper case with non-alphanumerics as '_'." required:"true" pattern:"id"`
+	Type ParamType `yaml:"type,omitempty" doc:"One of string, int, float, bool, date (YYYY-MM-DD), datetime (RFC 3339), list (of strings). Default string." enum:"string,int,float,bool,date,datetime,list"`
+	// Default is the value used when a run gives none. After Parse it holds the
+	// same Go type Coerce returns for the parameter's type (string, int64,
+	// float64, bool, time.Time or []string), or nil when there is no default.
+	Default     any    `yaml:"default,omitempty" doc:"Value used when a run does not give one. Must match the type; a string is read the way a value given on the command line is."`
+	Required    bool   `yaml:"required,omitempty" doc:"A run without a value (and no default) is refused."`
+	Description string `yaml:"description,omitempty" doc:"Shown in the UI and in 'tasuki trigger --help'."`
 }
 
 // EnvName is the environment variable that carries the parameter to commands.
@@ -84,13 +102,13 @@ func EnvSafe(name string) string {
 // http, sql and pipeline tasks, and the reserved keys (map, cache, pool,
 // priority, labels) are parsed by later versions without changing this shape.
 type Task struct {
-	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-', '_'." required:"true"`
-	Run     Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true"`
-	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts."`
-	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once."`
-	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m). The whole process group is sent SIGTERM, then SIGKILL after a grace period."`
-	Env     map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's."`
-	Workdir string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute."`
+	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
+	Run     Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true" aka:"command,cmd,script,shell,exec"`
+	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
+	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
+	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
+	Env     map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's." aka:"environment,vars,variables"`
+	Workdir string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
 }
 
 // Kind names the kind of work a task does. Format v1 has only "shell".
@@ -116,15 +134,20 @@ func (c Command) String() string {
 
 // Retry is a task's retry policy: the delay before retry n (n starting at 1) is
 // min(Backoff * Multiplier^(n-1), MaxBackoff), spread by ±Jitter (a fraction).
+//
+// Parse fills in the defaults for fields a file leaves out, so a parsed policy
+// is complete and an explicit zero (jitter: 0, backoff: 0s) keeps its meaning.
+// A policy built in code gets the defaults for its zero fields from WithDefaults.
 type Retry struct {
-	Attempts   int      `yaml:"attempts" doc:"Total attempts including the first (1 means no retry)." required:"true"`
-	Backoff    Duration `yaml:"backoff,omitempty" doc:"Delay before the first retry. Default 10s."`
-	MaxBackoff Duration `yaml:"max_backoff,omitempty" doc:"Upper bound of the delay. Default 10m."`
-	Multiplier float64  `yaml:"multiplier,omitempty" doc:"Growth factor of the delay per retry. Default 2."`
-	Jitter     float64  `yaml:"jitter,omitempty" doc:"Random spread of each delay as a fraction, 0 to 1 (0.2 means ±20%). Default 0.1."`
+	Attempts   int      `yaml:"attempts" doc:"Total attempts including the first (1 means no retry)." required:"true" min:"1" aka:"max_attempts,count,times,limit,retries"`
+	Backoff    Duration `yaml:"backoff,omitempty" doc:"Delay before the first retry. Default 10s." aka:"delay,interval,wait"`
+	MaxBackoff Duration `yaml:"max_backoff,omitempty" doc:"Upper bound of the delay, before jitter. Default 10m." aka:"max_delay,max_interval,max_wait"`
+	Multiplier float64  `yaml:"multiplier,omitempty" doc:"Growth factor of the delay per retry, at least 1 (1 means a constant delay). Default 2." min:"1" aka:"factor,backoff_factor,exponent"`
+	Jitter     float64  `yaml:"jitter,omitempty" doc:"Random spread of each delay as a fraction, 0 to 1 (0.2 means ±20%). Default 0.1." min:"0" max:"1"`
 }
 
-// Defaults of the retry policy, applied when a field is zero.
+// Defaults of the retry policy: Parse fills them in for fields a file leaves
+// out, and Retry.WithDefaults for zero fields of a policy built in code.
 const (
 	DefaultBackoff    = 10 * time.Second
 	DefaultMaxBackoff = 10 * time.Minute
@@ -148,8 +171,16 @@ type Error struct {
 	Line int
 	Col  int
 	Msg  string
+	// Err is the underlying cause when there is one (a file that cannot be
+	// read), so errors.Is(err, fs.ErrNotExist) works through an ErrorList.
+	Err error
 }
 
+// Unwrap returns the underlying cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Error renders the problem as file:line:col: message, the form editors and
+// CI annotators recognise.
 func (e *Error) Error() string {
 	switch {
 	case e.Line > 0:
@@ -164,6 +195,27 @@ func (e *Error) Error() string {
 // ErrorList is every problem found in one or more files, in file and position order.
 type ErrorList []*Error
 
+// Unwrap gives errors.Is and errors.As access to every entry.
+func (l ErrorList) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
+}
+
+// sorted orders the list by file and position and drops exact repeats (an
+// aliased YAML node can produce the same error once per use).
+func (l ErrorList) sorted() ErrorList {
+	slices.SortStableFunc(l, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return slices.CompactFunc(l, func(a, b *Error) bool {
+		return a.File == b.File && a.Line == b.Line && a.Col == b.Col && a.Msg == b.Msg
+	})
+}
+
+// Error renders one problem per line.
 func (l ErrorList) Error() string {
 	msgs := make([]string, len(l))
 	for i, e := range l {

@@ -1,0 +1,532 @@
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Validate checks a pipeline built in code the way Parse checks a file: names,
+// required fields, enums and bounds from the struct tags, parameter defaults,
+// env names, unique task ids, known needs and an acyclic graph. Errors carry
+// no positions. Pipelines returned by Parse are already valid; Validate is for
+// tests and tools that construct pipelines directly.
+func (p *Pipeline) Validate() error {
+	if p == nil {
+		return ErrorList{{Msg: "no pipeline"}}
+	}
+	if errs := check(p, nil, p.Source.File); len(errs) > 0 {
+		return errs.sorted()
+	}
+	return nil
+}
+
+// checker applies the checks that need the whole decoded value. locs is nil
+// for pipelines built in code; positions are then zero.
+type checker struct {
+	file string
+	f    *format
+	locs locations
+	errs ErrorList
+}
+
+func check(p *Pipeline, locs locations, file string) ErrorList {
+	f, err := theFormat()
+	if err != nil {
+		return ErrorList{{File: file, Msg: err.Error()}}
+	}
+	c := &checker{file: file, f: f, locs: locs}
+	c.generic(f.root, reflect.ValueOf(p).Elem(), "", true)
+	c.params(p)
+	c.env(p.Env, "env")
+	c.tasks(p)
+	return c.errs
+}
+
+func (c *checker) errorf(p pos, format string, args ...any) {
+	c.errs = append(c.errs, &Error{File: c.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...)})
+}
+
+// at returns the position of a value and whether it is usable: false when
+// its YAML node had the wrong type and was already reported.
+func (c *checker) at(addr any) (pos, bool) {
+	l, _ := c.locs.at(addr)
+	return l.pos, !l.bad
+}
+
+// given reports whether a value was written in the file (for pipelines built
+// in code: whether it is non-zero).
+func (c *checker) given(addr any, v reflect.Value) bool {
+	if c.locs == nil {
+		return !v.IsZero()
+	}
+	_, ok := c.locs[addr]
+	return ok
+}
+
+// line renders where a value was, for "first defined at ..." remarks.
+func (c *checker) line(addr any, index int, what string) string {
+	if l, ok := c.locs.at(addr); ok && l.line > 0 {
+		return fmt.Sprintf("line %d", l.line)
+	}
+	return fmt.Sprintf("%s #%d", what, index+1)
+}
+
+// generic applies the constraints of the struct tags (required, pattern,
+// enum, min, max) and the rules every value of a kind follows (durations are
+// not negative) to v, walking the shape.
+//
+// The decoder only sets a value once its YAML node has the right type, so a
+// non-zero value is known to be well-formed, and positions are looked up only
+// for zero values and for errors: this keeps the pass cheap for 100,000 tasks.
+func (c *checker) generic(sh *shape, v reflect.Value, label string, top bool) {
+	var obj *pos // looked up on first need
+	objPos := func() (pos, bool) {
+		if obj == nil {
+			p, ok := c.at(v.Addr().Interface())
+			if !ok {
+				return p, false
+			}
+			obj = &p
+		}
+		return *obj, true
+	}
+	for _, fl := range sh.fields {
+		fv := v.Field(fl.index)
+		childLabel := fl.key
+		if !top {
+			childLabel = label + "." + fl.key
+		}
+		if fl.ptr {
+			if fv.IsNil() {
+				if fl.required {
+					at, ok := objPos()
+					if !ok {
+						return
+					}
+					c.missing(sh, v, fl, at)
+				}
+				continue
+			}
+			fv = fv.Elem()
+		}
+		numeric := fl.shape.kind == kindInt || fl.shape.kind == kindFloat
+		if isEmpty(fl.shape, fv) {
+			if !fl.required && !(numeric && (fl.min != nil || fl.max != nil || fl.enum != nil)) {
+				continue // nothing to check about a zero value
+			}
+			at, ok := objPos()
+			if !ok {
+				return // the object itself had the wrong type
+			}
+			addr := fv.Addr().Interface()
+			l, present := c.locs.at(addr)
+			switch {
+			case l.bad:
+				continue
+			case !present && fl.required:
+				c.missing(sh, v, fl, at)
+				continue
+			case !present:
+				continue
+			case fl.shape.kind == kindList && fl.required:
+				c.errorf(l.pos, "%s: expected at least one %s, got an empty list", childLabel, elemName(fl.shape))
+				continue
+			case !numeric && fl.required:
+				c.errorf(l.pos, "%s: expected %s, got an empty value", childLabel, fl.shape.describe())
+				continue
+			}
+		}
+		at := func() pos { p, _ := c.at(fv.Addr().Interface()); return p }
+		switch fl.shape.kind {
+		case kindString:
+			s := fv.String()
+			if s == "" {
+				break
+			}
+			if fl.pattern != nil && !fl.pattern.re.MatchString(s) {
+				c.errorf(at(), "invalid %s %s %s: expected %s", sh.name, fl.key, quoteShort(s), fl.pattern.help)
+			}
+			if fl.enum != nil && !slices.Contains(fl.enum, s) {
+				msg := fmt.Sprintf("unknown %s %s %s: expected one of %s", sh.name, fl.key, quoteShort(s), strings.Join(fl.enum, ", "))
+				if hint := closest(s, fl.enum); hint != "" {
+					msg += fmt.Sprintf("; did you mean %q?", hint)
+				}
+				c.errorf(at(), "%s", msg)
+			}
+		case kindInt, kindFloat:
+			var x float64
+			var text string
+			if fl.shape.kind == kindInt {
+				x, text = float64(fv.Int()), strconv.FormatInt(fv.Int(), 10)
+			} else {
+				x, text = fv.Float(), strconv.FormatFloat(fv.Float(), 'g', -1, 64)
+			}
+			if fl.enum != nil && !slices.Contains(fl.enum, text) {
+				c.errorf(at(), "%s: expected %s, got %s", childLabel, orList(fl.enum), text)
+			}
+			switch {
+			case fl.min != nil && fl.max != nil && (x < *fl.min || x > *fl.max):
+				c.errorf(at(), "%s: expected a number from %s to %s, got %s", childLabel, fmtNum(*fl.min), fmtNum(*fl.max), text)
+			case fl.min != nil && x < *fl.min:
+				c.errorf(at(), "%s: expected at least %s, got %s", childLabel, fmtNum(*fl.min), text)
+			case fl.max != nil && x > *fl.max:
+				c.errorf(at(), "%s: expected at most %s, got %s", childLabel, fmtNum(*fl.max), text)
+			}
+		case kindDuration:
+			if d := Duration(fv.Int()); d < 0 {
+				c.errorf(at(), "%s: expected a duration that is not negative, got %s", childLabel, d)
+			}
+		case kindObject:
+			c.generic(fl.shape, fv, childLabel, false)
+		case kindList:
+			if fl.shape.elem.kind == kindObject {
+				for i := range fv.Len() {
+					c.generic(fl.shape.elem, fv.Index(i), childLabel, true)
+				}
+			}
+		}
+	}
+}
+
+func (c *checker) missing(sh *shape, v reflect.Value, fl *field, at pos) {
+	who := sh.name
+	if sh.ident != nil && sh.ident != fl {
+		if id := v.Field(sh.ident.index).String(); id != "" {
+			who += " " + quoteShort(id)
+		}
+	}
+	c.errorf(at, "missing required key %q in %s", fl.key, who)
+}
+
+func isEmpty(sh *shape, v reflect.Value) bool {
+	switch sh.kind {
+	case kindList, kindStringMap:
+		return v.Len() == 0
+	case kindCommand:
+		return v.Interface().(Command).IsZero()
+	case kindObject:
+		return false // an object's presence is its pointer's; its fields are checked one by one
+	}
+	return v.IsZero()
+}
+
+func elemName(sh *shape) string {
+	if sh.elem != nil && sh.elem.kind == kindObject {
+		return sh.elem.name
+	}
+	return "item"
+}
+
+func orList(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return "one of " + strings.Join(items, ", ")
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// params checks parameter names are unique (also as environment variables)
+// and defaults match their types.
+func (c *checker) params(p *Pipeline) {
+	byName := make(map[string]int, len(p.Params))
+	byEnv := make(map[string]int, len(p.Params))
+	for i := range p.Params {
+		prm := &p.Params[i]
+		if _, ok := c.at(prm); !ok {
+			continue
+		}
+		at, ok := c.at(&prm.Name)
+		if ok && prm.Name != "" {
+			if j, dup := byName[prm.Name]; dup {
+				c.errorf(at, "duplicate param name %q (first defined at %s)", prm.Name, c.line(&p.Params[j].Name, j, "param"))
+			} else {
+				byName[prm.Name] = i
+				env := prm.EnvName()
+				if j, clash := byEnv[env]; clash {
+					c.errorf(at, "params %q and %q both become the environment variable %s; rename one", p.Params[j].Name, prm.Name, env)
+				} else {
+					byEnv[env] = i
+				}
+			}
+		}
+		if prm.Default == nil {
+			continue
+		}
+		dat, ok := c.at(&prm.Default)
+		if !ok {
+			continue
+		}
+		if _, ok := c.at(&prm.Type); !ok || (prm.Type != "" && !slices.Contains(ParamTypes, prm.Type)) {
+			continue // the type is already reported
+		}
+		if _, err := prm.defaultValue(); err != nil {
+			c.errorf(dat, "%v", err)
+		}
+	}
+}
+
+// env checks the names of an env map: portable variable names, and none of
+// the TASUKI_* names tasuki sets itself.
+func (c *checker) env(m map[string]string, label string) {
+	if len(m) == 0 {
+		return
+	}
+	ptr := reflect.ValueOf(m).Pointer()
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		at := c.locs[mapKeyAt{ptr, k}].pos
+		switch {
+		case !c.f.envKey.MatchString(k):
+			c.errorf(at, "%s: invalid variable name %s: expected letters, digits and '_', not starting with a digit", label, quoteShort(k))
+		case strings.HasPrefix(strings.ToUpper(k), "TASUKI_"):
+			c.errorf(at, "%s: %s is reserved: tasuki sets the TASUKI_* variables itself", label, quoteShort(k))
+		}
+	}
+}
+
+// tasks checks ids, commands, retry policies and the dependency graph.
+func (c *checker) tasks(p *Pipeline) {
+	n := len(p.Tasks)
+	index := make(map[string]int, n)
+	usable := make([]bool, n) // first definition of a well-formed task
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		// A task whose node had the wrong type is all zero: nothing to check.
+		if t.ID != "" {
+			if j, dup := index[t.ID]; dup {
+				at, _ := c.at(&t.ID)
+				c.errorf(at, "duplicate task id %q (first defined at %s)", t.ID, c.line(&p.Tasks[j].ID, j, "task"))
+			} else {
+				index[t.ID] = i
+				usable[i] = true
+			}
+		}
+		switch {
+		case t.Run.Shell != "" && strings.TrimSpace(t.Run.Shell) == "":
+			at, _ := c.at(&t.Run)
+			c.errorf(at, "run: expected a command, got only white space")
+		case t.Run.Shell == "" && len(t.Run.Argv) > 0 && t.Run.Argv[0] == "":
+			at, _ := c.at(&t.Run)
+			c.errorf(at, "run: the program (the first element of the list) must not be empty")
+		}
+		c.env(t.Env, "env")
+		if r := t.Retry; r != nil && r.MaxBackoff < r.Backoff && r.MaxBackoff >= 0 &&
+			c.given(&r.Backoff, reflect.ValueOf(r.Backoff)) && c.given(&r.MaxBackoff, reflect.ValueOf(r.MaxBackoff)) {
+			at, _ := c.at(&r.MaxBackoff)
+			c.errorf(at, "retry.max_backoff (%s) is less than retry.backoff (%s)", r.MaxBackoff, r.Backoff)
+		}
+	}
+	c.graph(p, index, usable)
+}
+
+// graph checks every need names another task, once, and that the needs form
+// no cycle. It runs in O(tasks + needs) without recursion, so a chain of
+// 100,000 tasks is as cheap as a wide graph.
+func (c *checker) graph(p *Pipeline, index map[string]int, usable []bool) {
+	n := len(p.Tasks)
+	// Tasks whose ids map to the same TASUKI_NEED_* variable; only these need
+	// the per-task clash check below.
+	envOf := map[string]int{}
+	clashes := false
+	for i := range p.Tasks {
+		if usable[i] {
+			e := EnvSafe(p.Tasks[i].ID)
+			if _, dup := envOf[e]; dup {
+				clashes = true
+			} else {
+				envOf[e] = i
+			}
+		}
+	}
+	needs := make([][]int32, n)
+	stamp := make([]int32, n) // stamp[j] == i+1: task i already needs j
+	budget := 64              // suggestions are O(tasks) each; keep them bounded
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		if !usable[i] {
+			continue
+		}
+		var envSeen map[string]string
+		for k, need := range t.Needs {
+			at := func() pos { p, _ := c.at(&t.Needs[k]); return p }
+			if need == "" {
+				if _, ok := c.at(&t.Needs[k]); ok { // not a type error already reported
+					c.errorf(at(), "needs: expected a task id, got an empty string")
+				}
+				continue
+			}
+			if need == t.ID {
+				c.errorf(at(), "task %q needs itself", t.ID)
+				continue
+			}
+			j, ok := index[need]
+			if !ok {
+				msg := fmt.Sprintf("task %q needs %s, which is not a task in this pipeline", t.ID, quoteShort(need))
+				if budget > 0 {
+					budget--
+					if s := closest(need, taskIDs(p, usable)); s != "" {
+						msg += fmt.Sprintf("; did you mean %q?", s)
+					}
+				}
+				c.errorf(at(), "%s", msg)
+				continue
+			}
+			if stamp[j] == int32(i+1) {
+				c.errorf(at(), "needs: %q is listed twice", need)
+				continue
+			}
+			stamp[j] = int32(i + 1)
+			if clashes {
+				if envSeen == nil {
+					envSeen = map[string]string{}
+				}
+				e := EnvSafe(need)
+				if other, dup := envSeen[e]; dup {
+					c.errorf(at(), "needs: %q and %q both become TASUKI_NEED_%s; rename one of the tasks", other, need, e)
+					continue
+				}
+				envSeen[e] = need
+			}
+			needs[i] = append(needs[i], int32(j))
+		}
+	}
+	_, removed := topoSort(needs)
+	c.cycles(p, needs, removed)
+}
+
+// taskIDs lists the ids of usable tasks, for suggestions.
+func taskIDs(p *Pipeline, usable []bool) []string {
+	ids := make([]string, 0, len(p.Tasks))
+	for i := range p.Tasks {
+		if usable[i] {
+			ids = append(ids, p.Tasks[i].ID)
+		}
+	}
+	return ids
+}
+
+// topoSort orders the tasks so that every task comes after its needs (Kahn's
+// algorithm, O(V+E), iterative). removed[i] is false for the tasks that could
+// not be ordered: those on a cycle or downstream of one.
+func topoSort(needs [][]int32) (order []int, removed []bool) {
+	n := len(needs)
+	pending := make([]int32, n)
+	// Dependents in compressed form: deps[off[j]:off[j+1]] need task j.
+	off := make([]int32, n+1)
+	for i, ns := range needs {
+		pending[i] = int32(len(ns))
+		for _, j := range ns {
+			off[j+1]++
+		}
+	}
+	for j := range n {
+		off[j+1] += off[j]
+	}
+	deps := make([]int32, off[n])
+	fill := slices.Clone(off[:n])
+	for i, ns := range needs {
+		for _, j := range ns {
+			deps[fill[j]] = int32(i)
+			fill[j]++
+		}
+	}
+	order = make([]int, 0, n)
+	removed = make([]bool, n)
+	for i := range n {
+		if pending[i] == 0 {
+			order = append(order, i)
+			removed[i] = true
+		}
+	}
+	for k := 0; k < len(order); k++ {
+		j := order[k]
+		for _, i := range deps[off[j]:off[j+1]] {
+			if pending[i]--; pending[i] == 0 {
+				order = append(order, int(i))
+				removed[i] = true
+			}
+		}
+	}
+	return order, removed
+}
+
+// cycles reports one cycle per group of tasks that topoSort could not order.
+// Every such task has a need that is also unordered, so following those needs
+// must come back to a task already on the path: that loop is a cycle.
+func (c *checker) cycles(p *Pipeline, needs [][]int32, removed []bool) {
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := make([]uint8, len(needs))
+	pathAt := map[int32]int{}
+	var path []int32
+	for start := range needs {
+		if removed[start] || state[start] != unseen {
+			continue
+		}
+		path = path[:0]
+		clear(pathAt)
+		u := int32(start)
+		for state[u] == unseen {
+			state[u] = onPath
+			pathAt[u] = len(path)
+			path = append(path, u)
+			next := int32(-1)
+			for _, j := range needs[u] {
+				if !removed[j] {
+					next = j
+					break
+				}
+			}
+			if next < 0 { // cannot happen for an unordered task; be safe
+				break
+			}
+			u = next
+		}
+		if state[u] == onPath {
+			c.reportCycle(p, path[pathAt[u]:])
+		}
+		for _, v := range path {
+			state[v] = done
+		}
+	}
+}
+
+func (c *checker) reportCycle(p *Pipeline, cycle []int32) {
+	// Start at the task that comes first in the file, so the message is stable.
+	first := 0
+	for k, v := range cycle {
+		if v < cycle[first] {
+			first = k
+		}
+	}
+	ids := make([]string, 0, len(cycle)+1)
+	for k := range cycle {
+		ids = append(ids, p.Tasks[cycle[(first+k)%len(cycle)]].ID)
+	}
+	ids = append(ids, ids[0])
+	t := &p.Tasks[cycle[first]]
+	at, _ := c.at(&t.ID)
+	for k, need := range t.Needs {
+		if need == ids[1] {
+			at, _ = c.at(&t.Needs[k])
+			break
+		}
+	}
+	const head, tail = 8, 4 // a long cycle is shown by its ends
+	if len(ids) > head+tail+1 {
+		more := fmt.Sprintf("… %d more …", len(ids)-head-tail)
+		ids = append(append(ids[:head:head], more), ids[len(ids)-tail:]...)
+	}
+	c.errorf(at, "dependency cycle: %s (each task needs the next)", strings.Join(ids, " -> "))
+}
