@@ -1,0 +1,206 @@
+// Package server is tasuki as a long-running service: it loads pipeline files
+// from a directory and reloads them when they change, starts runs on their
+// schedules (exactly once per interval, catching up after downtime), executes
+// them with a shared pool of executors, and answers the JSON API that the CLI
+// and the web UI use.
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Config is the server's configuration. It is read from a YAML file (every
+// key optional), then environment variables TASUKI_<KEY> (upper case), then
+// command-line flags; each later source overrides the earlier.
+type Config struct {
+	// Addr is the HTTP listen address.
+	Addr string `yaml:"addr"`
+	// Home is the data directory (store, logs, scratch files).
+	Home string `yaml:"home"`
+	// Pipelines is the directory of pipeline files, watched for changes.
+	Pipelines string `yaml:"pipelines"`
+	// Workers is the number of task attempts this server runs at once.
+	Workers int `yaml:"workers"`
+	// Pools are named slot counts that tasks draw from (pool: warehouse).
+	Pools map[string]int `yaml:"pools"`
+	// Timezone is the IANA zone of schedules that do not name one.
+	Timezone string `yaml:"timezone"`
+	// Retention is how long finished runs are kept ("90d", "720h"); 0 keeps
+	// everything.
+	Retention Duration `yaml:"retention"`
+	// DrainGrace is how long running attempts get to finish on SIGTERM
+	// before they are handed back.
+	DrainGrace Duration `yaml:"drain_grace"`
+	// ReloadInterval is how often the pipelines directory is checked.
+	ReloadInterval Duration `yaml:"reload_interval"`
+	// TickInterval is how often the scheduler looks for due intervals and
+	// queued runs (it also wakes at the next fire time).
+	TickInterval Duration `yaml:"tick_interval"`
+}
+
+// Duration is a time.Duration in configuration: Go syntax ("90s", "1h30m")
+// or a number of days ("90d").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalText reads "90d" or a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// ParseDuration reads a Go duration or a whole number of days ("90d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("duration %q: expected a number of days like 90d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("duration %q: expected a duration like 30s, 5m, 1h30m or 90d", s)
+	}
+	return v, nil
+}
+
+// DefaultConfig is the configuration before any file, variable or flag.
+func DefaultConfig() Config {
+	return Config{
+		Addr:           "127.0.0.1:8080",
+		Home:           ".tasuki",
+		Pipelines:      "pipelines",
+		Workers:        4,
+		Timezone:       "UTC",
+		Retention:      Duration(90 * 24 * time.Hour),
+		DrainGrace:     Duration(30 * time.Second),
+		ReloadInterval: Duration(2 * time.Second),
+		TickInterval:   Duration(time.Second),
+	}
+}
+
+// LoadConfigFile reads a YAML configuration over c. Unknown keys are errors
+// (with line and column), so a typo never silently does nothing.
+func LoadConfigFile(c *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField())
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("configuration %s: %s", path, yaml.FormatError(err, false, true))
+	}
+	return nil
+}
+
+// ApplyEnv overrides c with TASUKI_<KEY> variables from lookup (os.LookupEnv
+// in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_PIPELINES, TASUKI_WORKERS,
+// TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
+// TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL.
+func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
+	var errs []error
+	str := func(key string, dst *string) {
+		if v, ok := lookup(key); ok && v != "" {
+			*dst = v
+		}
+	}
+	dur := func(key string, dst *Duration) {
+		if v, ok := lookup(key); ok && v != "" {
+			d, err := ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				return
+			}
+			*dst = Duration(d)
+		}
+	}
+	str("TASUKI_ADDR", &c.Addr)
+	str("TASUKI_HOME", &c.Home)
+	str("TASUKI_PIPELINES", &c.Pipelines)
+	str("TASUKI_TIMEZONE", &c.Timezone)
+	if v, ok := lookup("TASUKI_WORKERS"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TASUKI_WORKERS: expected a number, got %q", v))
+		} else {
+			c.Workers = n
+		}
+	}
+	if v, ok := lookup("TASUKI_POOLS"); ok && v != "" {
+		pools, err := ParsePools(strings.Split(v, ","))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TASUKI_POOLS: %w", err))
+		} else {
+			c.Pools = pools
+		}
+	}
+	dur("TASUKI_RETENTION", &c.Retention)
+	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
+	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
+	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
+	return errors.Join(errs...)
+}
+
+// ParsePools reads pool definitions written as name=slots.
+func ParsePools(defs []string) (map[string]int, error) {
+	pools := map[string]int{}
+	for _, d := range defs {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		name, n, ok := strings.Cut(d, "=")
+		slots, err := strconv.Atoi(n)
+		if !ok || name == "" || err != nil || slots < 1 {
+			return nil, fmt.Errorf("pool %q: expected name=slots with slots >= 1", d)
+		}
+		pools[name] = slots
+	}
+	return pools, nil
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Workers < 0 {
+		errs = append(errs, fmt.Errorf("workers: must be 0 or more, got %d", c.Workers))
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		errs = append(errs, fmt.Errorf("timezone %q: not an IANA time zone (like Asia/Tokyo)", c.Timezone))
+	}
+	names := make([]string, 0, len(c.Pools))
+	for name := range c.Pools {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if c.Pools[name] < 1 {
+			errs = append(errs, fmt.Errorf("pools.%s: slots must be 1 or more", name))
+		}
+	}
+	if c.ReloadInterval <= 0 || c.TickInterval <= 0 {
+		errs = append(errs, errors.New("reload_interval and tick_interval must be positive"))
+	}
+	return errors.Join(errs...)
+}
