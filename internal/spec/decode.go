@@ -357,6 +357,23 @@ func (d *decoder) value(n ast.Node, sh *shape, v reflect.Value, label string, to
 	}
 }
 
+// isNull reports whether a value node is an explicit or empty null, without
+// following aliases (an alias to null is rare enough to be reported).
+func isNull(n ast.Node) bool {
+	for {
+		switch x := n.(type) {
+		case *ast.NullNode:
+			return true
+		case *ast.AnchorNode:
+			n = x.Value
+		case *ast.TagNode:
+			n = x.Value
+		default:
+			return n == nil
+		}
+	}
+}
+
 // intValue returns an integer scalar as an int64; go-yaml holds
 // non-negative integers as uint64.
 func intValue(n *ast.IntegerNode) (int64, bool) {
@@ -608,6 +625,11 @@ func (d *decoder) object(n ast.Node, sh *shape, v reflect.Value, at pos, label s
 			continue
 		}
 		seen[fl.ord] = e.keyPos
+		if !fl.required && isNull(e.value) {
+			// An optional key with no value ("env:" with every line commented
+			// out) is the same as leaving the key out.
+			continue
+		}
 		fv := v.Field(fl.index)
 		if fl.ptr {
 			nv := reflect.New(fl.shape.goType)

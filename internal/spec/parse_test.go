@@ -463,3 +463,26 @@ func TestErrorFormatting(t *testing.T) {
 		t.Errorf("sorted = %q", got)
 	}
 }
+
+func TestOptionalKeysWithoutValue(t *testing.T) {
+	src := "name: x\ndescription:\nparams:\nenv:\n  # FOO: bar\ntasks:\n  - id: a\n    run: b\n    needs:\n    retry:\n    timeout: ~\n    env:\n    workdir:\n"
+	p, err := Parse("x.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := p.Tasks[0]; tk.Needs != nil || tk.Retry != nil || tk.Timeout != 0 || tk.Env != nil || p.Env != nil || p.Params != nil {
+		t.Errorf("null values were not taken as absent: %+v", p)
+	}
+	sch := compileSchema(t)
+	if err := sch.Validate(yamlInstance(t, []byte(src))); err != nil {
+		t.Errorf("the schema refuses optional keys without value: %v", err)
+	}
+	for _, bad := range []string{"name: x\ntasks:\n  - id:\n    run: b\n", "name: x\ntasks:\n"} {
+		if _, err := Parse("x.yaml", []byte(bad)); err == nil {
+			t.Errorf("Parse accepts a required key without value:\n%s", bad)
+		}
+		if err := sch.Validate(yamlInstance(t, []byte(bad))); err == nil {
+			t.Errorf("the schema accepts a required key without value:\n%s", bad)
+		}
+	}
+}

@@ -168,6 +168,36 @@ func (g schemaGen) field(fl *field) jsonObject {
 		case kindList:
 			o = append(o, jsonMember{"minItems", 1})
 		}
+		return o
+	}
+	return allowNull(o)
+}
+
+// allowNull lets an optional key be written without a value (null), which the
+// parser treats as leaving the key out.
+func allowNull(o jsonObject) jsonObject {
+	for i, m := range o {
+		switch m.key {
+		case "type":
+			if t, ok := m.value.(string); ok {
+				o[i].value = []string{t, "null"}
+			}
+		case "enum":
+			var vals []any
+			switch e := m.value.(type) {
+			case []string:
+				for _, v := range e {
+					vals = append(vals, v)
+				}
+			case []json.Number:
+				for _, v := range e {
+					vals = append(vals, v)
+				}
+			}
+			o[i].value = append(vals, nil)
+		case "$ref":
+			o[i] = jsonMember{"anyOf", []jsonObject{{m}, {{"type", "null"}}}}
+		}
 	}
 	return o
 }
