@@ -40,6 +40,23 @@ const (
 	MaxRunsLimit       = 1000
 	DefaultEventsLimit = 1000
 	MaxEventsLimit     = 10000
+	// ListBackfills pages like ListRuns.
+	DefaultBackfillsLimit = 50
+	MaxBackfillsLimit     = 1000
+	// PruneRuns deletes at most this many runs per call: each run takes its
+	// tasks, attempts and events with it, and the writer is blocked meanwhile.
+	DefaultPruneLimit = 100
+	MaxPruneLimit     = 1000
+)
+
+// Triggers: what started a run (Run.Trigger). The store gives meaning to two
+// of them: TriggerSchedule runs are unique per (pipeline, interval), and
+// CreateBackfill writes TriggerBackfill runs. Others may be used freely.
+const (
+	TriggerManual   = "manual"
+	TriggerSchedule = "schedule"
+	TriggerBackfill = "backfill"
+	TriggerDataset  = "dataset"
 )
 
 // PipelineVersion is one exact pipeline file, kept by content hash so a run
@@ -68,6 +85,8 @@ type Run struct {
 	IntervalEnd   time.Time
 	CreatedAt     time.Time
 	TaskCount     int
+	// BackfillID is the backfill the run belongs to; 0 for none.
+	BackfillID int64
 	engine.Run
 }
 
@@ -125,6 +144,77 @@ type NewRun struct {
 	// Actor is who asked for the run ("" for the system, e.g. the scheduler);
 	// it is kept on the run_created record.
 	Actor string
+	// Schedule, when set, makes the run a scheduled run that moves its
+	// pipeline's schedule on, in the same transaction: see ScheduleAdvance.
+	Schedule *ScheduleAdvance
+}
+
+// ScheduleAdvance ties the creation of a scheduled run to its pipeline's
+// schedule state, so each interval starts exactly once even when a server
+// crashes between creating the run and recording the next fire time, or when
+// two servers fire the same tick.
+//
+// CreateRun checks that the pipeline's NextFire still equals ExpectNextFire (a
+// compare-and-set: the zero time matches an unset NextFire). When it does not,
+// someone else (another server, an earlier attempt that did commit) already
+// fired this tick: CreateRun fails with ErrConflict and writes nothing. When it
+// does, CreateRun inserts the run and sets NextFire and LastIntervalEnd.
+// A run with a Schedule must have Trigger TriggerSchedule (empty becomes it),
+// so the unique (pipeline, interval) index backs the compare-and-set up.
+type ScheduleAdvance struct {
+	ExpectNextFire time.Time
+	NextFire       time.Time // the fire time after this one; zero when the schedule has ended
+	IntervalEnd    time.Time // becomes LastIntervalEnd; zero means the run's IntervalEnd
+}
+
+// PipelineState is one pipeline name's row in the registry: which version of
+// its file is current, whether the file on disk is usable, and its schedule.
+// There is one row per name ever loaded; a removed file keeps its row (and its
+// runs) with Removed set.
+type PipelineState struct {
+	Name string
+	// VersionID is the current good version (0: none yet). It is kept while
+	// the file on disk is broken, so the pipeline runs its last good version.
+	VersionID int64
+	File      string // path the file was loaded from
+	Error     string // what is wrong with the file on disk; "" when it loaded
+	Removed   bool   // the file is gone; the history stays
+	// Paused stops new scheduled runs; it survives reloads and restarts.
+	Paused bool
+	// NextFire is when the scheduler starts the next interval; zero when
+	// nothing is scheduled.
+	NextFire time.Time
+	// LastIntervalEnd is the end of the newest scheduled interval already
+	// started (or deliberately skipped): catch-up after downtime starts there.
+	LastIntervalEnd time.Time
+	UpdatedAt       time.Time // when the row last changed
+}
+
+// Backfill states. A backfill is created running; the server finishes it.
+const (
+	BackfillRunning   = "running"
+	BackfillSucceeded = "succeeded"
+	BackfillFailed    = "failed"
+	BackfillCancelled = "cancelled"
+)
+
+// Backfill is one request to run a pipeline over a past range: one run per
+// interval, created together (CreateBackfill), run with their own limit.
+type Backfill struct {
+	ID       int64
+	Pipeline string
+	From, To time.Time // the requested range
+	// Parallel is how many of its runs may be active at once (0: no limit of
+	// its own; the pipeline's limits still apply).
+	Parallel   int
+	State      string // BackfillRunning, BackfillSucceeded, ...
+	Actor      string // who asked for it
+	CreatedAt  time.Time
+	FinishedAt time.Time // zero while running
+	// Runs is how many runs the backfill was given (CreateBackfill's runs
+	// plus runs later created with its BackfillID). Pruning old runs does not
+	// lower it; BackfillCounts counts the runs that are still kept.
+	Runs int
 }
 
 // Change is one run's state change: the engine's transition plus the attempt
@@ -139,12 +229,19 @@ type Change struct {
 	Attempts []Attempt
 }
 
-// RunFilter selects runs for ListRuns. Results are newest first (by ID).
+// RunFilter selects runs for ListRuns. Results are newest first (by ID), or
+// oldest first with Ascending. The filters combine with AND.
 type RunFilter struct {
-	Pipeline string            // empty for all
-	States   []engine.RunState // empty for all
-	BeforeID int64             // cursor: only runs with ID < BeforeID (0 for no cursor)
-	Limit    int               // at most this many (default 50, at most 1000)
+	Pipeline   string            // empty for all
+	States     []engine.RunState // empty for all
+	BackfillID int64             // only the runs of this backfill (0 for all)
+	Trigger    string            // only runs with this trigger (empty for all)
+	BeforeID   int64             // cursor: only runs with ID < BeforeID (0 for no cursor)
+	AfterID    int64             // cursor: only runs with ID > AfterID (0 for no cursor)
+	// Ascending lists oldest first: a scheduler takes the oldest queued runs
+	// of a pipeline or backfill, and pages on with AfterID.
+	Ascending bool
+	Limit     int // at most this many (default 50, at most 1000)
 }
 
 // Store is the durable state of tasuki. Implementations are safe for
@@ -160,13 +257,28 @@ type Store interface {
 	// transaction and returns the run with its ID, as Run would read it back.
 	// A second scheduled run (Trigger "schedule") for the same pipeline and
 	// IntervalStart fails with ErrConflict. A VersionID of 0 means none; a
-	// VersionID that does not exist fails with ErrNotFound.
+	// VersionID that does not exist fails with ErrNotFound. So does a
+	// BackfillID that does not exist (a run added to a backfill later, such as
+	// a rerun of one of its intervals; the backfill's Runs counts it).
+	//
+	// With nr.Schedule set, CreateRun also moves the pipeline's schedule on,
+	// in the same transaction, or fails with ErrConflict and writes nothing;
+	// see ScheduleAdvance. It fails with ErrNotFound when the pipeline has no
+	// PipelineState.
 	CreateRun(ctx context.Context, nr NewRun) (Run, error)
 	// Run returns one run.
 	Run(ctx context.Context, id int64) (Run, error)
-	// ListRuns returns runs newest first; the cost does not depend on how
-	// many runs exist beyond the page.
+	// ListRuns returns one page of runs, newest first (oldest first with
+	// f.Ascending). Every filter is served by an index read from the cursor,
+	// so the cost does not depend on how many runs exist beyond the page.
+	// (The exception: Trigger combined with States reads one of them from an
+	// index and filters on the other.)
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// CountRuns counts the runs of a pipeline ("" for all pipelines) in any of
+	// states (empty for all). It is meant for active states (how many runs
+	// are queued or running, for a max-active-runs limit): the cost is the
+	// number of runs counted, read from an index.
+	CountRuns(ctx context.Context, pipeline string, states []engine.RunState) (int, error)
 	// Tasks returns every task of a run in index order. Tasks, Attempts and
 	// Events return ErrNotFound when the run does not exist.
 	Tasks(ctx context.Context, runID int64) ([]TaskRow, error)
@@ -181,6 +293,69 @@ type Store interface {
 	// in one transaction: all of it or none of it. A change for a run or task
 	// that does not exist fails the whole batch with ErrNotFound.
 	Apply(ctx context.Context, changes ...Change) error
+
+	// PutPipelineState creates or updates the registry row of ps.Name: its
+	// VersionID, File, Error, Removed and UpdatedAt (zero: now). It never
+	// changes Paused, NextFire or LastIntervalEnd (a reload must not reset a
+	// schedule; use SetPaused, SetNextFire and AdvanceSchedule): a new row
+	// starts unpaused with nothing scheduled. A VersionID of 0 keeps the
+	// stored one, so recording a broken or removed file keeps the last good
+	// version. A VersionID that does not exist fails with ErrNotFound, one of
+	// another pipeline with an error.
+	PutPipelineState(ctx context.Context, ps PipelineState) error
+	// PipelineState returns the registry row of a pipeline (ErrNotFound when
+	// it was never put).
+	PipelineState(ctx context.Context, name string) (PipelineState, error)
+	// PipelineStates returns every registry row, by name. There is one per
+	// pipeline file ever loaded, so the list is not paginated.
+	PipelineStates(ctx context.Context) ([]PipelineState, error)
+	// SetPaused pauses or unpauses a pipeline's schedule (ErrNotFound for an
+	// unknown pipeline).
+	SetPaused(ctx context.Context, name string, paused bool) error
+	// SetNextFire sets a pipeline's next fire time unconditionally (zero:
+	// nothing scheduled), keeping LastIntervalEnd: for a schedule that was
+	// added, changed or removed. Firing a tick uses CreateRun with a Schedule
+	// or AdvanceSchedule, which compare and set.
+	SetNextFire(ctx context.Context, name string, next time.Time) error
+	// AdvanceSchedule moves a pipeline's schedule on without creating a run:
+	// for intervals that catch-up skips. Like CreateRun with a Schedule, it
+	// sets NextFire to next only if NextFire still equals expect (otherwise
+	// ErrConflict, nothing written), and sets LastIntervalEnd to lastEnd
+	// (zero keeps it). ErrNotFound for an unknown pipeline.
+	AdvanceSchedule(ctx context.Context, name string, expect, next, lastEnd time.Time) error
+
+	// CreateBackfill writes a backfill and all its runs in one transaction:
+	// all of them or none. Each run is created as CreateRun would (its tasks,
+	// its run_created record) with Trigger TriggerBackfill (empty becomes it;
+	// another is an error), BackfillID set, Pipeline b.Pipeline (empty becomes
+	// it) and Actor b.Actor when empty; a run may not carry a Schedule. The
+	// store sets b.ID, b.Runs, an empty State (running) and a zero CreatedAt
+	// (now). It returns the backfill as Backfill reads it back; the runs are
+	// found with ListRuns (RunFilter.BackfillID), in the order given.
+	CreateBackfill(ctx context.Context, b Backfill, runs []NewRun) (Backfill, error)
+	// Backfill returns one backfill.
+	Backfill(ctx context.Context, id int64) (Backfill, error)
+	// ListBackfills returns backfills newest first, of one pipeline ("" for
+	// all), with ID < beforeID (0: no cursor); limit as DefaultBackfillsLimit
+	// and MaxBackfillsLimit describe.
+	ListBackfills(ctx context.Context, pipeline string, beforeID int64, limit int) ([]Backfill, error)
+	// SetBackfillState records a backfill's state and when it finished (zero
+	// while running). Any state may follow any other (retrying a failed
+	// backfill's runs may make it running again). ErrNotFound for an unknown
+	// backfill.
+	SetBackfillState(ctx context.Context, id int64, state string, finishedAt time.Time) error
+	// BackfillCounts counts a backfill's runs by state, from an index,
+	// without reading the runs. States without runs are absent.
+	BackfillCounts(ctx context.Context, id int64) (map[engine.RunState]int, error)
+
+	// PruneRuns deletes up to limit finished runs (succeeded, failed or
+	// cancelled) created before createdBefore, oldest first, with their tasks,
+	// attempts and events, in one transaction, and returns their IDs (so the
+	// caller can delete their logs). Unfinished runs are never deleted, however
+	// old. limit as DefaultPruneLimit and MaxPruneLimit describe: callers loop
+	// until fewer than limit come back, so the writer is never blocked for
+	// long. Pipeline versions and backfills are kept.
+	PruneRuns(ctx context.Context, createdBefore time.Time, limit int) ([]int64, error)
 
 	// Close releases the store.
 	Close() error

@@ -114,7 +114,7 @@ func open(ctx context.Context, path string) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	db := &DB{path: abs, w: w}
-	if err := w.PingContext(ctx); err != nil {
+	if err := ping(ctx, w); err != nil {
 		w.Close()
 		return nil, explain(abs, err)
 	}
@@ -142,7 +142,7 @@ func open(ctx context.Context, path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	if err := r.PingContext(ctx); err != nil {
+	if err := ping(ctx, r); err != nil {
 		r.Close()
 		db.st.close()
 		w.Close()
@@ -150,6 +150,28 @@ func open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.r = r
 	return db, nil
+}
+
+// ping opens the first connection of a pool, which runs the connection
+// pragmas. Switching a new file to WAL mode takes an exclusive lock, and
+// SQLite does not call the busy handler for every lock it meets on the way,
+// so processes opening the same new file at once can see SQLITE_BUSY here
+// despite busy_timeout. ping retries that, within the same busy timeout.
+func ping(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	wait := 5 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || code(err)&0xff != sqlite3.SQLITE_BUSY || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // dsn builds a file: URI so that any path (spaces, '?', '#') reaches SQLite

@@ -16,57 +16,6 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
-// taskBatch is how many task rows one INSERT statement writes in CreateRun.
-// 13 columns × 256 rows stays far below SQLite's 32,766 bound parameters, and
-// larger batches measured no faster.
-const taskBatch = 256
-
-const taskInsertCols = `INSERT INTO tasks (run_id, idx, task_id, state, attempt, spent, pending_needs,
-	ready_at, started_at, finished_at, exit_code, message, result) VALUES `
-
-const taskInsertRow = `(?,?,?,?,?,?,?,?,?,?,?,?,?)`
-
-// taskInsertSQL is an INSERT of n task rows.
-func taskInsertSQL(n int) string {
-	var b strings.Builder
-	b.Grow(len(taskInsertCols) + n*(len(taskInsertRow)+1))
-	b.WriteString(taskInsertCols)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(taskInsertRow)
-	}
-	return b.String()
-}
-
-// A fresh task (never started: no attempt, times, exit code, message or
-// result, which is how CreateRun almost always sees them) is written with
-// only the columns that vary; the others take their defaults. Binding 4
-// values a row instead of 13 makes CreateRun about twice as fast.
-const freshInsertCols = `INSERT INTO tasks (run_id, idx, task_id, state, pending_needs) VALUES `
-
-const freshInsertRow = `(?1,?,?,?,?)`
-
-// freshInsertSQL is an INSERT of n fresh task rows; the run id is bound once.
-func freshInsertSQL(n int) string {
-	var b strings.Builder
-	b.Grow(len(freshInsertCols) + n*(len(freshInsertRow)+1))
-	b.WriteString(freshInsertCols)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(freshInsertRow)
-	}
-	return b.String()
-}
-
-func fresh(t *store.TaskRow) bool {
-	return t.Attempt == 0 && t.Spent == 0 && t.ReadyAt.IsZero() && t.StartedAt.IsZero() && t.FinishedAt.IsZero() &&
-		t.ExitCode == nil && t.Message == "" && len(t.Result) == 0
-}
-
 // stmts are the writer's hot statements, prepared once on the writer
 // connection so Apply does not parse SQL on every call.
 type stmts struct {
@@ -74,6 +23,7 @@ type stmts struct {
 	updateTask    *sql.Stmt
 	insertEvent   *sql.Stmt
 	upsertAttempt *sql.Stmt
+	insertRun     *sql.Stmt
 	insertTasks   *sql.Stmt // taskBatch rows
 	insertFresh   *sql.Stmt // taskBatch fresh rows
 }
@@ -99,6 +49,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 			exit_code   = coalesce(excluded.exit_code, attempts.exit_code),
 			message     = coalesce(nullif(excluded.message, ''), attempts.message),
 			log         = coalesce(nullif(excluded.log, ''), attempts.log)`},
+		{&s.insertRun, insertRunSQL},
 		{&s.insertTasks, taskInsertSQL(taskBatch)},
 		{&s.insertFresh, freshInsertSQL(taskBatch)},
 	} {
@@ -113,7 +64,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertTasks, s.insertFresh} {
+	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -184,156 +135,18 @@ func (db *DB) PipelineVersion(ctx context.Context, id int64) (store.PipelineVers
 	return v, nil
 }
 
-// CreateRun writes the run, its tasks (in multi-row INSERTs of taskBatch
-// rows) and its run_created record in one transaction.
-func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error) {
-	r := nr.Run
-	if err := prepareRun(&r, nr.Tasks); err != nil {
-		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
-	}
-	defer tx.Rollback()
-
-	var version any
-	if r.VersionID != 0 {
-		version = r.VersionID
-	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO runs (pipeline, version_id, trigger, params, interval_start,
-		interval_end, created_at, task_count, state, remaining, unsuccessful, cancelling, started_at, finished_at)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-		r.Pipeline, version, r.Trigger, jsonArg(r.Params), timeArg(r.IntervalStart), timeArg(r.IntervalEnd),
-		timeArg(r.CreatedAt), r.TaskCount, string(r.State), r.Remaining, r.Unsuccessful, boolArg(r.Cancelling),
-		timeArg(r.StartedAt), timeArg(r.FinishedAt)).Scan(&r.ID)
-	if err != nil {
-		switch code(err) {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-			return store.Run{}, fmt.Errorf("create run of %q: a scheduled run for interval %s already exists: %w",
-				r.Pipeline, r.IntervalStart.Format(time.RFC3339Nano), store.ErrConflict)
-		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return store.Run{}, fmt.Errorf("create run of %q: pipeline version %d: %w", r.Pipeline, r.VersionID, store.ErrNotFound)
-		}
-		return store.Run{}, fmt.Errorf("create run of %q: insert run: %w", r.Pipeline, err)
-	}
-
-	if err := insertTasks(ctx, tx, &db.st, r.ID, nr.Tasks); err != nil {
-		return store.Run{}, fmt.Errorf("create run %d of %q: %w", r.ID, r.Pipeline, err)
-	}
-	if _, err := tx.StmtContext(ctx, db.st.insertEvent).ExecContext(ctx,
-		r.ID, -1, timeArg(r.CreatedAt), string(store.RecRunCreated), 0, nil, "", nr.Actor, nil); err != nil {
-		return store.Run{}, fmt.Errorf("create run %d of %q: record run_created: %w", r.ID, r.Pipeline, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return store.Run{}, fmt.Errorf("create run %d of %q: commit: %w", r.ID, r.Pipeline, err)
-	}
-	return r, nil
-}
-
-// prepareRun validates a new run and fills in what the store decides, so the
-// returned run equals what Run reads back.
-func prepareRun(r *store.Run, tasks []store.TaskRow) error {
-	if r.Pipeline == "" {
-		return errors.New("empty pipeline name")
-	}
-	if err := checkJSON("params", r.Params); err != nil {
-		return err
-	}
-	for i := range tasks {
-		t := &tasks[i]
-		if t.Index != i {
-			return fmt.Errorf("task %d (%q) has index %d; indexes must be 0..%d in order", i, t.TaskID, t.Index, len(tasks)-1)
-		}
-		if err := checkJSON(fmt.Sprintf("result of task %d", i), t.Result); err != nil {
-			return err
-		}
-	}
-	r.ID = 0
-	r.TaskCount = len(tasks)
-	if r.State == "" {
-		r.State = engine.RunQueued
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r.Params = normJSON(r.Params)
-	r.CreatedAt = normTime(r.CreatedAt)
-	r.IntervalStart = normTime(r.IntervalStart)
-	r.IntervalEnd = normTime(r.IntervalEnd)
-	r.StartedAt = normTime(r.StartedAt)
-	r.FinishedAt = normTime(r.FinishedAt)
-	return nil
-}
-
-// insertTasks writes the task rows in statements of taskBatch rows (prepared
-// once) and one statement for the remainder, using the short fresh-row form
-// when every row of the run is fresh.
-func insertTasks(ctx context.Context, tx *sql.Tx, st *stmts, runID int64, tasks []store.TaskRow) error {
-	allFresh := true
-	for i := range tasks {
-		if !fresh(&tasks[i]) {
-			allFresh = false
-			break
-		}
-	}
-	batch, rowSQL, perRow := tx.StmtContext(ctx, st.insertTasks), taskInsertSQL, 13
-	if allFresh {
-		batch, rowSQL, perRow = tx.StmtContext(ctx, st.insertFresh), freshInsertSQL, 4
-	}
-	args := make([]any, 0, 1+taskBatch*perRow)
-	add := func(t *store.TaskRow) {
-		state := t.State
-		if state == "" {
-			state = engine.TaskPending
-		}
-		if allFresh {
-			args = append(args, int64(t.Index), t.TaskID, string(state), int64(t.PendingNeeds))
-			return
-		}
-		args = append(args, runID, int64(t.Index), t.TaskID, string(state), int64(t.Attempt), int64(t.Spent),
-			int64(t.PendingNeeds), timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt),
-			intPtrArg(t.ExitCode), t.Message, jsonArg(t.Result))
-	}
-	reset := func() {
-		args = args[:0]
-		if allFresh {
-			args = append(args, runID)
-		}
-	}
-	full := len(tasks) / taskBatch * taskBatch
-	for start := 0; start < full; start += taskBatch {
-		reset()
-		for i := start; i < start+taskBatch; i++ {
-			add(&tasks[i])
-		}
-		if _, err := batch.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("insert tasks %d..%d: %w", start, start+taskBatch-1, err)
-		}
-	}
-	if rest := tasks[full:]; len(rest) > 0 {
-		reset()
-		for i := range rest {
-			add(&rest[i])
-		}
-		if _, err := tx.ExecContext(ctx, rowSQL(len(rest)), args...); err != nil {
-			return fmt.Errorf("insert tasks %d..%d: %w", full, len(tasks)-1, err)
-		}
-	}
-	return nil
-}
-
 const runCols = `id, pipeline, version_id, trigger, params, interval_start, interval_end, created_at,
-	task_count, state, remaining, unsuccessful, cancelling, started_at, finished_at`
+	task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at`
 
 func scanRun(row interface{ Scan(...any) error }) (store.Run, error) {
 	var r store.Run
-	var version sql.NullInt64
+	var version, backfill sql.NullInt64
 	var state string
 	err := row.Scan(&r.ID, &r.Pipeline, &version, &r.Trigger, jsonCol{&r.Params},
-		timeCol{&r.IntervalStart}, timeCol{&r.IntervalEnd}, timeCol{&r.CreatedAt}, &r.TaskCount,
+		timeCol{&r.IntervalStart}, timeCol{&r.IntervalEnd}, timeCol{&r.CreatedAt}, &r.TaskCount, &backfill,
 		&state, &r.Remaining, &r.Unsuccessful, boolCol{&r.Cancelling}, timeCol{&r.StartedAt}, timeCol{&r.FinishedAt})
 	r.VersionID = version.Int64
+	r.BackfillID = backfill.Int64
 	r.State = engine.RunState(state)
 	return r, err
 }
@@ -348,92 +161,6 @@ func (db *DB) Run(ctx context.Context, id int64) (store.Run, error) {
 		return store.Run{}, fmt.Errorf("run %d: %w", id, err)
 	}
 	return r, nil
-}
-
-// ListRuns returns one page of runs, newest first. Each filter maps to an
-// index read backwards from the cursor. Several states become one indexed
-// read per state, each limited to the page size, merged by a UNION ALL: the
-// work is bounded by states × limit, never by the history.
-func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
-	query, args := listRunsQuery(f)
-	rows, err := db.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	defer rows.Close()
-	var runs []store.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list runs: %w", err)
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return runs, nil
-}
-
-func listRunsQuery(f store.RunFilter) (string, []any) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = store.DefaultRunsLimit
-	}
-	limit = min(limit, store.MaxRunsLimit)
-	before := f.BeforeID
-	if before <= 0 {
-		before = 1<<63 - 1
-	}
-	var states []string
-	for _, s := range f.States {
-		if !containsString(states, string(s)) {
-			states = append(states, string(s))
-		}
-	}
-
-	// one is the query for a single state ("" for any).
-	one := func(state string) (string, []any) {
-		var where []string
-		var args []any
-		if f.Pipeline != "" {
-			where = append(where, "pipeline = ?")
-			args = append(args, f.Pipeline)
-		}
-		if state != "" {
-			where = append(where, "state = ?")
-			args = append(args, state)
-		}
-		where = append(where, "id < ?")
-		args = append(args, before, limit)
-		return `SELECT ` + runCols + ` FROM runs WHERE ` + strings.Join(where, " AND ") +
-			` ORDER BY id DESC LIMIT ?`, args
-	}
-	if len(states) <= 1 {
-		s := ""
-		if len(states) == 1 {
-			s = states[0]
-		}
-		return one(s)
-	}
-	var parts []string
-	var args []any
-	for _, s := range states {
-		q, a := one(s)
-		parts = append(parts, `SELECT * FROM (`+q+`)`)
-		args = append(args, a...)
-	}
-	args = append(args, limit)
-	return strings.Join(parts, " UNION ALL ") + ` ORDER BY id DESC LIMIT ?`, args
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // runMissing turns an empty result into ErrNotFound when the run does not

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -96,6 +98,26 @@ func diffValue(out *[]string, path string, got, want reflect.Value) {
 		}
 		for i := range min(got.Len(), want.Len()) {
 			diffValue(out, fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))
+		}
+	case reflect.Map:
+		keys := got.MapKeys()
+		for _, k := range want.MapKeys() {
+			if !got.MapIndex(k).IsValid() {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		for _, k := range keys {
+			g, w := got.MapIndex(k), want.MapIndex(k)
+			p := fmt.Sprintf("%s[%v]", path, k)
+			switch {
+			case !g.IsValid():
+				*out = append(*out, fmt.Sprintf("%s: missing, want %v", p, w))
+			case !w.IsValid():
+				*out = append(*out, fmt.Sprintf("%s: got %v, want no entry", p, g))
+			default:
+				diffValue(out, p, g, w)
+			}
 		}
 	default:
 		if !got.Equal(want) {

@@ -48,6 +48,21 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsPaging", testEventsPaging},
 		{"NotFound", testNotFound},
 		{"ConcurrentApply", testConcurrentApply},
+		{"PipelineStates", testPipelineStates},
+		{"PipelineStateVersions", testPipelineStateVersions},
+		{"ScheduledRunAdvances", testScheduledRunAdvances},
+		{"ScheduledRunRejects", testScheduledRunRejects},
+		{"AdvanceSchedule", testAdvanceSchedule},
+		{"ConcurrentScheduledRuns", testConcurrentScheduledRuns},
+		{"Backfill", testBackfill},
+		{"BackfillManyRuns", testBackfillManyRuns},
+		{"BackfillIsAtomic", testBackfillAtomic},
+		{"ListBackfills", testListBackfills},
+		{"ListRunsFilters", testListRunsFilters},
+		{"CountRuns", testCountRuns},
+		{"PruneRuns", testPruneRuns},
+		{"PruneRunsLimits", testPruneRunsLimits},
+		{"ServerNotFound", testServerNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

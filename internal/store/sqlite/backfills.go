@@ -1,0 +1,220 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+const backfillCols = `id, pipeline, range_from, range_to, parallel, state, actor, created_at, finished_at, runs`
+
+func scanBackfill(row interface{ Scan(...any) error }) (store.Backfill, error) {
+	var b store.Backfill
+	err := row.Scan(&b.ID, &b.Pipeline, timeCol{&b.From}, timeCol{&b.To}, &b.Parallel, &b.State, &b.Actor,
+		timeCol{&b.CreatedAt}, timeCol{&b.FinishedAt}, &b.Runs)
+	return b, err
+}
+
+func checkBackfillState(s string) error {
+	switch s {
+	case store.BackfillRunning, store.BackfillSucceeded, store.BackfillFailed, store.BackfillCancelled:
+		return nil
+	}
+	return fmt.Errorf("unknown backfill state %q (want %s, %s, %s or %s)", s,
+		store.BackfillRunning, store.BackfillSucceeded, store.BackfillFailed, store.BackfillCancelled)
+}
+
+// CreateBackfill checks every run before taking the write lock, then writes
+// the backfill row and the runs with one runWriter in one transaction, so a
+// refused run (an unknown version, say) leaves nothing behind.
+func (db *DB) CreateBackfill(ctx context.Context, b store.Backfill, runs []store.NewRun) (store.Backfill, error) {
+	if err := prepareBackfill(&b, runs); err != nil {
+		return store.Backfill{}, fmt.Errorf("create backfill of %q: %w", b.Pipeline, err)
+	}
+	// Check and normalise copies: the caller's runs are left as given.
+	rs := make([]store.Run, len(runs))
+	for i := range runs {
+		nr := &runs[i]
+		r := &rs[i]
+		*r = nr.Run
+		if nr.Schedule != nil {
+			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d advances a schedule; backfill runs may not", b.Pipeline, i)
+		}
+		if r.Pipeline == "" {
+			r.Pipeline = b.Pipeline
+		}
+		if r.Pipeline != b.Pipeline {
+			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d is a run of pipeline %q", b.Pipeline, i, r.Pipeline)
+		}
+		if r.Trigger == "" {
+			r.Trigger = store.TriggerBackfill
+		}
+		if r.Trigger != store.TriggerBackfill {
+			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d has trigger %q, want %q", b.Pipeline, i, r.Trigger, store.TriggerBackfill)
+		}
+		r.BackfillID = 0
+		if err := prepareRun(r, nr.Tasks); err != nil {
+			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d: %w", b.Pipeline, i, err)
+		}
+	}
+
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Backfill{}, fmt.Errorf("create backfill of %q: %w", b.Pipeline, err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `INSERT INTO backfills (pipeline, range_from, range_to, parallel, state, actor,
+		created_at, finished_at, runs) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`,
+		b.Pipeline, timeArg(b.From), timeArg(b.To), b.Parallel, b.State, b.Actor, timeArg(b.CreatedAt),
+		timeArg(b.FinishedAt), b.Runs).Scan(&b.ID)
+	if err != nil {
+		return store.Backfill{}, fmt.Errorf("create backfill of %q: insert backfill: %w", b.Pipeline, err)
+	}
+	w := db.runWriter(ctx, tx)
+	for i := range rs {
+		rs[i].BackfillID = b.ID
+		actor := runs[i].Actor
+		if actor == "" {
+			actor = b.Actor
+		}
+		if err := w.create(&rs[i], runs[i].Tasks, actor); err != nil {
+			return store.Backfill{}, fmt.Errorf("create backfill %d of %q: run %d: %w", b.ID, b.Pipeline, i, err)
+		}
+	}
+	if err := w.flush(); err != nil {
+		return store.Backfill{}, fmt.Errorf("create backfill %d of %q: %w", b.ID, b.Pipeline, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Backfill{}, fmt.Errorf("create backfill %d of %q: commit: %w", b.ID, b.Pipeline, err)
+	}
+	return b, nil
+}
+
+// prepareBackfill validates a new backfill and fills in what the store
+// decides, so the returned backfill equals what Backfill reads back.
+func prepareBackfill(b *store.Backfill, runs []store.NewRun) error {
+	if b.Pipeline == "" {
+		return errors.New("empty pipeline name")
+	}
+	if b.Parallel < 0 {
+		return fmt.Errorf("parallel is %d; want 0 (no limit of its own) or more", b.Parallel)
+	}
+	if b.State == "" {
+		b.State = store.BackfillRunning
+	}
+	if err := checkBackfillState(b.State); err != nil {
+		return err
+	}
+	if b.From.IsZero() || b.To.IsZero() {
+		return errors.New("the range needs both a start and an end")
+	}
+	if b.To.Before(b.From) {
+		return fmt.Errorf("the range ends (%s) before it starts (%s)", b.To.Format(time.RFC3339), b.From.Format(time.RFC3339))
+	}
+	if b.CreatedAt.IsZero() {
+		b.CreatedAt = time.Now()
+	}
+	b.ID = 0
+	b.Runs = len(runs)
+	b.From, b.To = normTime(b.From), normTime(b.To)
+	b.CreatedAt, b.FinishedAt = normTime(b.CreatedAt), normTime(b.FinishedAt)
+	return nil
+}
+
+// Backfill returns backfill id.
+func (db *DB) Backfill(ctx context.Context, id int64) (store.Backfill, error) {
+	b, err := scanBackfill(db.r.QueryRowContext(ctx, `SELECT `+backfillCols+` FROM backfills WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Backfill{}, fmt.Errorf("backfill %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Backfill{}, fmt.Errorf("backfill %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// ListBackfills reads one page newest first: the primary key backwards, or
+// the (pipeline, id) index backwards for one pipeline.
+func (db *DB) ListBackfills(ctx context.Context, pipeline string, beforeID int64, limit int) ([]store.Backfill, error) {
+	if limit <= 0 {
+		limit = store.DefaultBackfillsLimit
+	}
+	limit = min(limit, store.MaxBackfillsLimit)
+	if beforeID <= 0 {
+		beforeID = 1<<63 - 1
+	}
+	q := `SELECT ` + backfillCols + ` FROM backfills WHERE id < ?`
+	args := []any{beforeID}
+	if pipeline != "" {
+		q += ` AND pipeline = ?`
+		args = append(args, pipeline)
+	}
+	rows, err := db.r.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list backfills: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Backfill
+	for rows.Next() {
+		b, err := scanBackfill(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list backfills: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list backfills: %w", err)
+	}
+	return out, nil
+}
+
+// SetBackfillState records the state of backfill id.
+func (db *DB) SetBackfillState(ctx context.Context, id int64, state string, finishedAt time.Time) error {
+	if err := checkBackfillState(state); err != nil {
+		return fmt.Errorf("set state of backfill %d: %w", id, err)
+	}
+	res, err := db.w.ExecContext(ctx, `UPDATE backfills SET state = ?, finished_at = ? WHERE id = ?`,
+		state, timeArg(finishedAt), id)
+	if err := affectedOne(res, err); err != nil {
+		return fmt.Errorf("set state of backfill %d to %s: %w", id, state, err)
+	}
+	return nil
+}
+
+// BackfillCounts groups the (backfill_id, state, id) index: a covering index
+// scan over the backfill's runs, no run rows read.
+func (db *DB) BackfillCounts(ctx context.Context, id int64) (map[engine.RunState]int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT state, count(*) FROM runs WHERE backfill_id = ? GROUP BY state`, id)
+	if err != nil {
+		return nil, fmt.Errorf("count runs of backfill %d: %w", id, err)
+	}
+	defer rows.Close()
+	counts := make(map[engine.RunState]int)
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count runs of backfill %d: %w", id, err)
+		}
+		counts[engine.RunState(state)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count runs of backfill %d: %w", id, err)
+	}
+	if len(counts) == 0 {
+		var one int
+		err := db.r.QueryRowContext(ctx, `SELECT 1 FROM backfills WHERE id = ?`, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("count runs of backfill %d: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("count runs of backfill %d: %w", id, err)
+		}
+	}
+	return counts, nil
+}

@@ -1,0 +1,272 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// taskBatch is how many task rows one INSERT statement writes when runs are
+// created. 13 columns × 256 rows stays far below SQLite's 32,766 bound
+// parameters, and larger batches measured no faster.
+const taskBatch = 256
+
+const taskInsertCols = `INSERT INTO tasks (run_id, idx, task_id, state, attempt, spent, pending_needs,
+	ready_at, started_at, finished_at, exit_code, message, result) VALUES `
+
+const taskInsertRow = `(?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+// taskInsertSQL is an INSERT of n task rows.
+func taskInsertSQL(n int) string { return multiRow(taskInsertCols, taskInsertRow, n) }
+
+// A fresh task (never started: no attempt, times, exit code, message or
+// result, which is how new runs almost always have them) is written with only
+// the columns that vary; the others take their defaults. Binding 5 values a
+// row instead of 13 makes creating runs about twice as fast.
+const freshInsertCols = `INSERT INTO tasks (run_id, idx, task_id, state, pending_needs) VALUES `
+
+const freshInsertRow = `(?,?,?,?,?)`
+
+// freshInsertSQL is an INSERT of n fresh task rows.
+func freshInsertSQL(n int) string { return multiRow(freshInsertCols, freshInsertRow, n) }
+
+func multiRow(head, row string, n int) string {
+	var b strings.Builder
+	b.Grow(len(head) + n*(len(row)+1))
+	b.WriteString(head)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+func fresh(t *store.TaskRow) bool {
+	return t.Attempt == 0 && t.Spent == 0 && t.ReadyAt.IsZero() && t.StartedAt.IsZero() && t.FinishedAt.IsZero() &&
+		t.ExitCode == nil && t.Message == "" && len(t.Result) == 0
+}
+
+const insertRunSQL = `INSERT INTO runs (pipeline, version_id, trigger, params, interval_start, interval_end,
+	created_at, task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`
+
+// runWriter writes new runs inside one write transaction: each run row on its
+// own (its ID comes back), the task rows of all its runs in shared multi-row
+// INSERTs of taskBatch rows, and one run_created record per run. CreateRun
+// writes one run with it, CreateBackfill thousands: a backfill of 10,000 runs
+// of 3 tasks costs 10,000 run and record inserts but only ~120 task inserts.
+type runWriter struct {
+	ctx                                              context.Context
+	tx                                               *sql.Tx
+	insertRun, insertEvent, insertTasks, insertFresh *sql.Stmt
+	full, fresh                                      []any // arguments of the rows not yet written
+	nFull, nFresh                                    int
+}
+
+func (db *DB) runWriter(ctx context.Context, tx *sql.Tx) *runWriter {
+	return &runWriter{
+		ctx:         ctx,
+		tx:          tx,
+		insertRun:   tx.StmtContext(ctx, db.st.insertRun),
+		insertEvent: tx.StmtContext(ctx, db.st.insertEvent),
+		insertTasks: tx.StmtContext(ctx, db.st.insertTasks),
+		insertFresh: tx.StmtContext(ctx, db.st.insertFresh),
+	}
+}
+
+// create inserts run r (already checked and normalised by prepareRun), sets
+// r.ID, queues its tasks and records its creation by actor. The caller calls
+// flush before committing. A refused run row is ErrConflict (a second
+// scheduled run for an interval) or ErrNotFound (its pipeline version).
+func (w *runWriter) create(r *store.Run, tasks []store.TaskRow, actor string) error {
+	var version, backfill any
+	if r.VersionID != 0 {
+		version = r.VersionID
+	}
+	if r.BackfillID != 0 {
+		backfill = r.BackfillID
+	}
+	err := w.insertRun.QueryRowContext(w.ctx, r.Pipeline, version, r.Trigger, jsonArg(r.Params),
+		timeArg(r.IntervalStart), timeArg(r.IntervalEnd), timeArg(r.CreatedAt), r.TaskCount, backfill,
+		string(r.State), r.Remaining, r.Unsuccessful, boolArg(r.Cancelling), timeArg(r.StartedAt),
+		timeArg(r.FinishedAt)).Scan(&r.ID)
+	if err != nil {
+		switch code(err) {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("a scheduled run for interval %s already exists: %w",
+				r.IntervalStart.Format(time.RFC3339Nano), store.ErrConflict)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			// The backfill is checked (and counted) before the insert, so the
+			// version is what is missing.
+			return fmt.Errorf("pipeline version %d: %w", r.VersionID, store.ErrNotFound)
+		}
+		return fmt.Errorf("insert run: %w", err)
+	}
+	for i := range tasks {
+		if err := w.addTask(r.ID, &tasks[i]); err != nil {
+			return fmt.Errorf("run %d: %w", r.ID, err)
+		}
+	}
+	if _, err := w.insertEvent.ExecContext(w.ctx, r.ID, -1, timeArg(r.CreatedAt), string(store.RecRunCreated),
+		0, nil, "", actor, nil); err != nil {
+		return fmt.Errorf("run %d: record run_created: %w", r.ID, err)
+	}
+	return nil
+}
+
+// addTask queues one task row, writing a full batch when one is ready.
+func (w *runWriter) addTask(runID int64, t *store.TaskRow) error {
+	state := t.State
+	if state == "" {
+		state = engine.TaskPending
+	}
+	if fresh(t) {
+		w.fresh = append(w.fresh, runID, int64(t.Index), t.TaskID, string(state), int64(t.PendingNeeds))
+		if w.nFresh++; w.nFresh == taskBatch {
+			return w.write(w.insertFresh, nil, &w.fresh, &w.nFresh)
+		}
+		return nil
+	}
+	w.full = append(w.full, runID, int64(t.Index), t.TaskID, string(state), int64(t.Attempt), int64(t.Spent),
+		int64(t.PendingNeeds), timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt),
+		intPtrArg(t.ExitCode), t.Message, jsonArg(t.Result))
+	if w.nFull++; w.nFull == taskBatch {
+		return w.write(w.insertTasks, nil, &w.full, &w.nFull)
+	}
+	return nil
+}
+
+// flush writes the queued task rows that did not fill a batch, with one
+// statement per form (parsed here: it runs once per transaction).
+func (w *runWriter) flush() error {
+	if w.nFresh > 0 {
+		if err := w.write(nil, freshInsertSQL, &w.fresh, &w.nFresh); err != nil {
+			return err
+		}
+	}
+	if w.nFull > 0 {
+		if err := w.write(nil, taskInsertSQL, &w.full, &w.nFull); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write executes the prepared batch statement st, or the SQL that sqlFor
+// builds for the rows queued, and empties the queue.
+func (w *runWriter) write(st *sql.Stmt, sqlFor func(int) string, args *[]any, n *int) error {
+	var err error
+	if st != nil {
+		_, err = st.ExecContext(w.ctx, *args...)
+	} else {
+		_, err = w.tx.ExecContext(w.ctx, sqlFor(*n), *args...)
+	}
+	if err != nil {
+		return fmt.Errorf("insert %d tasks: %w", *n, err)
+	}
+	*args, *n = (*args)[:0], 0
+	return nil
+}
+
+// prepareRun validates a new run and fills in what the store decides, so the
+// returned run equals what Run reads back.
+func prepareRun(r *store.Run, tasks []store.TaskRow) error {
+	if r.Pipeline == "" {
+		return errors.New("empty pipeline name")
+	}
+	if err := checkJSON("params", r.Params); err != nil {
+		return err
+	}
+	for i := range tasks {
+		t := &tasks[i]
+		if t.Index != i {
+			return fmt.Errorf("task %d (%q) has index %d; indexes must be 0..%d in order", i, t.TaskID, t.Index, len(tasks)-1)
+		}
+		if err := checkJSON(fmt.Sprintf("result of task %d", i), t.Result); err != nil {
+			return err
+		}
+	}
+	if r.BackfillID < 0 {
+		return fmt.Errorf("invalid backfill id %d", r.BackfillID)
+	}
+	r.ID = 0
+	r.TaskCount = len(tasks)
+	if r.State == "" {
+		r.State = engine.RunQueued
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	r.Params = normJSON(r.Params)
+	r.CreatedAt = normTime(r.CreatedAt)
+	r.IntervalStart = normTime(r.IntervalStart)
+	r.IntervalEnd = normTime(r.IntervalEnd)
+	r.StartedAt = normTime(r.StartedAt)
+	r.FinishedAt = normTime(r.FinishedAt)
+	return nil
+}
+
+// CreateRun writes the run, its tasks (in multi-row INSERTs of taskBatch
+// rows) and its run_created record in one transaction; with a Schedule, it
+// first moves the pipeline's schedule on (compare-and-set), and with a
+// BackfillID it first counts the run in its backfill, which is also the
+// check that the backfill exists.
+func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error) {
+	r := nr.Run
+	if err := prepareRun(&r, nr.Tasks); err != nil {
+		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
+	}
+	var adv store.ScheduleAdvance
+	if nr.Schedule != nil {
+		if r.Trigger == "" {
+			r.Trigger = store.TriggerSchedule
+		}
+		if r.Trigger != store.TriggerSchedule {
+			return store.Run{}, fmt.Errorf("create run of %q: a run that advances the schedule must have trigger %q, not %q",
+				r.Pipeline, store.TriggerSchedule, r.Trigger)
+		}
+		adv = *nr.Schedule
+		if adv.IntervalEnd.IsZero() {
+			adv.IntervalEnd = r.IntervalEnd
+		}
+	}
+
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
+	}
+	defer tx.Rollback()
+	if nr.Schedule != nil {
+		if err := advanceSchedule(ctx, tx, r.Pipeline, adv.ExpectNextFire, adv.NextFire, adv.IntervalEnd); err != nil {
+			return store.Run{}, fmt.Errorf("create scheduled run of %q for %s: %w",
+				r.Pipeline, r.IntervalStart.Format(time.RFC3339), err)
+		}
+	}
+	if r.BackfillID != 0 {
+		res, err := tx.ExecContext(ctx, `UPDATE backfills SET runs = runs + 1 WHERE id = ?`, r.BackfillID)
+		if err := affectedOne(res, err); err != nil {
+			return store.Run{}, fmt.Errorf("create run of %q: backfill %d: %w", r.Pipeline, r.BackfillID, err)
+		}
+	}
+	w := db.runWriter(ctx, tx)
+	if err := w.create(&r, nr.Tasks, nr.Actor); err != nil {
+		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
+	}
+	if err := w.flush(); err != nil {
+		return store.Run{}, fmt.Errorf("create run %d of %q: %w", r.ID, r.Pipeline, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Run{}, fmt.Errorf("create run %d of %q: commit: %w", r.ID, r.Pipeline, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,236 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// ListRuns returns one page of runs, newest (or oldest) first. Each filter
+// maps to an index read from the cursor. Several states become one indexed
+// read per state, each limited to the page size, merged by a UNION ALL: the
+// work is bounded by states × limit, never by the history.
+func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
+	query, args := listRunsQuery(f)
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var runs []store.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// listRunsQuery builds the page query. SQLite has no statistics about how
+// selective each column is until ANALYZE has run, and may pick an index that
+// reads every run of a pipeline to find the runs of one backfill. So the
+// query names the index to read by leaving its columns plain and disabling
+// the others with a unary + (an expression no index can serve); the
+// disabled terms are checked on the rows the index read yields. The index
+// is, in this order of preference:
+//
+//	backfill:  runs_by_backfill_state (backfill_id, state, id) or runs_by_backfill (backfill_id, id)
+//	pipeline:  runs_by_pipeline_state, runs_by_pipeline_trigger or runs_by_pipeline
+//	trigger:   runs_by_trigger (trigger, id)
+//	state:     runs_by_state (state, id)
+//	none:      the primary key
+//
+// A backfill belongs to one pipeline and has few triggers, so the extra
+// filters cost nothing there; Trigger with a state reads one index and
+// filters on the other (the only combination whose cost can grow with the
+// history).
+func listRunsQuery(f store.RunFilter) (string, []any) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultRunsLimit
+	}
+	limit = min(limit, store.MaxRunsLimit)
+	before := f.BeforeID
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	order := " ORDER BY id DESC LIMIT ?"
+	if f.Ascending {
+		order = " ORDER BY id ASC LIMIT ?"
+	}
+	var states []string
+	for _, s := range f.States {
+		if !slices.Contains(states, string(s)) {
+			states = append(states, string(s))
+		}
+	}
+
+	// one is the query for a single state ("" for any).
+	one := func(state string) (string, []any) {
+		var where []string
+		var args []any
+		term := func(col string, drives bool, v any) {
+			if !drives {
+				col = "+" + col
+			}
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+		switch {
+		case f.BackfillID != 0:
+			term("backfill_id", true, f.BackfillID)
+			if state != "" {
+				term("state", true, state)
+			}
+			if f.Pipeline != "" {
+				term("pipeline", false, f.Pipeline)
+			}
+			if f.Trigger != "" {
+				term("trigger", false, f.Trigger)
+			}
+		case f.Pipeline != "":
+			term("pipeline", true, f.Pipeline)
+			if state != "" {
+				term("state", true, state)
+			}
+			if f.Trigger != "" {
+				term("trigger", state == "", f.Trigger)
+			}
+		case f.Trigger != "":
+			term("trigger", true, f.Trigger)
+			if state != "" {
+				term("state", false, state)
+			}
+		case state != "":
+			term("state", true, state)
+		}
+		where = append(where, "id < ?")
+		args = append(args, before)
+		if f.AfterID > 0 {
+			where = append(where, "id > ?")
+			args = append(args, f.AfterID)
+		}
+		args = append(args, limit)
+		return `SELECT ` + runCols + ` FROM runs WHERE ` + strings.Join(where, " AND ") + order, args
+	}
+	if len(states) <= 1 {
+		s := ""
+		if len(states) == 1 {
+			s = states[0]
+		}
+		return one(s)
+	}
+	var parts []string
+	var args []any
+	for _, s := range states {
+		q, a := one(s)
+		parts = append(parts, `SELECT * FROM (`+q+`)`)
+		args = append(args, a...)
+	}
+	args = append(args, limit)
+	return strings.Join(parts, " UNION ALL ") + order, args
+}
+
+// CountRuns counts from the (pipeline, state, id) or (state, id) index; the
+// count reads only the index entries it counts.
+func (db *DB) CountRuns(ctx context.Context, pipeline string, states []engine.RunState) (int, error) {
+	q, args := countRunsQuery(pipeline, states)
+	var n int
+	if err := db.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count runs of %q in %v: %w", pipeline, states, err)
+	}
+	return n, nil
+}
+
+func countRunsQuery(pipeline string, states []engine.RunState) (string, []any) {
+	var where []string
+	var args []any
+	if pipeline != "" {
+		where = append(where, "pipeline = ?")
+		args = append(args, pipeline)
+	}
+	if len(states) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(",?", len(states)-1)+")")
+		for _, s := range states {
+			args = append(args, string(s))
+		}
+	}
+	q := `SELECT count(*) FROM runs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return q, args
+}
+
+// pruneSelect picks the oldest finished runs. Its state list must be written
+// exactly as in the WHERE of the partial index runs_finished_by_created, or
+// SQLite cannot prove the index covers the query and scans the runs table.
+const pruneSelect = `SELECT id FROM runs
+	WHERE state IN ('succeeded', 'failed', 'cancelled') AND created_at < ?
+	ORDER BY created_at, id LIMIT ?`
+
+// PruneRuns picks and deletes runs in one write transaction, so a run cannot
+// be reopened (retried) between being picked and being deleted. Children are
+// deleted explicitly, each by a range of its primary key or index, before
+// the runs, so the cascades find nothing left to do.
+func (db *DB) PruneRuns(ctx context.Context, createdBefore time.Time, limit int) ([]int64, error) {
+	if limit <= 0 {
+		limit = store.DefaultPruneLimit
+	}
+	limit = min(limit, store.MaxPruneLimit)
+	if createdBefore.IsZero() {
+		return nil, nil
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("prune runs: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, pruneSelect, createdBefore.UnixMicro(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("prune runs: pick runs: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("prune runs: pick runs: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("prune runs: pick runs: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in := "(?" + strings.Repeat(",?", len(ids)-1) + ")"
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	for _, table := range []string{"attempts", "events", "tasks"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN `+in, args...); err != nil {
+			return nil, fmt.Errorf("prune %d runs: delete %s: %w", len(ids), table, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE id IN `+in, args...); err != nil {
+		return nil, fmt.Errorf("prune %d runs: delete runs: %w", len(ids), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("prune %d runs: commit: %w", len(ids), err)
+	}
+	return ids, nil
+}
