@@ -38,11 +38,9 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, err
 
 // listRunsQuery builds the page query. SQLite has no statistics about how
 // selective each column is until ANALYZE has run, and may pick an index that
-// reads every run of a pipeline to find the runs of one backfill. So the
-// query names the index to read by leaving its columns plain and disabling
-// the others with a unary + (an expression no index can serve); the
-// disabled terms are checked on the rows the index read yields. The index
-// is, in this order of preference:
+// reads every scheduled run of all pipelines to find those of one pipeline,
+// so the query names the index to read (INDEXED BY) and the other terms are
+// checked on the rows it yields. The index is, in this order of preference:
 //
 //	backfill:  runs_by_backfill_state (backfill_id, state, id) or runs_by_backfill (backfill_id, id)
 //	pipeline:  runs_by_pipeline_state, runs_by_pipeline_trigger or runs_by_pipeline
@@ -77,51 +75,51 @@ func listRunsQuery(f store.RunFilter) (string, []any) {
 
 	// one is the query for a single state ("" for any).
 	one := func(state string) (string, []any) {
+		var index string
+		switch {
+		case f.BackfillID != 0 && state != "":
+			index = "runs_by_backfill_state"
+		case f.BackfillID != 0:
+			index = "runs_by_backfill"
+		case f.Pipeline != "" && state != "":
+			index = "runs_by_pipeline_state"
+		case f.Pipeline != "" && f.Trigger != "":
+			index = "runs_by_pipeline_trigger"
+		case f.Pipeline != "":
+			index = "runs_by_pipeline"
+		case f.Trigger != "":
+			index = "runs_by_trigger"
+		case state != "":
+			index = "runs_by_state"
+		}
 		var where []string
 		var args []any
-		term := func(col string, drives bool, v any) {
-			if !drives {
-				col = "+" + col
-			}
-			where = append(where, col+" = ?")
+		term := func(cond string, v any) {
+			where = append(where, cond)
 			args = append(args, v)
 		}
-		switch {
-		case f.BackfillID != 0:
-			term("backfill_id", true, f.BackfillID)
-			if state != "" {
-				term("state", true, state)
-			}
-			if f.Pipeline != "" {
-				term("pipeline", false, f.Pipeline)
-			}
-			if f.Trigger != "" {
-				term("trigger", false, f.Trigger)
-			}
-		case f.Pipeline != "":
-			term("pipeline", true, f.Pipeline)
-			if state != "" {
-				term("state", true, state)
-			}
-			if f.Trigger != "" {
-				term("trigger", state == "", f.Trigger)
-			}
-		case f.Trigger != "":
-			term("trigger", true, f.Trigger)
-			if state != "" {
-				term("state", false, state)
-			}
-		case state != "":
-			term("state", true, state)
+		if f.BackfillID != 0 {
+			term("backfill_id = ?", f.BackfillID)
 		}
-		where = append(where, "id < ?")
-		args = append(args, before)
+		if f.Pipeline != "" {
+			term("pipeline = ?", f.Pipeline)
+		}
+		if state != "" {
+			term("state = ?", state)
+		}
+		if f.Trigger != "" {
+			term("trigger = ?", f.Trigger)
+		}
+		term("id < ?", before)
 		if f.AfterID > 0 {
-			where = append(where, "id > ?")
-			args = append(args, f.AfterID)
+			term("id > ?", f.AfterID)
 		}
 		args = append(args, limit)
-		return `SELECT ` + runCols + ` FROM runs WHERE ` + strings.Join(where, " AND ") + order, args
+		from := " FROM runs"
+		if index != "" {
+			from += " INDEXED BY " + index
+		}
+		return `SELECT ` + runCols + from + ` WHERE ` + strings.Join(where, " AND ") + order, args
 	}
 	if len(states) <= 1 {
 		s := ""
@@ -172,10 +170,12 @@ func countRunsQuery(pipeline string, states []engine.RunState) (string, []any) {
 	return q, args
 }
 
-// pruneSelect picks the oldest finished runs. Its state list must be written
-// exactly as in the WHERE of the partial index runs_finished_by_created, or
-// SQLite cannot prove the index covers the query and scans the runs table.
-const pruneSelect = `SELECT id FROM runs
+// pruneSelect picks the oldest finished runs from the partial index of
+// finished runs by creation time, named because SQLite's planner, without
+// statistics, prefers runs_by_state and sorts every finished run. The state
+// list must be written exactly as in the index's WHERE, or SQLite cannot
+// prove the index covers the query and refuses it.
+const pruneSelect = `SELECT id FROM runs INDEXED BY runs_finished_by_created
 	WHERE state IN ('succeeded', 'failed', 'cancelled') AND created_at < ?
 	ORDER BY created_at, id LIMIT ?`
 

@@ -4,11 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -339,47 +344,230 @@ func TestConnectionSettings(t *testing.T) {
 	}
 }
 
-// TestListRunsUsesIndexes checks the query plans: each filter must be an
-// index search bounded by the cursor, never a scan of the runs table or a
-// sort of everything that matches, so a page costs the same at any history
-// size.
+// queryPlan returns SQLite's plan for q, one step per line.
+func queryPlan(t *testing.T, db *DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
+}
+
+// TestListRunsUsesIndexes checks the query plans: each filter must be a
+// search of the index chosen for it, bounded by the cursor, never a scan of
+// the runs table or a sort of everything that matches, so a page costs the
+// same at any history size.
 func TestListRunsUsesIndexes(t *testing.T) {
 	db := openTemp(t)
 	states := []engine.RunState{engine.RunSucceeded, engine.RunFailed}
-	tests := []store.RunFilter{
-		{},
-		{BeforeID: 100},
-		{Pipeline: "p"},
-		{Pipeline: "p", BeforeID: 100},
-		{States: states[:1]},
-		{States: states},
-		{Pipeline: "p", States: states[:1]},
-		{Pipeline: "p", States: states, BeforeID: 100},
+	tests := []struct {
+		f     store.RunFilter
+		index string // "" for the primary key
+	}{
+		{store.RunFilter{}, ""},
+		{store.RunFilter{BeforeID: 100}, ""},
+		{store.RunFilter{Ascending: true, AfterID: 100}, ""},
+		{store.RunFilter{Pipeline: "p"}, "runs_by_pipeline"},
+		{store.RunFilter{Pipeline: "p", BeforeID: 100}, "runs_by_pipeline"},
+		{store.RunFilter{Pipeline: "p", Ascending: true, AfterID: 100}, "runs_by_pipeline"},
+		{store.RunFilter{States: states[:1]}, "runs_by_state"},
+		{store.RunFilter{States: states}, "runs_by_state"},
+		{store.RunFilter{States: states, Ascending: true, AfterID: 5}, "runs_by_state"},
+		{store.RunFilter{Pipeline: "p", States: states[:1]}, "runs_by_pipeline_state"},
+		{store.RunFilter{Pipeline: "p", States: states, BeforeID: 100}, "runs_by_pipeline_state"},
+		{store.RunFilter{Pipeline: "p", States: states[:1], Ascending: true}, "runs_by_pipeline_state"},
+		{store.RunFilter{Pipeline: "p", States: states[:1], Trigger: "schedule"}, "runs_by_pipeline_state"},
+		{store.RunFilter{BackfillID: 3}, "runs_by_backfill"},
+		{store.RunFilter{BackfillID: 3, Pipeline: "p", Trigger: "backfill"}, "runs_by_backfill"},
+		{store.RunFilter{BackfillID: 3, States: states[:1], Ascending: true}, "runs_by_backfill_state"},
+		{store.RunFilter{BackfillID: 3, States: states, Pipeline: "p"}, "runs_by_backfill_state"},
+		{store.RunFilter{Trigger: "schedule"}, "runs_by_trigger"},
+		{store.RunFilter{Trigger: "schedule", States: states}, "runs_by_trigger"},
+		{store.RunFilter{Trigger: "schedule", Pipeline: "p"}, "runs_by_pipeline_trigger"},
+		{store.RunFilter{Trigger: "schedule", Pipeline: "p", Ascending: true, AfterID: 9}, "runs_by_pipeline_trigger"},
 	}
-	for _, f := range tests {
-		q, args := listRunsQuery(f)
-		rows, err := db.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+	for _, tt := range tests {
+		q, args := listRunsQuery(tt.f)
+		text := queryPlan(t, db, q, args...)
+		bad := strings.Contains(text, "SCAN runs") && !strings.Contains(text, "USING")
+		if len(tt.f.States) <= 1 && strings.Contains(text, "TEMP B-TREE") {
+			bad = true // a single index range must come out in order
+		}
+		if tt.index != "" && !strings.Contains(text, "USING INDEX "+tt.index+" ") &&
+			!strings.Contains(text, "USING COVERING INDEX "+tt.index+" ") {
+			bad = true
+		}
+		if tt.index == "" && strings.Contains(text, "INDEX") {
+			bad = true
+		}
+		if bad {
+			t.Errorf("filter %+v: plan does not read %q in order:\n%s", tt.f, tt.index, text)
+		}
+		t.Logf("filter %+v:\n%s", tt.f, text)
+	}
+}
+
+// TestServerQueriesUseIndexes checks the plans of the queries a scheduler or
+// the pruner runs often: they must read an index, and only the part of it
+// they count or delete.
+func TestServerQueriesUseIndexes(t *testing.T) {
+	db := openTemp(t)
+	active := []engine.RunState{engine.RunQueued, engine.RunRunning}
+	type query struct {
+		name, q string
+		args    []any
+		want    string
+	}
+	var tests []query
+	for _, c := range []struct {
+		pipeline string
+		states   []engine.RunState
+		want     string
+	}{
+		{"p", active, "SEARCH runs USING COVERING INDEX runs_by_pipeline_state (pipeline=? AND state=?)"},
+		{"", active, "SEARCH runs USING COVERING INDEX runs_by_state (state=?)"},
+		{"p", nil, "SEARCH runs USING COVERING INDEX runs_by_pipeline"},
+	} {
+		q, args := countRunsQuery(c.pipeline, c.states)
+		tests = append(tests, query{fmt.Sprintf("CountRuns(%q, %v)", c.pipeline, c.states), q, args, c.want})
+	}
+	tests = append(tests,
+		query{"BackfillCounts", `SELECT state, count(*) FROM runs WHERE backfill_id = ? GROUP BY state`, []any{1},
+			"SEARCH runs USING COVERING INDEX runs_by_backfill_state (backfill_id=?)"},
+		query{"prune", pruneSelect, []any{int64(1), 100}, "SEARCH runs USING INDEX runs_finished_by_created (created_at<?)"},
+		query{"prune attempts", `DELETE FROM attempts WHERE run_id IN (?,?)`, []any{1, 2}, "SEARCH attempts USING PRIMARY KEY (run_id=?)"},
+		query{"prune events", `DELETE FROM events WHERE run_id IN (?,?)`, []any{1, 2}, "SEARCH events USING INDEX events_by_run (run_id=?)"},
+		query{"prune tasks", `DELETE FROM tasks WHERE run_id IN (?,?)`, []any{1, 2}, "SEARCH tasks USING PRIMARY KEY (run_id=?)"},
+		query{"ListBackfills", `SELECT ` + backfillCols + ` FROM backfills WHERE id < ? AND pipeline = ? ORDER BY id DESC LIMIT ?`,
+			[]any{100, "p", 10}, "SEARCH backfills USING INDEX backfills_by_pipeline (pipeline=? AND id<?)"},
+	)
+	for _, tt := range tests {
+		text := queryPlan(t, db, tt.q, tt.args...)
+		if !strings.Contains(text, tt.want) || strings.Contains(text, "TEMP B-TREE") {
+			t.Errorf("%s: plan\n%s\nwant %s without a sort", tt.name, text, tt.want)
+		}
+		t.Logf("%s:\n%s", tt.name, text)
+	}
+}
+
+// TestMigrateFromV1 opens a store written by the first schema: its runs read
+// back without a backfill, and the new tables work.
+func TestMigrateFromV1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tasuki.db")
+	ms, err := migrate.Load(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sql.Open("sqlite", dsn(path, url.Values{"_pragma": {"foreign_keys(1)", "journal_mode(wal)"}, "_txlock": {"immediate"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &DB{path: path, w: w}
+	if err := old.migrate(ctx, ms[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ExecContext(ctx, `INSERT INTO runs (pipeline, trigger, created_at, task_count, state, remaining, unsuccessful)
+		VALUES ('p', 'schedule', 1, 1, 'succeeded', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ExecContext(ctx, `INSERT INTO tasks (run_id, idx, task_id, state) VALUES (1, 0, 'a', 'succeeded')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open a version 1 store: %v", err)
+	}
+	defer db.Close()
+	checkSchemaVersions(t, db)
+	r, err := db.Run(ctx, 1)
+	if err != nil || r.BackfillID != 0 || r.Trigger != "schedule" || r.State != engine.RunSucceeded {
+		t.Errorf("run from version 1 = %+v, %v", r, err)
+	}
+	if n, err := db.CountRuns(ctx, "p", []engine.RunState{engine.RunSucceeded}); err != nil || n != 1 {
+		t.Errorf("CountRuns = %d, %v", n, err)
+	}
+	if ids, err := db.PruneRuns(ctx, time.UnixMicro(2), 10); err != nil || len(ids) != 1 || ids[0] != 1 {
+		t.Errorf("PruneRuns of the old run = %v, %v", ids, err)
+	}
+	if err := db.PutPipelineState(ctx, store.PipelineState{Name: "p"}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPruneRemovesChildRows looks under the API: the tasks, attempts and
+// events of pruned runs are gone from their tables, and nothing else is.
+func TestPruneRemovesChildRows(t *testing.T) {
+	ctx := t.Context()
+	db := openTemp(t)
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []int64
+	for i, st := range []engine.RunState{engine.RunSucceeded, engine.RunRunning, engine.RunFailed, engine.RunQueued} {
+		nr := benchRun(5)
+		nr.Run.CreatedAt = old.Add(time.Duration(i) * time.Second)
+		r, err := db.CreateRun(ctx, nr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var plan []string
+		ids = append(ids, r.ID)
+		err = db.Apply(ctx, store.Change{RunID: r.ID,
+			Transition: engine.Transition{Run: &engine.Run{State: st},
+				Records: []engine.Record{{Kind: engine.EvTaskStarted, Task: 0, Attempt: 1}, {Kind: engine.EvTaskFailed, Task: 0, Attempt: 1}}},
+			Attempts: []store.Attempt{{Index: 0, Attempt: 1}, {Index: 1, Attempt: 1}, {Index: 1, Attempt: 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruned, err := db.PruneRuns(ctx, old.Add(time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pruned, []int64{ids[0], ids[2]}) {
+		t.Fatalf("pruned %v, want %v", pruned, []int64{ids[0], ids[2]})
+	}
+	for _, table := range []string{"runs", "tasks", "attempts", "events"} {
+		col := "run_id"
+		if table == "runs" {
+			col = "id"
+		}
+		rows, err := db.r.QueryContext(ctx, "SELECT "+col+", count(*) FROM "+table+" GROUP BY "+col+" ORDER BY "+col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int64]int{}
 		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			var id int64
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
 				t.Fatal(err)
 			}
-			plan = append(plan, detail)
+			got[id] = n
 		}
 		rows.Close()
-		text := strings.Join(plan, "\n")
-		bad := strings.Contains(text, "SCAN runs") && !strings.Contains(text, "USING")
-		if len(f.States) <= 1 && strings.Contains(text, "TEMP B-TREE") {
-			bad = true // a single index range must come out in order
+		want := map[string]map[int64]int{
+			"runs": {ids[1]: 1, ids[3]: 1}, "tasks": {ids[1]: 5, ids[3]: 5},
+			"attempts": {ids[1]: 3, ids[3]: 3}, "events": {ids[1]: 3, ids[3]: 3},
+		}[table]
+		if !maps.Equal(got, want) {
+			t.Errorf("%s rows by run = %v, want %v", table, got, want)
 		}
-		if bad {
-			t.Errorf("filter %+v: plan does not use an index range:\n%s", f, text)
-		}
-		t.Logf("filter %+v:\n%s", f, text)
 	}
 }
