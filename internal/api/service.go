@@ -112,7 +112,27 @@ const (
 	CodeUnauthorized  = "unauthorized"
 	CodeInternal      = "internal"
 	CodeUnavailable   = "unavailable"
+
+	// CodeMethodNotAllowed answers a known path with a method it does not
+	// serve; the Allow header lists the ones it does.
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeTooLarge answers a request body over MaxBodyBytes.
+	CodeTooLarge = "request_too_large"
+	// CodeRangeNotSatisfiable answers a log read that starts past the end
+	// of the log.
+	CodeRangeNotSatisfiable = "range_not_satisfiable"
+	// CodeBadResponse is what the Client reports when a server answers with
+	// something that is not the API's JSON (a proxy's error page, say).
+	CodeBadResponse = "bad_response"
 )
+
+// ActorHeader names who performs an operator action (cancel, retry, ...),
+// recorded in the run's timeline. Without it the actor is DefaultActor.
+// Once the API has tokens, the actor will come from the token instead.
+const ActorHeader = "X-Tasuki-Actor"
+
+// DefaultActor is the actor of requests that do not say who they are.
+const DefaultActor = "api"
 
 // NotFound is a convenience for the most common error.
 func NotFound(format string, args ...any) *Error {

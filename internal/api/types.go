@@ -122,6 +122,25 @@ type Page[T any] struct {
 	Next  string `json:"next,omitempty"`
 }
 
+// TriggerRequest is the body of POST /pipelines/{name}/runs. A parameter
+// value may be a JSON string, number, bool or array; the API hands it to
+// Service.Trigger as text (numbers as written, bools as true/false, arrays
+// as JSON), the form `--param name=value` uses too, so both paths check
+// values the same way.
+type TriggerRequest struct {
+	Params map[string]json.RawMessage `json:"params,omitempty"`
+}
+
+// MarkRequest is the body of POST /runs/{id}/tasks/{task}/mark.
+type MarkRequest struct {
+	State engine.TaskState `json:"state"` // succeeded or skipped
+}
+
+// Status is the body of the health and readiness answers.
+type Status struct {
+	Status string `json:"status"` // "ok" (alive) or "ready"
+}
+
 // ErrorBody is the JSON of every error response.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
