@@ -60,34 +60,81 @@ const insertRunSQL = `INSERT INTO runs (pipeline, version_id, trigger, params, i
 	created_at, task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`
 
+// A run_created record has no attempt, exit code, message or data.
+const createdInsertCols = `INSERT INTO events (run_id, task_idx, time, kind, actor) VALUES `
+
+const createdInsertRow = `(?,-1,?,'` + string(store.RecRunCreated) + `',?)`
+
+// createdInsertSQL is an INSERT of n run_created records.
+func createdInsertSQL(n int) string { return multiRow(createdInsertCols, createdInsertRow, n) }
+
+// rowQueue collects the arguments of rows for one multi-row INSERT form and
+// writes them taskBatch rows at a time with a statement prepared once, and
+// the remainder with one statement built for it at the end.
+type rowQueue struct {
+	what   string
+	batch  *sql.Stmt          // INSERT of taskBatch rows
+	sqlFor func(n int) string // INSERT of n rows
+	args   []any
+	n      int
+}
+
+// added counts one row whose arguments were appended to q.args, and writes
+// the batch when it is full.
+func (q *rowQueue) added(ctx context.Context) error {
+	if q.n++; q.n < taskBatch {
+		return nil
+	}
+	return q.write(ctx, nil)
+}
+
+// write writes the queued rows: with the prepared batch statement when there
+// is a full batch, with tx otherwise.
+func (q *rowQueue) write(ctx context.Context, tx *sql.Tx) error {
+	if q.n == 0 {
+		return nil
+	}
+	var err error
+	if q.n == taskBatch {
+		_, err = q.batch.ExecContext(ctx, q.args...)
+	} else {
+		_, err = tx.ExecContext(ctx, q.sqlFor(q.n), q.args...)
+	}
+	if err != nil {
+		return fmt.Errorf("insert %d %s: %w", q.n, q.what, err)
+	}
+	q.args, q.n = q.args[:0], 0
+	return nil
+}
+
 // runWriter writes new runs inside one write transaction: each run row on its
-// own (its ID comes back), the task rows of all its runs in shared multi-row
-// INSERTs of taskBatch rows, and one run_created record per run. CreateRun
-// writes one run with it, CreateBackfill thousands: a backfill of 10,000 runs
-// of 3 tasks costs 10,000 run and record inserts but only ~120 task inserts.
+// own (its ID comes back), and the task rows and run_created records of all
+// its runs in shared multi-row INSERTs of taskBatch rows. CreateRun writes
+// one run with it, CreateBackfill thousands: a backfill of 10,000 runs of 3
+// tasks costs 10,000 run inserts but only about 160 other statements.
 type runWriter struct {
-	ctx                                              context.Context
-	tx                                               *sql.Tx
-	insertRun, insertEvent, insertTasks, insertFresh *sql.Stmt
-	full, fresh                                      []any // arguments of the rows not yet written
-	nFull, nFresh                                    int
+	ctx                  context.Context
+	tx                   *sql.Tx
+	insertRun            *sql.Stmt
+	full, fresh, created rowQueue
 }
 
 func (db *DB) runWriter(ctx context.Context, tx *sql.Tx) *runWriter {
 	return &runWriter{
-		ctx:         ctx,
-		tx:          tx,
-		insertRun:   tx.StmtContext(ctx, db.st.insertRun),
-		insertEvent: tx.StmtContext(ctx, db.st.insertEvent),
-		insertTasks: tx.StmtContext(ctx, db.st.insertTasks),
-		insertFresh: tx.StmtContext(ctx, db.st.insertFresh),
+		ctx:       ctx,
+		tx:        tx,
+		insertRun: tx.StmtContext(ctx, db.st.insertRun),
+		full:      rowQueue{what: "tasks", batch: tx.StmtContext(ctx, db.st.insertTasks), sqlFor: taskInsertSQL},
+		fresh:     rowQueue{what: "tasks", batch: tx.StmtContext(ctx, db.st.insertFresh), sqlFor: freshInsertSQL},
+		created:   rowQueue{what: "run_created records", batch: tx.StmtContext(ctx, db.st.insertCreated), sqlFor: createdInsertSQL},
 	}
 }
 
 // create inserts run r (already checked and normalised by prepareRun), sets
-// r.ID, queues its tasks and records its creation by actor. The caller calls
-// flush before committing. A refused run row is ErrConflict (a second
-// scheduled run for an interval) or ErrNotFound (its pipeline version).
+// r.ID, and queues its tasks and the record of its creation by actor. The
+// caller calls flush before committing. A refused run row is ErrConflict (a
+// second scheduled run for an interval) or ErrNotFound (its pipeline
+// version).
 func (w *runWriter) create(r *store.Run, tasks []store.TaskRow, actor string) error {
 	var version, backfill any
 	if r.VersionID != 0 {
@@ -117,64 +164,36 @@ func (w *runWriter) create(r *store.Run, tasks []store.TaskRow, actor string) er
 			return fmt.Errorf("run %d: %w", r.ID, err)
 		}
 	}
-	if _, err := w.insertEvent.ExecContext(w.ctx, r.ID, -1, timeArg(r.CreatedAt), string(store.RecRunCreated),
-		0, nil, "", actor, nil); err != nil {
-		return fmt.Errorf("run %d: record run_created: %w", r.ID, err)
+	w.created.args = append(w.created.args, r.ID, timeArg(r.CreatedAt), actor)
+	if err := w.created.added(w.ctx); err != nil {
+		return fmt.Errorf("run %d: %w", r.ID, err)
 	}
 	return nil
 }
 
-// addTask queues one task row, writing a full batch when one is ready.
+// addTask queues one task row in the short form when it is fresh.
 func (w *runWriter) addTask(runID int64, t *store.TaskRow) error {
 	state := t.State
 	if state == "" {
 		state = engine.TaskPending
 	}
 	if fresh(t) {
-		w.fresh = append(w.fresh, runID, int64(t.Index), t.TaskID, string(state), int64(t.PendingNeeds))
-		if w.nFresh++; w.nFresh == taskBatch {
-			return w.write(w.insertFresh, nil, &w.fresh, &w.nFresh)
-		}
-		return nil
+		w.fresh.args = append(w.fresh.args, runID, int64(t.Index), t.TaskID, string(state), int64(t.PendingNeeds))
+		return w.fresh.added(w.ctx)
 	}
-	w.full = append(w.full, runID, int64(t.Index), t.TaskID, string(state), int64(t.Attempt), int64(t.Spent),
+	w.full.args = append(w.full.args, runID, int64(t.Index), t.TaskID, string(state), int64(t.Attempt), int64(t.Spent),
 		int64(t.PendingNeeds), timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt),
 		intPtrArg(t.ExitCode), t.Message, jsonArg(t.Result))
-	if w.nFull++; w.nFull == taskBatch {
-		return w.write(w.insertTasks, nil, &w.full, &w.nFull)
-	}
-	return nil
+	return w.full.added(w.ctx)
 }
 
-// flush writes the queued task rows that did not fill a batch, with one
-// statement per form (parsed here: it runs once per transaction).
+// flush writes the rows still queued.
 func (w *runWriter) flush() error {
-	if w.nFresh > 0 {
-		if err := w.write(nil, freshInsertSQL, &w.fresh, &w.nFresh); err != nil {
+	for _, q := range []*rowQueue{&w.fresh, &w.full, &w.created} {
+		if err := q.write(w.ctx, w.tx); err != nil {
 			return err
 		}
 	}
-	if w.nFull > 0 {
-		if err := w.write(nil, taskInsertSQL, &w.full, &w.nFull); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// write executes the prepared batch statement st, or the SQL that sqlFor
-// builds for the rows queued, and empties the queue.
-func (w *runWriter) write(st *sql.Stmt, sqlFor func(int) string, args *[]any, n *int) error {
-	var err error
-	if st != nil {
-		_, err = st.ExecContext(w.ctx, *args...)
-	} else {
-		_, err = w.tx.ExecContext(w.ctx, sqlFor(*n), *args...)
-	}
-	if err != nil {
-		return fmt.Errorf("insert %d tasks: %w", *n, err)
-	}
-	*args, *n = (*args)[:0], 0
 	return nil
 }
 

@@ -103,6 +103,7 @@ func open(ctx context.Context, path string) (*DB, error) {
 			"foreign_keys(1)",
 			"journal_mode(wal)",
 			"synchronous(normal)",
+			"temp_store(memory)",
 		},
 		"_txlock": {"immediate"},
 	}))

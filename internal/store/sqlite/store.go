@@ -26,6 +26,7 @@ type stmts struct {
 	insertRun     *sql.Stmt
 	insertTasks   *sql.Stmt // taskBatch rows
 	insertFresh   *sql.Stmt // taskBatch fresh rows
+	insertCreated *sql.Stmt // taskBatch run_created records
 }
 
 func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -52,6 +53,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.insertRun, insertRunSQL},
 		{&s.insertTasks, taskInsertSQL(taskBatch)},
 		{&s.insertFresh, freshInsertSQL(taskBatch)},
+		{&s.insertCreated, createdInsertSQL(taskBatch)},
 	} {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -64,7 +66,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh} {
+	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
