@@ -155,10 +155,14 @@ type NewRun struct {
 // two servers fire the same tick.
 //
 // CreateRun checks that the pipeline's NextFire still equals ExpectNextFire (a
-// compare-and-set: the zero time matches an unset NextFire). When it does not,
-// someone else (another server, an earlier attempt that did commit) already
-// fired this tick: CreateRun fails with ErrConflict and writes nothing. When it
-// does, CreateRun inserts the run and sets NextFire and LastIntervalEnd.
+// compare-and-set: the zero time matches an unset NextFire) and that the
+// pipeline is not paused. When NextFire moved, someone else (another server,
+// an earlier attempt that did commit) already fired this tick; when it is
+// paused, an operator paused it after the scheduler looked. Either way
+// CreateRun fails with ErrConflict and writes nothing: reload and decide
+// again. Otherwise CreateRun inserts the run and sets NextFire and
+// LastIntervalEnd. (AdvanceSchedule does not look at Paused: what a paused
+// pipeline does with the intervals it misses is the scheduler's choice.)
 // A run with a Schedule must have Trigger TriggerSchedule (empty becomes it),
 // so the unique (pipeline, interval) index backs the compare-and-set up.
 type ScheduleAdvance struct {

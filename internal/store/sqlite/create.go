@@ -266,7 +266,7 @@ func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error)
 	}
 	defer tx.Rollback()
 	if nr.Schedule != nil {
-		if err := advanceSchedule(ctx, tx, r.Pipeline, adv.ExpectNextFire, adv.NextFire, adv.IntervalEnd); err != nil {
+		if err := advanceSchedule(ctx, tx, r.Pipeline, adv.ExpectNextFire, adv.NextFire, adv.IntervalEnd, true); err != nil {
 			return store.Run{}, fmt.Errorf("create scheduled run of %q for %s: %w",
 				r.Pipeline, r.IntervalStart.Format(time.RFC3339), err)
 		}

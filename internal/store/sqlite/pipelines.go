@@ -138,7 +138,7 @@ func (db *DB) AdvanceSchedule(ctx context.Context, name string, expect, next, la
 		return fmt.Errorf("advance schedule of pipeline %q: %w", name, err)
 	}
 	defer tx.Rollback()
-	if err := advanceSchedule(ctx, tx, name, expect, next, lastEnd); err != nil {
+	if err := advanceSchedule(ctx, tx, name, expect, next, lastEnd, false); err != nil {
 		return fmt.Errorf("advance schedule of pipeline %q: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -149,13 +149,16 @@ func (db *DB) AdvanceSchedule(ctx context.Context, name string, expect, next, la
 
 // advanceSchedule is the compare-and-set on next_fire that makes each tick
 // fire once: one UPDATE whose WHERE compares the stored value (IS, so an
-// unset NULL matches the zero time). When it changes no row it tells a
-// missing pipeline (ErrNotFound) from a lost race (ErrConflict).
-func advanceSchedule(ctx context.Context, tx *sql.Tx, name string, expect, next, lastEnd time.Time) error {
-	res, err := tx.ExecContext(ctx, `UPDATE pipelines SET next_fire = ?,
-		last_interval_end = coalesce(?, last_interval_end), updated_at = ?
-		WHERE name = ? AND next_fire IS ?`,
-		timeArg(next), timeArg(lastEnd), time.Now().UnixMicro(), name, timeArg(expect))
+// unset NULL matches the zero time) and, for a run, that the pipeline is not
+// paused. When it changes no row it tells a missing pipeline (ErrNotFound)
+// from a lost race (ErrConflict).
+func advanceSchedule(ctx context.Context, tx *sql.Tx, name string, expect, next, lastEnd time.Time, unpaused bool) error {
+	q := `UPDATE pipelines SET next_fire = ?, last_interval_end = coalesce(?, last_interval_end), updated_at = ?
+		WHERE name = ? AND next_fire IS ?`
+	if unpaused {
+		q += ` AND paused = 0`
+	}
+	res, err := tx.ExecContext(ctx, q, timeArg(next), timeArg(lastEnd), time.Now().UnixMicro(), name, timeArg(expect))
 	if err != nil {
 		return err
 	}
@@ -167,7 +170,8 @@ func advanceSchedule(ctx context.Context, tx *sql.Tx, name string, expect, next,
 		return nil
 	}
 	var stored sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT next_fire FROM pipelines WHERE name = ?`, name).Scan(&stored)
+	var paused bool
+	err = tx.QueryRowContext(ctx, `SELECT next_fire, paused FROM pipelines WHERE name = ?`, name).Scan(&stored, boolCol{&paused})
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("pipeline state: %w", store.ErrNotFound)
 	}
@@ -178,7 +182,10 @@ func advanceSchedule(ctx context.Context, tx *sql.Tx, name string, expect, next,
 	if stored.Valid {
 		got = time.UnixMicro(stored.Int64).UTC()
 	}
-	return fmt.Errorf("next fire time is %s, not %s: %w", fmtFire(got), fmtFire(expect), store.ErrConflict)
+	if !got.Equal(normTime(expect)) {
+		return fmt.Errorf("next fire time is %s, not %s: %w", fmtFire(got), fmtFire(expect), store.ErrConflict)
+	}
+	return fmt.Errorf("the pipeline is paused: %w", store.ErrConflict)
 }
 
 func fmtFire(t time.Time) string {

@@ -327,6 +327,7 @@ func TestConnectionSettings(t *testing.T) {
 		{db.w, "synchronous", "1"}, // NORMAL
 		{db.w, "foreign_keys", "1"},
 		{db.w, "busy_timeout", "10000"},
+		{db.w, "temp_store", "2"}, // MEMORY
 		{db.r, "query_only", "1"},
 		{db.r, "busy_timeout", "10000"},
 	}

@@ -274,6 +274,25 @@ func testScheduledRunRejects(t *testing.T, s store.Store) {
 			check(t, "first run", take(t, s, first.ID), sn)
 		})
 	}
+
+	// Paused after the scheduler looked: the tick is refused as a conflict,
+	// and goes through once unpaused.
+	if err := s.SetPaused(ctx, "rates", true); err != nil {
+		t.Fatal(err)
+	}
+	paused := mustState(t, s, "rates")
+	next := scheduled("rates", h(1), &store.ScheduleAdvance{ExpectNextFire: h(2), NextFire: h(3)})
+	if _, err := s.CreateRun(ctx, next); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("scheduled run of a paused pipeline: %v, want ErrConflict", err)
+	}
+	check(t, "paused state after the refused run", mustState(t, s, "rates"), paused)
+	if err := s.SetPaused(ctx, "rates", false); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, next)
+	if st := mustState(t, s, "rates"); !st.NextFire.Equal(h(3)) {
+		t.Errorf("NextFire after unpausing and firing = %v, want %v", st.NextFire, h(3))
+	}
 }
 
 func testAdvanceSchedule(t *testing.T, s store.Store) {

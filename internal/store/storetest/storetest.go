@@ -7,7 +7,12 @@
 // round-trips (times in UTC, truncated to the microsecond; nil and non-nil
 // exit codes; JSON compared by value), Apply is all-or-nothing, lists are
 // ordered and paginated by cursor, missing rows are store.ErrNotFound, and
-// concurrent writers do not lose each other's changes.
+// concurrent writers do not lose each other's changes. For the server (see
+// server.go): a reload never resets a schedule, a scheduled tick creates its
+// run exactly once however many writers race for it (ErrConflict for the
+// others, with nothing written), a backfill and its runs are written whole or
+// not at all, queue reads page in both directions, and pruning removes only
+// finished runs, with everything that hangs off them.
 package storetest
 
 import (
