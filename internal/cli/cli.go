@@ -110,10 +110,13 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 		cobra.OnFinalize(func() { pprof.StopCPUProfile(); f.Close() })
 		return nil
 	}
+	a.addServerFlag(root)
 	root.AddCommand(
 		a.runCmd(), a.resumeCmd(), a.validateCmd(), a.schemaCmd(),
-		a.runsCmd(), a.statusCmd(), a.logsCmd(), a.versionCmd(),
+		a.withServer(a.runsCmd(), a.remoteRuns), a.withServer(a.statusCmd(), a.remoteStatus),
+		a.withServer(a.logsCmd(), a.remoteLogs), a.versionCmd(),
 	)
+	root.AddCommand(a.serverCmds()...)
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
