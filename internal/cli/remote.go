@@ -146,8 +146,17 @@ func (a *app) withServer(cmd *cobra.Command, setup func(cmd *cobra.Command) remo
 		}
 		return run(cmd, args, c)
 	}
-	if cmd.ValidArgsFunction == nil {
-		cmd.ValidArgsFunction = a.completeRuns
+	if cmd.ValidArgsFunction == nil && strings.Contains(cmd.Use, " RUN") {
+		takesTask := strings.Contains(cmd.Use, " TASK")
+		cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, s string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch {
+			case len(args) == 0:
+				return a.completeRuns(cmd, args, s)
+			case len(args) == 1 && takesTask:
+				return a.completeTasks(cmd, args)
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
 	}
 	cmd.Long = strings.TrimRight(cmd.Long, "\n")
 	if cmd.Long == "" {

@@ -400,6 +400,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"trigger", ""}, []string{"hello\tsay hello", "nightly"}},
 		{[]string{"cancel", ""}, []string{"3\thello running", "1\thello succeeded"}},
 		{[]string{"status", ""}, []string{"2\tnightly failed"}},
+		{[]string{"logs", "2", ""}, []string{"load\tfailed"}},
 		{[]string{"mark", "2", ""}, []string{"load\tfailed"}},
 		{[]string{"mark", "2", "load", ""}, []string{"succeeded", "skipped"}},
 		{[]string{"backfill", ""}, []string{"nightly"}},
@@ -410,6 +411,9 @@ func TestCompletion(t *testing.T) {
 				t.Errorf("completing %v: %q lacks %q", c.args, r.stdout, w)
 			}
 		}
+	}
+	if r := call("--server", s.url, "__complete", "runs", ""); strings.Contains(r.stdout, "hello") {
+		t.Errorf("runs takes no argument, yet completes %q", r.stdout)
 	}
 	if r := call("completion", "bash"); r.code != 0 || !strings.Contains(r.stdout, "bash completion") {
 		t.Errorf("completion bash: exit %d", r.code)
