@@ -171,7 +171,7 @@ func (h *handler) recoverPanic(w *trackingWriter, r *http.Request) {
 	if v == nil {
 		return
 	}
-	if v == http.ErrAbortHandler { //nolint:errorlint // compared as the net/http docs say
+	if v == http.ErrAbortHandler {
 		panic(v)
 	}
 	h.log.ErrorContext(r.Context(), "api: handler panicked",

@@ -252,7 +252,7 @@ func (h *handler) followLog(w http.ResponseWriter, r *http.Request, key logs.Key
 	switch {
 	case err == nil:
 		_ = s.send(fmt.Sprintf("event: end\nid: %d\ndata: %d\n\n", end, end))
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || s.gone():
 		// The client left (or stopped reading): nothing more to say.
 	default:
 		h.log.ErrorContext(r.Context(), "api: follow log", "key", key.String(), "err", err)
@@ -281,6 +281,14 @@ type sseWriter struct {
 	rc  *http.ResponseController
 	pos int64 // offset in the log after what was sent
 	buf []byte
+	err error // the first failure to write to the client
+}
+
+// gone reports whether writing to the client has failed: it left.
+func (s *sseWriter) gone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
 }
 
 // Write sends p (whole log lines) as one event.
@@ -311,8 +319,15 @@ func (s *sseWriter) send(raw string) error {
 }
 
 func (s *sseWriter) flushLocked(b []byte) error {
-	if _, err := s.w.Write(b); err != nil {
-		return err
+	if s.err != nil {
+		return s.err
 	}
-	return s.rc.Flush()
+	_, err := s.w.Write(b)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if err != nil {
+		s.err = fmt.Errorf("send to client: %w", err)
+	}
+	return s.err
 }

@@ -270,3 +270,42 @@ func TestLogFollowHeartbeat(t *testing.T) {
 		t.Fatalf("after close: %+v", ev)
 	}
 }
+
+// TestLogFollowClientLeaves checks that a client going away ends the
+// follow on the server quietly: the handler returns and logs no error.
+func TestLogFollowClientLeaves(t *testing.T) {
+	e := newEnv(t, api.WithHeartbeat(5*time.Millisecond))
+	returned := make(chan struct{}, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.handler.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
+	defer srv.Close()
+	w, err := e.logs.Create(context.Background(), logs.Key{RunID: 3, TaskID: "greet", Attempt: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fmt.Fprintln(w.Stdout(), "first")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+api.Prefix+"/runs/3/tasks/greet/logs?follow=1", nil)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan sseEvent, 16)
+	go readSSE(resp.Body, events)
+	if ev := next(t, events); !strings.HasSuffix(ev.data, "out first") {
+		t.Fatalf("first event %+v", ev)
+	}
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-returned:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler still runs after the client left")
+	}
+	if strings.Contains(e.logged.String(), "level=ERROR") {
+		t.Fatalf("a client leaving was logged as an error:\n%s", e.logged)
+	}
+}
