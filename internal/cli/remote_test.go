@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -19,6 +20,10 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 )
+
+// init keeps the tests hermetic: a $TASUKI_SERVER in the environment of
+// whoever runs them would send the local commands' tests to that server.
+func init() { os.Unsetenv(serverEnv) }
 
 // testServer is the real API handler over a seeded fake service and a real
 // log store, on a loopback port.
