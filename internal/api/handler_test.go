@@ -285,6 +285,8 @@ func TestRoutes(t *testing.T) {
 			setup: func(f *apitest.Fake) {
 				f.Fail("Run", fmt.Errorf("wrapped: %w", api.Errorf(422, "custom_code", "custom message")))
 			}},
+		{name: "run store conflict", method: get, path: "runs/1", status: 409, code: api.CodeConflict,
+			setup: func(f *apitest.Fake) { f.Fail("Run", fmt.Errorf("x: %w", store.ErrConflict)) }},
 		{name: "run engine rejected", method: get, path: "runs/1", status: 409, code: api.CodeConflict,
 			setup: func(f *apitest.Fake) { f.Fail("Run", fmt.Errorf("x: %w", engine.ErrRejected)) }},
 

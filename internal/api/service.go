@@ -140,8 +140,9 @@ func NotFound(format string, args ...any) *Error {
 }
 
 // AsError turns any error into an *Error: an *Error as is, a missing row
-// as not found, a rejected engine event as a conflict, anything else as an internal error (whose
-// message is not shown to the client).
+// as not found, a rejected engine event or a lost write race as a
+// conflict, anything else as an internal error (whose message is not shown
+// to the client).
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -150,7 +151,7 @@ func AsError(err error) *Error {
 	if errors.Is(err, store.ErrNotFound) {
 		return Errorf(http.StatusNotFound, CodeNotFound, "%s", err.Error())
 	}
-	if errors.Is(err, engine.ErrRejected) {
+	if errors.Is(err, engine.ErrRejected) || errors.Is(err, store.ErrConflict) {
 		return Errorf(http.StatusConflict, CodeConflict, "%s", err.Error())
 	}
 	return Errorf(http.StatusInternalServerError, CodeInternal, "internal error")
