@@ -26,6 +26,7 @@ type coordinator struct {
 	pipeline *spec.Pipeline
 	dir      string
 	params   map[string]string
+	interval map[string]string // TASUKI_INTERVAL_* of a run with an interval
 	eng      *engine.Engine
 	mem      *engine.Mem
 	counts   map[engine.TaskState]int
@@ -100,13 +101,14 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 	tasks := make([]engine.Task, len(rows))
 	c := &coordinator{
 		r: r, run: run, pipeline: p, dir: filepath.Dir(v.File),
-		params:  params,
-		eng:     &engine.Engine{Graph: g, Seed: uint64(runID)},
-		counts:  map[engine.TaskState]int{},
-		inbox:   newInbox(),
-		running: map[int]*attemptHandle{},
-		done:    make(chan completion, 16),
-		control: make(chan controlReq),
+		params:   params,
+		interval: r.intervalEnv(p, run),
+		eng:      &engine.Engine{Graph: g, Seed: uint64(runID)},
+		counts:   map[engine.TaskState]int{},
+		inbox:    newInbox(),
+		running:  map[int]*attemptHandle{},
+		done:     make(chan completion, 16),
+		control:  make(chan controlReq),
 
 		workDir:   filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
 		needFiles: map[int]string{},
@@ -161,7 +163,7 @@ func (c *coordinator) enqueue(i int) {
 		return
 	}
 	t := &c.pipeline.Tasks[i]
-	if err := c.r.Dispatcher.enqueue(c.run.ID, i, taskPriority(t), taskPool(t), c.inbox); err != nil {
+	if err := c.r.Dispatcher.enqueue(c.run.ID, i, t.Priority, t.Pool, c.inbox); err != nil {
 		// The pipeline names a pool this executor does not have: fail the
 		// attempt with the reason rather than wait forever.
 		c.r.Logger.Warn("task cannot be queued", "run", c.run.ID, "task", t.ID, "err", err)
@@ -399,6 +401,8 @@ func (c *coordinator) launch(s start) {
 		Task:     &c.pipeline.Tasks[s.task],
 		Number:   s.attempt,
 		Params:   c.params,
+		Trigger:  c.run.Trigger,
+		Interval: c.interval,
 		Dir:      c.dir,
 		WorkDir:  c.workDir,
 		Log:      logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: s.attempt},
@@ -531,9 +535,3 @@ func (h wakeHeap) peek() (wake, bool) {
 	}
 	return h[0], true
 }
-
-// taskPriority and taskPool read the scheduling fields of a task. Format v1
-// has neither yet: every task has priority 0 and uses the default pool.
-func taskPriority(*spec.Task) int { return 0 }
-
-func taskPool(*spec.Task) string { return "" }

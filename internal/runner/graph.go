@@ -5,8 +5,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/spec"
 )
 
-// Graph builds the engine's graph of a parsed pipeline, applying the retry
-// defaults of the format.
+// Graph builds the engine's graph of a parsed pipeline.
 func Graph(p *spec.Pipeline) (*engine.Graph, error) {
 	defs := make([]engine.NodeDef, len(p.Tasks))
 	for i, t := range p.Tasks {
@@ -15,28 +14,17 @@ func Graph(p *spec.Pipeline) (*engine.Graph, error) {
 	return engine.NewGraph(defs)
 }
 
+// retryPolicy maps a parsed retry policy (its defaults already applied by
+// the parser, explicit zeros kept) to the engine's.
 func retryPolicy(r *spec.Retry) engine.RetryPolicy {
 	if r == nil {
 		return engine.RetryPolicy{Attempts: 1}
 	}
-	p := engine.RetryPolicy{
+	return engine.RetryPolicy{
 		Attempts:   r.Attempts,
 		Backoff:    r.Backoff.D(),
 		MaxBackoff: r.MaxBackoff.D(),
 		Multiplier: r.Multiplier,
 		Jitter:     r.Jitter,
 	}
-	if p.Backoff == 0 {
-		p.Backoff = spec.DefaultBackoff
-	}
-	if p.MaxBackoff == 0 {
-		p.MaxBackoff = spec.DefaultMaxBackoff
-	}
-	if p.Multiplier == 0 {
-		p.Multiplier = spec.DefaultMultiplier
-	}
-	if r.Jitter == 0 {
-		p.Jitter = spec.DefaultJitter
-	}
-	return p
 }

@@ -89,7 +89,11 @@ func (r *Runner) environment(a *Attempt) []string {
 		"TASUKI_TASK_ID="+a.Task.ID,
 		"TASUKI_ATTEMPT="+strconv.Itoa(a.Number),
 		"TASUKI_RESULT="+a.resultFile(),
+		"TASUKI_TRIGGER="+a.Trigger,
 	)
+	for _, k := range slices.Sorted(maps.Keys(a.Interval)) {
+		env = append(env, k+"="+a.Interval[k])
+	}
 	for _, id := range slices.Sorted(maps.Keys(a.NeedFiles)) {
 		env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+a.NeedFiles[id])
 	}

@@ -57,6 +57,9 @@ type Runner struct {
 	// Kind runs a task attempt. Nil means run it as a process (RunProcess);
 	// benchmarks pass a no-op to measure orchestration alone.
 	Kind TaskFunc
+	// Timezone is where schedules without a timezone are read; interval
+	// variables are written in the schedule's zone (default UTC).
+	Timezone *time.Location
 	// Logger receives operational messages (default slog.Default()).
 	Logger *slog.Logger
 
@@ -86,6 +89,8 @@ type Attempt struct {
 	Task     *spec.Task
 	Number   int
 	Params   map[string]string // rendered parameter values by environment name
+	Trigger  string            // what started the run
+	Interval map[string]string // TASUKI_INTERVAL_* variables, when the run has an interval
 	// NeedFiles holds, by task id of each need, the path of a file with the
 	// need's JSON result.
 	NeedFiles map[string]string
@@ -116,6 +121,9 @@ func (r *Runner) init() {
 	}
 	if r.Dispatcher == nil {
 		r.Dispatcher = NewDispatcher(r.Parallel, nil)
+	}
+	if r.Timezone == nil {
+		r.Timezone = time.UTC
 	}
 	if r.DrainGrace <= 0 {
 		r.DrainGrace = 30 * time.Second
@@ -334,6 +342,23 @@ func (r *Runner) lock(runID int64) (func(), error) {
 // paramEnv renders a run's stored parameter values as the environment
 // variables commands see (TASUKI_PARAM_<NAME>).
 func paramEnv(p *spec.Pipeline, raw json.RawMessage) (map[string]string, error) {
+	text, err := ParamText(p, raw)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(text))
+	for _, prm := range p.Params {
+		if v, ok := text[prm.Name]; ok {
+			out[prm.EnvName()] = v
+		}
+	}
+	return out, nil
+}
+
+// ParamText renders a run's stored parameter values (a JSON object) as the
+// canonical text of each parameter, by name: what commands see, and what
+// ResolveParams reads back (a rerun passes them again).
+func ParamText(p *spec.Pipeline, raw json.RawMessage) (map[string]string, error) {
 	out := map[string]string{}
 	if len(raw) == 0 {
 		return out, nil
@@ -342,7 +367,7 @@ func paramEnv(p *spec.Pipeline, raw json.RawMessage) (map[string]string, error) 
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&values); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return nil, fmt.Errorf("decode params: %w", err)
 	}
 	for _, prm := range p.Params {
 		v, ok := values[prm.Name]
@@ -363,7 +388,27 @@ func paramEnv(p *spec.Pipeline, raw json.RawMessage) (map[string]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		out[prm.EnvName()] = s
+		out[prm.Name] = s
 	}
 	return out, nil
+}
+
+// intervalEnv renders a run's logical interval as the TASUKI_INTERVAL_*
+// variables, in the time zone of the pipeline's schedule.
+func (r *Runner) intervalEnv(p *spec.Pipeline, run store.Run) map[string]string {
+	if run.IntervalStart.IsZero() && run.IntervalEnd.IsZero() {
+		return nil
+	}
+	loc := r.Timezone
+	if p.Schedule != nil && p.Schedule.Timezone != "" {
+		if l, err := time.LoadLocation(p.Schedule.Timezone); err == nil {
+			loc = l
+		}
+	}
+	start, end := run.IntervalStart.In(loc), run.IntervalEnd.In(loc)
+	return map[string]string{
+		"TASUKI_INTERVAL_START": start.Format(time.RFC3339),
+		"TASUKI_INTERVAL_END":   end.Format(time.RFC3339),
+		"TASUKI_INTERVAL_DATE":  start.Format(spec.DateLayout),
+	}
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/schedule"
 )
 
 // Validate checks a pipeline built in code the way Parse checks a file: names,
@@ -40,6 +43,7 @@ func check(p *Pipeline, locs locations, file string) ErrorList {
 	c := &checker{file: file, f: f, locs: locs}
 	c.generic(f.root, reflect.ValueOf(p).Elem(), "", true)
 	c.params(p)
+	c.schedule(p)
 	c.env(p.Env, "env")
 	c.tasks(p)
 	return c.errs
@@ -265,6 +269,31 @@ func (c *checker) params(p *Pipeline) {
 		}
 		if _, err := prm.defaultValue(); err != nil {
 			c.errorf(dat, "%v", err)
+		}
+	}
+}
+
+// schedule checks that the cron expression parses and the time zone exists,
+// so a bad schedule fails at validation, not at the first tick.
+func (c *checker) schedule(p *Pipeline) {
+	s := p.Schedule
+	if s == nil {
+		return
+	}
+	loc := time.UTC
+	if s.Timezone != "" {
+		if at, ok := c.at(&s.Timezone); ok {
+			l, err := schedule.LoadLocation(s.Timezone, time.UTC)
+			if err != nil {
+				c.errorf(at, "schedule.timezone: unknown time zone %q: expected an IANA name such as Asia/Tokyo or Europe/Berlin", s.Timezone)
+			} else {
+				loc = l
+			}
+		}
+	}
+	if at, ok := c.at(&s.Cron); ok && s.Cron != "" {
+		if _, err := schedule.Parse(s.Cron, loc); err != nil {
+			c.errorf(at, "schedule.cron: %v", err)
 		}
 	}
 }

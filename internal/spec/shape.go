@@ -24,13 +24,13 @@ import (
 func reservedKeys() map[reflect.Type][]string {
 	return map[reflect.Type][]string{
 		reflect.TypeFor[Pipeline](): {
-			"schedule", "timezone", "catchup", "max_active_runs", "concurrency",
+			"timezone", "catchup",
 			"sensors", "deadline", "datasets", "slo", "notify", "alerts",
 			"on_failure", "on_success", "labels", "tags", "owner", "defaults",
 			"secrets", "include", "pool", "priority", "queue",
 		},
 		reflect.TypeFor[Task](): {
-			"map", "cache", "pool", "priority", "labels", "tags", "queue", "kind",
+			"map", "cache", "labels", "tags", "queue", "kind",
 			"http", "sql", "pipeline", "sensor", "when", "if", "inputs", "outputs",
 			"artifacts", "deadline", "secrets", "resources", "concurrency",
 			"on_failure", "on_success", "trigger_rule",

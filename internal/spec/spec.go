@@ -36,7 +36,11 @@ type Pipeline struct {
 	Description string            `yaml:"description,omitempty" doc:"Free text shown in listings and the UI."`
 	Params      []Param           `yaml:"params,omitempty" doc:"Parameters a run accepts. They reach commands as environment variables TASUKI_PARAM_<NAME>, never spliced into shell text." aka:"parameters,args,arguments"`
 	Env         map[string]string `yaml:"env,omitempty" doc:"Environment variables given to every task of the pipeline. Names are letters, digits and '_' not starting with a digit; TASUKI_* is reserved." aka:"environment,vars,variables"`
-	Tasks       []Task            `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true" aka:"steps,jobs,nodes"`
+	Schedule    *Schedule         `yaml:"schedule,omitempty" doc:"When 'tasuki server' starts runs of this pipeline by itself. Without it, runs start only by hand or by API." aka:"cron,trigger,triggers,schedule_interval"`
+	// MaxActiveRuns bounds the runs of this pipeline that are queued for
+	// execution at once; 0 means no limit.
+	MaxActiveRuns int    `yaml:"max_active_runs,omitempty" doc:"Most runs of this pipeline executing at once; further runs wait, queued, in order. 0 or absent means no limit." min:"0" aka:"max_runs,concurrency"`
+	Tasks         []Task `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true" aka:"steps,jobs,nodes"`
 
 	// Source says where the pipeline came from; it is not part of the format.
 	Source Source `yaml:"-"`
@@ -102,17 +106,29 @@ func EnvSafe(name string) string {
 // http, sql and pipeline tasks, and the reserved keys (map, cache, pool,
 // priority, labels) are parsed by later versions without changing this shape.
 type Task struct {
-	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
-	Run     Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true" aka:"command,cmd,script,shell,exec"`
-	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
-	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
-	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
-	Env     map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's." aka:"environment,vars,variables"`
-	Workdir string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
+	ID       string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
+	Run      Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true" aka:"command,cmd,script,shell,exec"`
+	Needs    []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
+	Retry    *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
+	Timeout  Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
+	Env      map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's." aka:"environment,vars,variables"`
+	Pool     string            `yaml:"pool,omitempty" doc:"Named pool of execution slots the task draws from (pools are configured on the server, e.g. a 'warehouse' pool of 4). Absent: only the executor's parallelism applies." pattern:"id" aka:"pools,slot,queue_pool"`
+	Priority int               `yaml:"priority,omitempty" doc:"Tasks with a higher priority get free slots first (across all runs); equal priorities go in the order they became ready. Default 0; may be negative." aka:"weight,priority_weight"`
+	Workdir  string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
 }
 
 // Kind names the kind of work a task does. Format v1 has only "shell".
 func (t Task) Kind() string { return "shell" }
+
+// Schedule says when the server starts runs by itself. Each fire time ends a
+// logical interval [previous fire, this fire) that the run covers, so reruns
+// and backfills of the same interval compute the same data.
+type Schedule struct {
+	Cron       string `yaml:"cron" doc:"Cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with leading seconds, or @hourly, @daily, @weekly, @monthly, @yearly, @every 15m." required:"true" aka:"expression,expr,at"`
+	Timezone   string `yaml:"timezone,omitempty" doc:"IANA time zone the expression is read in, such as Asia/Tokyo. Default: the server's timezone setting. Daylight saving: a time in a skipped hour fires once, after the gap; a time in a repeated hour fires once." aka:"tz,zone,time_zone"`
+	CatchUp    string `yaml:"catchup,omitempty" doc:"What to do with intervals missed while the server was down or the pipeline paused: all (run each, oldest first), latest (run only the newest; the default) or none." enum:"all,latest,none" aka:"catch_up,catchup_policy"`
+	MaxCatchUp int    `yaml:"max_catchup,omitempty" doc:"With catchup: all, the most missed intervals started per scheduler tick (default 100); the rest follow, so none is skipped." min:"0" aka:"max_catch_up"`
+}
 
 // Command is what a shell task runs: either Shell (a script for /bin/sh -c) or
 // Argv (run directly). Exactly one is set.

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tasuki-dev/tasuki/internal/server"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var (
+		configFile string
+		flags      struct {
+			addr, pipelines, timezone, retention, drainGrace string
+			workers                                          int
+			pools                                            []string
+		}
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the tasuki server: schedules, executors and the API",
+		Long: `Run tasuki as a service: load the pipeline files of a directory (and reload
+them when they change), start runs on their schedules, exactly once per
+interval, catching up after downtime as each pipeline says, execute them with
+a pool of in-process executors, and serve the JSON API under /api/v1.
+
+Configuration comes from a YAML file (--config), then TASUKI_* environment
+variables, then flags; each overrides the one before. Without --pipelines,
+./pipelines is used, or ./examples when there is no ./pipelines.
+
+SIGTERM or Ctrl-C drains: no new attempts start, running ones get the drain
+grace period, and what is left resumes at the next start.`,
+		Example: `  tasuki server --pipelines examples
+  tasuki server --config /etc/tasuki/server.yaml --pool warehouse=4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := server.DefaultConfig()
+			if configFile != "" {
+				if err := server.LoadConfigFile(&cfg, configFile); err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+			}
+			if err := server.ApplyEnv(&cfg, os.LookupEnv); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			f := cmd.Flags()
+			if a.home != "" {
+				cfg.Home = a.home
+			}
+			if f.Changed("addr") {
+				cfg.Addr = flags.addr
+			}
+			if f.Changed("pipelines") {
+				cfg.Pipelines = flags.pipelines
+			} else if _, set := os.LookupEnv("TASUKI_PIPELINES"); !set && configFile == "" {
+				if _, err := os.Stat(cfg.Pipelines); err != nil {
+					if _, err := os.Stat("examples"); err == nil {
+						cfg.Pipelines = "examples"
+					}
+				}
+			}
+			if f.Changed("workers") {
+				cfg.Workers = flags.workers
+			}
+			if f.Changed("timezone") {
+				cfg.Timezone = flags.timezone
+			}
+			for name, d := range map[string]struct {
+				val string
+				dst *server.Duration
+			}{"retention": {flags.retention, &cfg.Retention}, "drain-grace": {flags.drainGrace, &cfg.DrainGrace}} {
+				if f.Changed(name) {
+					v, err := server.ParseDuration(d.val)
+					if err != nil {
+						return usageErr("--%s: %v", name, err)
+					}
+					*d.dst = server.Duration(v)
+				}
+			}
+			if f.Changed("pool") {
+				pools, err := server.ParsePools(flags.pools)
+				if err != nil {
+					return usageErr("--pool: %v", err)
+				}
+				cfg.Pools = pools
+			}
+			opts := server.Options{Logger: slog.New(slog.NewTextHandler(a.io.Err, nil))}
+			if spec := os.Getenv("TASUKI_TEST_CLOCK"); spec != "" {
+				now, err := acceleratedClock(spec)
+				if err != nil {
+					return usageErr("TASUKI_TEST_CLOCK: %v", err)
+				}
+				opts.Now = now
+			}
+			srv, err := server.New(cmd.Context(), cfg, opts)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if err := srv.Listen(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.io.Err, "tasuki server listening on http://%s (pipelines: %s, data: %s)\n", srv.Addr(), cfg.Pipelines, cfg.Home)
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "server configuration file (YAML)")
+	f.StringVar(&flags.addr, "addr", "", "listen address (default 127.0.0.1:8080)")
+	f.StringVar(&flags.pipelines, "pipelines", "", "directory of pipeline files (default ./pipelines, else ./examples)")
+	f.IntVar(&flags.workers, "workers", 4, "task attempts this server runs at once")
+	f.StringArrayVar(&flags.pools, "pool", nil, "a pool of task slots as name=slots (repeatable)")
+	f.StringVar(&flags.timezone, "timezone", "", "IANA time zone of schedules that name none (default UTC)")
+	f.StringVar(&flags.retention, "retention", "", "keep finished runs this long, e.g. 90d (default 90d; 0 keeps all)")
+	f.StringVar(&flags.drainGrace, "drain-grace", "", "on shutdown, how long running attempts get before they are handed back (default 30s)")
+	return cmd
+}
+
+// acceleratedClock reads "START*SPEED" (an RFC 3339 time and a factor) and
+// returns a clock that starts at START now and runs SPEED times faster. It
+// exists for tests that drive a real server process through a daylight
+// saving day in seconds.
+func acceleratedClock(spec string) (func() time.Time, error) {
+	startText, speedText, _ := strings.Cut(spec, "*")
+	start, err := time.Parse(time.RFC3339Nano, startText)
+	if err != nil {
+		return nil, fmt.Errorf("start %q: expected RFC 3339", startText)
+	}
+	speed := 1.0
+	if speedText != "" {
+		if speed, err = strconv.ParseFloat(speedText, 64); err != nil || speed <= 0 {
+			return nil, fmt.Errorf("speed %q: expected a positive number", speedText)
+		}
+	}
+	origin := time.Now()
+	return func() time.Time {
+		return start.Add(time.Duration(float64(time.Since(origin)) * speed))
+	}, nil
+}

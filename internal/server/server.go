@@ -1,0 +1,325 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
+)
+
+// Server is one tasuki server process.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	loc    *time.Location
+	store  store.Store
+	logs   *logs.Files
+	runner *runner.Runner
+	reg    *Registry
+	http   *http.Server
+	ln     net.Listener
+
+	wake  chan struct{} // asks the scheduler loop for a pass now
+	ready atomic.Bool
+
+	mu        sync.Mutex
+	executing map[int64]execInfo // runs with an Execute goroutine here
+	backfills map[int64]bool     // backfills still running
+	wg        sync.WaitGroup     // Execute goroutines
+}
+
+type execInfo struct {
+	pipeline string
+	backfill int64
+}
+
+// Options are what tests and embedders may inject.
+type Options struct {
+	// Now is the clock (default time.Now). Schedules fire by this clock.
+	Now func() time.Time
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// New opens the data directory and prepares a server; Run starts it.
+func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("timezone %q: %w", cfg.Timezone, err)
+	}
+	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if fi, err := os.Stat(cfg.Pipelines); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("pipelines directory %q: not a directory (create it, or pass --pipelines DIR)", cfg.Pipelines)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.Home, "tasuki.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st,
+		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
+		wake:      make(chan struct{}, 1),
+		executing: map[int64]execInfo{},
+		backfills: map[int64]bool{},
+	}
+	s.runner = &runner.Runner{
+		Store: st, Logs: s.logs, Home: cfg.Home,
+		Dispatcher: runner.NewDispatcher(max(cfg.Workers, 1), cfg.Pools),
+		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
+		Logger: opts.Logger, Observe: s.observe,
+	}
+	s.reg = NewRegistry(cfg.Pipelines, s.checkPipeline)
+	return s, nil
+}
+
+// checkPipeline adds the checks that depend on this server: pools must be
+// configured, and a scheduled pipeline cannot require a parameter without a
+// default (nobody is there to give it).
+func (s *Server) checkPipeline(p *spec.Pipeline) error {
+	var errs []error
+	for _, t := range p.Tasks {
+		if t.Pool != "" {
+			if _, ok := s.cfg.Pools[t.Pool]; !ok {
+				errs = append(errs, fmt.Errorf("task %q: pool %q is not configured on this server (configure it under pools: in the server configuration)", t.ID, t.Pool))
+			}
+		}
+	}
+	if p.Schedule != nil {
+		for _, prm := range p.Params {
+			if prm.Required && prm.Default == nil {
+				errs = append(errs, fmt.Errorf("param %q is required without a default, so scheduled runs could never start; give it a default", prm.Name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addr returns the address the API listens on (after Listen).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.cfg.Addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Listen binds the API address, so callers know the port before Run.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Run serves until ctx is cancelled, then drains: no new attempts start,
+// running ones get the drain grace period, and what is left is handed back
+// to resume at the next start. Run closes the store before returning.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	if err := s.recoverRuns(ctx); err != nil {
+		return err
+	}
+	s.http = &http.Server{
+		Handler:           api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log)),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.http.Serve(s.ln) }()
+	s.ready.Store(true)
+	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "workers", s.cfg.Workers)
+
+	loopErr := s.loop(ctx)
+
+	s.ready.Store(false)
+	s.log.Info("draining: no new attempts start; running ones get the grace period", "grace", s.cfg.DrainGrace.D())
+	s.runner.Drain()
+	s.wg.Wait()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		s.http.Close()
+	}
+	if err := <-httpErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("tasuki server stopped")
+	return loopErr
+}
+
+// loop is the scheduler: it reloads pipelines, starts due intervals, admits
+// queued runs and prunes history, each tick and whenever poked.
+func (s *Server) loop(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.TickInterval.D())
+	defer tick.Stop()
+	reload := time.NewTicker(s.cfg.ReloadInterval.D())
+	defer reload.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	s.pass(ctx)
+	s.prune(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-reload.C:
+			if err := s.reload(ctx); err != nil {
+				s.log.Error("reload pipelines", "err", err)
+			}
+		case <-tick.C:
+		case <-s.wake:
+		case <-prune.C:
+			s.prune(ctx)
+		}
+		s.pass(ctx)
+	}
+}
+
+// poke asks the loop for a pass soon (after a trigger, an unpause, a run end).
+func (s *Server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pass does one round of scheduling and admission.
+func (s *Server) pass(ctx context.Context) {
+	if err := s.schedule(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("schedule", "err", err)
+	}
+	if err := s.admit(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("start queued runs", "err", err)
+	}
+	s.settleBackfills(ctx)
+}
+
+// observe is told of every committed batch of every run; a finished run frees
+// room for queued ones.
+func (s *Server) observe(p runner.Progress) {
+	if p.Run.State.Terminal() {
+		s.poke()
+	}
+}
+
+// recoverRuns resumes the runs that were executing when the server stopped
+// and loads the backfills still running.
+func (s *Server) recoverRuns(ctx context.Context) error {
+	for cursor := int64(0); ; {
+		runs, err := s.store.ListRuns(ctx, store.RunFilter{States: []engine.RunState{engine.RunRunning}, Ascending: true, AfterID: cursor, Limit: store.MaxRunsLimit})
+		if err != nil {
+			return fmt.Errorf("list runs to resume: %w", err)
+		}
+		for _, r := range runs {
+			s.execute(r)
+			cursor = r.ID
+		}
+		if len(runs) < store.MaxRunsLimit {
+			break
+		}
+	}
+	for before := int64(0); ; {
+		bs, err := s.store.ListBackfills(ctx, "", before, store.MaxBackfillsLimit)
+		if err != nil {
+			return fmt.Errorf("list backfills: %w", err)
+		}
+		for _, b := range bs {
+			if b.State == store.BackfillRunning {
+				s.mu.Lock()
+				s.backfills[b.ID] = true
+				s.mu.Unlock()
+			}
+			before = b.ID
+		}
+		if len(bs) < store.MaxBackfillsLimit {
+			return nil
+		}
+	}
+}
+
+// execute runs a run in its own goroutine, once.
+func (s *Server) execute(r store.Run) {
+	s.mu.Lock()
+	if _, busy := s.executing[r.ID]; busy {
+		s.mu.Unlock()
+		return
+	}
+	s.executing[r.ID] = execInfo{pipeline: r.Pipeline, backfill: r.BackfillID}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.executing, r.ID)
+			s.mu.Unlock()
+			s.poke()
+		}()
+		if _, err := s.runner.Execute(context.Background(), r.ID); err != nil {
+			s.log.Error("execute run", "run", r.ID, "pipeline", r.Pipeline, "err", err)
+		}
+	}()
+}
+
+// prune deletes finished runs older than the retention, in small batches so
+// the store's writer is never held for long, and their logs.
+func (s *Server) prune(ctx context.Context) {
+	if s.cfg.Retention <= 0 {
+		return
+	}
+	before := s.now().Add(-s.cfg.Retention.D())
+	total := 0
+	for ctx.Err() == nil {
+		ids, err := s.store.PruneRuns(ctx, before, 100)
+		if err != nil {
+			s.log.Error("prune history", "err", err)
+			return
+		}
+		for _, id := range ids {
+			os.RemoveAll(filepath.Join(s.cfg.Home, "logs", fmt.Sprint(id)))
+		}
+		total += len(ids)
+		if len(ids) < 100 {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.Info("pruned finished runs", "runs", total, "older_than", before)
+	}
+}
