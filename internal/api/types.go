@@ -163,7 +163,7 @@ func TimePtr(t time.Time) *time.Time {
 // NewRun converts a stored run.
 func NewRun(r store.Run) Run {
 	return Run{
-		ID: r.ID, Pipeline: r.Pipeline, State: r.State, Trigger: r.Trigger, Params: r.Params,
+		ID: r.ID, Pipeline: r.Pipeline, State: r.State, Trigger: r.Trigger, Params: r.Params, BackfillID: r.BackfillID,
 		IntervalStart: TimePtr(r.IntervalStart), IntervalEnd: TimePtr(r.IntervalEnd),
 		CreatedAt: r.CreatedAt, StartedAt: TimePtr(r.StartedAt), FinishedAt: TimePtr(r.FinishedAt),
 		TaskCount: r.TaskCount, Remaining: r.Remaining, Cancelling: r.Cancelling,

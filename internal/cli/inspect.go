@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -63,60 +63,6 @@ point your editor's YAML language server at it, for example with a first line
 	}
 }
 
-// runView is the JSON shape of a run, shared with the API.
-type runView struct {
-	ID            int64           `json:"id"`
-	Pipeline      string          `json:"pipeline"`
-	State         engine.RunState `json:"state"`
-	Trigger       string          `json:"trigger"`
-	Params        json.RawMessage `json:"params,omitempty"`
-	IntervalStart *time.Time      `json:"interval_start,omitempty"`
-	IntervalEnd   *time.Time      `json:"interval_end,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
-	StartedAt     *time.Time      `json:"started_at,omitempty"`
-	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
-	TaskCount     int             `json:"task_count"`
-	Remaining     int             `json:"remaining"`
-	Cancelling    bool            `json:"cancelling,omitempty"`
-	Tasks         []taskView      `json:"tasks,omitempty"`
-}
-
-type taskView struct {
-	ID         string           `json:"id"`
-	State      engine.TaskState `json:"state"`
-	Attempt    int              `json:"attempt"`
-	StartedAt  *time.Time       `json:"started_at,omitempty"`
-	FinishedAt *time.Time       `json:"finished_at,omitempty"`
-	ReadyAt    *time.Time       `json:"ready_at,omitempty"`
-	ExitCode   *int             `json:"exit_code,omitempty"`
-	Message    string           `json:"message,omitempty"`
-	Result     json.RawMessage  `json:"result,omitempty"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func newRunView(r store.Run) runView {
-	return runView{
-		ID: r.ID, Pipeline: r.Pipeline, State: r.State, Trigger: r.Trigger, Params: r.Params,
-		IntervalStart: timePtr(r.IntervalStart), IntervalEnd: timePtr(r.IntervalEnd),
-		CreatedAt: r.CreatedAt, StartedAt: timePtr(r.StartedAt), FinishedAt: timePtr(r.FinishedAt),
-		TaskCount: r.TaskCount, Remaining: r.Remaining, Cancelling: r.Cancelling,
-	}
-}
-
-func newTaskView(t store.TaskRow) taskView {
-	return taskView{
-		ID: t.TaskID, State: t.State, Attempt: t.Attempt, StartedAt: timePtr(t.StartedAt),
-		FinishedAt: timePtr(t.FinishedAt), ReadyAt: timePtr(t.ReadyAt), ExitCode: t.ExitCode,
-		Message: t.Message, Result: t.Result,
-	}
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -158,9 +104,9 @@ func (a *app) runsCmd() *cobra.Command {
 				return err
 			}
 			if a.output == "json" {
-				views := make([]runView, len(runs))
+				views := make([]api.Run, len(runs))
 				for i, r := range runs {
-					views[i] = newRunView(r)
+					views[i] = api.NewRun(r)
 				}
 				return writeJSON(a.io.Out, views)
 			}
@@ -216,10 +162,10 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			if a.output == "json" {
-				v := newRunView(run)
-				v.Tasks = make([]taskView, len(tasks))
+				v := api.NewRun(run)
+				v.Tasks = make([]api.Task, len(tasks))
 				for i, t := range tasks {
-					v.Tasks[i] = newTaskView(t)
+					v.Tasks[i] = api.NewTask(t)
 				}
 				return writeJSON(a.io.Out, v)
 			}

@@ -190,7 +190,6 @@ func (v *service) Run(ctx context.Context, id int64) (api.Run, error) {
 		return api.Run{}, err
 	}
 	out := api.NewRun(r)
-	out.BackfillID = r.BackfillID
 	out.Tasks = make([]api.Task, len(tasks))
 	for i, t := range tasks {
 		out.Tasks[i] = api.NewTask(t)
