@@ -1,0 +1,383 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// Apply writes a batch of changes with set-based statements: whatever the
+// number of changes, one transaction holds at most five statements, sent
+// together in one pipelined batch (three round trips with BEGIN and COMMIT):
+//
+//  1. lock the runs the batch changes, in id order (SELECT ... FOR NO KEY
+//     UPDATE), which is also the check that they exist;
+//  2. update the run rows from arrays (UPDATE ... FROM unnest);
+//  3. update the task rows from arrays;
+//  4. insert the timeline records, in the order given, so their seq follows
+//     the batch;
+//  5. insert or merge the attempts (INSERT ... ON CONFLICT DO UPDATE).
+//
+// Locking the runs first, in a fixed order, makes concurrent Applies that
+// touch the same runs wait for each other instead of deadlocking over task
+// rows, and makes each run's events commit in seq order.
+//
+// A set-based statement touches each row once, so the batch is first reduced
+// to its effect: the last change of a run row or task row wins (each carries
+// the whole row), and the changes of one attempt are merged in order with
+// the same rule as the upsert (later non-zero fields win). The result is what
+// applying the changes one by one would write.
+func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	for i := range changes {
+		if err := checkChange(&changes[i]); err != nil {
+			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
+		}
+	}
+	var p applyPlan
+	p.build(changes)
+	if len(p.runs) == 0 {
+		return nil // only empty changes
+	}
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("apply %d changes: %w", len(changes), err)
+	}
+	defer rollback(tx)
+	if err := p.write(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("apply %d changes: commit: %w", len(changes), err)
+	}
+	return nil
+}
+
+// checkChange rejects what would fail inside the transaction anyway, before
+// it starts, with messages that name the field.
+func checkChange(c *store.Change) error {
+	for _, t := range c.Transition.Tasks {
+		if err := checkJSON(fmt.Sprintf("result of task %d", t.Index), t.Task.Result); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Transition.Records {
+		if err := checkJSON(fmt.Sprintf("data of %s record", r.Kind), r.Data); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Attempts {
+		if a.RunID != 0 && a.RunID != c.RunID {
+			return fmt.Errorf("attempt %d of task %d names run %d", a.Attempt, a.Index, a.RunID)
+		}
+	}
+	return nil
+}
+
+type taskKey struct {
+	run int64
+	idx int
+}
+
+type attemptKey struct {
+	run          int64
+	idx, attempt int
+}
+
+// applyPlan is a batch of changes reduced to one array per column and
+// statement.
+type applyPlan struct {
+	runs []int64 // every run the batch changes, sorted, for the lock
+
+	// run rows
+	runID                           []int64
+	runState                        []string
+	remaining, unsuccessful         []int32
+	cancelling                      []bool
+	runStarted, runFinished         []pgtype.Timestamptz
+	taskRun                         []int64
+	taskIdx, attempt, spent, needs  []int32
+	taskState                       []string
+	readyAt, taskStarted, taskEnded []pgtype.Timestamptz
+	taskExit                        []pgtype.Int4
+	taskMessage                     []string
+	result                          []pgtype.Text
+
+	// records
+	evRun              []int64
+	evTask, evAttempt  []int32
+	evTime             []pgtype.Timestamptz
+	evKind             []string
+	evExit             []pgtype.Int4
+	evMessage, evActor []string
+	evData             []pgtype.Text
+	attempts           []store.Attempt // merged, in first-seen order
+	attemptRuns        []int64
+}
+
+func (p *applyPlan) build(changes []store.Change) {
+	runPos := map[int64]int{}      // run id → index in the run arrays
+	taskPos := map[taskKey]int{}   // task → index in the task arrays
+	attPos := map[attemptKey]int{} // attempt → index in p.attempts
+	seen := map[int64]bool{}
+	for ci := range changes {
+		c := &changes[ci]
+		tr := &c.Transition
+		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 {
+			continue
+		}
+		if !seen[c.RunID] {
+			seen[c.RunID] = true
+			p.runs = append(p.runs, c.RunID)
+		}
+		if r := tr.Run; r != nil {
+			i, ok := runPos[c.RunID]
+			if !ok {
+				i = len(p.runID)
+				runPos[c.RunID] = i
+				p.runID = append(p.runID, c.RunID)
+				p.runState = append(p.runState, "")
+				p.remaining = append(p.remaining, 0)
+				p.unsuccessful = append(p.unsuccessful, 0)
+				p.cancelling = append(p.cancelling, false)
+				p.runStarted = append(p.runStarted, pgtype.Timestamptz{})
+				p.runFinished = append(p.runFinished, pgtype.Timestamptz{})
+			}
+			p.runState[i] = string(r.State)
+			p.remaining[i], p.unsuccessful[i] = int32(r.Remaining), int32(r.Unsuccessful)
+			p.cancelling[i] = r.Cancelling
+			p.runStarted[i], p.runFinished[i] = tsArg(r.StartedAt), tsArg(r.FinishedAt)
+		}
+		for _, tc := range tr.Tasks {
+			k := taskKey{c.RunID, tc.Index}
+			i, ok := taskPos[k]
+			if !ok {
+				i = len(p.taskRun)
+				taskPos[k] = i
+				p.taskRun = append(p.taskRun, c.RunID)
+				p.taskIdx = append(p.taskIdx, int32(tc.Index))
+				p.taskState = append(p.taskState, "")
+				p.attempt = append(p.attempt, 0)
+				p.spent = append(p.spent, 0)
+				p.needs = append(p.needs, 0)
+				p.readyAt = append(p.readyAt, pgtype.Timestamptz{})
+				p.taskStarted = append(p.taskStarted, pgtype.Timestamptz{})
+				p.taskEnded = append(p.taskEnded, pgtype.Timestamptz{})
+				p.taskExit = append(p.taskExit, pgtype.Int4{})
+				p.taskMessage = append(p.taskMessage, "")
+				p.result = append(p.result, pgtype.Text{})
+			}
+			t := &tc.Task
+			p.taskState[i] = string(t.State)
+			p.attempt[i], p.spent[i], p.needs[i] = int32(t.Attempt), int32(t.Spent), int32(t.PendingNeeds)
+			p.readyAt[i], p.taskStarted[i], p.taskEnded[i] = tsArg(t.ReadyAt), tsArg(t.StartedAt), tsArg(t.FinishedAt)
+			p.taskExit[i] = int4Arg(t.ExitCode)
+			p.taskMessage[i] = text(t.Message)
+			p.result[i] = jsonText(t.Result)
+		}
+		for _, r := range tr.Records {
+			p.evRun = append(p.evRun, c.RunID)
+			p.evTask = append(p.evTask, int32(r.Task))
+			p.evTime = append(p.evTime, tsArg(r.Time))
+			p.evKind = append(p.evKind, string(r.Kind))
+			p.evAttempt = append(p.evAttempt, int32(r.Attempt))
+			p.evExit = append(p.evExit, int4Arg(r.ExitCode))
+			p.evMessage = append(p.evMessage, text(r.Message))
+			p.evActor = append(p.evActor, text(r.Actor))
+			p.evData = append(p.evData, jsonText(r.Data))
+		}
+		for _, a := range c.Attempts {
+			a.RunID = c.RunID
+			k := attemptKey{c.RunID, a.Index, a.Attempt}
+			if i, ok := attPos[k]; ok {
+				mergeAttempt(&p.attempts[i], &a)
+				continue
+			}
+			attPos[k] = len(p.attempts)
+			p.attempts = append(p.attempts, a)
+		}
+	}
+	slices.Sort(p.runs)
+}
+
+// mergeAttempt applies the upsert's rule to two changes of one attempt in a
+// batch: the fields of b that are not zero replace those of a.
+func mergeAttempt(a, b *store.Attempt) {
+	if b.Worker != "" {
+		a.Worker = b.Worker
+	}
+	if !b.StartedAt.IsZero() {
+		a.StartedAt = b.StartedAt
+	}
+	if !b.FinishedAt.IsZero() {
+		a.FinishedAt = b.FinishedAt
+	}
+	if b.Outcome != "" {
+		a.Outcome = b.Outcome
+	}
+	if b.ExitCode != nil {
+		a.ExitCode = b.ExitCode
+	}
+	if b.Message != "" {
+		a.Message = b.Message
+	}
+	if b.Log != "" {
+		a.Log = b.Log
+	}
+}
+
+const lockRunsSQL = `SELECT id FROM runs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
+
+const updateRunsSQL = `UPDATE runs r SET state = u.state, remaining = u.remaining, unsuccessful = u.unsuccessful,
+	cancelling = u.cancelling, started_at = u.started_at, finished_at = u.finished_at
+	FROM unnest($1::bigint[], $2::text[], $3::int4[], $4::int4[], $5::bool[], $6::timestamptz[], $7::timestamptz[])
+		AS u(id, state, remaining, unsuccessful, cancelling, started_at, finished_at)
+	WHERE r.id = u.id`
+
+const updateTasksSQL = `UPDATE tasks t SET state = u.state, attempt = u.attempt, spent = u.spent,
+	pending_needs = u.pending_needs, ready_at = u.ready_at, started_at = u.started_at, finished_at = u.finished_at,
+	exit_code = u.exit_code, message = u.message, result = u.result::jsonb
+	FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::int4[], $5::int4[], $6::int4[], $7::timestamptz[],
+		$8::timestamptz[], $9::timestamptz[], $10::int4[], $11::text[], $12::text[])
+		AS u(run_id, idx, state, attempt, spent, pending_needs, ready_at, started_at, finished_at, exit_code, message, result)
+	WHERE t.run_id = u.run_id AND t.idx = u.idx
+	RETURNING t.run_id, t.idx`
+
+const insertEventsSQL = `INSERT INTO events (run_id, task_idx, time, kind, attempt, exit_code, message, actor, data)
+	SELECT u.run_id, u.task_idx, u.time, u.kind, u.attempt, u.exit_code, u.message, u.actor, u.data::jsonb
+	FROM unnest($1::bigint[], $2::int4[], $3::timestamptz[], $4::text[], $5::int4[], $6::int4[], $7::text[],
+		$8::text[], $9::text[]) WITH ORDINALITY
+		AS u(run_id, task_idx, time, kind, attempt, exit_code, message, actor, data, ord)
+	ORDER BY u.ord`
+
+const upsertAttemptsSQL = `INSERT INTO attempts AS a (run_id, idx, attempt, worker, started_at, finished_at, outcome,
+		exit_code, message, log)
+	SELECT * FROM unnest($1::bigint[], $2::int4[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+		$7::text[], $8::int4[], $9::text[], $10::text[])
+	ON CONFLICT (run_id, idx, attempt) DO UPDATE SET
+	worker      = coalesce(nullif(excluded.worker, ''), a.worker),
+	started_at  = coalesce(excluded.started_at, a.started_at),
+	finished_at = coalesce(excluded.finished_at, a.finished_at),
+	outcome     = coalesce(nullif(excluded.outcome, ''), a.outcome),
+	exit_code   = coalesce(excluded.exit_code, a.exit_code),
+	message     = coalesce(nullif(excluded.message, ''), a.message),
+	log         = coalesce(nullif(excluded.log, ''), a.log)`
+
+// write sends the plan's statements in one batch on tx and checks each
+// result: a missing run or task is ErrNotFound.
+func (p *applyPlan) write(ctx context.Context, tx pgx.Tx) error {
+	b := &pgx.Batch{}
+	b.Queue(lockRunsSQL, p.runs)
+	if len(p.runID) > 0 {
+		b.Queue(updateRunsSQL, p.runID, p.runState, p.remaining, p.unsuccessful, p.cancelling, p.runStarted, p.runFinished)
+	}
+	if len(p.taskRun) > 0 {
+		b.Queue(updateTasksSQL, p.taskRun, p.taskIdx, p.taskState, p.attempt, p.spent, p.needs, p.readyAt,
+			p.taskStarted, p.taskEnded, p.taskExit, p.taskMessage, p.result)
+	}
+	if len(p.evRun) > 0 {
+		b.Queue(insertEventsSQL, p.evRun, p.evTask, p.evTime, p.evKind, p.evAttempt, p.evExit, p.evMessage,
+			p.evActor, p.evData)
+	}
+	if n := len(p.attempts); n > 0 {
+		run, idx, att := make([]int64, n), make([]int32, n), make([]int32, n)
+		worker, outcome, msg, log := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		started, finished := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		exit := make([]pgtype.Int4, n)
+		for i := range p.attempts {
+			a := &p.attempts[i]
+			run[i], idx[i], att[i] = a.RunID, int32(a.Index), int32(a.Attempt)
+			worker[i], outcome[i], msg[i], log[i] = text(a.Worker), string(a.Outcome), text(a.Message), text(a.Log)
+			started[i], finished[i] = tsArg(a.StartedAt), tsArg(a.FinishedAt)
+			exit[i] = int4Arg(a.ExitCode)
+		}
+		b.Queue(upsertAttemptsSQL, run, idx, att, worker, started, finished, outcome, exit, msg, log)
+	}
+
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+
+	// 1. Every run exists.
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("apply changes: lock runs: %w", err)
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("apply changes: lock runs: %w", err)
+	}
+	if len(locked) != len(p.runs) {
+		for _, id := range p.runs {
+			if _, found := slices.BinarySearch(locked, id); !found {
+				return fmt.Errorf("apply changes to run %d: run: %w", id, store.ErrNotFound)
+			}
+		}
+	}
+	// 2. Run rows (all exist: they are locked).
+	if len(p.runID) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("apply changes: update %d runs: %w", len(p.runID), err)
+		}
+	}
+	// 3. Every task exists.
+	if len(p.taskRun) > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("apply changes: update %d tasks: %w", len(p.taskRun), err)
+		}
+		updated := map[taskKey]bool{}
+		var k taskKey
+		_, err = pgx.ForEachRow(rows, []any{&k.run, &k.idx}, func() error {
+			updated[k] = true
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("apply changes: update %d tasks: %w", len(p.taskRun), err)
+		}
+		if len(updated) != len(p.taskRun) {
+			for i, run := range p.taskRun {
+				if !updated[taskKey{run, int(p.taskIdx[i])}] {
+					return fmt.Errorf("apply changes to run %d: update task %d: %w", run, p.taskIdx[i], store.ErrNotFound)
+				}
+			}
+		}
+	}
+	// 4. Records (their runs exist).
+	if len(p.evRun) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("apply changes: insert %d records: %w", len(p.evRun), err)
+		}
+	}
+	// 5. Attempts: a missing task is a foreign key violation.
+	if len(p.attempts) > 0 {
+		if _, err := br.Exec(); err != nil {
+			if e := pgErr(err); e != nil && e.Code == sqlstateForeignKeyViolation {
+				err = fmt.Errorf("task: %w (%s)", store.ErrNotFound, e.Detail)
+			}
+			return fmt.Errorf("apply changes: write %d attempts: %w", len(p.attempts), err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("apply changes: %w", err)
+	}
+	return nil
+}
+
+// affectedOne turns a statement that changed no row into ErrNotFound.
+func affectedOne(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
