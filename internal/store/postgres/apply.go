@@ -271,21 +271,28 @@ const upsertAttemptsSQL = `INSERT INTO attempts AS a (run_id, idx, attempt, work
 	message     = coalesce(nullif(excluded.message, ''), a.message),
 	log         = coalesce(nullif(excluded.log, ''), a.log)`
 
-// write sends the plan's statements in one batch on tx and checks each
-// result: a missing run or task is ErrNotFound.
-func (p *applyPlan) write(ctx context.Context, tx pgx.Tx) error {
-	b := &pgx.Batch{}
-	b.Queue(lockRunsSQL, p.runs)
+// statement is one SQL statement of a plan with its arguments.
+type statement struct {
+	sql  string
+	args []any
+}
+
+// statements are the plan's statements, in the order write sends them: the
+// run lock, then those of updateRunsSQL, updateTasksSQL, insertEventsSQL and
+// upsertAttemptsSQL that have rows to write.
+func (p *applyPlan) statements() []statement {
+	sts := []statement{{lockRunsSQL, []any{p.runs}}}
 	if len(p.runID) > 0 {
-		b.Queue(updateRunsSQL, p.runID, p.runState, p.remaining, p.unsuccessful, p.cancelling, p.runStarted, p.runFinished)
+		sts = append(sts, statement{updateRunsSQL, []any{p.runID, p.runState, p.remaining, p.unsuccessful, p.cancelling,
+			p.runStarted, p.runFinished}})
 	}
 	if len(p.taskRun) > 0 {
-		b.Queue(updateTasksSQL, p.taskRun, p.taskIdx, p.taskState, p.attempt, p.spent, p.needs, p.readyAt,
-			p.taskStarted, p.taskEnded, p.taskExit, p.taskMessage, p.result)
+		sts = append(sts, statement{updateTasksSQL, []any{p.taskRun, p.taskIdx, p.taskState, p.attempt, p.spent, p.needs,
+			p.readyAt, p.taskStarted, p.taskEnded, p.taskExit, p.taskMessage, p.result}})
 	}
 	if len(p.evRun) > 0 {
-		b.Queue(insertEventsSQL, p.evRun, p.evTask, p.evTime, p.evKind, p.evAttempt, p.evExit, p.evMessage,
-			p.evActor, p.evData)
+		sts = append(sts, statement{insertEventsSQL, []any{p.evRun, p.evTask, p.evTime, p.evKind, p.evAttempt, p.evExit,
+			p.evMessage, p.evActor, p.evData}})
 	}
 	if n := len(p.attempts); n > 0 {
 		run, idx, att := make([]int64, n), make([]int32, n), make([]int32, n)
@@ -299,9 +306,18 @@ func (p *applyPlan) write(ctx context.Context, tx pgx.Tx) error {
 			started[i], finished[i] = tsArg(a.StartedAt), tsArg(a.FinishedAt)
 			exit[i] = int4Arg(a.ExitCode)
 		}
-		b.Queue(upsertAttemptsSQL, run, idx, att, worker, started, finished, outcome, exit, msg, log)
+		sts = append(sts, statement{upsertAttemptsSQL, []any{run, idx, att, worker, started, finished, outcome, exit, msg, log}})
 	}
+	return sts
+}
 
+// write sends the plan's statements in one batch on tx and checks each
+// result: a missing run or task is ErrNotFound.
+func (p *applyPlan) write(ctx context.Context, tx pgx.Tx) error {
+	b := &pgx.Batch{}
+	for _, st := range p.statements() {
+		b.Queue(st.sql, st.args...)
+	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 

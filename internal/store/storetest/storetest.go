@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsPaging", testEventsPaging},
 		{"NotFound", testNotFound},
 		{"ConcurrentApply", testConcurrentApply},
+		{"ApplyBatchSameRows", testApplyBatchSameRows},
+		{"ConcurrentApplyOverlapping", testConcurrentApplyOverlapping},
 		{"PipelineStates", testPipelineStates},
 		{"PipelineStateVersions", testPipelineStateVersions},
 		{"ScheduledRunAdvances", testScheduledRunAdvances},

@@ -97,9 +97,15 @@ func WithSearchPath(dsn, schema string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err == nil {
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
+			// Edit the raw query rather than re-encode it: url.Values would
+			// write spaces as '+', which pgx reads literally.
+			var kept []string
+			for _, kv := range strings.Split(u.RawQuery, "&") {
+				if kv != "" && !strings.HasPrefix(kv, "search_path=") {
+					kept = append(kept, kv)
+				}
+			}
+			u.RawQuery = strings.Join(append(kept, "search_path="+url.QueryEscape(schema)), "&")
 			return u.String()
 		}
 	}
