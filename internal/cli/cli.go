@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 )
 
@@ -150,7 +151,9 @@ func (a *app) openLocal(ctx context.Context) (*local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &local{home: home, store: st, logs: logs.NewFiles(filepath.Join(home, "logs"))}, nil
+	lf := logs.NewFiles(filepath.Join(home, "logs"))
+	lf.Ended = runner.AttemptEnded(st)
+	return &local{home: home, store: st, logs: lf}, nil
 }
 
 func (l *local) Close() error { return l.store.Close() }

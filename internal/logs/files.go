@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +41,12 @@ type Files struct {
 	topics map[Key]*topic // keys with an open writer or follower here
 
 	dirs sync.Map // run directories known to exist
+
+	// Ended, when set, tells Follow that an attempt has ended, so following
+	// the log of an attempt that never printed anything (and so has no file)
+	// finishes instead of waiting for the file. Servers and the CLI set it
+	// from the store.
+	Ended func(ctx context.Context, k Key) bool
 }
 
 var _ Store = (*Files)(nil)
@@ -54,7 +61,9 @@ func (f *Files) path(k Key) string {
 	return filepath.Join(f.dir, strconv.FormatInt(k.RunID, 10), k.TaskID+"."+strconv.Itoa(k.Attempt)+".log")
 }
 
-// Create implements Store.
+// Create implements Store. The file itself is created at the first write: a
+// task that prints nothing costs no file (creating files is a large part of
+// the cost of a short task), and its log reads as empty.
 func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, error) {
 	if err := k.validate(); err != nil {
 		return nil, err
@@ -63,6 +72,19 @@ func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, e
 		return nil, fmt.Errorf("create log of %s: %w", k, err)
 	}
 	path := f.path(k)
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create log of %s: %w", k, fs.ErrExist)
+	}
+	t := f.acquire(k)
+	if !t.claim() {
+		f.release(k)
+		return nil, fmt.Errorf("create log of %s: a writer is open: %w", k, fs.ErrExist)
+	}
+	return NewWriter(&fileSink{files: f, key: k, path: path, topic: t}, secrets), nil
+}
+
+// createFile creates the log file of k, locked for its writer.
+func (f *Files) createFile(k Key, path string) (*os.File, error) {
 	dir := filepath.Dir(path)
 	if _, ok := f.dirs.Load(dir); !ok {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -86,9 +108,7 @@ func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, e
 		tmp.Close()
 		return nil, fmt.Errorf("create log of %s: %w", k, err)
 	}
-	t := f.acquire(k)
-	t.notify() // a follower may be waiting for the log to appear
-	return NewWriter(&fileSink{file: tmp, files: f, key: k, topic: t}, secrets), nil
+	return tmp, nil
 }
 
 // Open implements Store.
@@ -100,6 +120,10 @@ func (f *Files) Open(ctx context.Context, k Key, offset int64) (io.ReadCloser, e
 		return nil, fmt.Errorf("open log of %s at %d: %w", k, offset, errNegativeOffset)
 	}
 	file, err := os.Open(f.path(k))
+	if errors.Is(err, fs.ErrNotExist) && offset == 0 {
+		// Never written (the attempt printed nothing, or has not yet).
+		return io.NopCloser(strings.NewReader("")), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", k, err)
 	}
@@ -116,6 +140,9 @@ func (f *Files) Size(ctx context.Context, k Key) (int64, error) {
 		return 0, err
 	}
 	fi, err := os.Stat(f.path(k))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil // never written
+	}
 	if err != nil {
 		return 0, fmt.Errorf("size of log of %s: %w", k, err)
 	}
@@ -148,6 +175,14 @@ func (f *Files) Follow(ctx context.Context, k Key, offset int64, w io.Writer) (i
 		}
 		if done {
 			return fl.pos, nil
+		}
+		if fl.file == nil && (t.closed() || (f.Ended != nil && f.Ended(ctx, k))) {
+			// The writer is gone and the log was never created: unless it
+			// appeared just now, the attempt printed nothing.
+			if done, err := fl.step(f.path(k)); err != nil || done || fl.file == nil {
+				return fl.pos, err
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -267,8 +302,36 @@ func locked(file *os.File) (bool, error) {
 type topic struct {
 	refs int // guarded by Files.mu
 
-	mu sync.Mutex
-	ch chan struct{} // closed on the next append; nil if nobody waits
+	mu       sync.Mutex
+	ch       chan struct{} // closed on the next append; nil if nobody waits
+	writing  bool          // a writer of this process has the key
+	finished bool          // that writer closed (maybe without writing)
+}
+
+// claim marks the key as written by a new writer, or reports false when a
+// writer of this process already has it.
+func (t *topic) claim() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.writing {
+		return false
+	}
+	t.writing = true
+	return true
+}
+
+// finish records that the writer closed.
+func (t *topic) finish() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.writing, t.finished = false, true
+}
+
+// closed reports whether a writer of this process closed the key.
+func (t *topic) closed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.finished
 }
 
 // changed returns a channel that is closed at the next append.
@@ -317,15 +380,24 @@ func (f *Files) release(k Key) {
 	}
 }
 
-// fileSink appends a Writer's lines to the log file and wakes followers.
+// fileSink appends a Writer's lines to the log file, created at the first
+// write, and wakes followers.
 type fileSink struct {
-	file  *os.File
 	files *Files
 	key   Key
+	path  string
+	file  *os.File // nil until the first write
 	topic *topic
 }
 
 func (s *fileSink) Write(p []byte) (int, error) {
+	if s.file == nil {
+		file, err := s.files.createFile(s.key, s.path)
+		if err != nil {
+			return 0, err
+		}
+		s.file = file
+	}
 	n, err := s.file.Write(p)
 	s.topic.notify()
 	return n, err
@@ -334,7 +406,11 @@ func (s *fileSink) Write(p []byte) (int, error) {
 // Close closes the file, which releases the writer's lock, and only then
 // wakes followers, so that they see the log as finished.
 func (s *fileSink) Close() error {
-	err := s.file.Close()
+	var err error
+	if s.file != nil {
+		err = s.file.Close()
+	}
+	s.topic.finish()
 	s.topic.notify()
 	s.files.release(s.key)
 	return err

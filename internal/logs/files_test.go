@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -30,7 +31,9 @@ func writerHelper() int {
 		return 2
 	}
 	io.WriteString(w.Stdout(), "from another process\n")
-	select {} // until killed, never closing the writer
+	for {
+		time.Sleep(time.Hour) // until killed, never closing the writer
+	}
 }
 
 // noPoll is a poll interval long enough that a test passing with it proves
@@ -111,11 +114,17 @@ func TestFilesErrors(t *testing.T) {
 		t.Errorf("second Create = %v, want fs.ErrExist", err)
 	}
 	missing := Key{RunID: 1, TaskID: "a", Attempt: 2}
-	if _, err := f.Open(ctx, missing, 0); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Open missing = %v, want fs.ErrNotExist", err)
+	// A log never written (the attempt printed nothing) reads as empty.
+	if r, err := f.Open(ctx, missing, 0); err != nil {
+		t.Errorf("Open missing = %v, want an empty log", err)
+	} else if b, _ := io.ReadAll(r); len(b) != 0 {
+		t.Errorf("Open missing read %q", b)
 	}
-	if _, err := f.Size(ctx, missing); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Size missing = %v, want fs.ErrNotExist", err)
+	if _, err := f.Open(ctx, missing, 10); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open missing at 10 = %v, want fs.ErrNotExist", err)
+	}
+	if n, err := f.Size(ctx, missing); err != nil || n != 0 {
+		t.Errorf("Size missing = %d, %v, want 0", n, err)
 	}
 	if _, err := f.Open(ctx, k, -1); err == nil {
 		t.Error("Open at -1 succeeded")
@@ -458,4 +467,43 @@ func (c *lineChecker) Write(p []byte) (int, error) {
 		c.t.Errorf("Follow wrote a partial line ending %q", p[max(0, len(p)-20):])
 	}
 	return c.w.Write(p)
+}
+
+// TestSilentAttemptHasNoFile checks that an attempt that prints nothing
+// creates no file and reads as empty, and that following it ends once the
+// store says the attempt ended (Ended), in this process or another.
+func TestSilentAttemptHasNoFile(t *testing.T) {
+	f := newFiles(t, time.Millisecond)
+	var ended atomic.Bool
+	f.Ended = func(context.Context, Key) bool { return ended.Load() }
+	k := Key{RunID: 3, TaskID: "quiet", Attempt: 1}
+	w, err := f.Create(t.Context(), k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	follow := func(fs *Files) {
+		_, err := fs.Follow(t.Context(), k, 0, io.Discard)
+		done <- err
+	}
+	go follow(f)
+	other := NewFiles(f.dir) // another process: no in-process notification
+	other.poll = time.Millisecond
+	other.Ended = f.Ended
+	go follow(other)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ended.Store(true)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("follow of a silent attempt: %v", err)
+		}
+	}
+	if _, err := os.Stat(f.path(k)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a silent attempt created its log file: %v", err)
+	}
+	if got := readAll(t, f, k, 0); got != "" {
+		t.Fatalf("silent log reads %q", got)
+	}
 }

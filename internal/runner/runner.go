@@ -412,3 +412,22 @@ func (r *Runner) intervalEnv(p *spec.Pipeline, run store.Run) map[string]string 
 		"TASUKI_INTERVAL_DATE":  start.Format(spec.DateLayout),
 	}
 }
+
+// AttemptEnded reports whether the attempt a log key names has ended, as
+// the store says: the task moved past it, or is no longer running it. Log
+// stores use it to stop following the log of an attempt that printed
+// nothing.
+func AttemptEnded(st store.Store) func(ctx context.Context, k logs.Key) bool {
+	return func(ctx context.Context, k logs.Key) bool {
+		tasks, err := st.Tasks(ctx, k.RunID)
+		if err != nil {
+			return errors.Is(err, store.ErrNotFound)
+		}
+		for _, t := range tasks {
+			if t.TaskID == k.TaskID {
+				return t.Attempt > k.Attempt || t.State != engine.TaskRunning
+			}
+		}
+		return true
+	}
+}

@@ -50,6 +50,17 @@ func NewRegistry(dir string, check func(*spec.Pipeline) error) *Registry {
 	return &Registry{dir: dir, check: check, byName: map[string]*Loaded{}, fileErrors: map[string]string{}}
 }
 
+// Seed makes a stored version the last good version of a pipeline before
+// the first reload, so that a file broken or removed while the server was
+// down is judged against what ran before, not against nothing.
+func (r *Registry) Seed(p *spec.Pipeline, file string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.byName[p.Name]; !ok {
+		r.byName[p.Name] = &Loaded{Pipeline: p, File: file}
+	}
+}
+
 // Change is what a reload changed for one pipeline.
 type Change struct {
 	Name    string

@@ -95,6 +95,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
 		Logger: opts.Logger, Observe: s.observe,
 	}
+	s.logs.Ended = runner.AttemptEnded(st)
 	s.reg = NewRegistry(cfg.Pipelines, s.checkPipeline)
 	return s, nil
 }
@@ -149,10 +150,18 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := s.reload(ctx); err != nil {
+	// Start-up finishes even if a signal arrives meanwhile: what it starts
+	// is then drained like everything else.
+	startCtx := context.WithoutCancel(ctx)
+	if err := s.seed(startCtx); err != nil {
 		return err
 	}
-	if err := s.recoverRuns(ctx); err != nil {
+	if err := s.reload(startCtx); err != nil {
+		return err
+	}
+	if err := s.recoverRuns(startCtx); err != nil {
+		s.runner.Drain()
+		s.wg.Wait()
 		return err
 	}
 	s.http = &http.Server{
@@ -165,7 +174,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready.Store(true)
 	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "workers", s.cfg.Workers)
 
-	loopErr := s.loop(ctx)
+	var loopErr error
+	if ctx.Err() == nil {
+		loopErr = s.loop(ctx)
+	}
 
 	s.ready.Store(false)
 	s.log.Info("draining: no new attempts start; running ones get the grace period", "grace", s.cfg.DrainGrace.D())
@@ -209,6 +221,31 @@ func (s *Server) loop(ctx context.Context) error {
 		}
 		s.pass(ctx)
 	}
+}
+
+// seed fills the registry with the versions in force when the server last
+// stopped, so the first reload compares the directory with them.
+func (s *Server) seed(ctx context.Context) error {
+	states, err := s.store.PipelineStates(ctx)
+	if err != nil {
+		return fmt.Errorf("load pipeline states: %w", err)
+	}
+	for _, st := range states {
+		if st.VersionID == 0 || st.Removed {
+			continue
+		}
+		v, err := s.store.PipelineVersion(ctx, st.VersionID)
+		if err != nil {
+			return fmt.Errorf("load version of pipeline %s: %w", st.Name, err)
+		}
+		p, err := spec.Parse(v.File, v.Source)
+		if err != nil {
+			s.log.Warn("stored pipeline version no longer parses; waiting for its file", "pipeline", st.Name, "err", err)
+			continue
+		}
+		s.reg.Seed(p, st.File)
+	}
+	return nil
 }
 
 // poke asks the loop for a pass soon (after a trigger, an unpause, a run end).
