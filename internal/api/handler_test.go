@@ -311,7 +311,6 @@ func TestRoutes(t *testing.T) {
 		{name: "log bad attempt", method: get, path: "runs/1/tasks/greet/logs?attempt=x", status: 400, code: api.CodeInvalid, contains: []string{"attempt"}},
 		{name: "log unknown attempt", method: get, path: "runs/1/tasks/greet/logs?attempt=5", status: 404, code: api.CodeNotFound},
 		{name: "log task not started", method: get, path: "runs/3/tasks/after/logs", status: 404, code: api.CodeNotFound},
-		{name: "log not written", method: get, path: "runs/2/tasks/load/logs", status: 404, code: api.CodeNotFound, contains: []string{"no log"}},
 		{name: "log unknown run", method: get, path: "runs/99/tasks/greet/logs", status: 404, code: api.CodeNotFound},
 		{name: "log bad offset", method: get, path: "runs/1/tasks/greet/logs?offset=-1", status: 400, code: api.CodeInvalid, contains: []string{"offset"}},
 		{name: "log offset past end", method: get, path: "runs/1/tasks/greet/logs?offset=100000", status: 416, code: api.CodeRangeNotSatisfiable,
