@@ -17,7 +17,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var (
 		configFile string
 		flags      struct {
-			addr, pipelines, timezone, retention, drainGrace string
+			addr, db, pipelines, timezone, retention, drainGrace string
 			workers                                          int
 			pools                                            []string
 		}
@@ -55,6 +55,9 @@ grace period, and what is left resumes at the next start.`,
 			}
 			if f.Changed("addr") {
 				cfg.Addr = flags.addr
+			}
+			if f.Changed("db") {
+				cfg.DB = flags.db
 			}
 			if f.Changed("pipelines") {
 				cfg.Pipelines = flags.pipelines
@@ -112,6 +115,7 @@ grace period, and what is left resumes at the next start.`,
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "server configuration file (YAML)")
 	f.StringVar(&flags.addr, "addr", "", "listen address (default 127.0.0.1:8080)")
+	f.StringVar(&flags.db, "db", "", "PostgreSQL URL of the store (default: the embedded SQLite file in --home)")
 	f.StringVar(&flags.pipelines, "pipelines", "", "directory of pipeline files (default ./pipelines, else ./examples)")
 	f.IntVar(&flags.workers, "workers", 4, "task attempts this server runs at once")
 	f.StringArrayVar(&flags.pools, "pool", nil, "a pool of task slots as name=slots (repeatable)")

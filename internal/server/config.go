@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -27,6 +28,9 @@ type Config struct {
 	Addr string `yaml:"addr"`
 	// Home is the data directory (store, logs, scratch files).
 	Home string `yaml:"home"`
+	// DB selects the store: empty for the embedded SQLite file in Home, or a
+	// PostgreSQL URL (postgres://user@host:5432/db).
+	DB string `yaml:"db"`
 	// Pipelines is the directory of pipeline files, watched for changes.
 	Pipelines string `yaml:"pipelines"`
 	// Workers is the number of task attempts this server runs at once.
@@ -115,7 +119,7 @@ func LoadConfigFile(c *Config, path string) error {
 }
 
 // ApplyEnv overrides c with TASUKI_<KEY> variables from lookup (os.LookupEnv
-// in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_PIPELINES, TASUKI_WORKERS,
+// in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_DB, TASUKI_PIPELINES, TASUKI_WORKERS,
 // TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL.
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
@@ -137,6 +141,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	}
 	str("TASUKI_ADDR", &c.Addr)
 	str("TASUKI_HOME", &c.Home)
+	str("TASUKI_DB", &c.DB)
 	str("TASUKI_PIPELINES", &c.Pipelines)
 	str("TASUKI_TIMEZONE", &c.Timezone)
 	if v, ok := lookup("TASUKI_WORKERS"); ok && v != "" {
@@ -199,8 +204,24 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("pools.%s: slots must be 1 or more", name))
 		}
 	}
+	if c.DB != "" && !isPostgresURL(c.DB) {
+		errs = append(errs, fmt.Errorf("db %q: expected a PostgreSQL URL (postgres://user@host:5432/db), or nothing for the embedded store", redactURL(c.DB)))
+	}
 	if c.ReloadInterval <= 0 || c.TickInterval <= 0 {
 		errs = append(errs, errors.New("reload_interval and tick_interval must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// redactURL hides a password in a database URL, for messages and logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
 )
 
 // fakeClock is an injected clock the test moves by hand.
@@ -44,9 +45,15 @@ type testServer struct {
 // files, with an injected clock; the test drives its passes by hand.
 func newTestServer(t *testing.T, home, dir string, at time.Time) *testServer {
 	t.Helper()
+	return newTestServerDB(t, home, dir, "", at)
+}
+
+// newTestServerDB is newTestServer on the store db names ("" for SQLite).
+func newTestServerDB(t *testing.T, home, dir, db string, at time.Time) *testServer {
+	t.Helper()
 	clk := &fakeClock{now: at}
 	cfg := DefaultConfig()
-	cfg.Home, cfg.Pipelines, cfg.Timezone = home, dir, "Asia/Tokyo"
+	cfg.Home, cfg.Pipelines, cfg.Timezone, cfg.DB = home, dir, "Asia/Tokyo", db
 	cfg.Pools = map[string]int{"warehouse": 2}
 	s, err := New(context.Background(), cfg, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -170,6 +177,11 @@ func TestScheduleAcrossDST(t *testing.T) {
 // TestCatchUpPolicies stops the clock for a few days, as a downtime would,
 // and checks each policy.
 func TestCatchUpPolicies(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testCatchUpPolicies(t, "") })
+	t.Run("postgres", func(t *testing.T) { testCatchUpPolicies(t, pgtest.DSN(t)) })
+}
+
+func testCatchUpPolicies(t *testing.T, db string) {
 	tokyo := mustLoad(t, "Asia/Tokyo")
 	dir := pipelineDir(t, map[string]string{
 		"all.yaml":    "name: all\nschedule: {cron: '0 9 * * *', catchup: all, max_catchup: 2}\ntasks: [{id: a, run: 'true'}]\n",
@@ -177,12 +189,12 @@ func TestCatchUpPolicies(t *testing.T) {
 		"none.yaml":   "name: none\nschedule: {cron: '0 9 * * *', catchup: none}\ntasks: [{id: a, run: 'true'}]\n",
 	})
 	home := t.TempDir()
-	ts := newTestServer(t, home, dir, time.Date(2026, 11, 20, 8, 0, 0, 0, tokyo))
+	ts := newTestServerDB(t, home, dir, db, time.Date(2026, 11, 20, 8, 0, 0, 0, tokyo))
 	ts.at(time.Date(2026, 11, 20, 9, 0, 0, 0, tokyo))
 	ts.stop()
 
 	// Down for three days; a new server on the same data directory.
-	ts = newTestServer(t, home, dir, time.Date(2026, 11, 23, 10, 0, 0, 0, tokyo))
+	ts = newTestServerDB(t, home, dir, db, time.Date(2026, 11, 23, 10, 0, 0, 0, tokyo))
 	for range 3 {
 		ts.at(time.Date(2026, 11, 23, 10, 0, 0, 0, tokyo))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 )
 
@@ -78,7 +79,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if fi, err := os.Stat(cfg.Pipelines); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("pipelines directory %q: not a directory (create it, or pass --pipelines DIR)", cfg.Pipelines)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.Home, "tasuki.db"))
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +99,19 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.logs.Ended = runner.AttemptEnded(st)
 	s.reg = NewRegistry(cfg.Pipelines, s.checkPipeline)
 	return s, nil
+}
+
+// openStore opens the embedded SQLite store of the data directory, or the
+// PostgreSQL database cfg.DB names.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.DB == "" {
+		return sqlite.Open(ctx, filepath.Join(cfg.Home, "tasuki.db"))
+	}
+	db, err := postgres.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", redactURL(cfg.DB), err)
+	}
+	return db, nil
 }
 
 // checkPipeline adds the checks that depend on this server: pools must be
@@ -172,7 +186,11 @@ func (s *Server) Run(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.ln) }()
 	s.ready.Store(true)
-	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "workers", s.cfg.Workers)
+	storeName := "sqlite:" + filepath.Join(s.cfg.Home, "tasuki.db")
+	if s.cfg.DB != "" {
+		storeName = redactURL(s.cfg.DB)
+	}
+	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "store", storeName, "workers", s.cfg.Workers)
 
 	var loopErr error
 	if ctx.Err() == nil {
