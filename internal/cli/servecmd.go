@@ -18,8 +18,8 @@ func (a *app) serveCmd() *cobra.Command {
 		configFile string
 		flags      struct {
 			addr, db, pipelines, timezone, retention, drainGrace string
-			workers                                          int
-			pools                                            []string
+			workers                                              int
+			pools                                                []string
 		}
 	)
 	cmd := &cobra.Command{
