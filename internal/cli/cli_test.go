@@ -298,3 +298,27 @@ func waitGone(t *testing.T, pid int) {
 		}
 	}
 }
+
+// TestRunPoolLimitsConcurrency runs four tasks of a pool of one slot with
+// parallelism 4: each takes a lock directory that a concurrent one would
+// find taken, so any overlap fails the run. A task of another pool that
+// names no limit runs beside them.
+func TestRunPoolLimitsConcurrency(t *testing.T) {
+	home, dir := t.TempDir(), t.TempDir()
+	lock := filepath.Join(dir, "lock")
+	task := `{id: %s, pool: warehouse, run: 'mkdir "$LOCK" || exit 9; sleep 0.05; rmdir "$LOCK"'}`
+	var tasks []string
+	for _, id := range []string{"a", "b", "c", "d"} {
+		tasks = append(tasks, "  - "+strings.ReplaceAll(task, "%s", id))
+	}
+	file := writeFile(t, dir, "p.yaml", "name: pooled\nenv: {LOCK: "+lock+"}\ntasks:\n"+strings.Join(tasks, "\n")+
+		"\n  - {id: other, pool: gpu, priority: 5, run: 'true'}\n")
+	r := call("--home", home, "run", file, "-j", "4", "--pool", "warehouse=1")
+	if r.code != 0 {
+		t.Fatalf("exit %d: tasks of a one-slot pool overlapped?\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = call("--home", home, "run", file, "--pool", "warehouse=x")
+	if r.code != 2 || !strings.Contains(r.stderr, "name=slots") {
+		t.Fatalf("bad --pool: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/server"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
@@ -22,12 +23,14 @@ type execFlags struct {
 	quiet    bool
 	progress string
 	grace    time.Duration
+	pools    []string
 }
 
 func (f *execFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVarP(&f.parallel, "parallel", "j", 4, "most task attempts running at once")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the summary")
 	cmd.Flags().DurationVar(&f.grace, "grace", 10*time.Second, "time a task gets between SIGTERM and SIGKILL when it is cancelled or times out")
+	cmd.Flags().StringArrayVar(&f.pools, "pool", nil, "limit a pool of task slots as name=slots (repeatable); pools not given are bounded only by --parallel")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress display: auto, tasks (a line per event) or compact (a progress line)")
 }
 
@@ -64,7 +67,10 @@ and follow their retry policy. Ctrl-C cancels the run cleanly.`,
 				return err
 			}
 			defer l.Close()
-			r := a.newRunner(l, &ef)
+			r, err := a.newRunner(l, &ef)
+			if err != nil {
+				return err
+			}
 			run, err := r.Create(cmd.Context(), p, given, "manual")
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
@@ -106,15 +112,25 @@ exact pipeline version it started with, even if the file changed since.`,
 				return &exitError{code: exitUsage, err: fmt.Errorf("run %d already %s; nothing to resume", id, run.State)}
 			}
 			fmt.Fprintf(a.io.Err, "resuming run %d of %s (%d of %d tasks not finished)\n", run.ID, run.Pipeline, run.Remaining, run.TaskCount)
-			return a.execute(cmd.Context(), l, a.newRunner(l, &ef), id, &ef)
+			r, err := a.newRunner(l, &ef)
+			if err != nil {
+				return err
+			}
+			return a.execute(cmd.Context(), l, r, id, &ef)
 		},
 	}
 	ef.register(cmd)
 	return cmd
 }
 
-func (a *app) newRunner(l *local, ef *execFlags) *runner.Runner {
-	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Parallel: ef.parallel, Grace: ef.grace}
+func (a *app) newRunner(l *local, ef *execFlags) (*runner.Runner, error) {
+	pools, err := server.ParsePools(ef.pools)
+	if err != nil {
+		return nil, usageErr("--pool: %v", err)
+	}
+	d := runner.NewDispatcher(ef.parallel, pools)
+	d.OpenPools = true
+	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace}, nil
 }
 
 // execute drives the run, printing progress, then the summary.

@@ -24,6 +24,11 @@ type Dispatcher struct {
 	tickets  map[int64]map[int]*ticket // by run, then task
 	seq      uint64
 	paused   bool
+
+	// OpenPools makes a pool the dispatcher does not know unlimited
+	// (bounded only by parallelism) instead of an error. 'tasuki run' sets
+	// it: a pipeline written for a server's pools still runs on a laptop.
+	OpenPools bool
 }
 
 // pool is a named slot count and the tickets waiting for it. The default
@@ -81,7 +86,10 @@ func (d *Dispatcher) enqueue(run int64, task, priority int, poolName string, in 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p, ok := d.pools[poolName]
-	if !ok {
+	if !ok && d.OpenPools {
+		p = &pool{name: poolName}
+		d.pools[poolName] = p
+	} else if !ok {
 		return fmt.Errorf("pool %q is not configured", poolName)
 	}
 	byTask := d.tickets[run]
