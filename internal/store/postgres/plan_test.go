@@ -262,7 +262,7 @@ func TestQueriesReadLittle(t *testing.T) {
 	}
 	var plan applyPlan
 	plan.build(changes)
-	for i, st := range plan.statements() {
+	for i, st := range plan.statements(1) {
 		queries = append(queries, query{name: fmt.Sprintf("Apply statement %d", i+1), q: st.sql, args: st.args})
 	}
 	// A page reads a few dozen pages; an Apply statement writes 64 rows, each

@@ -72,6 +72,10 @@ var ErrNotTasuki = errors.New("PostgreSQL schema is not a tasuki store (it has t
 type DB struct {
 	pool   *pgxpool.Pool
 	target string // where the store is, without a password: for messages
+	// setMin is how many rows of a table Apply writes with one set-based
+	// statement (defaultSetMin; tests lower it to cover that path with
+	// small batches).
+	setMin int
 }
 
 var _ store.Store = (*DB)(nil)
@@ -92,7 +96,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// pgx's parse errors may quote the DSN, password included.
 		return nil, fmt.Errorf("open store: parse PostgreSQL DSN: %s", redact(err.Error(), dsn))
 	}
-	db := &DB{target: describe(cfg.ConnConfig)}
+	db := &DB{target: describe(cfg.ConnConfig), setMin: defaultSetMin}
 	ms, err := migrate.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", db.target, err)
