@@ -10,9 +10,10 @@
 //
 //   - Every write is one transaction, so nothing is ever half-written, and a
 //     write costs few round trips: Apply sends all of its statements in one
-//     pipelined batch whatever the number of changes, using set-based
-//     statements over arrays (UPDATE ... FROM unnest(...)), so 64 task
-//     completions are five statements, not two hundred.
+//     pipelined batch whatever the number of changes, and writes the rows of
+//     a large batch with set-based statements over arrays (UPDATE ... FROM
+//     unnest(...)), so 64 task completions are five statements, not two
+//     hundred.
 //   - Large writes stream: the tasks of a big run and the runs of a backfill
 //     go through COPY.
 //   - The database enforces what several servers could otherwise race on:
@@ -31,6 +32,13 @@
 // directory), applied by Open. Each runs in its own transaction under an
 // advisory lock, so several servers starting at once against a new or old
 // database migrate it exactly once.
+//
+// Ids (run ids, event seqs) come from sequences and are assigned when a row
+// is inserted, not when its transaction commits, so with concurrent writers
+// a smaller id can become visible after a larger one. A cursor kept across
+// calls (ListRuns with AfterID, Events across runs) can therefore pass over
+// a row that commits late; within one run, Apply's run lock keeps events in
+// seq order, so Events(runID, afterSeq) is a safe resume cursor.
 //
 // Differences from SQLite that callers may notice: jsonb normalises JSON
 // (key order, whitespace; the contract compares JSON by value), and a JSON
