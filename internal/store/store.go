@@ -1,11 +1,16 @@
 // Package store defines how tasuki keeps pipelines, runs, tasks, attempts and
 // the event timeline durably. One interface, one driver per database (SQLite in
-// internal/store/sqlite, PostgreSQL next), and one conformance suite in
-// internal/store/storetest that every driver must pass.
+// internal/store/sqlite, PostgreSQL in internal/store/postgres), and one
+// conformance suite in internal/store/storetest that every driver must pass.
 //
 // Every state change is written together with the timeline records that
 // explain it, in one transaction (Apply), so a run's history is never missing
 // the reason for its state.
+//
+// For several servers sharing one database, the store also keeps the
+// leadership lease (AcquireLeadership; writes only the leader may make are
+// fenced with its term, ApplyFenced) and the hashes of remote workers'
+// tokens (CreateToken, TokenByHash).
 //
 // Times are stored in UTC and truncated to the microsecond (the precision of
 // PostgreSQL's timestamptz; SQLite keeps integer microseconds to match), so
@@ -248,6 +253,70 @@ type RunFilter struct {
 	Limit     int // at most this many (default 50, at most 1000)
 }
 
+// ErrFenced is returned by ApplyFenced when the caller's Fence no longer
+// matches the leadership: another server has led since (or the caller
+// resigned), so the caller is a deposed leader and nothing of its batch was
+// written. It must stop acting as leader and call AcquireLeadership again.
+var ErrFenced = errors.New("fenced: no longer the leader")
+
+// Leadership is the one leadership row: which server runs the scheduler and
+// maintenance, until when, and in which term.
+//
+// Leadership is a lease with compare-and-set semantics, decided by the
+// database (see Store.AcquireLeadership). Expiry is judged with the caller's
+// clock (the now argument), not the database's, so tests can inject time:
+// servers must keep their clocks roughly synchronised (NTP), and the lease
+// TTL must dwarf the skew between them (a TTL of 15 s against the
+// milliseconds NTP keeps). A server that leads renews well before expiry
+// (every TTL/3, say), and when renewals keep failing it stops leading on its
+// own before ExpiresAt by its own clock, less a margin for the skew.
+type Leadership struct {
+	// Holder is the server that leads, or led last while its lease has not
+	// been taken over; "" when nobody holds it (never acquired, or resigned).
+	// A holder must name one process incarnation (host, pid and a random
+	// part): a restarted server must not inherit its predecessor's term.
+	Holder string
+	// Address is what the holder advertises (its API URL), so the other
+	// servers can forward requests that only the leader serves.
+	Address string
+	// Term increases by one every time the holder changes (renewals and an
+	// expired lease taken back by the same holder keep it); 0 before the first
+	// leader. Writes that only the leader may make are fenced with it.
+	Term int64
+	// ExpiresAt is when the lease ends unless renewed; the zero time when
+	// nobody holds it.
+	ExpiresAt time.Time
+}
+
+// HeldBy reports whether holder holds the leadership at time now (by the
+// caller's clock): it is the holder and the lease has not expired.
+func (l Leadership) HeldBy(holder string, now time.Time) bool {
+	return holder != "" && l.Holder == holder && now.Before(l.ExpiresAt)
+}
+
+// Fence is what ApplyFenced checks against the leadership row.
+func (l Leadership) Fence() Fence { return Fence{Holder: l.Holder, Term: l.Term} }
+
+// Fence names the leadership a write is made under: the holder and the term
+// it acquired (Leadership.Fence). ApplyFenced writes only while the
+// leadership row still has this holder and term.
+type Fence struct {
+	Holder string
+	Term   int64
+}
+
+// Token is a worker token: a credential a remote worker presents to a server.
+// The store never sees the secret itself, only a hash the caller computes
+// (SHA-256 of a random 32-byte secret): a leaked database does not leak
+// working tokens, and lookups are by hash.
+type Token struct {
+	ID         int64
+	Name       string // unique among tokens that are not revoked
+	CreatedAt  time.Time
+	RevokedAt  time.Time // zero while the token is valid
+	LastUsedAt time.Time // zero when never used (see TouchToken)
+}
+
 // Store is the durable state of tasuki. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -360,6 +429,63 @@ type Store interface {
 	// until fewer than limit come back, so the writer is never blocked for
 	// long. Pipeline versions and backfills are kept.
 	PruneRuns(ctx context.Context, createdBefore time.Time, limit int) ([]int64, error)
+
+	// AcquireLeadership is one compare-and-set of the leadership row, in one
+	// statement or transaction: when the row has no holder, or its lease has
+	// expired (ExpiresAt <= now), or holder already holds it, holder becomes
+	// or stays the leader with ExpiresAt = now+ttl and Address = address; the
+	// Term increases by one when the holder changes. Otherwise the row is left
+	// alone. Either way it returns the leadership as it now stands and no
+	// error: the caller leads when the result's Holder is holder. Of several
+	// servers racing for a free or expired lease, exactly one wins.
+	//
+	// now is the caller's clock (see Leadership for the clock rules); holder
+	// must not be empty, ttl must be positive and now must be set.
+	AcquireLeadership(ctx context.Context, holder, address string, ttl time.Duration, now time.Time) (Leadership, error)
+	// ResignLeadership gives the leadership up at once when holder still
+	// holds it in term (expired or not): the row is left with no holder and
+	// no expiry, keeping the term, so the next AcquireLeadership by anyone
+	// (holder included) starts a new term, and ApplyFenced with the old
+	// fence fails. When holder no longer holds it in term, it does nothing
+	// and returns nil.
+	ResignLeadership(ctx context.Context, holder string, term int64) error
+	// Leader returns the leadership row as it stands. Its lease may have
+	// expired: compare ExpiresAt with the caller's clock (Leadership.HeldBy).
+	Leader(ctx context.Context) (Leadership, error)
+	// ApplyFenced is Apply for writes only the leader may make: in the same
+	// transaction it first checks that the leadership row still has
+	// fence.Holder and fence.Term, and otherwise fails with ErrFenced and
+	// writes nothing. (It checks holder and term, not expiry: a leader whose
+	// lease ran out but was not taken over is still the only one that led
+	// since, so its writes are safe; a leader must stop on its own when its
+	// lease ends, see Leadership.) A concurrent AcquireLeadership by another
+	// holder is ordered before or after the whole batch, never in between.
+	// With no changes it only checks the fence.
+	ApplyFenced(ctx context.Context, fence Fence, changes ...Change) error
+
+	// CreateToken stores a new worker token by the hash of its secret (the
+	// store keeps only these bytes; a zero now means the current time) and
+	// returns it. The name must be non-empty valid UTF-8 without NUL bytes
+	// and unique among tokens that are not revoked, and the hash must be
+	// non-empty and never stored before (revoked tokens included): otherwise
+	// ErrConflict.
+	CreateToken(ctx context.Context, name string, hash []byte, now time.Time) (Token, error)
+	// RevokeToken revokes the valid token called name at now (zero: the
+	// current time); ErrNotFound when there is none. A revoked token stays
+	// listed, and its name may be given to a new token.
+	RevokeToken(ctx context.Context, name string, now time.Time) error
+	// TokenByHash returns the valid (not revoked) token with this hash, or
+	// ErrNotFound: how a server authenticates a worker's request. It is one
+	// index lookup.
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+	// ListTokens returns every token ever created, revoked ones included, by
+	// ID. Tokens are created by operators, so the list is not paginated.
+	ListTokens(ctx context.Context) ([]Token, error)
+	// TouchToken records that token id was used at now: LastUsedAt becomes
+	// now unless it is already later (it never moves back). ErrNotFound for
+	// an unknown id. It is a write: callers throttle it (at most once a
+	// minute per token, say), not call it on every request.
+	TouchToken(ctx context.Context, id int64, now time.Time) error
 
 	// Close releases the store.
 	Close() error

@@ -295,6 +295,13 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	return db.applyChanges(ctx, nil, changes)
+}
+
+// applyChanges is Apply and, with a fence, ApplyFenced: the fence is checked
+// first in the same transaction. The writer connection serialises every
+// write, so no AcquireLeadership can come between the check and the commit.
+func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []store.Change) error {
 	for i := range changes {
 		if err := checkChange(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
@@ -305,6 +312,11 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 		return fmt.Errorf("apply %d changes: %w", len(changes), err)
 	}
 	defer tx.Rollback()
+	if fence != nil {
+		if err := checkFence(ctx, tx, *fence); err != nil {
+			return fmt.Errorf("apply %d changes: %w", len(changes), err)
+		}
+	}
 	w := writer{
 		ctx:           ctx,
 		updateRun:     tx.StmtContext(ctx, db.st.updateRun),

@@ -12,7 +12,11 @@
 // run exactly once however many writers race for it (ErrConflict for the
 // others, with nothing written), a backfill and its runs are written whole or
 // not at all, queue reads page in both directions, and pruning removes only
-// finished runs, with everything that hangs off them.
+// finished runs, with everything that hangs off them. For several servers
+// and remote workers (see scaleout.go): one leader at a time however many
+// race for the lease, a term that moves on exactly when the holder changes,
+// a deposed leader's fenced batch refused whole (store.ErrFenced), and worker
+// tokens found by hash only while they are valid.
 package storetest
 
 import (
@@ -70,6 +74,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PruneRuns", testPruneRuns},
 		{"PruneRunsLimits", testPruneRunsLimits},
 		{"ServerNotFound", testServerNotFound},
+		{"Leadership", testLeadership},
+		{"ConcurrentLeadership", testConcurrentLeadership},
+		{"ApplyFenced", testApplyFenced},
+		{"ApplyFencedTakeover", testApplyFencedTakeover},
+		{"Tokens", testTokens},
+		{"ConcurrentTokens", testConcurrentTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

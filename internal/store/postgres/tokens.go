@@ -1,0 +1,119 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// Worker tokens: the worker_tokens table of migration 0003. Only hashes of
+// the secrets are stored; the unique indexes on the hash and on the name of
+// valid tokens decide conflicts, also between servers.
+
+const tokenCols = `id, name, created_at, revoked_at, last_used_at`
+
+func scanToken(row pgx.Row) (store.Token, error) {
+	var tk store.Token
+	err := row.Scan(&tk.ID, &tk.Name, timeCol{&tk.CreatedAt}, timeCol{&tk.RevokedAt}, timeCol{&tk.LastUsedAt})
+	return tk, err
+}
+
+// CreateToken inserts a token; a unique index violation is ErrConflict.
+func (db *DB) CreateToken(ctx context.Context, name string, hash []byte, now time.Time) (store.Token, error) {
+	if name == "" {
+		return store.Token{}, errors.New("create token: empty name")
+	}
+	if err := checkText("token name", name); err != nil {
+		return store.Token{}, fmt.Errorf("create token: %w", err)
+	}
+	if len(hash) == 0 {
+		return store.Token{}, fmt.Errorf("create token %q: empty hash", name)
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	tk := store.Token{Name: name, CreatedAt: normTime(now)}
+	err := db.pool.QueryRow(ctx, `INSERT INTO worker_tokens (name, hash, created_at) VALUES ($1, $2, $3) RETURNING id`,
+		name, hash, tk.CreatedAt).Scan(&tk.ID)
+	switch {
+	case isConstraint(err, sqlstateUniqueViolation, "worker_tokens_by_hash"):
+		return store.Token{}, fmt.Errorf("create token %q: its hash is already stored: %w", name, store.ErrConflict)
+	case isConstraint(err, sqlstateUniqueViolation, "worker_tokens_valid_name"):
+		return store.Token{}, fmt.Errorf("create token %q: a valid token has that name: %w", name, store.ErrConflict)
+	case err != nil:
+		return store.Token{}, fmt.Errorf("create token %q: %w", name, err)
+	}
+	return tk, nil
+}
+
+// RevokeToken marks the valid token called name revoked.
+func (db *DB) RevokeToken(ctx context.Context, name string, now time.Time) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE worker_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL`,
+		normTime(now), name)
+	if err != nil {
+		return fmt.Errorf("revoke token %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("revoke token %q: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// TokenByHash looks a valid token up in worker_tokens_by_hash.
+func (db *DB) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
+	if len(hash) == 0 {
+		return store.Token{}, fmt.Errorf("token by hash: empty hash: %w", store.ErrNotFound)
+	}
+	tk, err := scanToken(db.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM worker_tokens
+		WHERE hash = $1 AND revoked_at IS NULL`, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Token{}, fmt.Errorf("token by hash: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("token by hash: %w", err)
+	}
+	return tk, nil
+}
+
+// ListTokens returns every token by id.
+func (db *DB) ListTokens(ctx context.Context) ([]store.Token, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+tokenCols+` FROM worker_tokens ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Token, error) { return scanToken(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// TouchToken moves last_used_at forward to now; a row that is already later
+// is not written at all (an UPDATE that changes nothing would still write a
+// new row version).
+func (db *DB) TouchToken(ctx context.Context, id int64, now time.Time) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE worker_tokens SET last_used_at = $1
+		WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, normTime(now), id)
+	if err == nil && tag.RowsAffected() == 0 {
+		var one int
+		err = db.pool.QueryRow(ctx, `SELECT 1 FROM worker_tokens WHERE id = $1`, id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = store.ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("touch token %d: %w", id, err)
+	}
+	return nil
+}
