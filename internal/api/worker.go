@@ -1,0 +1,190 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The worker protocol: how `tasuki worker` processes lease task attempts from
+// a server, keep them alive, stream their logs and report how they ended.
+// Every request carries `Authorization: Bearer <worker token>`.
+//
+//	POST /api/v1/worker/lease                  LeaseRequest -> LeaseResponse (long-poll)
+//	POST /api/v1/worker/heartbeat              HeartbeatRequest -> HeartbeatResponse
+//	POST /api/v1/worker/leases/{lease}/log     ?offset=N, body: formatted log bytes
+//	POST /api/v1/worker/leases/{lease}/complete CompleteRequest
+//
+// A lease names one attempt (run, task, attempt number). Attempt numbers only
+// grow, so a lease is also a fencing token: a worker whose lease expired (it
+// missed heartbeats, the attempt was declared lost and started again
+// elsewhere) is refused with 409 when it reports, and cannot overwrite the
+// result of the newer attempt.
+
+// LeaseRequest asks for up to Free attempts the worker can run.
+type LeaseRequest struct {
+	Worker string   `json:"worker"`           // a name unique per worker process (host:pid)
+	Labels []string `json:"labels,omitempty"` // the worker's labels; a task runs only where all its labels are
+	Free   int      `json:"free"`             // slots free now
+	// WaitSeconds is how long the server may hold the request when nothing
+	// is ready (long-poll), at most 30.
+	WaitSeconds int `json:"wait_seconds,omitempty"`
+}
+
+// LeaseResponse hands attempts to a worker; empty when none came in time.
+type LeaseResponse struct {
+	Leases []Lease `json:"leases"`
+}
+
+// Lease is one attempt handed to a worker: everything it needs to run it.
+type Lease struct {
+	ID       string `json:"id"` // LeaseID(run, task, attempt)
+	RunID    int64  `json:"run_id"`
+	Pipeline string `json:"pipeline"`
+	Task     string `json:"task"`
+	Attempt  int    `json:"attempt"`
+	// Shell is a script for /bin/sh -c; Argv runs directly. One is set.
+	Shell string   `json:"shell,omitempty"`
+	Argv  []string `json:"argv,omitempty"`
+	// Env are the task's variables (pipeline and task env, parameters,
+	// TASUKI_*), added to the worker's own environment.
+	Env map[string]string `json:"env"`
+	// Workdir is the task's working directory: absolute, or relative to the
+	// worker's working directory.
+	Workdir string `json:"workdir,omitempty"`
+	// Needs are the JSON results of the task's needs, by task id; the worker
+	// writes each to a file named by TASUKI_NEED_<ID>.
+	Needs   map[string]json.RawMessage `json:"needs,omitempty"`
+	Timeout Duration                   `json:"timeout,omitempty"` // 0: none
+	// HeartbeatEvery is how often the worker must send a heartbeat; a lease
+	// not heard of for LeaseTimeout is lost.
+	HeartbeatEvery Duration `json:"heartbeat_every"`
+	LeaseTimeout   Duration `json:"lease_timeout"`
+}
+
+// HeartbeatRequest keeps a worker's leases alive.
+type HeartbeatRequest struct {
+	Worker string   `json:"worker"`
+	Leases []string `json:"leases"`
+}
+
+// HeartbeatResponse tells the worker what to stop.
+type HeartbeatResponse struct {
+	// Cancel lists leases whose run was cancelled: end the process group and
+	// complete with outcome "cancelled".
+	Cancel []string `json:"cancel,omitempty"`
+	// Unknown lists leases the server no longer holds (expired, or given to
+	// another worker): end them; their completion would be refused.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// CompleteRequest reports how an attempt ended.
+type CompleteRequest struct {
+	// Outcome is succeeded, failed, timed_out, cancelled or preempted (the
+	// worker is shutting down and hands the attempt back unchanged).
+	Outcome  string          `json:"outcome"`
+	ExitCode *int            `json:"exit_code,omitempty"`
+	Message  string          `json:"message,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	// LogSize is the number of log bytes the worker sent, so the server can
+	// tell a complete log from one cut short.
+	LogSize int64 `json:"log_size"`
+}
+
+// Duration is a time.Duration in JSON as a Go duration string ("30s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: expected a string like \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LeaseID names the lease of one attempt: "RUN.TASK.ATTEMPT". Task ids hold
+// no dots, so the form is unambiguous and safe in URL paths.
+func LeaseID(run int64, task string, attempt int) string {
+	return strconv.FormatInt(run, 10) + "." + task + "." + strconv.Itoa(attempt)
+}
+
+// ParseLeaseID splits a lease id.
+func ParseLeaseID(id string) (run int64, task string, attempt int, err error) {
+	first := strings.IndexByte(id, '.')
+	last := strings.LastIndexByte(id, '.')
+	if first <= 0 || last <= first+1 || last == len(id)-1 {
+		return 0, "", 0, fmt.Errorf("lease id %q: expected RUN.TASK.ATTEMPT", id)
+	}
+	run, err1 := strconv.ParseInt(id[:first], 10, 64)
+	attempt, err2 := strconv.Atoi(id[last+1:])
+	if err1 != nil || err2 != nil || run <= 0 || attempt <= 0 {
+		return 0, "", 0, fmt.Errorf("lease id %q: expected RUN.TASK.ATTEMPT with positive numbers", id)
+	}
+	return run, id[first+1 : last], attempt, nil
+}
+
+// Worker outcomes in CompleteRequest.
+const (
+	OutcomeSucceeded = "succeeded"
+	OutcomeFailed    = "failed"
+	OutcomeTimedOut  = "timed_out"
+	OutcomeCancelled = "cancelled"
+	OutcomePreempted = "preempted"
+)
+
+// Workers is the server side of the worker protocol. The server implements
+// it over its lease broker; a follower server forwards to the leader.
+type Workers interface {
+	// Lease hands up to req.Free attempts to the worker, waiting up to
+	// req.WaitSeconds for some to become ready.
+	Lease(ctx context.Context, req LeaseRequest) (LeaseResponse, error)
+	// Heartbeat extends the worker's leases and says which to stop.
+	Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResponse, error)
+	// AppendLog appends formatted log bytes of a lease at offset (the size
+	// the worker has sent before); bytes the server already has are
+	// skipped, so a retried request is harmless.
+	AppendLog(ctx context.Context, lease string, offset int64, data []byte) error
+	// Complete reports the end of a lease's attempt. A lease the server no
+	// longer holds is refused with a 409 *Error (code "lease_lost").
+	Complete(ctx context.Context, lease string, req CompleteRequest) error
+}
+
+// Tokens manages worker tokens. Only a hash of each token is stored; the
+// token itself is shown once, when it is created.
+type Tokens interface {
+	// CreateToken makes a new token named name and returns its secret.
+	CreateToken(ctx context.Context, name, actor string) (secret string, info TokenInfo, err error)
+	// RevokeToken revokes the token named name.
+	RevokeToken(ctx context.Context, name, actor string) error
+	// ListTokens lists tokens, revoked ones included.
+	ListTokens(ctx context.Context) ([]TokenInfo, error)
+	// Authenticate returns the name of the valid token with this secret,
+	// or a 401 *Error.
+	Authenticate(ctx context.Context, secret string) (name string, err error)
+}
+
+// TokenInfo describes a token without its secret.
+type TokenInfo struct {
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// CodeLeaseLost is the error code of a report for a lease the server no
+// longer holds.
+const CodeLeaseLost = "lease_lost"
