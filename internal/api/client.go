@@ -23,8 +23,9 @@ import (
 // it. Errors the server answers come back as *Error with the server's
 // status, code and message.
 type Client struct {
-	base string // scheme://host[:port][/path] + Prefix, no trailing slash
-	hc   *http.Client
+	base  string // scheme://host[:port][/path] + Prefix, no trailing slash
+	hc    *http.Client
+	token string // worker token sent as a bearer token; "" for none
 
 	// followRetries bounds consecutive failed reconnections of FollowLog;
 	// followBackoff is the first wait between them (doubling up to 5s).
@@ -32,7 +33,10 @@ type Client struct {
 	followBackoff time.Duration
 }
 
-var _ Service = (*Client)(nil)
+var (
+	_ Service = (*Client)(nil)
+	_ Workers = (*Client)(nil)
+)
 
 // NewClient returns a client of the server at baseURL (for example
 // http://127.0.0.1:8080; a trailing /api/v1 is accepted too). httpClient
@@ -60,6 +64,20 @@ func NewClient(baseURL string, httpClient *http.Client) (*Client, error) {
 // BaseURL is the API root the client talks to (ending in /api/v1).
 func (c *Client) BaseURL() string { return c.base }
 
+// WithToken returns a copy of the client that sends token as
+// `Authorization: Bearer` with every request, as the worker protocol
+// requires. The token is a secret: the client never puts it in an error or
+// in what String prints.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = strings.TrimSpace(token)
+	return &cp
+}
+
+// String names the server the client talks to, without its token, so a
+// client printed in a log line gives nothing away.
+func (c *Client) String() string { return "tasuki API client of " + c.base }
+
 // request describes one API call.
 type request struct {
 	method string
@@ -68,6 +86,8 @@ type request struct {
 	actor  string
 	body   any
 	header http.Header
+	// raw is a body sent as is (a log chunk) instead of body as JSON.
+	raw []byte
 }
 
 // do sends req and decodes a 2xx JSON answer into out (unless nil).
@@ -97,6 +117,8 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, error) 
 			return nil, fmt.Errorf("%s %s: encode body: %w", req.method, req.path, err)
 		}
 		body = bytes.NewReader(b)
+	} else if req.raw != nil {
+		body = bytes.NewReader(req.raw)
 	}
 	u := c.base + req.path
 	if len(req.query) > 0 {
@@ -114,6 +136,11 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, error) 
 	}
 	if req.body != nil {
 		hr.Header.Set("Content-Type", "application/json")
+	} else if req.raw != nil {
+		hr.Header.Set("Content-Type", "application/octet-stream")
+	}
+	if c.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if req.actor != "" {
 		hr.Header.Set(ActorHeader, req.actor)

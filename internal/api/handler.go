@@ -62,6 +62,16 @@ func WithHeartbeat(d time.Duration) Option {
 	}
 }
 
+// WithWorkers serves the worker protocol over w and token management over
+// t (see Workers and Tokens). Without it, those routes answer 503
+// unavailable: a server that runs every task in-process has no remote
+// workers to authenticate.
+func WithWorkers(w Workers, t Tokens) Option {
+	return func(h *handler) {
+		h.workers, h.tokens = w, t
+	}
+}
+
 // handler serves the API over a Service and a log store.
 type handler struct {
 	svc       Service
@@ -69,6 +79,8 @@ type handler struct {
 	log       *slog.Logger
 	heartbeat time.Duration
 	mux       *http.ServeMux
+	workers   Workers // nil: the worker routes answer 503
+	tokens    Tokens  // nil: the worker and token routes answer 503
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -103,7 +115,7 @@ func (rt route) pattern() string { return rt.method + " " + Prefix + rt.path }
 
 // routeTable lists every route of the API.
 func routeTable() []route {
-	get, post := http.MethodGet, http.MethodPost
+	get, post, del := http.MethodGet, http.MethodPost, http.MethodDelete
 	return []route{
 		{get, "/health", nil, (*handler).health},
 		{get, "/ready", nil, (*handler).ready},
@@ -129,6 +141,15 @@ func routeTable() []route {
 		{get, "/backfills", []string{"pipeline", "cursor", "limit"}, (*handler).backfills},
 		{get, "/backfills/{id}", nil, (*handler).backfill},
 		{post, "/backfills/{id}/cancel", nil, (*handler).cancelBackfill},
+
+		{post, "/worker/lease", nil, workerOnly((*handler).workerLease)},
+		{post, "/worker/heartbeat", nil, workerOnly((*handler).workerHeartbeat)},
+		{post, "/worker/leases/{lease}/log", []string{"offset"}, workerOnly((*handler).workerLog)},
+		{post, "/worker/leases/{lease}/complete", nil, workerOnly((*handler).workerComplete)},
+
+		{post, "/tokens", nil, localOnly((*handler).createToken)},
+		{get, "/tokens", nil, localOnly((*handler).listTokens)},
+		{del, "/tokens/{name}", nil, localOnly((*handler).revokeToken)},
 	}
 }
 
@@ -362,7 +383,13 @@ func actor(r *http.Request) (string, error) {
 // bodies over MaxBodyBytes are errors; an empty body leaves v as it is
 // when emptyOK.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	return decodeBodyLimit(w, r, v, emptyOK, MaxBodyBytes)
+}
+
+// decodeBodyLimit is decodeBody with a bound of limit bytes, for the few
+// bodies that may be larger than MaxBodyBytes.
+func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, emptyOK bool, limit int64) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

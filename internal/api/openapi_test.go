@@ -125,12 +125,18 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if op["operationId"] == nil || op["summary"] == nil {
 			t.Errorf("%s: no operationId or summary", k)
 		}
-		// Bodies of POSTs that take one.
+		// Bodies of POSTs that take one: JSON, but for the raw bytes of a
+		// worker's log chunk.
 		if rb, ok := op["requestBody"].(map[string]any); ok {
 			content := rb["content"].(map[string]any)
-			if content["application/json"] == nil {
+			if content["application/json"] == nil && (k != "POST /worker/leases/{lease}/log" || content["application/octet-stream"] == nil) {
 				t.Errorf("%s: request body is not JSON", k)
 			}
+		}
+		// Worker routes say they need a token, and only they do.
+		_, secured := op["security"]
+		if worker := strings.HasPrefix(rt.Path, "/worker/"); secured != worker {
+			t.Errorf("%s: security %v, want it declared only on worker routes", k, op["security"])
 		}
 	}
 }
@@ -167,6 +173,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Param": api.Param{}, "Backfill": api.Backfill{}, "BackfillRequest": api.BackfillRequest{}, "TriggerRequest": api.TriggerRequest{},
 		"MarkRequest": api.MarkRequest{}, "Status": api.Status{}, "ErrorBody": api.ErrorBody{}, "ErrorDetail": api.ErrorDetail{},
 		"RunPage": api.Page[api.Run]{}, "EventPage": api.Page[api.Event]{}, "BackfillPage": api.Page[api.Backfill]{}, "PipelinePage": api.Page[api.Pipeline]{},
+		"LeaseRequest": api.LeaseRequest{}, "LeaseResponse": api.LeaseResponse{}, "Lease": api.Lease{},
+		"HeartbeatRequest": api.HeartbeatRequest{}, "HeartbeatResponse": api.HeartbeatResponse{}, "CompleteRequest": api.CompleteRequest{},
+		"TokenInfo": api.TokenInfo{}, "TokenPage": api.Page[api.TokenInfo]{}, "CreateTokenRequest": api.CreateTokenRequest{}, "CreatedToken": api.CreatedToken{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)
@@ -189,7 +198,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	detail := schemas["ErrorDetail"].(map[string]any)["properties"].(map[string]any)["code"].(map[string]any)
 	listed := asList(detail["examples"])
 	for _, c := range []string{api.CodeNotFound, api.CodeInvalid, api.CodeInvalidParams, api.CodeConflict, api.CodeUnauthorized,
-		api.CodeInternal, api.CodeUnavailable, api.CodeMethodNotAllowed, api.CodeTooLarge, api.CodeRangeNotSatisfiable} {
+		api.CodeInternal, api.CodeUnavailable, api.CodeMethodNotAllowed, api.CodeTooLarge, api.CodeRangeNotSatisfiable,
+		api.CodeForbidden, api.CodeLeaseLost} {
 		if !slices.Contains(listed, any(c)) {
 			t.Errorf("error code %s is not documented", c)
 		}

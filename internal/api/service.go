@@ -121,6 +121,9 @@ const (
 	// CodeRangeNotSatisfiable answers a log read that starts past the end
 	// of the log.
 	CodeRangeNotSatisfiable = "range_not_satisfiable"
+	// CodeForbidden answers a request that no credential can make from
+	// where it comes from: token management from another host.
+	CodeForbidden = "forbidden"
 	// CodeBadResponse is what the Client reports when a server answers with
 	// something that is not the API's JSON (a proxy's error page, say).
 	CodeBadResponse = "bad_response"

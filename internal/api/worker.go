@@ -188,3 +188,46 @@ type TokenInfo struct {
 // CodeLeaseLost is the error code of a report for a lease the server no
 // longer holds.
 const CodeLeaseLost = "lease_lost"
+
+// Limits of the worker protocol.
+const (
+	// MaxLeaseWait is the longest WaitSeconds a lease request may ask for:
+	// long enough that an idle worker costs the server little, short enough
+	// that proxies with a one-minute idle timeout do not cut the request.
+	MaxLeaseWait = 30
+	// MaxLeaseFree bounds LeaseRequest.Free, so one request cannot ask the
+	// server to build an unbounded answer.
+	MaxLeaseFree = 1000
+	// MaxLogChunk bounds the body of one log append. A worker sends what its
+	// task printed since the last append, so under load a chunk is large;
+	// the bound keeps the server's memory per request fixed.
+	MaxLogChunk = 4 << 20
+	// MaxCompleteBytes bounds a completion body: it must hold a task result
+	// of up to shell.MaxResultSize (1 MiB) and a message, so it is larger
+	// than MaxBodyBytes.
+	MaxCompleteBytes = 2 << 20
+)
+
+// CreateTokenRequest is the body of POST /tokens.
+type CreateTokenRequest struct {
+	Name string `json:"name"`
+}
+
+// CreatedToken answers POST /tokens. Token is the secret: it appears in this
+// answer only, never again (the server stores a hash of it).
+type CreatedToken struct {
+	Name      string    `json:"name"`
+	Token     string    `json:"token"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// tokenNameKey is the context key of the authenticated token's name.
+type tokenNameKey struct{}
+
+// TokenName returns the name of the worker token a worker request was
+// authenticated with, so a Workers implementation can record which
+// credential took a lease; "" outside worker requests.
+func TokenName(ctx context.Context) string {
+	s, _ := ctx.Value(tokenNameKey{}).(string)
+	return s
+}

@@ -1,0 +1,318 @@
+package api
+
+// The HTTP side of the worker protocol (see worker.go) and of token
+// management: authentication of workers by bearer token, the loopback rule
+// for managing tokens, and the translation of the four worker calls.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"unicode"
+)
+
+// serveFunc is how a route serves a request.
+type serveFunc func(h *handler, w http.ResponseWriter, r *http.Request) error
+
+// maxWorkerName bounds the worker name of lease and heartbeat requests, which
+// ends up in the attempts the server records.
+const maxWorkerName = 200
+
+// maxLabel bounds one worker label.
+const maxLabel = 100
+
+// maxTokenName bounds a token name.
+const maxTokenName = 100
+
+// workerOnly makes a route answer only requests that carry a valid worker
+// token; the request passed on has the token's name in its context
+// (TokenName).
+func workerOnly(serve serveFunc) serveFunc {
+	return func(h *handler, w http.ResponseWriter, r *http.Request) error {
+		if h.workers == nil || h.tokens == nil {
+			return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server does not serve remote workers")
+		}
+		r, err := h.authenticate(w, r)
+		if err != nil {
+			return err
+		}
+		return serve(h, w, r)
+	}
+}
+
+// errNoToken is the answer to a worker request without a valid token. It
+// is the same whatever was wrong (no header, a malformed one, an unknown or
+// revoked token), so the answer tells a prober nothing, and it never quotes
+// what the client sent.
+func errNoToken() *Error {
+	return Errorf(http.StatusUnauthorized, CodeUnauthorized,
+		"a valid worker token is required (Authorization: Bearer <token>; create one with 'tasuki token create NAME' on the server's host)")
+}
+
+// authenticate checks the request's bearer token. The token is a secret:
+// it is never logged, and an error of the Tokens implementation that quotes
+// it has it masked before it reaches the log.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, error) {
+	secret, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tasuki"`)
+		return nil, errNoToken()
+	}
+	name, err := h.tokens.Authenticate(r.Context(), secret)
+	if err != nil {
+		if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusUnauthorized {
+			h.log.WarnContext(r.Context(), "api: worker request refused: invalid or revoked token",
+				"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tasuki", error="invalid_token"`)
+			return nil, errNoToken()
+		}
+		if strings.Contains(err.Error(), secret) {
+			// Keep the secret out of the log; the chain is lost, which
+			// only matters for a cancelled request, already answered.
+			masked := strings.ReplaceAll(err.Error(), secret, "***")
+			if e, ok := errors.AsType[*Error](err); ok {
+				return nil, &Error{Status: e.Status, Code: e.Code, Message: strings.ReplaceAll(e.Message, secret, "***")}
+			}
+			return nil, fmt.Errorf("authenticate worker token: %s", masked)
+		}
+		return nil, fmt.Errorf("authenticate worker token: %w", err)
+	}
+	return r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, name)), nil
+}
+
+// bearerToken reads `Authorization: Bearer <token>`; ok is false when the
+// header is missing, given twice, of another scheme, or empty.
+func bearerToken(r *http.Request) (string, bool) {
+	vs := r.Header.Values("Authorization")
+	if len(vs) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(vs[0]), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// localOnly makes a route answer only requests from the server's own host.
+//
+// This is the interim rule for token management until tasuki has users and
+// roles (see the roadmap): whoever can run a command on the server's host
+// could read its database anyway, while no one elsewhere can mint worker
+// tokens. A request that came through a proxy (it carries Forwarded,
+// X-Forwarded-For or X-Real-IP) is not local even when the proxy runs on the
+// same host, since it may be relaying anyone.
+func localOnly(serve serveFunc) serveFunc {
+	return func(h *handler, w http.ResponseWriter, r *http.Request) error {
+		if h.tokens == nil {
+			return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server does not manage worker tokens")
+		}
+		if !isLocal(r) {
+			return Errorf(http.StatusForbidden, CodeForbidden,
+				"worker tokens can be managed only from the server's own host (a loopback address, not through a proxy) until tasuki has users and roles; run 'tasuki token' there")
+		}
+		return serve(h, w, r)
+	}
+}
+
+// isLocal reports whether r comes straight from a loopback address.
+func isLocal(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if len(r.Header.Values(h)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkName checks a printable name of at most maxLen bytes for field.
+func checkName(field, value string, maxLen int) error {
+	if value == "" || len(value) > maxLen || strings.IndexFunc(value, unicode.IsControl) >= 0 {
+		return invalid("%s %q: expected 1 to %d printable characters", field, value, maxLen)
+	}
+	return nil
+}
+
+// pathLease reads and checks the lease id of a worker route.
+func pathLease(r *http.Request) (string, error) {
+	id := r.PathValue("lease")
+	if _, _, _, err := ParseLeaseID(id); err != nil {
+		return "", invalid("%v", err)
+	}
+	return id, nil
+}
+
+func (h *handler) workerLease(w http.ResponseWriter, r *http.Request) error {
+	var req LeaseRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName(`field "worker"`, req.Worker, maxWorkerName); err != nil {
+		return err
+	}
+	for _, l := range req.Labels {
+		if err := checkName(`label`, l, maxLabel); err != nil {
+			return err
+		}
+	}
+	if req.Free < 1 || req.Free > MaxLeaseFree {
+		return invalid("field \"free\": expected the number of free slots, 1 to %d, got %d", MaxLeaseFree, req.Free)
+	}
+	if req.WaitSeconds < 0 || req.WaitSeconds > MaxLeaseWait {
+		return invalid("field \"wait_seconds\": expected 0 to %d, got %d", MaxLeaseWait, req.WaitSeconds)
+	}
+	resp, err := h.workers.Lease(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	if len(resp.Leases) > 0 && r.Context().Err() != nil {
+		// The worker hung up while the server was handing it attempts.
+		h.log.WarnContext(r.Context(), "api: leases handed to a worker that went away; they are lost at their lease timeout",
+			"worker", req.Worker, "leases", len(resp.Leases))
+	}
+	resp.Leases = nonNil(resp.Leases)
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (h *handler) workerHeartbeat(w http.ResponseWriter, r *http.Request) error {
+	var req HeartbeatRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName(`field "worker"`, req.Worker, maxWorkerName); err != nil {
+		return err
+	}
+	for _, id := range req.Leases {
+		if _, _, _, err := ParseLeaseID(id); err != nil {
+			return invalid("field \"leases\": %v", err)
+		}
+	}
+	resp, err := h.workers.Heartbeat(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (h *handler) workerLog(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathLease(r)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(r, "offset", 0, maxInt64, -1)
+	if err != nil {
+		return err
+	}
+	if offset < 0 {
+		return invalid("query parameter offset: required (the number of log bytes sent before this request)")
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxLogChunk))
+	if err != nil {
+		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "log chunk over %d bytes: send it in smaller pieces", tooBig.Limit)
+		}
+		return invalid("read log chunk: %v", err)
+	}
+	if err := h.workers.AppendLog(r.Context(), id, offset, data); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// outcomes are the outcomes a worker may report.
+var outcomes = []string{OutcomeSucceeded, OutcomeFailed, OutcomeTimedOut, OutcomeCancelled, OutcomePreempted}
+
+func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathLease(r)
+	if err != nil {
+		return err
+	}
+	var req CompleteRequest
+	if err := decodeBodyLimit(w, r, &req, false, MaxCompleteBytes); err != nil {
+		return err
+	}
+	known := false
+	for _, o := range outcomes {
+		known = known || o == req.Outcome
+	}
+	if !known {
+		return invalid("field \"outcome\": expected one of %s, got %q", strings.Join(outcomes, ", "), req.Outcome)
+	}
+	if req.LogSize < 0 {
+		return invalid("field \"log_size\": expected a number of bytes, got %d", req.LogSize)
+	}
+	if err := h.workers.Complete(r.Context(), id, req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) createToken(w http.ResponseWriter, r *http.Request) error {
+	who, err := actor(r)
+	if err != nil {
+		return err
+	}
+	var req CreateTokenRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkTokenName(req.Name); err != nil {
+		return err
+	}
+	secret, info, err := h.tokens.CreateToken(r.Context(), req.Name, who)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store") // the answer holds a secret
+	writeJSON(w, http.StatusCreated, CreatedToken{Name: info.Name, Token: secret, CreatedAt: info.CreatedAt})
+	return nil
+}
+
+// checkTokenName checks a token name, which travels in URL paths.
+func checkTokenName(name string) error {
+	if err := checkName("token name", name, maxTokenName); err != nil {
+		return err
+	}
+	if strings.ContainsAny(name, "/ \t") {
+		return invalid("token name %q: expected no spaces or slashes", name)
+	}
+	return nil
+}
+
+func (h *handler) listTokens(w http.ResponseWriter, r *http.Request) error {
+	toks, err := h.tokens.ListTokens(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Page[TokenInfo]{Items: nonNil(toks)})
+	return nil
+}
+
+func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	who, err := actor(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := checkTokenName(name); err != nil {
+		return err
+	}
+	if err := h.tokens.RevokeToken(r.Context(), name, who); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

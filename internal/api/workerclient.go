@@ -1,0 +1,73 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// The worker protocol and token management, client side. The worker
+// methods implement Workers, so the worker runs the same code against a
+// remote server as it would against an in-process one; they need a client
+// made with WithToken.
+
+func leasePath(lease string) string { return "/worker/leases/" + seg(lease) }
+
+// Lease implements Workers. The server may hold the request for up to
+// req.WaitSeconds, so ctx (and the http.Client) must allow that long.
+func (c *Client) Lease(ctx context.Context, req LeaseRequest) (LeaseResponse, error) {
+	var resp LeaseResponse
+	err := c.do(ctx, request{method: http.MethodPost, path: "/worker/lease", body: req}, &resp)
+	return resp, err
+}
+
+// Heartbeat implements Workers.
+func (c *Client) Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResponse, error) {
+	if req.Leases == nil {
+		req.Leases = []string{}
+	}
+	var resp HeartbeatResponse
+	err := c.do(ctx, request{method: http.MethodPost, path: "/worker/heartbeat", body: req}, &resp)
+	return resp, err
+}
+
+// AppendLog implements Workers: it sends data (at most MaxLogChunk bytes)
+// as the log of lease from offset.
+func (c *Client) AppendLog(ctx context.Context, lease string, offset int64, data []byte) error {
+	if data == nil {
+		data = []byte{}
+	}
+	q := url.Values{"offset": {strconv.FormatInt(offset, 10)}}
+	return c.do(ctx, request{method: http.MethodPost, path: leasePath(lease) + "/log", query: q, raw: data}, nil)
+}
+
+// Complete implements Workers. A lease the server no longer holds comes
+// back as a 409 *Error with code CodeLeaseLost.
+func (c *Client) Complete(ctx context.Context, lease string, req CompleteRequest) error {
+	return c.do(ctx, request{method: http.MethodPost, path: leasePath(lease) + "/complete", body: req}, nil)
+}
+
+// CreateToken creates a worker token named name and returns its secret,
+// which the server shows only this once. Token management is allowed only
+// from the server's own host.
+func (c *Client) CreateToken(ctx context.Context, name, actor string) (string, TokenInfo, error) {
+	var created CreatedToken
+	err := c.do(ctx, request{method: http.MethodPost, path: "/tokens", actor: actor, body: CreateTokenRequest{Name: name}}, &created)
+	if err != nil {
+		return "", TokenInfo{}, err
+	}
+	return created.Token, TokenInfo{Name: created.Name, CreatedAt: created.CreatedAt}, nil
+}
+
+// RevokeToken revokes the worker token named name.
+func (c *Client) RevokeToken(ctx context.Context, name, actor string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: "/tokens/" + seg(name), actor: actor}, nil)
+}
+
+// ListTokens lists the worker tokens, revoked ones included.
+func (c *Client) ListTokens(ctx context.Context) ([]TokenInfo, error) {
+	var p Page[TokenInfo]
+	err := c.do(ctx, request{method: http.MethodGet, path: "/tokens"}, &p)
+	return p.Items, err
+}
