@@ -18,8 +18,8 @@ func (a *app) serveCmd() *cobra.Command {
 		configFile string
 		flags      struct {
 			addr, db, pipelines, timezone, retention, drainGrace string
-			workers                                              int
-			pools                                                []string
+			workers, parallel                                    int
+			pools, labels                                        []string
 		}
 	)
 	cmd := &cobra.Command{
@@ -71,6 +71,12 @@ grace period, and what is left resumes at the next start.`,
 			if f.Changed("workers") {
 				cfg.Workers = flags.workers
 			}
+			if f.Changed("parallel") {
+				cfg.Parallel = flags.parallel
+			}
+			if f.Changed("labels") {
+				cfg.Labels = flags.labels
+			}
 			if f.Changed("timezone") {
 				cfg.Timezone = flags.timezone
 			}
@@ -117,7 +123,9 @@ grace period, and what is left resumes at the next start.`,
 	f.StringVar(&flags.addr, "addr", "", "listen address (default 127.0.0.1:8080)")
 	f.StringVar(&flags.db, "db", "", "PostgreSQL URL of the store (default: the embedded SQLite file in --home)")
 	f.StringVar(&flags.pipelines, "pipelines", "", "directory of pipeline files (default ./pipelines, else ./examples)")
-	f.IntVar(&flags.workers, "workers", 4, "task attempts this server runs at once")
+	f.IntVar(&flags.workers, "workers", 4, "task attempts this server's in-process executor runs at once (0: only remote workers)")
+	f.IntVar(&flags.parallel, "parallel", 64, "most attempts in flight across all workers")
+	f.StringSliceVar(&flags.labels, "labels", nil, "labels of the in-process executor (tasks with labels run only where all are)")
 	f.StringArrayVar(&flags.pools, "pool", nil, "a pool of task slots as name=slots (repeatable)")
 	f.StringVar(&flags.timezone, "timezone", "", "IANA time zone of schedules that name none (default UTC)")
 	f.StringVar(&flags.retention, "retention", "", "keep finished runs this long, e.g. 90d (default 90d; 0 keeps all)")

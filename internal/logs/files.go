@@ -65,6 +65,18 @@ func (f *Files) path(k Key) string {
 // task that prints nothing costs no file (creating files is a large part of
 // the cost of a short task), and its log reads as empty.
 func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, error) {
+	sink, err := f.Sink(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return NewWriter(sink, secrets), nil
+}
+
+// Sink returns a raw appender for the log of k: bytes written to it are
+// already formatted lines (a remote worker formats them with NewWriter and
+// sends them). Like a Writer, it creates the file at the first write, holds
+// the writer's lock until Close, and wakes followers.
+func (f *Files) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
 	if err := k.validate(); err != nil {
 		return nil, err
 	}
@@ -80,7 +92,7 @@ func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, e
 		f.release(k)
 		return nil, fmt.Errorf("create log of %s: a writer is open: %w", k, fs.ErrExist)
 	}
-	return NewWriter(&fileSink{files: f, key: k, path: path, topic: t}, secrets), nil
+	return &fileSink{files: f, key: k, path: path, topic: t}, nil
 }
 
 // createFile creates the log file of k, locked for its writer.

@@ -261,12 +261,14 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 				}
 				heap.Pop(&c.timers)
 				if _, err := c.apply(engine.Event{Kind: engine.EvRetryDue, Task: w.task}, now); err != nil && !errors.Is(err, engine.ErrRejected) {
+					c.abort()
 					return c.run, err
 				}
 			}
 		case <-ctxDone:
 			cancelled = true
 			if _, err := c.apply(engine.Event{Kind: engine.EvCancel, Task: -1, Actor: "local", Message: "interrupted"}, c.now()); err != nil && !errors.Is(err, engine.ErrRejected) {
+				c.abort()
 				return c.run, err
 			}
 		case <-drain:
@@ -410,7 +412,9 @@ func (c *coordinator) launch(s start) {
 	var needErr error
 	if len(node.Needs) > 0 {
 		a.NeedFiles = make(map[string]string, len(node.Needs))
+		a.NeedResults = make(map[string]json.RawMessage, len(node.Needs))
 		for _, n := range node.Needs {
+			a.NeedResults[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
 			path, err := c.needFile(n)
 			if err != nil {
 				needErr = err

@@ -68,36 +68,36 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 }
 
 // environment is the attempt's full environment: this process's, then the
-// pipeline's env, the task's env, parameters and tasuki's own variables (later
-// entries win). Parameter values only ever travel as variables, never as
-// shell text.
+// attempt's own variables (TaskEnv).
 func (r *Runner) environment(a *Attempt) []string {
 	env := os.Environ()
-	for _, k := range slices.Sorted(maps.Keys(a.Pipeline.Env)) {
-		env = append(env, k+"="+a.Pipeline.Env[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(a.Task.Env)) {
-		env = append(env, k+"="+a.Task.Env[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(a.Params)) {
-		env = append(env, k+"="+a.Params[k])
-	}
-	env = append(env,
-		"TASUKI_HOME="+r.home(),
-		"TASUKI_RUN_ID="+strconv.FormatInt(a.RunID, 10),
-		"TASUKI_PIPELINE="+a.Pipeline.Name,
-		"TASUKI_TASK_ID="+a.Task.ID,
-		"TASUKI_ATTEMPT="+strconv.Itoa(a.Number),
-		"TASUKI_RESULT="+a.resultFile(),
-		"TASUKI_TRIGGER="+a.Trigger,
-	)
-	for _, k := range slices.Sorted(maps.Keys(a.Interval)) {
-		env = append(env, k+"="+a.Interval[k])
+	vars := r.TaskEnv(a)
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
 	}
 	for _, id := range slices.Sorted(maps.Keys(a.NeedFiles)) {
 		env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+a.NeedFiles[id])
 	}
-	return env
+	return append(env, "TASUKI_RESULT="+a.resultFile())
+}
+
+// TaskEnv is what an attempt adds to its executor's environment: the
+// pipeline's env, the task's env, parameters, the run's interval and
+// tasuki's own variables, each overriding the one before. Parameter values
+// only ever travel as variables, never as shell text. The executor adds
+// TASUKI_RESULT and TASUKI_NEED_* itself, since they name its own files.
+func (r *Runner) TaskEnv(a *Attempt) map[string]string {
+	vars := make(map[string]string, len(a.Pipeline.Env)+len(a.Task.Env)+len(a.Params)+10)
+	for _, m := range []map[string]string{a.Pipeline.Env, a.Task.Env, a.Params, a.Interval} {
+		maps.Copy(vars, m)
+	}
+	vars["TASUKI_HOME"] = r.home()
+	vars["TASUKI_RUN_ID"] = strconv.FormatInt(a.RunID, 10)
+	vars["TASUKI_PIPELINE"] = a.Pipeline.Name
+	vars["TASUKI_TASK_ID"] = a.Task.ID
+	vars["TASUKI_ATTEMPT"] = strconv.Itoa(a.Number)
+	vars["TASUKI_TRIGGER"] = a.Trigger
+	return vars
 }
 
 // resultFile is where the attempt may write its JSON result.

@@ -94,7 +94,10 @@ type Attempt struct {
 	// NeedFiles holds, by task id of each need, the path of a file with the
 	// need's JSON result.
 	NeedFiles map[string]string
-	Dir       string // directory of the pipeline file (relative workdirs start here)
+	// NeedResults holds the same results as JSON, by task id, for executors
+	// on other machines.
+	NeedResults map[string]json.RawMessage
+	Dir         string // directory of the pipeline file (relative workdirs start here)
 	// WorkDir is the run's scratch directory, where the attempt writes its
 	// result file. One directory per run keeps a short task to one file
 	// created, not a directory tree.

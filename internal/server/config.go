@@ -33,8 +33,19 @@ type Config struct {
 	DB string `yaml:"db"`
 	// Pipelines is the directory of pipeline files, watched for changes.
 	Pipelines string `yaml:"pipelines"`
-	// Workers is the number of task attempts this server runs at once.
+	// Workers is the number of task attempts this server's in-process
+	// executor runs at once (0: none; remote workers run everything).
 	Workers int `yaml:"workers"`
+	// Labels are the labels of the in-process executor; a task with labels
+	// runs only on workers having all of them.
+	Labels []string `yaml:"labels"`
+	// Parallel bounds the attempts in flight across all workers, running or
+	// waiting for a worker to take them.
+	Parallel int `yaml:"parallel"`
+	// LeaseTimeout is how long a remote worker's lease lives without a
+	// heartbeat; workers send one every third of it. A worker that vanishes
+	// loses its attempts after this long.
+	LeaseTimeout Duration `yaml:"lease_timeout"`
 	// Pools are named slot counts that tasks draw from (pool: warehouse).
 	Pools map[string]int `yaml:"pools"`
 	// Timezone is the IANA zone of schedules that do not name one.
@@ -96,6 +107,8 @@ func DefaultConfig() Config {
 		Home:           ".tasuki",
 		Pipelines:      "pipelines",
 		Workers:        4,
+		Parallel:       64,
+		LeaseTimeout:   Duration(15 * time.Second),
 		Timezone:       "UTC",
 		Retention:      Duration(90 * 24 * time.Hour),
 		DrainGrace:     Duration(30 * time.Second),
@@ -119,7 +132,8 @@ func LoadConfigFile(c *Config, path string) error {
 }
 
 // ApplyEnv overrides c with TASUKI_<KEY> variables from lookup (os.LookupEnv
-// in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_DB, TASUKI_PIPELINES, TASUKI_WORKERS,
+// in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_DB, TASUKI_PARALLEL,
+// TASUKI_LABELS ("gpu,spot"), TASUKI_LEASE_TIMEOUT, TASUKI_PIPELINES, TASUKI_WORKERS,
 // TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL.
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
@@ -152,6 +166,17 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 			c.Workers = n
 		}
 	}
+	if v, ok := lookup("TASUKI_PARALLEL"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TASUKI_PARALLEL: expected a number, got %q", v))
+		} else {
+			c.Parallel = n
+		}
+	}
+	if v, ok := lookup("TASUKI_LABELS"); ok && v != "" {
+		c.Labels = strings.Split(v, ",")
+	}
 	if v, ok := lookup("TASUKI_POOLS"); ok && v != "" {
 		pools, err := ParsePools(strings.Split(v, ","))
 		if err != nil {
@@ -161,6 +186,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 		}
 	}
 	dur("TASUKI_RETENTION", &c.Retention)
+	dur("TASUKI_LEASE_TIMEOUT", &c.LeaseTimeout)
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
@@ -190,6 +216,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("workers: must be 0 or more, got %d", c.Workers))
+	}
+	if c.Parallel < 1 {
+		errs = append(errs, fmt.Errorf("parallel: must be 1 or more, got %d", c.Parallel))
+	}
+	if c.LeaseTimeout < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("lease_timeout: must be at least 1s, got %s", c.LeaseTimeout.D()))
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		errs = append(errs, fmt.Errorf("timezone %q: not an IANA time zone (like Asia/Tokyo)", c.Timezone))

@@ -35,10 +35,11 @@ func (c *fakeClock) Set(t time.Time) {
 
 type testServer struct {
 	*Server
-	t     *testing.T
-	clock *fakeClock
-	dir   string
-	home  string
+	stopExecutor func()
+	t            *testing.T
+	clock        *fakeClock
+	dir          string
+	home         string
 }
 
 // newTestServer makes a server over a pipelines directory holding the given
@@ -60,6 +61,14 @@ func newTestServerDB(t *testing.T, home, dir, db string, at time.Time) *testServ
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: s, t: t, clock: clk, dir: dir, home: home}
+	// The in-process executor, as Run starts it.
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.broker.RunLocal(ctx, cfg.Workers, nil, s.runner.RunProcess)
+	}()
+	ts.stopExecutor = func() { stop(); <-done }
 	t.Cleanup(ts.stop)
 	if err := s.reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -70,6 +79,7 @@ func newTestServerDB(t *testing.T, home, dir, db string, at time.Time) *testServ
 func (ts *testServer) stop() {
 	ts.runner.Drain()
 	ts.wg.Wait()
+	ts.stopExecutor()
 	ts.store.Close()
 }
 

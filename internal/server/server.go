@@ -15,6 +15,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -32,6 +33,7 @@ type Server struct {
 	store  store.Store
 	logs   *logs.Files
 	runner *runner.Runner
+	broker *lease.Broker
 	reg    *Registry
 	http   *http.Server
 	ln     net.Listener
@@ -92,10 +94,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.runner = &runner.Runner{
 		Store: st, Logs: s.logs, Home: cfg.Home,
-		Dispatcher: runner.NewDispatcher(max(cfg.Workers, 1), cfg.Pools),
+		Dispatcher: runner.NewDispatcher(cfg.Parallel, cfg.Pools),
 		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
 		Logger: opts.Logger, Observe: s.observe,
 	}
+	// Every attempt goes through the broker: remote workers lease them over
+	// HTTP, and the in-process executor is just another worker.
+	s.broker = lease.New(s.runner.TaskEnv, s.logs, opts.Logger)
+	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
+	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
+	s.runner.Kind = s.broker.Run
 	s.logs.Ended = runner.AttemptEnded(st)
 	s.reg = NewRegistry(cfg.Pipelines, s.checkPipeline)
 	return s, nil
@@ -178,8 +186,18 @@ func (s *Server) Run(ctx context.Context) error {
 		s.wg.Wait()
 		return err
 	}
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBroker()
+	go s.broker.Start(brokerCtx)
+	localDone := make(chan struct{})
+	go func() {
+		defer close(localDone)
+		s.broker.RunLocal(brokerCtx, s.cfg.Workers, s.cfg.Labels, s.runner.RunProcess)
+	}()
+	defer func() { stopBroker(); <-localDone }()
+
 	s.http = &http.Server{
-		Handler:           api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log)),
+		Handler:           api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s})),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

@@ -193,11 +193,21 @@ func (v *service) Run(ctx context.Context, id int64) (api.Run, error) {
 	out.Tasks = make([]api.Task, len(tasks))
 	for i, t := range tasks {
 		out.Tasks[i] = api.NewTask(t)
-		if t.State == engine.TaskReady {
-			out.Tasks[i].Waiting = v.s.runner.Waiting(id, t.Index)
-		}
+		out.Tasks[i].Waiting = v.waiting(id, t)
 	}
 	return out, nil
+}
+
+// waiting says why a task that may start has not: no slot yet (ready), or no
+// worker has taken its attempt yet (running, offered).
+func (v *service) waiting(runID int64, t store.TaskRow) string {
+	switch {
+	case t.State == engine.TaskReady:
+		return v.s.runner.Waiting(runID, t.Index)
+	case t.State == engine.TaskRunning && v.s.broker.Waiting(runID, t.TaskID, t.Attempt):
+		return "waiting for a worker to take it (none free with the task's labels)"
+	}
+	return ""
 }
 
 // task finds a task of a run by id.
@@ -229,9 +239,7 @@ func (v *service) Task(ctx context.Context, runID int64, id string) (api.Task, e
 		return api.Task{}, err
 	}
 	out := api.NewTask(t)
-	if t.State == engine.TaskReady {
-		out.Waiting = v.s.runner.Waiting(runID, t.Index)
-	}
+	out.Waiting = v.waiting(runID, t)
 	for _, a := range atts {
 		out.Attempts = append(out.Attempts, api.NewAttempt(a))
 	}

@@ -30,7 +30,7 @@ func reservedKeys() map[reflect.Type][]string {
 			"secrets", "include", "pool", "priority", "queue",
 		},
 		reflect.TypeFor[Task](): {
-			"map", "cache", "labels", "tags", "queue", "kind",
+			"map", "cache", "kind",
 			"http", "sql", "pipeline", "sensor", "when", "if", "inputs", "outputs",
 			"artifacts", "deadline", "secrets", "resources", "concurrency",
 			"on_failure", "on_success", "trigger_rule",

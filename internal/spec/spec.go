@@ -113,6 +113,7 @@ type Task struct {
 	Timeout  Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
 	Env      map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's." aka:"environment,vars,variables"`
 	Pool     string            `yaml:"pool,omitempty" doc:"Named pool of execution slots the task draws from (pools are configured on the server, e.g. a 'warehouse' pool of 4). Absent: only the executor's parallelism applies." pattern:"id" aka:"pools,slot,queue_pool"`
+	Labels   []string          `yaml:"labels,omitempty" doc:"Labels a worker must all have to run the task (for example [gpu] or [spot]); workers declare theirs with 'tasuki worker --labels'. Absent: any worker." pattern:"id" aka:"tags,worker_labels,node_selector,queue"`
 	Priority int               `yaml:"priority,omitempty" doc:"Tasks with a higher priority get free slots first (across all runs); equal priorities go in the order they became ready. Default 0; may be negative." aka:"weight,priority_weight"`
 	Workdir  string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
 }

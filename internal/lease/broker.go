@@ -1,0 +1,380 @@
+// Package lease hands task attempts to workers and keeps track of them: the
+// server side of the worker protocol. Each attempt the runner starts becomes
+// an offer; a worker (remote over HTTP, or the server's own in-process
+// executor) takes it as a lease, keeps it alive with heartbeats and reports
+// how it ended. A lease not heard of for LeaseTimeout is lost: the runner
+// records the attempt as lost and retries it elsewhere, and a late report
+// from the vanished worker is refused.
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/runner"
+)
+
+// Broker matches offers (attempts waiting for an executor) with workers.
+type Broker struct {
+	// HeartbeatEvery is how often workers must send heartbeats.
+	HeartbeatEvery time.Duration
+	// LeaseTimeout is how long a lease lives without a heartbeat.
+	LeaseTimeout time.Duration
+	// Env renders an attempt's variables (runner.TaskEnv).
+	Env func(*runner.Attempt) map[string]string
+	// Logs receives the log bytes remote workers send.
+	Logs   *logs.Files
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	offers  []*offer // waiting, by priority then arrival
+	seq     uint64
+	leases  map[string]*leaseState
+	changed chan struct{} // closed when offers are added
+}
+
+// offer is an attempt waiting for, or held by, a worker.
+type offer struct {
+	a        *runner.Attempt
+	priority int
+	labels   []string
+	seq      uint64
+	result   chan runner.AttemptResult // buffered 1
+	lease    *leaseState               // nil while waiting
+	ctx      context.Context           // cancelled when the run no longer wants the attempt
+}
+
+// leaseState is an offer taken by a worker.
+type leaseState struct {
+	id       string
+	o        *offer
+	worker   string
+	deadline time.Time // zero for the in-process executor, which cannot vanish alone
+	cancel   bool      // the run asked to end the attempt
+	sink     io.WriteCloser
+	logSize  int64
+}
+
+// New returns a broker; Start runs its lease janitor.
+func New(env func(*runner.Attempt) map[string]string, lf *logs.Files, logger *slog.Logger) *Broker {
+	return &Broker{
+		HeartbeatEvery: 5 * time.Second,
+		LeaseTimeout:   20 * time.Second,
+		Env:            env,
+		Logs:           lf,
+		Now:            time.Now,
+		Logger:         logger,
+		leases:         map[string]*leaseState{},
+		changed:        make(chan struct{}),
+	}
+}
+
+var _ api.Workers = (*Broker)(nil)
+
+// Start expires leases whose workers stopped sending heartbeats, until ctx
+// ends.
+func (b *Broker) Start(ctx context.Context) {
+	t := time.NewTicker(max(b.HeartbeatEvery/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.expire()
+		}
+	}
+}
+
+// expire ends the leases whose deadline passed: their attempts are lost.
+func (b *Broker) expire() {
+	now := b.Now()
+	b.mu.Lock()
+	var lost []*leaseState
+	for id, l := range b.leases {
+		if !l.deadline.IsZero() && now.After(l.deadline) {
+			delete(b.leases, id)
+			lost = append(lost, l)
+		}
+	}
+	b.mu.Unlock()
+	for _, l := range lost {
+		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
+		if l.sink != nil {
+			l.sink.Close()
+		}
+		l.o.result <- runner.AttemptResult{Kind: engine.EvTaskLost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost"}
+	}
+}
+
+// Run is a runner.TaskFunc: it offers the attempt to workers and waits for
+// its end. Cancelling ctx (the run is cancelled, or the server drains) ends
+// an offer no worker took at once, and asks the worker holding a lease to
+// end the attempt.
+func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
+	o := &offer{a: a, priority: a.Task.Priority, labels: a.Task.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx}
+	b.mu.Lock()
+	b.seq++
+	o.seq = b.seq
+	i, _ := slices.BinarySearchFunc(b.offers, o, compareOffers)
+	b.offers = slices.Insert(b.offers, i, o)
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+
+	select {
+	case res := <-o.result:
+		return res
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if o.lease == nil {
+		b.remove(o)
+		b.mu.Unlock()
+		return runner.AttemptResult{Kind: engine.EvTaskCancelled, Message: "cancelled before a worker took it"}
+	}
+	o.lease.cancel = true
+	b.mu.Unlock()
+	return <-o.result // the worker reports, or the lease expires
+}
+
+func compareOffers(x, y *offer) int {
+	if x.priority != y.priority {
+		return y.priority - x.priority
+	}
+	switch {
+	case x.seq < y.seq:
+		return -1
+	case x.seq > y.seq:
+		return 1
+	}
+	return 0
+}
+
+// remove takes a waiting offer out of line; b.mu is held.
+func (b *Broker) remove(o *offer) {
+	if i, ok := slices.BinarySearchFunc(b.offers, o, compareOffers); ok {
+		b.offers = slices.Delete(b.offers, i, i+1)
+	}
+}
+
+// take gives up to n waiting offers whose labels the worker has, as leases;
+// b.mu is held.
+func (b *Broker) take(worker string, labels []string, n int, expires bool) []*leaseState {
+	var out []*leaseState
+	for i := 0; i < len(b.offers) && len(out) < n; {
+		o := b.offers[i]
+		if !hasAll(labels, o.labels) {
+			i++
+			continue
+		}
+		b.offers = slices.Delete(b.offers, i, i+1)
+		l := &leaseState{id: api.LeaseID(o.a.RunID, o.a.Task.ID, o.a.Number), o: o, worker: worker}
+		if expires {
+			l.deadline = b.Now().Add(b.LeaseTimeout)
+		}
+		o.lease = l
+		b.leases[l.id] = l
+		out = append(out, l)
+	}
+	return out
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// Lease implements api.Workers: it hands up to req.Free attempts to a
+// remote worker, waiting up to req.WaitSeconds (at most 30) for some.
+func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResponse, error) {
+	if req.Worker == "" || req.Free < 1 {
+		return api.LeaseResponse{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "a lease request names its worker and asks for at least one attempt (free >= 1)")
+	}
+	wait := time.Duration(min(max(req.WaitSeconds, 0), 30)) * time.Second
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		got := b.take(req.Worker, req.Labels, req.Free, true)
+		changed := b.changed
+		b.mu.Unlock()
+		if len(got) > 0 {
+			resp := api.LeaseResponse{Leases: make([]api.Lease, len(got))}
+			for i, l := range got {
+				resp.Leases[i] = b.describe(l)
+				b.Logger.Info("attempt leased", "lease", l.id, "worker", l.worker)
+			}
+			return resp, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return api.LeaseResponse{Leases: []api.Lease{}}, nil
+		case <-ctx.Done():
+			return api.LeaseResponse{Leases: []api.Lease{}}, nil
+		}
+	}
+}
+
+// describe is what a worker needs to run a lease.
+func (b *Broker) describe(l *leaseState) api.Lease {
+	a := l.o.a
+	return api.Lease{
+		ID: l.id, RunID: a.RunID, Pipeline: a.Pipeline.Name, Task: a.Task.ID, Attempt: a.Number,
+		Shell: a.Task.Run.Shell, Argv: a.Task.Run.Argv, Env: b.Env(a), Workdir: a.Task.Workdir,
+		Needs: a.NeedResults, Timeout: api.Duration(a.Task.Timeout.D()),
+		HeartbeatEvery: api.Duration(b.HeartbeatEvery), LeaseTimeout: api.Duration(b.LeaseTimeout),
+	}
+}
+
+// Heartbeat implements api.Workers.
+func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.HeartbeatResponse, error) {
+	now := b.Now()
+	var resp api.HeartbeatResponse
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range req.Leases {
+		l, ok := b.leases[id]
+		if !ok || l.worker != req.Worker {
+			resp.Unknown = append(resp.Unknown, id)
+			continue
+		}
+		l.deadline = now.Add(b.LeaseTimeout)
+		if l.cancel {
+			resp.Cancel = append(resp.Cancel, id)
+		}
+	}
+	return resp, nil
+}
+
+func leaseLost(id string) error {
+	return api.Errorf(http.StatusConflict, api.CodeLeaseLost, "lease %s is not held: it expired or was given to another worker", id)
+}
+
+// AppendLog implements api.Workers.
+func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []byte) error {
+	b.mu.Lock()
+	l, ok := b.leases[id]
+	b.mu.Unlock()
+	if !ok {
+		return leaseLost(id)
+	}
+	// One worker goroutine sends a lease's log in order; the lock above only
+	// guards the map. Bytes the server already has are skipped.
+	if offset > l.logSize {
+		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log of lease %s: offset %d is past the %d bytes received", id, offset, l.logSize)
+	}
+	skip := l.logSize - offset
+	if skip >= int64(len(data)) {
+		return nil
+	}
+	if l.sink == nil {
+		sink, err := b.Logs.Sink(ctx, l.o.a.Log)
+		if err != nil {
+			return err
+		}
+		l.sink = sink
+	}
+	n, err := l.sink.Write(data[skip:])
+	l.logSize += int64(n)
+	return err
+}
+
+// Complete implements api.Workers.
+func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteRequest) error {
+	kind, ok := map[string]engine.EventKind{
+		api.OutcomeSucceeded: engine.EvTaskSucceeded,
+		api.OutcomeFailed:    engine.EvTaskFailed,
+		api.OutcomeTimedOut:  engine.EvTaskTimedOut,
+		api.OutcomeCancelled: engine.EvTaskCancelled,
+		api.OutcomePreempted: engine.EvTaskPreempted,
+	}[req.Outcome]
+	if !ok {
+		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "outcome %q: expected succeeded, failed, timed_out, cancelled or preempted", req.Outcome)
+	}
+	if len(req.Result) > 0 && !json.Valid(req.Result) {
+		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "result: not valid JSON")
+	}
+	b.mu.Lock()
+	l, held := b.leases[id]
+	if held {
+		delete(b.leases, id)
+	}
+	b.mu.Unlock()
+	if !held {
+		return leaseLost(id)
+	}
+	if l.sink != nil {
+		l.sink.Close()
+	}
+	l.o.result <- runner.AttemptResult{Kind: kind, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result}
+	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", req.Outcome)
+	return nil
+}
+
+// RunLocal is the server's in-process executor: slots goroutines that take
+// offers like a remote worker would and run them with run (the runner's
+// process executor), until ctx ends. A local lease never expires: it ends
+// with the attempt.
+func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run runner.TaskFunc) {
+	var wg sync.WaitGroup
+	for range slots {
+		wg.Go(func() {
+			for {
+				b.mu.Lock()
+				got := b.take("local", labels, 1, false)
+				changed := b.changed
+				b.mu.Unlock()
+				if len(got) == 0 {
+					select {
+					case <-changed:
+						continue
+					case <-ctx.Done():
+						return
+					}
+				}
+				l := got[0]
+				res := run(l.o.ctx, l.o.a)
+				b.mu.Lock()
+				_, held := b.leases[l.id]
+				delete(b.leases, l.id)
+				b.mu.Unlock()
+				if held {
+					l.o.result <- res
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Waiting says whether an attempt waits for a worker, for the API.
+func (b *Broker) Waiting(run int64, task string, attempt int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, leased := b.leases[api.LeaseID(run, task, attempt)]
+	if leased {
+		return false
+	}
+	for _, o := range b.offers {
+		if o.a.RunID == run && o.a.Task.ID == task && o.a.Number == attempt {
+			return true
+		}
+	}
+	return false
+}

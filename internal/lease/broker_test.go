@@ -1,0 +1,224 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newBroker(t *testing.T) (*Broker, *clock, *logs.Files) {
+	lf := logs.NewFiles(filepath.Join(t.TempDir(), "logs"))
+	b := New(func(a *runner.Attempt) map[string]string { return map[string]string{"TASUKI_TASK_ID": a.Task.ID} }, lf, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := &clock{now: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
+	b.Now = c.Now
+	return b, c, lf
+}
+
+func attempt(run int64, id string, priority int, labels ...string) *runner.Attempt {
+	p := &spec.Pipeline{Name: "p"}
+	t := &spec.Task{ID: id, Run: spec.Command{Shell: "echo " + id}, Priority: priority, Labels: labels}
+	return &runner.Attempt{RunID: run, Pipeline: p, Task: t, Number: 1, Log: logs.Key{RunID: run, TaskID: id, Attempt: 1}}
+}
+
+// submit runs b.Run in the background and returns where its result arrives.
+func submit(ctx context.Context, b *Broker, a *runner.Attempt) <-chan runner.AttemptResult {
+	ch := make(chan runner.AttemptResult, 1)
+	ready := make(chan struct{})
+	go func() {
+		b.mu.Lock()
+		changed := b.changed
+		b.mu.Unlock()
+		go func() { <-changed; close(ready) }()
+		ch <- b.Run(ctx, a)
+	}()
+	<-ready // the offer is in line
+	return ch
+}
+
+func lease(t *testing.T, b *Broker, worker string, free int, labels ...string) []api.Lease {
+	t.Helper()
+	resp, err := b.Lease(context.Background(), api.LeaseRequest{Worker: worker, Free: free, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Leases
+}
+
+func TestLeaseCompleteAndOrder(t *testing.T) {
+	b, _, lf := newBroker(t)
+	low := submit(context.Background(), b, attempt(1, "low", 0))
+	high := submit(context.Background(), b, attempt(1, "high", 9))
+	gpu := submit(context.Background(), b, attempt(2, "train", 5, "gpu"))
+
+	got := lease(t, b, "w1", 1)
+	if len(got) != 1 || got[0].ID != "1.high.1" || got[0].Env["TASUKI_TASK_ID"] != "high" || got[0].Shell != "echo high" {
+		t.Fatalf("first lease %+v: want the highest priority the worker can run", got)
+	}
+	if got := lease(t, b, "w1", 5); len(got) != 1 || got[0].Task != "low" {
+		t.Fatalf("a worker without the gpu label got %+v", got)
+	}
+	if got := lease(t, b, "w2", 5, "gpu", "spot"); len(got) != 1 || got[0].Task != "train" {
+		t.Fatalf("gpu worker got %+v", got)
+	}
+
+	if err := b.AppendLog(context.Background(), "1.high.1", 0, []byte("line 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A retried request repeats bytes the server has: they are skipped.
+	if err := b.AppendLog(context.Background(), "1.high.1", 0, []byte("line 1\nline 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendLog(context.Background(), "1.high.1", 99, []byte("x")); err == nil {
+		t.Fatal("a log gap was accepted")
+	}
+	code := 0
+	if err := b.Complete(context.Background(), "1.high.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded, ExitCode: &code, Result: []byte(`{"n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-high; res.Kind != engine.EvTaskSucceeded || string(res.Result) != `{"n":1}` {
+		t.Fatalf("result %+v", res)
+	}
+	r, _ := lf.Open(context.Background(), logs.Key{RunID: 1, TaskID: "high", Attempt: 1}, 0)
+	if b, _ := io.ReadAll(r); string(b) != "line 1\nline 2\n" {
+		t.Fatalf("log %q", b)
+	}
+	r.Close()
+
+	// Reporting twice, or a lease never given, is refused: fencing.
+	var e *api.Error
+	if err := b.Complete(context.Background(), "1.high.1", api.CompleteRequest{Outcome: api.OutcomeFailed}); !errors.As(err, &e) || e.Code != api.CodeLeaseLost {
+		t.Fatalf("second report: %v", err)
+	}
+	b.Complete(context.Background(), "1.low.1", api.CompleteRequest{Outcome: api.OutcomeFailed})
+	b.Complete(context.Background(), "2.train.1", api.CompleteRequest{Outcome: api.OutcomePreempted})
+	if res := <-low; res.Kind != engine.EvTaskFailed {
+		t.Fatalf("low: %+v", res)
+	}
+	if res := <-gpu; res.Kind != engine.EvTaskPreempted {
+		t.Fatalf("train: %+v", res)
+	}
+}
+
+func TestLeaseExpiresWithoutHeartbeat(t *testing.T) {
+	b, clk, _ := newBroker(t)
+	res := submit(context.Background(), b, attempt(1, "a", 0))
+	if got := lease(t, b, "w1", 1); len(got) != 1 {
+		t.Fatal("no lease")
+	}
+	clk.Add(b.LeaseTimeout / 2)
+	hb, _ := b.Heartbeat(context.Background(), api.HeartbeatRequest{Worker: "w1", Leases: []string{"1.a.1", "9.x.1"}})
+	if len(hb.Unknown) != 1 || hb.Unknown[0] != "9.x.1" {
+		t.Fatalf("heartbeat %+v", hb)
+	}
+	clk.Add(b.LeaseTimeout / 2) // renewed: still alive
+	b.expire()
+	select {
+	case r := <-res:
+		t.Fatalf("a renewed lease expired: %+v", r)
+	default:
+	}
+	clk.Add(b.LeaseTimeout + time.Second)
+	b.expire()
+	if r := <-res; r.Kind != engine.EvTaskLost {
+		t.Fatalf("result %+v, want lost", r)
+	}
+	var e *api.Error
+	if err := b.Complete(context.Background(), "1.a.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); !errors.As(err, &e) || e.Status != 409 {
+		t.Fatalf("the vanished worker's late report: %v", err)
+	}
+	if hb, _ := b.Heartbeat(context.Background(), api.HeartbeatRequest{Worker: "w1", Leases: []string{"1.a.1"}}); len(hb.Unknown) != 1 {
+		t.Fatalf("heartbeat after expiry %+v", hb)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	b, _, _ := newBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting := submit(ctx, b, attempt(1, "waiting", 0))
+	cancel()
+	if r := <-waiting; r.Kind != engine.EvTaskCancelled {
+		t.Fatalf("offer cancelled before a lease: %+v", r)
+	}
+	if got := lease(t, b, "w", 1); len(got) != 0 {
+		t.Fatalf("a cancelled offer was leased: %+v", got)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	leased := submit(ctx, b, attempt(1, "leased", 0))
+	lease(t, b, "w", 1)
+	cancel()
+	for {
+		hb, _ := b.Heartbeat(context.Background(), api.HeartbeatRequest{Worker: "w", Leases: []string{"1.leased.1"}})
+		if len(hb.Cancel) == 1 {
+			break
+		}
+	}
+	b.Complete(context.Background(), "1.leased.1", api.CompleteRequest{Outcome: api.OutcomeCancelled})
+	if r := <-leased; r.Kind != engine.EvTaskCancelled {
+		t.Fatalf("leased attempt: %+v", r)
+	}
+}
+
+func TestLongPollWakesOnOffer(t *testing.T) {
+	b, _, _ := newBroker(t)
+	got := make(chan api.LeaseResponse, 1)
+	go func() {
+		resp, _ := b.Lease(context.Background(), api.LeaseRequest{Worker: "w", Free: 1, WaitSeconds: 30})
+		got <- resp
+	}()
+	res := submit(context.Background(), b, attempt(1, "a", 0))
+	if resp := <-got; len(resp.Leases) != 1 {
+		t.Fatalf("long poll %+v", resp)
+	}
+	b.Complete(context.Background(), "1.a.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded})
+	<-res
+	if _, err := b.Lease(context.Background(), api.LeaseRequest{Worker: "w"}); err == nil {
+		t.Fatal("free 0 accepted")
+	}
+}
+
+func TestRunLocal(t *testing.T) {
+	b, _, _ := newBroker(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		b.RunLocal(ctx, 2, nil, func(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
+			return runner.AttemptResult{Kind: engine.EvTaskSucceeded, Message: a.Task.ID}
+		})
+		close(done)
+	}()
+	for _, id := range []string{"a", "b", "c"} {
+		if r := b.Run(context.Background(), attempt(1, id, 0)); r.Message != id {
+			t.Fatalf("local run of %s: %+v", id, r)
+		}
+	}
+	stop()
+	<-done
+}
