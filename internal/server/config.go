@@ -46,6 +46,13 @@ type Config struct {
 	// heartbeat; workers send one every third of it. A worker that vanishes
 	// loses its attempts after this long.
 	LeaseTimeout Duration `yaml:"lease_timeout"`
+	// LeaderTTL is how long the leadership lease of a server on PostgreSQL
+	// lives without renewal: after the leader dies, another server takes
+	// over within about this long.
+	LeaderTTL Duration `yaml:"leader_ttl"`
+	// Advertise is the URL other servers reach this one at, to forward what
+	// only the leader can do (default http://ADDR).
+	Advertise string `yaml:"advertise"`
 	// Pools are named slot counts that tasks draw from (pool: warehouse).
 	Pools map[string]int `yaml:"pools"`
 	// Timezone is the IANA zone of schedules that do not name one.
@@ -109,6 +116,7 @@ func DefaultConfig() Config {
 		Workers:        4,
 		Parallel:       64,
 		LeaseTimeout:   Duration(15 * time.Second),
+		LeaderTTL:      Duration(10 * time.Second),
 		Timezone:       "UTC",
 		Retention:      Duration(90 * 24 * time.Hour),
 		DrainGrace:     Duration(30 * time.Second),
@@ -133,7 +141,8 @@ func LoadConfigFile(c *Config, path string) error {
 
 // ApplyEnv overrides c with TASUKI_<KEY> variables from lookup (os.LookupEnv
 // in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_DB, TASUKI_PARALLEL,
-// TASUKI_LABELS ("gpu,spot"), TASUKI_LEASE_TIMEOUT, TASUKI_PIPELINES, TASUKI_WORKERS,
+// TASUKI_LABELS ("gpu,spot"), TASUKI_LEASE_TIMEOUT, TASUKI_LEADER_TTL,
+// TASUKI_ADVERTISE, TASUKI_PIPELINES, TASUKI_WORKERS,
 // TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL.
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
@@ -187,6 +196,8 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	}
 	dur("TASUKI_RETENTION", &c.Retention)
 	dur("TASUKI_LEASE_TIMEOUT", &c.LeaseTimeout)
+	dur("TASUKI_LEADER_TTL", &c.LeaderTTL)
+	str("TASUKI_ADVERTISE", &c.Advertise)
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
@@ -219,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Parallel < 1 {
 		errs = append(errs, fmt.Errorf("parallel: must be 1 or more, got %d", c.Parallel))
+	}
+	if c.LeaderTTL < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("leader_ttl: must be at least 1s, got %s", c.LeaderTTL.D()))
 	}
 	if c.LeaseTimeout < Duration(time.Second) {
 		errs = append(errs, fmt.Errorf("lease_timeout: must be at least 1s, got %s", c.LeaseTimeout.D()))

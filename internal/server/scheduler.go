@@ -24,6 +24,12 @@ func (s *Server) reload(ctx context.Context) error {
 	for file, msg := range s.reg.FileErrors() {
 		s.log.Warn("invalid pipeline file", "file", file, "error", msg)
 	}
+	if !s.leading() {
+		// Only the leader records pipelines in the store; a follower keeps
+		// its registry current for the API, and syncs all of it if it
+		// becomes leader.
+		return nil
+	}
 	for _, c := range changes {
 		if err := s.sync(ctx, c); err != nil {
 			return fmt.Errorf("record pipeline %s: %w", c.Name, err)
@@ -31,6 +37,16 @@ func (s *Server) reload(ctx context.Context) error {
 	}
 	if len(changes) > 0 {
 		s.poke()
+	}
+	return nil
+}
+
+// syncAll records every known pipeline in the store, as a new leader does.
+func (s *Server) syncAll(ctx context.Context) error {
+	for _, l := range s.reg.All() {
+		if err := s.sync(ctx, Change{Name: l.Pipeline.Name, Loaded: l, Updated: l.Error == "" && !l.Removed}); err != nil {
+			return fmt.Errorf("record pipeline %s: %w", l.Pipeline.Name, err)
+		}
 	}
 	return nil
 }
@@ -201,6 +217,18 @@ func lastEnd(b schedule.Backlog) time.Time {
 // admit starts queued runs while their pipeline's max_active_runs and their
 // backfill's parallelism allow, oldest first.
 func (s *Server) admit(ctx context.Context) error {
+	// Backfills created through another server are found by their queued
+	// runs (bounded: the oldest hundred).
+	queuedBackfill, err := s.store.ListRuns(ctx, store.RunFilter{Trigger: store.TriggerBackfill, States: []engine.RunState{engine.RunQueued}, Ascending: true, Limit: 100})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for _, r := range queuedBackfill {
+		s.backfills[r.BackfillID] = true
+	}
+	s.mu.Unlock()
+
 	active := map[string]int{}
 	activeBackfill := map[int64]int{}
 	s.mu.Lock()

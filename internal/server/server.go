@@ -36,6 +36,9 @@ type Server struct {
 	broker *lease.Broker
 	reg    *Registry
 	http   *http.Server
+	// elector is nil on the embedded store, where one server is all there
+	// is and always leads.
+	elector *elector
 	ln     net.Listener
 
 	wake  chan struct{} // asks the scheduler loop for a pass now
@@ -172,6 +175,13 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.cfg.DB != "" {
+		addr := s.cfg.Advertise
+		if addr == "" {
+			addr = "http://" + s.Addr()
+		}
+		s.elector = newElector(addr, s.cfg.LeaderTTL.D())
+	}
 	// Start-up finishes even if a signal arrives meanwhile: what it starts
 	// is then drained like everything else.
 	startCtx := context.WithoutCancel(ctx)
@@ -179,11 +189,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	if err := s.reload(startCtx); err != nil {
-		return err
-	}
-	if err := s.recoverRuns(startCtx); err != nil {
-		s.runner.Drain()
-		s.wg.Wait()
 		return err
 	}
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
@@ -196,8 +201,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() { stopBroker(); <-localDone }()
 
+	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}))
+	if s.elector != nil {
+		handler = s.forward(handler)
+	}
 	s.http = &http.Server{
-		Handler:           api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s})),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -210,15 +219,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "store", storeName, "workers", s.cfg.Workers)
 
-	var loopErr error
-	if ctx.Err() == nil {
-		loopErr = s.loop(ctx)
-	}
+	loopErr := s.lead(ctx, startCtx)
 
 	s.ready.Store(false)
 	s.log.Info("draining: no new attempts start; running ones get the grace period", "grace", s.cfg.DrainGrace.D())
 	s.runner.Drain()
 	s.wg.Wait()
+	if !errors.Is(loopErr, errLostLeadership) && s.elector != nil {
+		s.resign()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
@@ -231,9 +240,42 @@ func (s *Server) Run(ctx context.Context) error {
 	return loopErr
 }
 
+// lead waits until this server leads (at once on the embedded store), then
+// resumes the runs that were executing and runs the scheduler until ctx
+// ends or leadership is lost.
+func (s *Server) lead(ctx, startCtx context.Context) error {
+	var lost <-chan error
+	if s.elector != nil {
+		leader, err := s.waitForLeadership(ctx)
+		if err != nil || !leader {
+			return err
+		}
+		cur := s.elector.current()
+		s.runner.Store = fencedStore{Store: s.store, fence: cur.Fence()}
+		if err := s.syncAll(startCtx); err != nil {
+			return err
+		}
+		ch := make(chan error, 1)
+		leadCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() { ch <- s.keepLeading(leadCtx) }()
+		lost = ch
+	}
+	if err := s.recoverRuns(startCtx); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return s.loop(ctx, lost)
+}
+
+// leading reports whether this server runs the scheduler and executes runs.
+func (s *Server) leading() bool { return s.elector == nil || s.elector.leading() }
+
 // loop is the scheduler: it reloads pipelines, starts due intervals, admits
 // queued runs and prunes history, each tick and whenever poked.
-func (s *Server) loop(ctx context.Context) error {
+func (s *Server) loop(ctx context.Context, lost <-chan error) error {
 	tick := time.NewTicker(s.cfg.TickInterval.D())
 	defer tick.Stop()
 	reload := time.NewTicker(s.cfg.ReloadInterval.D())
@@ -246,6 +288,11 @@ func (s *Server) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-lost:
+			if err != nil {
+				s.log.Error("stopping", "err", err)
+			}
+			return err
 		case <-reload.C:
 			if err := s.reload(ctx); err != nil {
 				s.log.Error("reload pipelines", "err", err)

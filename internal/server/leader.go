@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// Several servers may share one PostgreSQL store. All of them answer the
+// API; one, the leader, runs the scheduler, executes runs and hands attempts
+// to workers. Leadership is a lease in the store with a term: the leader
+// renews it every third of its time to live, and writes the state of runs
+// fenced by its term, so a deposed leader cannot overwrite its successor's
+// writes. A server that loses leadership stops (its supervisor restarts it
+// as a follower); a follower takes over once the lease expires.
+
+// errLostLeadership ends a server that was leader and no longer is.
+var errLostLeadership = errors.New("lost leadership of the store; stopping so a supervisor restarts this server as a follower")
+
+// elector keeps this server's view of the leadership.
+type elector struct {
+	holder  string
+	address string
+	ttl     time.Duration
+
+	mu  sync.Mutex
+	cur store.Leadership
+
+	proxyMu sync.Mutex
+	proxies map[string]*httputil.ReverseProxy
+}
+
+func newElector(address string, ttl time.Duration) *elector {
+	host, _ := os.Hostname()
+	var b [4]byte
+	rand.Read(b[:])
+	return &elector{
+		holder:  fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:])),
+		address: address,
+		ttl:     ttl,
+		proxies: map[string]*httputil.ReverseProxy{},
+	}
+}
+
+// try acquires or renews the lease and reports whether this server leads.
+func (e *elector) try(ctx context.Context, st store.Store, now time.Time) (bool, error) {
+	l, err := st.AcquireLeadership(ctx, e.holder, e.address, e.ttl, now)
+	if err != nil {
+		return false, err
+	}
+	e.mu.Lock()
+	e.cur = l
+	e.mu.Unlock()
+	return l.HeldBy(e.holder, now), nil
+}
+
+// current returns the last known leadership.
+func (e *elector) current() store.Leadership {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cur
+}
+
+// leading reports whether this server held the lease at its last renewal.
+func (e *elector) leading() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cur.Holder == e.holder
+}
+
+// waitForLeadership tries every third of the lease until this server leads
+// or ctx ends.
+func (s *Server) waitForLeadership(ctx context.Context) (bool, error) {
+	t := time.NewTicker(s.elector.ttl / 3)
+	defer t.Stop()
+	announced := ""
+	for {
+		ok, err := s.elector.try(ctx, s.store, s.now())
+		if err != nil {
+			s.log.Error("acquire leadership", "err", err)
+		}
+		if ok {
+			s.log.Info("leading: this server runs schedules and executes runs", "holder", s.elector.holder, "term", s.elector.current().Term)
+			return true, nil
+		}
+		if cur := s.elector.current(); cur.Holder != announced && err == nil {
+			announced = cur.Holder
+			s.log.Info("following: another server leads", "leader", cur.Holder, "address", cur.Address)
+		}
+		select {
+		case <-ctx.Done():
+			return false, nil
+		case <-t.C:
+		}
+	}
+}
+
+// keepLeading renews the lease until ctx ends; it returns
+// errLostLeadership when another server took it, or when renewals failed
+// for longer than the lease lives.
+func (s *Server) keepLeading(ctx context.Context) error {
+	t := time.NewTicker(s.elector.ttl / 3)
+	defer t.Stop()
+	lastOK := s.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		ok, err := s.elector.try(ctx, s.store, s.now())
+		switch {
+		case err == nil && ok:
+			lastOK = s.now()
+		case err == nil:
+			return errLostLeadership
+		case s.now().Sub(lastOK) > s.elector.ttl*2/3:
+			// Stop before the lease can expire under us, so two servers
+			// never both believe they lead.
+			return fmt.Errorf("%w (renewals failing: %v)", errLostLeadership, err)
+		default:
+			s.log.Warn("renew leadership", "err", err)
+		}
+	}
+}
+
+// resign gives the lease up on a clean stop, so a follower takes over at
+// once rather than after the lease expires.
+func (s *Server) resign() {
+	if !s.elector.leading() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.ResignLeadership(ctx, s.elector.holder, s.elector.current().Term); err != nil {
+		s.log.Warn("resign leadership", "err", err)
+	}
+}
+
+// fencedStore writes run state only while its term leads.
+type fencedStore struct {
+	store.Store
+	fence store.Fence
+}
+
+func (f fencedStore) Apply(ctx context.Context, changes ...store.Change) error {
+	return f.Store.ApplyFenced(ctx, f.fence, changes...)
+}
+
+// forward sends the requests only the leader can serve (actions on runs it
+// executes, the worker protocol, logs on its disk) to the leader when this
+// server follows.
+func (s *Server) forward(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.elector.leading() || !leaderOnly(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		addr := s.elector.current().Address
+		if addr == "" {
+			writeUnavailable(w, "no server leads right now; try again in a few seconds")
+			return
+		}
+		s.elector.proxy(addr).ServeHTTP(w, r)
+	})
+}
+
+func (e *elector) proxy(addr string) *httputil.ReverseProxy {
+	e.proxyMu.Lock()
+	defer e.proxyMu.Unlock()
+	if p, ok := e.proxies[addr]; ok {
+		return p
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		u = &url.URL{Scheme: "http", Host: addr}
+	}
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.FlushInterval = -1 // log follows are streams
+	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		writeUnavailable(w, "the leader at "+addr+" did not answer; try again")
+	}
+	e.proxies[addr] = p
+	return p
+}
+
+// leaderOnly reports whether a request needs the leader.
+func leaderOnly(r *http.Request) bool {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/api/v1/worker/"):
+		return true
+	case strings.HasPrefix(p, "/api/v1/runs/") && strings.Contains(p, "/logs"):
+		return true
+	case r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/runs/"):
+		return strings.HasSuffix(p, "/cancel") || strings.HasSuffix(p, "/retry") || strings.HasSuffix(p, "/mark")
+	case r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/backfills/"):
+		return strings.HasSuffix(p, "/cancel")
+	}
+	return false
+}
+
+func writeUnavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, `{"error":{"code":%q,"message":%q}}`+"\n", api.CodeUnavailable, msg)
+}
