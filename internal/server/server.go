@@ -39,7 +39,7 @@ type Server struct {
 	// elector is nil on the embedded store, where one server is all there
 	// is and always leads.
 	elector *elector
-	ln     net.Listener
+	ln      net.Listener
 
 	wake  chan struct{} // asks the scheduler loop for a pass now
 	ready atomic.Bool
