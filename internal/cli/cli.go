@@ -118,6 +118,7 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 		a.withServer(a.logsCmd(), a.remoteLogs), a.versionCmd(), a.serveCmd(),
 	)
 	root.AddCommand(a.serverCmds()...)
+	root.AddCommand(a.workerCmd(), a.tokenCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }

@@ -29,6 +29,7 @@ type Workers struct {
 	cancel      map[string]bool
 	forgotten   map[string]bool
 	leaseReqs   []api.LeaseRequest
+	polling     int // lease requests being served
 	heartbeats  []api.HeartbeatRequest
 	tokenNames  []string
 
@@ -96,7 +97,16 @@ func (w *Workers) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseRes
 	w.mu.Lock()
 	w.leaseReqs = append(w.leaseReqs, req)
 	w.tokenNames = append(w.tokenNames, api.TokenName(ctx))
+	w.polling++
 	w.notify()
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.polling--
+		w.notify()
+		w.mu.Unlock()
+	}()
+	w.mu.Lock()
 	if w.LeaseErr != nil {
 		if err := w.LeaseErr(req); err != nil {
 			w.mu.Unlock()
@@ -106,6 +116,12 @@ func (w *Workers) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseRes
 	w.mu.Unlock()
 	for {
 		w.mu.Lock()
+		if ctx.Err() != nil {
+			// The worker hung up: what it would get stays queued, as a
+			// careful broker does.
+			w.mu.Unlock()
+			return api.LeaseResponse{}, ctx.Err()
+		}
 		n := min(req.Free, len(w.queue))
 		out := slices.Clone(w.queue[:n])
 		w.queue = slices.Delete(w.queue, 0, n)
@@ -268,6 +284,10 @@ func (s State) Queued() int { return len(s.w.queue) }
 
 // LeaseRequests is how many lease requests were served.
 func (s State) LeaseRequests() int { return len(s.w.leaseReqs) }
+
+// Polling is how many lease requests are being served (long-polls in
+// progress).
+func (s State) Polling() int { return s.w.polling }
 
 // Heartbeats is how many heartbeats were received.
 func (s State) Heartbeats() int { return len(s.w.heartbeats) }

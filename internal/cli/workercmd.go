@@ -1,0 +1,171 @@
+package cli
+
+// `tasuki worker`: run tasks leased from a server.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tasuki-dev/tasuki/internal/shell"
+	"github.com/tasuki-dev/tasuki/internal/worker"
+)
+
+// tokenEnv holds the worker token when neither --token nor --token-file is
+// given; the environment keeps it out of `ps` listings.
+const tokenEnv = "TASUKI_TOKEN"
+
+// errSecondSignal is why a worker stops at once.
+var errSecondSignal = errors.New("a second signal asked to stop at once")
+
+func (a *app) workerCmd() *cobra.Command {
+	var (
+		token, tokenFile, name, dir string
+		labels                      []string
+		slots                       int
+		grace, killGrace            time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run tasks leased from a tasuki server, on this machine",
+		Long: `Run task attempts that a tasuki server hands out, on this machine: as many
+at once as --slots, only of tasks whose labels this worker has (--labels).
+The worker long-polls the server, streams each attempt's log back, keeps
+its leases alive with heartbeats and reports how each attempt ended. If the
+server is unreachable the attempts keep running and the calls are retried.
+
+The worker authenticates with a worker token: --token, --token-file, or
+$TASUKI_TOKEN (preferred: a command line is visible to every user of the
+machine). Create one on the server's host with 'tasuki token create NAME'.
+
+SIGTERM or Ctrl-C drains (a spot preemption notice): no new leases; running
+attempts get --grace to finish, then their process groups are ended
+(SIGTERM, then SIGKILL after --kill-grace) and they are handed back as
+preempted, which does not count against their retries. A second signal
+stops at once. A worker that vanishes without draining (kill -9, a cut
+network) loses its leases after the server's lease timeout; the server then
+runs those attempts again elsewhere.`,
+		Example: `  TASUKI_TOKEN=... tasuki worker --server https://tasuki.internal:8080 --labels gpu,spot --slots 4
+  tasuki worker --server http://10.0.0.5:8080 --token-file /run/secrets/tasuki --grace 20s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.needServer(cmd)
+			if err != nil {
+				return err
+			}
+			secret, err := workerToken(cmd, token, tokenFile)
+			if err != nil {
+				return err
+			}
+			if slots < 1 {
+				return usageErr("--slots %d: expected at least 1", slots)
+			}
+			if grace < 0 || killGrace < 0 {
+				return usageErr("--grace and --kill-grace: expected durations of 0s or more")
+			}
+			for _, l := range labels {
+				if strings.TrimSpace(l) == "" || strings.ContainsAny(l, " \t") {
+					return usageErr("--labels %q: expected names separated by commas, without spaces", strings.Join(labels, ","))
+				}
+			}
+			if dir != "" {
+				if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+					return usageErr("--dir %s: not a directory", dir)
+				}
+			}
+			w := &worker.Worker{
+				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
+				Grace: grace, KillGrace: killGrace,
+				Logger: slog.New(slog.NewTextHandler(a.io.Err, nil)),
+			}
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			err = runWorker(cmd.Context(), w, sigs, a.io.Err)
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, errSecondSignal):
+				return &exitError{code: exitCancelled, err: errors.New("worker stopped at once; its running attempts were ended and handed back")}
+			}
+			return remoteErr(c, err)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&token, "token", "", "worker token (default $"+tokenEnv+")")
+	f.StringVar(&tokenFile, "token-file", "", "read the worker token from this file")
+	f.StringSliceVar(&labels, "labels", nil, "labels of this worker, comma-separated (tasks that name labels run only where all of them are)")
+	f.IntVar(&slots, "slots", 1, "attempts to run at once")
+	f.DurationVar(&grace, "grace", worker.DefaultGrace, "on SIGTERM, how long running attempts get to finish before they are handed back")
+	f.DurationVar(&killGrace, "kill-grace", shell.DefaultGrace, "time between SIGTERM and SIGKILL when an attempt's process group is ended")
+	f.StringVar(&dir, "dir", "", "directory that relative task working directories are resolved against (default: the current directory)")
+	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
+	return cmd
+}
+
+// workerToken reads the worker token from --token, --token-file or
+// $TASUKI_TOKEN, in that order.
+func workerToken(cmd *cobra.Command, token, file string) (string, error) {
+	switch {
+	case cmd.Flags().Changed("token") && file != "":
+		return "", usageErr("--token and --token-file: give one")
+	case cmd.Flags().Changed("token"):
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageErr("--token-file: %v", err)
+		}
+		token = string(b)
+	default:
+		token = os.Getenv(tokenEnv)
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", usageErr("a worker token is required: --token, --token-file or $%s (create one on the server's host with 'tasuki token create NAME')", tokenEnv)
+	}
+	return token, nil
+}
+
+// runWorker runs w until it has drained. The first signal on sigs, or ctx
+// being done (which is how the root command reports the first SIGINT or
+// SIGTERM), starts the drain; a second signal stops the worker at once
+// (Run then returns errSecondSignal in its chain).
+func runWorker(ctx context.Context, w *worker.Worker, sigs <-chan os.Signal, stderr io.Writer) error {
+	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer kill(nil)
+	drain := make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		ctxDone, n, draining := ctx.Done(), 0, false
+		for {
+			select {
+			case <-sigs:
+				n++
+			case <-ctxDone:
+				ctxDone = nil
+			case <-done:
+				return
+			}
+			if !draining {
+				draining = true
+				close(drain)
+				fmt.Fprintln(stderr, "tasuki worker: draining; send the signal again to stop at once")
+			}
+			if n >= 2 {
+				kill(errSecondSignal)
+				return
+			}
+		}
+	}()
+	return w.Run(runCtx, drain)
+}

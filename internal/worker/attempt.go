@@ -1,0 +1,292 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/shell"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+)
+
+// needEnvPrefix starts the variables that name the files of the needs'
+// results.
+const needEnvPrefix = "TASUKI_NEED_"
+
+// runAttempt runs one lease to its end and reports it.
+func (s *session) runAttempt(a *attempt) {
+	l := a.lease
+	log := s.log.With("lease", l.ID)
+	log.Info("attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
+	sink := newLogSink(s, a)
+	lw := logs.NewWriter(sink, nil)
+	req := s.execute(a, lw)
+	_ = lw.Close() // waits until the log is sent, or cannot be
+	req.LogSize = sink.sent()
+	if a.isLost() {
+		log.Warn("attempt ended unreported: the server no longer holds its lease", "outcome", req.Outcome)
+		return
+	}
+	err := s.retry(a.report, "report attempt", l.ID, func(ctx context.Context) error {
+		return s.w.Client.Complete(ctx, l.ID, req)
+	})
+	switch {
+	case err == nil:
+		log.Info("attempt reported", "outcome", req.Outcome, "exit_code", derefOr(req.ExitCode, -1), "message", req.Message, "log_bytes", req.LogSize)
+	case isLeaseLost(err):
+		log.Warn("the server refused the report: it no longer holds the lease (the attempt may run again elsewhere)", "outcome", req.Outcome, "err", err)
+	default:
+		log.Error("attempt not reported; the server will find its lease lost", "outcome", req.Outcome, "err", err)
+	}
+}
+
+// execute prepares the attempt's files and environment, runs its process
+// and tells how it ended.
+func (s *session) execute(a *attempt, lw *logs.Writer) api.CompleteRequest {
+	l := a.lease
+	failed := func(format string, args ...any) api.CompleteRequest {
+		return api.CompleteRequest{Outcome: api.OutcomeFailed, Message: fmt.Sprintf(format, args...)}
+	}
+	tmp, err := os.MkdirTemp("", "tasuki-attempt-")
+	if err != nil {
+		return failed("worker %s: create the attempt's directory: %v", s.name, err)
+	}
+	defer os.RemoveAll(tmp)
+	env, err := environment(l, tmp)
+	if err != nil {
+		return failed("worker %s: %v", s.name, err)
+	}
+	res := shell.Run(a.proc, shell.Command{
+		Script:  l.Shell,
+		Argv:    l.Argv,
+		Env:     env,
+		Dir:     s.workdir(l),
+		Timeout: time.Duration(l.Timeout),
+		Grace:   s.killGrace,
+		Stdout:  lw.Stdout(),
+		Stderr:  lw.Stderr(),
+	})
+	code := res.ExitCode
+	var exit *int
+	if res.PID != 0 {
+		exit = &code
+	}
+	switch {
+	case res.StartErr != nil:
+		return failed("%v", res.StartErr)
+	case res.Cancelled:
+		cause := context.Cause(a.proc)
+		if errors.Is(cause, errCancelled) {
+			return api.CompleteRequest{Outcome: api.OutcomeCancelled, ExitCode: exit, Message: "cancelled: process group ended"}
+		}
+		msg := fmt.Sprintf("preempted: worker %s is shutting down; process group ended", s.name)
+		if errors.Is(cause, errLost) {
+			msg = "lease lost: process group ended"
+		}
+		return api.CompleteRequest{Outcome: api.OutcomePreempted, ExitCode: exit, Message: msg}
+	case res.TimedOut:
+		return api.CompleteRequest{Outcome: api.OutcomeTimedOut, ExitCode: exit,
+			Message: fmt.Sprintf("timed out after %s: process group ended", time.Duration(l.Timeout))}
+	case code != 0 || res.Signal != "":
+		msg := "exit status " + strconv.Itoa(code)
+		if res.Signal != "" {
+			msg = "killed by signal " + res.Signal
+		}
+		return api.CompleteRequest{Outcome: api.OutcomeFailed, ExitCode: exit, Message: msg}
+	}
+	result, err := shell.ReadResult(filepath.Join(tmp, "result.json"))
+	if err != nil {
+		return api.CompleteRequest{Outcome: api.OutcomeFailed, ExitCode: exit, Message: "read result: " + err.Error()}
+	}
+	return api.CompleteRequest{Outcome: api.OutcomeSucceeded, ExitCode: exit, Result: result}
+}
+
+// workdir is the attempt's working directory.
+func (s *session) workdir(l api.Lease) string {
+	switch {
+	case l.Workdir == "":
+		return s.dir
+	case filepath.IsAbs(l.Workdir):
+		return l.Workdir
+	}
+	return filepath.Join(s.dir, l.Workdir)
+}
+
+// environment is the attempt's environment: the worker's own, the lease's
+// variables, then the files of this machine the task may use: its needs'
+// results (written into dir now) and where to write its own result. The
+// lease cannot name those files, which are the worker's, so such variables
+// in it are ignored.
+func environment(l api.Lease, dir string) ([]string, error) {
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(l.Env)) {
+		if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
+			continue
+		}
+		env = append(env, k+"="+l.Env[k])
+	}
+	for i, id := range slices.Sorted(maps.Keys(l.Needs)) {
+		data := l.Needs[id]
+		if len(data) == 0 || string(data) == "null" {
+			data = json.RawMessage("{}") // as the local runner writes a need without result
+		}
+		// Files are numbered: two task ids may map to the same variable name.
+		path := filepath.Join(dir, "need-"+strconv.Itoa(i)+".json")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return nil, fmt.Errorf("write the result of need %s: %w", id, err)
+		}
+		env = append(env, needEnvPrefix+spec.EnvSafe(id)+"="+path)
+	}
+	return append(env, shell.ResultEnv+"="+filepath.Join(dir, "result.json")), nil
+}
+
+func derefOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// logSink is where an attempt's formatted log lines go: a buffer that a
+// goroutine sends to the server in batches, at least every flushEvery,
+// with the running offset, retrying what fails. It never blocks or fails a
+// write (a task must not stall on its log); what the server cannot take is
+// dropped, beyond maxBuffered, with a line saying so.
+type logSink struct {
+	s *session
+	a *attempt
+
+	mu      sync.Mutex
+	buf     []byte
+	offset  int64 // bytes the server has taken
+	dropped int64 // bytes dropped since the last marker line
+	closed  bool
+	done    bool // nothing more will be sent
+
+	wake     chan struct{} // capacity 1
+	finished chan struct{} // closed when the sending goroutine returns
+}
+
+func newLogSink(s *session, a *attempt) *logSink {
+	k := &logSink{s: s, a: a, wake: make(chan struct{}, 1), finished: make(chan struct{})}
+	go k.run()
+	return k
+}
+
+// Write buffers p. It always succeeds.
+func (k *logSink) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch {
+	case k.done:
+	case len(k.buf)+len(p) > maxBuffered:
+		k.dropped += int64(len(p))
+	default:
+		k.buf = append(k.buf, p...)
+		if len(k.buf) >= flushSize {
+			signal(k.wake)
+		}
+	}
+	return len(p), nil
+}
+
+// Close sends what is left and returns when it is sent or cannot be.
+func (k *logSink) Close() error {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	signal(k.wake)
+	<-k.finished
+	return nil
+}
+
+// sent is the number of log bytes the server has taken.
+func (k *logSink) sent() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.offset
+}
+
+// run sends the buffer every flushEvery, or at once when it is large or
+// closed, until it is closed and empty or nothing more can be sent.
+func (k *logSink) run() {
+	defer close(k.finished)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-k.wake:
+		case <-k.a.report.Done():
+			k.stop()
+			return
+		}
+		if k.flush() {
+			return
+		}
+	}
+}
+
+// stop drops what is buffered and whatever comes later.
+func (k *logSink) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.done, k.buf = true, nil
+}
+
+// flush sends the buffer in chunks of at most api.MaxLogChunk bytes. It
+// reports whether the sink is finished: closed and sent, or unable to send.
+func (k *logSink) flush() bool {
+	id := k.a.lease.ID
+	for {
+		k.mu.Lock()
+		if k.dropped > 0 && len(k.buf) == 0 {
+			k.buf = fmt.Appendf(k.buf, "%s err [tasuki worker: %d bytes of output dropped: the server did not take the log as fast as the task wrote it]\n",
+				time.Now().UTC().Format(time.RFC3339Nano), k.dropped)
+			k.dropped = 0
+		}
+		if len(k.buf) == 0 {
+			closed := k.closed
+			k.mu.Unlock()
+			return closed
+		}
+		chunk, offset := k.buf[:min(len(k.buf), api.MaxLogChunk)], k.offset
+		k.mu.Unlock()
+
+		err := k.s.retry(k.a.report, "send log", id, func(ctx context.Context) error {
+			return k.s.w.Client.AppendLog(ctx, id, offset, chunk)
+		})
+		if err != nil {
+			k.stop()
+			switch {
+			case isLeaseLost(err):
+				k.s.log.Warn("the server refused the log: it no longer holds the lease; ending the attempt", "lease", id, "err", err)
+				k.a.markLost()
+			case k.a.report.Err() != nil:
+				// The lease was lost or the worker gave up reporting: said
+				// where that happened.
+			default:
+				k.s.log.Error("the server refused the log; the rest of the attempt's log is dropped", "lease", id, "err", err)
+			}
+			return true
+		}
+		k.mu.Lock()
+		k.offset += int64(len(chunk))
+		k.buf = k.buf[len(chunk):]
+		if len(k.buf) == 0 {
+			k.buf = nil
+		}
+		k.mu.Unlock()
+	}
+}

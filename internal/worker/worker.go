@@ -1,0 +1,563 @@
+// Package worker runs task attempts that a tasuki server leases to it over
+// the worker protocol (api.Workers): `tasuki worker` on any number of
+// machines, spot instances included.
+//
+// A Worker long-polls the server for as many attempts as it has free slots,
+// runs each as a process group (internal/shell), streams its log back in
+// batches, keeps its leases alive with heartbeats and reports how each
+// attempt ended. It is built to lose as little as possible when things go
+// wrong:
+//
+//   - The server is unreachable: attempts keep running, logs are buffered
+//     and every call is retried. If the outage outlasts the lease timeout the
+//     server declares the attempts lost and runs them again elsewhere; its
+//     answers then say so (heartbeat "unknown", 409 lease_lost) and the
+//     worker ends them without reporting.
+//   - The server cancels a run: the heartbeat says so, the process group is
+//     ended and the attempt reported as cancelled.
+//   - The machine is going away (SIGTERM, a spot preemption notice): Run's
+//     drain channel stops leasing at once, running attempts get a grace
+//     period to finish normally, and those still running after it are
+//     ended and reported as preempted, which the server does not charge to
+//     their retry budget.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/shell"
+)
+
+// DefaultGrace is how long running attempts get to finish after a drain
+// begins when Worker.Grace is zero. Spot providers give between 30 seconds
+// and 2 minutes of notice; the grace plus KillGrace must fit in it.
+const DefaultGrace = 30 * time.Second
+
+// Timing of the protocol on the worker's side.
+const (
+	// flushEvery is the longest a log line waits in the worker before it is
+	// sent, so `tasuki logs -f` on the server stays close to live.
+	flushEvery = 200 * time.Millisecond
+	// flushSize sends buffered log bytes at once, before the next tick.
+	flushSize = 1 << 20
+	// maxBuffered bounds the log bytes one attempt buffers while the server
+	// does not take them (it is unreachable, or slower than the task);
+	// output beyond it is dropped and a line in the log says how much.
+	maxBuffered = 16 << 20
+	// callTimeout bounds one heartbeat, log or completion request, so that a
+	// connection that died silently (a cut network) is noticed and retried.
+	callTimeout = 30 * time.Second
+	// reportAfterStop is how long, after ctx of Run is done and the
+	// processes have been ended, the worker keeps trying to report.
+	reportAfterStop = 5 * time.Second
+	// defaultHeartbeat is used when a lease names no heartbeat interval.
+	defaultHeartbeat = 5 * time.Second
+)
+
+// Worker runs attempts leased from a server. Set the fields, then call Run;
+// a Worker runs one Run at a time.
+type Worker struct {
+	// Client is the server: an *api.Client made with WithToken, or any
+	// other implementation of the protocol.
+	Client api.Workers
+	// Name identifies this worker process to the server, in leases and in
+	// the attempts it records. Default: hostname:pid.
+	Name string
+	// Labels are what this worker offers; the server hands it only tasks
+	// whose labels it all has (gpu, spot, a region...).
+	Labels []string
+	// Slots is how many attempts run at once. Default 1.
+	Slots int
+	// Dir is the directory relative task working directories are resolved
+	// against, and the working directory of tasks that name none. Default:
+	// the current directory.
+	Dir string
+	// Grace is how long running attempts get to finish once a drain begins;
+	// then they are ended and handed back as preempted. Default
+	// DefaultGrace.
+	Grace time.Duration
+	// KillGrace is how long an ended attempt's process group has between
+	// SIGTERM and SIGKILL (timeouts, cancellation, preemption). Default
+	// shell.DefaultGrace.
+	KillGrace time.Duration
+	// Logger receives what the worker does; default slog.Default().
+	Logger *slog.Logger
+
+	// retryMin and retryMax bound the wait between retries of a failed
+	// call (tests shorten them); zero means 250ms and 10s.
+	retryMin, retryMax time.Duration
+}
+
+// Causes of ending an attempt's process before it ends by itself.
+var (
+	errCancelled = errors.New("cancelled by the server")
+	errLost      = errors.New("the server no longer holds the lease")
+	errPreempted = errors.New("the worker is shutting down")
+)
+
+// session is the state of one Run.
+type session struct {
+	w         *Worker
+	log       *slog.Logger
+	name      string
+	dir       string
+	slots     int
+	grace     time.Duration
+	killGrace time.Duration
+	retryMin  time.Duration
+	retryMax  time.Duration
+	// report is the context of the calls that report attempts (logs,
+	// completions, heartbeats). It outlives Run's ctx, so attempts ended by
+	// a hard stop are still handed back, but only for reportAfterStop.
+	report context.Context
+
+	mu       sync.Mutex
+	running  map[string]*attempt // leases held: running, or ended and not yet reported
+	draining bool
+	wg       sync.WaitGroup
+
+	slotFreed chan struct{} // a lease was let go (capacity 1)
+	added     chan struct{} // a lease was taken (capacity 1)
+}
+
+// attempt is one lease being run.
+type attempt struct {
+	lease api.Lease
+	// proc is the context of the process; stop ends it, its cause saying
+	// why (errCancelled, errLost, errPreempted).
+	proc context.Context
+	stop context.CancelCauseFunc
+	// report is the context of the attempt's reporting calls; drop cancels
+	// it when the lease is lost (nothing more may be sent).
+	report context.Context
+	drop   context.CancelFunc
+
+	mu   sync.Mutex
+	lost bool
+}
+
+// markLost ends the attempt for good: the server no longer holds its
+// lease, so its process is ended and nothing more is sent about it.
+func (a *attempt) markLost() {
+	a.mu.Lock()
+	a.lost = true
+	a.mu.Unlock()
+	a.stop(errLost)
+	a.drop()
+}
+
+func (a *attempt) isLost() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lost
+}
+
+// heartbeatEvery is the lease's heartbeat interval.
+func (a *attempt) heartbeatEvery() time.Duration {
+	switch {
+	case a.lease.HeartbeatEvery > 0:
+		return time.Duration(a.lease.HeartbeatEvery)
+	case a.lease.LeaseTimeout > 0:
+		return time.Duration(a.lease.LeaseTimeout) / 3
+	}
+	return defaultHeartbeat
+}
+
+// Run leases and runs attempts until ctx is done or drain is closed, and
+// returns when every attempt it took has been reported (or given up on).
+//
+// Closing drain is the graceful stop (SIGTERM, a spot preemption notice):
+// no more leases, running attempts get Grace to finish, then are ended and
+// reported as preempted; Run then returns nil. Cancelling ctx is the hard
+// stop (a second signal): running attempts are ended at once and reported
+// as preempted if the server can be reached within a few seconds; Run then
+// returns ctx's cause. A server refusing the worker (a bad or revoked
+// token: any 4xx answer to a lease request) ends Run the same way, with
+// that error.
+func (w *Worker) Run(ctx context.Context, drain <-chan struct{}) error {
+	s, err := w.newSession()
+	if err != nil {
+		return err
+	}
+	report, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReport()
+	s.report = report
+	s.log.Info("worker started", "worker", s.name, "slots", s.slots, "labels", w.Labels, "dir", s.dir)
+
+	leaseCtx, stopLeasing := context.WithCancel(ctx)
+	defer stopLeasing()
+	finished := make(chan struct{}) // every attempt is reported
+	var bg sync.WaitGroup
+	bg.Go(func() { s.supervise(ctx, drain, finished, stopLeasing, stopReport) })
+	hbCtx, stopHeartbeats := context.WithCancel(report)
+	bg.Go(func() { s.heartbeats(hbCtx) })
+
+	err = s.leaseLoop(leaseCtx)
+	if err != nil {
+		s.log.Error("the server refused the worker; stopping", "err", err)
+		stopLeasing()
+		s.stopAll(errPreempted)
+	}
+	s.wg.Wait()
+	close(finished)
+	stopHeartbeats()
+	bg.Wait()
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("worker stopped at once: %w", context.Cause(ctx))
+	}
+	s.log.Info("worker drained", "worker", s.name)
+	return nil
+}
+
+// newSession checks the configuration and fills in defaults.
+func (w *Worker) newSession() (*session, error) {
+	if w.Client == nil {
+		return nil, errors.New("worker: no Client to lease attempts from")
+	}
+	s := &session{
+		w: w, log: w.Logger, name: w.Name, dir: w.Dir, slots: w.Slots, grace: w.Grace, killGrace: w.KillGrace,
+		retryMin: w.retryMin, retryMax: w.retryMax,
+		running: map[string]*attempt{}, slotFreed: make(chan struct{}, 1), added: make(chan struct{}, 1),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.name == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "worker"
+		}
+		s.name = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	if s.slots <= 0 {
+		s.slots = 1
+	}
+	if s.slots > api.MaxLeaseFree {
+		return nil, fmt.Errorf("worker: %d slots is more than the protocol's %d", s.slots, api.MaxLeaseFree)
+	}
+	if s.dir == "" {
+		d, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("worker: working directory: %w", err)
+		}
+		s.dir = d
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultGrace
+	}
+	if s.killGrace <= 0 {
+		s.killGrace = shell.DefaultGrace
+	}
+	if s.retryMin <= 0 {
+		s.retryMin = 250 * time.Millisecond
+	}
+	if s.retryMax <= 0 {
+		s.retryMax = 10 * time.Second
+	}
+	return s, nil
+}
+
+// supervise turns the drain signal and ctx into the stop sequence: stop
+// leasing; after the grace period (or at once when ctx is done) end the
+// running attempts as preempted; once ctx is done, give the reports a last
+// few seconds. It returns when finished is closed.
+func (s *session) supervise(ctx context.Context, drain <-chan struct{}, finished <-chan struct{}, stopLeasing, stopReport context.CancelFunc) {
+	select {
+	case <-drain:
+	case <-ctx.Done():
+	case <-finished:
+		return
+	}
+	stopLeasing()
+	s.mu.Lock()
+	s.draining = true
+	n := len(s.running)
+	s.mu.Unlock()
+	if ctx.Err() == nil {
+		s.log.Info("draining: no new leases; running attempts have the grace period to finish", "running", n, "grace", s.grace)
+		t := time.NewTimer(s.grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			if n := s.count(); n > 0 {
+				s.log.Warn("grace period over: ending the running attempts and handing them back", "running", n)
+			}
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+	}
+	s.stopAll(errPreempted)
+	select {
+	case <-ctx.Done():
+	case <-finished:
+		return
+	}
+	s.log.Warn("stopping at once: ending the running attempts and handing them back", "running", s.count())
+	s.stopAll(errPreempted)
+	// The processes need up to KillGrace to end; then the reports get a few
+	// seconds more.
+	t := time.NewTimer(s.killGrace + reportAfterStop)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		s.log.Warn("giving up reporting; the server will find the remaining leases lost", "running", s.count())
+		stopReport()
+	case <-finished:
+	}
+}
+
+// leaseLoop asks for attempts while there are free slots, until ctx is
+// done (nil) or the server refuses the worker (the error).
+func (s *session) leaseLoop(ctx context.Context) error {
+	wait := s.retryMin
+	for {
+		free := s.free()
+		if free <= 0 {
+			select {
+			case <-s.slotFreed:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		asked := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, api.MaxLeaseWait*time.Second+callTimeout)
+		resp, err := s.w.Client.Lease(cctx, api.LeaseRequest{Worker: s.name, Labels: s.w.Labels, Free: free, WaitSeconds: api.MaxLeaseWait})
+		cancel()
+		if err == nil {
+			for i, l := range resp.Leases {
+				// More than asked for is the server's mistake; hand the
+				// extra ones back at once rather than overload the machine.
+				s.start(l, i >= free)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if permanent(err) {
+				return fmt.Errorf("lease attempts: %w", err)
+			}
+			s.log.Warn("lease attempts: retrying", "err", err, "in", wait)
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			wait = min(2*wait, s.retryMax)
+			continue
+		}
+		wait = s.retryMin
+		if len(resp.Leases) == 0 && time.Since(asked) < s.retryMin {
+			// A server that answers at once instead of holding the request
+			// must not make the worker spin.
+			if !sleep(ctx, s.retryMin) {
+				return nil
+			}
+		}
+	}
+}
+
+// free is the number of free slots.
+func (s *session) free() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.slots - len(s.running)
+}
+
+// count is the number of leases held.
+func (s *session) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running)
+}
+
+// start runs a lease in its own goroutine; preempt hands it back at once.
+func (s *session) start(l api.Lease, preempt bool) {
+	a := &attempt{lease: l}
+	a.proc, a.stop = context.WithCancelCause(context.Background())
+	a.report, a.drop = context.WithCancel(s.report)
+	s.mu.Lock()
+	if _, dup := s.running[l.ID]; dup {
+		s.mu.Unlock()
+		s.log.Warn("the server handed out a lease this worker already holds; ignoring it", "lease", l.ID)
+		a.stop(nil)
+		a.drop()
+		return
+	}
+	s.running[l.ID] = a
+	if s.draining || preempt {
+		a.stop(errPreempted)
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	signal(s.added)
+	go func() {
+		defer s.wg.Done()
+		defer s.release(a)
+		s.runAttempt(a)
+	}()
+}
+
+// release lets a lease go once it is reported (or given up on).
+func (s *session) release(a *attempt) {
+	a.stop(nil)
+	a.drop()
+	s.mu.Lock()
+	delete(s.running, a.lease.ID)
+	s.mu.Unlock()
+	signal(s.slotFreed)
+}
+
+// stopAll ends every running attempt with cause.
+func (s *session) stopAll(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.running {
+		a.stop(cause)
+	}
+}
+
+// held returns the attempt of a lease this worker holds, or nil.
+func (s *session) held(id string) *attempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[id]
+}
+
+// heartbeats keeps the held leases alive and applies what the server
+// answers, until ctx is done. A failed heartbeat is only logged: the next
+// one may get through before the lease timeout, and if none does the
+// server's later answers say the leases are gone.
+func (s *session) heartbeats(ctx context.Context) {
+	for {
+		// The shortest interval any held lease asks for; the longest lease
+		// timeout bounds how long one heartbeat may take.
+		s.mu.Lock()
+		var every, timeout time.Duration
+		for _, a := range s.running {
+			if e := a.heartbeatEvery(); every == 0 || e < every {
+				every = e
+			}
+			timeout = max(timeout, time.Duration(a.lease.LeaseTimeout))
+		}
+		s.mu.Unlock()
+		if every == 0 {
+			select {
+			case <-s.added:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+		ids := s.heldIDs()
+		if len(ids) == 0 {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, max(every, timeout, time.Second))
+		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids})
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("heartbeat failed; attempts keep running", "leases", len(ids), "err", err)
+			}
+			continue
+		}
+		for _, id := range resp.Cancel {
+			if a := s.held(id); a != nil {
+				s.log.Info("the server cancelled the attempt; ending it", "lease", id)
+				a.stop(errCancelled)
+			}
+		}
+		for _, id := range resp.Unknown {
+			if a := s.held(id); a != nil {
+				s.log.Warn("the server no longer holds the lease; ending the attempt without reporting it", "lease", id)
+				a.markLost()
+			}
+		}
+	}
+}
+
+// heldIDs lists the held leases, sorted.
+func (s *session) heldIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.running))
+	for id := range s.running {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// retry calls f until it succeeds, fails permanently, or ctx is done,
+// waiting longer after each failure. It returns the last error.
+func (s *session) retry(ctx context.Context, what string, lease string, f func(ctx context.Context) error) error {
+	wait := s.retryMin
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := f(cctx)
+		cancel()
+		if err == nil || permanent(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", what, context.Cause(ctx), err)
+		}
+		s.log.Warn(what+": retrying", "lease", lease, "err", err, "in", wait)
+		if !sleep(ctx, wait) {
+			return fmt.Errorf("%s: %w (last error: %v)", what, context.Cause(ctx), err)
+		}
+		wait = min(2*wait, s.retryMax)
+	}
+}
+
+// permanent reports whether err is an answer that retrying cannot change:
+// a 4xx other than a timeout or a rate limit (a bad token, a lost lease, a
+// request the server does not understand).
+func permanent(err error) bool {
+	e, ok := errors.AsType[*api.Error](err)
+	return ok && e.Status >= 400 && e.Status < 500 &&
+		e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
+}
+
+// isLeaseLost reports whether err says the server no longer holds a lease.
+func isLeaseLost(err error) bool {
+	e, ok := errors.AsType[*api.Error](err)
+	return ok && (e.Code == api.CodeLeaseLost || e.Status == http.StatusConflict)
+}
+
+// sleep waits for d or ctx; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// signal notifies a channel of capacity 1 without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
