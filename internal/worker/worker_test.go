@@ -680,21 +680,22 @@ func TestServerUnreachable(t *testing.T) {
 	}
 }
 
-// TestSlots checks that the worker asks for no more attempts than it has
-// free slots.
+// TestSlots checks that the worker takes no more attempts than it has
+// slots, and takes the next one when a slot frees.
 func TestSlots(t *testing.T) {
 	h := newHarness(t)
-	fifo := filepath.Join(t.TempDir(), "go")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	w := h.worker()
 	w.Slots = 2
 	var leases []api.Lease
+	var fifos []string
 	for i := range 3 {
+		fifo := filepath.Join(t.TempDir(), "go")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		l := shellLease(fmt.Sprintf("13.t%d.1", i), `echo started; read line < "$FIFO"`)
 		l.Env["FIFO"] = fifo
-		leases = append(leases, l)
+		leases, fifos = append(leases, l), append(fifos, fifo)
 	}
 	h.fake.Add(leases...)
 	h.start(t, w)
@@ -703,21 +704,19 @@ func TestSlots(t *testing.T) {
 	if err := h.fake.Await(ctxT(t), func(s apitest.State) bool { return s.Queued() == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	// Let every task go: each open of the FIFO for writing serves the
-	// readers waiting then.
-	for i := range 3 {
-		if err := os.WriteFile(fifo, []byte("go\ngo\n"), 0o600); err != nil {
+	release := func(i int) {
+		t.Helper()
+		if err := os.WriteFile(fifos[i], []byte("go\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		h.completion(t, leases[i].ID)
-		if i == 0 {
-			h.completion(t, leases[1].ID)
-			h.waitLog(t, leases[2].ID, "started")
-		}
-		if i == 1 {
-			break
+		if c := h.completion(t, leases[i].ID); c.Outcome != api.OutcomeSucceeded {
+			t.Errorf("completion of %s: %+v", leases[i].ID, c)
 		}
 	}
+	release(0)
+	h.waitLog(t, leases[2].ID, "started") // the freed slot was used
+	release(1)
+	release(2)
 	for _, r := range h.fake.LeaseRequests() {
 		if r.Free < 1 || r.Free > 2 {
 			t.Errorf("lease request for %d attempts with 2 slots", r.Free)
