@@ -19,6 +19,12 @@ import (
 	"time"
 )
 
+// MaxUncharged bounds the attempts of a task that are not charged to its
+// retry budget (lost or handed back). Past it, a lost attempt counts like a
+// failure, so a task that brings down every executor it runs on cannot loop
+// for ever.
+const MaxUncharged = 10
+
 // ErrRejected is returned (wrapped) when an event does not apply to the current
 // state: a start of a task that is not ready, a result for an attempt that is
 // no longer current, anything for a finished run. Callers treat it as stale
@@ -215,6 +221,21 @@ func (tx *txn) taskEnded(ev Event) error {
 		tx.finished(ev.Task)
 		for _, d := range tx.e.Graph.Node(ev.Task).Dependents {
 			tx.needSatisfied(d)
+		}
+		tx.checkDone()
+		return nil
+	case EvTaskLost:
+		if t.Attempt-(t.Spent-1) > MaxUncharged {
+			break // lost too often: from now on, losses count as failures
+		}
+		// The executor vanished (a worker killed, a machine gone, tasuki
+		// itself crashed): not the task's fault, so the attempt is not
+		// charged and the task is ready again at once.
+		t.Spent--
+		if tx.run.Cancelling {
+			tx.endUnsuccessful(ev.Task, TaskCancelled, "run cancelled")
+		} else {
+			tx.makeReady(ev.Task)
 		}
 		tx.checkDone()
 		return nil

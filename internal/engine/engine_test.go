@@ -203,8 +203,13 @@ func TestTimeoutAndLost(t *testing.T) {
 	h.must(Event{Kind: EvRunStarted, Task: -1})
 	h.start("a")
 	h.end("a", EvTaskLost, -1)
+	if s, spent := h.state("a"), h.m.Task(0).Spent; s != TaskReady || spent != 0 {
+		t.Fatalf("lost attempt: %s spent %d, want ready and not charged (the executor vanished, not the task)", s, spent)
+	}
+	h.start("a")
+	h.end("a", EvTaskTimedOut, -1)
 	if s := h.state("a"); s != TaskRetryWait {
-		t.Fatalf("lost attempt: %s, want retry_wait (a lost attempt is charged)", s)
+		t.Fatalf("first timeout: %s, want retry_wait", s)
 	}
 	h.now = h.now.Add(time.Hour)
 	h.must(Event{Kind: EvRetryDue, Task: 0})
@@ -213,10 +218,18 @@ func TestTimeoutAndLost(t *testing.T) {
 	if s := h.state("a"); s != TaskTimedOut {
 		t.Fatalf("second timeout: %s, want timed_out", s)
 	}
+	// A task that loses every executor it runs on is charged past the bound.
+	for k := 0; k < MaxUncharged; k++ {
+		h.start("b")
+		h.end("b", EvTaskLost, -1)
+	}
+	if s := h.state("b"); s != TaskReady {
+		t.Fatalf("after %d losses: %s, want ready", MaxUncharged, s)
+	}
 	h.start("b")
 	h.end("b", EvTaskLost, -1)
-	if s := h.state("b"); s != TaskFailed {
-		t.Fatalf("lost without retries: %s, want failed", s)
+	if s, a := h.state("b"), h.m.Task(1).Attempt; s != TaskFailed || a != MaxUncharged+1 {
+		t.Fatalf("loss %d: %s after %d attempts, want failed", MaxUncharged+1, s, a)
 	}
 }
 

@@ -139,3 +139,24 @@ tasks:
 		t.Fatalf("after restart: %v %s", err, got.State)
 	}
 }
+
+// TestActOnStoredRunHoldsNoSlot checks that acting on a run nobody executes
+// records the change without queueing its tasks in the dispatcher: a slot
+// taken there would never be given back.
+func TestActOnStoredRunHoldsNoSlot(t *testing.T) {
+	e := newEnv(t)
+	e.r.Dispatcher = NewDispatcher(1, nil)
+	run, _ := e.run(context.Background(), "name: x\ntasks: [{id: a, run: 'exit 1'}]\n", nil)
+	for k := 0; k < 3; k++ {
+		if _, _, err := e.r.Act(context.Background(), run.ID, engine.Event{Kind: engine.EvRetryFailed, Task: -1}); err != nil && k == 0 {
+			t.Fatal(err)
+		}
+	}
+	if u := e.r.Dispatcher.Pools()[0]; u.Used != 0 || u.Waiting != 0 {
+		t.Fatalf("after acting on a stored run the dispatcher holds %+v", u)
+	}
+	got, err := e.r.Execute(context.Background(), run.ID)
+	if err != nil || got.State != engine.RunFailed || e.tasks(run.ID)["a"].Attempt != 2 {
+		t.Fatalf("execute after retry: %v %s", err, got.State)
+	}
+}

@@ -36,6 +36,8 @@ type coordinator struct {
 	running  map[int]*attemptHandle // attempts in flight, by task
 	done     chan completion        // attempts report here
 	control  chan controlReq        // operator actions from other goroutines
+	exited   chan struct{}          // closed when the loop has returned
+	detached bool                   // records transitions only (Act on a run not executing)
 	pending  []store.Change         // transitions not yet written
 	records  []engine.Record        // records of pending, for the observer
 	draining bool                   // no new starts; hand attempts back at the deadline
@@ -109,6 +111,7 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		running:  map[int]*attemptHandle{},
 		done:     make(chan completion, 16),
 		control:  make(chan controlReq),
+		exited:   make(chan struct{}),
 
 		workDir:   filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
 		needFiles: map[int]string{},
@@ -137,6 +140,9 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 	c.mem.Commit(tr)
 	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Transition: tr, Attempts: attempts})
 	c.records = append(c.records, tr.Records...)
+	if c.detached {
+		return tr, nil
+	}
 	for _, a := range tr.Actions {
 		switch a.Kind {
 		case engine.ActReady:
@@ -210,6 +216,9 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 	for {
 		starts := c.dispatch()
 		if err := c.commit(ctx); err != nil {
+			for _, st := range starts {
+				c.r.Dispatcher.release(st.pool) // granted, never launched
+			}
 			c.abort()
 			return c.run, err
 		}
@@ -468,6 +477,7 @@ func (c *coordinator) finish(comp completion) {
 // abort ends every running attempt after a fatal store error. What the store
 // has is consistent: the run can be resumed.
 func (c *coordinator) abort() {
+	c.r.Dispatcher.withdraw(c.run.ID)
 	for _, h := range c.running {
 		h.cancel()
 	}
@@ -476,6 +486,12 @@ func (c *coordinator) abort() {
 		if h, ok := c.running[comp.task]; ok {
 			c.r.Dispatcher.release(h.pool)
 			delete(c.running, comp.task)
+		}
+	}
+	// Slots granted but not yet taken go back too.
+	for _, g := range c.inbox.take() {
+		if g.err == "" {
+			c.r.Dispatcher.release(g.pool)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/shell"
@@ -42,8 +43,12 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		Stdout:  w.Stdout(),
 		Stderr:  w.Stderr(),
 	})
+	// The process's end decides the outcome; a log that could not be
+	// written (a full disk) is reported beside it, never turned into a
+	// failure of work that was done.
+	var logNote string
 	if err := w.Close(); err != nil && res.StartErr == nil {
-		return fail("close log: %v", err)
+		logNote = " (log incomplete: " + err.Error() + ")"
 	}
 	code := res.ExitCode
 	switch {
@@ -58,13 +63,13 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		if res.Signal != "" {
 			msg = "killed by signal " + res.Signal
 		}
-		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: msg}
+		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: msg + logNote}
 	}
 	result, err := shell.ReadResult(a.resultFile())
 	if err != nil {
-		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: "read result: " + err.Error()}
+		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: "read result: " + err.Error() + logNote}
 	}
-	return AttemptResult{Kind: engine.EvTaskSucceeded, ExitCode: &code, Result: result}
+	return AttemptResult{Kind: engine.EvTaskSucceeded, ExitCode: &code, Result: result, Message: strings.TrimPrefix(logNote, " ")}
 }
 
 // environment is the attempt's full environment: this process's, then the

@@ -248,6 +248,7 @@ func (r *Runner) Execute(ctx context.Context, runID int64) (store.Run, error) {
 	r.active[runID] = c
 	r.mu.Unlock()
 	defer func() {
+		close(c.exited) // before leaving r.active: Act falls back to the store
 		r.mu.Lock()
 		delete(r.active, runID)
 		r.mu.Unlock()
@@ -262,27 +263,39 @@ func (r *Runner) Execute(ctx context.Context, runID int64) (store.Run, error) {
 // (a retry or a mark reopened a finished run).
 func (r *Runner) Act(ctx context.Context, runID int64, ev engine.Event) (run store.Run, reopened bool, err error) {
 	r.defaults()
-	r.mu.Lock()
-	c := r.active[runID]
-	r.mu.Unlock()
-	if c != nil {
+	for {
+		r.mu.Lock()
+		c := r.active[runID]
+		r.mu.Unlock()
+		if c == nil {
+			break
+		}
 		req := controlReq{ev: ev, reply: make(chan controlResult, 1)}
 		select {
 		case c.control <- req:
 			res := <-req.reply
 			return res.run, false, res.err
+		case <-c.exited:
+			// The loop ended meanwhile: act on the store (below), once its
+			// Execute has let go of the run.
 		case <-ctx.Done():
 			return store.Run{}, false, ctx.Err()
 		}
+		break
 	}
-	unlock, err := r.lock(runID)
+	unlock, err := r.lockWait(ctx, runID)
 	if err != nil {
 		return store.Run{}, false, err
 	}
 	defer unlock()
-	if c, err = r.load(ctx, runID); err != nil {
+	c, err := r.load(ctx, runID)
+	if err != nil {
 		return store.Run{}, false, err
 	}
+	// Nothing executes this run here: record the transition only. Its
+	// actions (tasks to queue, timers) are Execute's business if the run
+	// was reopened.
+	c.detached = true
 	wasTerminal := c.run.State.Terminal()
 	if _, err := c.apply(ev, c.now()); err != nil {
 		return c.run, false, err
@@ -291,6 +304,23 @@ func (r *Runner) Act(ctx context.Context, runID int64, ev engine.Event) (run sto
 		return c.run, false, err
 	}
 	return c.run, wasTerminal && !c.run.State.Terminal() || c.run.State == engine.RunQueued, nil
+}
+
+// lockWait takes the run's lock, waiting a little for an Execute of this
+// process that is letting go of it.
+func (r *Runner) lockWait(ctx context.Context, runID int64) (func(), error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		unlock, err := r.lock(runID)
+		if !errors.Is(err, ErrBusy) || time.Now().After(deadline) {
+			return unlock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Drain stops starting attempts in every run this runner executes; running

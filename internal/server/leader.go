@@ -149,14 +149,15 @@ func (s *Server) resign() {
 	}
 }
 
-// fencedStore writes run state only while its term leads.
+// fencedStore writes run state only under the term this server leads with
+// (as last renewed); the store refuses it once another server took over.
 type fencedStore struct {
 	store.Store
-	fence store.Fence
+	e *elector
 }
 
 func (f fencedStore) Apply(ctx context.Context, changes ...store.Change) error {
-	return f.Store.ApplyFenced(ctx, f.fence, changes...)
+	return f.Store.ApplyFenced(ctx, f.e.current().Fence(), changes...)
 }
 
 // forward sends the requests only the leader can serve (actions on runs it

@@ -53,11 +53,13 @@ func NewRegistry(dir string, check func(*spec.Pipeline) error) *Registry {
 // Seed makes a stored version the last good version of a pipeline before
 // the first reload, so that a file broken or removed while the server was
 // down is judged against what ran before, not against nothing.
-func (r *Registry) Seed(p *spec.Pipeline, file string) {
+// A removed pipeline is seeded too, so its queued runs still find their
+// version.
+func (r *Registry) Seed(p *spec.Pipeline, file string, removed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.byName[p.Name]; !ok {
-		r.byName[p.Name] = &Loaded{Pipeline: p, File: file}
+		r.byName[p.Name] = &Loaded{Pipeline: p, File: file, Removed: removed}
 	}
 }
 

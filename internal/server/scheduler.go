@@ -180,23 +180,44 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 		next = expect
 		defer s.poke()
 	}
-	for _, iv := range backlog.Intervals {
+	for i, iv := range backlog.Intervals {
+		// Only the last run of the batch moves the next fire time on: if the
+		// batch is cut short, the next pass sees the rest still due.
+		nf := expect
+		if i == len(backlog.Intervals)-1 {
+			nf = next
+		}
 		nr, err := s.runner.NewRun(ctx, p, nil, store.TriggerSchedule)
 		if err != nil {
 			return err
 		}
 		nr.Run.IntervalStart, nr.Run.IntervalEnd = iv.Start, iv.End
 		nr.Actor = "scheduler"
-		nr.Schedule = &store.ScheduleAdvance{ExpectNextFire: expect, NextFire: next, IntervalEnd: iv.End}
+		nr.Schedule = &store.ScheduleAdvance{ExpectNextFire: expect, NextFire: nf, IntervalEnd: iv.End}
 		run, err := s.store.CreateRun(ctx, nr)
 		if errors.Is(err, store.ErrConflict) {
-			return nil // another pass (or server) got there first
+			cur, rerr := s.store.PipelineState(ctx, st.Name)
+			if rerr != nil {
+				return rerr
+			}
+			if !cur.NextFire.Equal(expect) || cur.Paused {
+				return nil // another pass (or server) got there first, or a pause
+			}
+			// The schedule still expects this fire, so the interval itself
+			// has a run already (the expression was edited and realigned
+			// onto an old interval): step past it rather than stall.
+			s.log.Warn("interval already has a scheduled run; skipping it", "pipeline", st.Name, "interval_start", iv.Start, "interval_end", iv.End)
+			if err := s.store.AdvanceSchedule(ctx, st.Name, expect, nf, iv.End); err != nil && !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+			expect = nf
+			continue
 		}
 		if err != nil {
 			return err
 		}
 		s.log.Info("scheduled run created", "pipeline", st.Name, "run", run.ID, "interval_start", iv.Start, "interval_end", iv.End)
-		expect = next
+		expect = nf
 	}
 	// Account for what was skipped, or move on when nothing was due.
 	if len(backlog.Intervals) == 0 || backlog.Through.After(lastEnd(backlog)) {
@@ -229,14 +250,13 @@ func (s *Server) admit(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	active := map[string]int{}
+	active := map[string]int{} // runs executing per pipeline, backfills included
 	activeBackfill := map[int64]int{}
 	s.mu.Lock()
 	for _, e := range s.executing {
+		active[e.pipeline]++
 		if e.backfill != 0 {
 			activeBackfill[e.backfill]++
-		} else {
-			active[e.pipeline]++
 		}
 	}
 	backfills := make([]int64, 0, len(s.backfills))
@@ -245,17 +265,33 @@ func (s *Server) admit(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	for _, l := range s.reg.All() {
-		limit := store.MaxRunsLimit
-		if l.Pipeline != nil && l.Pipeline.MaxActiveRuns > 0 {
-			limit = l.Pipeline.MaxActiveRuns - active[l.Pipeline.Name]
+	// Runs left running with nobody executing them here (an Execute that
+	// failed, a run reopened by an operator) are picked up again.
+	running, err := s.store.ListRuns(ctx, store.RunFilter{States: []engine.RunState{engine.RunRunning}, Ascending: true, Limit: 200})
+	if err != nil {
+		return err
+	}
+	for _, r := range running {
+		if s.execute(r) {
+			active[r.Pipeline]++
 		}
+	}
+
+	room := func(pipeline string) int {
+		if l, ok := s.reg.Get(pipeline); ok && l.Pipeline != nil && l.Pipeline.MaxActiveRuns > 0 {
+			return l.Pipeline.MaxActiveRuns - active[pipeline]
+		}
+		return store.MaxRunsLimit
+	}
+	for _, l := range s.reg.All() {
+		name := l.Pipeline.Name
+		limit := room(name)
 		if limit <= 0 {
 			continue
 		}
 		var queued []store.Run
 		for _, trig := range []string{store.TriggerSchedule, store.TriggerManual, triggerRerun} {
-			runs, err := s.store.ListRuns(ctx, store.RunFilter{Pipeline: l.Pipeline.Name, Trigger: trig, States: []engine.RunState{engine.RunQueued}, Ascending: true, Limit: limit})
+			runs, err := s.store.ListRuns(ctx, store.RunFilter{Pipeline: name, Trigger: trig, States: []engine.RunState{engine.RunQueued}, Ascending: true, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -263,7 +299,9 @@ func (s *Server) admit(ctx context.Context) error {
 		}
 		sort.Slice(queued, func(i, j int) bool { return queued[i].ID < queued[j].ID })
 		for i := 0; i < len(queued) && i < limit; i++ {
-			s.execute(queued[i])
+			if s.execute(queued[i]) {
+				active[name]++
+			}
 		}
 	}
 	sort.Slice(backfills, func(i, j int) bool { return backfills[i] < backfills[j] })
@@ -272,7 +310,8 @@ func (s *Server) admit(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		free := max(b.Parallel, 1) - activeBackfill[id]
+		// A backfill has its own parallelism, within its pipeline's limit.
+		free := min(max(b.Parallel, 1)-activeBackfill[id], room(b.Pipeline))
 		if free <= 0 {
 			continue
 		}
@@ -281,7 +320,9 @@ func (s *Server) admit(ctx context.Context) error {
 			return err
 		}
 		for _, r := range runs {
-			s.execute(r)
+			if s.execute(r) {
+				active[b.Pipeline]++
+			}
 		}
 	}
 	return nil

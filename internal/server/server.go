@@ -41,13 +41,21 @@ type Server struct {
 	elector *elector
 	ln      net.Listener
 
-	wake  chan struct{} // asks the scheduler loop for a pass now
-	ready atomic.Bool
+	wake     chan struct{} // asks the scheduler loop for a pass now
+	ready    atomic.Bool
+	stopping atomic.Bool // draining: start no more executions
 
 	mu        sync.Mutex
 	executing map[int64]execInfo // runs with an Execute goroutine here
+	failed    map[int64]backoff  // runs whose Execute failed, and when to try again
 	backfills map[int64]bool     // backfills still running
 	wg        sync.WaitGroup     // Execute goroutines
+}
+
+// backoff spaces out attempts to execute a run that failed to start.
+type backoff struct {
+	delay   time.Duration
+	retryAt time.Time
 }
 
 type execInfo struct {
@@ -93,6 +101,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
 		executing: map[int64]execInfo{},
+		failed:    map[int64]backoff{},
 		backfills: map[int64]bool{},
 	}
 	s.runner = &runner.Runner{
@@ -181,6 +190,7 @@ func (s *Server) Run(ctx context.Context) error {
 			addr = "http://" + s.Addr()
 		}
 		s.elector = newElector(addr, s.cfg.LeaderTTL.D())
+		s.runner.Store = fencedStore{Store: s.store, e: s.elector}
 	}
 	// Start-up finishes even if a signal arrives meanwhile: what it starts
 	// is then drained like everything else.
@@ -222,6 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 	loopErr := s.lead(ctx, startCtx)
 
 	s.ready.Store(false)
+	s.stopping.Store(true)
 	s.log.Info("draining: no new attempts start; running ones get the grace period", "grace", s.cfg.DrainGrace.D())
 	s.runner.Drain()
 	s.wg.Wait()
@@ -250,8 +261,6 @@ func (s *Server) lead(ctx, startCtx context.Context) error {
 		if err != nil || !leader {
 			return err
 		}
-		cur := s.elector.current()
-		s.runner.Store = fencedStore{Store: s.store, fence: cur.Fence()}
 		if err := s.syncAll(startCtx); err != nil {
 			return err
 		}
@@ -314,7 +323,7 @@ func (s *Server) seed(ctx context.Context) error {
 		return fmt.Errorf("load pipeline states: %w", err)
 	}
 	for _, st := range states {
-		if st.VersionID == 0 || st.Removed {
+		if st.VersionID == 0 {
 			continue
 		}
 		v, err := s.store.PipelineVersion(ctx, st.VersionID)
@@ -326,7 +335,7 @@ func (s *Server) seed(ctx context.Context) error {
 			s.log.Warn("stored pipeline version no longer parses; waiting for its file", "pipeline", st.Name, "err", err)
 			continue
 		}
-		s.reg.Seed(p, st.File)
+		s.reg.Seed(p, st.File, st.Removed)
 	}
 	return nil
 }
@@ -393,28 +402,46 @@ func (s *Server) recoverRuns(ctx context.Context) error {
 	}
 }
 
-// execute runs a run in its own goroutine, once.
-func (s *Server) execute(r store.Run) {
+// execute runs a run in its own goroutine, once, and reports whether it
+// started one. A run whose Execute failed waits a growing delay before it is
+// tried again, so a run that cannot start does not spin the scheduler.
+func (s *Server) execute(r store.Run) bool {
+	if s.stopping.Load() {
+		return false
+	}
 	s.mu.Lock()
 	if _, busy := s.executing[r.ID]; busy {
 		s.mu.Unlock()
-		return
+		return false
+	}
+	if f, ok := s.failed[r.ID]; ok && s.now().Before(f.retryAt) {
+		s.mu.Unlock()
+		return false
 	}
 	s.executing[r.ID] = execInfo{pipeline: r.Pipeline, backfill: r.BackfillID}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.executing, r.ID)
-			s.mu.Unlock()
-			s.poke()
-		}()
-		if _, err := s.runner.Execute(context.Background(), r.ID); err != nil {
-			s.log.Error("execute run", "run", r.ID, "pipeline", r.Pipeline, "err", err)
+		_, err := s.runner.Execute(context.Background(), r.ID)
+		s.mu.Lock()
+		delete(s.executing, r.ID)
+		if err != nil {
+			f := s.failed[r.ID]
+			f.delay = min(max(2*f.delay, time.Second), time.Minute)
+			f.retryAt = s.now().Add(f.delay)
+			s.failed[r.ID] = f
+		} else {
+			delete(s.failed, r.ID)
 		}
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Error("execute run; trying again later", "run", r.ID, "pipeline", r.Pipeline, "err", err)
+			return
+		}
+		s.poke()
 	}()
+	return true
 }
 
 // prune deletes finished runs older than the retention, in small batches so

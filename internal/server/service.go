@@ -162,6 +162,8 @@ func (v *service) Runs(ctx context.Context, f api.RunFilter) (api.Page[api.Run],
 	if limit <= 0 {
 		limit = store.DefaultRunsLimit
 	}
+	// One more than the page is read to know whether another follows.
+	limit = min(limit, store.MaxRunsLimit-1)
 	runs, err := v.s.store.ListRuns(ctx, store.RunFilter{Pipeline: f.Pipeline, States: f.States, BackfillID: f.BackfillID, BeforeID: before, Limit: limit + 1})
 	if err != nil {
 		return api.Page[api.Run]{}, err
@@ -274,7 +276,7 @@ func (v *service) act(ctx context.Context, runID int64, ev engine.Event) (api.Ru
 	if _, err := v.s.store.Run(ctx, runID); errors.Is(err, store.ErrNotFound) {
 		return api.Run{}, api.NotFound("no run %d", runID)
 	}
-	run, reopened, err := v.s.runner.Act(ctx, runID, ev)
+	_, reopened, err := v.s.runner.Act(ctx, runID, ev)
 	if errors.Is(err, runner.ErrBusy) {
 		return api.Run{}, api.Errorf(http.StatusConflict, api.CodeConflict, "run %d is being executed by another process; try again", runID)
 	}
@@ -283,7 +285,7 @@ func (v *service) act(ctx context.Context, runID int64, ev engine.Event) (api.Ru
 	}
 	v.s.log.Info("operator action", "run", runID, "action", ev.Kind, "actor", ev.Actor)
 	if reopened {
-		v.s.execute(run)
+		v.s.poke() // the scheduler executes it again
 	}
 	return v.Run(ctx, runID)
 }
@@ -423,6 +425,7 @@ func (v *service) Backfills(ctx context.Context, pipeline string, cursor string,
 	if limit <= 0 {
 		limit = store.DefaultBackfillsLimit
 	}
+	limit = min(limit, store.MaxBackfillsLimit-1)
 	bs, err := v.s.store.ListBackfills(ctx, pipeline, before, limit+1)
 	if err != nil {
 		return api.Page[api.Backfill]{}, err

@@ -129,7 +129,9 @@ func (s *session) workdir(l api.Lease) string {
 // lease cannot name those files, which are the worker's, so such variables
 // in it are ignored.
 func environment(l api.Lease, dir string) ([]string, error) {
-	env := os.Environ()
+	// The worker's own token never reaches the tasks it runs: a task could
+	// print it to its log, and the log is readable by everyone who reads runs.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TASUKI_TOKEN=") })
 	for _, k := range slices.Sorted(maps.Keys(l.Env)) {
 		if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
 			continue
