@@ -157,7 +157,7 @@ type fencedStore struct {
 }
 
 func (f fencedStore) Apply(ctx context.Context, changes ...store.Change) error {
-	return f.Store.ApplyFenced(ctx, f.e.current().Fence(), changes...)
+	return f.Store.ApplyFenced(ctx, store.Fence{Holder: f.e.holder, Term: f.e.current().Term}, changes...)
 }
 
 // forward sends the requests only the leader can serve (actions on runs it
