@@ -113,7 +113,7 @@ func (b *Broker) expire() {
 		if l.sink != nil {
 			l.sink.Close()
 		}
-		l.o.result <- runner.AttemptResult{Kind: engine.EvTaskLost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost"}
+		l.o.result <- runner.AttemptResult{Kind: engine.EvTaskLost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
 	}
 }
 
@@ -322,7 +322,7 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 	if l.sink != nil {
 		l.sink.Close()
 	}
-	l.o.result <- runner.AttemptResult{Kind: kind, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result}
+	l.o.result <- runner.AttemptResult{Kind: kind, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Worker: l.worker}
 	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", req.Outcome)
 	return nil
 }

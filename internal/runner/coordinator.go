@@ -465,7 +465,7 @@ func (c *coordinator) finish(comp completion) {
 		}
 	}
 	att := store.Attempt{
-		RunID: c.run.ID, Index: comp.task, Attempt: comp.attempt,
+		RunID: c.run.ID, Index: comp.task, Attempt: comp.attempt, Worker: res.Worker,
 		FinishedAt: comp.at, Outcome: outcomes[res.Kind], ExitCode: res.ExitCode, Message: res.Message,
 	}
 	ev := engine.Event{Kind: res.Kind, Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}

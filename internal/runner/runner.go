@@ -111,6 +111,9 @@ type AttemptResult struct {
 	ExitCode *int
 	Message  string
 	Result   json.RawMessage
+	// Worker names the executor that ran the attempt when it was not this
+	// runner (a remote worker); it replaces the attempt's worker.
+	Worker string
 }
 
 // TaskFunc runs one attempt; ctx is cancelled when the run is cancelled.

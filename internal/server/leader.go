@@ -35,8 +35,9 @@ type elector struct {
 	address string
 	ttl     time.Duration
 
-	mu  sync.Mutex
-	cur store.Leadership
+	mu   sync.Mutex
+	cur  store.Leadership
+	term int64 // the term this server won; 0 before
 
 	proxyMu sync.Mutex
 	proxies map[string]*httputil.ReverseProxy
@@ -87,11 +88,14 @@ func (s *Server) waitForLeadership(ctx context.Context) (bool, error) {
 	defer t.Stop()
 	announced := ""
 	for {
-		ok, err := s.elector.try(ctx, s.store, s.now())
+		ok, err := s.elector.try(ctx, s.store, time.Now())
 		if err != nil {
 			s.log.Error("acquire leadership", "err", err)
 		}
 		if ok {
+			s.elector.mu.Lock()
+			s.elector.term = s.elector.cur.Term
+			s.elector.mu.Unlock()
 			s.log.Info("leading: this server runs schedules and executes runs", "holder", s.elector.holder, "term", s.elector.current().Term)
 			return true, nil
 		}
@@ -113,20 +117,23 @@ func (s *Server) waitForLeadership(ctx context.Context) (bool, error) {
 func (s *Server) keepLeading(ctx context.Context) error {
 	t := time.NewTicker(s.elector.ttl / 3)
 	defer t.Stop()
-	lastOK := s.now()
+	// The lease is measured on the real clock, whatever clock schedules use.
+	lastOK := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		ok, err := s.elector.try(ctx, s.store, s.now())
+		ok, err := s.elector.try(ctx, s.store, time.Now())
 		switch {
-		case err == nil && ok:
-			lastOK = s.now()
+		case err == nil && ok && s.elector.current().Term == s.elector.wonTerm():
+			lastOK = time.Now()
 		case err == nil:
+			// Another server leads, or this one won the lease back under a
+			// new term after losing it: either way its runs may have moved.
 			return errLostLeadership
-		case s.now().Sub(lastOK) > s.elector.ttl*2/3:
+		case time.Since(lastOK) > s.elector.ttl*2/3:
 			// Stop before the lease can expire under us, so two servers
 			// never both believe they lead.
 			return fmt.Errorf("%w (renewals failing: %v)", errLostLeadership, err)
@@ -157,7 +164,14 @@ type fencedStore struct {
 }
 
 func (f fencedStore) Apply(ctx context.Context, changes ...store.Change) error {
-	return f.Store.ApplyFenced(ctx, store.Fence{Holder: f.e.holder, Term: f.e.current().Term}, changes...)
+	return f.Store.ApplyFenced(ctx, store.Fence{Holder: f.e.holder, Term: f.e.wonTerm()}, changes...)
+}
+
+// wonTerm is the term this server won when it became leader.
+func (e *elector) wonTerm() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.term
 }
 
 // forward sends the requests only the leader can serve (actions on runs it

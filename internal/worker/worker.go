@@ -127,7 +127,13 @@ type session struct {
 	wg       sync.WaitGroup
 
 	slotFreed chan struct{} // a lease was let go (capacity 1)
-	added     chan struct{} // a lease was taken (capacity 1)
+
+	// lastContact is when the server last answered a lease or heartbeat
+	// request; guarded by mu. A worker cut off from the server for most of
+	// the lease timeout ends its attempts itself, before the server gives
+	// them to another worker, so an attempt never runs twice at once.
+	lastContact time.Time
+	added       chan struct{} // a lease was taken (capacity 1)
 }
 
 // attempt is one lease being run.
@@ -339,6 +345,7 @@ func (s *session) leaseLoop(ctx context.Context) error {
 		resp, err := s.w.Client.Lease(cctx, api.LeaseRequest{Worker: s.name, Labels: s.w.Labels, Free: free, WaitSeconds: api.MaxLeaseWait})
 		cancel()
 		if err == nil {
+			s.contact()
 			for i, l := range resp.Leases {
 				// More than asked for is the server's mistake; hand the
 				// extra ones back at once rather than overload the machine.
@@ -473,11 +480,23 @@ func (s *session) heartbeats(ctx context.Context) {
 		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids})
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("heartbeat failed; attempts keep running", "leases", len(ids), "err", err)
+			if ctx.Err() != nil {
+				continue
 			}
+			if silent := s.sinceContact(); silent > timeout*2/3 {
+				s.log.Error("no answer from the server for most of the lease timeout; ending the attempts before they are given to another worker",
+					"leases", len(ids), "silent", silent.Round(time.Millisecond), "err", err)
+				for _, id := range ids {
+					if a := s.held(id); a != nil {
+						a.markLost()
+					}
+				}
+				continue
+			}
+			s.log.Warn("heartbeat failed; attempts keep running", "leases", len(ids), "err", err)
 			continue
 		}
+		s.contact()
 		for _, id := range resp.Cancel {
 			if a := s.held(id); a != nil {
 				s.log.Info("the server cancelled the attempt; ending it", "lease", id)
@@ -560,4 +579,18 @@ func signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// contact records an answer from the server.
+func (s *session) contact() {
+	s.mu.Lock()
+	s.lastContact = time.Now()
+	s.mu.Unlock()
+}
+
+// sinceContact is how long the server has not answered.
+func (s *session) sinceContact() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Since(s.lastContact)
 }
