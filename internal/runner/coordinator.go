@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
@@ -43,8 +44,8 @@ type coordinator struct {
 	draining bool                   // no new starts; hand attempts back at the deadline
 	drainAt  <-chan time.Time       // when draining attempts are handed back
 
-	workDir   string         // the run's scratch directory
-	needFiles map[int]string // result files written for dependents, by task
+	workDir string     // the run's scratch directory
+	needs   *needFiles // result files written for dependents
 }
 
 // attemptHandle is one attempt in flight.
@@ -113,8 +114,8 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		control:  make(chan controlReq),
 		exited:   make(chan struct{}),
 
-		workDir:   filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
-		needFiles: map[int]string{},
+		workDir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
+		needs:   &needFiles{dir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10), "needs"), at: map[string]string{}},
 	}
 	for i, row := range rows {
 		tasks[i] = row.Task
@@ -418,29 +419,17 @@ func (c *coordinator) launch(s start) {
 		WorkDir:  c.workDir,
 		Log:      logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: s.attempt},
 	}
-	var needErr error
 	if len(node.Needs) > 0 {
-		a.NeedFiles = make(map[string]string, len(node.Needs))
 		a.NeedResults = make(map[string]json.RawMessage, len(node.Needs))
 		for _, n := range node.Needs {
 			a.NeedResults[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
-			path, err := c.needFile(n)
-			if err != nil {
-				needErr = err
-				break
-			}
-			a.NeedFiles[c.eng.Graph.Node(n).ID] = path
 		}
+		a.needs = c.needs
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.running[s.task] = &attemptHandle{cancel: cancel, pool: s.pool}
 	go func() {
-		var res AttemptResult
-		if needErr != nil {
-			res = AttemptResult{Kind: engine.EvTaskFailed, Message: needErr.Error()}
-		} else {
-			res = c.r.Kind(ctx, a)
-		}
+		res := c.r.Kind(ctx, a)
 		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
 	}()
 }
@@ -496,29 +485,42 @@ func (c *coordinator) abort() {
 	}
 }
 
-// needFile returns the path of a file holding task n's result, writing it the
-// first time a dependent needs it: each result is written once per run, not
-// once per dependent.
-func (c *coordinator) needFile(n int) (string, error) {
-	if path, ok := c.needFiles[n]; ok {
-		return path, nil
-	}
-	id := c.eng.Graph.Node(n).ID
-	if len(c.needFiles) == 0 {
-		if err := os.MkdirAll(filepath.Join(c.workDir, "needs"), 0o755); err != nil {
-			return "", fmt.Errorf("prepare needs directory: %w", err)
+// needFiles writes the results of a run's tasks to files for the tasks that
+// need them, each once per run whatever the number of dependents. Executors
+// that run a process write them (off the coordinator's goroutine); others
+// never touch the disk for them.
+type needFiles struct {
+	dir string
+	mu  sync.Mutex
+	at  map[string]string // by task id
+}
+
+// paths returns, by need id, files holding the given results.
+func (nf *needFiles) paths(results map[string]json.RawMessage) (map[string]string, error) {
+	nf.mu.Lock()
+	defer nf.mu.Unlock()
+	out := make(map[string]string, len(results))
+	for id, data := range results {
+		if path, ok := nf.at[id]; ok {
+			out[id] = path
+			continue
 		}
+		if len(nf.at) == 0 {
+			if err := os.MkdirAll(nf.dir, 0o755); err != nil {
+				return nil, fmt.Errorf("prepare needs directory: %w", err)
+			}
+		}
+		if len(data) == 0 {
+			data = json.RawMessage("{}")
+		}
+		path := filepath.Join(nf.dir, id+".json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return nil, fmt.Errorf("write result of need %s: %w", id, err)
+		}
+		nf.at[id] = path
+		out[id] = path
 	}
-	data := c.mem.Task(n).Result
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
-	}
-	path := filepath.Join(c.workDir, "needs", id+".json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return "", fmt.Errorf("write result of need %s: %w", id, err)
-	}
-	c.needFiles[n] = path
-	return path, nil
+	return out, nil
 }
 
 // cleanup removes the run's scratch files once it has ended; results live in

@@ -21,7 +21,10 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	fail := func(format string, args ...any) AttemptResult {
 		return AttemptResult{Kind: engine.EvTaskFailed, Message: fmt.Sprintf(format, args...)}
 	}
-	env := r.environment(a)
+	env, err := r.environment(a)
+	if err != nil {
+		return fail("%v", err)
+	}
 	w, err := r.Logs.Create(ctx, a.Log, nil)
 	if err != nil {
 		return fail("open log: %v", err)
@@ -74,16 +77,26 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 
 // environment is the attempt's full environment: this process's, then the
 // attempt's own variables (TaskEnv).
-func (r *Runner) environment(a *Attempt) []string {
+func (r *Runner) environment(a *Attempt) ([]string, error) {
 	env := os.Environ()
 	vars := r.TaskEnv(a)
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
 	}
-	for _, id := range slices.Sorted(maps.Keys(a.NeedFiles)) {
-		env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+a.NeedFiles[id])
+	if len(a.NeedResults) > 0 {
+		nf := a.needs
+		if nf == nil { // an Attempt built outside a coordinator
+			nf = &needFiles{dir: filepath.Join(a.WorkDir, "needs"), at: map[string]string{}}
+		}
+		paths, err := nf.paths(a.NeedResults)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range slices.Sorted(maps.Keys(paths)) {
+			env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+paths[id])
+		}
 	}
-	return append(env, "TASUKI_RESULT="+a.resultFile())
+	return append(env, "TASUKI_RESULT="+a.resultFile()), nil
 }
 
 // TaskEnv is what an attempt adds to its executor's environment: the

@@ -91,13 +91,10 @@ type Attempt struct {
 	Params   map[string]string // rendered parameter values by environment name
 	Trigger  string            // what started the run
 	Interval map[string]string // TASUKI_INTERVAL_* variables, when the run has an interval
-	// NeedFiles holds, by task id of each need, the path of a file with the
-	// need's JSON result.
-	NeedFiles map[string]string
-	// NeedResults holds the same results as JSON, by task id, for executors
-	// on other machines.
+	// NeedResults holds the JSON result of each need, by task id.
 	NeedResults map[string]json.RawMessage
-	Dir         string // directory of the pipeline file (relative workdirs start here)
+	needs       *needFiles // writes NeedResults to files for a local process
+	Dir         string     // directory of the pipeline file (relative workdirs start here)
 	// WorkDir is the run's scratch directory, where the attempt writes its
 	// result file. One directory per run keeps a short task to one file
 	// created, not a directory tree.

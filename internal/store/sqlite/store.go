@@ -324,7 +324,16 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		insertEvent:   tx.StmtContext(ctx, db.st.insertEvent),
 		upsertAttempt: tx.StmtContext(ctx, db.st.upsertAttempt),
 	}
+	// A batch often changes one run many times (every completion counts
+	// the run's remaining tasks down): only its last state is written.
+	lastRun := map[int64]int{}
 	for i := range changes {
+		if changes[i].Transition.Run != nil {
+			lastRun[changes[i].RunID] = i
+		}
+	}
+	for i := range changes {
+		w.skipRun = lastRun[changes[i].RunID] != i
 		if err := w.apply(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
@@ -360,11 +369,12 @@ func checkChange(c *store.Change) error {
 type writer struct {
 	ctx                                               context.Context
 	updateRun, updateTask, insertEvent, upsertAttempt *sql.Stmt
+	skipRun                                           bool // a later change of the batch writes the run
 }
 
 func (w *writer) apply(c *store.Change) error {
 	tr := &c.Transition
-	if r := tr.Run; r != nil {
+	if r := tr.Run; r != nil && !w.skipRun {
 		res, err := w.updateRun.ExecContext(w.ctx, string(r.State), r.Remaining, r.Unsuccessful, boolArg(r.Cancelling),
 			timeArg(r.StartedAt), timeArg(r.FinishedAt), c.RunID)
 		if err := affectedOne(res, err); err != nil {
