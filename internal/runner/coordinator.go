@@ -78,18 +78,11 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load run %d: %w", runID, err)
 	}
-	v, err := r.Store.PipelineVersion(ctx, run.VersionID)
+	pv, err := r.version(ctx, run.VersionID)
 	if err != nil {
-		return nil, fmt.Errorf("load pipeline version of run %d: %w", runID, err)
+		return nil, fmt.Errorf("run %d: %w", runID, err)
 	}
-	p, err := spec.Parse(v.File, v.Source)
-	if err != nil {
-		return nil, fmt.Errorf("parse stored pipeline of run %d: %w", runID, err)
-	}
-	g, err := Graph(p)
-	if err != nil {
-		return nil, fmt.Errorf("graph of run %d: %w", runID, err)
-	}
+	p, g := pv.p, pv.g
 	rows, err := r.Store.Tasks(ctx, runID)
 	if err != nil {
 		return nil, fmt.Errorf("load tasks of run %d: %w", runID, err)
@@ -103,7 +96,7 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 	}
 	tasks := make([]engine.Task, len(rows))
 	c := &coordinator{
-		r: r, run: run, pipeline: p, dir: filepath.Dir(v.File),
+		r: r, run: run, pipeline: p, dir: filepath.Dir(pv.file),
 		params:   params,
 		interval: r.intervalEnv(p, run),
 		eng:      &engine.Engine{Graph: g, Seed: uint64(runID)},

@@ -67,7 +67,54 @@ type Runner struct {
 	drain     chan struct{} // closed by Drain
 	drainOnce sync.Once
 	mu        sync.Mutex
-	active    map[int64]*coordinator // runs executing in this process
+	active    map[int64]*coordinator   // runs executing in this process
+	versions  map[int64]*parsedVersion // parsed pipeline versions, by id
+}
+
+// parsedVersion is a stored pipeline version, parsed, with its graph: both
+// are immutable and shared by every run of the version. Parsing a large
+// pipeline again for each run was an eighth of the cost of running it.
+type parsedVersion struct {
+	p    *spec.Pipeline
+	g    *engine.Graph
+	file string
+}
+
+// maxVersions bounds the parsed versions kept; past it the cache starts over.
+const maxVersions = 256
+
+func (r *Runner) remember(id int64, pv *parsedVersion) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.versions) >= maxVersions {
+		clear(r.versions)
+	}
+	r.versions[id] = pv
+}
+
+// version returns a pipeline version parsed, from the cache or the store.
+func (r *Runner) version(ctx context.Context, id int64) (*parsedVersion, error) {
+	r.mu.Lock()
+	pv, ok := r.versions[id]
+	r.mu.Unlock()
+	if ok {
+		return pv, nil
+	}
+	v, err := r.Store.PipelineVersion(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load pipeline version %d: %w", id, err)
+	}
+	p, err := spec.Parse(v.File, v.Source)
+	if err != nil {
+		return nil, fmt.Errorf("parse stored pipeline version %d: %w", id, err)
+	}
+	g, err := Graph(p)
+	if err != nil {
+		return nil, fmt.Errorf("graph of pipeline version %d: %w", id, err)
+	}
+	pv = &parsedVersion{p: p, g: g, file: v.File}
+	r.remember(id, pv)
+	return pv, nil
 }
 
 // Progress is what an observer sees after a batch of transitions.
@@ -133,6 +180,7 @@ func (r *Runner) init() {
 	}
 	r.drain = make(chan struct{})
 	r.active = map[int64]*coordinator{}
+	r.versions = map[int64]*parsedVersion{}
 	if r.Grace <= 0 {
 		r.Grace = 10 * time.Second
 	}
@@ -195,6 +243,7 @@ func (r *Runner) NewRun(ctx context.Context, p *spec.Pipeline, params map[string
 	if err != nil {
 		return store.NewRun{}, fmt.Errorf("store pipeline %s: %w", p.Name, err)
 	}
+	r.remember(v.ID, &parsedVersion{p: p, g: g, file: v.File})
 	for _, prm := range p.Params {
 		// Dates and datetimes are kept in their canonical text form, the one
 		// commands see; numbers, bools and lists stay JSON values.

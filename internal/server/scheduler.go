@@ -339,7 +339,9 @@ func (s *Server) settleBackfills(ctx context.Context) {
 	for _, id := range ids {
 		counts, err := s.store.BackfillCounts(ctx, id)
 		if err != nil {
-			s.log.Error("backfill counts", "backfill", id, "err", err)
+			if ctx.Err() == nil {
+				s.log.Error("backfill counts", "backfill", id, "err", err)
+			}
 			continue
 		}
 		if counts[engine.RunQueued]+counts[engine.RunRunning] > 0 {
