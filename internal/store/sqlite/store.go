@@ -326,13 +326,20 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 	}
 	// A batch often changes one run many times (every completion counts
 	// the run's remaining tasks down): only its last state is written.
+	// Likewise a task is often changed twice (ready, then started): only
+	// its last state in the batch is written.
 	lastRun := map[int64]int{}
+	w.lastTask = map[taskKey][2]int{}
 	for i := range changes {
 		if changes[i].Transition.Run != nil {
 			lastRun[changes[i].RunID] = i
 		}
+		for j, tc := range changes[i].Transition.Tasks {
+			w.lastTask[taskKey{changes[i].RunID, tc.Index}] = [2]int{i, j}
+		}
 	}
 	for i := range changes {
+		w.change = i
 		w.skipRun = lastRun[changes[i].RunID] != i
 		if err := w.apply(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
@@ -370,6 +377,13 @@ type writer struct {
 	ctx                                               context.Context
 	updateRun, updateTask, insertEvent, upsertAttempt *sql.Stmt
 	skipRun                                           bool // a later change of the batch writes the run
+	change                                            int  // index of the change being written
+	lastTask                                          map[taskKey][2]int
+}
+
+type taskKey struct {
+	run int64
+	idx int
 }
 
 func (w *writer) apply(c *store.Change) error {
@@ -381,7 +395,10 @@ func (w *writer) apply(c *store.Change) error {
 			return fmt.Errorf("update run: %w", err)
 		}
 	}
-	for _, tc := range tr.Tasks {
+	for j, tc := range tr.Tasks {
+		if w.lastTask != nil && w.lastTask[taskKey{c.RunID, tc.Index}] != [2]int{w.change, j} {
+			continue // a later change of the batch writes this task
+		}
 		t := &tc.Task
 		res, err := w.updateTask.ExecContext(w.ctx, string(t.State), t.Attempt, t.Spent, t.PendingNeeds,
 			timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt), intPtrArg(t.ExitCode), t.Message,
