@@ -232,3 +232,24 @@ func writeUnavailable(w http.ResponseWriter, msg string) {
 	w.WriteHeader(http.StatusServiceUnavailable)
 	fmt.Fprintf(w, `{"error":{"code":%q,"message":%q}}`+"\n", api.CodeUnavailable, msg)
 }
+
+// waker is implemented by stores that can wake other servers at once
+// (PostgreSQL's LISTEN/NOTIFY); without it the leader finds new work at its
+// next tick.
+type waker interface {
+	Notify(ctx context.Context) error
+	Listen(ctx context.Context, wake func()) error
+}
+
+// wakeLeader tells the leader that this follower created work for it.
+func (s *Server) wakeLeader(ctx context.Context) {
+	if s.leading() {
+		s.poke()
+		return
+	}
+	if w, ok := s.store.(waker); ok {
+		if err := w.Notify(ctx); err != nil {
+			s.log.Warn("wake the leader", "err", err)
+		}
+	}
+}

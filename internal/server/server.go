@@ -269,6 +269,17 @@ func (s *Server) lead(ctx, startCtx context.Context) error {
 		defer stop()
 		go func() { ch <- s.keepLeading(leadCtx) }()
 		lost = ch
+		if w, ok := s.store.(waker); ok {
+			// Followers that create runs wake this server at once.
+			listening := make(chan struct{})
+			go func() {
+				defer close(listening)
+				if err := w.Listen(leadCtx, s.poke); err != nil {
+					s.log.Warn("listen for other servers' work; relying on the tick", "err", err)
+				}
+			}()
+			defer func() { stop(); <-listening }()
+		}
 	}
 	if err := s.recoverRuns(startCtx); err != nil {
 		return err

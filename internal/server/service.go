@@ -99,7 +99,7 @@ func (v *service) SetPaused(ctx context.Context, name string, paused bool, actor
 		return api.Pipeline{}, err
 	}
 	v.s.log.Info("pipeline schedule paused", "pipeline", name, "paused", paused, "actor", actor)
-	v.s.poke()
+	v.s.wakeLeader(ctx)
 	return v.Pipeline(ctx, name)
 }
 
@@ -138,7 +138,7 @@ func (v *service) Trigger(ctx context.Context, name string, params map[string]st
 		return api.Run{}, err
 	}
 	v.s.log.Info("run triggered", "pipeline", name, "run", run.ID, "actor", actor)
-	v.s.poke()
+	v.s.wakeLeader(ctx)
 	return api.NewRun(run), nil
 }
 
@@ -285,7 +285,7 @@ func (v *service) act(ctx context.Context, runID int64, ev engine.Event) (api.Ru
 	}
 	v.s.log.Info("operator action", "run", runID, "action", ev.Kind, "actor", ev.Actor)
 	if reopened {
-		v.s.poke() // the scheduler executes it again
+		v.s.wakeLeader(ctx) // the scheduler executes it again
 	}
 	return v.Run(ctx, runID)
 }
@@ -345,7 +345,7 @@ func (v *service) Rerun(ctx context.Context, runID int64, actor string) (api.Run
 		return api.Run{}, err
 	}
 	v.s.log.Info("run rerun", "of", runID, "run", run.ID, "actor", actor)
-	v.s.poke()
+	v.s.wakeLeader(ctx)
 	return api.NewRun(run), nil
 }
 
@@ -399,7 +399,7 @@ func (v *service) CreateBackfill(ctx context.Context, req api.BackfillRequest, a
 	v.s.backfills[b.ID] = true
 	v.s.mu.Unlock()
 	v.s.log.Info("backfill created", "backfill", b.ID, "pipeline", req.Pipeline, "runs", len(runs), "actor", actor)
-	v.s.poke()
+	v.s.wakeLeader(ctx)
 	return v.Backfill(ctx, b.ID)
 }
 
@@ -482,7 +482,7 @@ func (v *service) CancelBackfill(ctx context.Context, id int64, actor string) (a
 		}
 	}
 	v.s.log.Info("backfill cancelled", "backfill", id, "actor", actor)
-	v.s.poke()
+	v.s.wakeLeader(ctx)
 	return v.Backfill(ctx, id)
 }
 
