@@ -72,6 +72,13 @@ runs those attempts again elsewhere.`,
 			if grace < 0 || killGrace < 0 {
 				return usageErr("--grace and --kill-grace: expected durations of 0s or more")
 			}
+			// 0s means at once; the Worker's zero value means its default.
+			if grace == 0 {
+				grace = time.Nanosecond
+			}
+			if killGrace == 0 {
+				killGrace = time.Nanosecond
+			}
 			for _, l := range labels {
 				if strings.TrimSpace(l) == "" || strings.ContainsAny(l, " \t") {
 					return usageErr("--labels %q: expected names separated by commas, without spaces", strings.Join(labels, ","))

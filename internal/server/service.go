@@ -273,8 +273,12 @@ func (v *service) Events(ctx context.Context, runID int64, after int64, limit in
 // act applies an operator action and executes the run again if it was
 // reopened.
 func (v *service) act(ctx context.Context, runID int64, ev engine.Event) (api.Run, error) {
-	if _, err := v.s.store.Run(ctx, runID); errors.Is(err, store.ErrNotFound) {
+	before, err := v.s.store.Run(ctx, runID)
+	if errors.Is(err, store.ErrNotFound) {
 		return api.Run{}, api.NotFound("no run %d", runID)
+	}
+	if err != nil {
+		return api.Run{}, err
 	}
 	_, reopened, err := v.s.runner.Act(ctx, runID, ev)
 	if errors.Is(err, runner.ErrBusy) {
@@ -285,6 +289,15 @@ func (v *service) act(ctx context.Context, runID int64, ev engine.Event) (api.Ru
 	}
 	v.s.log.Info("operator action", "run", runID, "action", ev.Kind, "actor", ev.Actor)
 	if reopened {
+		if b := before.BackfillID; b != 0 {
+			// The backfill is running again until this run ends too.
+			if err := v.s.store.SetBackfillState(ctx, b, store.BackfillRunning, time.Time{}); err != nil {
+				return api.Run{}, err
+			}
+			v.s.mu.Lock()
+			v.s.backfills[b] = true
+			v.s.mu.Unlock()
+		}
 		v.s.wakeLeader(ctx) // the scheduler executes it again
 	}
 	return v.Run(ctx, runID)
@@ -462,22 +475,24 @@ func (v *service) CancelBackfill(ctx context.Context, id int64, actor string) (a
 	if _, err := v.Backfill(ctx, id); err != nil {
 		return api.Backfill{}, err
 	}
-	for {
-		runs, err := v.s.store.ListRuns(ctx, store.RunFilter{BackfillID: id, States: []engine.RunState{engine.RunQueued, engine.RunRunning}, Limit: store.MaxRunsLimit})
+	// Walk every unfinished run of the backfill, oldest first, with a cursor:
+	// runs already cancelling are skipped, however many there are.
+	for after := int64(0); ; {
+		runs, err := v.s.store.ListRuns(ctx, store.RunFilter{BackfillID: id, States: []engine.RunState{engine.RunQueued, engine.RunRunning}, Ascending: true, AfterID: after, Limit: store.MaxRunsLimit})
 		if err != nil {
 			return api.Backfill{}, err
 		}
-		cancelled := 0
 		for _, r := range runs {
+			after = r.ID
 			if r.Cancelling {
 				continue
 			}
-			if _, _, err := v.s.runner.Act(ctx, r.ID, engine.Event{Kind: engine.EvCancel, Task: -1, Actor: actor, Message: fmt.Sprintf("backfill %d cancelled", id)}); err != nil && !errors.Is(err, engine.ErrRejected) {
+			_, _, err := v.s.runner.Act(ctx, r.ID, engine.Event{Kind: engine.EvCancel, Task: -1, Actor: actor, Message: fmt.Sprintf("backfill %d cancelled", id)})
+			if err != nil && !errors.Is(err, engine.ErrRejected) {
 				return api.Backfill{}, err
 			}
-			cancelled++
 		}
-		if cancelled == 0 || len(runs) < store.MaxRunsLimit {
+		if len(runs) < store.MaxRunsLimit {
 			break
 		}
 	}
