@@ -232,9 +232,16 @@ func (tx *txn) taskEnded(ev Event) error {
 		// itself crashed): not the task's fault, so the attempt is not
 		// charged and the task is ready again at once.
 		t.Spent--
-		if tx.run.Cancelling {
+		switch {
+		case tx.run.Cancelling:
 			tx.endUnsuccessful(ev.Task, TaskCancelled, "run cancelled")
-		} else {
+		case ev.Hold > 0:
+			t.State = TaskRetryWait
+			t.ReadyAt = tx.now.Add(ev.Hold)
+			tx.record(Record{Kind: RecRetryScheduled, Task: ev.Task, Attempt: t.Attempt,
+				Message: fmt.Sprintf("held %s: the lost attempt's worker may still be running it", ev.Hold.Round(time.Millisecond))})
+			tx.actions = append(tx.actions, Action{Kind: ActWake, Task: ev.Task, At: t.ReadyAt})
+		default:
 			tx.makeReady(ev.Task)
 		}
 		tx.checkDone()

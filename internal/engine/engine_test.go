@@ -613,3 +613,23 @@ func TestMarkSucceededRevivesDownstream(t *testing.T) {
 		t.Fatalf("run %+v", r)
 	}
 }
+
+func TestLostAttemptHold(t *testing.T) {
+	h := newHarness(t, []NodeDef{{ID: "a", Retry: RetryPolicy{Attempts: 1}}})
+	h.must(Event{Kind: EvRunStarted, Task: -1})
+	h.start("a")
+	tr := h.must(Event{Kind: EvTaskLost, Task: 0, Attempt: 1, Hold: 15 * time.Second})
+	if s, spent := h.state("a"), h.m.Task(0).Spent; s != TaskRetryWait || spent != 0 {
+		t.Fatalf("held lost attempt: %s spent %d", s, spent)
+	}
+	if w := findAction(tr, ActWake); w == nil || w.At.Sub(h.now) != 15*time.Second {
+		t.Fatalf("wake %+v", w)
+	}
+	h.now = h.now.Add(15 * time.Second)
+	h.must(Event{Kind: EvRetryDue, Task: 0})
+	h.start("a")
+	h.end("a", EvTaskSucceeded, 0)
+	if h.m.Run().State != RunSucceeded {
+		t.Fatalf("run %s", h.m.Run().State)
+	}
+}

@@ -127,6 +127,11 @@ type Event struct {
 	Message  string
 	Result   json.RawMessage
 	Actor    string // who caused it, for operator actions ("" for the system)
+	// Hold delays a lost task's next attempt (task_lost only). A server that
+	// takes over from a dead one holds the attempts a remote worker may still
+	// be running until their lease has surely ended, so that no attempt runs
+	// twice at once.
+	Hold time.Duration
 }
 
 // Record is one entry of a run's timeline, written in the same transaction as

@@ -35,6 +35,10 @@ type Broker struct {
 	Logs   *logs.Files
 	Now    func() time.Time
 	Logger *slog.Logger
+	// OnLease, when set, is told which remote worker took an attempt, so the
+	// attempt's row names it while it runs (a server taking over after a
+	// crash then knows the attempt may still be running there).
+	OnLease func(a *runner.Attempt, worker string)
 
 	mu      sync.Mutex
 	offers  []*offer // waiting, by priority then arrival
@@ -218,6 +222,9 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 			for i, l := range got {
 				resp.Leases[i] = b.describe(l)
 				b.Logger.Info("attempt leased", "lease", l.id, "worker", l.worker)
+				if b.OnLease != nil {
+					b.OnLease(l.o.a, l.worker)
+				}
 			}
 			return resp, nil
 		}

@@ -160,3 +160,49 @@ func TestActOnStoredRunHoldsNoSlot(t *testing.T) {
 		t.Fatalf("execute after retry: %v %s", err, got.State)
 	}
 }
+
+// TestRecoveryHoldsAttemptsOfRemoteWorkers checks that a task whose running
+// attempt was held by a remote worker when the previous process died is not
+// started again before that worker's lease has surely ended, while one the
+// process ran itself starts again at once.
+func TestRecoveryHoldsAttemptsOfRemoteWorkers(t *testing.T) {
+	e := newEnv(t)
+	run, err := e.r.Create(context.Background(), e.pipeline("name: held\ntasks: [{id: remote, run: 'true'}, {id: here, run: 'true'}]\n"), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r.defaults()
+	c, err := e.r.load(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c.apply(engine.Event{Kind: engine.EvRunStarted, Task: -1}, now)
+	c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: 0}, now, store.Attempt{RunID: run.ID, Index: 0, Attempt: 1, Worker: "spot-7:4242", StartedAt: now})
+	c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: 1}, now, store.Attempt{RunID: run.ID, Index: 1, Attempt: 1, Worker: "local:me", StartedAt: now})
+	if err := c.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	next := &Runner{Store: e.st, Logs: e.logs, Home: e.home, Now: func() time.Time { return now },
+		LostHold: func(worker string) time.Duration {
+			if worker == "local:me" {
+				return 0
+			}
+			return time.Hour
+		}}
+	next.defaults()
+	c, err = next.load(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.recover(); err != nil {
+		t.Fatal(err)
+	}
+	if tk := c.mem.Task(0); tk.State != engine.TaskRetryWait || !tk.ReadyAt.Equal(now.Add(time.Hour)) || tk.Spent != 0 {
+		t.Fatalf("remote worker's task: %s ready at %s spent %d, want held an hour and not charged", tk.State, tk.ReadyAt, tk.Spent)
+	}
+	if tk := c.mem.Task(1); tk.State != engine.TaskReady {
+		t.Fatalf("this process's own task: %s, want ready at once", tk.State)
+	}
+}

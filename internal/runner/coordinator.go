@@ -334,8 +334,16 @@ func (c *coordinator) recover() error {
 		switch t.State {
 		case engine.TaskRunning:
 			msg := "the executor of this attempt stopped (process crashed or was killed)"
+			var hold time.Duration
+			if c.r.LostHold != nil {
+				if atts, err := c.r.Store.Attempts(context.Background(), c.run.ID, i); err == nil && len(atts) > 0 {
+					if last := atts[len(atts)-1]; last.Attempt == t.Attempt {
+						hold = c.r.LostHold(last.Worker)
+					}
+				}
+			}
 			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: store.OutcomeLost, Message: msg}
-			if _, err := c.apply(engine.Event{Kind: engine.EvTaskLost, Task: i, Attempt: t.Attempt, Message: msg}, now, att); err != nil {
+			if _, err := c.apply(engine.Event{Kind: engine.EvTaskLost, Task: i, Attempt: t.Attempt, Message: msg, Hold: hold}, now, att); err != nil {
 				return fmt.Errorf("recover task %s: %w", c.eng.Graph.Node(i).ID, err)
 			}
 		case engine.TaskReady:
@@ -404,6 +412,7 @@ func (c *coordinator) launch(s start) {
 		RunID:    c.run.ID,
 		Pipeline: c.pipeline,
 		Task:     &c.pipeline.Tasks[s.task],
+		Index:    s.task,
 		Number:   s.attempt,
 		Params:   c.params,
 		Trigger:  c.run.Trigger,

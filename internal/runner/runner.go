@@ -57,6 +57,10 @@ type Runner struct {
 	// Kind runs a task attempt. Nil means run it as a process (RunProcess);
 	// benchmarks pass a no-op to measure orchestration alone.
 	Kind TaskFunc
+	// LostHold, when set, says how long to hold the next attempt of a task
+	// whose running attempt is found lost at recovery, by the worker that
+	// ran it: a remote worker may still be running it until its lease ends.
+	LostHold func(worker string) time.Duration
 	// Timezone is where schedules without a timezone are read; interval
 	// variables are written in the schedule's zone (default UTC).
 	Timezone *time.Location
@@ -134,6 +138,7 @@ type Attempt struct {
 	RunID    int64
 	Pipeline *spec.Pipeline
 	Task     *spec.Task
+	Index    int // the task's position in the run's graph
 	Number   int
 	Params   map[string]string // rendered parameter values by environment name
 	Trigger  string            // what started the run

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,22 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
 	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
 	s.runner.Kind = s.broker.Run
+	s.broker.OnLease = func(a *runner.Attempt, worker string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		att := store.Attempt{RunID: a.RunID, Index: a.Index, Attempt: a.Number, Worker: worker}
+		if err := s.runner.Store.Apply(ctx, store.Change{RunID: a.RunID, Attempts: []store.Attempt{att}}); err != nil {
+			s.log.Warn("record the worker of an attempt", "run", a.RunID, "task", a.Task.ID, "worker", worker, "err", err)
+		}
+	}
+	// An attempt a remote worker held when the previous server died may
+	// still run there until its lease ends: its next attempt waits for that.
+	s.runner.LostHold = func(worker string) time.Duration {
+		if worker == "" || strings.HasPrefix(worker, "local:") {
+			return 0
+		}
+		return cfg.LeaseTimeout.D()
+	}
 	s.logs.Ended = runner.AttemptEnded(st)
 	s.reg = NewRegistry(cfg.Pipelines, s.checkPipeline)
 	return s, nil
