@@ -40,6 +40,7 @@ type coordinator struct {
 	exited   chan struct{}          // closed when the loop has returned
 	detached bool                   // records transitions only (Act on a run not executing)
 	pending  []store.Change         // transitions not yet written
+	kills    []int                  // attempts to end once pending is written
 	records  []engine.Record        // records of pending, for the observer
 	draining bool                   // no new starts; hand attempts back at the deadline
 	drainAt  <-chan time.Time       // when draining attempts are handed back
@@ -144,9 +145,9 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 		case engine.ActWake:
 			heap.Push(&c.timers, wake{task: a.Task, at: a.At})
 		case engine.ActKill:
-			if h, ok := c.running[a.Task]; ok {
-				h.cancel()
-			}
+			// Ended after the cancel is written (commit): a cancel that
+			// could not be recorded must not have killed anything.
+			c.kills = append(c.kills, a.Task)
 		case engine.ActDone:
 			c.r.Dispatcher.withdraw(c.run.ID)
 		}
@@ -182,6 +183,12 @@ func (c *coordinator) commit(ctx context.Context) error {
 		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
 	}
 	c.pending = c.pending[:0]
+	for _, i := range c.kills {
+		if h, ok := c.running[i]; ok {
+			h.cancel()
+		}
+	}
+	c.kills = c.kills[:0]
 	c.run.Run = c.mem.Run()
 	if c.r.Observe != nil && len(c.records) > 0 {
 		c.r.Observe(Progress{
