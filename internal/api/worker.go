@@ -227,6 +227,12 @@ type tokenNameKey struct{}
 // TokenName returns the name of the worker token a worker request was
 // authenticated with, so a Workers implementation can record which
 // credential took a lease; "" outside worker requests.
+// WithTokenName returns ctx carrying an authenticated token's name, as the
+// handler passes it to Workers; tests of Workers implementations use it.
+func WithTokenName(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, tokenNameKey{}, name)
+}
+
 func TokenName(ctx context.Context) string {
 	s, _ := ctx.Value(tokenNameKey{}).(string)
 	return s

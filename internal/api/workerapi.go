@@ -5,7 +5,6 @@ package api
 // for managing tokens, and the translation of the four worker calls.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +80,7 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (*http.Re
 		}
 		return nil, fmt.Errorf("authenticate worker token: %w", err)
 	}
-	return r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, name)), nil
+	return r.WithContext(WithTokenName(r.Context(), name)), nil
 }
 
 // bearerToken reads `Authorization: Bearer <token>`; ok is false when the

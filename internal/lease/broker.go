@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ type Broker struct {
 	// OnLease, when set, is told which remote worker took an attempt, so the
 	// attempt's row names it while it runs (a server taking over after a
 	// crash then knows the attempt may still be running there).
-	OnLease func(a *runner.Attempt, worker string)
+	OnLease func(a *runner.Attempt, worker string) error
 
 	mu      sync.Mutex
 	offers  []*offer // waiting, by priority then arrival
@@ -63,10 +64,26 @@ type leaseState struct {
 	id       string
 	o        *offer
 	worker   string
+	owner    string    // the token the lease was handed to ("" for the in-process executor)
 	deadline time.Time // zero for the in-process executor, which cannot vanish alone
 	cancel   bool      // the run asked to end the attempt
-	sink     io.WriteCloser
-	logSize  int64
+	// logMu orders a lease's log appends and its close: a worker may retry
+	// an append while the first is still being written, and an expiry or a
+	// report may come in between.
+	logMu   sync.Mutex
+	sink    io.WriteCloser
+	logSize int64
+	closed  bool
+}
+
+// closeLog ends the lease's log once; later appends are refused.
+func (l *leaseState) closeLog() {
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	if l.sink != nil {
+		l.sink.Close()
+	}
+	l.closed = true
 }
 
 // New returns a broker; Start runs its lease janitor.
@@ -114,9 +131,7 @@ func (b *Broker) expire() {
 	b.mu.Unlock()
 	for _, l := range lost {
 		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
-		if l.sink != nil {
-			l.sink.Close()
-		}
+		l.closeLog()
 		l.o.result <- runner.AttemptResult{Kind: engine.EvTaskLost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
 	}
 }
@@ -209,24 +224,46 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 	if req.Worker == "" || req.Free < 1 {
 		return api.LeaseResponse{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "a lease request names its worker and asks for at least one attempt (free >= 1)")
 	}
+	if req.Worker == localWorker || strings.HasPrefix(req.Worker, localWorker+":") {
+		return api.LeaseResponse{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "worker name %q is reserved for the server's own executor", req.Worker)
+	}
+	owner := api.TokenName(ctx)
 	wait := time.Duration(min(max(req.WaitSeconds, 0), 30)) * time.Second
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		b.mu.Lock()
 		got := b.take(req.Worker, req.Labels, req.Free, true)
+		for _, l := range got {
+			l.owner = owner
+		}
 		changed := b.changed
 		b.mu.Unlock()
 		if len(got) > 0 {
-			resp := api.LeaseResponse{Leases: make([]api.Lease, len(got))}
-			for i, l := range got {
-				resp.Leases[i] = b.describe(l)
-				b.Logger.Info("attempt leased", "lease", l.id, "worker", l.worker)
+			resp := api.LeaseResponse{Leases: make([]api.Lease, 0, len(got))}
+			for _, l := range got {
+				// The worker must be known to hold it before it may run it:
+				// a server taking over relies on that to hold the task.
 				if b.OnLease != nil {
-					b.OnLease(l.o.a, l.worker)
+					if err := b.OnLease(l.o.a, l.worker); err != nil {
+						b.Logger.Warn("could not record the worker of an attempt; offering it again", "lease", l.id, "err", err)
+						b.giveBack(l)
+						continue
+					}
 				}
+				if ctx.Err() != nil {
+					// The worker hung up (a drain, a cut connection): put the
+					// attempt back rather than lose it at the lease timeout.
+					b.giveBack(l)
+					continue
+				}
+				resp.Leases = append(resp.Leases, b.describe(l))
+				b.Logger.Info("attempt leased", "lease", l.id, "worker", l.worker)
 			}
-			return resp, nil
+			if len(resp.Leases) > 0 || ctx.Err() != nil {
+				return resp, nil
+			}
+			continue
 		}
 		select {
 		case <-changed:
@@ -236,6 +273,36 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 			return api.LeaseResponse{Leases: []api.Lease{}}, nil
 		}
 	}
+}
+
+// giveBack puts a lease's offer back in line, unleased.
+func (b *Broker) giveBack(l *leaseState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.leases[l.id] != l {
+		return
+	}
+	delete(b.leases, l.id)
+	l.o.lease = nil
+	i, _ := slices.BinarySearchFunc(b.offers, l.o, compareOffers)
+	b.offers = slices.Insert(b.offers, i, l.o)
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// localWorker is the name of the in-process executor's leases; remote
+// workers may not use it.
+const localWorker = "local"
+
+// held returns the lease with id if the caller (token and worker) holds it.
+func (b *Broker) held(ctx context.Context, id, worker string) (*leaseState, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.leases[id]
+	if !ok || l.deadline.IsZero() || l.owner != api.TokenName(ctx) || (worker != "" && l.worker != worker) {
+		return nil, false
+	}
+	return l, true
 }
 
 // describe is what a worker needs to run a lease.
@@ -255,9 +322,10 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 	var resp api.HeartbeatResponse
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	owner := api.TokenName(ctx)
 	for _, id := range req.Leases {
 		l, ok := b.leases[id]
-		if !ok || l.worker != req.Worker {
+		if !ok || l.worker != req.Worker || l.owner != owner || l.deadline.IsZero() {
 			resp.Unknown = append(resp.Unknown, id)
 			continue
 		}
@@ -275,18 +343,19 @@ func leaseLost(id string) error {
 
 // AppendLog implements api.Workers.
 func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []byte) error {
-	b.mu.Lock()
-	l, ok := b.leases[id]
-	b.mu.Unlock()
+	l, ok := b.held(ctx, id, "")
 	if !ok {
 		return leaseLost(id)
 	}
-	// One worker goroutine sends a lease's log in order; the lock above only
-	// guards the map. Bytes the server already has are skipped.
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	if l.closed {
+		return leaseLost(id)
+	}
 	if offset > l.logSize {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log of lease %s: offset %d is past the %d bytes received", id, offset, l.logSize)
 	}
-	skip := l.logSize - offset
+	skip := l.logSize - offset // bytes the server already has (a retried request)
 	if skip >= int64(len(data)) {
 		return nil
 	}
@@ -319,6 +388,9 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 	}
 	b.mu.Lock()
 	l, held := b.leases[id]
+	if held && (l.deadline.IsZero() || l.owner != api.TokenName(ctx)) {
+		held = false // the in-process executor's, or another token's
+	}
 	if held {
 		delete(b.leases, id)
 	}
@@ -326,9 +398,7 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 	if !held {
 		return leaseLost(id)
 	}
-	if l.sink != nil {
-		l.sink.Close()
-	}
+	l.closeLog()
 	l.o.result <- runner.AttemptResult{Kind: kind, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Worker: l.worker}
 	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", req.Outcome)
 	return nil
@@ -344,7 +414,7 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 		wg.Go(func() {
 			for {
 				b.mu.Lock()
-				got := b.take("local", labels, 1, false)
+				got := b.take(localWorker, labels, 1, false)
 				changed := b.changed
 				b.mu.Unlock()
 				if len(got) == 0 {

@@ -222,3 +222,57 @@ func TestRunLocal(t *testing.T) {
 	stop()
 	<-done
 }
+
+// TestLeasesBelongToTheirWorker checks that only the token a lease was
+// handed to can report, append to or keep it, and that no remote worker can
+// pass for the server's own executor.
+func TestLeasesBelongToTheirWorker(t *testing.T) {
+	b, _, _ := newBroker(t)
+	w1 := api.WithTokenName(context.Background(), "w1")
+	w2 := api.WithTokenName(context.Background(), "w2")
+	if _, err := b.Lease(w1, api.LeaseRequest{Worker: "local", Free: 1}); err == nil {
+		t.Fatal("a remote worker named itself local")
+	}
+	res := submit(context.Background(), b, attempt(1, "a", 0))
+	resp, err := b.Lease(w1, api.LeaseRequest{Worker: "host:1", Free: 1})
+	if err != nil || len(resp.Leases) != 1 {
+		t.Fatalf("lease %+v %v", resp, err)
+	}
+	id := resp.Leases[0].ID
+	var e *api.Error
+	if err := b.Complete(w2, id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); !errors.As(err, &e) || e.Code != api.CodeLeaseLost {
+		t.Fatalf("another token completed the lease: %v", err)
+	}
+	if err := b.AppendLog(w2, id, 0, []byte("x\n")); !errors.As(err, &e) {
+		t.Fatalf("another token appended to the log: %v", err)
+	}
+	if hb, _ := b.Heartbeat(w2, api.HeartbeatRequest{Worker: "host:1", Leases: []string{id}}); len(hb.Unknown) != 1 {
+		t.Fatalf("another token kept the lease: %+v", hb)
+	}
+	if err := b.Complete(w1, id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; r.Kind != engine.EvTaskSucceeded || r.Worker != "host:1" {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestConcurrentLogAppends sends the same log twice at once, as a worker
+// retrying a slow request does: the log holds it once.
+func TestConcurrentLogAppends(t *testing.T) {
+	b, _, lf := newBroker(t)
+	res := submit(context.Background(), b, attempt(1, "a", 0))
+	id := lease(t, b, "w", 1)[0].ID
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { b.AppendLog(context.Background(), id, 0, []byte("one\ntwo\n")) })
+	}
+	wg.Wait()
+	b.Complete(context.Background(), id, api.CompleteRequest{Outcome: api.OutcomeSucceeded})
+	<-res
+	r, _ := lf.Open(context.Background(), logs.Key{RunID: 1, TaskID: "a", Attempt: 1}, 0)
+	defer r.Close()
+	if got, _ := io.ReadAll(r); string(got) != "one\ntwo\n" {
+		t.Fatalf("log %q", got)
+	}
+}

@@ -243,8 +243,12 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 			ctxDone = nil
 		}
 		drain := c.r.drain
+		var hurry <-chan struct{}
 		if c.draining {
 			drain = nil
+			if c.drainAt != nil {
+				hurry = c.r.hurry
+			}
 		}
 		select {
 		case comp := <-c.done:
@@ -283,14 +287,22 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 			}
 		case <-drain:
 			c.startDrain()
+		case <-hurry:
+			c.handBack()
 		case <-c.drainAt:
-			for _, h := range c.running {
-				h.preempt = true
-				h.cancel()
-			}
-			c.drainAt = nil
+			c.handBack()
 		}
 	}
+}
+
+// handBack ends a drain's grace: running attempts are ended and recorded as
+// preempted (not charged).
+func (c *coordinator) handBack() {
+	for _, h := range c.running {
+		h.preempt = true
+		h.cancel()
+	}
+	c.drainAt = nil
 }
 
 // startDrain stops new starts; running attempts get the drain grace period to
@@ -343,11 +355,13 @@ func (c *coordinator) recover() error {
 			msg := "the executor of this attempt stopped (process crashed or was killed)"
 			var hold time.Duration
 			if c.r.LostHold != nil {
+				worker := "" // unknown: hold, to be safe
 				if atts, err := c.r.Store.Attempts(context.Background(), c.run.ID, i); err == nil && len(atts) > 0 {
 					if last := atts[len(atts)-1]; last.Attempt == t.Attempt {
-						hold = c.r.LostHold(last.Worker)
+						worker = last.Worker
 					}
 				}
+				hold = c.r.LostHold(worker)
 			}
 			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: store.OutcomeLost, Message: msg}
 			if _, err := c.apply(engine.Event{Kind: engine.EvTaskLost, Task: i, Attempt: t.Attempt, Message: msg, Hold: hold}, now, att); err != nil {

@@ -70,6 +70,8 @@ type Runner struct {
 	initOnce  sync.Once
 	drain     chan struct{} // closed by Drain
 	drainOnce sync.Once
+	hurry     chan struct{} // closed by Hurry
+	hurryOnce sync.Once
 	mu        sync.Mutex
 	active    map[int64]*coordinator   // runs executing in this process
 	versions  map[int64]*parsedVersion // parsed pipeline versions, by id
@@ -184,6 +186,7 @@ func (r *Runner) init() {
 		r.DrainGrace = 30 * time.Second
 	}
 	r.drain = make(chan struct{})
+	r.hurry = make(chan struct{})
 	r.active = map[int64]*coordinator{}
 	r.versions = map[int64]*parsedVersion{}
 	if r.Grace <= 0 {
@@ -387,6 +390,14 @@ func (r *Runner) Drain() {
 		r.Dispatcher.setPaused(true)
 		close(r.drain)
 	})
+}
+
+// Hurry ends a drain's grace period at once: running attempts are ended
+// and handed back now. A server that lost its leadership uses it, since
+// another server is about to run those tasks.
+func (r *Runner) Hurry() {
+	r.defaults()
+	r.hurryOnce.Do(func() { close(r.hurry) })
 }
 
 // Waiting says why a ready task of a run has not started yet.

@@ -57,6 +57,10 @@ func newElector(address string, ttl time.Duration) *elector {
 
 // try acquires or renews the lease and reports whether this server leads.
 func (e *elector) try(ctx context.Context, st store.Store, now time.Time) (bool, error) {
+	// A renewal that hangs (a network cut to the database) must not keep
+	// this server believing it leads: each try gets a third of the lease.
+	ctx, cancel := context.WithTimeout(ctx, e.ttl/3)
+	defer cancel()
 	l, err := st.AcquireLeadership(ctx, e.holder, e.address, e.ttl, now)
 	if err != nil {
 		return false, err
@@ -111,6 +115,14 @@ func (s *Server) waitForLeadership(ctx context.Context) (bool, error) {
 	}
 }
 
+// abdicate forgets the lease, so this server forwards leader-only requests
+// and stops extending workers' leases.
+func (e *elector) abdicate() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cur.Holder = ""
+}
+
 // keepLeading renews the lease until ctx ends; it returns
 // errLostLeadership when another server took it, or when renewals failed
 // for longer than the lease lives.
@@ -132,10 +144,12 @@ func (s *Server) keepLeading(ctx context.Context) error {
 		case err == nil:
 			// Another server leads, or this one won the lease back under a
 			// new term after losing it: either way its runs may have moved.
+			s.elector.abdicate()
 			return errLostLeadership
 		case time.Since(lastOK) > s.elector.ttl*2/3:
 			// Stop before the lease can expire under us, so two servers
 			// never both believe they lead.
+			s.elector.abdicate()
 			return fmt.Errorf("%w (renewals failing: %v)", errLostLeadership, err)
 		default:
 			s.log.Warn("renew leadership", "err", err)

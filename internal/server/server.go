@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,19 +116,17 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
 	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
 	s.runner.Kind = s.broker.Run
-	s.broker.OnLease = func(a *runner.Attempt, worker string) {
+	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		att := store.Attempt{RunID: a.RunID, Index: a.Index, Attempt: a.Number, Worker: worker}
-		if err := s.runner.Store.Apply(ctx, store.Change{RunID: a.RunID, Attempts: []store.Attempt{att}}); err != nil {
-			s.log.Warn("record the worker of an attempt", "run", a.RunID, "task", a.Task.ID, "worker", worker, "err", err)
-		}
+		return s.runner.Store.Apply(ctx, store.Change{RunID: a.RunID, Attempts: []store.Attempt{att}})
 	}
 	// An attempt a remote worker held when the previous server died may
 	// still run there until its lease ends: its next attempt waits for that.
 	s.runner.LostHold = func(worker string) time.Duration {
-		if worker == "" || strings.HasPrefix(worker, "local:") {
-			return 0
+		if worker == s.runner.Worker {
+			return 0 // this machine's own executor: its processes are gone
 		}
 		return cfg.LeaseTimeout.D()
 	}
@@ -246,13 +243,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "store", storeName, "workers", s.cfg.Workers)
 
-	loopErr := s.lead(ctx, startCtx)
+	renewCtx, stopRenewing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRenewing()
+	loopErr := s.lead(ctx, startCtx, renewCtx)
 
 	s.ready.Store(false)
 	s.stopping.Store(true)
 	s.log.Info("draining: no new attempts start; running ones get the grace period", "grace", s.cfg.DrainGrace.D())
 	s.runner.Drain()
 	s.wg.Wait()
+	stopRenewing()
 	if !errors.Is(loopErr, errLostLeadership) && s.elector != nil {
 		s.resign()
 	}
@@ -271,7 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 // lead waits until this server leads (at once on the embedded store), then
 // resumes the runs that were executing and runs the scheduler until ctx
 // ends or leadership is lost.
-func (s *Server) lead(ctx, startCtx context.Context) error {
+func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 	var lost <-chan error
 	if s.elector != nil {
 		leader, err := s.waitForLeadership(ctx)
@@ -281,11 +281,21 @@ func (s *Server) lead(ctx, startCtx context.Context) error {
 		if err := s.syncAll(startCtx); err != nil {
 			return err
 		}
+		// The lease is renewed until the drain after this function is over
+		// (renewCtx), so no other server takes over attempts still running
+		// here; losing it ends them at once (Hurry).
 		ch := make(chan error, 1)
+		go func() {
+			err := s.keepLeading(renewCtx)
+			if err != nil {
+				s.runner.Drain()
+				s.runner.Hurry()
+			}
+			ch <- err
+		}()
+		lost = ch
 		leadCtx, stop := context.WithCancel(ctx)
 		defer stop()
-		go func() { ch <- s.keepLeading(leadCtx) }()
-		lost = ch
 		if w, ok := s.store.(waker); ok {
 			// Followers that create runs wake this server at once.
 			listening := make(chan struct{})

@@ -23,6 +23,7 @@ type tokens struct {
 	mu      sync.Mutex
 	touched map[int64]time.Time // last "last used" write per token, to write it at most once a minute
 	valid   map[string]cached   // recently authenticated secrets' hashes
+	gen     uint64              // bumped by every revocation
 }
 
 // cached is a token found valid, remembered briefly: every worker request
@@ -68,6 +69,7 @@ func (t *tokens) RevokeToken(ctx context.Context, name, actor string) error {
 	err := t.s.store.RevokeToken(ctx, name, t.s.now())
 	t.mu.Lock()
 	clear(t.valid) // this server stops accepting it at once; others within tokenCacheTTL
+	t.gen++
 	t.mu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
 		return api.NotFound("no token named %q", name)
@@ -101,6 +103,7 @@ func (t *tokens) Authenticate(ctx context.Context, secret string) (string, error
 		t.mu.Unlock()
 		return c.name, nil
 	}
+	gen := t.gen
 	t.mu.Unlock()
 	tok, err := t.s.store.TokenByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
@@ -118,7 +121,9 @@ func (t *tokens) Authenticate(ctx context.Context, secret string) (string, error
 	if len(t.valid) > 1000 {
 		clear(t.valid)
 	}
-	t.valid[string(hash)] = cached{name: tok.Name, expires: time.Now().Add(tokenCacheTTL)}
+	if gen == t.gen { // no revocation raced the lookup
+		t.valid[string(hash)] = cached{name: tok.Name, expires: time.Now().Add(tokenCacheTTL)}
+	}
 	stale := now.Sub(t.touched[tok.ID]) > time.Minute
 	if stale {
 		t.touched[tok.ID] = now

@@ -130,7 +130,7 @@ type session struct {
 
 	// lastContact is when the server last answered a lease or heartbeat
 	// request; guarded by mu. A worker cut off from the server for most of
-	// the lease timeout ends its attempts itself, before the server gives
+	// half the lease timeout ends its attempts itself, well before the server gives
 	// them to another worker, so an attempt never runs twice at once.
 	lastContact time.Time
 	added       chan struct{} // a lease was taken (capacity 1)
@@ -476,15 +476,17 @@ func (s *session) heartbeats(ctx context.Context) {
 		if len(ids) == 0 {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, max(every, timeout, time.Second))
+		// A heartbeat that hangs must not hide a cut-off server: each call
+		// gets half the interval, so the silence check below runs in time.
+		cctx, cancel := context.WithTimeout(ctx, max(every/2, 100*time.Millisecond))
 		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids})
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				continue
 			}
-			if silent := s.sinceContact(); silent > timeout*2/3 {
-				s.log.Error("no answer from the server for most of the lease timeout; ending the attempts before they are given to another worker",
+			if silent := s.sinceContact(); silent > timeout/2 {
+				s.log.Error("no answer from the server for half the lease timeout; ending the attempts before they are given to another worker",
 					"leases", len(ids), "silent", silent.Round(time.Millisecond), "err", err)
 				for _, id := range ids {
 					if a := s.held(id); a != nil {
