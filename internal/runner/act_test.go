@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -204,5 +205,38 @@ func TestRecoveryHoldsAttemptsOfRemoteWorkers(t *testing.T) {
 	}
 	if tk := c.mem.Task(1); tk.State != engine.TaskReady {
 		t.Fatalf("this process's own task: %s, want ready at once", tk.State)
+	}
+}
+
+func TestAttemptEnded(t *testing.T) {
+	e := newEnv(t)
+	run, err := e.r.Create(context.Background(), e.pipeline("name: quiet\ntasks: [{id: a, run: 'true'}, {id: b, run: 'true'}]\n"), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r.defaults()
+	c, _ := e.r.load(context.Background(), run.ID)
+	now := time.Now()
+	c.apply(engine.Event{Kind: engine.EvRunStarted, Task: -1}, now)
+	c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: 0}, now, store.Attempt{RunID: run.ID, Index: 0, Attempt: 1, StartedAt: now})
+	c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: 1}, now, store.Attempt{RunID: run.ID, Index: 1, Attempt: 1, StartedAt: now})
+	c.apply(engine.Event{Kind: engine.EvTaskSucceeded, Task: 1, Attempt: 1}, now, store.Attempt{RunID: run.ID, Index: 1, Attempt: 1, FinishedAt: now, Outcome: store.OutcomeSucceeded})
+	if err := c.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ended := AttemptEnded(e.st)
+	cases := []struct {
+		key  logs.Key
+		want bool
+	}{
+		{logs.Key{RunID: run.ID, TaskID: "a", Attempt: 1}, false}, // running
+		{logs.Key{RunID: run.ID, TaskID: "b", Attempt: 1}, true},  // succeeded
+		{logs.Key{RunID: run.ID, TaskID: "nope", Attempt: 1}, true},
+		{logs.Key{RunID: 999, TaskID: "a", Attempt: 1}, true},
+	}
+	for _, c := range cases {
+		if got := ended(context.Background(), c.key); got != c.want {
+			t.Errorf("AttemptEnded(%v) = %t, want %t", c.key, got, c.want)
+		}
 	}
 }

@@ -512,20 +512,48 @@ func (r *Runner) intervalEnv(p *spec.Pipeline, run store.Run) map[string]string 
 }
 
 // AttemptEnded reports whether the attempt a log key names has ended, as
-// the store says: the task moved past it, or is no longer running it. Log
-// stores use it to stop following the log of an attempt that printed
-// nothing.
+// the store says: its attempt row has an outcome. Log stores use it to stop
+// following the log of an attempt that printed nothing. A task's position
+// is looked up once per run, so each check reads only that task's attempts,
+// however large the run.
 func AttemptEnded(st store.Store) func(ctx context.Context, k logs.Key) bool {
+	var mu sync.Mutex
+	index := map[logs.Key]int{} // by run and task (Attempt zero)
 	return func(ctx context.Context, k logs.Key) bool {
-		tasks, err := st.Tasks(ctx, k.RunID)
+		key := logs.Key{RunID: k.RunID, TaskID: k.TaskID}
+		mu.Lock()
+		i, ok := index[key]
+		mu.Unlock()
+		if !ok {
+			tasks, err := st.Tasks(ctx, k.RunID)
+			if err != nil {
+				return errors.Is(err, store.ErrNotFound)
+			}
+			i = -1
+			for _, t := range tasks {
+				if t.TaskID == k.TaskID {
+					i = t.Index
+				}
+			}
+			if i < 0 {
+				return true
+			}
+			mu.Lock()
+			if len(index) > 1000 {
+				clear(index)
+			}
+			index[key] = i
+			mu.Unlock()
+		}
+		atts, err := st.Attempts(ctx, k.RunID, i)
 		if err != nil {
 			return errors.Is(err, store.ErrNotFound)
 		}
-		for _, t := range tasks {
-			if t.TaskID == k.TaskID {
-				return t.Attempt > k.Attempt || t.State != engine.TaskRunning
+		for _, a := range atts {
+			if a.Attempt == k.Attempt {
+				return a.Outcome != ""
 			}
 		}
-		return true
+		return len(atts) > 0 && atts[len(atts)-1].Attempt > k.Attempt
 	}
 }
