@@ -40,7 +40,8 @@ type Files struct {
 	mu     sync.Mutex
 	topics map[Key]*topic // keys with an open writer or follower here
 
-	dirs sync.Map // run directories known to exist
+	dirsMu sync.Mutex
+	dirs   map[string]bool // run directories known to exist (bounded: see maxDirs)
 
 	// Ended, when set, tells Follow that an attempt has ended, so following
 	// the log of an attempt that never printed anything (and so has no file)
@@ -72,6 +73,9 @@ func (f *Files) Create(ctx context.Context, k Key, secrets []string) (*Writer, e
 	return NewWriter(sink, secrets), nil
 }
 
+// maxDirs bounds the run directories Files remembers.
+const maxDirs = 4096
+
 // Sink returns a raw appender for the log of k: bytes written to it are
 // already formatted lines (a remote worker formats them with NewWriter and
 // sends them). Like a Writer, it creates the file at the first write, holds
@@ -98,11 +102,21 @@ func (f *Files) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
 // createFile creates the log file of k, locked for its writer.
 func (f *Files) createFile(k Key, path string) (*os.File, error) {
 	dir := filepath.Dir(path)
-	if _, ok := f.dirs.Load(dir); !ok {
+	f.dirsMu.Lock()
+	known := f.dirs[dir]
+	f.dirsMu.Unlock()
+	if !known {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("create log of %s: %w", k, err)
 		}
-		f.dirs.Store(dir, true)
+		f.dirsMu.Lock()
+		if f.dirs == nil || len(f.dirs) >= maxDirs {
+			// Forget them all rather than grow for ever: a directory not
+			// remembered costs one MkdirAll on its next log.
+			f.dirs = map[string]bool{}
+		}
+		f.dirs[dir] = true
+		f.dirsMu.Unlock()
 	}
 	// Lock a temporary file, then link it into place: a follower must never
 	// see the log without its writer's lock, or it would take the log for
