@@ -228,7 +228,7 @@ the attempt ends or Ctrl-C.`,
 			}
 			key := logs.Key{RunID: id, TaskID: task.TaskID, Attempt: n}
 			if follow {
-				return a.followLog(cmd, l, key, task.Index)
+				return a.followLog(cmd, l, key)
 			}
 			rc, err := l.logs.Open(cmd.Context(), key, 0)
 			if err != nil {

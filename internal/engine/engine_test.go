@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -190,11 +191,25 @@ func TestRetryDelayJitterBounds(t *testing.T) {
 		{1, 1, 12 * time.Second},
 		{1, -1, 8 * time.Second},
 		{10, -1, 48 * time.Second},
+		{100, 0, time.Minute},
+		{5000, 0, time.Minute}, // Multiplier^n overflows to +Inf
+		{0, 0, 10 * time.Second},
 	}
 	for _, tt := range tests {
 		if got := p.Delay(tt.n, tt.u); got != tt.want {
 			t.Errorf("Delay(%d, %v) = %s, want %s", tt.n, tt.u, got, tt.want)
 		}
+	}
+}
+
+func TestRetryDelayExtremes(t *testing.T) {
+	constant := RetryPolicy{Backoff: time.Second, MaxBackoff: time.Hour, Multiplier: 1}
+	if got := constant.Delay(7, 0.8); got != time.Second {
+		t.Errorf("constant delay = %v", got)
+	}
+	huge := RetryPolicy{Backoff: math.MaxInt64, MaxBackoff: math.MaxInt64, Multiplier: 2, Jitter: 1}
+	if got := huge.Delay(3, 0.98); got <= 0 {
+		t.Errorf("huge delay = %v, want a large positive value", got)
 	}
 }
 

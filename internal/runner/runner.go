@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -96,6 +97,18 @@ func (r *Runner) remember(id int64, pv *parsedVersion) {
 		clear(r.versions)
 	}
 	r.versions[id] = pv
+}
+
+// Pipeline returns a stored pipeline version, parsed (and kept: the result
+// is shared and must not be modified). A version that no longer parses
+// gives an error wrapping the spec.ErrorList.
+func (r *Runner) Pipeline(ctx context.Context, versionID int64) (*spec.Pipeline, error) {
+	r.defaults()
+	pv, err := r.version(ctx, versionID)
+	if err != nil {
+		return nil, err
+	}
+	return pv.p, nil
 }
 
 // version returns a pipeline version parsed, from the cache or the store.
@@ -438,17 +451,24 @@ func (r *Runner) lock(runID int64) (func(), error) {
 }
 
 // paramEnv renders a run's stored parameter values as the environment
-// variables commands see (TASUKI_PARAM_<NAME>).
+// variables commands see (TASUKI_PARAM_<NAME>), through spec.ParamEnv.
 func paramEnv(p *spec.Pipeline, raw json.RawMessage) (map[string]string, error) {
 	text, err := ParamText(p, raw)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(text))
-	for _, prm := range p.Params {
-		if v, ok := text[prm.Name]; ok {
-			out[prm.EnvName()] = v
-		}
+	values := make(map[string]any, len(text))
+	for k, v := range text {
+		values[k] = v
+	}
+	env, err := p.ParamEnv(values)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
 	}
 	return out, nil
 }

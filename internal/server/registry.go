@@ -3,12 +3,9 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -204,25 +201,6 @@ func fingerprint(dir string) (string, error) {
 
 // listFiles returns the pipeline files under dir, as spec.LoadDir finds them.
 func listFiles(dir string) []string {
-	var files []string
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if d != nil && d.IsDir() && !errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		ext := strings.ToLower(filepath.Ext(d.Name()))
-		if !d.IsDir() && (ext == ".yaml" || ext == ".yml") {
-			files = append(files, path)
-		}
-		return nil
-	})
+	files, _ := spec.Files(dir)
 	return files
 }

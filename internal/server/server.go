@@ -364,14 +364,14 @@ func (s *Server) seed(ctx context.Context) error {
 		if st.VersionID == 0 {
 			continue
 		}
-		v, err := s.store.PipelineVersion(ctx, st.VersionID)
-		if err != nil {
-			return fmt.Errorf("load version of pipeline %s: %w", st.Name, err)
-		}
-		p, err := spec.Parse(v.File, v.Source)
-		if err != nil {
+		p, err := s.runner.Pipeline(ctx, st.VersionID)
+		var parseErr spec.ErrorList
+		if errors.As(err, &parseErr) {
 			s.log.Warn("stored pipeline version no longer parses; waiting for its file", "pipeline", st.Name, "err", err)
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("load version of pipeline %s: %w", st.Name, err)
 		}
 		s.reg.Seed(p, st.File, st.Removed)
 	}

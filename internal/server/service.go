@@ -335,13 +335,9 @@ func (v *service) Rerun(ctx context.Context, runID int64, actor string) (api.Run
 	if err != nil {
 		return api.Run{}, err
 	}
-	ver, err := v.s.store.PipelineVersion(ctx, old.VersionID)
+	p, err := v.s.runner.Pipeline(ctx, old.VersionID)
 	if err != nil {
 		return api.Run{}, fmt.Errorf("pipeline version of run %d: %w", runID, err)
-	}
-	p, err := spec.Parse(ver.File, ver.Source)
-	if err != nil {
-		return api.Run{}, fmt.Errorf("parse pipeline version of run %d: %w", runID, err)
 	}
 	params, err := runner.ParamText(p, old.Params)
 	if err != nil {

@@ -73,27 +73,10 @@ func load(paths []string) ([]*Pipeline, ErrorList) {
 			add(root)
 			continue
 		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("reading pipeline directory: %v", err), Err: err})
-				if d != nil && d.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if path != root && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if !d.IsDir() && isPipelineFile(d.Name()) {
-				add(path)
-			}
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, &Error{File: root, Msg: fmt.Sprintf("walking pipeline directory: %v", err), Err: err})
+		found, werrs := walk(root)
+		errs = append(errs, werrs...)
+		for _, f := range found {
+			add(f)
 		}
 	}
 
@@ -127,6 +110,41 @@ func load(paths []string) ([]*Pipeline, ErrorList) {
 		return out, errs.sorted()
 	}
 	return out, nil
+}
+
+// Files lists the pipeline files under dir as LoadDir reads them: .yaml and
+// .yml files, recursively, skipping hidden files and directories. Problems
+// reading the tree are returned beside what was found.
+func Files(dir string) ([]string, ErrorList) {
+	return walk(dir)
+}
+
+func walk(root string) ([]string, ErrorList) {
+	var files []string
+	var errs ErrorList
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("reading pipeline directory: %v", err), Err: err})
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if path != root && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && isPipelineFile(d.Name()) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, &Error{File: root, Msg: fmt.Sprintf("walking pipeline directory: %v", err), Err: err})
+	}
+	return files, errs
 }
 
 // isPipelineFile reports whether a file found in a directory is a pipeline.

@@ -12,8 +12,7 @@
 // hints). Keys kept for later versions of the format live in reservedKeys.
 //
 // Parse, ParseFile, LoadDir and LoadPaths read pipelines; Schema renders the
-// JSON Schema; Pipeline.Graph gives the engine the task graph as indexes;
-// Pipeline.ResolveParams and Pipeline.ParamEnv turn the parameters of a run
+// JSON Schema; Pipeline.ResolveParams and Pipeline.ParamEnv turn the parameters of a run
 // into typed values and environment variables.
 package spec
 
@@ -154,7 +153,7 @@ func (c Command) String() string {
 //
 // Parse fills in the defaults for fields a file leaves out, so a parsed policy
 // is complete and an explicit zero (jitter: 0, backoff: 0s) keeps its meaning.
-// A policy built in code gets the defaults for its zero fields from WithDefaults.
+// The delay itself is computed by the engine (engine.RetryPolicy.Delay).
 type Retry struct {
 	Attempts   int      `yaml:"attempts" doc:"Total attempts including the first (1 means no retry)." required:"true" min:"1" aka:"max_attempts,count,times,limit,retries"`
 	Backoff    Duration `yaml:"backoff,omitempty" doc:"Delay before the first retry. Default 10s." aka:"delay,interval,wait"`
@@ -164,7 +163,7 @@ type Retry struct {
 }
 
 // Defaults of the retry policy: Parse fills them in for fields a file leaves
-// out, and Retry.WithDefaults for zero fields of a policy built in code.
+// out.
 const (
 	DefaultBackoff    = 10 * time.Second
 	DefaultMaxBackoff = 10 * time.Minute
