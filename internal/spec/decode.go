@@ -72,6 +72,9 @@ func parse(file string, data []byte) (*Pipeline, locations, ErrorList) {
 	errAt := func(line, col int, msg string) ErrorList {
 		return ErrorList{{File: file, Line: line, Col: col, Msg: msg}}
 	}
+	if errs := checkUTF8(file, data); errs != nil {
+		return nil, nil, errs
+	}
 	astFile, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		return nil, nil, syntaxError(file, err)
