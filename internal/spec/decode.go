@@ -25,7 +25,7 @@ import (
 // the first), sorted by position, each with a 1-based line and column and a
 // message that says what was expected. Parse does no I/O.
 func Parse(file string, data []byte) (*Pipeline, error) {
-	p, _, errs := parse(file, data)
+	p, _, errs := parse(file, data, nil)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -63,8 +63,10 @@ func (l locations) at(addr any) (loc, bool) {
 }
 
 // parse does the work of Parse and also returns the locations, which LoadPaths
-// needs to point at a duplicate pipeline name.
-func parse(file string, data []byte) (*Pipeline, locations, ErrorList) {
+// needs to point at a duplicate pipeline name. checks run after the format's
+// own checks pass. On errors the pipeline is what could be decoded (nil when
+// the file is not YAML), so a loader can still read the name it declares.
+func parse(file string, data []byte, checks []Check) (*Pipeline, locations, ErrorList) {
 	f, err := theFormat()
 	if err != nil {
 		return nil, nil, ErrorList{{File: file, Msg: err.Error()}}
@@ -106,13 +108,29 @@ func parse(file string, data []byte) (*Pipeline, locations, ErrorList) {
 	if !d.fatal {
 		d.errs = append(d.errs, check(p, d.locs, file)...)
 	}
+	if len(d.errs) == 0 {
+		d.errs = append(d.errs, d.extra(p, checks)...)
+	}
 	if len(d.errs) > 0 {
-		return nil, d.locs, d.errs.sorted()
+		return p, d.locs, d.errs.sorted()
 	}
 	normalize(p, d.locs)
 	sum := sha256.Sum256(data)
 	p.Source = Source{File: file, Hash: hex.EncodeToString(sum[:]), Data: bytes.Clone(data)}
 	return p, d.locs, nil
+}
+
+// extra runs the checks a caller added, with positions from the file.
+func (d *decoder) extra(p *Pipeline, checks []Check) ErrorList {
+	var errs ErrorList
+	report := func(at any, msg string) {
+		l, _ := d.locs.at(at)
+		errs = append(errs, &Error{File: d.file, Line: l.line, Col: l.col, Msg: msg})
+	}
+	for _, c := range checks {
+		c(p, report)
+	}
+	return errs
 }
 
 // syntaxError turns a go-yaml error into an ErrorList with its position.

@@ -23,13 +23,23 @@ func readError(path string, err error) *Error {
 	return &Error{File: path, Msg: fmt.Sprintf("reading pipeline file: %v", err), Err: err}
 }
 
+// Check is a check a caller adds to the format's own, for what only the
+// caller knows (a server's configured pools, say). It runs on a pipeline that
+// passed the format's checks and reports each problem with report, giving
+// the address of the value concerned (&p.Tasks[i].Pool, &p.Schedule), so the
+// error points at the line and column where that value is written. Reported
+// problems make the file fail to load like any other error.
+type Check func(p *Pipeline, report func(at any, msg string))
+
 // LoadDir loads every pipeline file (*.yaml, *.yml) under dir, recursively,
 // skipping hidden files and directories (names starting with '.'). It returns
 // the pipelines that loaded cleanly together with every problem found, so a
 // server can keep running the good pipelines while reporting the bad ones. Two
 // files declaring the same pipeline name are an error at the second file (in
-// path order), which is then left out.
-func LoadDir(dir string) ([]*Pipeline, ErrorList) {
+// path order), which is then left out. checks are applied to every file after
+// the format's own. The errors of a file that declares a readable name carry
+// it in Error.Pipeline, so a broken file can be tied to its pipeline.
+func LoadDir(dir string, checks ...Check) ([]*Pipeline, ErrorList) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, ErrorList{{File: dir, Msg: fmt.Sprintf("reading pipeline directory: %v", err), Err: err}}
@@ -37,7 +47,7 @@ func LoadDir(dir string) ([]*Pipeline, ErrorList) {
 	if !info.IsDir() {
 		return nil, ErrorList{{File: dir, Msg: "reading pipeline directory: not a directory"}}
 	}
-	return load([]string{dir})
+	return load([]string{dir}, checks)
 }
 
 // LoadPaths loads pipelines from files and directories: a file is parsed
@@ -45,14 +55,14 @@ func LoadDir(dir string) ([]*Pipeline, ErrorList) {
 // returns the pipelines that loaded cleanly even when there are errors; the
 // error, when not nil, is an ErrorList.
 func LoadPaths(paths ...string) ([]*Pipeline, error) {
-	ps, errs := load(paths)
+	ps, errs := load(paths, nil)
 	if len(errs) > 0 {
 		return ps, errs
 	}
 	return ps, nil
 }
 
-func load(paths []string) ([]*Pipeline, ErrorList) {
+func load(paths []string, checks []Check) ([]*Pipeline, ErrorList) {
 	var errs ErrorList
 	var files []string
 	seen := map[string]bool{}
@@ -92,14 +102,19 @@ func load(paths []string) ([]*Pipeline, ErrorList) {
 			errs = append(errs, readError(file, err))
 			continue
 		}
-		p, locs, perrs := parse(file, data)
+		p, locs, perrs := parse(file, data, checks)
 		if len(perrs) > 0 {
+			if name := declaredName(p, locs); name != "" {
+				for _, e := range perrs {
+					e.Pipeline = name
+				}
+			}
 			errs = append(errs, perrs...)
 			continue
 		}
 		at, _ := locs.at(&p.Name)
 		if first, dup := names[p.Name]; dup {
-			errs = append(errs, &Error{File: file, Line: at.line, Col: at.col,
+			errs = append(errs, &Error{File: file, Line: at.line, Col: at.col, Pipeline: p.Name,
 				Msg: fmt.Sprintf("pipeline name %q is already used by %s:%d:%d", p.Name, first.file, first.at.line, first.at.col)})
 			continue
 		}
@@ -110,6 +125,18 @@ func load(paths []string) ([]*Pipeline, ErrorList) {
 		return out, errs.sorted()
 	}
 	return out, nil
+}
+
+// declaredName is the name a file that failed to load declares, when it was
+// written as a string; "" otherwise.
+func declaredName(p *Pipeline, locs locations) string {
+	if p == nil {
+		return ""
+	}
+	if l, ok := locs.at(&p.Name); !ok || l.bad {
+		return ""
+	}
+	return p.Name
 }
 
 // Files lists the pipeline files under dir as LoadDir reads them: .yaml and

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -113,5 +114,52 @@ func TestLoadPaths(t *testing.T) {
 	}
 	if ps, err := LoadPaths(); err != nil || len(ps) != 0 {
 		t.Errorf("LoadPaths() = %v, %v", ps, err)
+	}
+}
+
+// TestLoadDirChecksAndDeclaredNames: a caller's check points at the value
+// it concerns, and every error of a file that declares a readable name
+// carries that name, so a server can say which pipeline a broken file is.
+func TestLoadDirChecksAndDeclaredNames(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"good.yaml":   pipelineYAML("good"),
+		"pooled.yaml": "name: pooled\ntasks:\n  - id: a\n    run: echo\n    pool: warehouse\n",
+		"needs.yaml":  "name: needy\ntasks:\n  - id: a\n    run: echo\n    needs: [nope]\n",
+		"syntax.yaml": "name: [\n",
+		"noname.yaml": "name: [1]\ntasks: [{id: a, run: echo}]\n",
+		"zdup.yaml":   pipelineYAML("good"), // after good.yaml in path order
+	})
+	pools := func(p *Pipeline, report func(at any, msg string)) {
+		for i := range p.Tasks {
+			if p.Tasks[i].Pool != "" {
+				report(&p.Tasks[i].Pool, "pool "+p.Tasks[i].Pool+" is not configured")
+			}
+		}
+	}
+	ps, errs := LoadDir(dir, pools)
+	if names(ps) != "good" {
+		t.Errorf("loaded %q, want only good", names(ps))
+	}
+	got := map[string]string{}
+	for _, e := range errs {
+		rel, _ := filepath.Rel(dir, e.File)
+		got[rel] = fmt.Sprintf("%d:%d %s [%s]", e.Line, e.Col, e.Msg, e.Pipeline)
+	}
+	want := map[string]string{
+		"pooled.yaml": "5:11 pool warehouse is not configured [pooled]",
+		"needs.yaml":  `5:13 task "a" needs "nope", which is not a task [needy]`,
+		"syntax.yaml": "[]",
+		"noname.yaml": "[]",
+		"zdup.yaml":   `1:7 pipeline name "good" is already used by [good]`,
+	}
+	if len(got) != len(want) {
+		t.Errorf("errors %q, want one per file of %q", got, want)
+	}
+	for file, w := range want {
+		prefix, suffix, _ := strings.Cut(w, "[")
+		if g := got[file]; !strings.HasPrefix(g, strings.TrimSpace(prefix)) || !strings.HasSuffix(g, "["+suffix) {
+			t.Errorf("%s: %q, want %q ... [%s", file, g, prefix, suffix)
+		}
 	}
 }

@@ -187,6 +187,9 @@ type Error struct {
 	Line int
 	Col  int
 	Msg  string
+	// Pipeline is the name the file declares, when LoadDir could read it
+	// from a file that failed to load; "" otherwise.
+	Pipeline string
 	// Err is the underlying cause when there is one (a file that cannot be
 	// read), so errors.Is(err, fs.ErrNotExist) works through an ErrorList.
 	Err error
