@@ -41,6 +41,7 @@ type coordinator struct {
 	detached bool                   // records transitions only (Act on a run not executing)
 	pending  []store.Change         // transitions not yet written
 	kills    []int                  // attempts to end once pending is written
+	ready    []int                  // tasks that became ready, to queue before the next dispatch
 	records  []engine.Record        // records of pending, for the observer
 	draining bool                   // no new starts; hand attempts back at the deadline
 	drainAt  <-chan time.Time       // when draining attempts are handed back
@@ -141,7 +142,7 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 	for _, a := range tr.Actions {
 		switch a.Kind {
 		case engine.ActReady:
-			c.enqueue(a.Task)
+			c.ready = append(c.ready, a.Task)
 		case engine.ActWake:
 			heap.Push(&c.timers, wake{task: a.Task, at: a.At})
 		case engine.ActKill:
@@ -158,17 +159,28 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 	return tr, nil
 }
 
-// enqueue puts a ready task in line for a slot.
-func (c *coordinator) enqueue(i int) {
-	if c.draining || c.mem.Run().Cancelling {
+// enqueue puts the tasks that became ready since the last dispatch in line
+// for a slot, all at once: tasks that became ready together compete by
+// priority, even for a slot that is free now.
+func (c *coordinator) enqueue() {
+	ready := c.ready
+	c.ready = c.ready[:0]
+	if c.draining || c.mem.Run().Cancelling || len(ready) == 0 {
 		return
 	}
-	t := &c.pipeline.Tasks[i]
-	if err := c.r.Dispatcher.enqueue(c.run.ID, i, t.Priority, t.Pool, c.inbox); err != nil {
+	batch := make([]readyTask, 0, len(ready))
+	for _, i := range ready {
+		if c.mem.Task(i).State != engine.TaskReady {
+			continue // started, marked or cancelled since
+		}
+		t := &c.pipeline.Tasks[i]
+		batch = append(batch, readyTask{task: i, priority: t.Priority, pool: t.Pool})
+	}
+	for _, qe := range c.r.Dispatcher.enqueue(c.run.ID, c.inbox, batch...) {
 		// The pipeline names a pool this executor does not have: fail the
 		// attempt with the reason rather than wait forever.
-		c.r.Logger.Warn("task cannot be queued", "run", c.run.ID, "task", t.ID, "err", err)
-		c.inbox.put(grant{task: i, err: err.Error()})
+		c.r.Logger.Warn("task cannot be queued", "run", c.run.ID, "task", c.eng.Graph.Node(qe.task).ID, "err", qe.err)
+		c.inbox.put(grant{task: qe.task, err: qe.err.Error()})
 	}
 }
 
@@ -215,6 +227,7 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		c.enqueue()
 		starts := c.dispatch()
 		if err := c.commit(ctx); err != nil {
 			for _, st := range starts {
@@ -368,7 +381,7 @@ func (c *coordinator) recover() error {
 				return fmt.Errorf("recover task %s: %w", c.eng.Graph.Node(i).ID, err)
 			}
 		case engine.TaskReady:
-			c.enqueue(i)
+			c.ready = append(c.ready, i)
 		case engine.TaskRetryWait:
 			heap.Push(&c.timers, wake{task: i, at: t.ReadyAt})
 		}

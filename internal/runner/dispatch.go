@@ -80,31 +80,59 @@ func (d *Dispatcher) HasPool(name string) bool {
 	return ok
 }
 
-// enqueue puts a ready task in line. Enqueuing a task already in line does
-// nothing.
-func (d *Dispatcher) enqueue(run int64, task, priority int, poolName string, in *inbox) error {
+// readyTask is a task of a run that became ready, as the dispatcher sees it.
+type readyTask struct {
+	task     int
+	priority int
+	pool     string
+}
+
+// queueError is a task that could not be put in line, and why.
+type queueError struct {
+	task int
+	err  error
+}
+
+// enqueue puts ready tasks of one run in line and only then grants the slots
+// that are free, so tasks that became ready together compete by priority for
+// the first free slot as for every other: granting each on arrival would give
+// a free slot to whichever came first. Enqueuing a task already in line does
+// nothing. It returns the tasks that cannot be queued (their pool is not
+// configured); the others are queued.
+func (d *Dispatcher) enqueue(run int64, in *inbox, tasks ...readyTask) []queueError {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p, ok := d.pools[poolName]
+	var failed []queueError
+	for _, rt := range tasks {
+		if err := d.push(run, in, rt); err != nil {
+			failed = append(failed, queueError{task: rt.task, err: err})
+		}
+	}
+	d.pump()
+	return failed
+}
+
+// push puts one ticket in line without granting anything. d.mu is held.
+func (d *Dispatcher) push(run int64, in *inbox, rt readyTask) error {
+	p, ok := d.pools[rt.pool]
 	if !ok && d.OpenPools {
-		p = &pool{name: poolName}
-		d.pools[poolName] = p
+		p = &pool{name: rt.pool}
+		d.pools[rt.pool] = p
 	} else if !ok {
-		return fmt.Errorf("pool %q is not configured", poolName)
+		return fmt.Errorf("pool %q is not configured", rt.pool)
 	}
 	byTask := d.tickets[run]
 	if byTask == nil {
 		byTask = map[int]*ticket{}
 		d.tickets[run] = byTask
 	}
-	if _, dup := byTask[task]; dup {
+	if _, dup := byTask[rt.task]; dup {
 		return nil
 	}
 	d.seq++
-	t := &ticket{run: run, task: task, priority: priority, pool: poolName, seq: d.seq, inbox: in}
-	byTask[task] = t
+	t := &ticket{run: run, task: rt.task, priority: rt.priority, pool: rt.pool, seq: d.seq, inbox: in}
+	byTask[rt.task] = t
 	heap.Push(&p.queue, t)
-	d.pump()
 	return nil
 }
 
