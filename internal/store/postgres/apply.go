@@ -40,7 +40,7 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 		return nil
 	}
 	for i := range changes {
-		if err := checkChange(&changes[i]); err != nil {
+		if err := store.CheckChange(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
 	}
@@ -59,27 +59,6 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("apply %d changes: commit: %w", len(changes), err)
-	}
-	return nil
-}
-
-// checkChange rejects what would fail inside the transaction anyway, before
-// it starts, with messages that name the field.
-func checkChange(c *store.Change) error {
-	for _, t := range c.Transition.Tasks {
-		if err := checkJSON(fmt.Sprintf("result of task %d", t.Index), t.Task.Result); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Transition.Records {
-		if err := checkJSON(fmt.Sprintf("data of %s record", r.Kind), r.Data); err != nil {
-			return err
-		}
-	}
-	for _, a := range c.Attempts {
-		if a.RunID != 0 && a.RunID != c.RunID {
-			return fmt.Errorf("attempt %d of task %d names run %d", a.Attempt, a.Index, a.RunID)
-		}
 	}
 	return nil
 }
@@ -182,7 +161,7 @@ func (p *applyPlan) build(changes []store.Change) {
 			p.attempt[i], p.spent[i], p.needs[i] = int32(t.Attempt), int32(t.Spent), int32(t.PendingNeeds)
 			p.readyAt[i], p.taskStarted[i], p.taskEnded[i] = tsArg(t.ReadyAt), tsArg(t.StartedAt), tsArg(t.FinishedAt)
 			p.taskExit[i] = int4Arg(t.ExitCode)
-			p.taskMessage[i] = text(t.Message)
+			p.taskMessage[i] = store.Text(t.Message)
 			p.result[i] = jsonText(t.Result)
 		}
 		for _, r := range tr.Records {
@@ -192,8 +171,8 @@ func (p *applyPlan) build(changes []store.Change) {
 			p.evKind = append(p.evKind, string(r.Kind))
 			p.evAttempt = append(p.evAttempt, int32(r.Attempt))
 			p.evExit = append(p.evExit, int4Arg(r.ExitCode))
-			p.evMessage = append(p.evMessage, text(r.Message))
-			p.evActor = append(p.evActor, text(r.Actor))
+			p.evMessage = append(p.evMessage, store.Text(r.Message))
+			p.evActor = append(p.evActor, store.Text(r.Actor))
 			p.evData = append(p.evData, jsonText(r.Data))
 		}
 		for _, a := range c.Attempts {
@@ -382,7 +361,7 @@ func (p *applyPlan) statements(setMin int) []statement {
 	for i := range p.attempts {
 		a := &p.attempts[i]
 		run[i], idx[i], att[i] = a.RunID, int32(a.Index), int32(a.Attempt)
-		worker[i], outcome[i], msg[i], log[i] = text(a.Worker), string(a.Outcome), text(a.Message), text(a.Log)
+		worker[i], outcome[i], msg[i], log[i] = store.Text(a.Worker), string(a.Outcome), store.Text(a.Message), store.Text(a.Log)
 		started[i], finished[i] = tsArg(a.StartedAt), tsArg(a.FinishedAt)
 		exit[i] = int4Arg(a.ExitCode)
 	}

@@ -22,15 +22,6 @@ func scanBackfill(row pgx.Row) (store.Backfill, error) {
 	return b, err
 }
 
-func checkBackfillState(s string) error {
-	switch s {
-	case store.BackfillRunning, store.BackfillSucceeded, store.BackfillFailed, store.BackfillCancelled:
-		return nil
-	}
-	return fmt.Errorf("unknown backfill state %q (want %s, %s, %s or %s)", s,
-		store.BackfillRunning, store.BackfillSucceeded, store.BackfillFailed, store.BackfillCancelled)
-}
-
 // runCopyCols are the columns CreateBackfill writes with COPY, the id
 // included: it is reserved beforehand.
 var runCopyCols = []string{"id", "pipeline", "version_id", "trigger", "params", "interval_start", "interval_end",
@@ -46,36 +37,13 @@ var createdCopyCols = []string{"run_id", "task_idx", "time", "kind", "actor"}
 // say) fails its COPY and leaves nothing behind. Run ids come from the
 // sequence in increasing order, so the runs are listed in the order given.
 func (db *DB) CreateBackfill(ctx context.Context, b store.Backfill, runs []store.NewRun) (store.Backfill, error) {
-	if err := prepareBackfill(&b, runs); err != nil {
+	rs, err := store.PrepareBackfill(&b, runs)
+	if err != nil {
 		return store.Backfill{}, fmt.Errorf("create backfill of %q: %w", b.Pipeline, err)
 	}
-	// Check and normalise copies: the caller's runs are left as given.
-	rs := make([]store.Run, len(runs))
 	nTasks := 0
 	for i := range runs {
-		nr := &runs[i]
-		r := &rs[i]
-		*r = nr.Run
-		if nr.Schedule != nil {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d advances a schedule; backfill runs may not", b.Pipeline, i)
-		}
-		if r.Pipeline == "" {
-			r.Pipeline = b.Pipeline
-		}
-		if r.Pipeline != b.Pipeline {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d is a run of pipeline %q", b.Pipeline, i, r.Pipeline)
-		}
-		if r.Trigger == "" {
-			r.Trigger = store.TriggerBackfill
-		}
-		if r.Trigger != store.TriggerBackfill {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d has trigger %q, want %q", b.Pipeline, i, r.Trigger, store.TriggerBackfill)
-		}
-		r.BackfillID = 0
-		if err := prepareRun(r, nr.Tasks); err != nil {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d: %w", b.Pipeline, i, err)
-		}
-		nTasks += len(nr.Tasks)
+		nTasks += len(runs[i].Tasks)
 	}
 
 	tx, err := db.pool.Begin(ctx)
@@ -97,7 +65,7 @@ func createBackfill(ctx context.Context, tx pgx.Tx, b *store.Backfill, rs []stor
 	batch := &pgx.Batch{}
 	batch.Queue(`INSERT INTO backfills (pipeline, range_from, range_to, parallel, state, actor, created_at, finished_at, runs)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		b.Pipeline, b.From, b.To, int32(b.Parallel), b.State, text(b.Actor), b.CreatedAt, timeArg(b.FinishedAt), int32(b.Runs))
+		b.Pipeline, b.From, b.To, int32(b.Parallel), b.State, store.Text(b.Actor), b.CreatedAt, timeArg(b.FinishedAt), int32(b.Runs))
 	if len(rs) > 0 {
 		batch.Queue(`SELECT nextval('runs_id_seq') FROM generate_series(1, $1)`, len(rs))
 	}
@@ -179,44 +147,12 @@ func createBackfill(ctx context.Context, tx pgx.Tx, b *store.Backfill, rs []stor
 		if actor == "" {
 			actor = b.Actor
 		}
-		row = append(row[:0], rs[i].ID, int32(-1), rs[i].CreatedAt, string(store.RecRunCreated), text(actor))
+		row = append(row[:0], rs[i].ID, int32(-1), rs[i].CreatedAt, string(store.RecRunCreated), store.Text(actor))
 		return row, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("backfill %d: copy %d run_created records: %w", b.ID, len(rs), err)
 	}
-	return nil
-}
-
-// prepareBackfill validates a new backfill and fills in what the store
-// decides, so the returned backfill equals what Backfill reads back.
-func prepareBackfill(b *store.Backfill, runs []store.NewRun) error {
-	if b.Pipeline == "" {
-		return errors.New("empty pipeline name")
-	}
-	if b.Parallel < 0 {
-		return fmt.Errorf("parallel is %d; want 0 (no limit of its own) or more", b.Parallel)
-	}
-	if b.State == "" {
-		b.State = store.BackfillRunning
-	}
-	if err := checkBackfillState(b.State); err != nil {
-		return err
-	}
-	if b.From.IsZero() || b.To.IsZero() {
-		return errors.New("the range needs both a start and an end")
-	}
-	if b.To.Before(b.From) {
-		return fmt.Errorf("the range ends (%s) before it starts (%s)", b.To.Format(time.RFC3339), b.From.Format(time.RFC3339))
-	}
-	if b.CreatedAt.IsZero() {
-		b.CreatedAt = time.Now()
-	}
-	b.ID = 0
-	b.Runs = len(runs)
-	b.Actor = text(b.Actor)
-	b.From, b.To = normTime(b.From), normTime(b.To)
-	b.CreatedAt, b.FinishedAt = normTime(b.CreatedAt), normTime(b.FinishedAt)
 	return nil
 }
 
@@ -269,7 +205,7 @@ func (db *DB) ListBackfills(ctx context.Context, pipeline string, beforeID int64
 
 // SetBackfillState records the state of backfill id.
 func (db *DB) SetBackfillState(ctx context.Context, id int64, state string, finishedAt time.Time) error {
-	if err := checkBackfillState(state); err != nil {
+	if err := store.CheckBackfillState(state); err != nil {
 		return fmt.Errorf("set state of backfill %d: %w", id, err)
 	}
 	tag, err := db.pool.Exec(ctx, `UPDATE backfills SET state = $1, finished_at = $2 WHERE id = $3`,

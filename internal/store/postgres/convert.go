@@ -1,12 +1,9 @@
 package postgres
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -28,15 +25,6 @@ func tsArg(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
 }
 
-// normTime is t as it reads back from the store: UTC, truncated to the
-// microsecond (as pgx encodes it), the zero time unchanged.
-func normTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return time.UnixMicro(t.UnixMicro()).UTC()
-}
-
 // jsonArg is the parameter value of raw JSON: NULL when empty.
 func jsonArg(raw json.RawMessage) any {
 	if len(raw) == 0 {
@@ -48,56 +36,6 @@ func jsonArg(raw json.RawMessage) any {
 // jsonText is raw JSON as an element of a text[] parameter cast to jsonb.
 func jsonText(raw json.RawMessage) pgtype.Text {
 	return pgtype.Text{String: string(raw), Valid: len(raw) > 0}
-}
-
-// normJSON is raw as it reads back: nil when empty.
-func normJSON(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 {
-		return nil
-	}
-	return raw
-}
-
-// checkJSON rejects what jsonb would refuse, before it reaches the database,
-// with a message that names the field: malformed JSON, and the escape
-// \u0000, which jsonb cannot store.
-func checkJSON(what string, raw json.RawMessage) error {
-	if len(raw) == 0 {
-		return nil
-	}
-	if !json.Valid(raw) {
-		return fmt.Errorf("%s is not valid JSON", what)
-	}
-	if bytes.Contains(raw, []byte(`\u0000`)) && hasNulEscape(raw) {
-		return fmt.Errorf("%s contains the escape \\u0000, which PostgreSQL cannot store in jsonb", what)
-	}
-	return nil
-}
-
-// hasNulEscape reports whether raw (valid JSON) has a \u0000 escape, as
-// opposed to an escaped backslash followed by "u0000".
-func hasNulEscape(raw []byte) bool {
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' || i+1 >= len(raw) {
-			continue
-		}
-		if raw[i+1] == 'u' && i+6 <= len(raw) && string(raw[i+2:i+6]) == "0000" {
-			return true
-		}
-		i++ // skip the escaped character
-	}
-	return false
-}
-
-// text makes s storable in a PostgreSQL text column: NUL bytes and invalid
-// UTF-8, which PostgreSQL refuses, become U+FFFD. It is applied to free text
-// that comes from outside (a task's message, a worker's name), where failing
-// the write would lose the state change that came with it.
-func text(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func intPtrArg(p *int) any {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -68,7 +67,7 @@ func newTaskArrays(tasks []store.TaskRow) *taskArrays {
 		a.attempt[i], a.spent[i], a.pendingNeeds[i] = int32(t.Attempt), int32(t.Spent), int32(t.PendingNeeds)
 		a.readyAt[i], a.startedAt[i], a.finishedAt[i] = tsArg(t.ReadyAt), tsArg(t.StartedAt), tsArg(t.FinishedAt)
 		a.exitCode[i] = int4Arg(t.ExitCode)
-		a.message[i] = text(t.Message)
+		a.message[i] = store.Text(t.Message)
 		a.result[i] = jsonText(t.Result)
 	}
 	return a
@@ -95,7 +94,7 @@ var taskCols = []string{"run_id", "idx", "task_id", "state", "attempt", "spent",
 func taskRow(row []any, runID int64, t *store.TaskRow) []any {
 	return append(row, runID, int32(t.Index), t.TaskID, string(taskState(t.State)), int32(t.Attempt), int32(t.Spent),
 		int32(t.PendingNeeds), timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt), intPtrArg(t.ExitCode),
-		text(t.Message), jsonArg(t.Result))
+		store.Text(t.Message), jsonArg(t.Result))
 }
 
 // copyTasks streams the tasks of run runID into the tasks table with COPY.
@@ -144,44 +143,6 @@ func runInsertError(r *store.Run, err error) error {
 	return fmt.Errorf("insert run: %w", err)
 }
 
-// prepareRun validates a new run and fills in what the store decides, so the
-// returned run equals what Run reads back.
-func prepareRun(r *store.Run, tasks []store.TaskRow) error {
-	if r.Pipeline == "" {
-		return errors.New("empty pipeline name")
-	}
-	if err := checkJSON("params", r.Params); err != nil {
-		return err
-	}
-	for i := range tasks {
-		t := &tasks[i]
-		if t.Index != i {
-			return fmt.Errorf("task %d (%q) has index %d; indexes must be 0..%d in order", i, t.TaskID, t.Index, len(tasks)-1)
-		}
-		if err := checkJSON(fmt.Sprintf("result of task %d", i), t.Result); err != nil {
-			return err
-		}
-	}
-	if r.BackfillID < 0 {
-		return fmt.Errorf("invalid backfill id %d", r.BackfillID)
-	}
-	r.ID = 0
-	r.TaskCount = len(tasks)
-	if r.State == "" {
-		r.State = engine.RunQueued
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r.Params = normJSON(r.Params)
-	r.CreatedAt = normTime(r.CreatedAt)
-	r.IntervalStart = normTime(r.IntervalStart)
-	r.IntervalEnd = normTime(r.IntervalEnd)
-	r.StartedAt = normTime(r.StartedAt)
-	r.FinishedAt = normTime(r.FinishedAt)
-	return nil
-}
-
 // CreateRun writes the run in one transaction and, for runs of up to
 // inlineTasks tasks, one round trip of statements: with a Schedule, the
 // compare-and-set of the pipeline's next fire time; with a BackfillID, the
@@ -190,7 +151,7 @@ func prepareRun(r *store.Run, tasks []store.TaskRow) error {
 // of a larger run follow with COPY.
 func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error) {
 	r := nr.Run
-	if err := prepareRun(&r, nr.Tasks); err != nil {
+	if err := store.PrepareRun(&r, nr.Tasks); err != nil {
 		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
 	}
 	var adv store.ScheduleAdvance
@@ -236,7 +197,7 @@ func createRun(ctx context.Context, tx pgx.Tx, r *store.Run, nr store.NewRun, ad
 	if inline {
 		tasks = nr.Tasks
 	}
-	args := append(runArgs(r), text(nr.Actor))
+	args := append(runArgs(r), store.Text(nr.Actor))
 	b.Queue(insertRunSQL, append(args, newTaskArrays(tasks).args()...)...)
 
 	br := tx.SendBatch(ctx, b)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,32 +34,6 @@ func scanLeader(row pgx.Row) (store.Leadership, error) {
 	return l, err
 }
 
-// checkText rejects a name that PostgreSQL cannot store in text, instead of
-// silently changing it (as text() does for free text): holders and token
-// names are compared, so they must round-trip exactly.
-func checkText(what, s string) error {
-	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
-		return fmt.Errorf("%s %q is not valid UTF-8 text without NUL bytes", what, s)
-	}
-	return nil
-}
-
-// checkAcquire validates the arguments of AcquireLeadership.
-func checkAcquire(holder, address string, ttl time.Duration, now time.Time) error {
-	switch {
-	case holder == "":
-		return errors.New("empty holder")
-	case ttl <= 0:
-		return fmt.Errorf("lease TTL %v is not positive", ttl)
-	case now.IsZero():
-		return errors.New("no current time given")
-	}
-	if err := checkText("holder", holder); err != nil {
-		return err
-	}
-	return checkText("address", address)
-}
-
 // acquireSQL takes, renews or leaves the lease. The SET expressions read the
 // row as it was, so the term moves on exactly when the holder changes.
 const acquireSQL = `UPDATE leadership SET
@@ -76,10 +48,10 @@ const acquireSQL = `UPDATE leadership SET
 // statement reads the row, which then shows the leader that kept it (a newer
 // one, should it have changed in between: never the caller).
 func (db *DB) AcquireLeadership(ctx context.Context, holder, address string, ttl time.Duration, now time.Time) (store.Leadership, error) {
-	if err := checkAcquire(holder, address, ttl, now); err != nil {
+	if err := store.CheckAcquire(holder, address, ttl, now); err != nil {
 		return store.Leadership{}, fmt.Errorf("acquire leadership as %q: %w", holder, err)
 	}
-	l, err := scanLeader(db.pool.QueryRow(ctx, acquireSQL, holder, address, normTime(now.Add(ttl)), normTime(now)))
+	l, err := scanLeader(db.pool.QueryRow(ctx, acquireSQL, holder, address, store.NormTime(now.Add(ttl)), store.NormTime(now)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		l, err = scanLeader(db.pool.QueryRow(ctx, `SELECT `+leaderCols+` FROM leadership WHERE id = 1`))
 	}
@@ -116,7 +88,7 @@ func (db *DB) Leader(ctx context.Context) (store.Leadership, error) {
 // more than Apply.
 func (db *DB) ApplyFenced(ctx context.Context, fence store.Fence, changes ...store.Change) error {
 	for i := range changes {
-		if err := checkChange(&changes[i]); err != nil {
+		if err := store.CheckChange(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
 	}

@@ -48,7 +48,7 @@ func (db *DB) PutPipelineVersion(ctx context.Context, v store.PipelineVersion) (
 	if v.CreatedAt.IsZero() {
 		v.CreatedAt = time.Now()
 	}
-	v.CreatedAt = normTime(v.CreatedAt)
+	v.CreatedAt = store.NormTime(v.CreatedAt)
 	for range 2 {
 		err := db.pool.QueryRow(ctx, `INSERT INTO pipeline_versions (pipeline, hash, file, source, created_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING RETURNING id`,
@@ -126,7 +126,7 @@ func (db *DB) PutPipelineState(ctx context.Context, ps store.PipelineState) erro
 		error      = excluded.error,
 		removed    = excluded.removed,
 		updated_at = excluded.updated_at`,
-		ps.Name, version, text(ps.File), text(ps.Error), ps.Removed, ps.UpdatedAt)
+		ps.Name, version, store.Text(ps.File), store.Text(ps.Error), ps.Removed, ps.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("put state of pipeline %q: %w", ps.Name, err)
 	}
@@ -248,7 +248,7 @@ func scanAdvance(row pgx.Row, expect time.Time) error {
 		return nil
 	case !exists:
 		return fmt.Errorf("pipeline state: %w", store.ErrNotFound)
-	case !stored.Equal(normTime(expect)):
+	case !stored.Equal(store.NormTime(expect)):
 		return fmt.Errorf("next fire time is %s, not %s: %w", fmtFire(stored), fmtFire(expect), store.ErrConflict)
 	case paused:
 		return fmt.Errorf("the pipeline is paused: %w", store.ErrConflict)

@@ -40,13 +40,12 @@
 // a row that commits late; within one run, Apply's run lock keeps events in
 // seq order, so Events(runID, afterSeq) is a safe resume cursor.
 //
-// Differences from SQLite that callers may notice: jsonb normalises JSON
-// (key order, whitespace; the contract compares JSON by value), and a JSON
-// value may not contain the escape \u0000, which jsonb cannot store
-// (refused with an error that names the field). PostgreSQL text cannot hold
-// NUL bytes or invalid UTF-8, so free-text fields that come from outside
-// (messages, actors, workers, log names) are stored with those replaced by
-// U+FFFD instead of failing the write; names and ids must be valid text.
+// The one difference from SQLite that callers may notice: jsonb normalises
+// JSON (key order, whitespace; the contract compares JSON by value). What
+// PostgreSQL cannot store as given (the JSON escape \u0000; NUL bytes and
+// invalid UTF-8 in text) is handled by the rules every driver shares (see
+// store.CheckJSON, store.CheckText and store.Text), so both drivers accept,
+// refuse and read back the same values.
 package postgres
 
 import (

@@ -353,60 +353,6 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestText covers what PostgreSQL cannot store as given: free text with NUL
-// bytes or invalid UTF-8 is stored with U+FFFD in their place rather than
-// losing the state change it came with, and JSON with \u0000 is refused with
-// a message that names the field.
-func TestText(t *testing.T) {
-	ctx := t.Context()
-	db := openTemp(t)
-	r, err := db.CreateRun(ctx, store.NewRun{Run: store.Run{Pipeline: "p", Trigger: "manual"}, Actor: "bad\x00actor",
-		Tasks: []store.TaskRow{{Index: 0, TaskID: "a"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Apply(ctx, store.Change{RunID: r.ID,
-		Transition: engine.Transition{
-			Tasks:   []engine.TaskChange{{Index: 0, Task: engine.Task{State: engine.TaskFailed, Message: "stderr: \x00\xff\xfe ok"}}},
-			Records: []engine.Record{{Kind: engine.EvTaskFailed, Task: 0, Message: "a\x00b", Actor: "w\xc3"}},
-		},
-		Attempts: []store.Attempt{{Index: 0, Attempt: 1, Worker: "w\x00", Message: "m\xff", Log: "l\x00"}}})
-	if err != nil {
-		t.Fatalf("Apply of text PostgreSQL cannot store as is: %v", err)
-	}
-	tasks, _ := db.Tasks(ctx, r.ID)
-	evs, _ := db.Events(ctx, r.ID, 0, 0)
-	atts, _ := db.Attempts(ctx, r.ID, -1)
-	got := []string{tasks[0].Message, evs[0].Actor, evs[1].Message, evs[1].Actor, atts[0].Worker, atts[0].Message, atts[0].Log}
-	want := []string{"stderr: \uFFFD\uFFFD ok", "bad\uFFFDactor", "a\uFFFDb", "w\uFFFD", "w\uFFFD", "m\uFFFD", "l\uFFFD"}
-	if !slices.Equal(got, want) {
-		t.Errorf("stored text = %q, want %q", got, want)
-	}
-	err = db.Apply(ctx, store.Change{RunID: r.ID, Transition: engine.Transition{
-		Tasks: []engine.TaskChange{{Index: 0, Task: engine.Task{State: engine.TaskSucceeded, Result: []byte(`{"s": "a\u0000b"}`)}}}}})
-	if err == nil || !strings.Contains(err.Error(), "result of task 0") || !strings.Contains(err.Error(), `\u0000`) {
-		t.Errorf("Apply of a result with \\u0000 = %v, want a refusal naming the field", err)
-	}
-	// An escaped backslash before "u0000" is not the escape.
-	err = db.Apply(ctx, store.Change{RunID: r.ID, Transition: engine.Transition{
-		Tasks: []engine.TaskChange{{Index: 0, Task: engine.Task{State: engine.TaskSucceeded, Result: []byte(`{"s": "a\\u0000b", "n": null}`)}}}}})
-	if err != nil {
-		t.Errorf("Apply of a result with an escaped backslash: %v", err)
-	}
-	tasks, _ = db.Tasks(ctx, r.ID)
-	if string(tasks[0].Result) != `{"n": null, "s": "a\\u0000b"}` {
-		t.Errorf("result = %s", tasks[0].Result)
-	}
-	// A result that is JSON null stays the JSON null, not absent.
-	if err := db.Apply(ctx, store.Change{RunID: r.ID, Transition: engine.Transition{
-		Tasks: []engine.TaskChange{{Index: 0, Task: engine.Task{State: engine.TaskSucceeded, Result: []byte(`null`)}}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if tasks, _ = db.Tasks(ctx, r.ID); string(tasks[0].Result) != "null" {
-		t.Errorf("JSON null result reads back as %q", tasks[0].Result)
-	}
-}
-
 // TestPruneRemovesChildRows looks under the API: the tasks, attempts and
 // events of pruned runs are gone from their tables, and nothing else is.
 func TestPruneRemovesChildRows(t *testing.T) {

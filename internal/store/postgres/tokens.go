@@ -28,7 +28,7 @@ func (db *DB) CreateToken(ctx context.Context, name string, hash []byte, now tim
 	if name == "" {
 		return store.Token{}, errors.New("create token: empty name")
 	}
-	if err := checkText("token name", name); err != nil {
+	if err := store.CheckText("token name", name); err != nil {
 		return store.Token{}, fmt.Errorf("create token: %w", err)
 	}
 	if len(hash) == 0 {
@@ -37,7 +37,7 @@ func (db *DB) CreateToken(ctx context.Context, name string, hash []byte, now tim
 	if now.IsZero() {
 		now = time.Now()
 	}
-	tk := store.Token{Name: name, CreatedAt: normTime(now)}
+	tk := store.Token{Name: name, CreatedAt: store.NormTime(now)}
 	err := db.pool.QueryRow(ctx, `INSERT INTO worker_tokens (name, hash, created_at) VALUES ($1, $2, $3) RETURNING id`,
 		name, hash, tk.CreatedAt).Scan(&tk.ID)
 	switch {
@@ -57,7 +57,7 @@ func (db *DB) RevokeToken(ctx context.Context, name string, now time.Time) error
 		now = time.Now()
 	}
 	tag, err := db.pool.Exec(ctx, `UPDATE worker_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL`,
-		normTime(now), name)
+		store.NormTime(now), name)
 	if err != nil {
 		return fmt.Errorf("revoke token %q: %w", name, err)
 	}
@@ -104,7 +104,7 @@ func (db *DB) TouchToken(ctx context.Context, id int64, now time.Time) error {
 		now = time.Now()
 	}
 	tag, err := db.pool.Exec(ctx, `UPDATE worker_tokens SET last_used_at = $1
-		WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, normTime(now), id)
+		WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, store.NormTime(now), id)
 	if err == nil && tag.RowsAffected() == 0 {
 		var one int
 		err = db.pool.QueryRow(ctx, `SELECT 1 FROM worker_tokens WHERE id = $1`, id).Scan(&one)

@@ -20,47 +20,13 @@ func scanBackfill(row interface{ Scan(...any) error }) (store.Backfill, error) {
 	return b, err
 }
 
-func checkBackfillState(s string) error {
-	switch s {
-	case store.BackfillRunning, store.BackfillSucceeded, store.BackfillFailed, store.BackfillCancelled:
-		return nil
-	}
-	return fmt.Errorf("unknown backfill state %q (want %s, %s, %s or %s)", s,
-		store.BackfillRunning, store.BackfillSucceeded, store.BackfillFailed, store.BackfillCancelled)
-}
-
 // CreateBackfill checks every run before taking the write lock, then writes
 // the backfill row and the runs with one runWriter in one transaction, so a
 // refused run (an unknown version, say) leaves nothing behind.
 func (db *DB) CreateBackfill(ctx context.Context, b store.Backfill, runs []store.NewRun) (store.Backfill, error) {
-	if err := prepareBackfill(&b, runs); err != nil {
+	rs, err := store.PrepareBackfill(&b, runs)
+	if err != nil {
 		return store.Backfill{}, fmt.Errorf("create backfill of %q: %w", b.Pipeline, err)
-	}
-	// Check and normalise copies: the caller's runs are left as given.
-	rs := make([]store.Run, len(runs))
-	for i := range runs {
-		nr := &runs[i]
-		r := &rs[i]
-		*r = nr.Run
-		if nr.Schedule != nil {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d advances a schedule; backfill runs may not", b.Pipeline, i)
-		}
-		if r.Pipeline == "" {
-			r.Pipeline = b.Pipeline
-		}
-		if r.Pipeline != b.Pipeline {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d is a run of pipeline %q", b.Pipeline, i, r.Pipeline)
-		}
-		if r.Trigger == "" {
-			r.Trigger = store.TriggerBackfill
-		}
-		if r.Trigger != store.TriggerBackfill {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d has trigger %q, want %q", b.Pipeline, i, r.Trigger, store.TriggerBackfill)
-		}
-		r.BackfillID = 0
-		if err := prepareRun(r, nr.Tasks); err != nil {
-			return store.Backfill{}, fmt.Errorf("create backfill of %q: run %d: %w", b.Pipeline, i, err)
-		}
 	}
 
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -93,37 +59,6 @@ func (db *DB) CreateBackfill(ctx context.Context, b store.Backfill, runs []store
 		return store.Backfill{}, fmt.Errorf("create backfill %d of %q: commit: %w", b.ID, b.Pipeline, err)
 	}
 	return b, nil
-}
-
-// prepareBackfill validates a new backfill and fills in what the store
-// decides, so the returned backfill equals what Backfill reads back.
-func prepareBackfill(b *store.Backfill, runs []store.NewRun) error {
-	if b.Pipeline == "" {
-		return errors.New("empty pipeline name")
-	}
-	if b.Parallel < 0 {
-		return fmt.Errorf("parallel is %d; want 0 (no limit of its own) or more", b.Parallel)
-	}
-	if b.State == "" {
-		b.State = store.BackfillRunning
-	}
-	if err := checkBackfillState(b.State); err != nil {
-		return err
-	}
-	if b.From.IsZero() || b.To.IsZero() {
-		return errors.New("the range needs both a start and an end")
-	}
-	if b.To.Before(b.From) {
-		return fmt.Errorf("the range ends (%s) before it starts (%s)", b.To.Format(time.RFC3339), b.From.Format(time.RFC3339))
-	}
-	if b.CreatedAt.IsZero() {
-		b.CreatedAt = time.Now()
-	}
-	b.ID = 0
-	b.Runs = len(runs)
-	b.From, b.To = normTime(b.From), normTime(b.To)
-	b.CreatedAt, b.FinishedAt = normTime(b.CreatedAt), normTime(b.FinishedAt)
-	return nil
 }
 
 // Backfill returns backfill id.
@@ -175,7 +110,7 @@ func (db *DB) ListBackfills(ctx context.Context, pipeline string, beforeID int64
 
 // SetBackfillState records the state of backfill id.
 func (db *DB) SetBackfillState(ctx context.Context, id int64, state string, finishedAt time.Time) error {
-	if err := checkBackfillState(state); err != nil {
+	if err := store.CheckBackfillState(state); err != nil {
 		return fmt.Errorf("set state of backfill %d: %w", id, err)
 	}
 	res, err := db.w.ExecContext(ctx, `UPDATE backfills SET state = ?, finished_at = ? WHERE id = ?`,

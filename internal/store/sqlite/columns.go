@@ -18,15 +18,6 @@ func timeArg(t time.Time) any {
 	return t.UnixMicro()
 }
 
-// normTime is t as it reads back from the store: UTC, truncated to the
-// microsecond, the zero time unchanged.
-func normTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return time.UnixMicro(t.UnixMicro()).UTC()
-}
-
 // jsonArg is the column value of raw JSON (TEXT: a []byte would be a BLOB,
 // which json_valid and STRICT tables reject).
 func jsonArg(raw json.RawMessage) any {
@@ -34,23 +25,6 @@ func jsonArg(raw json.RawMessage) any {
 		return nil
 	}
 	return string(raw)
-}
-
-// normJSON is raw as it reads back: nil when empty.
-func normJSON(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 {
-		return nil
-	}
-	return raw
-}
-
-// checkJSON rejects malformed JSON before it reaches the database, with a
-// message that names the field.
-func checkJSON(what string, raw json.RawMessage) error {
-	if len(raw) > 0 && !json.Valid(raw) {
-		return fmt.Errorf("%s is not valid JSON", what)
-	}
-	return nil
 }
 
 func intPtrArg(p *int) any {

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -130,7 +129,7 @@ func (db *DB) runWriter(ctx context.Context, tx *sql.Tx) *runWriter {
 	}
 }
 
-// create inserts run r (already checked and normalised by prepareRun), sets
+// create inserts run r (already checked and normalised by store.PrepareRun), sets
 // r.ID, and queues its tasks and the record of its creation by actor. The
 // caller calls flush before committing. A refused run row is ErrConflict (a
 // second scheduled run for an interval) or ErrNotFound (its pipeline
@@ -164,7 +163,7 @@ func (w *runWriter) create(r *store.Run, tasks []store.TaskRow, actor string) er
 			return fmt.Errorf("run %d: %w", r.ID, err)
 		}
 	}
-	w.created.args = append(w.created.args, r.ID, timeArg(r.CreatedAt), actor)
+	w.created.args = append(w.created.args, r.ID, timeArg(r.CreatedAt), store.Text(actor))
 	if err := w.created.added(w.ctx); err != nil {
 		return fmt.Errorf("run %d: %w", r.ID, err)
 	}
@@ -183,7 +182,7 @@ func (w *runWriter) addTask(runID int64, t *store.TaskRow) error {
 	}
 	w.full.args = append(w.full.args, runID, int64(t.Index), t.TaskID, string(state), int64(t.Attempt), int64(t.Spent),
 		int64(t.PendingNeeds), timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt),
-		intPtrArg(t.ExitCode), t.Message, jsonArg(t.Result))
+		intPtrArg(t.ExitCode), store.Text(t.Message), jsonArg(t.Result))
 	return w.full.added(w.ctx)
 }
 
@@ -197,44 +196,6 @@ func (w *runWriter) flush() error {
 	return nil
 }
 
-// prepareRun validates a new run and fills in what the store decides, so the
-// returned run equals what Run reads back.
-func prepareRun(r *store.Run, tasks []store.TaskRow) error {
-	if r.Pipeline == "" {
-		return errors.New("empty pipeline name")
-	}
-	if err := checkJSON("params", r.Params); err != nil {
-		return err
-	}
-	for i := range tasks {
-		t := &tasks[i]
-		if t.Index != i {
-			return fmt.Errorf("task %d (%q) has index %d; indexes must be 0..%d in order", i, t.TaskID, t.Index, len(tasks)-1)
-		}
-		if err := checkJSON(fmt.Sprintf("result of task %d", i), t.Result); err != nil {
-			return err
-		}
-	}
-	if r.BackfillID < 0 {
-		return fmt.Errorf("invalid backfill id %d", r.BackfillID)
-	}
-	r.ID = 0
-	r.TaskCount = len(tasks)
-	if r.State == "" {
-		r.State = engine.RunQueued
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r.Params = normJSON(r.Params)
-	r.CreatedAt = normTime(r.CreatedAt)
-	r.IntervalStart = normTime(r.IntervalStart)
-	r.IntervalEnd = normTime(r.IntervalEnd)
-	r.StartedAt = normTime(r.StartedAt)
-	r.FinishedAt = normTime(r.FinishedAt)
-	return nil
-}
-
 // CreateRun writes the run, its tasks (in multi-row INSERTs of taskBatch
 // rows) and its run_created record in one transaction; with a Schedule, it
 // first moves the pipeline's schedule on (compare-and-set), and with a
@@ -242,7 +203,7 @@ func prepareRun(r *store.Run, tasks []store.TaskRow) error {
 // check that the backfill exists.
 func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error) {
 	r := nr.Run
-	if err := prepareRun(&r, nr.Tasks); err != nil {
+	if err := store.PrepareRun(&r, nr.Tasks); err != nil {
 		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
 	}
 	var adv store.ScheduleAdvance

@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
@@ -25,37 +23,12 @@ func scanLeader(row interface{ Scan(...any) error }) (store.Leadership, error) {
 	return l, err
 }
 
-// checkText rejects a name that PostgreSQL could not store, so both drivers
-// accept the same names.
-func checkText(what, s string) error {
-	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
-		return fmt.Errorf("%s %q is not valid UTF-8 text without NUL bytes", what, s)
-	}
-	return nil
-}
-
-// checkAcquire validates the arguments of AcquireLeadership.
-func checkAcquire(holder, address string, ttl time.Duration, now time.Time) error {
-	switch {
-	case holder == "":
-		return errors.New("empty holder")
-	case ttl <= 0:
-		return fmt.Errorf("lease TTL %v is not positive", ttl)
-	case now.IsZero():
-		return errors.New("no current time given")
-	}
-	if err := checkText("holder", holder); err != nil {
-		return err
-	}
-	return checkText("address", address)
-}
-
 // AcquireLeadership is one UPDATE ... RETURNING that takes, renews or leaves
 // the lease; when it leaves it, the row is read back in the same
 // transaction. The SET expressions read the row as it was, so the term moves
 // on exactly when the holder changes.
 func (db *DB) AcquireLeadership(ctx context.Context, holder, address string, ttl time.Duration, now time.Time) (store.Leadership, error) {
-	if err := checkAcquire(holder, address, ttl, now); err != nil {
+	if err := store.CheckAcquire(holder, address, ttl, now); err != nil {
 		return store.Leadership{}, fmt.Errorf("acquire leadership as %q: %w", holder, err)
 	}
 	tx, err := db.w.BeginTx(ctx, nil)

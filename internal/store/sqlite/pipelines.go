@@ -67,7 +67,7 @@ func (db *DB) PutPipelineState(ctx context.Context, ps store.PipelineState) erro
 		error      = excluded.error,
 		removed    = excluded.removed,
 		updated_at = excluded.updated_at`,
-		ps.Name, version, ps.File, ps.Error, boolArg(ps.Removed), timeArg(ps.UpdatedAt))
+		ps.Name, version, store.Text(ps.File), store.Text(ps.Error), boolArg(ps.Removed), timeArg(ps.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("put state of pipeline %q: %w", ps.Name, err)
 	}
@@ -182,7 +182,7 @@ func advanceSchedule(ctx context.Context, tx *sql.Tx, name string, expect, next,
 	if stored.Valid {
 		got = time.UnixMicro(stored.Int64).UTC()
 	}
-	if !got.Equal(normTime(expect)) {
+	if !got.Equal(store.NormTime(expect)) {
 		return fmt.Errorf("next fire time is %s, not %s: %w", fmtFire(got), fmtFire(expect), store.ErrConflict)
 	}
 	return fmt.Errorf("the pipeline is paused: %w", store.ErrConflict)

@@ -92,7 +92,7 @@ func (db *DB) PutPipelineVersion(ctx context.Context, v store.PipelineVersion) (
 	if v.CreatedAt.IsZero() {
 		v.CreatedAt = time.Now()
 	}
-	v.CreatedAt = normTime(v.CreatedAt)
+	v.CreatedAt = store.NormTime(v.CreatedAt)
 
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -303,7 +303,7 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 // write, so no AcquireLeadership can come between the check and the commit.
 func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []store.Change) error {
 	for i := range changes {
-		if err := checkChange(&changes[i]); err != nil {
+		if err := store.CheckChange(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
 	}
@@ -351,27 +351,6 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 	return nil
 }
 
-// checkChange rejects what would fail inside the transaction anyway, before
-// taking the write lock, with messages that name the field.
-func checkChange(c *store.Change) error {
-	for _, t := range c.Transition.Tasks {
-		if err := checkJSON(fmt.Sprintf("result of task %d", t.Index), t.Task.Result); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Transition.Records {
-		if err := checkJSON(fmt.Sprintf("data of %s record", r.Kind), r.Data); err != nil {
-			return err
-		}
-	}
-	for _, a := range c.Attempts {
-		if a.RunID != 0 && a.RunID != c.RunID {
-			return fmt.Errorf("attempt %d of task %d names run %d", a.Attempt, a.Index, a.RunID)
-		}
-	}
-	return nil
-}
-
 // writer holds one Apply transaction's statements.
 type writer struct {
 	ctx                                               context.Context
@@ -401,7 +380,7 @@ func (w *writer) apply(c *store.Change) error {
 		}
 		t := &tc.Task
 		res, err := w.updateTask.ExecContext(w.ctx, string(t.State), t.Attempt, t.Spent, t.PendingNeeds,
-			timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt), intPtrArg(t.ExitCode), t.Message,
+			timeArg(t.ReadyAt), timeArg(t.StartedAt), timeArg(t.FinishedAt), intPtrArg(t.ExitCode), store.Text(t.Message),
 			jsonArg(t.Result), c.RunID, tc.Index)
 		if err := affectedOne(res, err); err != nil {
 			return fmt.Errorf("update task %d: %w", tc.Index, err)
@@ -409,7 +388,7 @@ func (w *writer) apply(c *store.Change) error {
 	}
 	for _, r := range tr.Records {
 		_, err := w.insertEvent.ExecContext(w.ctx, c.RunID, r.Task, timeArg(r.Time), string(r.Kind), r.Attempt,
-			intPtrArg(r.ExitCode), r.Message, r.Actor, jsonArg(r.Data))
+			intPtrArg(r.ExitCode), store.Text(r.Message), store.Text(r.Actor), jsonArg(r.Data))
 		if err != nil {
 			if code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 				err = fmt.Errorf("run: %w", store.ErrNotFound)
@@ -418,8 +397,8 @@ func (w *writer) apply(c *store.Change) error {
 		}
 	}
 	for _, a := range c.Attempts {
-		_, err := w.upsertAttempt.ExecContext(w.ctx, c.RunID, a.Index, a.Attempt, a.Worker, timeArg(a.StartedAt),
-			timeArg(a.FinishedAt), string(a.Outcome), intPtrArg(a.ExitCode), a.Message, a.Log)
+		_, err := w.upsertAttempt.ExecContext(w.ctx, c.RunID, a.Index, a.Attempt, store.Text(a.Worker), timeArg(a.StartedAt),
+			timeArg(a.FinishedAt), string(a.Outcome), intPtrArg(a.ExitCode), store.Text(a.Message), store.Text(a.Log))
 		if err != nil {
 			if code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 				err = fmt.Errorf("task: %w", store.ErrNotFound)

@@ -30,7 +30,7 @@ func (db *DB) CreateToken(ctx context.Context, name string, hash []byte, now tim
 	if name == "" {
 		return store.Token{}, errors.New("create token: empty name")
 	}
-	if err := checkText("token name", name); err != nil {
+	if err := store.CheckText("token name", name); err != nil {
 		return store.Token{}, fmt.Errorf("create token: %w", err)
 	}
 	if len(hash) == 0 {
@@ -39,7 +39,7 @@ func (db *DB) CreateToken(ctx context.Context, name string, hash []byte, now tim
 	if now.IsZero() {
 		now = time.Now()
 	}
-	tk := store.Token{Name: name, CreatedAt: normTime(now)}
+	tk := store.Token{Name: name, CreatedAt: store.NormTime(now)}
 	err := db.w.QueryRowContext(ctx, `INSERT INTO worker_tokens (name, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
 		name, hash, timeArg(tk.CreatedAt)).Scan(&tk.ID)
 	if code(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {

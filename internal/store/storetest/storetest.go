@@ -80,6 +80,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ApplyFencedTakeover", testApplyFencedTakeover},
 		{"Tokens", testTokens},
 		{"ConcurrentTokens", testConcurrentTokens},
+		{"FreeText", testFreeText},
+		{"BackfillActor", testBackfillActor},
+		{"RefusedText", testRefusedText},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
