@@ -353,14 +353,28 @@ func (tx *txn) retryFailed(ev Event) error {
 }
 
 // mark ends a task that is not running as succeeded or skipped on an
-// operator's word. Descendants that were upstream_failed only because of it
-// are put back in the graph.
+// operator's word. What it does in each run and task state (the table is in
+// docs/server.md, "Operator actions"):
+//
+//   - refused in a queued run, in a run being cancelled, for a running task
+//     and for a task already succeeded or skipped;
+//   - otherwise the task takes the new state, and its descendants that were
+//     ended only because of it (upstream_failed, or cancelled by a cancel of
+//     the run before they could start) are put back in the graph: those
+//     whose needs are all satisfied become ready;
+//   - a finished run with tasks to run again is reopened (a cancelled one
+//     too: the cancel is over); one with nothing to run settles again by the
+//     same rule as any run (see settle), so marking a task of a cancelled
+//     run skipped never makes it failed.
 func (tx *txn) mark(ev Event) error {
 	if ev.Task < 0 || ev.Task >= tx.e.Graph.Len() {
 		return rejected("%s: no task %d", ev.Kind, ev.Task)
 	}
-	if tx.run.State == RunQueued {
-		return rejected("%s: run has not started", ev.Kind)
+	switch {
+	case tx.run.State == RunQueued:
+		return rejected("%s: run has not started; mark the task once it runs", ev.Kind)
+	case tx.run.Cancelling && !tx.run.State.Terminal():
+		return rejected("%s: run is being cancelled; wait for it to end, then mark the task", ev.Kind)
 	}
 	id := tx.e.Graph.Node(ev.Task).ID
 	t := tx.task(ev.Task)
@@ -369,9 +383,6 @@ func (tx *txn) mark(ev Event) error {
 		return rejected("%s: task %q is running; cancel the run or wait for the attempt to end", ev.Kind, id)
 	case t.State.Satisfies():
 		return rejected("%s: task %q already %s", ev.Kind, id, t.State)
-	}
-	if tx.run.Cancelling && !tx.run.State.Terminal() {
-		return rejected("%s: run is being cancelled", ev.Kind)
 	}
 	state, verb := TaskSucceeded, "marked succeeded"
 	if ev.Kind == EvMarkSkipped {
@@ -391,14 +402,17 @@ func (tx *txn) mark(ev Event) error {
 	}
 	tx.record(Record{Kind: ev.Kind, Task: ev.Task, Actor: ev.Actor, Message: ev.Message})
 
-	// Revive upstream_failed descendants whose needs no longer include a
-	// failure; visit in breadth-first order so each is judged after its needs.
+	// Revive the descendants ended because of it whose needs no longer
+	// include a failure; visit in breadth-first order so each is judged after
+	// its needs. A descendant reached this way never ran (its need was never
+	// satisfied), so a cancelled one was ended by a cancel of the run, not
+	// in the middle of an attempt.
 	var revived []int
 	isRevived := map[int]bool{}
 	queue := append([]int(nil), tx.e.Graph.Node(ev.Task).Dependents...)
 	for k := 0; k < len(queue); k++ {
 		d := queue[k]
-		if tx.task(d).State != TaskUpstreamFailed || tx.blocked(d) {
+		if s := tx.task(d).State; (s != TaskUpstreamFailed && s != TaskCancelled) || isRevived[d] || tx.blocked(d) {
 			continue
 		}
 		dt := tx.touch(d)
@@ -449,8 +463,9 @@ func (tx *txn) blocked(i int) bool {
 	return false
 }
 
-// reopen puts a finished run back to running when tasks remain, or settles
-// its final state again when none do.
+// reopen puts a finished run back to running when tasks remain (ending its
+// cancel, if it was cancelled), or settles its final state again when none
+// do.
 func (tx *txn) reopen() {
 	r := tx.setRun()
 	if !r.State.Terminal() {
@@ -462,11 +477,7 @@ func (tx *txn) reopen() {
 		r.Cancelling = false
 		return
 	}
-	final := RunSucceeded
-	if r.Unsuccessful > 0 {
-		final = RunFailed
-	}
-	if final != r.State {
+	if final := tx.settle(); final != r.State {
 		r.State = final
 		tx.record(Record{Kind: RecRunFinished, Task: -1, Message: string(final)})
 		tx.actions = append(tx.actions, Action{Kind: ActDone, State: final})
@@ -544,20 +555,45 @@ func (tx *txn) checkDone() {
 		return
 	}
 	r := tx.setRun()
-	switch {
-	case r.Cancelling:
-		r.State = RunCancelled
-	case r.Unsuccessful > 0:
-		r.State = RunFailed
-	default:
-		r.State = RunSucceeded
-	}
+	r.State = tx.settle()
 	r.FinishedAt = tx.now
 	if r.StartedAt.IsZero() {
 		r.StartedAt = tx.now
 	}
 	tx.record(Record{Kind: RecRunFinished, Task: -1, Message: string(r.State)})
 	tx.actions = append(tx.actions, Action{Kind: ActDone, State: r.State})
+}
+
+// settle returns the state of a run whose tasks have all ended: succeeded
+// when every task succeeded or was skipped; cancelled when a cancel ended it;
+// failed when a task failed or timed out; otherwise cancelled (its only
+// unsuccessful tasks were cancelled, and those they kept from starting: a
+// cancelled run that a mark reopened, or an attempt its worker cancelled).
+//
+// Only a run that ends unsuccessful without a cancel reads its tasks, once,
+// and only until the first failure.
+func (tx *txn) settle() RunState {
+	switch {
+	case tx.run.Unsuccessful == 0:
+		return RunSucceeded
+	case tx.run.Cancelling:
+		return RunCancelled
+	}
+	for i := 0; i < tx.e.Graph.Len(); i++ {
+		if s := tx.peek(i).State; s == TaskFailed || s == TaskTimedOut {
+			return RunFailed
+		}
+	}
+	return RunCancelled
+}
+
+// peek reads task i as this transition sees it, without keeping a copy: for
+// reads of many tasks that change none of them.
+func (tx *txn) peek(i int) Task {
+	if t, ok := tx.tasks[i]; ok {
+		return *t
+	}
+	return tx.st.Task(i)
 }
 
 // jitter returns a reproducible value in [-1, 1) for a task's attempt.

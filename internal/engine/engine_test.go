@@ -367,7 +367,8 @@ func TestNewGraphErrors(t *testing.T) {
 
 // TestRandomDAGs is the property test: random graphs under random event orders
 // (starts, successes, failures, timeouts, losses, preemptions, retries due,
-// cancels, stale and duplicate events) always terminate, never start a task
+// cancels, stale and duplicate events, operator retries and marks on failed
+// and cancelled runs) always terminate, never start a task
 // before all its needs are satisfied, never run a task twice at once, never
 // charge more attempts than the policy allows, and keep the run's counters
 // equal to what the tasks say.
@@ -411,24 +412,32 @@ func simulate(t *testing.T, seed uint64) {
 	}
 	h.must(Event{Kind: EvRunStarted, Task: -1})
 	wakes := map[int]time.Time{}
+	marked := map[int]bool{}
 	reruns := 0
 	for step := 0; ; step++ {
 		if step > 100*n+100 {
 			t.Fatalf("seed %d: run did not terminate after %d steps: %+v", seed, step, h.m.Run())
 		}
-		checkInvariants(t, seed, g, h.m)
+		checkInvariants(t, seed, g, h.m, marked)
 		if h.m.Run().State.Terminal() && h.m.Run().Unsuccessful > 0 && reruns < 2 && rng.IntN(2) == 0 {
 			// An operator retries what failed, or marks one task succeeded.
 			reruns++
-			if rng.IntN(2) == 0 {
+			if op := rng.IntN(3); op == 0 {
 				h.must(Event{Kind: EvRetryFailed, Task: -1, Actor: "op"})
 			} else {
+				kind := EvMarkSucceeded
+				if op == 2 {
+					kind = EvMarkSkipped
+				}
+				var unsuccessful []int
 				for i := 0; i < g.Len(); i++ {
 					if s := h.m.Task(i).State; s.Terminal() && !s.Satisfies() {
-						h.must(Event{Kind: EvMarkSucceeded, Task: i, Actor: "op"})
-						break
+						unsuccessful = append(unsuccessful, i)
 					}
 				}
+				i := unsuccessful[rng.IntN(len(unsuccessful))]
+				h.must(Event{Kind: kind, Task: i, Actor: "op"})
+				marked[i] = kind == EvMarkSucceeded
 			}
 			failRate, cancelAt = 0, -1
 			continue
@@ -517,7 +526,9 @@ func simulate(t *testing.T, seed uint64) {
 	}
 }
 
-func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem) {
+// marked holds the tasks an operator marked succeeded: they need not have
+// run, so their needs need not be satisfied.
+func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem, marked map[int]bool) {
 	t.Helper()
 	remaining, unsuccessful := 0, 0
 	for i := 0; i < g.Len(); i++ {
@@ -530,7 +541,7 @@ func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem) {
 		if max := max(g.Node(i).Retry.Attempts, 1); task.Spent > max {
 			t.Fatalf("seed %d: task %d spent %d attempts, policy allows %d", seed, i, task.Spent, max)
 		}
-		if task.State == TaskRunning || task.State == TaskSucceeded {
+		if task.State == TaskRunning || task.State == TaskSucceeded && !marked[i] {
 			for _, need := range g.Node(i).Needs {
 				if !m.Task(need).State.Satisfies() {
 					t.Fatalf("seed %d: task %d is %s but need %d is %s", seed, i, task.State, need, m.Task(need).State)
@@ -539,6 +550,17 @@ func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem) {
 		}
 	}
 	r := m.Run()
+	if r.State == RunFailed {
+		failed := false
+		for i := 0; i < g.Len(); i++ {
+			if s := m.Task(i).State; s == TaskFailed || s == TaskTimedOut {
+				failed = true
+			}
+		}
+		if !failed {
+			t.Fatalf("seed %d: run failed but no task failed or timed out", seed)
+		}
+	}
 	if r.Remaining != remaining || r.Unsuccessful != unsuccessful {
 		t.Fatalf("seed %d: run counters remaining=%d unsuccessful=%d, tasks say %d and %d", seed, r.Remaining, r.Unsuccessful, remaining, unsuccessful)
 	}
