@@ -41,6 +41,7 @@ type Writer struct {
 	sinkErr error  // the first error from the sink
 	closed  bool
 	now     func() time.Time
+	last    time.Time // the latest stamp given to a line
 }
 
 // stream is one of the task's output streams: it buffers a partial line
@@ -63,11 +64,16 @@ func NewWriter(sink io.WriteCloser, secrets []string) *Writer {
 }
 
 // Stdout is where the task's standard output goes. It is safe to use
-// concurrently with Stderr (os/exec copies each from its own goroutine).
+// concurrently with Stderr. Stdout and Stderr are the two streams of one
+// ordered sink (shell.OrderedStream), so shell.Run reads both pipes from one
+// goroutine and the log keeps the order the output arrived in.
 func (w *Writer) Stdout() io.Writer { return &w.out }
 
 // Stderr is where the task's standard error goes.
 func (w *Writer) Stderr() io.Writer { return &w.err }
+
+// OutputSink says which Writer the stream belongs to (shell.OrderedStream).
+func (s *stream) OutputSink() any { return s.w }
 
 // Write buffers p and logs every line it completes. It never fails because
 // of the sink: a task blocked on a full pipe because its log could not be
@@ -80,7 +86,7 @@ func (s *stream) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, ErrClosed
 	}
-	ts := w.now()
+	ts := w.stamp()
 	w.scratch = w.scratch[:0]
 	for rest := p; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n')
@@ -105,6 +111,18 @@ func (s *stream) Write(p []byte) (int, error) {
 	}
 	w.flush()
 	return len(p), nil
+}
+
+// stamp is the time stamp of lines logged now: the clock, but never
+// before the previous stamp, so that time stamps never go backwards in the
+// log even when the wall clock is stepped back. Called with w.mu held.
+func (w *Writer) stamp() time.Time {
+	ts := w.now().Round(0) // the wall clock: its steps are what to guard against
+	if ts.Before(w.last) {
+		return w.last
+	}
+	w.last = ts
+	return ts
 }
 
 // pieces formats data into log lines in w.scratch: all of it if final (the
@@ -171,7 +189,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	ts := w.now()
+	ts := w.stamp()
 	w.scratch = w.scratch[:0]
 	for _, s := range []*stream{&w.out, &w.err} {
 		if len(s.pending) > 0 {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tasuki-dev/tasuki/internal/shell"
 )
 
 func TestMain(m *testing.M) {
@@ -376,3 +378,35 @@ func BenchmarkWriterLines(b *testing.B) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// TestWriterStampsNeverGoBack: a wall clock stepped back (NTP) does not
+// make a later line carry an earlier time stamp than the line before it.
+func TestWriterStampsNeverGoBack(t *testing.T) {
+	sink := &memSink{}
+	w := NewWriter(sink, nil)
+	times := []time.Time{fixedTime, fixedTime.Add(-time.Hour), fixedTime.Add(time.Second), fixedTime.Add(time.Second)}
+	w.now = func() time.Time { ts := times[0]; times = times[1:]; return ts }
+	for _, s := range []string{"a\n", "b\n", "c\n"} {
+		w.Stdout().Write([]byte(s))
+	}
+	w.Close()
+	want := "2026-03-03T20:06:07.89Z out a\n2026-03-03T20:06:07.89Z out b\n2026-03-03T20:06:08.89Z out c\n"
+	if got := sink.String(); got != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestWriterStreamsAreOrdered: a Writer's Stdout and Stderr tell shell.Run
+// that they are one ordered sink, so it reads both pipes in one goroutine.
+func TestWriterStreamsAreOrdered(t *testing.T) {
+	w := NewWriter(&memSink{}, nil)
+	defer w.Close()
+	out, ok1 := w.Stdout().(shell.OrderedStream)
+	errw, ok2 := w.Stderr().(shell.OrderedStream)
+	if !ok1 || !ok2 || out.OutputSink() != errw.OutputSink() {
+		t.Fatal("Stdout and Stderr are not the two streams of one shell.OrderedStream sink")
+	}
+	if other := NewWriter(&memSink{}, nil); other.Stdout().(shell.OrderedStream).OutputSink() == out.OutputSink() {
+		t.Fatal("two Writers share a sink identity")
+	}
+}

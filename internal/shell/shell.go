@@ -72,7 +72,9 @@ type Command struct {
 
 	// Stdout and Stderr receive the process's output; nil discards it.
 	// They are written from separate goroutines unless they are the same
-	// value, so a shared destination must be safe for concurrent use.
+	// value, so a shared destination must be safe for concurrent use; the
+	// two streams of one OrderedStream sink (a log) are instead read by one
+	// goroutine, in the order the output arrives (output.go).
 	Stdout, Stderr io.Writer
 }
 
@@ -180,8 +182,12 @@ func Run(ctx context.Context, c Command) Result {
 	cmd.Args = argv
 	cmd.Env = env
 	cmd.Dir = c.Dir
-	cmd.Stdout = c.Stdout
-	cmd.Stderr = c.Stderr
+	out, err := wireOutput(cmd, c.Stdout, c.Stderr) // see output.go
+	if err != nil {
+		res.StartErr = fmt.Errorf("start %q: %w", name, err)
+		return res
+	}
+	defer out.close()
 	// Pdeathsig fires when the thread that started the child exits; Go
 	// only retires threads of goroutines that exit while locked to them,
 	// which Run never is, so in practice it fires when tasuki dies.
@@ -207,6 +213,7 @@ func Run(ctx context.Context, c Command) Result {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
 		return res
 	}
+	out.started()
 	pgid := cmd.Process.Pid
 	res.PID = pgid
 	awaitLeaderExit(pgid)
@@ -217,6 +224,7 @@ func Run(ctx context.Context, c Command) Result {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 	_ = cmd.Wait() // how it ended is read from ProcessState below
+	out.wait(grace)
 	res.Duration = time.Since(start)
 
 	stop.finish(pgid)
