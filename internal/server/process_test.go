@@ -1,9 +1,10 @@
 package server_test
 
 // Tests of real `tasuki server` processes on loopback ports. The test binary
-// re-executes itself as the tasuki command (TestMain, TASUKI_TEST_AS_CLI=1),
-// so the tests can SIGKILL, SIGTERM and restart servers on one data
-// directory, and talk to them through the Go client and the CLI.
+// re-executes itself as the tasuki command (TestMain in main_test.go,
+// TASUKI_TEST_AS_CLI=1), so the tests can SIGKILL, SIGTERM and restart
+// servers on one data directory, and talk to them through the Go client and
+// the CLI.
 
 import (
 	"bufio"
@@ -30,14 +31,6 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
-
-// TestMain lets the test binary act as the tasuki command.
-func TestMain(m *testing.M) {
-	if os.Getenv("TASUKI_TEST_AS_CLI") == "1" {
-		os.Exit(cli.Main(os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, "test"))
-	}
-	os.Exit(m.Run())
-}
 
 // pollEvery is how often a test asks a server process how things stand, where
 // no event tells it.
