@@ -20,6 +20,11 @@
 //     about twice as fast;
 //   - every write is one transaction, so nothing is ever half-written.
 //
+// The database holds the parameters and environments of runs, so its file
+// (and the -wal and -shm files SQLite creates with the same permissions) is
+// readable and writable by its owner only, whatever the umask. OpenFor also
+// takes a lock beside it that keeps a server's store its own (see Use).
+//
 // Times are INTEGER microseconds since the Unix epoch (UTC), NULL for the zero
 // time; see the migrations directory for the schema.
 package sqlite
@@ -30,11 +35,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -66,9 +73,11 @@ const busyTimeoutMS = 10000
 // DB is a tasuki store in one SQLite file. It is safe for concurrent use.
 type DB struct {
 	path string
-	w    *sql.DB // the one writer connection
-	r    *sql.DB // read-only pool
-	st   stmts   // prepared on w
+	w    *sql.DB  // the one writer connection
+	r    *sql.DB  // read-only pool
+	st   stmts    // prepared on w
+	lock *os.File // the lock file, held until Close (nil for Inspect)
+	use  Use
 }
 
 var _ store.Store = (*DB)(nil)
@@ -78,15 +87,25 @@ var _ store.Store = (*DB)(nil)
 // directory is missing or not writable, when the file is not a SQLite
 // database, when it is another program's database, or when its schema is
 // newer than this binary knows (migrate.ErrTooNew).
+//
+// Open takes no lock (it is OpenFor with Inspect).
 func Open(ctx context.Context, path string) (*DB, error) {
-	db, err := open(ctx, path)
+	return OpenFor(ctx, path, Inspect)
+}
+
+// OpenFor is Open for a use: a server (Server) or a process executing runs
+// (Local) locks the store first, and fails with an *InUseError (ErrInUse)
+// that names the server when the lock is held by a process it may not run
+// beside. Close releases the lock.
+func OpenFor(ctx context.Context, path string, use Use) (*DB, error) {
+	db, err := open(ctx, path, use)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
 }
 
-func open(ctx context.Context, path string) (*DB, error) {
+func open(ctx context.Context, path string, use Use) (db *DB, err error) {
 	if path == "" {
 		return nil, errors.New("empty path")
 	}
@@ -97,6 +116,18 @@ func open(ctx context.Context, path string) (*DB, error) {
 	if err := checkPath(abs); err != nil {
 		return nil, err
 	}
+	if err := private(abs); err != nil {
+		return nil, err
+	}
+	lf, err := lock(abs, use)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && lf != nil {
+			lf.Close()
+		}
+	}()
 	ms, err := migrate.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, err
@@ -119,7 +150,7 @@ func open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{path: abs, w: w}
+	db = &DB{path: abs, w: w, lock: lf, use: use}
 	if err := ping(ctx, w); err != nil {
 		w.Close()
 		return nil, explain(abs, err)
@@ -156,6 +187,42 @@ func open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.r = r
 	return db, nil
+}
+
+// private creates the database file if it is missing, readable and writable
+// by its owner only, before SQLite does (with 0644 less the umask): SQLite
+// gives the -wal and -shm files it creates the database file's permissions,
+// so they follow. Files of an older tasuki that are open to the group or
+// others and belong to this user are made private.
+func private(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
+		if _, serr := os.Stat(abs); serr == nil {
+			return fmt.Errorf("cannot open %s for writing: %w", abs, err)
+		}
+		return fmt.Errorf("cannot write in directory %s (SQLite needs to create the database and its -wal and -shm files there): %w", filepath.Dir(abs), err)
+	case err != nil:
+		return err
+	}
+	f.Close()
+	for _, name := range []string{abs, abs + "-wal", abs + "-shm", lockPath(abs)} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm()&0o077 == 0 || !ok || int(st.Uid) != os.Getuid() {
+			continue
+		}
+		if err := os.Chmod(name, fi.Mode().Perm()&^0o077); err != nil {
+			return fmt.Errorf("make %s private: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // ping opens the first connection of a pool, which runs the connection
@@ -293,6 +360,13 @@ func (db *DB) Close() error {
 	// Statistics only: never a reason to fail Close.
 	_, _ = db.w.ExecContext(ctx, "PRAGMA analysis_limit = 400; PRAGMA optimize")
 	errs = append(errs, db.st.close(), db.w.Close())
+	if db.lock != nil {
+		if db.use == Server {
+			// Nobody holds the store now: forget this server's name.
+			errs = append(errs, db.lock.Truncate(0))
+		}
+		errs = append(errs, db.lock.Close())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store %s: %w", db.path, err)
 	}
