@@ -16,7 +16,10 @@
 // and remote workers (see scaleout.go): one leader at a time however many
 // race for the lease, a term that moves on exactly when the holder changes,
 // a deposed leader's fenced batch refused whole (store.ErrFenced), and worker
-// tokens found by hash only while they are valid.
+// tokens found by hash only while they are valid. For values not every
+// database can hold as given (see text.go): free text stored with U+FFFD in
+// place of NUL bytes and invalid UTF-8, names that are not valid text and
+// JSON with \u0000 refused, alike in every driver.
 package storetest
 
 import (
