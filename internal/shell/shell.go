@@ -12,10 +12,15 @@
 // leaves no orphans behind. The direct child also gets SIGKILL if tasuki
 // itself dies (Pdeathsig).
 //
-// Limits of the process-group approach, which cgroups would close: a
-// descendant that moves to a new session or group (setsid, a daemon) escapes
-// the group kill, and Pdeathsig only covers the direct child when tasuki is
-// killed without a chance to clean up.
+// A descendant that moves to a new session or group (setsid, a daemon)
+// escapes a group kill, so each attempt is also contained by the strongest
+// mechanism this system lets tasuki use (contain.go): a cgroup v2 of its
+// own, created with the process (CLONE_INTO_CGROUP) and ended with
+// cgroup.kill; else a cgroup of the v1 freezer hierarchy, frozen and
+// killed; else tasuki is a child subreaper and ends the orphans it adopts
+// from the attempt. CurrentContainment says which one is in use. When the
+// attempt ends, its cage is emptied: whatever it left, in its group or
+// not, is killed.
 package shell
 
 import (
@@ -23,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +144,11 @@ var errTimedOut = errors.New("shell: attempt timed out")
 // soon as the group is empty. When the main process exits on its own,
 // whatever it left running in its group is killed at once.
 func Run(ctx context.Context, c Command) Result {
+	return runIn(ctx, c, processContainer())
+}
+
+// runIn is Run with the containment given, so tests can use each.
+func runIn(ctx context.Context, c Command, ct *container) Result {
 	res := Result{ExitCode: -1}
 	name, argv, err := c.argv()
 	if err != nil {
@@ -197,9 +208,12 @@ func Run(ctx context.Context, c Command) Result {
 	// make Run hang.
 	cmd.WaitDelay = grace
 
-	var stop stopper
+	var (
+		stop stopper
+		cg   cage
+	)
 	cmd.Cancel = func() error {
-		return stop.terminate(cmd.Process.Pid, grace, context.Cause(runCtx))
+		return stop.terminate(cmd.Process.Pid, cg, grace, context.Cause(runCtx))
 	}
 
 	if runCtx.Err() != nil {
@@ -208,8 +222,19 @@ func Run(ctx context.Context, c Command) Result {
 		res.Cancelled = !res.TimedOut
 		return res
 	}
+	cg, err = ct.open()
+	if err != nil {
+		res.StartErr = fmt.Errorf("start %q: %w", name, err)
+		return res
+	}
+	defer func() {
+		// Everything was killed; this waits for the dead to be gone.
+		if err := cg.close(res.PID); err != nil {
+			slog.Warn("shell: attempt cleanup", "pid", res.PID, "err", err)
+		}
+	}()
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := cg.start(cmd); err != nil {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
 		return res
 	}
@@ -222,12 +247,13 @@ func Run(ctx context.Context, c Command) Result {
 		// unreaped main process still holds the group id, rather than let
 		// a leftover holding the output pipes keep Wait for WaitDelay.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		cg.kill(pgid)
 	}
 	_ = cmd.Wait() // how it ended is read from ProcessState below
 	out.wait(grace)
 	res.Duration = time.Since(start)
 
-	stop.finish(pgid)
+	stop.finish(pgid, cg)
 
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
@@ -251,9 +277,10 @@ type stopper struct {
 	kill     *time.Timer // sends SIGKILL at deadline
 }
 
-// terminate sends SIGTERM to the group and arranges SIGKILL after grace. It
-// is cmd.Cancel, called at most once, when ctx is done before Wait returns.
-func (s *stopper) terminate(pgid int, grace time.Duration, cause error) error {
+// terminate sends SIGTERM to the group and the rest of the cage, and
+// arranges SIGKILL after grace. It is cmd.Cancel, called at most once, when
+// ctx is done before Wait returns.
+func (s *stopper) terminate(pgid int, cg cage, grace time.Duration, cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
@@ -263,32 +290,38 @@ func (s *stopper) terminate(pgid int, grace time.Duration, cause error) error {
 		}
 		return fmt.Errorf("signal process group %d: %w", pgid, err)
 	}
+	cg.signal(pgid, syscall.SIGTERM)
 	s.cause = cause
 	s.deadline = time.Now().Add(grace)
-	s.kill = time.AfterFunc(grace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	s.kill = time.AfterFunc(grace, func() {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		cg.kill(pgid)
+	})
 	return nil
 }
 
-// finish makes sure no process of the group outlives the attempt. It runs
-// after Wait: the main process has exited and been reaped. If the group was
-// being terminated, the rest of the group keeps its grace period (a child
-// that got SIGTERM may be cleaning up); then, and in any case, whatever is
-// left gets SIGKILL. (Run has already killed the leftovers of an attempt
-// that ended on its own; the second kill costs nothing.)
+// finish makes sure no process of the group or the cage outlives the
+// attempt. It runs after Wait: the main process has exited and been reaped.
+// If the attempt was being terminated, the rest of the cage keeps its grace
+// period (a child that got SIGTERM may be cleaning up); then, and in any
+// case, whatever is left gets SIGKILL. (Run has already killed the
+// leftovers of an attempt that ended on its own; the second kill costs
+// little.)
 //
 // The group id is the reaped main process's id. Linux allocates ids
 // cyclically and does not reuse one while a process still has it as group
 // id, so signalling -pgid cannot hit an unrelated group in practice.
-func (s *stopper) finish(pgid int) {
+func (s *stopper) finish(pgid int, cg cage) {
 	s.mu.Lock()
 	deadline, kill := s.deadline, s.kill
 	s.mu.Unlock()
 	if kill != nil {
 		kill.Stop()
-		// Let the rest of the group use what is left of its grace period.
-		waitGroupExit(pgid, deadline)
+		// Let the rest of the cage use what is left of its grace period.
+		cg.wait(pgid, deadline)
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	cg.kill(pgid)
 }
 
 // stopping reports whether terminate has been called.

@@ -1,0 +1,279 @@
+package shell
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// killWait bounds how long a cage waits for killed processes to be gone
+// before it gives up on removing its cgroup. SIGKILL is not delayed by the
+// process; only one stuck in the kernel (uninterruptible I/O) takes longer.
+const killWait = 10 * time.Second
+
+// newCgroup2 checks that attempts' cgroups can be made under dir, a
+// directory of a cgroup v2 hierarchy, by making and removing one.
+func newCgroup2(dir string) (*container, error) {
+	c := &container{info: Containment{Mechanism: Cgroup2, Path: dir}}
+	probe := filepath.Join(dir, c.cageName())
+	if err := os.Mkdir(probe, 0o755); err != nil {
+		return nil, fmt.Errorf("cgroup v2 at %s: %w", dir, err)
+	}
+	defer os.Remove(probe)
+	if _, err := os.Stat(filepath.Join(probe, "cgroup.kill")); err != nil {
+		return nil, fmt.Errorf("cgroup v2 at %s: no cgroup.kill (needs Linux 5.14): %w", dir, err)
+	}
+	return c, nil
+}
+
+// cgroup2Cage is an attempt's cgroup v2.
+type cgroup2Cage struct {
+	dir string
+	fd  int // the directory, open for CLONE_INTO_CGROUP until start
+}
+
+func openCgroup2(dir string) (*cgroup2Cage, error) {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("make attempt cgroup: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = os.Remove(dir)
+		return nil, fmt.Errorf("open attempt cgroup: %w", err)
+	}
+	return &cgroup2Cage{dir: dir, fd: fd}, nil
+}
+
+func (g *cgroup2Cage) start(cmd *exec.Cmd) error {
+	// The child is created inside the cgroup: nothing it forks can be
+	// outside it, not even for an instant.
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = g.fd
+	err := cmd.Start()
+	_ = unix.Close(g.fd)
+	g.fd = -1
+	return err
+}
+
+func (g *cgroup2Cage) signal(pgid int, sig syscall.Signal) {
+	pids, _ := readPids(filepath.Join(g.dir, "cgroup.procs"))
+	signalOutsideGroup(pids, pgid, sig)
+}
+
+func (g *cgroup2Cage) kill(pgid int) {
+	_ = writeFile(filepath.Join(g.dir, "cgroup.kill"), "1")
+}
+
+func (g *cgroup2Cage) wait(pgid int, deadline time.Time) bool {
+	return awaitUnpopulated(filepath.Join(g.dir, "cgroup.events"), deadline)
+}
+
+func (g *cgroup2Cage) close(pgid int) error {
+	if g.fd >= 0 {
+		_ = unix.Close(g.fd)
+		g.fd = -1
+	}
+	// Run has killed everything (cgroup.kill also gets processes forked
+	// while it runs); what is left is dying.
+	deadline := time.Now().Add(killWait)
+	if !g.wait(pgid, deadline) {
+		g.kill(pgid)
+	}
+	return removeCgroup(g.dir, deadline)
+}
+
+// awaitUnpopulated returns true once the cgroup whose cgroup.events file is
+// at path has no process left ("populated 0"), or false at deadline. The
+// kernel wakes poll(2) on the file when its content changes, so this does
+// not poll on a timer.
+func awaitUnpopulated(path string, deadline time.Time) bool {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errors.Is(err, unix.ENOENT) // no cgroup, no process
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 256)
+	for {
+		// Reading re-arms the notification, so read before each poll.
+		n, err := unix.Pread(fd, buf, 0)
+		if err != nil {
+			return false
+		}
+		if !populated(buf[:n]) {
+			return true
+		}
+		ms := time.Until(deadline).Milliseconds()
+		if ms <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
+		if _, err := unix.Poll(fds, int(min(ms, 1<<30))); err != nil && !errors.Is(err, unix.EINTR) {
+			return false
+		}
+	}
+}
+
+// populated reads the populated key of cgroup.events.
+func populated(events []byte) bool {
+	for line := range bytes.Lines(events) {
+		if v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("populated ")); ok {
+			return string(v) != "0"
+		}
+	}
+	return false
+}
+
+// newFreezer checks that attempts' cgroups can be made under dir, a
+// directory of the cgroup v1 freezer hierarchy, and that a thread of tasuki
+// can join one and return to home, tasuki's own freezer cgroup (found from
+// /proc/self/cgroup when empty).
+func newFreezer(dir, home string) (*container, error) {
+	if home == "" {
+		_, own, err := ownCgroups()
+		if err != nil {
+			return nil, err
+		}
+		if own == "" {
+			return nil, fmt.Errorf("cgroup v1 freezer at %s: tasuki is in no freezer cgroup", dir)
+		}
+		home = own
+	}
+	c := &container{info: Containment{Mechanism: Freezer, Path: dir}, home: home}
+	g, err := openFreezer(filepath.Join(dir, c.cageName()), home)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup v1 freezer at %s: %w", dir, err)
+	}
+	defer g.close(0)
+	if _, err := os.Stat(filepath.Join(g.dir, "freezer.state")); err != nil {
+		return nil, fmt.Errorf("cgroup v1 freezer at %s: %w", dir, err)
+	}
+	if err := g.onThreadInside(func() error { return nil }); err != nil {
+		return nil, fmt.Errorf("cgroup v1 freezer at %s: %w", dir, err)
+	}
+	return c, nil
+}
+
+// freezerCage is an attempt's cgroup in the v1 freezer hierarchy.
+type freezerCage struct {
+	dir, home string
+}
+
+func openFreezer(dir, home string) (*freezerCage, error) {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("make attempt cgroup: %w", err)
+	}
+	return &freezerCage{dir: dir, home: home}, nil
+}
+
+// onThreadInside runs f on an OS thread that is in the cage's cgroup, so
+// that a process it forks starts there (cgroup v1 has no
+// CLONE_INTO_CGROUP; moving the child after it started would let it fork
+// outside first). The thread returns to home afterwards. If it cannot, it
+// is retired with its goroutine: a tasuki thread left in the cage would be
+// frozen with it.
+func (g *freezerCage) onThreadInside(f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		tid := strconv.Itoa(unix.Gettid())
+		if err := writeFile(filepath.Join(g.dir, "tasks"), tid); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("join attempt cgroup: %w", err)
+			return
+		}
+		err := f()
+		if berr := writeFile(filepath.Join(g.home, "tasks"), tid); berr != nil {
+			// Exit locked: the runtime ends the thread.
+			done <- errors.Join(err, fmt.Errorf("leave attempt cgroup: %w", berr))
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- err
+	}()
+	return <-done
+}
+
+func (g *freezerCage) start(cmd *exec.Cmd) error {
+	err := g.onThreadInside(cmd.Start)
+	if err != nil {
+		if cmd.Process != nil {
+			// Started, but tasuki's thread could not leave: the thread is
+			// gone, so Pdeathsig has already killed the child. Reap it.
+			_ = cmd.Wait()
+		}
+		return err
+	}
+	return nil
+}
+
+func (g *freezerCage) signal(pgid int, sig syscall.Signal) {
+	pids, _ := readPids(filepath.Join(g.dir, "cgroup.procs"))
+	signalOutsideGroup(pids, pgid, sig)
+}
+
+// kill freezes the cgroup, so nothing in it can fork while it is being
+// emptied, sends SIGKILL to every task and thaws it, which lets them die.
+func (g *freezerCage) kill(pgid int) {
+	state := filepath.Join(g.dir, "freezer.state")
+	frozen := writeFile(state, "FROZEN") == nil
+	if frozen {
+		// Freezing is asynchronous and v1 sends no notification: poll
+		// the state, briefly. Killing without it is still right, only
+		// a task forked meanwhile may be missed until the next round.
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+			b, err := os.ReadFile(state)
+			if err != nil || string(bytes.TrimSpace(b)) == "FROZEN" {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	pids, _ := readPids(filepath.Join(g.dir, "tasks"))
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if frozen {
+		_ = writeFile(state, "THAWED")
+	}
+}
+
+func (g *freezerCage) wait(pgid int, deadline time.Time) bool {
+	for {
+		pids, err := readPids(filepath.Join(g.dir, "tasks"))
+		if err != nil || len(pids) == 0 {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		if !awaitExit(pids, deadline) {
+			time.Sleep(min(10*time.Millisecond, time.Until(deadline)))
+		}
+	}
+}
+
+func (g *freezerCage) close(pgid int) error {
+	// Run has killed everything; what is left is dying, or was forked
+	// while the kill was under way and needs another.
+	deadline := time.Now().Add(killWait)
+	for {
+		round := time.Now().Add(100 * time.Millisecond)
+		if round.After(deadline) {
+			round = deadline
+		}
+		if g.wait(pgid, round) || !time.Now().Before(deadline) {
+			break
+		}
+		g.kill(pgid)
+	}
+	return removeCgroup(g.dir, deadline)
+}
