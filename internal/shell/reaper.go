@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,10 @@ func (r *reaper) open() *reaperCage {
 type reaperCage struct {
 	r   *reaper
 	tag string
+	// gone is set once a kill found nothing of the attempt alive after the
+	// main process exited: nothing is left that could start a process, so
+	// later kills and waits need no scan.
+	gone atomic.Bool
 }
 
 func (g *reaperCage) start(cmd *exec.Cmd) error {
@@ -83,11 +88,19 @@ func (g *reaperCage) signal(pgid int, sig syscall.Signal) {
 // One that forked meanwhile leaves a child that the next round finds; the
 // rounds end when a scan finds nothing alive.
 func (g *reaperCage) kill(pgid int) {
+	if g.gone.Load() {
+		return
+	}
 	deadline := time.Now().Add(killWait)
 	for {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		mainExited := exited(pgid)
 		pids := g.r.members(pgid, g.tag, g.r.alone())
-		if len(pids) == 0 || !time.Now().Before(deadline) {
+		if len(pids) == 0 {
+			g.gone.Store(mainExited)
+			return
+		}
+		if !time.Now().Before(deadline) {
 			return
 		}
 		for _, pid := range pids {
@@ -100,6 +113,9 @@ func (g *reaperCage) kill(pgid int) {
 }
 
 func (g *reaperCage) wait(pgid int, deadline time.Time) bool {
+	if g.gone.Load() {
+		return true
+	}
 	for {
 		pids := g.r.members(pgid, g.tag, false)
 		if len(pids) == 0 {
@@ -127,6 +143,20 @@ func (g *reaperCage) close(pgid int) error {
 		return fmt.Errorf("processes of attempt %s outlived it", g.tag)
 	}
 	return nil
+}
+
+// exited reports whether process pid has exited (a zombie, or reaped).
+func exited(pid int) bool {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		// Linux sets si_signo to SIGCHLD when it found the child exited and
+		// to 0 when it has not; ECHILD means it is reaped already.
+		return err != nil || info.Signo != 0
+	}
 }
 
 // alone reports whether only one attempt is running: then an adopted child
@@ -235,15 +265,24 @@ func readProcs() map[int]procInfo {
 		return nil
 	}
 	procs := make(map[int]procInfo, len(names))
+	buf := make([]byte, 512) // the fields up to ppid come first
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
+		// Plain syscalls: this runs for every process on the system, and
+		// os.ReadFile's extra fstat and growing buffer show.
+		fd, err := unix.Open("/proc/"+name+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue
 		}
+		n, err := unix.Read(fd, buf)
+		_ = unix.Close(fd)
+		if err != nil || n <= 0 {
+			continue
+		}
+		b := buf[:n]
 		// "pid (comm) state ppid ..."; comm may contain spaces and ")".
 		i := bytes.LastIndexByte(b, ')')
 		if i < 0 {
