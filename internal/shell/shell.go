@@ -52,7 +52,10 @@ const DefaultShell = "/bin/sh"
 // Command describes one process to run. Exactly one of Script and Argv is set.
 type Command struct {
 	// Script is run as `Shell -c Script`, so pipelines, redirections and
-	// variables work as they do in a terminal.
+	// variables work as they do in a terminal. A script of MaxArgString
+	// bytes or more, which the kernel would refuse as an argument, is
+	// given to the shell on descriptor 3 and run as `Shell -c '. /dev/fd/3'
+	// Shell`, so Shell must be a POSIX shell for such a script.
 	Script string
 	// Shell interprets Script; empty means DefaultShell. A name without a
 	// slash is looked up in the PATH of Env.
@@ -163,6 +166,20 @@ func runIn(ctx context.Context, c Command, ct *container) Result {
 	if env == nil {
 		env = os.Environ()
 	}
+	var script *os.File // a script too long for an argument (args.go)
+	if c.Script != "" {
+		if argv, script, err = passScript(name, c.Script, env); err != nil {
+			res.StartErr = fmt.Errorf("start %q: %w", name, err)
+			return res
+		}
+		if script != nil {
+			defer script.Close()
+		}
+	}
+	if err := checkArgs(argv, env); err != nil {
+		res.StartErr = fmt.Errorf("start %q: %w", name, err)
+		return res
+	}
 	path, err := lookPath(name, env)
 	if err != nil {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
@@ -193,6 +210,9 @@ func runIn(ctx context.Context, c Command, ct *container) Result {
 	cmd.Args = argv
 	cmd.Env = env
 	cmd.Dir = c.Dir
+	if script != nil {
+		cmd.ExtraFiles = []*os.File{script} // descriptor 3
+	}
 	out, err := wireOutput(cmd, c.Stdout, c.Stderr) // see output.go
 	if err != nil {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
