@@ -142,13 +142,20 @@ type local struct {
 	logs  *logs.Files
 }
 
-// openLocal opens (creating if needed) the data directory.
+// openLocal opens (creating if needed) the data directory, to read it or
+// change a run.
 func (a *app) openLocal(ctx context.Context) (*local, error) {
+	return a.openHome(ctx, sqlite.Inspect)
+}
+
+// openHome opens (creating if needed, private to the user) the data
+// directory for a use of its store (see sqlite.Use).
+func (a *app) openHome(ctx context.Context, use sqlite.Use) (*local, error) {
 	home := a.homeDir()
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(home, "tasuki.db"))
+	st, err := sqlite.OpenFor(ctx, filepath.Join(home, "tasuki.db"), use)
 	if err != nil {
 		return nil, err
 	}

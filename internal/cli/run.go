@@ -15,6 +15,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/server"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 )
 
 // execFlags are the flags shared by run and resume.
@@ -62,7 +63,7 @@ and follow their retry policy. Ctrl-C cancels the run cleanly.`,
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			l, err := a.openLocal(cmd.Context())
+			l, err := a.openForRuns(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -99,7 +100,7 @@ exact pipeline version it started with, even if the file changed since.`,
 			if err != nil {
 				return err
 			}
-			l, err := a.openLocal(cmd.Context())
+			l, err := a.openForRuns(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -121,6 +122,21 @@ exact pipeline version it started with, even if the file changed since.`,
 	}
 	ef.register(cmd)
 	return cmd
+}
+
+// openForRuns opens the data directory to execute runs in this process.
+// Any number of such processes share it, but a server owns its data
+// directory alone: beside one, this refuses and says to go through it.
+func (a *app) openForRuns(ctx context.Context) (*local, error) {
+	l, err := a.openHome(ctx, sqlite.Local)
+	var inUse *sqlite.InUseError
+	if errors.As(err, &inUse) && inUse.Server {
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%w.\n"+
+			"A server executes every run of its data directory: run pipelines through it "+
+			"(put the file in its pipelines directory, then: %s=http://ADDR tasuki trigger NAME), "+
+			"or use another data directory here (--home DIR)", err, serverEnv)}
+	}
+	return l, err
 }
 
 func (a *app) newRunner(l *local, ef *execFlags) (*runner.Runner, error) {
@@ -169,9 +185,6 @@ func parseParams(kvs []string) (map[string]string, error) {
 		}
 		if _, dup := out[k]; dup {
 			return nil, usageErr("--param %q given twice", k)
-		}
-		if err := spec.CheckText(fmt.Sprintf("--param %q", k), v); err != nil {
-			return nil, usageErr("%v", err)
 		}
 		out[k] = v
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasuki-dev/tasuki/internal/server"
+	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -108,7 +110,13 @@ grace period, and what is left resumes at the next start.`,
 				opts.Now = now
 			}
 			srv, err := server.New(cmd.Context(), cfg, opts)
-			if err != nil {
+			var inUse *sqlite.InUseError
+			switch {
+			case errors.As(err, &inUse) && inUse.Server:
+				return &exitError{code: exitFailed, err: fmt.Errorf("%w.\nAn embedded store has one server: stop that one, or give this one another data directory (--home)", err)}
+			case errors.As(err, &inUse):
+				return &exitError{code: exitFailed, err: fmt.Errorf("%w.\nA server owns its data directory alone: wait for those runs to end, or give the server another data directory (--home)", err)}
+			case err != nil:
 				return &exitError{code: exitUsage, err: err}
 			}
 			if err := srv.Listen(); err != nil {

@@ -106,7 +106,7 @@ func (f *Files) createFile(k Key, path string) (*os.File, error) {
 	known := f.dirs[dir]
 	f.dirsMu.Unlock()
 	if !known {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create log of %s: %w", k, err)
 		}
 		f.dirsMu.Lock()

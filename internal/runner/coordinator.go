@@ -216,7 +216,7 @@ func (c *coordinator) commit(ctx context.Context) error {
 // loop drives the run until it ends, or until a drain has handed every
 // attempt back.
 func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
-	if err := os.MkdirAll(c.workDir, 0o755); err != nil {
+	if err := os.MkdirAll(c.workDir, 0o700); err != nil {
 		return c.run, fmt.Errorf("prepare scratch directory of run %d: %w", c.run.ID, err)
 	}
 	defer c.r.Dispatcher.withdraw(c.run.ID)
@@ -542,7 +542,7 @@ func (nf *needFiles) paths(results map[string]json.RawMessage) (map[string]strin
 			continue
 		}
 		if len(nf.at) == 0 {
-			if err := os.MkdirAll(nf.dir, 0o755); err != nil {
+			if err := os.MkdirAll(nf.dir, 0o700); err != nil {
 				return nil, fmt.Errorf("prepare needs directory: %w", err)
 			}
 		}
@@ -550,7 +550,7 @@ func (nf *needFiles) paths(results map[string]json.RawMessage) (map[string]strin
 			data = json.RawMessage("{}")
 		}
 		path := filepath.Join(nf.dir, id+".json")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("write result of need %s: %w", id, err)
 		}
 		nf.at[id] = path

@@ -432,11 +432,11 @@ func (r *Runner) home() string {
 // it when the process dies, so a crash never leaves a run locked.
 func (r *Runner) lock(runID int64) (func(), error) {
 	dir := filepath.Join(r.Home, "locks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock run %d: %w", runID, err)
 	}
 	path := filepath.Join(dir, "run-"+strconv.FormatInt(runID, 10)+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock run %d: %w", runID, err)
 	}
