@@ -190,16 +190,8 @@ func (a *app) logsCmd() *cobra.Command {
 		Use:   "logs RUN_ID TASK",
 		Short: "Print a task's log (the latest attempt unless --attempt)",
 		Long: `Print the time-stamped log of a task attempt. Each line is
-'<time> <out|err> <text>'.
-
-With -f, keep printing as the task writes until the task ends (or Ctrl-C):
-a task that has not started is waited for; when an attempt ends and the
-task is tried again, a line '--- attempt N ended: <outcome> ---' and a line
-'--- attempt N+1 ---' mark the boundary, and the next attempt is printed
-from its first line. A task that will never run (its upstream failed, it
-was skipped) is reported and the command exits. With --attempt and -f,
-only that attempt is followed. Against a server, a lost connection is
-retried until the server is back, saying so on stderr.`,
+'<time> <out|err> <text>'. With -f, keep printing as the task writes, until
+the attempt ends or Ctrl-C.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
@@ -227,12 +219,6 @@ retried until the server is back, saying so on stderr.`,
 			if task == nil {
 				return usageErr("run %d has no task %q", id, args[1])
 			}
-			if follow {
-				if attempt > task.Attempt {
-					return usageErr("task %q of run %d has no attempt %d (latest is %d)", args[1], id, attempt, task.Attempt)
-				}
-				return a.followLog(cmd, l, *task, attempt)
-			}
 			n := attempt
 			if n == 0 {
 				n = task.Attempt
@@ -241,6 +227,9 @@ retried until the server is back, saying so on stderr.`,
 				return usageErr("task %q of run %d has not started yet", args[1], id)
 			}
 			key := logs.Key{RunID: id, TaskID: task.TaskID, Attempt: n}
+			if follow {
+				return a.followLog(cmd, l, key)
+			}
 			rc, err := l.logs.Open(cmd.Context(), key, 0)
 			if err != nil {
 				return err
@@ -251,6 +240,6 @@ retried until the server is back, saying so on stderr.`,
 		},
 	}
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "attempt number (default: the latest)")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines, attempt after attempt, until the task ends")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the attempt ends")
 	return cmd
 }

@@ -280,9 +280,7 @@ func (a *app) remoteLogs(*cobra.Command) remoteRunE {
 			return err
 		}
 		if follow == "true" {
-			src := &remoteFollow{c: c, runID: id, id: args[1], errOut: a.io.Err}
-			name := fmt.Sprintf("task %q of run %d", args[1], id)
-			err := followTask(cmd.Context(), src, a.io.Out, a.io.Err, name, int(attempt))
+			err := c.FollowLog(cmd.Context(), id, args[1], int(attempt), a.io.Out)
 			if err != nil && cmd.Context().Err() != nil {
 				return nil // Ctrl-C ends following; that is not an error
 			}
@@ -388,12 +386,12 @@ func (a *app) completePipelines(cmd *cobra.Command, args []string, _ string) ([]
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), completeTimeout)
 	defer cancel()
-	list, err := c.Pipelines(ctx)
+	ps, err := c.Pipelines(ctx)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	out := make([]cobra.Completion, 0, len(list.Items))
-	for _, p := range list.Items {
+	out := make([]cobra.Completion, 0, len(ps))
+	for _, p := range ps {
 		out = append(out, cobra.CompletionWithDesc(p.Name, p.Description))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp

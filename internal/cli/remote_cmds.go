@@ -42,14 +42,7 @@ func (a *app) pipelinesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pipelines",
 		Short: "List the server's pipelines with their schedules and last runs",
-		Long: `List the server's pipelines with their schedules and last runs, then the
-pipeline files that do not load, each with its problems as file:line:col:
-message. A pipeline whose file broke after it loaded keeps running its last
-good version; its status says so and shows the file's first problem.
-
-With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
-		Args: cobra.NoArgs,
-
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -58,22 +51,18 @@ With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
 			if err != nil {
 				return err
 			}
-			list, err := c.Pipelines(cmd.Context())
+			ps, err := c.Pipelines(cmd.Context())
 			if err != nil {
 				return remoteErr(c, err)
 			}
 			if a.output == "json" {
-				if list.Items == nil {
-					list.Items = []api.Pipeline{}
+				if ps == nil {
+					ps = []api.Pipeline{}
 				}
-				if list.Problems == nil {
-					list.Problems = []api.FileProblem{}
-				}
-				return writeJSON(a.io.Out, list)
+				return writeJSON(a.io.Out, ps)
 			}
 			t := newTable(a.io.Out, "NAME", "SCHEDULE", "NEXT RUN", "LAST RUN", "TASKS", "STATUS")
-			for _, p := range list.Items {
-
+			for _, p := range ps {
 				sched, next, last := "-", "-", "-"
 				if p.Schedule != "" {
 					sched = p.Schedule
@@ -96,7 +85,7 @@ With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
 					status = append(status, "removed")
 				}
 				if p.Error != "" {
-					status = append(status, "last good version in use; file has errors: "+firstProblem(strings.Split(p.Error, "\n")))
+					status = append(status, "invalid file: "+truncate(p.Error, 60))
 				}
 				if len(status) == 0 {
 					status = append(status, "ok")
@@ -104,44 +93,11 @@ With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
 				t.row(p.Name, sched, next, last, strconv.Itoa(p.Tasks), strings.Join(status, ", "))
 			}
 			t.flush()
-			printProblems(a.io.Out, list.Problems)
 			return nil
 		},
 	}
 	a.addOutputFlag(cmd)
 	return cmd
-}
-
-// firstProblem shows the first of a file's problems on one line, and how
-// many follow.
-func firstProblem(errs []string) string {
-	if len(errs) == 0 {
-		return ""
-	}
-	s := truncate(errs[0], 120)
-	if len(errs) > 1 {
-		s += fmt.Sprintf(" (+%d more)", len(errs)-1)
-	}
-	return s
-}
-
-// printProblems lists the pipeline files that do not load, below the
-// pipelines, with every problem on its own line.
-func printProblems(w io.Writer, problems []api.FileProblem) {
-	if len(problems) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "\nPipeline files that do not load (%d):\n", len(problems))
-	for _, fp := range problems {
-		what := fp.File
-		if fp.Pipeline != "" {
-			what += fmt.Sprintf(" (pipeline %s, not loaded)", fp.Pipeline)
-		}
-		fmt.Fprintf(w, "  %s\n", what)
-		for _, e := range fp.Errors {
-			fmt.Fprintf(w, "    %s\n", e)
-		}
-	}
 }
 
 func (a *app) triggerCmd() *cobra.Command {

@@ -1,12 +1,9 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
-	"log/slog"
+	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +48,7 @@ func TestRegistryKeepsLastGoodVersion(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "a.yaml")
 	write(t, file, "name: a\ntasks: [{id: x, run: 'true'}]\n")
-	r := NewRegistry(dir, discard)
+	r := NewRegistry(dir, nil)
 	if ch := reload(t, r); !ch["a"].Updated {
 		t.Fatalf("first load: %+v", ch)
 	}
@@ -84,104 +81,19 @@ func TestRegistryKeepsLastGoodVersion(t *testing.T) {
 func TestRegistryUnknownBrokenFileAndCheck(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "broken.yaml"), "name: [\n")
-	write(t, filepath.Join(dir, "pooled.yaml"), "name: pooled\ntasks:\n  - {id: x, run: 'true', pool: warehouse}\n")
-	r := NewRegistry(dir, discard, func(p *spec.Pipeline, report func(any, string)) {
-		if p.Tasks[0].Pool != "" {
-			report(&p.Tasks[0].Pool, `pool "warehouse" is not configured`)
+	write(t, filepath.Join(dir, "pooled.yaml"), "name: pooled\ntasks: [{id: x, run: 'true'}]\n")
+	r := NewRegistry(dir, func(p *spec.Pipeline) error {
+		if p.Name == "pooled" {
+			return errors.New(`pool "warehouse" is not configured`)
 		}
+		return nil
 	})
 	reload(t, r)
-	probs := r.Problems()
-	pooled := filepath.Join(dir, "pooled.yaml")
-	if len(probs) != 2 || probs[1].File != pooled || probs[1].Pipeline != "pooled" ||
-		!slices.Equal(probs[1].Errors, []string{pooled + `:3:32: pool "warehouse" is not configured`}) {
-		t.Fatalf("problems = %+v", probs)
-	}
-	if probs[0].Pipeline != "" || len(probs[0].Errors) != 1 {
-		t.Errorf("a file with a syntax error: %+v", probs[0])
+	errs := r.FileErrors()
+	if len(errs) != 2 || !strings.Contains(errs[filepath.Join(dir, "pooled.yaml")], "warehouse") {
+		t.Fatalf("file errors = %v", errs)
 	}
 	if _, ok := r.Get("pooled"); ok {
 		t.Fatal("a pipeline failing the server check was loaded")
-	}
-	if fp, ok := r.Problem("pooled"); !ok || fp.File != pooled {
-		t.Errorf("Problem(pooled) = %+v, %v", fp, ok)
-	}
-	if _, ok := r.Problem(""); ok {
-		t.Error("Problem(\"\") found a file")
-	}
-}
-
-// warnings returns the messages of the WARN records logged so far, and
-// forgets them.
-func (l *logCapture) warnings(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	for line := range strings.Lines(l.buf.String()) {
-		var rec struct {
-			Level, Msg, File string
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if rec.Level == "WARN" {
-			out = append(out, rec.Msg+" "+filepath.Base(rec.File))
-		}
-	}
-	l.buf.Reset()
-	return out
-}
-
-type logCapture struct{ buf bytes.Buffer }
-
-func newLogCapture() (*logCapture, *slog.Logger) {
-	l := &logCapture{}
-	return l, slog.New(slog.NewJSONHandler(&l.buf, nil))
-}
-
-var discard = slog.New(slog.DiscardHandler)
-
-// TestRegistryLogsProblemOncePerChange: a file that does not load is
-// logged when it appears and each time it changes, not at every reload
-// (which, every 2 s, filled logs with the same warning); it stays listed
-// until it is fixed.
-func TestRegistryLogsProblemOncePerChange(t *testing.T) {
-	dir := t.TempDir()
-	logs, log := newLogCapture()
-	r := NewRegistry(dir, log)
-	good := filepath.Join(dir, "good.yaml")
-	needy := filepath.Join(dir, "needy.yaml")
-	write(t, good, "name: good\ntasks: [{id: x, run: 'true'}]\n")
-	write(t, needy, "name: needy\ntasks:\n  - {id: x, run: 'true', needs: [nope]}\n")
-
-	steps := []struct {
-		name   string
-		change func()
-		want   []string
-	}{
-		{"new broken file", func() {}, []string{"invalid pipeline file; it is not loaded needy.yaml"}},
-		{"nothing changed", func() {}, nil},
-		{"another file changed", func() { bump(t, good) }, nil},
-		{"broken file touched", func() { bump(t, needy) }, []string{"invalid pipeline file; it is not loaded needy.yaml"}},
-		{"another file changed again", func() { write(t, good, "name: good\ntasks: [{id: y, run: 'true'}]\n") }, nil},
-		{"broken differently", func() { write(t, needy, "name: needy\ntasks:\n  - {id: x, run: 'true', needs: [nah]}\n") },
-			[]string{"invalid pipeline file; it is not loaded needy.yaml"}},
-		{"fixed", func() { write(t, needy, "name: needy\ntasks: [{id: x, run: 'true'}]\n") }, nil},
-		{"good file breaks", func() { write(t, good, "name: good\ntasks: [{id: y, run: 'true', neds: []}]\n") },
-			[]string{"pipeline file is invalid; the last good version stays in use good.yaml"}},
-		{"and stays broken", func() { bump(t, needy) }, nil},
-	}
-	for _, st := range steps {
-		st.change()
-		reload(t, r)
-		if got := logs.warnings(t); !slices.Equal(got, st.want) {
-			t.Errorf("%s: warnings %q, want %q", st.name, got, st.want)
-		}
-	}
-	// The broken good file shows on its pipeline, not among the problems.
-	if l, _ := r.Get("good"); !strings.Contains(l.Error, good+":2:") || l.Pipeline.Tasks[0].ID != "y" {
-		t.Errorf("good after breaking: %+v", l)
-	}
-	if probs := r.Problems(); len(probs) != 0 {
-		t.Errorf("problems = %+v, want none (needy is fixed, good shows on its pipeline)", probs)
 	}
 }
