@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
@@ -105,8 +106,8 @@ func orchestrate(ctx context.Context, o *options, key string, n int, chain, prof
 	r := &runner.Runner{
 		Store: st, Logs: logs.NewFiles(filepath.Join(dir, "logs")), Home: dir, Parallel: 16,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Kind: func(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
-			return runner.AttemptResult{Kind: engine.EvTaskSucceeded}
+		Executor: func(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
+			return runner.AttemptResult{Outcome: attempt.Succeeded}
 		},
 	}
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 )
 
 // openAPIDoc fetches and parses the served OpenAPI document.
@@ -199,10 +200,37 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	listed := asList(detail["examples"])
 	for _, c := range []string{api.CodeNotFound, api.CodeInvalid, api.CodeInvalidParams, api.CodeConflict, api.CodeUnauthorized,
 		api.CodeInternal, api.CodeUnavailable, api.CodeMethodNotAllowed, api.CodeTooLarge, api.CodeRangeNotSatisfiable,
-		api.CodeForbidden, api.CodeLeaseLost} {
+		api.CodeForbidden, api.CodeLeaseLost, api.CodePipelineInvalid} {
 		if !slices.Contains(listed, any(c)) {
 			t.Errorf("error code %s is not documented", c)
 		}
+	}
+}
+
+// TestOpenAPIOutcomes checks the documented outcomes against the one
+// vocabulary: an attempt shows any outcome, a worker reports any but lost.
+func TestOpenAPIOutcomes(t *testing.T) {
+	doc := openAPIDoc(t, newEnv(t).handler)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	enum := func(schema string) []string {
+		var out []string
+		for _, v := range asList(schemas[schema].(map[string]any)["properties"].(map[string]any)["outcome"].(map[string]any)["enum"]) {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	var all, reportable []string
+	for _, o := range attempt.Outcomes() {
+		all = append(all, string(o))
+		if o.Reportable() {
+			reportable = append(reportable, string(o))
+		}
+	}
+	if got := enum("Attempt"); !sameSet(got, all) {
+		t.Errorf("Attempt.outcome lists %v, want %v", got, all)
+	}
+	if got := enum("CompleteRequest"); !sameSet(got, reportable) {
+		t.Errorf("CompleteRequest.outcome lists %v, want %v", got, reportable)
 	}
 }
 

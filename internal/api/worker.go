@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 )
 
 // The worker protocol: how `tasuki worker` processes lease task attempts from
@@ -39,26 +41,19 @@ type LeaseResponse struct {
 	Leases []Lease `json:"leases"`
 }
 
-// Lease is one attempt handed to a worker: everything it needs to run it.
+// Lease is one attempt handed to a worker: who it is, the attempt's Spec
+// (the same description the server's own executor runs), and how to keep
+// the lease alive.
 type Lease struct {
 	ID       string `json:"id"` // LeaseID(run, task, attempt)
 	RunID    int64  `json:"run_id"`
 	Pipeline string `json:"pipeline"`
 	Task     string `json:"task"`
 	Attempt  int    `json:"attempt"`
-	// Shell is a script for /bin/sh -c; Argv runs directly. One is set.
-	Shell string   `json:"shell,omitempty"`
-	Argv  []string `json:"argv,omitempty"`
-	// Env are the task's variables (pipeline and task env, parameters,
-	// TASUKI_*), added to the worker's own environment.
-	Env map[string]string `json:"env"`
-	// Workdir is the task's working directory: absolute, or relative to the
-	// worker's working directory.
-	Workdir string `json:"workdir,omitempty"`
-	// Needs are the JSON results of the task's needs, by task id; the worker
-	// writes each to a file named by TASUKI_NEED_<ID>.
-	Needs   map[string]json.RawMessage `json:"needs,omitempty"`
-	Timeout Duration                   `json:"timeout,omitempty"` // 0: none
+	// Spec is what to run: the kind of work and its body, the task's
+	// variables, working directory (absolute, or relative to the worker's
+	// directory), the needs' results and the timeout.
+	Spec attempt.Spec `json:"spec"`
 	// HeartbeatEvery is how often the worker must send a heartbeat; a lease
 	// not heard of for LeaseTimeout is lost.
 	HeartbeatEvery Duration `json:"heartbeat_every"`
@@ -76,6 +71,10 @@ type HeartbeatResponse struct {
 	// Cancel lists leases whose run was cancelled: end the process group and
 	// complete with outcome "cancelled".
 	Cancel []string `json:"cancel,omitempty"`
+	// Preempt lists leases the server hands back (it is shutting down):
+	// end the process group and complete with outcome "preempted", or with
+	// the attempt's own outcome if it finished by itself meanwhile.
+	Preempt []string `json:"preempt,omitempty"`
 	// Unknown lists leases the server no longer holds (expired, or given to
 	// another worker): end them; their completion would be refused.
 	Unknown []string `json:"unknown,omitempty"`
@@ -84,8 +83,9 @@ type HeartbeatResponse struct {
 // CompleteRequest reports how an attempt ended.
 type CompleteRequest struct {
 	// Outcome is succeeded, failed, timed_out, cancelled or preempted (the
-	// worker is shutting down and hands the attempt back unchanged).
-	Outcome  string          `json:"outcome"`
+	// worker is shutting down and hands the attempt back unchanged): any
+	// outcome but lost (attempt.Outcome.Reportable).
+	Outcome  attempt.Outcome `json:"outcome"`
 	ExitCode *int            `json:"exit_code,omitempty"`
 	Message  string          `json:"message,omitempty"`
 	Result   json.RawMessage `json:"result,omitempty"`
@@ -95,26 +95,7 @@ type CompleteRequest struct {
 }
 
 // Duration is a time.Duration in JSON as a Go duration string ("30s").
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON reads a duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration: expected a string like \"30s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = attempt.Duration
 
 // LeaseID names the lease of one attempt: "RUN.TASK.ATTEMPT". Task ids hold
 // no dots, so the form is unambiguous and safe in URL paths.
@@ -137,13 +118,14 @@ func ParseLeaseID(id string) (run int64, task string, attempt int, err error) {
 	return run, id[first+1 : last], attempt, nil
 }
 
-// Worker outcomes in CompleteRequest.
+// Worker outcomes in CompleteRequest: attempt.Outcome values, named here
+// for the protocol's clients.
 const (
-	OutcomeSucceeded = "succeeded"
-	OutcomeFailed    = "failed"
-	OutcomeTimedOut  = "timed_out"
-	OutcomeCancelled = "cancelled"
-	OutcomePreempted = "preempted"
+	OutcomeSucceeded = attempt.Succeeded
+	OutcomeFailed    = attempt.Failed
+	OutcomeTimedOut  = attempt.TimedOut
+	OutcomeCancelled = attempt.Cancelled
+	OutcomePreempted = attempt.Preempted
 )
 
 // Workers is the server side of the worker protocol. The server implements

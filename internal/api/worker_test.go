@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 )
@@ -107,8 +108,9 @@ func TestWorkerRoutesUnavailable(t *testing.T) {
 // TestWorkerRoutes sends the worker routes good and bad requests and checks
 // status, error code, and what the Workers fake was given.
 func TestWorkerRoutes(t *testing.T) {
-	lease := api.Lease{ID: "7.load.2", RunID: 7, Pipeline: "p", Task: "load", Attempt: 2, Shell: "echo hi",
-		Env: map[string]string{"A": "1"}, Timeout: api.Duration(time.Minute), HeartbeatEvery: api.Duration(time.Second), LeaseTimeout: api.Duration(5 * time.Second)}
+	lease := api.Lease{ID: "7.load.2", RunID: 7, Pipeline: "p", Task: "load", Attempt: 2,
+		Spec:           attempt.Spec{Kind: "shell", Body: json.RawMessage(`{"shell":"echo hi"}`), Env: map[string]string{"A": "1"}, Timeout: attempt.Duration(time.Minute)},
+		HeartbeatEvery: api.Duration(time.Second), LeaseTimeout: api.Duration(5 * time.Second)}
 	type tc struct {
 		name   string
 		rq     request
@@ -472,7 +474,7 @@ func TestClientWorkerCalls(t *testing.T) {
 	}
 
 	// The protocol.
-	e.workers.Add(api.Lease{ID: "3.t.1", RunID: 3, Task: "t", Attempt: 1, Argv: []string{"true"}})
+	e.workers.Add(api.Lease{ID: "3.t.1", RunID: 3, Task: "t", Attempt: 1, Spec: attempt.Spec{Kind: "shell", Body: json.RawMessage(`{"argv":["true"]}`)}})
 	resp, err := c.Lease(ctx, api.LeaseRequest{Worker: "w", Free: 4})
 	if err != nil || len(resp.Leases) != 1 {
 		t.Fatalf("Lease: %+v %v", resp, err)

@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strings"
 	"unicode"
+
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 )
 
 // serveFunc is how a route serves a request.
@@ -230,9 +232,6 @@ func (h *handler) workerLog(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// outcomes are the outcomes a worker may report.
-var outcomes = []string{OutcomeSucceeded, OutcomeFailed, OutcomeTimedOut, OutcomeCancelled, OutcomePreempted}
-
 func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathLease(r)
 	if err != nil {
@@ -242,12 +241,14 @@ func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBodyLimit(w, r, &req, false, MaxCompleteBytes); err != nil {
 		return err
 	}
-	known := false
-	for _, o := range outcomes {
-		known = known || o == req.Outcome
-	}
-	if !known {
-		return invalid("field \"outcome\": expected one of %s, got %q", strings.Join(outcomes, ", "), req.Outcome)
+	if !req.Outcome.Reportable() {
+		var names []string
+		for _, o := range attempt.Outcomes() {
+			if o.Reportable() {
+				names = append(names, string(o))
+			}
+		}
+		return invalid("field \"outcome\": expected one of %s, got %q", strings.Join(names, ", "), req.Outcome)
 	}
 	if req.LogSize < 0 {
 		return invalid("field \"log_size\": expected a number of bytes, got %d", req.LogSize)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 )
 
 // workerServer is the real API handler with the worker routes over fakes,
@@ -46,9 +48,9 @@ func newWorkerServer(t *testing.T, wrap func(http.Handler) http.Handler) *worker
 
 // longLease is a lease of a task that prints "started" and sleeps.
 func longLease(id string) api.Lease {
-	run, task, attempt, _ := api.ParseLeaseID(id)
-	return api.Lease{ID: id, RunID: run, Pipeline: "p", Task: task, Attempt: attempt, Shell: "echo started; exec sleep 60",
-		Env: map[string]string{}, HeartbeatEvery: api.Duration(100 * time.Millisecond), LeaseTimeout: api.Duration(5 * time.Second)}
+	run, task, n, _ := api.ParseLeaseID(id)
+	return api.Lease{ID: id, RunID: run, Pipeline: "p", Task: task, Attempt: n,
+		Spec: attempt.Spec{Kind: "shell", Body: json.RawMessage(`{"shell":"echo started; exec sleep 60"}`), Env: map[string]string{}}, HeartbeatEvery: api.Duration(100 * time.Millisecond), LeaseTimeout: api.Duration(5 * time.Second)}
 }
 
 func waitCtx(t *testing.T) context.Context {
@@ -212,8 +214,8 @@ func TestWorkerCommand(t *testing.T) {
 				t.Setenv(tokenEnv, "")
 				args = append(args, "--token-file", writeFile(t, t.TempDir(), "token", s.secret+"\n"))
 			}
-			l := api.Lease{ID: "1.hello.1", RunID: 1, Pipeline: "p", Task: "hello", Attempt: 1, Shell: `echo "hello from $(pwd)"`,
-				Env: map[string]string{}, HeartbeatEvery: api.Duration(time.Second), LeaseTimeout: api.Duration(5 * time.Second)}
+			l := api.Lease{ID: "1.hello.1", RunID: 1, Pipeline: "p", Task: "hello", Attempt: 1,
+				Spec: attempt.Spec{Kind: "shell", Body: json.RawMessage(`{"shell":"echo \"hello from $(pwd)\""}`), Env: map[string]string{}}, HeartbeatEvery: api.Duration(time.Second), LeaseTimeout: api.Duration(5 * time.Second)}
 			s.fake.Add(l)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

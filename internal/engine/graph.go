@@ -22,7 +22,6 @@ type Node struct {
 	Needs      []int
 	Dependents []int
 	Retry      RetryPolicy
-	Timeout    time.Duration
 }
 
 // RetryPolicy decides how many attempts a task gets and how long to wait
@@ -65,10 +64,9 @@ func (p RetryPolicy) Delay(n int, u float64) time.Duration {
 // NodeDef describes one task for NewGraph: its id, the ids it needs and its
 // policies.
 type NodeDef struct {
-	ID      string
-	Needs   []string
-	Retry   RetryPolicy
-	Timeout time.Duration
+	ID    string
+	Needs []string
+	Retry RetryPolicy
 }
 
 // NewGraph builds a graph from task definitions. It checks that ids are unique,
@@ -82,7 +80,7 @@ func NewGraph(defs []NodeDef) (*Graph, error) {
 			return nil, fmt.Errorf("build graph: duplicate task id %q", d.ID)
 		}
 		g.index[d.ID] = i
-		g.nodes[i] = Node{ID: d.ID, Retry: d.Retry, Timeout: d.Timeout}
+		g.nodes[i] = Node{ID: d.ID, Retry: d.Retry}
 	}
 	for i, d := range defs {
 		needs := make([]int, 0, len(d.Needs))

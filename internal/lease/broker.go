@@ -10,6 +10,7 @@ package lease
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,7 +20,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
-	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 )
@@ -30,8 +31,6 @@ type Broker struct {
 	HeartbeatEvery time.Duration
 	// LeaseTimeout is how long a lease lives without a heartbeat.
 	LeaseTimeout time.Duration
-	// Env renders an attempt's variables (runner.TaskEnv).
-	Env func(*runner.Attempt) map[string]string
 	// Logs receives the log bytes remote workers send.
 	Logs   *logs.Files
 	Now    func() time.Time
@@ -56,7 +55,7 @@ type offer struct {
 	seq      uint64
 	result   chan runner.AttemptResult // buffered 1
 	lease    *leaseState               // nil while waiting
-	ctx      context.Context           // cancelled when the run no longer wants the attempt
+	ctx      context.Context           // cancelled, with its cause, when the run no longer wants the attempt
 }
 
 // leaseState is an offer taken by a worker.
@@ -66,7 +65,7 @@ type leaseState struct {
 	worker   string
 	owner    string    // the token the lease was handed to ("" for the in-process executor)
 	deadline time.Time // zero for the in-process executor, which cannot vanish alone
-	cancel   bool      // the run asked to end the attempt
+	stop     error     // why the run asked to end the attempt (attempt.ErrCancelled, attempt.ErrPreempted); nil while it runs
 	// logMu orders a lease's log appends and its close: a worker may retry
 	// an append while the first is still being written, and an expiry or a
 	// report may come in between.
@@ -87,11 +86,10 @@ func (l *leaseState) closeLog() {
 }
 
 // New returns a broker; Start runs its lease janitor.
-func New(env func(*runner.Attempt) map[string]string, lf *logs.Files, logger *slog.Logger) *Broker {
+func New(lf *logs.Files, logger *slog.Logger) *Broker {
 	return &Broker{
 		HeartbeatEvery: 5 * time.Second,
 		LeaseTimeout:   20 * time.Second,
-		Env:            env,
 		Logs:           lf,
 		Now:            time.Now,
 		Logger:         logger,
@@ -132,16 +130,16 @@ func (b *Broker) expire() {
 	for _, l := range lost {
 		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
 		l.closeLog()
-		l.o.result <- runner.AttemptResult{Kind: engine.EvTaskLost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
+		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
 	}
 }
 
 // Run is a runner.TaskFunc: it offers the attempt to workers and waits for
 // its end. Cancelling ctx (the run is cancelled, or the server drains) ends
 // an offer no worker took at once, and asks the worker holding a lease to
-// end the attempt.
+// end the attempt, for the reason context.Cause(ctx) gives.
 func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
-	o := &offer{a: a, priority: a.Task.Priority, labels: a.Task.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx}
+	o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx}
 	b.mu.Lock()
 	b.seq++
 	o.seq = b.seq
@@ -156,13 +154,20 @@ func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResul
 		return res
 	case <-ctx.Done():
 	}
+	cause := context.Cause(ctx)
 	b.mu.Lock()
 	if o.lease == nil {
 		b.remove(o)
 		b.mu.Unlock()
-		return runner.AttemptResult{Kind: engine.EvTaskCancelled, Message: "cancelled before a worker took it"}
+		if errors.Is(cause, attempt.ErrPreempted) {
+			return runner.AttemptResult{Outcome: attempt.Preempted, Message: "handed back before a worker took it"}
+		}
+		return runner.AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled before a worker took it"}
 	}
-	o.lease.cancel = true
+	if !errors.Is(cause, attempt.ErrPreempted) {
+		cause = attempt.ErrCancelled
+	}
+	o.lease.stop = cause
 	b.mu.Unlock()
 	return <-o.result // the worker reports, or the lease expires
 }
@@ -198,7 +203,7 @@ func (b *Broker) take(worker string, labels []string, n int, expires bool) []*le
 			continue
 		}
 		b.offers = slices.Delete(b.offers, i, i+1)
-		l := &leaseState{id: api.LeaseID(o.a.RunID, o.a.Task.ID, o.a.Number), o: o, worker: worker}
+		l := &leaseState{id: api.LeaseID(o.a.RunID, o.a.TaskID, o.a.Number), o: o, worker: worker}
 		if expires {
 			l.deadline = b.Now().Add(b.LeaseTimeout)
 		}
@@ -305,13 +310,12 @@ func (b *Broker) held(ctx context.Context, id, worker string) (*leaseState, bool
 	return l, true
 }
 
-// describe is what a worker needs to run a lease.
+// describe is what a worker needs to run a lease: the attempt's Spec, the
+// same the in-process executor runs.
 func (b *Broker) describe(l *leaseState) api.Lease {
 	a := l.o.a
 	return api.Lease{
-		ID: l.id, RunID: a.RunID, Pipeline: a.Pipeline.Name, Task: a.Task.ID, Attempt: a.Number,
-		Shell: a.Task.Run.Shell, Argv: a.Task.Run.Argv, Env: b.Env(a), Workdir: a.Task.Workdir,
-		Needs: a.NeedResults, Timeout: api.Duration(a.Task.Timeout.D()),
+		ID: l.id, RunID: a.RunID, Pipeline: a.Pipeline, Task: a.TaskID, Attempt: a.Number, Spec: a.Spec,
 		HeartbeatEvery: api.Duration(b.HeartbeatEvery), LeaseTimeout: api.Duration(b.LeaseTimeout),
 	}
 }
@@ -330,7 +334,10 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 			continue
 		}
 		l.deadline = now.Add(b.LeaseTimeout)
-		if l.cancel {
+		switch {
+		case errors.Is(l.stop, attempt.ErrPreempted):
+			resp.Preempt = append(resp.Preempt, id)
+		case l.stop != nil:
 			resp.Cancel = append(resp.Cancel, id)
 		}
 	}
@@ -373,14 +380,7 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 
 // Complete implements api.Workers.
 func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteRequest) error {
-	kind, ok := map[string]engine.EventKind{
-		api.OutcomeSucceeded: engine.EvTaskSucceeded,
-		api.OutcomeFailed:    engine.EvTaskFailed,
-		api.OutcomeTimedOut:  engine.EvTaskTimedOut,
-		api.OutcomeCancelled: engine.EvTaskCancelled,
-		api.OutcomePreempted: engine.EvTaskPreempted,
-	}[req.Outcome]
-	if !ok {
+	if !req.Outcome.Reportable() {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "outcome %q: expected succeeded, failed, timed_out, cancelled or preempted", req.Outcome)
 	}
 	if len(req.Result) > 0 && !json.Valid(req.Result) {
@@ -399,7 +399,7 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 		return leaseLost(id)
 	}
 	l.closeLog()
-	l.o.result <- runner.AttemptResult{Kind: kind, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Worker: l.worker}
+	l.o.result <- runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Worker: l.worker}
 	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", req.Outcome)
 	return nil
 }
@@ -449,7 +449,7 @@ func (b *Broker) Waiting(run int64, task string, attempt int) bool {
 		return false
 	}
 	for _, o := range b.offers {
-		if o.a.RunID == run && o.a.Task.ID == task && o.a.Number == attempt {
+		if o.a.RunID == run && o.a.TaskID == task && o.a.Number == attempt {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
-	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -35,16 +36,21 @@ func (c *clock) Add(d time.Duration) {
 
 func newBroker(t *testing.T) (*Broker, *clock, *logs.Files) {
 	lf := logs.NewFiles(filepath.Join(t.TempDir(), "logs"))
-	b := New(func(a *runner.Attempt) map[string]string { return map[string]string{"TASUKI_TASK_ID": a.Task.ID} }, lf, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := New(lf, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c := &clock{now: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
 	b.Now = c.Now
 	return b, c, lf
 }
 
-func attempt(run int64, id string, priority int, labels ...string) *runner.Attempt {
-	p := &spec.Pipeline{Name: "p"}
-	t := &spec.Task{ID: id, Run: spec.Command{Shell: "echo " + id}, Priority: priority, Labels: labels}
-	return &runner.Attempt{RunID: run, Pipeline: p, Task: t, Number: 1, Log: logs.Key{RunID: run, TaskID: id, Attempt: 1}}
+// offered is an attempt of task id, described as the runner describes it.
+func offered(run int64, id string, priority int, labels ...string) *runner.Attempt {
+	t := &spec.Task{ID: id, Run: spec.Command{Shell: "echo " + id}}
+	s, err := attempt.Builtin().Describe(t, map[string]string{"TASUKI_TASK_ID": id}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return &runner.Attempt{RunID: run, Pipeline: "p", TaskID: id, Number: 1, Priority: priority, Labels: labels, Spec: s,
+		Log: logs.Key{RunID: run, TaskID: id, Attempt: 1}}
 }
 
 // submit runs b.Run in the background and returns where its result arrives.
@@ -73,12 +79,12 @@ func lease(t *testing.T, b *Broker, worker string, free int, labels ...string) [
 
 func TestLeaseCompleteAndOrder(t *testing.T) {
 	b, _, lf := newBroker(t)
-	low := submit(context.Background(), b, attempt(1, "low", 0))
-	high := submit(context.Background(), b, attempt(1, "high", 9))
-	gpu := submit(context.Background(), b, attempt(2, "train", 5, "gpu"))
+	low := submit(context.Background(), b, offered(1, "low", 0))
+	high := submit(context.Background(), b, offered(1, "high", 9))
+	gpu := submit(context.Background(), b, offered(2, "train", 5, "gpu"))
 
 	got := lease(t, b, "w1", 1)
-	if len(got) != 1 || got[0].ID != "1.high.1" || got[0].Env["TASUKI_TASK_ID"] != "high" || got[0].Shell != "echo high" {
+	if len(got) != 1 || got[0].ID != "1.high.1" || got[0].Spec.Env["TASUKI_TASK_ID"] != "high" || got[0].Spec.Kind != "shell" || string(got[0].Spec.Body) != `{"shell":"echo high"}` {
 		t.Fatalf("first lease %+v: want the highest priority the worker can run", got)
 	}
 	if got := lease(t, b, "w1", 5); len(got) != 1 || got[0].Task != "low" {
@@ -102,7 +108,7 @@ func TestLeaseCompleteAndOrder(t *testing.T) {
 	if err := b.Complete(context.Background(), "1.high.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded, ExitCode: &code, Result: []byte(`{"n":1}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if res := <-high; res.Kind != engine.EvTaskSucceeded || string(res.Result) != `{"n":1}` {
+	if res := <-high; res.Outcome != attempt.Succeeded || string(res.Result) != `{"n":1}` {
 		t.Fatalf("result %+v", res)
 	}
 	r, _ := lf.Open(context.Background(), logs.Key{RunID: 1, TaskID: "high", Attempt: 1}, 0)
@@ -118,17 +124,17 @@ func TestLeaseCompleteAndOrder(t *testing.T) {
 	}
 	b.Complete(context.Background(), "1.low.1", api.CompleteRequest{Outcome: api.OutcomeFailed})
 	b.Complete(context.Background(), "2.train.1", api.CompleteRequest{Outcome: api.OutcomePreempted})
-	if res := <-low; res.Kind != engine.EvTaskFailed {
+	if res := <-low; res.Outcome != attempt.Failed {
 		t.Fatalf("low: %+v", res)
 	}
-	if res := <-gpu; res.Kind != engine.EvTaskPreempted {
+	if res := <-gpu; res.Outcome != attempt.Preempted {
 		t.Fatalf("train: %+v", res)
 	}
 }
 
 func TestLeaseExpiresWithoutHeartbeat(t *testing.T) {
 	b, clk, _ := newBroker(t)
-	res := submit(context.Background(), b, attempt(1, "a", 0))
+	res := submit(context.Background(), b, offered(1, "a", 0))
 	if got := lease(t, b, "w1", 1); len(got) != 1 {
 		t.Fatal("no lease")
 	}
@@ -146,7 +152,7 @@ func TestLeaseExpiresWithoutHeartbeat(t *testing.T) {
 	}
 	clk.Add(b.LeaseTimeout + time.Second)
 	b.expire()
-	if r := <-res; r.Kind != engine.EvTaskLost {
+	if r := <-res; r.Outcome != attempt.Lost {
 		t.Fatalf("result %+v, want lost", r)
 	}
 	var e *api.Error
@@ -161,9 +167,9 @@ func TestLeaseExpiresWithoutHeartbeat(t *testing.T) {
 func TestCancel(t *testing.T) {
 	b, _, _ := newBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	waiting := submit(ctx, b, attempt(1, "waiting", 0))
+	waiting := submit(ctx, b, offered(1, "waiting", 0))
 	cancel()
-	if r := <-waiting; r.Kind != engine.EvTaskCancelled {
+	if r := <-waiting; r.Outcome != attempt.Cancelled {
 		t.Fatalf("offer cancelled before a lease: %+v", r)
 	}
 	if got := lease(t, b, "w", 1); len(got) != 0 {
@@ -171,7 +177,7 @@ func TestCancel(t *testing.T) {
 	}
 
 	ctx, cancel = context.WithCancel(context.Background())
-	leased := submit(ctx, b, attempt(1, "leased", 0))
+	leased := submit(ctx, b, offered(1, "leased", 0))
 	lease(t, b, "w", 1)
 	cancel()
 	for {
@@ -181,7 +187,7 @@ func TestCancel(t *testing.T) {
 		}
 	}
 	b.Complete(context.Background(), "1.leased.1", api.CompleteRequest{Outcome: api.OutcomeCancelled})
-	if r := <-leased; r.Kind != engine.EvTaskCancelled {
+	if r := <-leased; r.Outcome != attempt.Cancelled {
 		t.Fatalf("leased attempt: %+v", r)
 	}
 }
@@ -193,7 +199,7 @@ func TestLongPollWakesOnOffer(t *testing.T) {
 		resp, _ := b.Lease(context.Background(), api.LeaseRequest{Worker: "w", Free: 1, WaitSeconds: 30})
 		got <- resp
 	}()
-	res := submit(context.Background(), b, attempt(1, "a", 0))
+	res := submit(context.Background(), b, offered(1, "a", 0))
 	if resp := <-got; len(resp.Leases) != 1 {
 		t.Fatalf("long poll %+v", resp)
 	}
@@ -210,12 +216,12 @@ func TestRunLocal(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		b.RunLocal(ctx, 2, nil, func(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
-			return runner.AttemptResult{Kind: engine.EvTaskSucceeded, Message: a.Task.ID}
+			return runner.AttemptResult{Outcome: attempt.Succeeded, Message: a.TaskID}
 		})
 		close(done)
 	}()
 	for _, id := range []string{"a", "b", "c"} {
-		if r := b.Run(context.Background(), attempt(1, id, 0)); r.Message != id {
+		if r := b.Run(context.Background(), offered(1, id, 0)); r.Message != id {
 			t.Fatalf("local run of %s: %+v", id, r)
 		}
 	}
@@ -233,7 +239,7 @@ func TestLeasesBelongToTheirWorker(t *testing.T) {
 	if _, err := b.Lease(w1, api.LeaseRequest{Worker: "local", Free: 1}); err == nil {
 		t.Fatal("a remote worker named itself local")
 	}
-	res := submit(context.Background(), b, attempt(1, "a", 0))
+	res := submit(context.Background(), b, offered(1, "a", 0))
 	resp, err := b.Lease(w1, api.LeaseRequest{Worker: "host:1", Free: 1})
 	if err != nil || len(resp.Leases) != 1 {
 		t.Fatalf("lease %+v %v", resp, err)
@@ -252,7 +258,7 @@ func TestLeasesBelongToTheirWorker(t *testing.T) {
 	if err := b.Complete(w1, id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
 		t.Fatal(err)
 	}
-	if r := <-res; r.Kind != engine.EvTaskSucceeded || r.Worker != "host:1" {
+	if r := <-res; r.Outcome != attempt.Succeeded || r.Worker != "host:1" {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -261,7 +267,7 @@ func TestLeasesBelongToTheirWorker(t *testing.T) {
 // retrying a slow request does: the log holds it once.
 func TestConcurrentLogAppends(t *testing.T) {
 	b, _, lf := newBroker(t)
-	res := submit(context.Background(), b, attempt(1, "a", 0))
+	res := submit(context.Background(), b, offered(1, "a", 0))
 	id := lease(t, b, "w", 1)[0].ID
 	var wg sync.WaitGroup
 	for range 4 {
@@ -274,5 +280,61 @@ func TestConcurrentLogAppends(t *testing.T) {
 	defer r.Close()
 	if got, _ := io.ReadAll(r); string(got) != "one\ntwo\n" {
 		t.Fatalf("log %q", got)
+	}
+}
+
+// TestPreempt hands attempts back as a draining server does (the run's
+// context ends with attempt.ErrPreempted): an offer no worker took comes
+// back preempted at once, a leased one is listed for its worker to hand
+// back (not to cancel), and what the worker then reports is recorded.
+func TestPreempt(t *testing.T) {
+	b, _, _ := newBroker(t)
+	ctx, stop := context.WithCancelCause(context.Background())
+	waiting := submit(ctx, b, offered(1, "waiting", 0))
+	stop(attempt.ErrPreempted)
+	if r := <-waiting; r.Outcome != attempt.Preempted {
+		t.Fatalf("offer handed back before a lease: %+v", r)
+	}
+
+	ctx, stop = context.WithCancelCause(context.Background())
+	leased := submit(ctx, b, offered(1, "leased", 0))
+	lease(t, b, "w", 1)
+	stop(attempt.ErrPreempted)
+	for {
+		hb, _ := b.Heartbeat(context.Background(), api.HeartbeatRequest{Worker: "w", Leases: []string{"1.leased.1"}})
+		if len(hb.Cancel) != 0 {
+			t.Fatalf("a lease being handed back is listed to cancel: %+v", hb)
+		}
+		if len(hb.Preempt) == 1 {
+			break
+		}
+	}
+	// It finished by itself meanwhile: that is what is recorded.
+	code := 0
+	if err := b.Complete(context.Background(), "1.leased.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded, ExitCode: &code}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-leased; r.Outcome != attempt.Succeeded || r.ExitCode == nil || r.Worker != "w" {
+		t.Fatalf("leased attempt: %+v", r)
+	}
+}
+
+// TestCompleteRefusesLost checks that a worker cannot report an attempt
+// lost, or an outcome that does not exist: lost is the server's finding.
+func TestCompleteRefusesLost(t *testing.T) {
+	b, _, _ := newBroker(t)
+	res := submit(context.Background(), b, offered(1, "a", 0))
+	lease(t, b, "w", 1)
+	for _, o := range []attempt.Outcome{attempt.Lost, "exploded", ""} {
+		err := b.Complete(context.Background(), "1.a.1", api.CompleteRequest{Outcome: o})
+		if e, ok := errors.AsType[*api.Error](err); !ok || e.Status != http.StatusBadRequest {
+			t.Errorf("outcome %q: %v, want 400", o, err)
+		}
+	}
+	if err := b.Complete(context.Background(), "1.a.1", api.CompleteRequest{Outcome: api.OutcomeFailed}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; r.Outcome != attempt.Failed {
+		t.Fatalf("result %+v", r)
 	}
 }

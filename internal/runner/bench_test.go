@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -39,7 +40,7 @@ func BenchmarkOrchestration(b *testing.B) {
 			}
 			defer st.Close()
 			r := &Runner{Store: st, Logs: logs.NewFiles(filepath.Join(home, "logs")), Home: home, Parallel: 16,
-				Kind: func(context.Context, *Attempt) AttemptResult { return AttemptResult{Kind: engine.EvTaskSucceeded} }}
+				Executor: func(context.Context, *Attempt) AttemptResult { return AttemptResult{Outcome: attempt.Succeeded} }}
 			b.ResetTimer()
 			for range b.N {
 				run, err := r.Create(context.Background(), p, nil, "manual")

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -52,7 +53,7 @@ type coordinator struct {
 
 // attemptHandle is one attempt in flight.
 type attemptHandle struct {
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc // stops the attempt, saying why
 	pool    string
 	preempt bool // ended by a drain: record as preempted, not cancelled
 }
@@ -197,7 +198,7 @@ func (c *coordinator) commit(ctx context.Context) error {
 	c.pending = c.pending[:0]
 	for _, i := range c.kills {
 		if h, ok := c.running[i]; ok {
-			h.cancel()
+			h.cancel(attempt.ErrCancelled)
 		}
 	}
 	c.kills = c.kills[:0]
@@ -308,12 +309,17 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 	}
 }
 
-// handBack ends a drain's grace: running attempts are ended and recorded as
-// preempted (not charged).
+// handBack ends a drain's grace: running attempts are stopped (their whole
+// process group ends) and, once their executors say they are gone, recorded
+// as preempted (not charged). One that finishes by itself meanwhile is
+// recorded as what it was (finish).
 func (c *coordinator) handBack() {
+	if len(c.running) > 0 {
+		c.r.Logger.Info("drain grace over: ending the running attempts to hand them back", "run", c.run.ID, "running", len(c.running))
+	}
 	for _, h := range c.running {
 		h.preempt = true
-		h.cancel()
+		h.cancel(attempt.ErrPreempted)
 	}
 	c.drainAt = nil
 }
@@ -376,8 +382,8 @@ func (c *coordinator) recover() error {
 				}
 				hold = c.r.LostHold(worker)
 			}
-			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: store.OutcomeLost, Message: msg}
-			if _, err := c.apply(engine.Event{Kind: engine.EvTaskLost, Task: i, Attempt: t.Attempt, Message: msg, Hold: hold}, now, att); err != nil {
+			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: attempt.Lost, Message: msg}
+			if _, err := c.apply(engine.Event{Kind: attempt.Lost.Event(), Task: i, Attempt: t.Attempt, Message: msg, Hold: hold}, now, att); err != nil {
 				return fmt.Errorf("recover task %s: %w", c.eng.Graph.Node(i).ID, err)
 			}
 		case engine.TaskReady:
@@ -432,68 +438,77 @@ func (c *coordinator) failStart(i int, msg string) {
 	if _, err := c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: i}, now); err != nil {
 		return
 	}
-	attempt := c.mem.Task(i).Attempt
-	att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: attempt, Worker: c.r.Worker, StartedAt: now, FinishedAt: now, Outcome: store.OutcomeFailed, Message: msg}
-	if _, err := c.apply(engine.Event{Kind: engine.EvTaskFailed, Task: i, Attempt: attempt, Message: msg}, now, att); err != nil {
+	n := c.mem.Task(i).Attempt
+	att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: n, Worker: c.r.Worker, StartedAt: now, FinishedAt: now, Outcome: attempt.Failed, Message: msg}
+	if _, err := c.apply(engine.Event{Kind: attempt.Failed.Event(), Task: i, Attempt: n, Message: msg}, now, att); err != nil {
 		c.r.Logger.Warn("record failed start", "run", c.run.ID, "err", err)
 	}
 }
 
-// launch runs an attempt in its own goroutine.
+// launch runs an attempt in its own goroutine. Its Spec is built there, off
+// the coordinator's goroutine, from what does not change while the run
+// executes.
 func (c *coordinator) launch(s start) {
 	node := c.eng.Graph.Node(s.task)
+	t := &c.pipeline.Tasks[s.task]
 	a := &Attempt{
 		RunID:    c.run.ID,
-		Pipeline: c.pipeline,
-		Task:     &c.pipeline.Tasks[s.task],
+		Pipeline: c.pipeline.Name,
+		TaskID:   node.ID,
 		Index:    s.task,
 		Number:   s.attempt,
-		Params:   c.params,
-		Trigger:  c.run.Trigger,
-		Interval: c.interval,
-		Dir:      c.dir,
-		WorkDir:  c.workDir,
+		Priority: t.Priority,
+		Labels:   t.Labels,
 		Log:      logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: s.attempt},
+		dir:      c.dir,
+		workDir:  c.workDir,
 	}
 	if len(node.Needs) > 0 {
-		a.NeedResults = make(map[string]json.RawMessage, len(node.Needs))
+		a.Spec.Needs = make(map[string]json.RawMessage, len(node.Needs))
 		for _, n := range node.Needs {
-			a.NeedResults[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
+			a.Spec.Needs[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
 		}
 		a.needs = c.needs
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	trigger := c.run.Trigger
+	ctx, cancel := context.WithCancelCause(context.Background())
 	c.running[s.task] = &attemptHandle{cancel: cancel, pool: s.pool}
 	go func() {
-		res := c.r.Kind(ctx, a)
+		var res AttemptResult
+		if err := c.describe(a, t, trigger); err != nil {
+			res = attempt.Failedf("%v", err)
+		} else {
+			res = c.r.Executor(ctx, a)
+		}
 		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
 	}()
 }
 
-var outcomes = map[engine.EventKind]store.Outcome{
-	engine.EvTaskSucceeded: store.OutcomeSucceeded,
-	engine.EvTaskFailed:    store.OutcomeFailed,
-	engine.EvTaskTimedOut:  store.OutcomeTimedOut,
-	engine.EvTaskCancelled: store.OutcomeCancelled,
-	engine.EvTaskPreempted: store.OutcomePreempted,
-	engine.EvTaskLost:      store.OutcomeLost,
-}
-
+// finish records how an attempt ended. An attempt a drain stopped was
+// recorded by its executor as what it was: preempted if it was ended, or
+// its own outcome if it finished by itself meanwhile (its side effects
+// happened: running it again would repeat them). Only an executor that
+// could merely say "cancelled" (it does not know why it was stopped) is
+// taken to have been handed back.
 func (c *coordinator) finish(comp completion) {
 	res := comp.res
 	if h, ok := c.running[comp.task]; ok {
-		h.cancel()
+		h.cancel(nil)
 		delete(c.running, comp.task)
 		c.r.Dispatcher.release(h.pool)
-		if h.preempt && res.Kind != engine.EvTaskSucceeded {
-			res = AttemptResult{Kind: engine.EvTaskPreempted, ExitCode: res.ExitCode, Message: "handed back: the executor is shutting down"}
+		if h.preempt && res.Outcome == attempt.Cancelled {
+			res = AttemptResult{Outcome: attempt.Preempted, ExitCode: res.ExitCode, Message: "handed back: the executor is shutting down", Worker: res.Worker}
 		}
+	}
+	if res.Outcome.Event() == "" {
+		res = AttemptResult{Outcome: attempt.Failed, ExitCode: res.ExitCode, Worker: res.Worker,
+			Message: fmt.Sprintf("the executor reported an unknown outcome %q (%s)", res.Outcome, res.Message)}
 	}
 	att := store.Attempt{
 		RunID: c.run.ID, Index: comp.task, Attempt: comp.attempt, Worker: res.Worker,
-		FinishedAt: comp.at, Outcome: outcomes[res.Kind], ExitCode: res.ExitCode, Message: res.Message,
+		FinishedAt: comp.at, Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message,
 	}
-	ev := engine.Event{Kind: res.Kind, Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
+	ev := engine.Event{Kind: res.Outcome.Event(), Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
 	if _, err := c.apply(ev, comp.at, att); err != nil {
 		c.r.Logger.Warn("attempt result rejected", "run", c.run.ID, "task", c.eng.Graph.Node(comp.task).ID, "attempt", comp.attempt, "err", err)
 	}
@@ -504,7 +519,9 @@ func (c *coordinator) finish(comp completion) {
 func (c *coordinator) abort() {
 	c.r.Dispatcher.withdraw(c.run.ID)
 	for _, h := range c.running {
-		h.cancel()
+		// Nothing more is recorded here: the next start finds these
+		// attempts running and records them as lost.
+		h.cancel(attempt.ErrLost)
 	}
 	for len(c.running) > 0 {
 		comp := <-c.done

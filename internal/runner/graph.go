@@ -9,7 +9,7 @@ import (
 func Graph(p *spec.Pipeline) (*engine.Graph, error) {
 	defs := make([]engine.NodeDef, len(p.Tasks))
 	for i, t := range p.Tasks {
-		defs[i] = engine.NodeDef{ID: t.ID, Needs: t.Needs, Timeout: t.Timeout.D(), Retry: retryPolicy(t.Retry)}
+		defs[i] = engine.NodeDef{ID: t.ID, Needs: t.Needs, Retry: retryPolicy(t.Retry)}
 	}
 	return engine.NewGraph(defs)
 }

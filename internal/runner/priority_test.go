@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 )
 
@@ -32,11 +33,11 @@ func TestPriorityDecidesFirstSlot(t *testing.T) {
 				mu    sync.Mutex
 				order []string
 			)
-			e.r.Kind = func(_ context.Context, a *Attempt) AttemptResult {
+			e.r.Executor = func(_ context.Context, a *Attempt) AttemptResult {
 				mu.Lock()
-				order = append(order, a.Task.ID)
+				order = append(order, a.TaskID)
 				mu.Unlock()
-				return AttemptResult{Kind: engine.EvTaskSucceeded}
+				return AttemptResult{Outcome: attempt.Succeeded}
 			}
 			pool := ""
 			if tt.pool != "" {

@@ -2,123 +2,88 @@ package runner
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 
-	"github.com/tasuki-dev/tasuki/internal/engine"
-	"github.com/tasuki-dev/tasuki/internal/shell"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 )
 
-// RunProcess runs a shell task attempt as a process in its own process group,
-// with its output in the attempt's log, and reads the result it published.
+// RunProcess runs an attempt on this machine with its kind (the shell kind:
+// a process in its own process group), its output in the attempt's log.
 func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
-	fail := func(format string, args ...any) AttemptResult {
-		return AttemptResult{Kind: engine.EvTaskFailed, Message: fmt.Sprintf(format, args...)}
-	}
-	env, err := r.environment(a)
-	if err != nil {
-		return fail("%v", err)
-	}
+	r.defaults()
 	w, err := r.Logs.Create(ctx, a.Log, nil)
 	if err != nil {
-		return fail("open log: %v", err)
+		return attempt.Failedf("open log: %v", err)
 	}
-	dir := a.Dir
-	if a.Task.Workdir != "" {
-		dir = a.Task.Workdir
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(a.Dir, dir)
-		}
+	h := &attempt.Host{
+		Environ:    os.Environ(),
+		Dir:        a.dir,
+		ResultFile: a.resultFile(),
+		Stdout:     w.Stdout(),
+		Stderr:     w.Stderr(),
+		Grace:      r.Grace,
 	}
-	res := shell.Run(ctx, shell.Command{
-		Script:  a.Task.Run.Shell,
-		Argv:    a.Task.Run.Argv,
-		Env:     env,
-		Dir:     dir,
-		Timeout: a.Task.Timeout.D(),
-		Grace:   r.Grace,
-		Stdout:  w.Stdout(),
-		Stderr:  w.Stderr(),
-	})
-	// The process's end decides the outcome; a log that could not be
-	// written (a full disk) is reported beside it, never turned into a
-	// failure of work that was done.
-	var logNote string
-	if err := w.Close(); err != nil && res.StartErr == nil {
-		logNote = " (log incomplete: " + err.Error() + ")"
-	}
-	code := res.ExitCode
-	switch {
-	case res.StartErr != nil:
-		return AttemptResult{Kind: engine.EvTaskFailed, Message: res.StartErr.Error()}
-	case res.Cancelled:
-		return AttemptResult{Kind: engine.EvTaskCancelled, ExitCode: &code, Message: "cancelled: process group ended"}
-	case res.TimedOut:
-		return AttemptResult{Kind: engine.EvTaskTimedOut, ExitCode: &code, Message: fmt.Sprintf("timed out after %s: process group ended", a.Task.Timeout)}
-	case code != 0:
-		msg := "exit status " + strconv.Itoa(code)
-		if res.Signal != "" {
-			msg = "killed by signal " + res.Signal
-		}
-		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: msg + logNote}
-	}
-	result, err := shell.ReadResult(a.resultFile())
-	if err != nil {
-		return AttemptResult{Kind: engine.EvTaskFailed, ExitCode: &code, Message: "read result: " + err.Error() + logNote}
-	}
-	return AttemptResult{Kind: engine.EvTaskSucceeded, ExitCode: &code, Result: result, Message: strings.TrimPrefix(logNote, " ")}
-}
-
-// environment is the attempt's full environment: this process's, then the
-// attempt's own variables (TaskEnv).
-func (r *Runner) environment(a *Attempt) ([]string, error) {
-	env := os.Environ()
-	vars := r.TaskEnv(a)
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		env = append(env, k+"="+vars[k])
-	}
-	if len(a.NeedResults) > 0 {
+	if len(a.Spec.Needs) > 0 {
 		nf := a.needs
 		if nf == nil { // an Attempt built outside a coordinator
-			nf = &needFiles{dir: filepath.Join(a.WorkDir, "needs"), at: map[string]string{}}
+			nf = &needFiles{dir: filepath.Join(a.workDir, "needs"), at: map[string]string{}}
 		}
-		paths, err := nf.paths(a.NeedResults)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range slices.Sorted(maps.Keys(paths)) {
-			env = append(env, "TASUKI_NEED_"+spec.EnvSafe(id)+"="+paths[id])
+		if h.NeedFiles, err = nf.paths(a.Spec.Needs); err != nil {
+			w.Close()
+			return attempt.Failedf("%v", err)
 		}
 	}
-	return append(env, "TASUKI_RESULT="+a.resultFile()), nil
+	res := r.Kinds.Run(ctx, &a.Spec, h)
+	// The attempt's end decides the outcome; a log that could not be
+	// written (a full disk) is reported beside it, never turned into a
+	// failure of work that was done.
+	if err := w.Close(); err != nil {
+		note := "log incomplete: " + err.Error()
+		if res.Message != "" {
+			note = res.Message + " (" + note + ")"
+		}
+		res.Message = note
+	}
+	return res
 }
 
-// TaskEnv is what an attempt adds to its executor's environment: the
+// describe builds the attempt's Spec: its kind's body, its variables and
+// its needs' results.
+// It runs in the attempt's goroutine and reads only what never changes
+// while the run executes.
+func (c *coordinator) describe(a *Attempt, t *spec.Task, trigger string) error {
+	s, err := c.r.Kinds.Describe(t, c.taskEnv(a, t, trigger), a.Spec.Needs)
+	if err != nil {
+		return err
+	}
+	a.Spec = s
+	return nil
+}
+
+// taskEnv is what an attempt adds to its executor's environment: the
 // pipeline's env, the task's env, parameters, the run's interval and
 // tasuki's own variables, each overriding the one before. Parameter values
 // only ever travel as variables, never as shell text. The executor adds
 // TASUKI_RESULT and TASUKI_NEED_* itself, since they name its own files.
-func (r *Runner) TaskEnv(a *Attempt) map[string]string {
-	vars := make(map[string]string, len(a.Pipeline.Env)+len(a.Task.Env)+len(a.Params)+10)
-	for _, m := range []map[string]string{a.Pipeline.Env, a.Task.Env, a.Params, a.Interval} {
+func (c *coordinator) taskEnv(a *Attempt, t *spec.Task, trigger string) map[string]string {
+	vars := make(map[string]string, len(c.pipeline.Env)+len(t.Env)+len(c.params)+len(c.interval)+6)
+	for _, m := range []map[string]string{c.pipeline.Env, t.Env, c.params, c.interval} {
 		maps.Copy(vars, m)
 	}
-	vars["TASUKI_HOME"] = r.home()
+	vars["TASUKI_HOME"] = c.r.home()
 	vars["TASUKI_RUN_ID"] = strconv.FormatInt(a.RunID, 10)
-	vars["TASUKI_PIPELINE"] = a.Pipeline.Name
-	vars["TASUKI_TASK_ID"] = a.Task.ID
+	vars["TASUKI_PIPELINE"] = c.pipeline.Name
+	vars["TASUKI_TASK_ID"] = t.ID
 	vars["TASUKI_ATTEMPT"] = strconv.Itoa(a.Number)
-	vars["TASUKI_TRIGGER"] = a.Trigger
+	vars["TASUKI_TRIGGER"] = trigger
 	return vars
 }
 
 // resultFile is where the attempt may write its JSON result.
 func (a *Attempt) resultFile() string {
-	return filepath.Join(a.WorkDir, a.Task.ID+"."+strconv.Itoa(a.Number)+".result.json")
+	return filepath.Join(a.workDir, a.TaskID+"."+strconv.Itoa(a.Number)+".result.json")
 }

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -55,9 +56,13 @@ type Runner struct {
 	// Observe, when set, is called from the coordinator after each committed
 	// batch with the records it wrote. It must not block for long.
 	Observe func(Progress)
-	// Kind runs a task attempt. Nil means run it as a process (RunProcess);
-	// benchmarks pass a no-op to measure orchestration alone.
-	Kind TaskFunc
+	// Executor runs task attempts. Nil means run them here with their kind
+	// (RunProcess); a server passes its lease broker, benchmarks a no-op to
+	// measure orchestration alone.
+	Executor TaskFunc
+	// Kinds are the kinds of work attempts are described and run with
+	// (default attempt.Builtin()).
+	Kinds *attempt.Registry
 	// LostHold, when set, says how long to hold the next attempt of a task
 	// whose running attempt is found lost at recovery, by the worker that
 	// ran it: a remote worker may still be running it until its lease ends.
@@ -148,39 +153,36 @@ type Progress struct {
 	Counts map[engine.TaskState]int
 }
 
-// Attempt is everything a TaskFunc needs to run one attempt.
+// Attempt is one attempt handed to an executor (a TaskFunc): who it is,
+// what a broker needs to place it, and its Spec, the one description of
+// what to run that local and remote executors alike are given.
 type Attempt struct {
 	RunID    int64
-	Pipeline *spec.Pipeline
-	Task     *spec.Task
+	Pipeline string // the pipeline's name
+	TaskID   string
 	Index    int // the task's position in the run's graph
 	Number   int
-	Params   map[string]string // rendered parameter values by environment name
-	Trigger  string            // what started the run
-	Interval map[string]string // TASUKI_INTERVAL_* variables, when the run has an interval
-	// NeedResults holds the JSON result of each need, by task id.
-	NeedResults map[string]json.RawMessage
-	needs       *needFiles // writes NeedResults to files for a local process
-	Dir         string     // directory of the pipeline file (relative workdirs start here)
-	// WorkDir is the run's scratch directory, where the attempt writes its
-	// result file. One directory per run keeps a short task to one file
-	// created, not a directory tree.
-	WorkDir string
-	Log     logs.Key
+	// Priority and Labels place the attempt: higher priorities are handed
+	// out first, and only to workers that have every label.
+	Priority int
+	Labels   []string
+	Log      logs.Key
+	// Spec describes what to run.
+	Spec attempt.Spec
+
+	// What the runner's own process executor needs on this machine.
+	dir     string     // directory of the pipeline file: relative workdirs start here
+	workDir string     // the run's scratch directory, where the result file goes
+	needs   *needFiles // writes the needs' results to files, once per run
 }
 
 // AttemptResult is how an attempt ended.
-type AttemptResult struct {
-	Kind     engine.EventKind // succeeded, failed, timed_out, cancelled
-	ExitCode *int
-	Message  string
-	Result   json.RawMessage
-	// Worker names the executor that ran the attempt when it was not this
-	// runner (a remote worker); it replaces the attempt's worker.
-	Worker string
-}
+type AttemptResult = attempt.Result
 
-// TaskFunc runs one attempt; ctx is cancelled when the run is cancelled.
+// TaskFunc runs one attempt and returns once it has ended. ctx is cancelled
+// when the attempt must stop, with a cause saying why (attempt.ErrCancelled
+// when the run is cancelled, attempt.ErrPreempted when a drain hands it
+// back).
 type TaskFunc func(ctx context.Context, a *Attempt) AttemptResult
 
 func (r *Runner) defaults() { r.initOnce.Do(r.init) }
@@ -215,8 +217,11 @@ func (r *Runner) init() {
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
-	if r.Kind == nil {
-		r.Kind = r.RunProcess
+	if r.Kinds == nil {
+		r.Kinds = attempt.Builtin()
+	}
+	if r.Executor == nil {
+		r.Executor = r.RunProcess
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/cli"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/lease"
@@ -1388,14 +1389,14 @@ func BenchmarkDispatchPostgres(b *testing.B) {
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 		lf := logs.NewFiles(filepath.Join(home, "logs"))
 		r := &runner.Runner{Store: st, Logs: lf, Home: home, Parallel: 256, Logger: logger}
-		br := lease.New(r.TaskEnv, lf, logger)
-		r.Kind = br.Run
+		br := lease.New(lf, logger)
+		r.Executor = br.Run
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			br.RunLocal(ctx, 8, nil, func(context.Context, *runner.Attempt) runner.AttemptResult {
-				return runner.AttemptResult{Kind: engine.EvTaskSucceeded}
+				return runner.AttemptResult{Outcome: attempt.Succeeded}
 			})
 		}()
 		b.ResetTimer()

@@ -112,10 +112,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	// Every attempt goes through the broker: remote workers lease them over
 	// HTTP, and the in-process executor is just another worker.
-	s.broker = lease.New(s.runner.TaskEnv, s.logs, opts.Logger)
+	s.broker = lease.New(s.logs, opts.Logger)
 	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
 	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
-	s.runner.Kind = s.broker.Run
+	s.runner.Executor = s.broker.Run
 	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return cfg.LeaseTimeout.D()
 	}
 	s.logs.Ended = runner.AttemptEnded(st)
-	s.reg = NewRegistry(cfg.Pipelines, s.checkPipeline)
+	s.reg = NewRegistry(cfg.Pipelines, opts.Logger, s.checkPipeline)
 	return s, nil
 }
 
@@ -150,24 +150,25 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 
 // checkPipeline adds the checks that depend on this server: pools must be
 // configured, and a scheduled pipeline cannot require a parameter without a
-// default (nobody is there to give it).
-func (s *Server) checkPipeline(p *spec.Pipeline) error {
-	var errs []error
-	for _, t := range p.Tasks {
+// default (nobody is there to give it). Each problem points at the value in
+// the file.
+func (s *Server) checkPipeline(p *spec.Pipeline, report func(at any, msg string)) {
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
 		if t.Pool != "" {
 			if _, ok := s.cfg.Pools[t.Pool]; !ok {
-				errs = append(errs, fmt.Errorf("task %q: pool %q is not configured on this server (configure it under pools: in the server configuration)", t.ID, t.Pool))
+				report(&t.Pool, fmt.Sprintf("task %q: pool %q is not configured on this server (configure it under pools: in the server configuration)", t.ID, t.Pool))
 			}
 		}
 	}
 	if p.Schedule != nil {
-		for _, prm := range p.Params {
+		for i := range p.Params {
+			prm := &p.Params[i]
 			if prm.Required && prm.Default == nil {
-				errs = append(errs, fmt.Errorf("param %q is required without a default, so scheduled runs could never start; give it a default", prm.Name))
+				report(prm, fmt.Sprintf("param %q is required without a default, so scheduled runs could never start; give it a default", prm.Name))
 			}
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // Addr returns the address the API listens on (after Listen).

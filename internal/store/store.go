@@ -24,6 +24,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 )
 
@@ -103,17 +104,20 @@ type TaskRow struct {
 	engine.Task
 }
 
-// Outcome is how an attempt ended.
-type Outcome string
+// Outcome is how an attempt ended: attempt.Outcome, the one vocabulary the
+// executors, the API and the engine share. Its string values are what the
+// attempts table holds.
+type Outcome = attempt.Outcome
 
-// Attempt outcomes. An attempt still running has the empty outcome.
+// Attempt outcomes, under the names store code has always used. An attempt
+// still running has the empty outcome.
 const (
-	OutcomeSucceeded Outcome = "succeeded"
-	OutcomeFailed    Outcome = "failed"
-	OutcomeTimedOut  Outcome = "timed_out"
-	OutcomeLost      Outcome = "lost"
-	OutcomePreempted Outcome = "preempted"
-	OutcomeCancelled Outcome = "cancelled"
+	OutcomeSucceeded = attempt.Succeeded
+	OutcomeFailed    = attempt.Failed
+	OutcomeTimedOut  = attempt.TimedOut
+	OutcomeLost      = attempt.Lost
+	OutcomePreempted = attempt.Preempted
+	OutcomeCancelled = attempt.Cancelled
 )
 
 // Attempt is one try of one task.

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -15,17 +14,12 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
-	"github.com/tasuki-dev/tasuki/internal/shell"
-	"github.com/tasuki-dev/tasuki/internal/spec"
 )
 
-// needEnvPrefix starts the variables that name the files of the needs'
-// results.
-const needEnvPrefix = "TASUKI_NEED_"
-
 // runAttempt runs one lease to its end and reports it.
-func (s *session) runAttempt(a *attempt) {
+func (s *session) runAttempt(a *leased) {
 	l := a.lease
 	log := s.log.With("lease", l.ID)
 	log.Info("attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
@@ -51,106 +45,56 @@ func (s *session) runAttempt(a *attempt) {
 	}
 }
 
-// execute prepares the attempt's files and environment, runs its process
-// and tells how it ended.
-func (s *session) execute(a *attempt, lw *logs.Writer) api.CompleteRequest {
+// execute prepares the attempt's files and environment on this machine and
+// runs it with its kind, which says how it ended.
+func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 	l := a.lease
-	failed := func(format string, args ...any) api.CompleteRequest {
-		return api.CompleteRequest{Outcome: api.OutcomeFailed, Message: fmt.Sprintf(format, args...)}
-	}
 	tmp, err := os.MkdirTemp("", "tasuki-attempt-")
 	if err != nil {
-		return failed("worker %s: create the attempt's directory: %v", s.name, err)
+		return complete(attempt.Failedf("worker %s: create the attempt's directory: %v", s.name, err))
 	}
 	defer os.RemoveAll(tmp)
-	env, err := environment(l, tmp)
+	needs, err := writeNeeds(l.Spec.Needs, tmp)
 	if err != nil {
-		return failed("worker %s: %v", s.name, err)
+		return complete(attempt.Failedf("worker %s: %v", s.name, err))
 	}
-	res := shell.Run(a.proc, shell.Command{
-		Script:  l.Shell,
-		Argv:    l.Argv,
-		Env:     env,
-		Dir:     s.workdir(l),
-		Timeout: time.Duration(l.Timeout),
-		Grace:   s.killGrace,
-		Stdout:  lw.Stdout(),
-		Stderr:  lw.Stderr(),
-	})
-	code := res.ExitCode
-	var exit *int
-	if res.PID != 0 {
-		exit = &code
+	h := &attempt.Host{
+		// The worker's own token never reaches the tasks it runs: a task
+		// could print it to its log, and the log is readable by everyone
+		// who reads runs.
+		Environ:    slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TASUKI_TOKEN=") }),
+		Dir:        s.dir,
+		NeedFiles:  needs,
+		ResultFile: filepath.Join(tmp, "result.json"),
+		Stdout:     lw.Stdout(),
+		Stderr:     lw.Stderr(),
+		Grace:      s.killGrace,
 	}
-	switch {
-	case res.StartErr != nil:
-		return failed("%v", res.StartErr)
-	case res.Cancelled:
-		cause := context.Cause(a.proc)
-		if errors.Is(cause, errCancelled) {
-			return api.CompleteRequest{Outcome: api.OutcomeCancelled, ExitCode: exit, Message: "cancelled: process group ended"}
-		}
-		msg := fmt.Sprintf("preempted: worker %s is shutting down; process group ended", s.name)
-		if errors.Is(cause, errLost) {
-			msg = "lease lost: process group ended"
-		}
-		return api.CompleteRequest{Outcome: api.OutcomePreempted, ExitCode: exit, Message: msg}
-	case res.TimedOut:
-		return api.CompleteRequest{Outcome: api.OutcomeTimedOut, ExitCode: exit,
-			Message: fmt.Sprintf("timed out after %s: process group ended", time.Duration(l.Timeout))}
-	case code != 0 || res.Signal != "":
-		msg := "exit status " + strconv.Itoa(code)
-		if res.Signal != "" {
-			msg = "killed by signal " + res.Signal
-		}
-		return api.CompleteRequest{Outcome: api.OutcomeFailed, ExitCode: exit, Message: msg}
-	}
-	result, err := shell.ReadResult(filepath.Join(tmp, "result.json"))
-	if err != nil {
-		return api.CompleteRequest{Outcome: api.OutcomeFailed, ExitCode: exit, Message: "read result: " + err.Error()}
-	}
-	return api.CompleteRequest{Outcome: api.OutcomeSucceeded, ExitCode: exit, Result: result}
+	return complete(s.kinds.Run(a.proc, &l.Spec, h))
 }
 
-// workdir is the attempt's working directory.
-func (s *session) workdir(l api.Lease) string {
-	switch {
-	case l.Workdir == "":
-		return s.dir
-	case filepath.IsAbs(l.Workdir):
-		return l.Workdir
-	}
-	return filepath.Join(s.dir, l.Workdir)
+// complete is the report of an attempt that ended with res.
+func complete(res attempt.Result) api.CompleteRequest {
+	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
 }
 
-// environment is the attempt's environment: the worker's own, the lease's
-// variables, then the files of this machine the task may use: its needs'
-// results (written into dir now) and where to write its own result. The
-// lease cannot name those files, which are the worker's, so such variables
-// in it are ignored.
-func environment(l api.Lease, dir string) ([]string, error) {
-	// The worker's own token never reaches the tasks it runs: a task could
-	// print it to its log, and the log is readable by everyone who reads runs.
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TASUKI_TOKEN=") })
-	for _, k := range slices.Sorted(maps.Keys(l.Env)) {
-		if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
-			continue
-		}
-		env = append(env, k+"="+l.Env[k])
-	}
-	for i, id := range slices.Sorted(maps.Keys(l.Needs)) {
-		data := l.Needs[id]
+// writeNeeds writes the needs' results into dir, one file each, and returns
+// the files by need id.
+func writeNeeds(results map[string]json.RawMessage, dir string) (map[string]string, error) {
+	files := make(map[string]string, len(results))
+	for i, id := range slices.Sorted(maps.Keys(results)) {
+		data := results[id]
 		if len(data) == 0 || string(data) == "null" {
 			data = json.RawMessage("{}") // as the local runner writes a need without result
 		}
-		// Files are numbered: two task ids may map to the same variable name.
+		// Files are numbered: task ids are not all safe file names.
 		path := filepath.Join(dir, "need-"+strconv.Itoa(i)+".json")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("write the result of need %s: %w", id, err)
 		}
-		env = append(env, needEnvPrefix+spec.EnvSafe(id)+"="+path)
+		files[id] = path
 	}
-	return append(env, shell.ResultEnv+"="+filepath.Join(dir, "result.json")), nil
+	return files, nil
 }
 
 func derefOr(p *int, def int) int {
@@ -167,7 +111,7 @@ func derefOr(p *int, def int) int {
 // dropped, beyond maxBuffered, with a line saying so.
 type logSink struct {
 	s *session
-	a *attempt
+	a *leased
 
 	mu      sync.Mutex
 	buf     []byte
@@ -180,7 +124,7 @@ type logSink struct {
 	finished chan struct{} // closed when the sending goroutine returns
 }
 
-func newLogSink(s *session, a *attempt) *logSink {
+func newLogSink(s *session, a *leased) *logSink {
 	k := &logSink{s: s, a: a, wake: make(chan struct{}, 1), finished: make(chan struct{})}
 	go k.run()
 	return k

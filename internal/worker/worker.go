@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 )
 
@@ -92,17 +93,21 @@ type Worker struct {
 	KillGrace time.Duration
 	// Logger receives what the worker does; default slog.Default().
 	Logger *slog.Logger
+	// Kinds are the kinds of work the worker runs (default
+	// attempt.Builtin()); an attempt of another kind fails.
+	Kinds *attempt.Registry
 
 	// retryMin and retryMax bound the wait between retries of a failed
 	// call (tests shorten them); zero means 250ms and 10s.
 	retryMin, retryMax time.Duration
 }
 
-// Causes of ending an attempt's process before it ends by itself.
+// Causes of ending an attempt's process before it ends by itself; the
+// attempt's kind reports the outcome that goes with each.
 var (
-	errCancelled = errors.New("cancelled by the server")
-	errLost      = errors.New("the server no longer holds the lease")
-	errPreempted = errors.New("the worker is shutting down")
+	errCancelled = attempt.ErrCancelled
+	errLost      = attempt.ErrLost
+	errPreempted = attempt.ErrPreempted
 )
 
 // session is the state of one Run.
@@ -114,6 +119,7 @@ type session struct {
 	slots     int
 	grace     time.Duration
 	killGrace time.Duration
+	kinds     *attempt.Registry
 	retryMin  time.Duration
 	retryMax  time.Duration
 	// report is the context of the calls that report attempts (logs,
@@ -122,7 +128,7 @@ type session struct {
 	report context.Context
 
 	mu       sync.Mutex
-	running  map[string]*attempt // leases held: running, or ended and not yet reported
+	running  map[string]*leased // leases held: running, or ended and not yet reported
 	draining bool
 	wg       sync.WaitGroup
 
@@ -136,8 +142,8 @@ type session struct {
 	added       chan struct{} // a lease was taken (capacity 1)
 }
 
-// attempt is one lease being run.
-type attempt struct {
+// leased is one lease being run.
+type leased struct {
 	lease api.Lease
 	// proc is the context of the process; stop ends it, its cause saying
 	// why (errCancelled, errLost, errPreempted).
@@ -154,7 +160,7 @@ type attempt struct {
 
 // markLost ends the attempt for good: the server no longer holds its
 // lease, so its process is ended and nothing more is sent about it.
-func (a *attempt) markLost() {
+func (a *leased) markLost() {
 	a.mu.Lock()
 	a.lost = true
 	a.mu.Unlock()
@@ -162,14 +168,14 @@ func (a *attempt) markLost() {
 	a.drop()
 }
 
-func (a *attempt) isLost() bool {
+func (a *leased) isLost() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lost
 }
 
 // heartbeatEvery is the lease's heartbeat interval.
-func (a *attempt) heartbeatEvery() time.Duration {
+func (a *leased) heartbeatEvery() time.Duration {
 	switch {
 	case a.lease.HeartbeatEvery > 0:
 		return time.Duration(a.lease.HeartbeatEvery)
@@ -234,12 +240,15 @@ func (w *Worker) newSession() (*session, error) {
 		return nil, errors.New("worker: no Client to lease attempts from")
 	}
 	s := &session{
-		w: w, log: w.Logger, name: w.Name, dir: w.Dir, slots: w.Slots, grace: w.Grace, killGrace: w.KillGrace,
+		w: w, log: w.Logger, name: w.Name, dir: w.Dir, slots: w.Slots, grace: w.Grace, killGrace: w.KillGrace, kinds: w.Kinds,
 		retryMin: w.retryMin, retryMax: w.retryMax,
-		running: map[string]*attempt{}, slotFreed: make(chan struct{}, 1), added: make(chan struct{}, 1),
+		running: map[string]*leased{}, slotFreed: make(chan struct{}, 1), added: make(chan struct{}, 1),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.kinds == nil {
+		s.kinds = attempt.Builtin()
 	}
 	if s.name == "" {
 		host, err := os.Hostname()
@@ -393,7 +402,7 @@ func (s *session) count() int {
 
 // start runs a lease in its own goroutine; preempt hands it back at once.
 func (s *session) start(l api.Lease, preempt bool) {
-	a := &attempt{lease: l}
+	a := &leased{lease: l}
 	a.proc, a.stop = context.WithCancelCause(context.Background())
 	a.report, a.drop = context.WithCancel(s.report)
 	s.mu.Lock()
@@ -419,7 +428,7 @@ func (s *session) start(l api.Lease, preempt bool) {
 }
 
 // release lets a lease go once it is reported (or given up on).
-func (s *session) release(a *attempt) {
+func (s *session) release(a *leased) {
 	a.stop(nil)
 	a.drop()
 	s.mu.Lock()
@@ -438,7 +447,7 @@ func (s *session) stopAll(cause error) {
 }
 
 // held returns the attempt of a lease this worker holds, or nil.
-func (s *session) held(id string) *attempt {
+func (s *session) held(id string) *leased {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.running[id]
@@ -499,6 +508,12 @@ func (s *session) heartbeats(ctx context.Context) {
 			continue
 		}
 		s.contact()
+		for _, id := range resp.Preempt {
+			if a := s.held(id); a != nil {
+				s.log.Info("the server hands the attempt back (it is shutting down); ending it", "lease", id)
+				a.stop(errPreempted)
+			}
+		}
 		for _, id := range resp.Cancel {
 			if a := s.held(id); a != nil {
 				s.log.Info("the server cancelled the attempt; ending it", "lease", id)

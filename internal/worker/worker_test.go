@@ -26,6 +26,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
+	attemptpkg "github.com/tasuki-dev/tasuki/internal/attempt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -188,8 +189,23 @@ func shellLease(id, script string) api.Lease {
 	if err != nil {
 		panic(err)
 	}
-	return api.Lease{ID: id, RunID: run, Pipeline: "p", Task: task, Attempt: attempt, Shell: script, Env: map[string]string{},
+	l := api.Lease{ID: id, RunID: run, Pipeline: "p", Task: task, Attempt: attempt, Spec: attemptpkg.Spec{Kind: "shell", Env: map[string]string{}},
 		HeartbeatEvery: api.Duration(50 * time.Millisecond), LeaseTimeout: api.Duration(2 * time.Second)}
+	setCommand(&l, script)
+	return l
+}
+
+// setCommand makes the lease run script with /bin/sh, or argv when given.
+func setCommand(l *api.Lease, script string, argv ...string) {
+	body := map[string]any{"shell": script}
+	if len(argv) > 0 {
+		body = map[string]any{"argv": argv}
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		panic(err)
+	}
+	l.Spec.Body = b
 }
 
 // logLine is one parsed line of a log.
@@ -226,9 +242,9 @@ i=1; while [ $i -le 500 ]; do echo "line $i"; i=$((i+1)); done
 echo "to stderr" >&2
 cat "$TASUKI_NEED_EXTRACT_RATES"; echo
 printf '{"rows": %s}' "$ROWS" > "$TASUKI_RESULT"`)
-	l.Env = map[string]string{"ROWS": "42", "WANT_DIR": sub, "TASUKI_RESULT": "/nonexistent/result", "TASUKI_NEED_EXTRACT_RATES": "/nonexistent"}
-	l.Workdir = "sub"
-	l.Needs = map[string]json.RawMessage{"extract-rates": json.RawMessage(`{"n":1}`)}
+	l.Spec.Env = map[string]string{"ROWS": "42", "WANT_DIR": sub, "TASUKI_RESULT": "/nonexistent/result", "TASUKI_NEED_EXTRACT_RATES": "/nonexistent"}
+	l.Spec.Workdir = "sub"
+	l.Spec.Needs = map[string]json.RawMessage{"extract-rates": json.RawMessage(`{"n":1}`)}
 	h.fake.Add(l)
 	h.start(t, h.worker())
 
@@ -281,26 +297,26 @@ func TestAttemptOutcomes(t *testing.T) {
 	type tc struct {
 		name    string
 		lease   func(l *api.Lease)
-		outcome string
+		outcome attemptpkg.Outcome
 		exit    *int // nil: no exit code expected
 		message string
 		logs    string
 	}
 	exit := func(n int) *int { return &n }
 	cases := []tc{
-		{name: "failing", lease: func(l *api.Lease) { l.Shell = "echo bye; exit 3" }, outcome: api.OutcomeFailed, exit: exit(3), message: "exit status 3", logs: "out bye"},
-		{name: "killed", lease: func(l *api.Lease) { l.Shell = "kill -9 $$" }, outcome: api.OutcomeFailed, exit: exit(-1), message: "killed by signal SIGKILL"},
+		{name: "failing", lease: func(l *api.Lease) { setCommand(l, "echo bye; exit 3") }, outcome: api.OutcomeFailed, exit: exit(3), message: "exit status 3", logs: "out bye"},
+		{name: "killed", lease: func(l *api.Lease) { setCommand(l, "kill -9 $$") }, outcome: api.OutcomeFailed, exit: exit(-1), message: "killed by signal SIGKILL"},
 		{name: "timeout", lease: func(l *api.Lease) {
-			l.Shell = "echo waiting; exec sleep 60"
-			l.Timeout = api.Duration(200 * time.Millisecond)
+			setCommand(l, "echo waiting; exec sleep 60")
+			l.Spec.Timeout = api.Duration(200 * time.Millisecond)
 		},
 			outcome: api.OutcomeTimedOut, exit: exit(-1), message: "timed out after 200ms", logs: "out waiting"},
-		{name: "missing workdir", lease: func(l *api.Lease) { l.Shell = "true"; l.Workdir = "/nonexistent/dir" },
+		{name: "missing workdir", lease: func(l *api.Lease) { setCommand(l, "true"); l.Spec.Workdir = "/nonexistent/dir" },
 			outcome: api.OutcomeFailed, message: "working directory"},
-		{name: "unknown program", lease: func(l *api.Lease) { l.Shell = ""; l.Argv = []string{"no-such-program-tasuki"} },
+		{name: "unknown program", lease: func(l *api.Lease) { setCommand(l, "", "no-such-program-tasuki") },
 			outcome: api.OutcomeFailed, message: "no-such-program-tasuki"},
-		{name: "bad result", lease: func(l *api.Lease) { l.Shell = `echo '{' > "$TASUKI_RESULT"` }, outcome: api.OutcomeFailed, exit: exit(0), message: "read result"},
-		{name: "argv", lease: func(l *api.Lease) { l.Shell = ""; l.Argv = []string{"echo", "hello; not a shell"} },
+		{name: "bad result", lease: func(l *api.Lease) { setCommand(l, `echo '{' > "$TASUKI_RESULT"`) }, outcome: api.OutcomeFailed, exit: exit(0), message: "read result"},
+		{name: "argv", lease: func(l *api.Lease) { setCommand(l, "", "echo", "hello; not a shell") },
 			outcome: api.OutcomeSucceeded, exit: exit(0), logs: "out hello; not a shell"},
 	}
 	for _, c := range cases {
@@ -468,7 +484,7 @@ func TestDrainLetsAttemptsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := shellLease("6.wait.1", `echo started; read line < "$FIFO"; echo "got $line"`)
-	l.Env["FIFO"] = fifo
+	l.Spec.Env["FIFO"] = fifo
 	h.fake.Add(l)
 	h.start(t, h.worker())
 	h.waitLog(t, l.ID, "out started")
@@ -614,7 +630,7 @@ func TestLargeLogIsSentInChunks(t *testing.T) {
 	}
 	const lines = 6000
 	l := shellLease("11.big.1", fmt.Sprintf(`head -c %d /dev/zero | tr '\0' a | fold -w 999; echo; echo written > "$FIFO"; echo end`, lines*999))
-	l.Env["FIFO"] = fifo
+	l.Spec.Env["FIFO"] = fifo
 	h.fake.Add(l)
 	w := h.worker()
 	h.start(t, w)
@@ -694,7 +710,7 @@ func TestSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := shellLease(fmt.Sprintf("13.t%d.1", i), `echo started; read line < "$FIFO"`)
-		l.Env["FIFO"] = fifo
+		l.Spec.Env["FIFO"] = fifo
 		leases, fifos = append(leases, l), append(fifos, fifo)
 	}
 	h.fake.Add(leases...)
@@ -727,27 +743,24 @@ func TestSlots(t *testing.T) {
 	}
 }
 
-// TestEnvironment checks the variables and files an attempt gets.
+// TestEnvironment checks the variables and files an attempt gets on a
+// worker: the lease's variables, but not its idea of the worker's files,
+// and never the worker's token.
 func TestEnvironment(t *testing.T) {
-	dir := t.TempDir()
-	l := api.Lease{Env: map[string]string{"A": "1", "TASUKI_RESULT": "/elsewhere", "TASUKI_NEED_X": "/elsewhere"},
-		Needs: map[string]json.RawMessage{"load-data": json.RawMessage(`[1,2]`), "x": nil}}
-	env, err := environment(l, dir)
-	if err != nil {
-		t.Fatal(err)
+	t.Setenv("TASUKI_TOKEN", "tsk_secret")
+	h := newHarness(t)
+	l := shellLease("9.env.1", `set -e; test "$TASUKI_RESULT" != /elsewhere; cat "$TASUKI_NEED_LOAD_DATA" "$TASUKI_NEED_X"; echo; test -z "$TASUKI_TOKEN"; echo "A=$A"`)
+	l.Spec.Env = map[string]string{"A": "1", "TASUKI_RESULT": "/elsewhere", "TASUKI_NEED_X": "/elsewhere"}
+	l.Spec.Needs = map[string]json.RawMessage{"load-data": json.RawMessage(`[1,2]`), "x": nil}
+	h.fake.Add(l)
+	h.start(t, h.worker())
+	c := h.completion(t, l.ID)
+	if c.Outcome != api.OutcomeSucceeded {
+		t.Fatalf("completion %+v\n%s", c, h.fake.Log(l.ID))
 	}
-	vars := map[string]string{}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v // the last wins, as for exec
-	}
-	if vars["A"] != "1" || vars["TASUKI_RESULT"] != filepath.Join(dir, "result.json") {
-		t.Errorf("A=%q TASUKI_RESULT=%q", vars["A"], vars["TASUKI_RESULT"])
-	}
-	for name, want := range map[string]string{"TASUKI_NEED_LOAD_DATA": `[1,2]`, "TASUKI_NEED_X": `{}`} {
-		b, err := os.ReadFile(vars[name])
-		if err != nil || string(b) != want || filepath.Dir(vars[name]) != dir {
-			t.Errorf("%s=%q holds %q (%v), want %q", name, vars[name], b, err, want)
-		}
+	h.waitLog(t, l.ID, "out [1,2]{}")
+	h.waitLog(t, l.ID, "out A=1")
+	if err := h.stop(t); err != nil {
+		t.Error(err)
 	}
 }

@@ -27,6 +27,7 @@ type Workers struct {
 	logs        map[string][]byte
 	completions map[string]api.CompleteRequest
 	cancel      map[string]bool
+	preempt     map[string]bool
 	forgotten   map[string]bool
 	leaseReqs   []api.LeaseRequest
 	polling     int // lease requests being served
@@ -48,7 +49,7 @@ var _ api.Workers = (*Workers)(nil)
 func NewWorkers() *Workers {
 	return &Workers{
 		changed: make(chan struct{}), held: map[string]api.Lease{}, logs: map[string][]byte{},
-		completions: map[string]api.CompleteRequest{}, cancel: map[string]bool{}, forgotten: map[string]bool{},
+		completions: map[string]api.CompleteRequest{}, cancel: map[string]bool{}, preempt: map[string]bool{}, forgotten: map[string]bool{},
 	}
 }
 
@@ -71,6 +72,15 @@ func (w *Workers) Cancel(lease string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.cancel[lease] = true
+	w.notify()
+}
+
+// Preempt makes the next heartbeats hand lease back, as a server that is
+// shutting down does.
+func (w *Workers) Preempt(lease string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.preempt[lease] = true
 	w.notify()
 }
 
@@ -156,6 +166,8 @@ func (w *Workers) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.
 		switch _, held := w.held[id]; {
 		case !held:
 			resp.Unknown = append(resp.Unknown, id)
+		case w.preempt[id]:
+			resp.Preempt = append(resp.Preempt, id)
 		case w.cancel[id]:
 			resp.Cancel = append(resp.Cancel, id)
 		}

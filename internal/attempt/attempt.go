@@ -1,0 +1,289 @@
+// Package attempt is the one seam between deciding to run a task attempt and
+// running it. The runner describes each attempt once, as a Spec (its kind,
+// a kind-specific body, environment, working directory, timeout); the same
+// Spec is given to the server's in-process executor and sent, inside a
+// lease, to remote workers. Whoever runs it looks the kind up in a Registry
+// and calls its Run with a Host (what that machine provides: its own
+// environment, files for the needs' results, where the output goes); the
+// kind answers with a Result whose Outcome is the one vocabulary of how an
+// attempt ended, shared by the store, the API and the engine (Event).
+//
+// A new kind of work (a wait, an HTTP call, a query) implements Kind once
+// and is registered; it then runs in-process and on remote workers without
+// further wiring.
+package attempt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+)
+
+// Outcome is how an attempt ended. It is stored in attempt rows, reported
+// by workers and shown by the API; the engine's event is derived from it
+// (Event). The string values are stable: they are in databases and on the
+// wire.
+type Outcome string
+
+// Attempt outcomes. An attempt still running has the empty outcome.
+const (
+	Succeeded Outcome = "succeeded"
+	Failed    Outcome = "failed"
+	TimedOut  Outcome = "timed_out"
+	// Lost: the attempt's executor vanished (a crash, an expired lease).
+	// Only the server decides that an attempt is lost; no executor reports it.
+	Lost Outcome = "lost"
+	// Preempted: handed back by an executor that is shutting down; the
+	// engine does not charge it to the retry budget.
+	Preempted Outcome = "preempted"
+	Cancelled Outcome = "cancelled"
+)
+
+// Outcomes lists every outcome, in the order of the constants.
+func Outcomes() []Outcome {
+	return []Outcome{Succeeded, Failed, TimedOut, Lost, Preempted, Cancelled}
+}
+
+// Event is the engine event that records an attempt with this outcome, or
+// "" for a value that is not an outcome.
+func (o Outcome) Event() engine.EventKind {
+	switch o {
+	case Succeeded:
+		return engine.EvTaskSucceeded
+	case Failed:
+		return engine.EvTaskFailed
+	case TimedOut:
+		return engine.EvTaskTimedOut
+	case Lost:
+		return engine.EvTaskLost
+	case Preempted:
+		return engine.EvTaskPreempted
+	case Cancelled:
+		return engine.EvTaskCancelled
+	}
+	return ""
+}
+
+// Reportable reports whether an executor may end an attempt with this
+// outcome: any outcome but lost, which is the server's finding.
+func (o Outcome) Reportable() bool { return o != Lost && o.Event() != "" }
+
+// Causes of stopping an attempt before it ends by itself. Executors cancel
+// the context given to Kind.Run with one of them (context.WithCancelCause),
+// so the kind can tell a cancelled run from an executor handing the attempt
+// back.
+var (
+	// ErrCancelled: the run was cancelled.
+	ErrCancelled = errors.New("the run was cancelled")
+	// ErrPreempted: the executor is shutting down and hands the attempt back.
+	ErrPreempted = errors.New("the executor is shutting down")
+	// ErrLost: the executor no longer holds the attempt (its lease is gone);
+	// nothing about it will be recorded.
+	ErrLost = errors.New("the executor no longer holds the attempt")
+)
+
+// Spec describes one attempt to the executor that runs it. The runner
+// builds it once (Registry.Describe); it is the same for the in-process
+// executor and, as JSON inside a lease, for remote workers.
+type Spec struct {
+	// Kind names the kind of work, the key of its Kind in a Registry.
+	Kind string `json:"kind"`
+	// Body is what the kind needs to run, in its own shape (the shell kind:
+	// {"shell": "script"} or {"argv": [...]}).
+	Body json.RawMessage `json:"body"`
+	// Env are the attempt's variables (pipeline and task env, parameters,
+	// interval, TASUKI_*), added to the executor's own environment.
+	// Variables naming the executor's files (TASUKI_RESULT, TASUKI_NEED_*)
+	// are the executor's to set and are ignored here.
+	Env map[string]string `json:"env"`
+	// Workdir is the task's working directory: absolute, or relative to the
+	// executor's base directory (Host.Dir).
+	Workdir string `json:"workdir,omitempty"`
+	// Needs are the JSON results of the task's needs, by task id.
+	Needs map[string]json.RawMessage `json:"needs,omitempty"`
+	// Timeout bounds the attempt's wall-clock time; 0 means none.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Result is how an attempt ended, as its kind (or the executor that could
+// not run it) reports it.
+type Result struct {
+	Outcome  Outcome
+	ExitCode *int // a process's exit status, when a process ran
+	Message  string
+	// Result is the small JSON value the attempt published, if any.
+	Result json.RawMessage
+	// Worker names the executor that ran the attempt when it was not the
+	// runner's own (a remote worker); the attempt's row then names it.
+	Worker string
+}
+
+// Failedf is a failed Result with a formatted message: the attempt could
+// not be run as described.
+func Failedf(format string, args ...any) Result {
+	return Result{Outcome: Failed, Message: fmt.Sprintf(format, args...)}
+}
+
+// Host is what the executor running an attempt provides on its machine.
+type Host struct {
+	// Environ is the executor's own environment (KEY=VALUE), which the
+	// attempt's variables extend. Secrets of the executor are left out.
+	Environ []string
+	// Dir is where a relative Spec.Workdir starts, and the working
+	// directory of an attempt that names none.
+	Dir string
+	// NeedFiles name the files holding the needs' results on this machine,
+	// by task id; an attempt finds them in TASUKI_NEED_<ID>.
+	NeedFiles map[string]string
+	// ResultFile is where the attempt may write its JSON result
+	// (TASUKI_RESULT).
+	ResultFile string
+	// Stdout and Stderr receive the attempt's output.
+	Stdout, Stderr io.Writer
+	// Grace is how long a process group has between SIGTERM and SIGKILL
+	// when it is stopped; zero means the shell package's default.
+	Grace time.Duration
+}
+
+// Environment env variable names the executor sets itself.
+const (
+	ResultEnv     = "TASUKI_RESULT"
+	needEnvPrefix = "TASUKI_NEED_"
+)
+
+// WorkingDir is the attempt's working directory on this host.
+func (h *Host) WorkingDir(s *Spec) string {
+	switch {
+	case s.Workdir == "":
+		return h.Dir
+	case filepath.IsAbs(s.Workdir):
+		return s.Workdir
+	}
+	return filepath.Join(h.Dir, s.Workdir)
+}
+
+// Environment is the attempt's full environment on this host: the
+// executor's own, the attempt's variables (sorted, so it is the same each
+// time), then the files of this machine: the needs' results and where to
+// write the attempt's result. Later entries win.
+func (h *Host) Environment(s *Spec) []string {
+	env := make([]string, 0, len(h.Environ)+len(s.Env)+len(h.NeedFiles)+1)
+	env = append(env, h.Environ...)
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if k == ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
+			continue
+		}
+		env = append(env, k+"="+s.Env[k])
+	}
+	for _, id := range slices.Sorted(maps.Keys(h.NeedFiles)) {
+		env = append(env, needEnvPrefix+spec.EnvSafe(id)+"="+h.NeedFiles[id])
+	}
+	if h.ResultFile != "" {
+		env = append(env, ResultEnv+"="+h.ResultFile)
+	}
+	return env
+}
+
+// Kind is one kind of work. Implement it once and register it; it then runs
+// wherever attempts run.
+type Kind interface {
+	// Name is the kind's key in a Registry and in Spec.Kind; it is what
+	// spec.Task.Kind returns for the tasks of this kind.
+	Name() string
+	// Body is the Spec.Body of an attempt of task t.
+	Body(t *spec.Task) (json.RawMessage, error)
+	// Run runs one attempt and reports how it ended. It returns only once
+	// nothing the attempt started can still act: an attempt recorded as
+	// ended must have no side effect afterwards. When ctx is done the
+	// attempt is stopped; context.Cause(ctx) says why (ErrCancelled,
+	// ErrPreempted, ErrLost). An attempt that ends by itself, even while
+	// it is being stopped, is reported as what it was.
+	Run(ctx context.Context, s *Spec, h *Host) Result
+}
+
+// Registry holds the kinds of work an executor can run, by name.
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// NewRegistry returns a registry of kinds; two kinds with one name are an
+// error.
+func NewRegistry(kinds ...Kind) (*Registry, error) {
+	r := &Registry{kinds: make(map[string]Kind, len(kinds))}
+	for _, k := range kinds {
+		if _, dup := r.kinds[k.Name()]; dup {
+			return nil, fmt.Errorf("attempt kinds: %q is registered twice", k.Name())
+		}
+		r.kinds[k.Name()] = k
+	}
+	return r, nil
+}
+
+// Builtin returns a registry of the kinds this build of tasuki runs.
+func Builtin() *Registry {
+	return &Registry{kinds: map[string]Kind{shellKind: Shell{}}}
+}
+
+// Describe builds the Spec of an attempt of task t, with its variables and
+// its needs' results.
+func (r *Registry) Describe(t *spec.Task, env map[string]string, needs map[string]json.RawMessage) (Spec, error) {
+	name := t.Kind()
+	k, ok := r.kinds[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("task %s: no executor for kind %q", t.ID, name)
+	}
+	body, err := k.Body(t)
+	if err != nil {
+		return Spec{}, fmt.Errorf("task %s: describe %s attempt: %w", t.ID, name, err)
+	}
+	return Spec{Kind: name, Body: body, Env: env, Workdir: t.Workdir, Needs: needs, Timeout: Duration(t.Timeout.D())}, nil
+}
+
+// Run runs the attempt s with its kind; a kind this registry does not have
+// fails the attempt (a worker older than the server, say).
+func (r *Registry) Run(ctx context.Context, s *Spec, h *Host) Result {
+	k, ok := r.kinds[s.Kind]
+	if !ok {
+		return Failedf("this executor cannot run attempts of kind %q", s.Kind)
+	}
+	return k.Run(ctx, s, h)
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("30s"), as people write it.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String is the Go duration string.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: expected a string like \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}

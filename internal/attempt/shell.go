@@ -1,0 +1,110 @@
+package attempt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/tasuki-dev/tasuki/internal/shell"
+	"github.com/tasuki-dev/tasuki/internal/spec"
+)
+
+// shellKind is the name of the shell kind, spec.Task.Kind's "shell".
+const shellKind = "shell"
+
+// Shell is the kind of tasks that run a command as a process group
+// (internal/shell): a script for /bin/sh -c, or an argv run directly.
+type Shell struct{}
+
+// shellBody is the Spec.Body of a shell attempt. Exactly one field is set.
+type shellBody struct {
+	Shell string   `json:"shell,omitempty"`
+	Argv  []string `json:"argv,omitempty"`
+}
+
+// Name implements Kind.
+func (Shell) Name() string { return shellKind }
+
+// Body implements Kind.
+func (Shell) Body(t *spec.Task) (json.RawMessage, error) {
+	return json.Marshal(shellBody{Shell: t.Run.Shell, Argv: t.Run.Argv})
+}
+
+// Run implements Kind: it runs the command in its own process group and
+// returns once the whole group is gone.
+func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
+	var b shellBody
+	if err := json.Unmarshal(s.Body, &b); err != nil {
+		return Failedf("read the shell command of the attempt: %v", err)
+	}
+	res := shell.Run(ctx, shell.Command{
+		Script:  b.Shell,
+		Argv:    b.Argv,
+		Env:     h.Environment(s),
+		Dir:     h.WorkingDir(s),
+		Timeout: s.Timeout.D(),
+		Grace:   h.Grace,
+		Stdout:  h.Stdout,
+		Stderr:  h.Stderr,
+	})
+	return ProcessResult(context.Cause(ctx), res, h.ResultFile, s.Timeout)
+}
+
+// ProcessResult turns how a process group ended into the attempt's Result:
+// the rules every kind that runs a process shares. cause is why the
+// executor stopped it (context.Cause of the attempt's context; nil if it
+// did not), resultFile where it may have written its result.
+//
+// A process the executor asked to stop for a hand-back (ErrPreempted,
+// ErrLost) that nonetheless exited 0 finished its work: its side effects
+// happened, so it is recorded as succeeded, not handed back to run again.
+// Any other end of such a process (killed by a signal, a non-zero exit) is
+// preempted: it cannot be told apart from the response to the stop.
+func ProcessResult(cause error, res shell.Result, resultFile string, timeout Duration) Result {
+	code := res.ExitCode
+	var exit *int
+	if res.PID != 0 {
+		exit = &code
+	}
+	handBack := errors.Is(cause, ErrPreempted) || errors.Is(cause, ErrLost)
+	switch {
+	case res.StartErr != nil:
+		return Result{Outcome: Failed, Message: res.StartErr.Error()}
+	case res.TimedOut:
+		return Result{Outcome: TimedOut, ExitCode: exit, Message: fmt.Sprintf("timed out after %s: process group ended", timeout)}
+	case res.Cancelled && handBack && res.PID != 0 && res.Signal == "" && code == 0:
+		r := succeeded(exit, resultFile)
+		if r.Outcome == Succeeded {
+			r.Message = "finished by itself while being handed back (" + cause.Error() + ")"
+		}
+		return r
+	case res.Cancelled && handBack:
+		msg := "handed back: " + cause.Error() + "; process group ended"
+		if errors.Is(cause, ErrLost) {
+			msg = "lease lost: process group ended"
+		}
+		return Result{Outcome: Preempted, ExitCode: exit, Message: msg}
+	case res.Cancelled:
+		return Result{Outcome: Cancelled, ExitCode: exit, Message: "cancelled: process group ended"}
+	case res.Signal != "":
+		return Result{Outcome: Failed, ExitCode: exit, Message: "killed by signal " + res.Signal}
+	case code != 0:
+		return Result{Outcome: Failed, ExitCode: exit, Message: "exit status " + strconv.Itoa(code)}
+	}
+	return succeeded(exit, resultFile)
+}
+
+// succeeded reads the result a process that exited 0 published; one it
+// cannot read fails the attempt.
+func succeeded(exit *int, resultFile string) Result {
+	if resultFile == "" {
+		return Result{Outcome: Succeeded, ExitCode: exit}
+	}
+	value, err := shell.ReadResult(resultFile)
+	if err != nil {
+		return Result{Outcome: Failed, ExitCode: exit, Message: "read result: " + err.Error()}
+	}
+	return Result{Outcome: Succeeded, ExitCode: exit, Result: value}
+}
