@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,10 @@ type app struct {
 	home    string
 	output  string
 	cpuprof string
+	// started is set once a command's own code starts, after cobra parsed
+	// its flags and checked its arguments: an error before that is a usage
+	// error.
+	started bool
 }
 
 // Main runs the command line and returns the process exit status.
@@ -80,7 +85,24 @@ func Main(args []string, stdio IO, version string) int {
 		return ee.code
 	}
 	fmt.Fprintln(stdio.Err, "tasuki:", err)
+	if !a.started {
+		// cobra refused the command line (an unknown command or flag, a
+		// bad flag value, the wrong number of arguments): scripts tell
+		// "you called it wrong" (2) from "it failed" (1) by the status.
+		fmt.Fprintf(stdio.Err, "Run '%s --help' for usage.\n", commandPath(root, args))
+		return exitUsage
+	}
 	return exitFailed
+}
+
+// commandPath is the path of the command args name ("tasuki runs"), for
+// pointing at its help after a usage error.
+func commandPath(root *cobra.Command, args []string) string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return root.Name()
+	}
+	return cmd.CommandPath()
 }
 
 func (a *app) root() *cobra.Command {
@@ -90,13 +112,16 @@ func (a *app) root() *cobra.Command {
 		Long: `tasuki runs pipelines written as YAML files: tasks with dependencies, retries,
 timeouts and parameters. 'tasuki run FILE' runs one on this machine with an
 embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
+		Version:       a.versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("tasuki {{.Version}}\n")
 	root.PersistentFlags().StringVar(&a.home, "home", "", "data directory (default $TASUKI_HOME, else ./.tasuki)")
 	root.PersistentFlags().StringVar(&a.cpuprof, "cpuprofile", "", "write a CPU profile of this command to the file (for performance work)")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		a.started = true
 		if a.cpuprof == "" {
 			return nil
 		}
@@ -120,7 +145,25 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 	root.AddCommand(a.serverCmds()...)
 	root.AddCommand(a.workerCmd(), a.tokenCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
+	for _, c := range root.Commands() {
+		if !c.Runnable() && c.HasSubCommands() {
+			groupCommand(c)
+		}
+	}
 	return root
+}
+
+// groupCommand makes a command that only groups others (tasuki token)
+// print its help when called alone and refuse words it does not know as a
+// usage error: cobra would print the help and exit 0 for both.
+func groupCommand(c *cobra.Command) {
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return usageErr("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
 }
 
 // homeDir resolves the data directory: --home, else $TASUKI_HOME, else ./.tasuki.
@@ -178,22 +221,51 @@ func (a *app) versionCmd() *cobra.Command {
 	}
 }
 
+// versionString is what --version and 'tasuki version' print: the version
+// given at link time, else the module version with the commit it was built
+// from (from the build information Go records), so that a bug report names
+// the exact source.
 func (a *app) versionString() string {
-	if a.version != "" {
-		return a.version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
+	bi, _ := debug.ReadBuildInfo()
+	return describeBuild(a.version, bi)
+}
+
+// describeBuild renders a version and build information as
+// "v1.2.0 (commit 0123456789ab, modified, go1.26.0)".
+func describeBuild(version string, bi *debug.BuildInfo) string {
+	var details []string
+	if bi != nil {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		var rev, modified string
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
 			}
 		}
-		if v != "" {
-			return v
+		// A version Go derived from the commit (v0.0.0-20261207031500-
+		// 0123456789ab+dirty) names it already.
+		if short := rev[:min(len(rev), 12)]; rev != "" && !strings.Contains(version, short) {
+			details = append(details, "commit "+short)
+			if modified == "true" {
+				details = append(details, "modified")
+			}
+		}
+		if bi.GoVersion != "" {
+			details = append(details, bi.GoVersion)
 		}
 	}
-	return "(devel)"
+	if version == "" {
+		version = "(devel)"
+	}
+	if len(details) == 0 {
+		return version
+	}
+	return version + " (" + strings.Join(details, ", ") + ")"
 }
 
 func usageErr(format string, args ...any) error {

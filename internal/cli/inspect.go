@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -80,26 +83,55 @@ func (a *app) checkOutput() error {
 	return nil
 }
 
+// runStates are the states 'runs --state' takes.
+var runStates = []engine.RunState{engine.RunQueued, engine.RunRunning, engine.RunSucceeded, engine.RunFailed, engine.RunCancelled}
+
+// parseStates reads --state: comma-separated run states, each known.
+func parseStates(given []string) ([]engine.RunState, error) {
+	var out []engine.RunState
+	for _, s := range given {
+		st := engine.RunState(strings.TrimSpace(s))
+		if !slices.Contains(runStates, st) {
+			return nil, usageErr("--state %q: expected queued, running, succeeded, failed or cancelled", s)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 func (a *app) runsCmd() *cobra.Command {
 	var (
 		pipeline string
 		limit    int
 		before   int64
+		states   []string
+		backfill int64
 	)
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List runs, newest first",
-		Args:  cobra.NoArgs,
+		Long: `List runs, newest first, as a table; with -o json, as a JSON array of runs
+(the objects of the API's /runs "items", without their tasks).`,
+		Example: `  tasuki runs --state failed,cancelled --pipeline nightly-elt
+  tasuki runs -o json | jq -r '.[] | select(.state == "failed") | .id'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
+			}
+			st, err := parseStates(states)
+			if err != nil {
+				return err
+			}
+			if limit < 1 || limit > 1000 {
+				return usageErr("--limit %d: expected 1 to 1000", limit)
 			}
 			l, err := a.openLocal(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer l.Close()
-			runs, err := l.store.ListRuns(cmd.Context(), store.RunFilter{Pipeline: pipeline, Limit: limit, BeforeID: before})
+			runs, err := l.store.ListRuns(cmd.Context(), store.RunFilter{Pipeline: pipeline, States: st, BackfillID: backfill, Limit: limit, BeforeID: before})
 			if err != nil {
 				return err
 			}
@@ -121,7 +153,7 @@ func (a *app) runsCmd() *cobra.Command {
 					dur = fmtDuration(end.Sub(r.StartedAt))
 				}
 				t.row(fmt.Sprint(r.ID), r.Pipeline, string(r.State), r.Trigger,
-					r.CreatedAt.Local().Format("2006-01-02 15:04:05"), dur,
+					r.CreatedAt.Local().Format(timeLayout), dur,
 					fmt.Sprintf("%d/%d", r.TaskCount-r.Remaining, r.TaskCount))
 			}
 			t.flush()
@@ -132,6 +164,8 @@ func (a *app) runsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
 	cmd.Flags().IntVar(&limit, "limit", 20, "most runs to list")
 	cmd.Flags().Int64Var(&before, "before", 0, "only runs with an id below this (for paging)")
+	cmd.Flags().StringSliceVar(&states, "state", nil, "only runs in these states (comma-separated: queued, running, succeeded, failed, cancelled)")
+	cmd.Flags().Int64Var(&backfill, "backfill", 0, "only runs of this backfill")
 	return cmd
 }
 
@@ -162,18 +196,17 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			if a.output == "json" {
-				v := api.NewRun(run)
-				v.Tasks = make([]api.Task, len(tasks))
-				for i, t := range tasks {
-					v.Tasks[i] = api.NewTask(t)
-				}
-				return writeJSON(a.io.Out, v)
+				return writeJSON(a.io.Out, runView(run, tasks))
 			}
-			fmt.Fprintf(a.io.Out, "run %d of %s: %s (trigger %s, created %s)\n", run.ID, run.Pipeline, run.State, run.Trigger, run.CreatedAt.Local().Format(time.RFC3339))
+			v := a.layout(cmd.Context(), l, run)
+			fmt.Fprintf(a.io.Out, "run %d of %s: %s (trigger %s, created %s)\n", run.ID, run.Pipeline, run.State, run.Trigger, v.at(run.CreatedAt))
 			if len(run.Params) > 2 {
 				fmt.Fprintf(a.io.Out, "params: %s\n", run.Params)
 			}
-			printSummary(a.io.Out, run, tasks)
+			if !run.IntervalStart.IsZero() && !run.IntervalEnd.IsZero() {
+				fmt.Fprintf(a.io.Out, "interval: %s to %s\n", v.at(run.IntervalStart), v.at(run.IntervalEnd))
+			}
+			printSummary(a.io.Out, run, tasks, v)
 			return nil
 		},
 	}

@@ -171,7 +171,7 @@ const summaryRows = 40
 
 // printSummary prints the end of a run: a table of tasks (or, for big runs,
 // counts by state and the tasks that did not succeed), then one line.
-func printSummary(w io.Writer, run store.Run, tasks []store.TaskRow) {
+func printSummary(w io.Writer, run store.Run, tasks []store.TaskRow, v view) {
 	rows := tasks
 	if len(tasks) > summaryRows {
 		counts := map[engine.TaskState]int{}
@@ -190,15 +190,15 @@ func printSummary(w io.Writer, run store.Run, tasks []store.TaskRow) {
 		fmt.Fprintf(w, "tasks: %s\n", strings.Join(states, ", "))
 	}
 	if len(rows) > 0 {
-		tw := newTable(w, "TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "MESSAGE")
-		for _, t := range rows {
+		lines := make([]taskLine, len(rows))
+		for i, t := range rows {
 			exit := "-"
 			if t.ExitCode != nil {
 				exit = fmt.Sprint(*t.ExitCode)
 			}
-			tw.row(t.TaskID, string(t.State), fmt.Sprint(t.Attempt), taskDuration(t.Task), exit, truncate(t.Message, 60))
+			lines[i] = taskLine{t.TaskID, string(t.State), fmt.Sprint(t.Attempt), taskDuration(t.Task), exit, t.Message}
 		}
-		tw.flush()
+		v.printTasks(w, lines)
 	}
 	dur := "-"
 	if !run.StartedAt.IsZero() && !run.FinishedAt.IsZero() {

@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
-	"github.com/tasuki-dev/tasuki/internal/engine"
 )
 
 // serverEnv names the server when --server is not given, so a shell can
@@ -188,16 +187,10 @@ func flagInt(cmd *cobra.Command, name string) (int64, error) {
 	return n, nil
 }
 
-// remoteRuns is `tasuki runs` against a server. It adds --state,
-// --backfill and --cursor; --before (an id bound for the local store) has no meaning there.
+// remoteRuns is `tasuki runs` against a server. It adds --cursor; --before
+// (an id bound for the local store) has no meaning there.
 func (a *app) remoteRuns(cmd *cobra.Command) remoteRunE {
-	var (
-		states   []string
-		cursor   string
-		backfill int64
-	)
-	cmd.Flags().StringSliceVar(&states, "state", nil, "only runs in these states (comma-separated: queued, running, succeeded, failed, cancelled; needs --server)")
-	cmd.Flags().Int64Var(&backfill, "backfill", 0, "only runs of this backfill (needs --server)")
+	var cursor string
 	cmd.Flags().StringVar(&cursor, "cursor", "", "continue a listing where the previous page ended (printed after it; needs --server)")
 	return func(cmd *cobra.Command, _ []string, c *api.Client) error {
 		if err := a.checkOutput(); err != nil {
@@ -214,10 +207,19 @@ func (a *app) remoteRuns(cmd *cobra.Command) remoteRunE {
 		if err != nil {
 			return err
 		}
-		f := api.RunFilter{Pipeline: pipeline, BackfillID: backfill, Cursor: cursor, Limit: int(limit)}
-		for _, s := range states {
-			f.States = append(f.States, engine.RunState(strings.TrimSpace(s)))
+		backfill, err := flagInt(cmd, "backfill")
+		if err != nil {
+			return err
 		}
+		given, err := cmd.Flags().GetStringSlice("state")
+		if err != nil {
+			return err
+		}
+		states, err := parseStates(given)
+		if err != nil {
+			return err
+		}
+		f := api.RunFilter{Pipeline: pipeline, States: states, BackfillID: backfill, Cursor: cursor, Limit: int(limit)}
 		page, err := c.Runs(cmd.Context(), f)
 		if err != nil {
 			return remoteErr(c, err)
@@ -256,7 +258,11 @@ func (a *app) remoteStatus(*cobra.Command) remoteRunE {
 		if a.output == "json" {
 			return writeJSON(a.io.Out, run)
 		}
-		printRun(a.io.Out, run)
+		v := view{loc: time.Local, width: terminalWidth(a.io.Out)}
+		if p, err := c.Pipeline(cmd.Context(), run.Pipeline); err == nil {
+			v.loc = zoneOf(p.Timezone)
+		}
+		printRun(a.io.Out, run, v)
 		return nil
 	}
 }
@@ -300,21 +306,21 @@ func printRuns(w io.Writer, runs []api.Run) {
 			state += " (cancelling)"
 		}
 		t.row(strconv.FormatInt(r.ID, 10), r.Pipeline, state, r.Trigger,
-			r.CreatedAt.Local().Format("2006-01-02 15:04:05"), spanDuration(r.StartedAt, r.FinishedAt),
+			r.CreatedAt.Local().Format(timeLayout), spanDuration(r.StartedAt, r.FinishedAt),
 			fmt.Sprintf("%d/%d", r.TaskCount-r.Remaining, r.TaskCount))
 	}
 	t.flush()
 }
 
 // printRun prints one run and its tasks.
-func printRun(w io.Writer, run api.Run) {
+func printRun(w io.Writer, run api.Run, v view) {
 	fmt.Fprintf(w, "run %d of %s: %s (trigger %s, created %s)\n", run.ID, run.Pipeline, run.State, run.Trigger,
-		run.CreatedAt.Local().Format(time.RFC3339))
+		v.at(run.CreatedAt))
 	if len(run.Params) > 2 {
 		fmt.Fprintf(w, "params: %s\n", run.Params)
 	}
 	if run.IntervalStart != nil && run.IntervalEnd != nil {
-		fmt.Fprintf(w, "interval: %s to %s\n", run.IntervalStart.Format(time.RFC3339), run.IntervalEnd.Format(time.RFC3339))
+		fmt.Fprintf(w, "interval: %s to %s\n", v.at(*run.IntervalStart), v.at(*run.IntervalEnd))
 	}
 	if run.BackfillID != 0 {
 		fmt.Fprintf(w, "backfill: %d\n", run.BackfillID)
@@ -323,8 +329,8 @@ func printRun(w io.Writer, run api.Run) {
 		fmt.Fprintln(w, "cancelling: running tasks are being stopped")
 	}
 	if len(run.Tasks) > 0 {
-		t := newTable(w, "TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "MESSAGE")
-		for _, task := range run.Tasks {
+		lines := make([]taskLine, len(run.Tasks))
+		for i, task := range run.Tasks {
 			exit := "-"
 			if task.ExitCode != nil {
 				exit = strconv.Itoa(*task.ExitCode)
@@ -333,9 +339,9 @@ func printRun(w io.Writer, run api.Run) {
 			if task.Waiting != "" {
 				msg = "waiting: " + task.Waiting
 			}
-			t.row(task.ID, string(task.State), strconv.Itoa(task.Attempt), spanDuration(task.StartedAt, task.FinishedAt), exit, truncate(msg, 60))
+			lines[i] = taskLine{task.ID, string(task.State), strconv.Itoa(task.Attempt), spanDuration(task.StartedAt, task.FinishedAt), exit, msg}
 		}
-		t.flush()
+		v.printTasks(w, lines)
 	}
 	fmt.Fprintf(w, "run %d of %s %s in %s\n", run.ID, run.Pipeline, run.State, spanDuration(run.StartedAt, run.FinishedAt))
 }

@@ -26,12 +26,12 @@ func (a *app) serverCmds() []*cobra.Command {
 	return []*cobra.Command{
 		a.pipelinesCmd(), a.triggerCmd(),
 		a.runActionCmd("cancel", "Cancel a run", `Cancel a run on the server: tasks not started will not start, running ones
-are stopped. The run ends as cancelled.`, (*api.Client).Cancel),
+are stopped. The run ends as cancelled.`, (*api.Client).Cancel, nil),
 		a.runActionCmd("retry", "Retry a failed run's failed tasks and what follows them", `Retry a failed run in place: its unsuccessful tasks (failed, timed out,
 cancelled, not run because a need failed) and everything after them run
-again; tasks that succeeded are kept.`, (*api.Client).RetryFailed),
+again; tasks that succeeded are kept.`, (*api.Client).RetryFailed, a.localRetry),
 		a.runActionCmd("rerun", "Start a new run like an old one", `Start a new run of the same pipeline version, with the same parameters and
-interval as the given run. Prints the new run's id.`, (*api.Client).Rerun),
+interval as the given run. Prints the new run's id.`, (*api.Client).Rerun, a.localRerun),
 		a.markCmd(),
 		a.pauseCmd(true), a.pauseCmd(false),
 		a.backfillCmd(),
@@ -71,7 +71,7 @@ func (a *app) pipelinesCmd() *cobra.Command {
 					}
 				}
 				if p.NextRun != nil {
-					next = p.NextRun.Local().Format("2006-01-02 15:04")
+					next = p.NextRun.In(zoneOf(p.Timezone)).Format("2006-01-02 15:04 MST")
 				}
 				if len(p.LastRuns) > 0 {
 					r := p.LastRuns[0]
@@ -201,7 +201,7 @@ func (a *app) waitRun(ctx context.Context, c *api.Client, id int64) error {
 					return err
 				}
 			} else {
-				printRun(a.io.Err, run)
+				printRun(a.io.Err, run, view{loc: time.Local, width: terminalWidth(a.io.Err)})
 			}
 			switch run.State {
 			case engine.RunSucceeded:
@@ -280,11 +280,16 @@ func describeEvent(e api.Event) string {
 // runAction is an operator action on a run, as the client offers it.
 type runAction func(c *api.Client, ctx context.Context, runID int64, actor string) (api.Run, error)
 
-func (a *app) runActionCmd(name, short, long string, act runAction) *cobra.Command {
+func (a *app) runActionCmd(name, short, long string, act runAction, local localAction) *cobra.Command {
+	var ef execFlags
+	where := "\n\nNeeds a server (--server URL or $" + serverEnv + "); the action is recorded in\nthe run's timeline as done by $USER@hostname."
+	if local != nil {
+		where = "\n\n" + localActionHelp
+	}
 	cmd := &cobra.Command{
 		Use:               name + " RUN_ID",
 		Short:             short,
-		Long:              long + "\n\nNeeds a server (--server URL or $" + serverEnv + "); the action is recorded in\nthe run's timeline as done by $USER@hostname.",
+		Long:              long + where,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeRuns,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -341,6 +346,17 @@ server; the action is recorded in the run's timeline.`,
 				return a.completeTasks(cmd, args)
 			case 2:
 				return states, cobra.ShellCompDirectiveNoFileComp
+			if c == nil && local != nil {
+				return local(cmd, id, &ef)
+			}
+			if c == nil {
+				return usageErr("%s needs a server: pass --server URL or set %s (start one with 'tasuki server')", cmd.CommandPath(), serverEnv)
+			}
+			if local != nil {
+				if err := refuseLocalFlags(cmd); err != nil {
+					return err
+				}
+			}
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
@@ -356,12 +372,15 @@ server; the action is recorded in the run's timeline.`,
 			if state != engine.TaskSucceeded && state != engine.TaskSkipped {
 				return usageErr("state %q: expected succeeded or skipped", args[2])
 			}
-			c, err := a.needServer(cmd)
+			c, err := a.remote(cmd)
 			if err != nil {
 				return err
 			}
 			run, err := c.MarkTask(cmd.Context(), id, args[1], state, actorName())
 			if err != nil {
+	if local != nil {
+		ef.register(cmd)
+	}
 				return remoteErr(c, err)
 			}
 			if a.output == "json" {
@@ -399,15 +418,19 @@ func (a *app) completeTasks(cmd *cobra.Command, args []string) ([]cobra.Completi
 }
 
 func (a *app) pauseCmd(pause bool) *cobra.Command {
-	name, short := "unpause", "Resume a paused pipeline's schedule"
+	name, short := "unpause", "Start a paused pipeline's scheduled runs again"
+	long := `Start a paused pipeline's scheduled runs again. The intervals that ended
+while it was paused are treated by its schedule's catchup policy: all of them
+run (catchup: all), only the latest (catchup: latest, the default), or none
+(catchup: none). Needs a server; the action is recorded as done by
+$USER@hostname.`
 	if pause {
 		name, short = "pause", "Stop starting scheduled runs of a pipeline"
 	}
 	cmd := &cobra.Command{
-		Use:   name + " PIPELINE",
-		Short: short,
-		Long: short + `. Runs already started go on, and manual
-triggers still work. Needs a server.`,
+		Use:               name + " PIPELINE",
+		Short:             short,
+		Long:              long,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completePipelines,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -444,20 +467,28 @@ type backfillFlags struct {
 	params   []string
 }
 
+		long = `Stop starting scheduled runs of a pipeline. Runs already started go on,
+and manual triggers and backfills still work. 'tasuki unpause' starts the
+schedule again. Needs a server; the action is recorded as done by
+$USER@hostname.`
 func (f *backfillFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.from, "from", "", "start of the range (included): 2026-01-01, 2026-01-01T09:00 or RFC 3339")
-	cmd.Flags().StringVar(&f.to, "to", "", "end of the range (excluded), in the same forms")
+	cmd.Flags().StringVar(&f.to, "to", "", "end of the range, in the same forms: a date alone takes in that whole day; a time is the exact end")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 1, "runs of the backfill active at once")
 	cmd.Flags().StringArrayVarP(&f.params, "param", "p", nil, "parameter value for every run as name=value (repeatable)")
 }
 
-const backfillLong = `A backfill creates one run of a pipeline per schedule interval in a past
-range [--from, --to), started in order with at most --parallel active at
+const backfillLong = `A backfill creates one run of a pipeline per schedule interval that lies
+wholly in a past range, started in order with at most --parallel active at
 once. It is an object of its own that can be listed, watched and cancelled.
 
 Times without an offset (2026-01-01, 2026-01-01T09:00) are read in the
 pipeline's time zone (UTC if it has none); add one to be exact
-(2026-01-01T00:00:00+09:00). Needs a server.
+(2026-01-01T00:00:00+09:00). A date alone names a whole day: --from starts
+at its beginning and --to takes in all of it, so --from 2026-11-01 --to
+2026-11-08 runs every interval from November 1 to 8, both included. For a
+pipeline that runs at 02:30 for the day before, that is 7 runs, which load
+November 1 to 7. Needs a server.
 
   tasuki backfill PIPELINE --from T --to T   create one (same as 'create')
   tasuki backfill list [--pipeline P]         list backfills, newest first
@@ -586,6 +617,9 @@ func (a *app) backfillListCmd() *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List backfills, newest first",
+	if isDate(f.to) {
+		to = to.AddDate(0, 0, 1) // a day named as the end is included
+	}
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkOutput(); err != nil {
@@ -605,6 +639,13 @@ func (a *app) backfillListCmd() *cobra.Command {
 				}
 				if err := writeJSON(a.io.Out, page.Items); err != nil {
 					return err
+// isDate reports whether s is a date alone (2026-11-08), which as --to
+// names a whole day to include.
+func isDate(s string) bool {
+	_, err := time.Parse("2006-01-02", s)
+	return err == nil
+}
+
 				}
 			} else {
 				t := newTable(a.io.Out, "ID", "PIPELINE", "FROM", "TO", "STATE", "RUNS", "PARALLEL", "BY")

@@ -93,7 +93,7 @@ func TestRemoteCommands(t *testing.T) {
 	}
 	tokyo, _ := time.LoadLocation("Asia/Tokyo")
 	cases := []tc{
-		{name: "pipelines", args: []string{"pipelines"}, stdout: []string{"NAME", "hello", "nightly", "0 3 * * * Asia/Tokyo", "ok"}},
+		{name: "pipelines", args: []string{"pipelines"}, stdout: []string{"NAME", "hello", "nightly", "0 3 * * * Asia/Tokyo", " JST ", "ok"}},
 		{name: "pipelines json", args: []string{"pipelines", "-o", "json"},
 			check: func(t *testing.T, s *testServer, r result) {
 				var ps []api.Pipeline
@@ -151,7 +151,7 @@ func TestRemoteCommands(t *testing.T) {
 			}},
 		{name: "runs paged", args: []string{"runs", "--limit", "2"}, stderr: []string{"more: tasuki runs --cursor 2"}},
 		{name: "runs before", args: []string{"runs", "--before", "3"}, code: 2, stderr: []string{"--cursor"}},
-		{name: "runs bad state", args: []string{"runs", "--state", "done"}, code: 2, stderr: []string{"expected one of"}},
+		{name: "runs bad state", args: []string{"runs", "--state", "done"}, code: 2, stderr: []string{"expected queued, running"}},
 
 		{name: "status", args: []string{"status", "1"}, stdout: []string{"run 1 of hello: succeeded", "greet", "after", `params: {"who":"world"}`}},
 		{name: "status json", args: []string{"status", "2", "-o", "json"},
@@ -182,6 +182,7 @@ func TestRemoteCommands(t *testing.T) {
 		{name: "logs unknown attempt", args: []string{"logs", "1", "greet", "--attempt", "3"}, code: 2, stderr: []string{"no attempt 3"}},
 
 		{name: "cancel", args: []string{"cancel", "3"}, stdout: []string{"run 3 of hello: cancelled"},
+		{name: "status in the pipeline's zone", args: []string{"status", "2"}, stdout: []string{"run 2 of nightly: failed", " JST)", "exit status 2"}},
 			check: func(t *testing.T, s *testServer, r result) {
 				if args := s.lastArgs(t, "Cancel"); args[0] != int64(3) || !strings.HasPrefix(args[1].(string), "tester@") {
 					t.Errorf("Cancel%v", args)
@@ -203,11 +204,13 @@ func TestRemoteCommands(t *testing.T) {
 		{name: "unpause", args: []string{"unpause", "nightly"}, stdout: []string{"pipeline nightly unpaused"}},
 		{name: "pause unknown", args: []string{"pause", "nope"}, code: 2, stderr: []string{"nope"}},
 
-		{name: "backfill", args: []string{"backfill", "nightly", "--from", "2026-01-01", "--to", "2026-01-08", "--parallel", "2", "-p", "k=v"},
+		// A date alone as --to takes in that day: Jan 1 to 7 ends at Jan 8 00:00.
+		{name: "backfill", args: []string{"backfill", "nightly", "--from", "2026-01-01", "--to", "2026-01-07", "--parallel", "2", "-p", "k=v"},
 			stdout: []string{"backfill 2 of nightly: 7 runs from 2026-01-01T00:00:00+09:00 to 2026-01-08T00:00:00+09:00, 2 at once"},
 			check: func(t *testing.T, s *testServer, r result) {
 				req := s.lastArgs(t, "CreateBackfill")[0].(api.BackfillRequest)
-				if !req.From.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, tokyo)) || req.Parallel != 2 || req.Params["k"] != "v" {
+				if !req.From.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, tokyo)) || !req.To.Equal(time.Date(2026, 1, 8, 0, 0, 0, 0, tokyo)) ||
+					req.Parallel != 2 || req.Params["k"] != "v" {
 					t.Errorf("request %+v", req)
 				}
 			}},
@@ -239,6 +242,14 @@ func TestRemoteCommands(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newTestServer(t)
 			if c.setup != nil {
+		{name: "backfill to a time", args: []string{"backfill", "nightly", "--from", "2026-01-01", "--to", "2026-01-08T00:00"},
+			check: func(t *testing.T, s *testServer, r result) {
+				if req := s.lastArgs(t, "CreateBackfill")[0].(api.BackfillRequest); !req.To.Equal(time.Date(2026, 1, 8, 0, 0, 0, 0, tokyo)) {
+					t.Errorf("--to 2026-01-08T00:00 became %s; a time is the exact end", req.To)
+				}
+			}},
+		{name: "backfill of one day", args: []string{"backfill", "nightly", "--from", "2026-01-05", "--to", "2026-01-05"},
+			stdout: []string{"1 runs from 2026-01-05T00:00:00+09:00 to 2026-01-06T00:00:00+09:00"}},
 				c.setup(s.fake)
 			}
 			r := call(append([]string{"--server", s.url}, c.args...)...)
@@ -273,7 +284,7 @@ func mustDecode(t *testing.T, s string, v any) {
 func TestNeedsServer(t *testing.T) {
 	t.Setenv(serverEnv, "")
 	for _, args := range [][]string{
-		{"pipelines"}, {"trigger", "hello"}, {"cancel", "1"}, {"retry", "1"}, {"rerun", "1"}, {"mark", "1", "a", "skipped"},
+		{"pipelines"}, {"trigger", "hello"}, {"cancel", "1"}, {"mark", "1", "a", "skipped"},
 		{"pause", "hello"}, {"unpause", "hello"}, {"backfill", "hello", "--from", "2026-01-01", "--to", "2026-01-02"},
 		{"backfill", "list"}, {"backfill", "show", "1"}, {"backfill", "cancel", "1"},
 	} {
@@ -315,8 +326,8 @@ func TestServerSelection(t *testing.T) {
 	})
 	t.Run("server-only flag without a server", func(t *testing.T) {
 		t.Setenv(serverEnv, "")
-		r := call("--home", t.TempDir(), "runs", "--state", "failed")
-		if r.code != 2 || !strings.Contains(r.stderr, "--state works with a server") {
+		r := call("--home", t.TempDir(), "runs", "--cursor", "9")
+		if r.code != 2 || !strings.Contains(r.stderr, "--cursor works with a server") {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
 	})

@@ -49,8 +49,13 @@ retry; a summary table follows. The exit status is 0 only if the run
 succeeded (1 if it failed, 130 if it was interrupted).
 
 If tasuki is killed, 'tasuki resume RUN_ID' continues the run: tasks that
-succeeded are not run again, and attempts that were running count as lost
-and follow their retry policy. Ctrl-C cancels the run cleanly.`,
+succeeded are not run again, and attempts that were running are recorded as
+lost and run again; a lost attempt is not charged to the task's retry budget
+(after 10 losses of one task, further ones are). Ctrl-C cancels the run
+cleanly: every task's process group gets SIGTERM, then SIGKILL after --grace.
+
+When a run failed, 'tasuki retry RUN_ID' runs its failed tasks and what
+follows them again, and 'tasuki rerun RUN_ID' starts a new run like it.`,
 		Example: `  tasuki run examples/nightly-elt.yaml --param date=2026-11-21
   tasuki run pipeline.yaml -j 16 --progress compact`,
 		Args: cobra.ExactArgs(1),
@@ -91,9 +96,11 @@ func (a *app) resumeCmd() *cobra.Command {
 		Use:   "resume RUN_ID",
 		Short: "Continue a run that was interrupted",
 		Long: `Continue a run whose tasuki process was killed or crashed. Tasks that
-succeeded are kept; attempts that were running are recorded as lost and
-retried if their policy allows; the rest runs as before. The run uses the
-exact pipeline version it started with, even if the file changed since.`,
+succeeded are kept; attempts that were running are recorded as lost, what
+they left behind is killed, and they run again without being charged to the
+task's retry budget (after 10 losses of one task, further ones are); the
+rest runs as before. The run uses the exact pipeline version it started
+with, even if the file changed since.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
@@ -165,7 +172,13 @@ func (a *app) execute(ctx context.Context, l *local, r *runner.Runner, id int64,
 	if err != nil {
 		return err
 	}
-	printSummary(a.io.Out, run, tasks)
+	if a.output == "json" {
+		if err := writeJSON(a.io.Out, runView(run, tasks)); err != nil {
+			return err
+		}
+	} else {
+		printSummary(a.io.Out, run, tasks, a.layout(context.WithoutCancel(ctx), l, run))
+	}
 	switch run.State {
 	case engine.RunSucceeded:
 		return nil
