@@ -17,6 +17,42 @@ const (
 	DatetimeLayout = time.RFC3339Nano // parsing accepts RFC 3339 with or without fractions
 )
 
+// Size limits of parameter values. A command sees each value in its
+// environment (TASUKI_PARAM_<NAME>), where the kernel refuses a string over
+// 128 KiB and all of the environment and arguments together over a quarter
+// of the stack limit (2 MiB with the usual 8 MiB stack), which fails the
+// task at start with "argument list too long". Values past these limits
+// are refused when the run is created, with the limit in the message;
+// bulk data belongs in a file whose path is the parameter.
+const (
+	// MaxParamValue bounds one value: what is given (the text from the
+	// command line or the API) and what the command sees.
+	MaxParamValue = 64 << 10
+	// MaxParamsTotal bounds the values of all parameters of a run
+	// together, as the command sees them, leaving room in the kernel's
+	// total for the script and the rest of the environment.
+	MaxParamsTotal = 256 << 10
+)
+
+// sizeProblem describes a value of n bytes over MaxParamValue, or is "".
+func sizeProblem(n int) string {
+	if n <= MaxParamValue {
+		return ""
+	}
+	return fmt.Sprintf("value is %d bytes, over the limit of %d bytes (64 KiB) per param; put large data in a file and pass its path", n, MaxParamValue)
+}
+
+// checkSize refuses a coerced value whose text form (as Format renders it
+// for the command's environment) is over MaxParamValue: a list, say, grows
+// when rendered as JSON.
+func (p Param) checkSize(v any) (int, string) {
+	s, err := p.Format(v)
+	if err != nil {
+		return 0, err.Error()
+	}
+	return len(s), sizeProblem(len(s))
+}
+
 // typ is the parameter's type with the default applied.
 func (p Param) typ() ParamType {
 	if p.Type == "" {
@@ -51,9 +87,17 @@ func (p Param) expects() string {
 // time.Time (date: midnight UTC; datetime: with its offset) or []string. A
 // list is a JSON array of strings when it starts with '[', otherwise
 // comma-separated values with surrounding spaces trimmed ("" is the empty
-// list). The error names the parameter and what was expected.
+// list). A value over MaxParamValue bytes, as given or as rendered for the
+// command, is refused. The error names the parameter and what was expected.
 func (p Param) Coerce(raw string) (any, error) {
-	v, problem := p.coerce(raw)
+	problem := sizeProblem(len(raw))
+	var v any
+	if problem == "" {
+		v, problem = p.coerce(raw)
+	}
+	if problem == "" {
+		_, problem = p.checkSize(v)
+	}
 	if problem != "" {
 		return nil, fmt.Errorf("param %q: %s", p.Name, problem)
 	}
@@ -140,6 +184,9 @@ func typeNames() string {
 // for list, ...). The error names the parameter.
 func (p Param) defaultValue() (any, error) {
 	v, problem := p.defaultOf(p.Default)
+	if problem == "" {
+		_, problem = p.checkSize(v)
+	}
 	if problem != "" {
 		return nil, fmt.Errorf("param %q: default: %s", p.Name, problem)
 	}
@@ -238,7 +285,8 @@ func describeValue(v any) string {
 // values: each given value is coerced to its declared type, defaults fill the
 // rest, and a run that gives an unknown parameter or leaves out a required
 // one without default is refused. Parameters neither given nor defaulted are
-// left out of the result (their TASUKI_PARAM_* variable is not set). Every
+// left out of the result (their TASUKI_PARAM_* variable is not set). Values
+// over MaxParamValue, or together over MaxParamsTotal, are refused. Every
 // problem is reported, joined in one error.
 func (p *Pipeline) ResolveParams(given map[string]string) (map[string]any, error) {
 	out := make(map[string]any, len(p.Params))
@@ -288,6 +336,18 @@ func (p *Pipeline) ResolveParams(given map[string]string) (map[string]any, error
 		}
 		if prm.Required {
 			errs = append(errs, fmt.Errorf("param %q is required: give %s", prm.Name, prm.expects()))
+		}
+	}
+	if len(errs) == 0 {
+		total := 0
+		for _, prm := range p.Params {
+			if v, ok := out[prm.Name]; ok {
+				n, _ := prm.checkSize(v)
+				total += n
+			}
+		}
+		if total > MaxParamsTotal {
+			errs = append(errs, fmt.Errorf("params are %d bytes together, over the limit of %d bytes (256 KiB) for all params of a run; put large data in files and pass their paths", total, MaxParamsTotal))
 		}
 	}
 	if len(errs) > 0 {
