@@ -404,8 +404,40 @@ func (c *Client) ReadLog(ctx context.Context, runID int64, task string, attempt 
 // error). A dropped connection is resumed where it stopped, with the SSE
 // Last-Event-ID, so w gets every line once; it gives up after several
 // failed reconnections in a row. A first connection that fails, and
-// answers that are errors (no such run, say), end it at once.
+// answers that are errors (no such run, say), end it at once. Attempt 0 is
+// resolved to a number before following, so a reconnection made after a
+// retry began resumes the same attempt rather than splice the next one's
+// log in at the old offset.
 func (c *Client) FollowLog(ctx context.Context, runID int64, task string, attempt int, w io.Writer) error {
+	if attempt == 0 {
+		k, err := c.LogKey(ctx, runID, task, 0)
+		if err != nil {
+			return err
+		}
+		attempt = k.Attempt
+	}
+	return c.followLog(ctx, runID, task, attempt, w, nil)
+}
+
+// FollowAttempt is FollowLog for one attempt (attempt > 0) that never gives
+// up reconnecting while ctx lasts, however long the server is away (a
+// restart, a deploy): before each reconnection it calls dropped, if not
+// nil, with why the stream stopped and how many tries in a row have
+// failed, so a terminal can say so. Error answers that waiting cannot fix
+// (no such task) still end it.
+func (c *Client) FollowAttempt(ctx context.Context, runID int64, task string, attempt int, w io.Writer, dropped func(err error, failures int)) error {
+	if attempt <= 0 {
+		return fmt.Errorf("follow log of run %d task %q: attempt %d: expected a positive number", runID, task, attempt)
+	}
+	if dropped == nil {
+		dropped = func(error, int) {}
+	}
+	return c.followLog(ctx, runID, task, attempt, w, dropped)
+}
+
+// followLog follows one attempt's log; dropped nil means FollowLog's
+// bounded reconnections, otherwise FollowAttempt's unbounded ones.
+func (c *Client) followLog(ctx context.Context, runID int64, task string, attempt int, w io.Writer, dropped func(error, int)) error {
 	path := taskPath(runID, task) + "/logs"
 	lastID := ""
 	failures := 0
@@ -445,11 +477,16 @@ func (c *Client) FollowLog(ctx context.Context, runID int64, task string, attemp
 		if errors.As(err, &apiErr) && !retryable(apiErr.Status) {
 			return apiErr
 		}
-		if !connected {
-			return err // a server that never answered is not a dropped stream
-		}
-		if failures++; failures > c.followRetries {
-			return fmt.Errorf("follow log of run %d task %q: gave up after %d reconnections: %w", runID, task, c.followRetries, err)
+		failures++
+		if dropped != nil {
+			dropped(err, failures)
+		} else {
+			if !connected {
+				return err // a server that never answered is not a dropped stream
+			}
+			if failures > c.followRetries {
+				return fmt.Errorf("follow log of run %d task %q: gave up after %d reconnections: %w", runID, task, c.followRetries, err)
+			}
 		}
 		if failures > 1 { // the first reconnection after a drop is immediate
 			select {

@@ -371,7 +371,7 @@ func TestClientFollowLogStops(t *testing.T) {
 			t.Fatal(err)
 		}
 		api.SetFollowRetry(c, 2, time.Millisecond)
-		if err := c.FollowLog(context.Background(), 1, "a", 0, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "gave up") {
+		if err := c.FollowLog(context.Background(), 1, "a", 1, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "gave up") {
 			t.Fatalf("FollowLog = %v", err)
 		}
 	})
@@ -383,7 +383,7 @@ func TestClientFollowLogStops(t *testing.T) {
 		defer srv.Close()
 		c, _ := api.NewClient(srv.URL, nil)
 		var b bytes.Buffer
-		if err := c.FollowLog(context.Background(), 1, "a", 0, &b); err == nil || !strings.Contains(err.Error(), "internal") || b.String() != "a\n" {
+		if err := c.FollowLog(context.Background(), 1, "a", 1, &b); err == nil || !strings.Contains(err.Error(), "internal") || b.String() != "a\n" {
 			t.Fatalf("FollowLog = %v, wrote %q", err, b.String())
 		}
 	})
@@ -395,8 +395,77 @@ func TestClientFollowLogStops(t *testing.T) {
 		defer srv.Close()
 		c, _ := api.NewClient(srv.URL, nil)
 		var b bytes.Buffer
-		if err := c.FollowLog(context.Background(), 1, "a", 0, &b); err != nil || b.String() != "a\nb\n" {
+		if err := c.FollowLog(context.Background(), 1, "a", 1, &b); err != nil || b.String() != "a\nb\n" {
 			t.Fatalf("FollowLog = %v, wrote %q", err, b.String())
 		}
 	})
+}
+
+// TestClientFollowLogPinsAttempt: following "the latest attempt" resolves
+// it once; when the stream drops after a retry began, the reconnection
+// resumes the same attempt instead of splicing the new attempt's log in at
+// the old offset.
+func TestClientFollowLogPinsAttempt(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string // the attempt each log request named
+	latest := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.HasSuffix(r.URL.Path, "/logs") {
+			fmt.Fprintf(w, `{"id":"a","state":"running","attempt":%d}`, latest)
+			return
+		}
+		asked = append(asked, r.URL.Query().Get("attempt"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		if len(asked) == 1 {
+			fmt.Fprint(w, "data: one\nid: 4\n\n") // then the connection drops
+			latest = 2                            // and a retry begins
+			return
+		}
+		fmt.Fprint(w, "data: two\nid: 8\n\nevent: end\ndata: 8\n\n")
+	}))
+	defer srv.Close()
+	c, _ := api.NewClient(srv.URL, nil)
+	var b bytes.Buffer
+	if err := c.FollowLog(context.Background(), 1, "a", 0, &b); err != nil || b.String() != "one\ntwo\n" {
+		t.Fatalf("FollowLog = %v, wrote %q", err, b.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(asked) != "[1 1]" {
+		t.Fatalf("log requests asked for attempts %q, want 1 both times", asked)
+	}
+}
+
+// TestClientFollowAttemptWaitsForServer: FollowAttempt keeps trying while
+// the server is unavailable, even for its first connection, and reports
+// each failure.
+func TestClientFollowAttemptWaitsForServer(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		if n <= 3 {
+			http.Error(w, `{"code":"unavailable","message":"starting"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: up\nid: 3\n\nevent: end\ndata: 3\n\n")
+	}))
+	defer srv.Close()
+	c, _ := api.NewClient(srv.URL, nil)
+	api.SetFollowRetry(c, 0, time.Millisecond) // FollowLog would give up at once
+	var b bytes.Buffer
+	var failures []int
+	err := c.FollowAttempt(context.Background(), 1, "a", 1, &b, func(err error, n int) { failures = append(failures, n) })
+	if err != nil || b.String() != "up\n" || fmt.Sprint(failures) != "[1 2 3]" {
+		t.Fatalf("FollowAttempt = %v, wrote %q, failures reported %v", err, b.String(), failures)
+	}
+	if err := c.FollowAttempt(context.Background(), 1, "a", 0, &b, nil); err == nil {
+		t.Fatal("FollowAttempt of attempt 0 succeeded")
+	}
 }

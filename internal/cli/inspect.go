@@ -223,8 +223,16 @@ func (a *app) logsCmd() *cobra.Command {
 		Use:   "logs RUN_ID TASK",
 		Short: "Print a task's log (the latest attempt unless --attempt)",
 		Long: `Print the time-stamped log of a task attempt. Each line is
-'<time> <out|err> <text>'. With -f, keep printing as the task writes, until
-the attempt ends or Ctrl-C.`,
+'<time> <out|err> <text>'.
+
+With -f, keep printing as the task writes until the task ends (or Ctrl-C):
+a task that has not started is waited for; when an attempt ends and the
+task is tried again, a line '--- attempt N ended: <outcome> ---' and a line
+'--- attempt N+1 ---' mark the boundary, and the next attempt is printed
+from its first line. A task that will never run (its upstream failed, it
+was skipped) is reported and the command exits. With --attempt and -f,
+only that attempt is followed. Against a server, a lost connection is
+retried until the server is back, saying so on stderr.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
@@ -252,6 +260,12 @@ the attempt ends or Ctrl-C.`,
 			if task == nil {
 				return usageErr("run %d has no task %q", id, args[1])
 			}
+			if follow {
+				if attempt > task.Attempt {
+					return usageErr("task %q of run %d has no attempt %d (latest is %d)", args[1], id, attempt, task.Attempt)
+				}
+				return a.followLog(cmd, l, *task, attempt)
+			}
 			n := attempt
 			if n == 0 {
 				n = task.Attempt
@@ -260,9 +274,6 @@ the attempt ends or Ctrl-C.`,
 				return usageErr("task %q of run %d has not started yet", args[1], id)
 			}
 			key := logs.Key{RunID: id, TaskID: task.TaskID, Attempt: n}
-			if follow {
-				return a.followLog(cmd, l, key)
-			}
 			rc, err := l.logs.Open(cmd.Context(), key, 0)
 			if err != nil {
 				return err
@@ -273,6 +284,6 @@ the attempt ends or Ctrl-C.`,
 		},
 	}
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "attempt number (default: the latest)")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the attempt ends")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines, attempt after attempt, until the task ends")
 	return cmd
 }

@@ -286,7 +286,9 @@ func (a *app) remoteLogs(*cobra.Command) remoteRunE {
 			return err
 		}
 		if follow == "true" {
-			err := c.FollowLog(cmd.Context(), id, args[1], int(attempt), a.io.Out)
+			src := &remoteFollow{c: c, runID: id, id: args[1], errOut: a.io.Err}
+			name := fmt.Sprintf("task %q of run %d", args[1], id)
+			err := followTask(cmd.Context(), src, a.io.Out, a.io.Err, name, int(attempt))
 			if err != nil && cmd.Context().Err() != nil {
 				return nil // Ctrl-C ends following; that is not an error
 			}

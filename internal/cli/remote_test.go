@@ -394,13 +394,20 @@ func TestLogsFollowLive(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Following ends with the task, not with one attempt's log.
+	r, err := s.fake.Run(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Tasks[0].State = engine.TaskSucceeded
+	s.fake.AddRun(r)
 	select {
 	case code := <-done:
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errb.String())
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("logs -f did not end with the log")
+		t.Fatal("logs -f did not end with the task")
 	}
 	if got, want := out.String(), string(s.read(t, key)); got != want {
 		t.Fatalf("followed %q, log is %q", got, want)
