@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -179,10 +180,10 @@ func responseError(resp *http.Response) *Error {
 func seg(s string) string { return url.PathEscape(s) }
 
 // Pipelines implements Service.
-func (c *Client) Pipelines(ctx context.Context) ([]Pipeline, error) {
-	var p Page[Pipeline]
-	err := c.do(ctx, request{method: http.MethodGet, path: "/pipelines"}, &p)
-	return p.Items, err
+func (c *Client) Pipelines(ctx context.Context) (PipelineList, error) {
+	var l PipelineList
+	err := c.do(ctx, request{method: http.MethodGet, path: "/pipelines"}, &l)
+	return l, err
 }
 
 // Pipeline implements Service.
@@ -204,10 +205,14 @@ func (c *Client) SetPaused(ctx context.Context, name string, paused bool, actor 
 }
 
 // Trigger implements Service. Values go as JSON strings; the server checks
-// them against the declared types.
+// them against the declared types. A value that is not UTF-8 is refused
+// here: JSON would carry it with U+FFFD in place of its bad bytes.
 func (c *Client) Trigger(ctx context.Context, name string, params map[string]string, actor string) (Run, error) {
 	req := TriggerRequest{Params: make(map[string]json.RawMessage, len(params))}
 	for k, v := range params {
+		if !utf8.ValidString(v) {
+			return Run{}, Errorf(http.StatusBadRequest, CodeInvalidParams, "param %q: the value is not UTF-8 text", k)
+		}
 		b, err := json.Marshal(v)
 		if err != nil {
 			return Run{}, fmt.Errorf("trigger %s: param %q: %w", name, k, err)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -373,7 +374,7 @@ func actor(r *http.Request) (string, error) {
 	if a == "" {
 		return DefaultActor, nil
 	}
-	if len(a) > maxActor || strings.IndexFunc(a, unicode.IsControl) >= 0 {
+	if len(a) > maxActor || !utf8.ValidString(a) || strings.IndexFunc(a, unicode.IsControl) >= 0 {
 		return "", invalid("header %s: expected a name of at most %d printable characters", ActorHeader, maxActor)
 	}
 	return a, nil
@@ -511,11 +512,12 @@ func (h *handler) openAPI(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (h *handler) pipelines(w http.ResponseWriter, r *http.Request) error {
-	ps, err := h.svc.Pipelines(r.Context())
+	list, err := h.svc.Pipelines(r.Context())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, Page[Pipeline]{Items: nonNil(ps)})
+	list.Items, list.Problems = nonNil(list.Items), nonNil(list.Problems)
+	writeJSON(w, http.StatusOK, list)
 	return nil
 }
 
@@ -557,7 +559,7 @@ func (h *handler) trigger(w http.ResponseWriter, r *http.Request) error {
 	}
 	params := make(map[string]string, len(req.Params))
 	for name, raw := range req.Params {
-		if params[name], err = paramText(name, raw); err != nil {
+		if params[name], err = paramTextChecked(name, raw); err != nil {
 			return err
 		}
 	}
@@ -723,7 +725,7 @@ func (h *handler) createBackfill(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req BackfillRequest
-	if err := decodeBody(w, r, &req, false); err != nil {
+	if err := decodeText(w, r, &req, false); err != nil {
 		return err
 	}
 	switch {

@@ -162,6 +162,12 @@ func TestRoutes(t *testing.T) {
 		// Pipelines.
 		{name: "pipelines", method: get, path: "pipelines", status: 200, contains: []string{`"items":[{"name":"hello"`, `"nightly"`}},
 		{name: "pipelines failing", method: get, path: "pipelines", setup: boom("Pipelines"), status: 500, code: api.CodeInternal},
+		{name: "pipelines without problems", method: get, path: "pipelines", status: 200, contains: []string{`"problems":[]`}},
+		{name: "pipelines with a broken file", method: get, path: "pipelines", status: 200,
+			setup: func(f *apitest.Fake) {
+				f.AddProblem(api.FileProblem{File: "p/needy.yaml", Pipeline: "needy", Errors: []string{`p/needy.yaml:3:30: task "x" needs "nope"`}})
+			},
+			contains: []string{`"problems":[{"file":"p/needy.yaml","pipeline":"needy","errors":["p/needy.yaml:3:30: task \"x\" needs \"nope\""]}]`}},
 		{name: "pipeline", method: get, path: "pipelines/nightly", status: 200, contains: []string{`"schedule":"0 3 * * *"`}},
 		{name: "pipeline unknown", method: get, path: "pipelines/nope", status: 404, code: api.CodeNotFound, contains: []string{`nope`}},
 		{name: "pause", method: post, path: "pipelines/hello/pause", header: map[string]string{api.ActorHeader: "alice@laptop"}, status: 200,
@@ -196,6 +202,21 @@ func TestRoutes(t *testing.T) {
 			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"n\"`, "integer"}},
 		{name: "trigger float for int", method: post, path: "pipelines/hello/runs", body: `{"params":{"n":4.5}}`,
 			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"n\"`, `4.5`}},
+		{name: "trigger value not UTF-8", method: post, path: "pipelines/hello/runs", body: "{\"params\":{\"who\":\"b\xffb\"}}",
+			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\": invalid UTF-8 at byte 3`}},
+		{name: "trigger value with a lone surrogate", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":"b\ud800b"}}`,
+			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\": invalid UTF-8 at byte 3`}},
+		{name: "trigger value with a surrogate pair", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":"\ud83d\ude00 \\ud800"}}`,
+			status: 201, check: func(t *testing.T, e *env, _ *http.Response, _ []byte) {
+				wantArgs(t, e.fake, "Trigger", "hello", map[string]string{"who": "\U0001F600 \\ud800"}, api.DefaultActor)
+			}},
+		{name: "trigger actor not UTF-8", method: post, path: "pipelines/hello/runs", header: map[string]string{api.ActorHeader: "b\xffb"},
+			status: 400, code: api.CodeInvalid, contains: []string{api.ActorHeader}},
+		{name: "trigger of a broken pipeline", method: post, path: "pipelines/hello/runs",
+			setup: func(f *apitest.Fake) {
+				f.Fail("Trigger", api.Errorf(http.StatusConflict, api.CodePipelineInvalid, "pipeline %q cannot start runs: its file p/hello.yaml does not load", "hello"))
+			},
+			status: 409, code: api.CodePipelineInvalid, contains: []string{"p/hello.yaml does not load"}},
 		{name: "trigger undeclared param", method: post, path: "pipelines/hello/runs", body: `{"params":{"zzz":"1"}}`,
 			status: 400, code: api.CodeInvalidParams, contains: []string{`zzz`}},
 		{name: "trigger object value", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":{"a":1}}}`,
@@ -387,6 +408,9 @@ func TestRoutes(t *testing.T) {
 					t.Errorf("Location = %q", loc)
 				}
 			}},
+		{name: "backfill param not UTF-8", method: post, path: "backfills",
+			body:   "{\"pipeline\":\"nightly\",\"from\":\"2026-01-01T00:00:00Z\",\"to\":\"2026-01-08T00:00:00Z\",\"params\":{\"day\":\"\xc0\"}}",
+			status: 400, code: api.CodeInvalid, contains: []string{"request body: invalid UTF-8 at byte 98"}},
 		{name: "backfill without pipeline", method: post, path: "backfills", body: `{"from":"2026-01-01T00:00:00Z","to":"2026-01-08T00:00:00Z"}`,
 			status: 400, code: api.CodeInvalid, contains: []string{`\"pipeline\"`}},
 		{name: "backfill without from", method: post, path: "backfills", body: `{"pipeline":"nightly","to":"2026-01-08T00:00:00Z"}`,

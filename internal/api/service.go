@@ -22,15 +22,17 @@ import (
 // a local data directory through the same calls.
 type Service interface {
 	// Pipelines lists the loaded pipelines by name, with their next scheduled
-	// time and last runs.
-	Pipelines(ctx context.Context) ([]Pipeline, error)
+	// time and last runs, and the pipeline files that do not load.
+	Pipelines(ctx context.Context) (PipelineList, error)
 	// Pipeline returns one pipeline.
 	Pipeline(ctx context.Context, name string) (Pipeline, error)
 	// SetPaused pauses or unpauses a pipeline's schedule.
 	SetPaused(ctx context.Context, name string, paused bool, actor string) (Pipeline, error)
 
 	// Trigger starts a run now with the given parameter values (as text,
-	// checked against the declared types).
+	// checked against the declared types). A pipeline whose only file does
+	// not load is a 409 with code pipeline_invalid naming the file and its
+	// first problems.
 	Trigger(ctx context.Context, name string, params map[string]string, actor string) (Run, error)
 	// Runs lists runs newest first, paginated by an opaque cursor.
 	Runs(ctx context.Context, f RunFilter) (Page[Run], error)
@@ -124,6 +126,9 @@ const (
 	// CodeForbidden answers a request that no credential can make from
 	// where it comes from: token management from another host.
 	CodeForbidden = "forbidden"
+	// CodePipelineInvalid answers a trigger of a pipeline whose file does
+	// not load (and that has no last good version to run).
+	CodePipelineInvalid = "pipeline_invalid"
 	// CodeBadResponse is what the Client reports when a server answers with
 	// something that is not the API's JSON (a proxy's error page, say).
 	CodeBadResponse = "bad_response"

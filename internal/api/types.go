@@ -89,6 +89,29 @@ type Pipeline struct {
 	LastRuns []Run      `json:"last_runs,omitempty"`
 }
 
+// PipelineList is the answer of GET /pipelines: the pipelines the server
+// knows, and the files of its pipelines directory that do not load. A broken
+// file is listed, not only logged, so that whoever added it sees why their
+// pipeline is missing.
+type PipelineList struct {
+	Items []Pipeline `json:"items"`
+	// Problems are the files that do not load and show on no pipeline: a
+	// new file with an error, a second file declaring a name already used.
+	// A file whose last good version stays in use shows its errors on that
+	// pipeline (Pipeline.Error) instead.
+	Problems []FileProblem `json:"problems"`
+}
+
+// FileProblem is a pipeline file the server cannot load.
+type FileProblem struct {
+	File string `json:"file"`
+	// Pipeline is the name the file declares, when it could be read.
+	Pipeline string `json:"pipeline,omitempty"`
+	// Errors are its problems in position order, each as
+	// file:line:col: message.
+	Errors []string `json:"errors"`
+}
+
 // Param is a declared parameter of a pipeline.
 type Param struct {
 	Name        string `json:"name"`

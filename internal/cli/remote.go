@@ -394,12 +394,12 @@ func (a *app) completePipelines(cmd *cobra.Command, args []string, _ string) ([]
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), completeTimeout)
 	defer cancel()
-	ps, err := c.Pipelines(ctx)
+	list, err := c.Pipelines(ctx)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	out := make([]cobra.Completion, 0, len(ps))
-	for _, p := range ps {
+	out := make([]cobra.Completion, 0, len(list.Items))
+	for _, p := range list.Items {
 		out = append(out, cobra.CompletionWithDesc(p.Name, p.Description))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp

@@ -42,7 +42,14 @@ func (a *app) pipelinesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pipelines",
 		Short: "List the server's pipelines with their schedules and last runs",
-		Args:  cobra.NoArgs,
+		Long: `List the server's pipelines with their schedules and last runs, then the
+pipeline files that do not load, each with its problems as file:line:col:
+message. A pipeline whose file broke after it loaded keeps running its last
+good version; its status says so and shows the file's first problem.
+
+With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
+		Args: cobra.NoArgs,
+
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -51,18 +58,22 @@ func (a *app) pipelinesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ps, err := c.Pipelines(cmd.Context())
+			list, err := c.Pipelines(cmd.Context())
 			if err != nil {
 				return remoteErr(c, err)
 			}
 			if a.output == "json" {
-				if ps == nil {
-					ps = []api.Pipeline{}
+				if list.Items == nil {
+					list.Items = []api.Pipeline{}
 				}
-				return writeJSON(a.io.Out, ps)
+				if list.Problems == nil {
+					list.Problems = []api.FileProblem{}
+				}
+				return writeJSON(a.io.Out, list)
 			}
 			t := newTable(a.io.Out, "NAME", "SCHEDULE", "NEXT RUN", "LAST RUN", "TASKS", "STATUS")
-			for _, p := range ps {
+			for _, p := range list.Items {
+
 				sched, next, last := "-", "-", "-"
 				if p.Schedule != "" {
 					sched = p.Schedule
@@ -85,7 +96,7 @@ func (a *app) pipelinesCmd() *cobra.Command {
 					status = append(status, "removed")
 				}
 				if p.Error != "" {
-					status = append(status, "invalid file: "+truncate(p.Error, 60))
+					status = append(status, "last good version in use; file has errors: "+firstProblem(strings.Split(p.Error, "\n")))
 				}
 				if len(status) == 0 {
 					status = append(status, "ok")
@@ -93,11 +104,44 @@ func (a *app) pipelinesCmd() *cobra.Command {
 				t.row(p.Name, sched, next, last, strconv.Itoa(p.Tasks), strings.Join(status, ", "))
 			}
 			t.flush()
+			printProblems(a.io.Out, list.Problems)
 			return nil
 		},
 	}
 	a.addOutputFlag(cmd)
 	return cmd
+}
+
+// firstProblem shows the first of a file's problems on one line, and how
+// many follow.
+func firstProblem(errs []string) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	s := truncate(errs[0], 120)
+	if len(errs) > 1 {
+		s += fmt.Sprintf(" (+%d more)", len(errs)-1)
+	}
+	return s
+}
+
+// printProblems lists the pipeline files that do not load, below the
+// pipelines, with every problem on its own line.
+func printProblems(w io.Writer, problems []api.FileProblem) {
+	if len(problems) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nPipeline files that do not load (%d):\n", len(problems))
+	for _, fp := range problems {
+		what := fp.File
+		if fp.Pipeline != "" {
+			what += fmt.Sprintf(" (pipeline %s, not loaded)", fp.Pipeline)
+		}
+		fmt.Fprintf(w, "  %s\n", what)
+		for _, e := range fp.Errors {
+			fmt.Fprintf(w, "    %s\n", e)
+		}
+	}
 }
 
 func (a *app) triggerCmd() *cobra.Command {

@@ -96,12 +96,40 @@ func TestRemoteCommands(t *testing.T) {
 		{name: "pipelines", args: []string{"pipelines"}, stdout: []string{"NAME", "hello", "nightly", "0 3 * * * Asia/Tokyo", " JST ", "ok"}},
 		{name: "pipelines json", args: []string{"pipelines", "-o", "json"},
 			check: func(t *testing.T, s *testServer, r result) {
-				var ps []api.Pipeline
-				mustDecode(t, r.stdout, &ps)
-				if len(ps) != 2 || ps[0].Name != "hello" {
-					t.Errorf("pipelines = %+v", ps)
+				var l api.PipelineList
+				mustDecode(t, r.stdout, &l)
+				if len(l.Items) != 2 || l.Items[0].Name != "hello" || l.Problems == nil || len(l.Problems) != 0 {
+					t.Errorf("pipelines = %+v", l)
 				}
 			}},
+		{name: "pipelines with problems", args: []string{"pipelines"},
+			setup: func(f *apitest.Fake) {
+				p, _ := f.Pipeline(context.Background(), "nightly")
+				p.Error = "p/nightly.yaml:2:1: unknown key \"shedule\"\np/nightly.yaml:3:1: second"
+				f.AddPipeline(p)
+				f.AddProblem(api.FileProblem{File: "p/needy.yaml", Pipeline: "needy", Errors: []string{`p/needy.yaml:3:30: task "x" needs "nope"`, "p/needy.yaml:4:1: other"}})
+				f.AddProblem(api.FileProblem{File: "p/junk.yaml", Errors: []string{"p/junk.yaml:1:7: YAML syntax error"}})
+			},
+			stdout: []string{`last good version in use; file has errors: p/nightly.yaml:2:1: unknown key "shedule" (+1 more)`,
+				"Pipeline files that do not load (2):\n  p/needy.yaml (pipeline needy, not loaded)\n    p/needy.yaml:3:30: task \"x\" needs \"nope\"\n    p/needy.yaml:4:1: other\n  p/junk.yaml\n    p/junk.yaml:1:7: YAML syntax error\n"}},
+		{name: "pipelines json with problems", args: []string{"pipelines", "-o", "json"},
+			setup: func(f *apitest.Fake) {
+				f.AddProblem(api.FileProblem{File: "p/needy.yaml", Pipeline: "needy", Errors: []string{"p/needy.yaml:3:30: bad"}})
+			},
+			check: func(t *testing.T, s *testServer, r result) {
+				var l api.PipelineList
+				mustDecode(t, r.stdout, &l)
+				if len(l.Problems) != 1 || l.Problems[0].Pipeline != "needy" || l.Problems[0].Errors[0] != "p/needy.yaml:3:30: bad" {
+					t.Errorf("pipelines = %+v", l)
+				}
+			}},
+		{name: "trigger of a broken pipeline", args: []string{"trigger", "needy"}, code: 2,
+			setup: func(f *apitest.Fake) {
+				f.Fail("Trigger", api.Errorf(409, api.CodePipelineInvalid, "pipeline \"needy\" cannot start runs: its file p/needy.yaml does not load:\np/needy.yaml:3:30: bad"))
+			},
+			stderr: []string{"p/needy.yaml does not load", "p/needy.yaml:3:30: bad"}},
+		{name: "trigger param not UTF-8", args: []string{"trigger", "hello", "-p", "who=b\xffb"}, code: 2,
+			stderr: []string{`--param "who": invalid UTF-8 at byte 2`}},
 		{name: "trigger", args: []string{"trigger", "hello", "-p", "who=bob", "-p", "n=3"}, stdout: []string{"4\n"},
 			check: func(t *testing.T, s *testServer, r result) {
 				if r.stdout != "4\n" {

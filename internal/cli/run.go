@@ -199,6 +199,9 @@ func parseParams(kvs []string) (map[string]string, error) {
 		if _, dup := out[k]; dup {
 			return nil, usageErr("--param %q given twice", k)
 		}
+		if err := spec.CheckText(fmt.Sprintf("--param %q", k), v); err != nil {
+			return nil, usageErr("%v", err)
+		}
 		out[k] = v
 	}
 	return out, nil

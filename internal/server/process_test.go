@@ -856,7 +856,7 @@ func TestProcessSIGTERMDuringStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 	loaded := 0
-	for _, p := range ps {
+	for _, p := range ps.Items {
 		if p.Error == "" && !p.Removed && p.Tasks == 1 && p.NextRun != nil {
 			loaded++
 		}

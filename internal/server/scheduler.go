@@ -21,9 +21,6 @@ func (s *Server) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for file, msg := range s.reg.FileErrors() {
-		s.log.Warn("invalid pipeline file", "file", file, "error", msg)
-	}
 	if !s.leading() {
 		// Only the leader records pipelines in the store; a follower keeps
 		// its registry current for the API, and syncs all of it if it
@@ -58,7 +55,7 @@ func (s *Server) sync(ctx context.Context, c Change) error {
 	case l.Removed:
 		s.log.Info("pipeline removed; no longer scheduled", "pipeline", c.Name)
 	case l.Error != "":
-		s.log.Warn("pipeline file is invalid; the last good version stays", "pipeline", c.Name, "error", l.Error)
+		// The registry has logged the problem, once per change of the file.
 	case c.Updated:
 		p := l.Pipeline
 		v, err := s.store.PutPipelineVersion(ctx, store.PipelineVersion{Pipeline: p.Name, Hash: p.Source.Hash, File: l.File, Source: p.Source.Data, CreatedAt: s.now()})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
@@ -62,19 +63,22 @@ func (v *service) pipeline(ctx context.Context, l Loaded, st store.PipelineState
 	return out, nil
 }
 
-func (v *service) Pipelines(ctx context.Context) ([]api.Pipeline, error) {
+func (v *service) Pipelines(ctx context.Context) (api.PipelineList, error) {
 	states, err := v.s.store.PipelineStates(ctx)
 	if err != nil {
-		return nil, err
+		return api.PipelineList{}, err
 	}
-	out := make([]api.Pipeline, 0, len(states))
+	out := api.PipelineList{Items: make([]api.Pipeline, 0, len(states)), Problems: []api.FileProblem{}}
 	for _, st := range states {
 		l, _ := v.s.reg.Get(st.Name)
 		p, err := v.pipeline(ctx, l, st)
 		if err != nil {
-			return nil, err
+			return api.PipelineList{}, err
 		}
-		out = append(out, p)
+		out.Items = append(out.Items, p)
+	}
+	for _, fp := range v.s.reg.Problems() {
+		out.Problems = append(out.Problems, api.FileProblem{File: fp.File, Pipeline: fp.Pipeline, Errors: fp.Errors})
 	}
 	return out, nil
 }
@@ -103,9 +107,17 @@ func (v *service) SetPaused(ctx context.Context, name string, paused bool, actor
 	return v.Pipeline(ctx, name)
 }
 
-// loaded returns a pipeline that can start runs now.
+// loaded returns a pipeline that can start runs now. A pipeline whose file
+// is broken but has a last good version runs that version; one with no
+// version to run but a file that declares it says what is wrong with that
+// file.
 func (v *service) loaded(name string) (*spec.Pipeline, error) {
 	l, ok := v.s.reg.Get(name)
+	if !ok || l.Removed {
+		if fp, broken := v.s.reg.Problem(name); broken {
+			return nil, brokenFile(name, fp)
+		}
+	}
 	switch {
 	case !ok:
 		return nil, api.NotFound("no pipeline %q", name)
@@ -113,6 +125,21 @@ func (v *service) loaded(name string) (*spec.Pipeline, error) {
 		return nil, api.Errorf(http.StatusConflict, api.CodeConflict, "pipeline %q was removed from the pipelines directory; its history stays, but it cannot start runs", name)
 	}
 	return l.Pipeline, nil
+}
+
+// maxErrorsShown is how many of a broken file's problems a trigger's
+// error repeats; the pipelines listing has them all.
+const maxErrorsShown = 3
+
+// brokenFile is the answer to a trigger of a pipeline whose file does not
+// load: the file and its first problems, each as file:line:col: message.
+func brokenFile(name string, fp FileProblem) error {
+	shown := fp.Errors[:min(len(fp.Errors), maxErrorsShown)]
+	msg := fmt.Sprintf("pipeline %q cannot start runs: its file %s does not load:\n%s", name, fp.File, strings.Join(shown, "\n"))
+	if more := len(fp.Errors) - len(shown); more > 0 {
+		msg += fmt.Sprintf("\n(and %d more; see tasuki pipelines)", more)
+	}
+	return api.Errorf(http.StatusConflict, api.CodePipelineInvalid, "%s", msg)
 }
 
 func paramsError(err error) error {

@@ -36,6 +36,7 @@ type Fake struct {
 	mu        sync.Mutex
 	calls     []Call
 	pipelines map[string]api.Pipeline
+	problems  []api.FileProblem
 	runs      map[int64]api.Run // with tasks and their attempts
 	events    map[int64][]api.Event
 	backfills map[int64]api.Backfill
@@ -68,6 +69,13 @@ func (f *Fake) AddPipeline(p api.Pipeline) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pipelines[p.Name] = p
+}
+
+// AddProblem lists a pipeline file that does not load.
+func (f *Fake) AddProblem(p api.FileProblem) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.problems = append(f.problems, p)
 }
 
 // AddRun adds a run (its tasks may carry attempts); ID 0 takes the next id.
@@ -188,9 +196,9 @@ func (f *Fake) enter(method string, args ...any) error {
 }
 
 // Pipelines implements api.Service.
-func (f *Fake) Pipelines(ctx context.Context) ([]api.Pipeline, error) {
+func (f *Fake) Pipelines(ctx context.Context) (api.PipelineList, error) {
 	if err := f.enter("Pipelines"); err != nil {
-		return nil, err
+		return api.PipelineList{}, err
 	}
 	defer f.mu.Unlock()
 	ps := make([]api.Pipeline, 0, len(f.pipelines))
@@ -198,7 +206,7 @@ func (f *Fake) Pipelines(ctx context.Context) ([]api.Pipeline, error) {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b api.Pipeline) int { return cmp.Compare(a.Name, b.Name) })
-	return ps, nil
+	return api.PipelineList{Items: ps, Problems: append([]api.FileProblem{}, f.problems...)}, nil
 }
 
 // Pipeline implements api.Service.
