@@ -43,6 +43,14 @@ type Files struct {
 	dirsMu sync.Mutex
 	dirs   map[string]bool // run directories known to exist (bounded: see maxDirs)
 
+	// Limit bounds the size of each attempt's log file, in bytes; zero means
+	// DefaultLimit and a negative value no bound. A log that would grow
+	// past it keeps its first half and its last half, with a line saying
+	// how much was dropped between them (see limitedTail). It is a setting
+	// of the store, so it bounds the logs of local and remote attempts
+	// alike; set it before the first Create.
+	Limit int64
+
 	// Ended, when set, tells Follow that an attempt has ended, so following
 	// the log of an attempt that never printed anything (and so has no file)
 	// finishes instead of waiting for the file. Servers and the CLI set it
@@ -96,7 +104,18 @@ func (f *Files) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
 		f.release(k)
 		return nil, fmt.Errorf("create log of %s: a writer is open: %w", k, fs.ErrExist)
 	}
-	return &fileSink{files: f, key: k, path: path, topic: t}, nil
+	return &fileSink{files: f, key: k, path: path, topic: t, limit: f.limit()}, nil
+}
+
+// limit is the bound of one log file, or 0 for none.
+func (f *Files) limit() int64 {
+	switch {
+	case f.Limit == 0:
+		return DefaultLimit
+	case f.Limit < 0:
+		return 0
+	}
+	return max(f.Limit, minLimit)
 }
 
 // createFile creates the log file of k, locked for its writer.
@@ -409,11 +428,14 @@ func (f *Files) release(k Key) {
 // fileSink appends a Writer's lines to the log file, created at the first
 // write, and wakes followers.
 type fileSink struct {
-	files *Files
-	key   Key
-	path  string
-	file  *os.File // nil until the first write
-	topic *topic
+	files   *Files
+	key     Key
+	path    string
+	file    *os.File // nil until the first write
+	topic   *topic
+	limit   int64        // bound of the file; 0 for none
+	written int64        // bytes in the file
+	tail    *limitedTail // past the head: where output goes; nil before
 }
 
 func (s *fileSink) Write(p []byte) (int, error) {
@@ -424,17 +446,50 @@ func (s *fileSink) Write(p []byte) (int, error) {
 		}
 		s.file = file
 	}
+	if s.tail != nil {
+		return len(p), s.tail.add(p)
+	}
+	if head := headSize(s.limit); s.limit > 0 && s.written+int64(len(p)) > head {
+		return len(p), s.overflow(p, head)
+	}
 	n, err := s.file.Write(p)
+	s.written += int64(n)
 	s.topic.notify()
 	return n, err
 }
 
+// overflow writes what of p still fits the head, a line saying that the
+// rest is kept as its tail, and starts the tail with the rest.
+func (s *fileSink) overflow(p []byte, head int64) error {
+	cut := 0
+	if room := head - s.written; room > 0 {
+		cut = bytes.LastIndexByte(p[:room], '\n') + 1
+	}
+	rest := p[cut:]
+	note := noteLine(rest, fmt.Sprintf("log limit of %s reached: the output that follows is kept as its last %s, added when the attempt ends",
+		sizeText(s.limit), sizeText(tailSize(s.limit))))
+	n, err := s.file.Write(append(p[:cut:cut], note...))
+	s.written += int64(n)
+	s.topic.notify()
+	if err != nil {
+		return err
+	}
+	s.tail = &limitedTail{dir: filepath.Dir(s.path), name: "." + filepath.Base(s.path), segMax: tailSize(s.limit) / 2}
+	return s.tail.add(rest)
+}
+
 // Close closes the file, which releases the writer's lock, and only then
-// wakes followers, so that they see the log as finished.
+// wakes followers, so that they see the log as finished. A log past its
+// limit first gets the line saying what was dropped and the tail.
 func (s *fileSink) Close() error {
 	var err error
+	if s.tail != nil {
+		err = s.tail.finish(s.file)
+	}
 	if s.file != nil {
-		err = s.file.Close()
+		if cerr := s.file.Close(); err == nil {
+			err = cerr
+		}
 	}
 	s.topic.finish()
 	s.topic.notify()
