@@ -390,3 +390,35 @@ tasks:
 		}
 	}
 }
+
+// TestHelpSaysWhatHappens pins help texts that once said something else
+// than the code does.
+func TestHelpSaysWhatHappens(t *testing.T) {
+	for _, c := range []struct {
+		args         []string
+		want, unwant []string
+	}{
+		{[]string{"run", "--help"}, []string{"not charged to the task's retry budget", "tasuki retry RUN_ID"}, []string{"follow their retry policy"}},
+		{[]string{"resume", "--help"}, []string{"without being charged to the\ntask's retry budget"}, []string{"retried if their policy allows"}},
+		{[]string{"unpause", "--help"}, []string{"scheduled runs again", "catchup"}, []string{"Runs already started go on"}},
+		{[]string{"pause", "--help"}, []string{"Runs already started go on"}, nil},
+		{[]string{"retry", "--help"}, []string{"Without a server", "--parallel"}, nil},
+		{[]string{"runs", "--help"}, []string{"JSON array of runs", "--state", "--backfill"}, nil},
+		{[]string{"backfill", "--help"}, []string{"--to takes in all of it"}, []string{"[--from, --to)"}},
+	} {
+		r := call(c.args...)
+		if r.code != 0 {
+			t.Errorf("%v: exit %d", c.args, r.code)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("%v lacks %q:\n%s", c.args, w, r.stdout)
+			}
+		}
+		for _, w := range c.unwant {
+			if strings.Contains(r.stdout, w) {
+				t.Errorf("%v still says %q", c.args, w)
+			}
+		}
+	}
+}
