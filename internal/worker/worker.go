@@ -18,8 +18,10 @@
 //   - The machine is going away (SIGTERM, a spot preemption notice): Run's
 //     drain channel stops leasing at once, running attempts get a grace
 //     period to finish normally, and those still running after it are
-//     ended and reported as preempted, which the server does not charge to
-//     their retry budget.
+//     ended and, once their whole process group is gone, reported as
+//     preempted, which the server does not charge to their retry budget.
+//     One that finishes by itself while it is being ended is reported as
+//     what it was (attempt.ProcessResult), so its work is not done twice.
 package worker
 
 import (
