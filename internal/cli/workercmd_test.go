@@ -90,7 +90,7 @@ func TestTokenCommands(t *testing.T) {
 		{name: "create duplicate", args: []string{"token", "create", "w1"}, code: 2, stderr: []string{"exists"}},
 		{name: "create bad name", args: []string{"token", "create", "a b"}, code: 2, stderr: []string{"no spaces"}},
 		{name: "create from another host", args: []string{"token", "create", "w2"}, remote: true, code: 2, stderr: []string{"own host"}},
-		{name: "create without a name", args: []string{"token", "create"}, code: 1, stderr: []string{"accepts 1 arg"}},
+		{name: "create without a name", args: []string{"token", "create"}, code: 2, stderr: []string{"accepts 1 arg"}},
 		{name: "list", args: []string{"token", "list"}, stdout: []string{"NAME", "w1", "valid", "old", "revoked", "never"},
 			check: func(t *testing.T, s *workerServer, r result) {
 				if strings.Contains(r.stdout, s.secret) {
