@@ -49,7 +49,6 @@ good version; its status says so and shows the file's first problem.
 
 With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
 		Args: cobra.NoArgs,
-
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -73,7 +72,6 @@ With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
 			}
 			t := newTable(a.io.Out, "NAME", "SCHEDULE", "NEXT RUN", "LAST RUN", "TASKS", "STATUS")
 			for _, p := range list.Items {
-
 				sched, next, last := "-", "-", "-"
 				if p.Schedule != "" {
 					sched = p.Schedule
@@ -344,9 +342,20 @@ func (a *app) runActionCmd(name, short, long string, act runAction, local localA
 			if err != nil {
 				return err
 			}
-			c, err := a.needServer(cmd)
+			c, err := a.remote(cmd)
 			if err != nil {
 				return err
+			}
+			if c == nil && local != nil {
+				return local(cmd, id, &ef)
+			}
+			if c == nil {
+				return usageErr("%s needs a server: pass --server URL or set %s (start one with 'tasuki server')", cmd.CommandPath(), serverEnv)
+			}
+			if local != nil {
+				if err := refuseLocalFlags(cmd); err != nil {
+					return err
+				}
 			}
 			run, err := act(c, cmd.Context(), id, actorName())
 			if err != nil {
@@ -369,6 +378,9 @@ func (a *app) runActionCmd(name, short, long string, act runAction, local localA
 		},
 	}
 	a.addOutputFlag(cmd)
+	if local != nil {
+		ef.register(cmd)
+	}
 	return cmd
 }
 
@@ -390,17 +402,6 @@ server; the action is recorded in the run's timeline.`,
 				return a.completeTasks(cmd, args)
 			case 2:
 				return states, cobra.ShellCompDirectiveNoFileComp
-			if c == nil && local != nil {
-				return local(cmd, id, &ef)
-			}
-			if c == nil {
-				return usageErr("%s needs a server: pass --server URL or set %s (start one with 'tasuki server')", cmd.CommandPath(), serverEnv)
-			}
-			if local != nil {
-				if err := refuseLocalFlags(cmd); err != nil {
-					return err
-				}
-			}
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
@@ -416,15 +417,12 @@ server; the action is recorded in the run's timeline.`,
 			if state != engine.TaskSucceeded && state != engine.TaskSkipped {
 				return usageErr("state %q: expected succeeded or skipped", args[2])
 			}
-			c, err := a.remote(cmd)
+			c, err := a.needServer(cmd)
 			if err != nil {
 				return err
 			}
 			run, err := c.MarkTask(cmd.Context(), id, args[1], state, actorName())
 			if err != nil {
-	if local != nil {
-		ef.register(cmd)
-	}
 				return remoteErr(c, err)
 			}
 			if a.output == "json" {
@@ -470,6 +468,10 @@ run (catchup: all), only the latest (catchup: latest, the default), or none
 $USER@hostname.`
 	if pause {
 		name, short = "pause", "Stop starting scheduled runs of a pipeline"
+		long = `Stop starting scheduled runs of a pipeline. Runs already started go on,
+and manual triggers and backfills still work. 'tasuki unpause' starts the
+schedule again. Needs a server; the action is recorded as done by
+$USER@hostname.`
 	}
 	cmd := &cobra.Command{
 		Use:               name + " PIPELINE",
@@ -511,10 +513,6 @@ type backfillFlags struct {
 	params   []string
 }
 
-		long = `Stop starting scheduled runs of a pipeline. Runs already started go on,
-and manual triggers and backfills still work. 'tasuki unpause' starts the
-schedule again. Needs a server; the action is recorded as done by
-$USER@hostname.`
 func (f *backfillFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.from, "from", "", "start of the range (included): 2026-01-01, 2026-01-01T09:00 or RFC 3339")
 	cmd.Flags().StringVar(&f.to, "to", "", "end of the range, in the same forms: a date alone takes in that whole day; a time is the exact end")
@@ -619,6 +617,9 @@ func (a *app) createBackfill(cmd *cobra.Command, pipeline string, f *backfillFla
 	if err != nil {
 		return err
 	}
+	if isDate(f.to) {
+		to = to.AddDate(0, 0, 1) // a day named as the end is included
+	}
 	if !to.After(from) {
 		return usageErr("--to %s must be after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
@@ -637,6 +638,13 @@ func (a *app) createBackfill(cmd *cobra.Command, pipeline string, f *backfillFla
 
 // whenLayouts are the forms --from and --to accept without an offset.
 var whenLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"}
+
+// isDate reports whether s is a date alone (2026-11-08), which as --to
+// names a whole day to include.
+func isDate(s string) bool {
+	_, err := time.Parse("2006-01-02", s)
+	return err == nil
+}
 
 // parseWhen reads a time given on the command line: RFC 3339, or a date
 // or date and time read in loc.
@@ -661,9 +669,6 @@ func (a *app) backfillListCmd() *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List backfills, newest first",
-	if isDate(f.to) {
-		to = to.AddDate(0, 0, 1) // a day named as the end is included
-	}
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkOutput(); err != nil {
@@ -683,13 +688,6 @@ func (a *app) backfillListCmd() *cobra.Command {
 				}
 				if err := writeJSON(a.io.Out, page.Items); err != nil {
 					return err
-// isDate reports whether s is a date alone (2026-11-08), which as --to
-// names a whole day to include.
-func isDate(s string) bool {
-	_, err := time.Parse("2006-01-02", s)
-	return err == nil
-}
-
 				}
 			} else {
 				t := newTable(a.io.Out, "ID", "PIPELINE", "FROM", "TO", "STATE", "RUNS", "PARALLEL", "BY")

@@ -182,6 +182,7 @@ func TestRemoteCommands(t *testing.T) {
 		{name: "runs bad state", args: []string{"runs", "--state", "done"}, code: 2, stderr: []string{"expected queued, running"}},
 
 		{name: "status", args: []string{"status", "1"}, stdout: []string{"run 1 of hello: succeeded", "greet", "after", `params: {"who":"world"}`}},
+		{name: "status in the pipeline's zone", args: []string{"status", "2"}, stdout: []string{"run 2 of nightly: failed", " JST)", "exit status 2"}},
 		{name: "status json", args: []string{"status", "2", "-o", "json"},
 			check: func(t *testing.T, s *testServer, r result) {
 				var run api.Run
@@ -210,7 +211,6 @@ func TestRemoteCommands(t *testing.T) {
 		{name: "logs unknown attempt", args: []string{"logs", "1", "greet", "--attempt", "3"}, code: 2, stderr: []string{"no attempt 3"}},
 
 		{name: "cancel", args: []string{"cancel", "3"}, stdout: []string{"run 3 of hello: cancelled"},
-		{name: "status in the pipeline's zone", args: []string{"status", "2"}, stdout: []string{"run 2 of nightly: failed", " JST)", "exit status 2"}},
 			check: func(t *testing.T, s *testServer, r result) {
 				if args := s.lastArgs(t, "Cancel"); args[0] != int64(3) || !strings.HasPrefix(args[1].(string), "tester@") {
 					t.Errorf("Cancel%v", args)
@@ -242,6 +242,14 @@ func TestRemoteCommands(t *testing.T) {
 					t.Errorf("request %+v", req)
 				}
 			}},
+		{name: "backfill to a time", args: []string{"backfill", "nightly", "--from", "2026-01-01", "--to", "2026-01-08T00:00"},
+			check: func(t *testing.T, s *testServer, r result) {
+				if req := s.lastArgs(t, "CreateBackfill")[0].(api.BackfillRequest); !req.To.Equal(time.Date(2026, 1, 8, 0, 0, 0, 0, tokyo)) {
+					t.Errorf("--to 2026-01-08T00:00 became %s; a time is the exact end", req.To)
+				}
+			}},
+		{name: "backfill of one day", args: []string{"backfill", "nightly", "--from", "2026-01-05", "--to", "2026-01-05"},
+			stdout: []string{"1 runs from 2026-01-05T00:00:00+09:00 to 2026-01-06T00:00:00+09:00"}},
 		{name: "backfill create", args: []string{"backfill", "create", "nightly", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-03T00:00:00Z"},
 			stdout: []string{"backfill 2 of nightly: 2 runs", "1 at once"}},
 		{name: "backfill backwards", args: []string{"backfill", "nightly", "--from", "2026-01-08", "--to", "2026-01-01"}, code: 2, stderr: []string{"must be after"}},
@@ -270,14 +278,6 @@ func TestRemoteCommands(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newTestServer(t)
 			if c.setup != nil {
-		{name: "backfill to a time", args: []string{"backfill", "nightly", "--from", "2026-01-01", "--to", "2026-01-08T00:00"},
-			check: func(t *testing.T, s *testServer, r result) {
-				if req := s.lastArgs(t, "CreateBackfill")[0].(api.BackfillRequest); !req.To.Equal(time.Date(2026, 1, 8, 0, 0, 0, 0, tokyo)) {
-					t.Errorf("--to 2026-01-08T00:00 became %s; a time is the exact end", req.To)
-				}
-			}},
-		{name: "backfill of one day", args: []string{"backfill", "nightly", "--from", "2026-01-05", "--to", "2026-01-05"},
-			stdout: []string{"1 runs from 2026-01-05T00:00:00+09:00 to 2026-01-06T00:00:00+09:00"}},
 				c.setup(s.fake)
 			}
 			r := call(append([]string{"--server", s.url}, c.args...)...)
