@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -195,4 +198,62 @@ func trimZero(s string) string {
 		return s[:len(s)-2]
 	}
 	return s
+}
+
+// Size is a log limit in configuration: a number of bytes, optionally with
+// a binary unit ("100MiB", "512KiB", "1GiB", "1048576"), or "none" for no
+// limit (stored as -1). Zero means the default.
+type Size int64
+
+// ParseSize reads a Size.
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	if strings.EqualFold(t, "none") || strings.EqualFold(t, "unlimited") {
+		return -1, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: expected a number of bytes, optionally with KiB, MiB or GiB (like 100MiB), or none", s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalText reads a Size from configuration.
+func (z *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// MarshalText writes a Size as ParseSize reads it.
+func (z Size) MarshalText() ([]byte, error) { return []byte(z.String()), nil }
+
+// String writes the size with the largest binary unit that divides it.
+func (z Size) String() string {
+	switch {
+	case z < 0:
+		return "none"
+	case z == 0:
+		return "0"
+	case z%(1<<30) == 0:
+		return strconv.FormatInt(int64(z>>30), 10) + "GiB"
+	case z%(1<<20) == 0:
+		return strconv.FormatInt(int64(z>>20), 10) + "MiB"
+	case z%(1<<10) == 0:
+		return strconv.FormatInt(int64(z>>10), 10) + "KiB"
+	}
+	return strconv.FormatInt(int64(z), 10)
 }

@@ -197,3 +197,55 @@ func TestFilesLimitTaskOutput(t *testing.T) {
 		t.Fatalf("%d lines kept + %d dropped, want the 500000 the task printed", kept, dropped)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Size
+		err  bool
+	}{
+		{"100MiB", 100 << 20, false},
+		{" 512 KiB ", 512 << 10, false},
+		{"2GiB", 2 << 30, false},
+		{"1048576", 1 << 20, false},
+		{"17B", 17, false},
+		{"0", 0, false},
+		{"none", -1, false},
+		{"100MB", 0, true},
+		{"-5", 0, true},
+		{"lots", 0, true},
+		{"99999999999GiB", 0, true},
+	} {
+		got, err := ParseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d (error: %v)", tt.in, got, err, tt.want, tt.err)
+		}
+		if err == nil {
+			if back, err := ParseSize(got.String()); err != nil || back != got {
+				t.Errorf("ParseSize(%q.String() = %q) = %d, %v", tt.in, got.String(), back, err)
+			}
+		}
+	}
+}
+
+// BenchmarkFilesWrite is the log writing path with a real file: a Writer
+// over a Files sink (with its limit check), far from the limit.
+func BenchmarkFilesWrite(b *testing.B) {
+	f := NewFiles(b.TempDir())
+	w, err := f.Create(b.Context(), Key{RunID: 1, TaskID: "bench", Attempt: 1}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { w.Close() }()
+	chunk := []byte(strings.Repeat(strings.Repeat("a", 99)+"\n", 320))
+	b.SetBytes(int64(len(chunk)))
+	for i := 0; b.Loop(); i++ {
+		if i%500 == 499 { // stay far below the limit
+			w.Close()
+			if w, err = f.Create(b.Context(), Key{RunID: 1, TaskID: "bench", Attempt: i + 2}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.Stdout().Write(chunk)
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/tasuki-dev/tasuki/internal/logs"
 )
 
 // Config is the server's configuration. It is read from a YAML file (every
@@ -68,6 +70,10 @@ type Config struct {
 	// TickInterval is how often the scheduler looks for due intervals and
 	// queued runs (it also wakes at the next fire time).
 	TickInterval Duration `yaml:"tick_interval"`
+	// LogLimit bounds each attempt's log on this server's disk ("100MiB";
+	// "none"; 0 is logs.DefaultLimit): past it, the first and last parts
+	// are kept with a line saying what was dropped (logs.Files.Limit).
+	LogLimit logs.Size `yaml:"log_limit"`
 }
 
 // Duration is a time.Duration in configuration: Go syntax ("90s", "1h30m")
@@ -201,6 +207,14 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
+	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
+		n, err := logs.ParseSize(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TASUKI_LOG_LIMIT: %w", err))
+		} else {
+			c.LogLimit = n
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -139,3 +139,34 @@ tasks:
 	}
 	s2.term(10 * time.Second)
 }
+
+// TestProcessLogLimit: a server started with TASUKI_LOG_LIMIT bounds the
+// log of a task that prints far more, keeping its first and last lines
+// with a line saying how many were dropped.
+func TestProcessLogLimit(t *testing.T) {
+	t.Parallel()
+	home, dir := t.TempDir(), t.TempDir()
+	writeFile(t, dir, "chatty.yaml", `name: chatty
+tasks:
+  - id: talk
+    run: 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done'
+`)
+	s := startServer(t, home, dir, []string{"TASUKI_LOG_LIMIT=64KiB"})
+	run, err := s.c.Trigger(context.Background(), "chatty", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := waitRunEnd(t, s.c, run.ID); r.State != "succeeded" {
+		t.Fatalf("run ended %s", r.State)
+	}
+	log := runLog(t, s.c, run.ID, "talk")
+	if len(log) > 64<<10 {
+		t.Fatalf("log of %d bytes, limit 64 KiB", len(log))
+	}
+	for _, want := range []string{" out line 0\n", " log log limit of 64 KiB reached", " lines (", "dropped here\n", " out line 19999\n"} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("log lacks %q:\n%.2000s", want, log)
+		}
+	}
+	s.term(10 * time.Second)
+}

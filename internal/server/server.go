@@ -104,6 +104,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		failed:    map[int64]backoff{},
 		backfills: map[int64]bool{},
 	}
+	s.logs.Limit = int64(cfg.LogLimit)
 	s.runner = &runner.Runner{
 		Store: st, Logs: s.logs, Home: cfg.Home,
 		Dispatcher: runner.NewDispatcher(cfg.Parallel, cfg.Pools),
