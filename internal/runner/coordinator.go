@@ -504,6 +504,12 @@ func (c *coordinator) finish(comp completion) {
 		res = AttemptResult{Outcome: attempt.Failed, ExitCode: res.ExitCode, Worker: res.Worker,
 			Message: fmt.Sprintf("the executor reported an unknown outcome %q (%s)", res.Outcome, res.Message)}
 	}
+	if err := store.CheckJSON("result", res.Result); err != nil {
+		// The attempt fails, rather than the store's write of its end,
+		// which would stop the run.
+		res = AttemptResult{Outcome: attempt.Failed, ExitCode: res.ExitCode, Worker: res.Worker,
+			Message: "result refused: " + err.Error()}
+	}
 	att := store.Attempt{
 		RunID: c.run.ID, Index: comp.task, Attempt: comp.attempt, Worker: res.Worker,
 		FinishedAt: comp.at, Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message,
