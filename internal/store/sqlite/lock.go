@@ -21,9 +21,10 @@ const (
 	// Inspect takes no lock: commands that read a store, or change one run
 	// through the run's own lock, work beside anything.
 	Inspect Use = iota
-	// Local is a process that executes runs itself ('tasuki run', 'tasuki
-	// resume'). Any number of them share a store, SQLite ordering their
-	// writes, but none starts beside a server (a shared lock).
+	// Local is a process that executes runs itself ('tasuki run', and
+	// resume, retry or rerun without a server). Any number of them share a
+	// store, SQLite ordering their writes, but none starts beside a server
+	// (a shared lock).
 	Local
 	// Server is a 'tasuki server', which schedules and executes every run of
 	// the store: it owns the store alone (an exclusive lock). A second server
@@ -51,7 +52,7 @@ type InUseError struct {
 
 func (e *InUseError) Error() string {
 	if !e.Server {
-		return fmt.Sprintf("the store is in use by 'tasuki run' or 'tasuki resume' processes (they hold %s)", e.Lock)
+		return fmt.Sprintf("the store is in use by processes executing runs here ('tasuki run', or resume, retry, rerun without a server), which hold %s", e.Lock)
 	}
 	who := "a tasuki server"
 	if e.PID > 0 {

@@ -44,7 +44,7 @@ func TestOwnershipLocks(t *testing.T) {
 
 	// Local runs share the store, and keep a server out.
 	a, b := must(Local), must(Local)
-	refused(Server, false, "'tasuki run' or 'tasuki resume'", path+".lock")
+	refused(Server, false, "'tasuki run'", path+".lock")
 	inspect := must(Inspect) // inspecting needs no lock
 	inspect.Close()
 	a.Close()
