@@ -87,7 +87,8 @@ func writeNeeds(results map[string]json.RawMessage, dir string) (map[string]stri
 		if len(data) == 0 || string(data) == "null" {
 			data = json.RawMessage("{}") // as the local runner writes a need without result
 		}
-		// Files are numbered: task ids are not all safe file names.
+		// Files are numbered, not named by id, so no id a server sends
+		// can make a path outside dir.
 		path := filepath.Join(dir, "need-"+strconv.Itoa(i)+".json")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("write the result of need %s: %w", id, err)
