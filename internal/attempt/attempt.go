@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 )
 
@@ -155,11 +156,10 @@ type Host struct {
 	Grace time.Duration
 }
 
-// Environment env variable names the executor sets itself.
-const (
-	ResultEnv     = "TASUKI_RESULT"
-	needEnvPrefix = "TASUKI_NEED_"
-)
+// needEnvPrefix starts the variables naming the files of the needs'
+// results (TASUKI_NEED_<ID>), which the executor sets itself, as it does
+// shell.ResultEnv.
+const needEnvPrefix = "TASUKI_NEED_"
 
 // WorkingDir is the attempt's working directory on this host.
 func (h *Host) WorkingDir(s *Spec) string {
@@ -180,7 +180,7 @@ func (h *Host) Environment(s *Spec) []string {
 	env := make([]string, 0, len(h.Environ)+len(s.Env)+len(h.NeedFiles)+1)
 	env = append(env, h.Environ...)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		if k == ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
+		if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
 			continue
 		}
 		env = append(env, k+"="+s.Env[k])
@@ -189,7 +189,7 @@ func (h *Host) Environment(s *Spec) []string {
 		env = append(env, needEnvPrefix+spec.EnvSafe(id)+"="+h.NeedFiles[id])
 	}
 	if h.ResultFile != "" {
-		env = append(env, ResultEnv+"="+h.ResultFile)
+		env = append(env, shell.ResultEnv+"="+h.ResultFile)
 	}
 	return env
 }
