@@ -173,7 +173,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Run": api.Run{}, "Task": api.Task{}, "Attempt": api.Attempt{}, "Event": api.Event{}, "Pipeline": api.Pipeline{},
 		"Param": api.Param{}, "Backfill": api.Backfill{}, "BackfillRequest": api.BackfillRequest{}, "TriggerRequest": api.TriggerRequest{},
 		"MarkRequest": api.MarkRequest{}, "Status": api.Status{}, "ErrorBody": api.ErrorBody{}, "ErrorDetail": api.ErrorDetail{},
-		"RunPage": api.Page[api.Run]{}, "EventPage": api.Page[api.Event]{}, "BackfillPage": api.Page[api.Backfill]{}, "PipelinePage": api.Page[api.Pipeline]{},
+		"RunPage": api.Page[api.Run]{}, "EventPage": api.Page[api.Event]{}, "BackfillPage": api.Page[api.Backfill]{}, "PipelineList": api.PipelineList{}, "FileProblem": api.FileProblem{},
 		"LeaseRequest": api.LeaseRequest{}, "LeaseResponse": api.LeaseResponse{}, "Lease": api.Lease{}, "AttemptSpec": attempt.Spec{},
 		"HeartbeatRequest": api.HeartbeatRequest{}, "HeartbeatResponse": api.HeartbeatResponse{}, "CompleteRequest": api.CompleteRequest{},
 		"TokenInfo": api.TokenInfo{}, "TokenPage": api.Page[api.TokenInfo]{}, "CreateTokenRequest": api.CreateTokenRequest{}, "CreatedToken": api.CreatedToken{},
@@ -200,7 +200,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	listed := asList(detail["examples"])
 	for _, c := range []string{api.CodeNotFound, api.CodeInvalid, api.CodeInvalidParams, api.CodeConflict, api.CodeUnauthorized,
 		api.CodeInternal, api.CodeUnavailable, api.CodeMethodNotAllowed, api.CodeTooLarge, api.CodeRangeNotSatisfiable,
-		api.CodeForbidden, api.CodeLeaseLost} {
+		api.CodeForbidden, api.CodeLeaseLost, api.CodePipelineInvalid} {
 		if !slices.Contains(listed, any(c)) {
 			t.Errorf("error code %s is not documented", c)
 		}
