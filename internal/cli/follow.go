@@ -37,7 +37,15 @@ type followSource interface {
 	// follow copies the log of attempt n from its start to w until the
 	// attempt's log ends.
 	follow(ctx context.Context, n int, w io.Writer) error
+	// unrecorded says what may keep attempt n's end from being recorded
+	// once its log has ended, for a message while following waits.
+	unrecorded(n int) string
 }
+
+// unrecordedPolls is how many polls following waits, after an attempt's
+// log ended, for the attempt's end to be recorded before it says why it is
+// waiting (a tasuki process that died with the attempt records nothing).
+const unrecordedPolls = 8
 
 // followTask prints a task's log as it is written, attempt after attempt,
 // until the task ends. It starts with the latest attempt, from its first
@@ -84,7 +92,7 @@ func followTask(ctx context.Context, src followSource, out, errOut io.Writer, na
 		// The log is over: wait for the store to say how the attempt
 		// ended, and whether the task is tried again.
 		said := false
-		for {
+		for polls := 1; ; polls++ {
 			v, err := src.task(ctx)
 			if err != nil {
 				return err
@@ -97,8 +105,13 @@ func followTask(ctx context.Context, src followSource, out, errOut io.Writer, na
 			if v.state.Terminal() {
 				return nil
 			}
-			if !said && v.ended[n] != "" {
+			switch {
+			case said:
+			case v.ended[n] != "":
 				fmt.Fprintf(errOut, "%s: attempt %d ended: %s; waiting for attempt %d\n", name, n, v.ended[n], n+1)
+				said = true
+			case polls >= unrecordedPolls:
+				fmt.Fprintf(errOut, "%s: attempt %d's log has ended but how the attempt ended is not recorded yet; waiting (%s)\n", name, n, src.unrecorded(n))
 				said = true
 			}
 			if err := pause(ctx); err != nil {
@@ -162,6 +175,10 @@ func (s *localFollow) task(ctx context.Context) (taskView, error) {
 		v.ended[a.Attempt] = describeEnd(string(a.Outcome), a.Message)
 	}
 	return v, nil
+}
+
+func (s *localFollow) unrecorded(int) string {
+	return fmt.Sprintf("if the tasuki process running run %d died, 'tasuki resume %d' goes on with it", s.runID, s.runID)
 }
 
 func (s *localFollow) follow(ctx context.Context, n int, w io.Writer) error {
@@ -230,6 +247,10 @@ func (s *remoteFollow) task(ctx context.Context) (taskView, error) {
 			return taskView{}, err
 		}
 	}
+}
+
+func (s *remoteFollow) unrecorded(int) string {
+	return "the server records it; after a restart, as lost"
 }
 
 func (s *remoteFollow) follow(ctx context.Context, n int, w io.Writer) error {

@@ -196,7 +196,7 @@ tasks:
 		t.Fatal(err)
 	}
 	out := &lockedBuffer{changed: make(chan struct{}, 1)}
-	var errb lockedBuffer
+	errb := lockedBuffer{changed: make(chan struct{}, 1)}
 	done := make(chan int, 1)
 	go func() {
 		done <- Main([]string{"--home", home, "logs", "-f", "1", "count"}, IO{In: strings.NewReader(""), Out: out, Err: &errb}, "test")
@@ -209,6 +209,9 @@ tasks:
 	if err := run.Wait(); !errors.As(err, &ee) {
 		t.Fatalf("tasuki run: %v\n%s", err, runErr.String())
 	}
+	// Nothing records how attempt 1 ended until resume: the follower says
+	// what it waits for.
+	awaitText(t, &errb, "'tasuki resume 1' goes on with it", done)
 	if b, err := tasuki(t, home, "resume", "1").CombinedOutput(); err != nil {
 		t.Fatalf("resume: %v\n%s", err, b)
 	}
