@@ -410,3 +410,32 @@ func TestWriterStreamsAreOrdered(t *testing.T) {
 		t.Fatal("two Writers share a sink identity")
 	}
 }
+
+// TestWriterKeepsTaskOrder runs a task through shell.Run into a log many
+// times: a line on stdout and then one on stderr are always logged in that
+// order, with stamps that do not go back (the single reader of an ordered
+// sink; see shell.OrderedStream).
+func TestWriterKeepsTaskOrder(t *testing.T) {
+	f := newFiles(t, noPoll)
+	for i := range 100 {
+		k := Key{RunID: 1, TaskID: "order", Attempt: i + 1}
+		w, err := f.Create(t.Context(), k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := shell.Run(t.Context(), shell.Command{Script: "echo 1-out; echo 2-err >&2", Env: []string{"PATH=/usr/bin:/bin"}, Stdout: w.Stdout(), Stderr: w.Stderr()})
+		if err := w.Close(); err != nil || !res.OK() {
+			t.Fatalf("run: %v; close: %v", res.Err(), err)
+		}
+		log := readAll(t, f, k, 0)
+		if got := lines(t, log); !equal(got, []string{"out 1-out", "err 2-err"}) {
+			t.Fatalf("attempt %d logged %q", i+1, got)
+		}
+		first, second, _ := strings.Cut(log, "\n")
+		t1, _ := time.Parse(time.RFC3339Nano, strings.Fields(first)[0])
+		t2, _ := time.Parse(time.RFC3339Nano, strings.Fields(second)[0])
+		if t2.Before(t1) {
+			t.Fatalf("attempt %d: stamps go back:\n%s", i+1, log)
+		}
+	}
+}
