@@ -36,7 +36,8 @@ import (
 type OrderedStream interface {
 	io.Writer
 	// OutputSink identifies the sink the stream belongs to; the two streams
-	// of one sink return the same value.
+	// of one sink return the same value. It and the stream itself must be
+	// comparable with == (pointers are), as Run compares them.
 	OutputSink() any
 }
 
