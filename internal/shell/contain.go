@@ -89,6 +89,9 @@ func CurrentContainment() Containment { return processContainer().info }
 var processContainer = sync.OnceValue(func() *container {
 	c := probe(os.Getenv(CgroupRootEnv))
 	slog.Info("shell: attempt containment", "mechanism", string(c.info.Mechanism), "path", c.info.Path, "reason", c.info.Reason)
+	if n, err := c.sweep(); n > 0 || err != nil {
+		slog.Info("shell: removed the cgroups of attempts of tasuki processes that are gone", "count", n, "path", c.info.Path, "err", err)
+	}
 	return c
 })
 
@@ -288,6 +291,63 @@ func hasOption(opts, name string) bool {
 		}
 	}
 	return false
+}
+
+// sweep ends and removes the cgroups that a tasuki process which is no
+// longer running left under the container's directory: when tasuki is
+// killed outright, Pdeathsig ends each attempt's main process, but what it
+// started lives on in the attempt's cgroup, found here by its name. A
+// cgroup whose tasuki is alive, or whose name is not tasuki's, is left
+// alone.
+func (c *container) sweep() (int, error) {
+	if c.info.Mechanism != Cgroup2 && c.info.Mechanism != Freezer {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(c.info.Path)
+	if err != nil {
+		return 0, fmt.Errorf("list cgroups: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		owner, ok := cageOwner(e.Name())
+		if !ok || !e.IsDir() || owner == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(owner)); err == nil {
+			continue // alive (or the pid was reused: leave it be)
+		}
+		dir := filepath.Join(c.info.Path, e.Name())
+		var g cage = &cgroup2Cage{dir: dir, fd: -1}
+		if c.info.Mechanism == Freezer {
+			g = &freezerCage{dir: dir, home: c.home}
+		}
+		g.kill(0)
+		if err := g.close(0); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// cageOwner reads the pid of the tasuki process from the name of an
+// attempt's cgroup (cageName).
+func cageOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "tasuki-")
+	if !ok {
+		return 0, false
+	}
+	pid, seq, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	p, err := strconv.Atoi(pid)
+	if _, err2 := strconv.ParseUint(seq, 10, 64); err != nil || err2 != nil || p <= 0 {
+		return 0, false
+	}
+	return p, true
 }
 
 // cageName names the cgroup of an attempt: tasuki's pid tells whose it is

@@ -3,7 +3,10 @@ package shell
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -438,5 +441,82 @@ func BenchmarkContainment(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSweepStaleCages plays a tasuki process that was killed outright: its
+// attempt's cgroup still holds a process. The next tasuki's sweep kills it
+// and removes the cgroup, and leaves alone the cgroups of live processes
+// and directories that are not attempts'.
+func TestSweepStaleCages(t *testing.T) {
+	for _, m := range []Mechanism{Cgroup2, Freezer} {
+		t.Run(string(m), func(t *testing.T) {
+			ct := testContainer(t, m)
+			// A pid that no process has: one that has exited and been reaped.
+			gone := exec.Command("true")
+			if err := gone.Run(); err != nil {
+				t.Fatal(err)
+			}
+			dead := gone.Process.Pid
+			stale := filepath.Join(ct.info.Path, fmt.Sprintf("tasuki-%d-7", dead))
+			empty := filepath.Join(ct.info.Path, fmt.Sprintf("tasuki-%d-8", dead))
+			live := filepath.Join(ct.info.Path, "tasuki-1-1") // pid 1 is always alive
+			other := filepath.Join(ct.info.Path, "tasuki-test-other")
+			for _, d := range []string{stale, empty, live, other} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Cleanup(func() {
+				for _, d := range []string{live, other} {
+					_ = os.Remove(d)
+				}
+			})
+			left := exec.Command("sleep", "1012")
+			if err := left.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer left.Process.Kill()
+			if err := writeFile(filepath.Join(stale, "cgroup.procs"), strconv.Itoa(left.Process.Pid)); err != nil {
+				t.Fatal(err)
+			}
+			n, err := ct.sweep()
+			if err != nil || n != 2 {
+				t.Errorf("sweep = %d, %v; want 2 removed", n, err)
+			}
+			// The left-over process was killed; Wait reaps it.
+			if err := left.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+				t.Errorf("left-over process: %v, want killed", err)
+			}
+			for _, d := range []string{stale, empty} {
+				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s: %v, want removed", d, err)
+				}
+			}
+			for _, d := range []string{live, other} {
+				if _, err := os.Stat(d); err != nil {
+					t.Errorf("%s was touched: %v", d, err)
+				}
+			}
+		})
+	}
+}
+
+func TestCageOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pid  int
+		ok   bool
+	}{
+		{"tasuki-123-4", 123, true},
+		{"tasuki-123", 0, false},
+		{"tasuki-test-123-4", 0, false},
+		{"tasuki-0-1", 0, false},
+		{"tasuki-12-x", 0, false},
+		{"other-12-1", 0, false},
+	} {
+		if pid, ok := cageOwner(tc.name); pid != tc.pid || ok != tc.ok {
+			t.Errorf("cageOwner(%q) = %d, %v; want %d, %v", tc.name, pid, ok, tc.pid, tc.ok)
+		}
 	}
 }
