@@ -139,6 +139,10 @@ func (b *Broker) expire() {
 // an offer no worker took at once, and asks the worker holding a lease to
 // end the attempt, for the reason context.Cause(ctx) gives.
 func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
+	// Described now, once: the lease and the in-process executor use it.
+	if _, err := a.Spec(); err != nil {
+		return attempt.Failedf("%v", err)
+	}
 	o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx}
 	b.mu.Lock()
 	b.seq++
@@ -314,8 +318,9 @@ func (b *Broker) held(ctx context.Context, id, worker string) (*leaseState, bool
 // same the in-process executor runs.
 func (b *Broker) describe(l *leaseState) api.Lease {
 	a := l.o.a
+	s, _ := a.Spec() // built without error before it was offered (Run)
 	return api.Lease{
-		ID: l.id, RunID: a.RunID, Pipeline: a.Pipeline, Task: a.TaskID, Attempt: a.Number, Spec: a.Spec,
+		ID: l.id, RunID: a.RunID, Pipeline: a.Pipeline, Task: a.TaskID, Attempt: a.Number, Spec: *s,
 		HeartbeatEvery: api.Duration(b.HeartbeatEvery), LeaseTimeout: api.Duration(b.LeaseTimeout),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,8 +50,9 @@ func offered(run int64, id string, priority int, labels ...string) *runner.Attem
 	if err != nil {
 		panic(err)
 	}
-	return &runner.Attempt{RunID: run, Pipeline: "p", TaskID: id, Number: 1, Priority: priority, Labels: labels, Spec: s,
+	a := &runner.Attempt{RunID: run, Pipeline: "p", TaskID: id, Number: 1, Priority: priority, Labels: labels,
 		Log: logs.Key{RunID: run, TaskID: id, Attempt: 1}}
+	return a.WithSpec(s)
 }
 
 // submit runs b.Run in the background and returns where its result arrives.
@@ -336,5 +338,18 @@ func TestCompleteRefusesLost(t *testing.T) {
 	}
 	if r := <-res; r.Outcome != attempt.Failed {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestUndescribedAttemptIsNotOffered checks that an attempt whose Spec
+// cannot be built fails at once instead of being leased with nothing to run.
+func TestUndescribedAttemptIsNotOffered(t *testing.T) {
+	b, _, _ := newBroker(t)
+	r := b.Run(context.Background(), &runner.Attempt{RunID: 1, TaskID: "a", Number: 1})
+	if r.Outcome != attempt.Failed || !strings.Contains(r.Message, "not described") {
+		t.Fatalf("result %+v", r)
+	}
+	if got := lease(t, b, "w", 1); len(got) != 0 {
+		t.Fatalf("leased %+v", got)
 	}
 }

@@ -445,9 +445,9 @@ func (c *coordinator) failStart(i int, msg string) {
 	}
 }
 
-// launch runs an attempt in its own goroutine. Its Spec is built there, off
-// the coordinator's goroutine, from what does not change while the run
-// executes.
+// launch runs an attempt in its own goroutine. Its Spec is built when the
+// executor first asks for it, off the coordinator's goroutine, from what
+// does not change while the run executes and the needs' results read now.
 func (c *coordinator) launch(s start) {
 	node := c.eng.Graph.Node(s.task)
 	t := &c.pipeline.Tasks[s.task]
@@ -463,23 +463,22 @@ func (c *coordinator) launch(s start) {
 		dir:      c.dir,
 		workDir:  c.workDir,
 	}
+	var needs map[string]json.RawMessage
 	if len(node.Needs) > 0 {
-		a.Spec.Needs = make(map[string]json.RawMessage, len(node.Needs))
+		needs = make(map[string]json.RawMessage, len(node.Needs))
 		for _, n := range node.Needs {
-			a.Spec.Needs[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
+			needs[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
 		}
 		a.needs = c.needs
 	}
 	trigger := c.run.Trigger
+	a.describe = func() (attempt.Spec, error) {
+		return c.r.Kinds.Describe(t, c.taskEnv(a, t, trigger), needs)
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.running[s.task] = &attemptHandle{cancel: cancel, pool: s.pool}
 	go func() {
-		var res AttemptResult
-		if err := c.describe(a, t, trigger); err != nil {
-			res = attempt.Failedf("%v", err)
-		} else {
-			res = c.r.Executor(ctx, a)
-		}
+		res := c.r.Executor(ctx, a)
 		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
 	}()
 }

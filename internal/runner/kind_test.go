@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -82,5 +83,28 @@ func TestExecutorWithoutOutcome(t *testing.T) {
 	atts, _ := e.st.Attempts(context.Background(), run.ID, 0)
 	if len(atts) != 1 || atts[0].Outcome != attempt.Failed {
 		t.Fatalf("attempts %+v", atts)
+	}
+}
+
+// TestSpecBuiltOnce checks that an attempt is described once, on first
+// use, and that every caller (a broker's lease, the in-process executor)
+// gets that one Spec; an attempt nobody described says so.
+func TestSpecBuiltOnce(t *testing.T) {
+	calls := 0
+	a := &Attempt{TaskID: "t", Number: 2, describe: func() (attempt.Spec, error) {
+		calls++
+		return attempt.Spec{Kind: "shell", Env: map[string]string{"N": strconv.Itoa(calls)}}, nil
+	}}
+	first, err1 := a.Spec()
+	second, err2 := a.Spec()
+	if err1 != nil || err2 != nil || calls != 1 || first != second || first.Env["N"] != "1" {
+		t.Fatalf("described %d times: %v %v %+v %+v", calls, err1, err2, first, second)
+	}
+	if _, err := (&Attempt{TaskID: "t", Number: 1}).Spec(); err == nil || !strings.Contains(err.Error(), "not described") {
+		t.Errorf("undescribed attempt: %v", err)
+	}
+	var nop Runner
+	if res := nop.RunProcess(context.Background(), &Attempt{TaskID: "t", Number: 1}); res.Outcome != attempt.Failed || !strings.Contains(res.Message, "not described") {
+		t.Errorf("RunProcess of an undescribed attempt: %+v", res)
 	}
 }

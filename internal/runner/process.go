@@ -15,6 +15,10 @@ import (
 // a process in its own process group), its output in the attempt's log.
 func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	r.defaults()
+	s, err := a.Spec()
+	if err != nil {
+		return attempt.Failedf("%v", err)
+	}
 	w, err := r.Logs.Create(ctx, a.Log, nil)
 	if err != nil {
 		return attempt.Failedf("open log: %v", err)
@@ -27,17 +31,17 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		Stderr:     w.Stderr(),
 		Grace:      r.Grace,
 	}
-	if len(a.Spec.Needs) > 0 {
+	if len(s.Needs) > 0 {
 		nf := a.needs
 		if nf == nil { // an Attempt built outside a coordinator
 			nf = &needFiles{dir: filepath.Join(a.workDir, "needs"), at: map[string]string{}}
 		}
-		if h.NeedFiles, err = nf.paths(a.Spec.Needs); err != nil {
+		if h.NeedFiles, err = nf.paths(s.Needs); err != nil {
 			w.Close()
 			return attempt.Failedf("%v", err)
 		}
 	}
-	res := r.Kinds.Run(ctx, &a.Spec, h)
+	res := r.Kinds.Run(ctx, s, h)
 	// The attempt's end decides the outcome; a log that could not be
 	// written (a full disk) is reported beside it, never turned into a
 	// failure of work that was done.
@@ -51,24 +55,13 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	return res
 }
 
-// describe builds the attempt's Spec: its kind's body, its variables and
-// its needs' results.
-// It runs in the attempt's goroutine and reads only what never changes
-// while the run executes.
-func (c *coordinator) describe(a *Attempt, t *spec.Task, trigger string) error {
-	s, err := c.r.Kinds.Describe(t, c.taskEnv(a, t, trigger), a.Spec.Needs)
-	if err != nil {
-		return err
-	}
-	a.Spec = s
-	return nil
-}
-
 // taskEnv is what an attempt adds to its executor's environment: the
 // pipeline's env, the task's env, parameters, the run's interval and
 // tasuki's own variables, each overriding the one before. Parameter values
 // only ever travel as variables, never as shell text. The executor adds
 // TASUKI_RESULT and TASUKI_NEED_* itself, since they name its own files.
+// It runs off the coordinator's goroutine and reads only what never changes
+// while the run executes.
 func (c *coordinator) taskEnv(a *Attempt, t *spec.Task, trigger string) map[string]string {
 	vars := make(map[string]string, len(c.pipeline.Env)+len(t.Env)+len(c.params)+len(c.interval)+6)
 	for _, m := range []map[string]string{c.pipeline.Env, t.Env, c.params, c.interval} {

@@ -156,6 +156,7 @@ type Progress struct {
 // Attempt is one attempt handed to an executor (a TaskFunc): who it is,
 // what a broker needs to place it, and its Spec, the one description of
 // what to run that local and remote executors alike are given.
+// An Attempt is used through its pointer, never copied.
 type Attempt struct {
 	RunID    int64
 	Pipeline string // the pipeline's name
@@ -167,13 +168,38 @@ type Attempt struct {
 	Priority int
 	Labels   []string
 	Log      logs.Key
-	// Spec describes what to run.
-	Spec attempt.Spec
+
+	describe func() (attempt.Spec, error) // builds the Spec; set by the runner
+	once     sync.Once
+	spec     attempt.Spec
+	specErr  error
 
 	// What the runner's own process executor needs on this machine.
 	dir     string     // directory of the pipeline file: relative workdirs start here
 	workDir string     // the run's scratch directory, where the result file goes
 	needs   *needFiles // writes the needs' results to files, once per run
+}
+
+// Spec returns the attempt's description: what the in-process executor
+// runs and what a lease carries to a remote worker. The runner builds it
+// on first use, once, so an executor that runs nothing (a benchmark's
+// no-op) does not pay for it, and every caller gets the same Spec.
+func (a *Attempt) Spec() (*attempt.Spec, error) {
+	a.once.Do(func() {
+		if a.describe == nil {
+			a.specErr = fmt.Errorf("attempt %d of task %s was not described", a.Number, a.TaskID)
+			return
+		}
+		a.spec, a.specErr = a.describe()
+	})
+	return &a.spec, a.specErr
+}
+
+// WithSpec gives an attempt built outside the runner (tests of executors)
+// its Spec, and returns it.
+func (a *Attempt) WithSpec(s attempt.Spec) *Attempt {
+	a.describe = func() (attempt.Spec, error) { return s, nil }
+	return a
 }
 
 // AttemptResult is how an attempt ended.
