@@ -272,16 +272,21 @@ func TestConcurrentAttemptsKeepTheirEscapees(t *testing.T) {
 				escapee(t, d, false)
 			}
 			second := newMarkerWriter("ready\n")
-			var wg sync.WaitGroup
 			var res2 Result
-			wg.Go(func() {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
 				res2 = runIn(t.Context(), Command{
 					Script: `setsid sh "$DIR/escape.sh" & read pids < "$DIR/fifo"; echo "$pids"; echo ready; read x < "$DIR/release"`,
 					Env:    append(slices.Clip(testEnv), "DIR="+dirs[1]),
 					Stdout: second,
 				}, ct)
-			})
-			<-second.ch
+			}()
+			select {
+			case <-second.ch:
+			case <-done:
+				t.Fatalf("second attempt ended before it was ready: %+v", res2)
+			}
 			second.mu.Lock()
 			line, _, _ := strings.Cut(second.buf.String(), "\n")
 			second.mu.Unlock()
@@ -311,7 +316,7 @@ func TestConcurrentAttemptsKeepTheirEscapees(t *testing.T) {
 			if err := os.WriteFile(release, []byte("go\n"), 0); err != nil {
 				t.Fatal(err)
 			}
-			wg.Wait()
+			<-done
 			if !res2.OK() {
 				t.Errorf("second: %+v", res2)
 			}
@@ -482,6 +487,7 @@ func TestSweepStaleCages(t *testing.T) {
 			}
 			n, err := ct.sweep()
 			if err != nil || n != 2 {
+				_ = left.Process.Kill()
 				t.Errorf("sweep = %d, %v; want 2 removed", n, err)
 			}
 			// The left-over process was killed; Wait reaps it.
