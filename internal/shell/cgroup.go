@@ -32,7 +32,40 @@ func newCgroup2(dir string) (*container, error) {
 	if _, err := os.Stat(filepath.Join(probe, "cgroup.kill")); err != nil {
 		return nil, fmt.Errorf("cgroup v2 at %s: no cgroup.kill (needs Linux 5.14): %w", dir, err)
 	}
+	fd, err := unix.Open(probe, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup v2 at %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := tryCloneInto(fd); err != nil {
+		return nil, fmt.Errorf("cgroup v2 at %s: %w", dir, err)
+	}
 	return c, nil
+}
+
+// tryCloneInto starts a process in the cgroup open as fd, the way Run
+// will. A system can let tasuki make cgroups and still refuse clone3 (the
+// default seccomp profiles of container runtimes answer ENOSYS), and os/exec
+// does not fall back: without this check, every attempt would fail to
+// start. The program run is DefaultShell; if it is missing, the clone has
+// still succeeded, which is what is being asked.
+func tryCloneInto(fd int) error {
+	pid, err := syscall.ForkExec(DefaultShell, []string{DefaultShell, "-c", ":"}, &syscall.ProcAttr{
+		Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd},
+	})
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENOEXEC):
+		return nil // exec failed, after the clone succeeded
+	case err != nil:
+		return fmt.Errorf("start a process in a cgroup (clone3 with CLONE_INTO_CGROUP): %w", err)
+	}
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if !errors.Is(err, syscall.EINTR) {
+			return nil
+		}
+	}
 }
 
 // cgroup2Cage is an attempt's cgroup v2.

@@ -526,3 +526,24 @@ func TestCageOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestTryCloneInto checks the probe that clone3 into a cgroup works: with a
+// descriptor of a cgroup it does, with one of a plain directory the kernel
+// refuses it, and the probe says so.
+func TestTryCloneInto(t *testing.T) {
+	ct := testContainer(t, Cgroup2)
+	for _, tc := range []struct {
+		dir string
+		ok  bool
+	}{{ct.info.Path, true}, {t.TempDir(), false}} {
+		fd, err := unix.Open(tc.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tryCloneInto(fd)
+		unix.Close(fd)
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "CLONE_INTO_CGROUP")) {
+			t.Errorf("tryCloneInto(%s) = %v, want ok %v", tc.dir, err, tc.ok)
+		}
+	}
+}
