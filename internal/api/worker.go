@@ -73,7 +73,9 @@ type HeartbeatResponse struct {
 	Cancel []string `json:"cancel,omitempty"`
 	// Preempt lists leases the server hands back (it is shutting down):
 	// end the process group and complete with outcome "preempted", or with
-	// the attempt's own outcome if it finished by itself meanwhile.
+	// the attempt's own outcome if it finished by itself meanwhile. They
+	// are listed under Cancel too, so workers that predate Preempt still
+	// end them.
 	Preempt []string `json:"preempt,omitempty"`
 	// Unknown lists leases the server no longer holds (expired, or given to
 	// another worker): end them; their completion would be refused.

@@ -339,10 +339,13 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 			continue
 		}
 		l.deadline = now.Add(b.LeaseTimeout)
-		switch {
-		case errors.Is(l.stop, attempt.ErrPreempted):
+		if errors.Is(l.stop, attempt.ErrPreempted) {
 			resp.Preempt = append(resp.Preempt, id)
-		case l.stop != nil:
+		}
+		if l.stop != nil {
+			// A hand-back is listed under cancel too, so a worker that
+			// predates preempt still ends it (and the runner records its
+			// "cancelled" as preempted).
 			resp.Cancel = append(resp.Cancel, id)
 		}
 	}

@@ -517,7 +517,9 @@ func (s *session) heartbeats(ctx context.Context) {
 			}
 		}
 		for _, id := range resp.Cancel {
-			if a := s.held(id); a != nil {
+			// A lease handed back is listed to cancel as well, for workers
+			// that predate preempt: it is already being ended.
+			if a := s.held(id); a != nil && !slices.Contains(resp.Preempt, id) {
 				s.log.Info("the server cancelled the attempt; ending it", "lease", id)
 				a.stop(errCancelled)
 			}

@@ -76,7 +76,8 @@ func (w *Workers) Cancel(lease string) {
 }
 
 // Preempt makes the next heartbeats hand lease back, as a server that is
-// shutting down does.
+// shutting down does: listed under preempt and, for workers that predate
+// it, under cancel.
 func (w *Workers) Preempt(lease string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -167,7 +168,9 @@ func (w *Workers) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.
 		case !held:
 			resp.Unknown = append(resp.Unknown, id)
 		case w.preempt[id]:
+			// As the server does: under cancel too, for older workers.
 			resp.Preempt = append(resp.Preempt, id)
+			resp.Cancel = append(resp.Cancel, id)
 		case w.cancel[id]:
 			resp.Cancel = append(resp.Cancel, id)
 		}
