@@ -422,3 +422,38 @@ func TestHelpSaysWhatHappens(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalRetryOfAnInterruptedRun: a run whose tasuki was killed has not
+// ended; retry says so and points at resume, which continues it.
+func TestLocalRetryOfAnInterruptedRun(t *testing.T) {
+	home, dir := t.TempDir(), t.TempDir()
+	fifo := filepath.Join(dir, "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, dir, "p.yaml", `
+name: cut
+env: {STARTED: `+fifo+`}
+tasks:
+  - id: a
+    run: 'if [ "$TASUKI_ATTEMPT" = 1 ]; then echo started > "$STARTED"; exec sleep 300; fi'
+`)
+	cmd := tasuki(t, home, "run", file)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(fifo); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	r := call("--home", home, "retry", "1")
+	if r.code != 2 || !strings.Contains(r.stderr, "has not ended") || !strings.Contains(r.stderr, "tasuki resume 1") {
+		t.Errorf("retry of an interrupted run: exit %d, want 2 and a pointer at resume\n%s", r.code, r.stderr)
+	}
+	if r := call("--home", home, "resume", "1"); r.code != 0 {
+		t.Errorf("resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -60,6 +60,8 @@ func (a *app) localRetry(cmd *cobra.Command, id int64, ef *execFlags) error {
 	}
 	run, _, err := r.Act(ctx, id, engine.Event{Kind: engine.EvRetryFailed, Task: -1, Actor: actorName()})
 	switch {
+	case errors.Is(err, engine.ErrRejected) && !before.State.Terminal():
+		return usageErr("run %d of %s has not ended (%s), so there is nothing to retry yet; if the tasuki that ran it died, 'tasuki resume %d' continues it: %v", id, before.Pipeline, before.State, id, err)
 	case errors.Is(err, engine.ErrRejected):
 		return usageErr("run %d of %s is %s, so there is nothing to retry: %v", id, before.Pipeline, before.State, err)
 	case errors.Is(err, runner.ErrBusy):
