@@ -31,7 +31,8 @@ are stopped. The run ends as cancelled.`, (*api.Client).Cancel, nil),
 cancelled, not run because a need failed) and everything after them run
 again; tasks that succeeded are kept.`, (*api.Client).RetryFailed, a.localRetry),
 		a.runActionCmd("rerun", "Start a new run like an old one", `Start a new run of the same pipeline version, with the same parameters and
-interval as the given run. Prints the new run's id.`, (*api.Client).Rerun, a.localRerun),
+interval as the given run. With a server it prints the new run's id; without
+one the new run executes here, and its id is on the first line on stderr.`, (*api.Client).Rerun, a.localRerun),
 		a.markCmd(),
 		a.pauseCmd(true), a.pauseCmd(false),
 		a.backfillCmd(),
