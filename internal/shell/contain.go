@@ -100,6 +100,7 @@ type container struct {
 	info Containment
 	seq  atomic.Uint64 // numbers the attempts' cgroups
 	home string        // Freezer: the cgroup a thread returns to after a start
+	pool *cgroupPool   // Cgroup2, Freezer: empty cgroups for reuse
 	reap *reaper       // Subreaper
 }
 
@@ -360,9 +361,9 @@ func (c *container) cageName() string {
 func (c *container) open() (cage, error) {
 	switch c.info.Mechanism {
 	case Cgroup2:
-		return openCgroup2(filepath.Join(c.info.Path, c.cageName()))
+		return openCgroup2(filepath.Join(c.info.Path, c.cageName()), c.pool)
 	case Freezer:
-		return openFreezer(filepath.Join(c.info.Path, c.cageName()), c.home)
+		return openFreezer(filepath.Join(c.info.Path, c.cageName()), c.home, c.pool)
 	case Subreaper:
 		return c.reap.open(), nil
 	}

@@ -42,12 +42,17 @@ func testContainer(t testing.TB, m Mechanism) *container {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Skipf("%s: cannot make a cgroup: %v", m, err)
 		}
+		var c *container
 		t.Cleanup(func() {
+			if c != nil {
+				if err := c.pool.drain(); err != nil {
+					t.Errorf("drain the pool: %v", err)
+				}
+			}
 			if err := os.Remove(dir); err != nil {
 				t.Errorf("test cgroup not empty: %v", err)
 			}
 		})
-		var c *container
 		if m == Cgroup2 {
 			c, err = newCgroup2(dir)
 		} else {
@@ -398,7 +403,8 @@ func TestUnescapeMount(t *testing.T) {
 	}
 }
 
-// assertNoCages fails if an attempt's cgroup is left under ct's directory.
+// assertNoCages fails if an attempt's cgroup is left under ct's directory,
+// other than empty ones kept for reuse.
 func assertNoCages(t *testing.T, ct *container) {
 	t.Helper()
 	if ct.info.Path == "" {
@@ -408,9 +414,20 @@ func assertNoCages(t *testing.T, ct *container) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ct.pool.mu.Lock()
+	pooled := slices.Clone(ct.pool.free)
+	ct.pool.mu.Unlock()
 	for _, e := range entries {
-		if e.IsDir() {
+		dir := filepath.Join(ct.info.Path, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		if !slices.Contains(pooled, dir) {
 			t.Errorf("attempt cgroup %s left behind", e.Name())
+			continue
+		}
+		if pids, err := readPids(filepath.Join(dir, "cgroup.procs")); err != nil || len(pids) > 0 {
+			t.Errorf("pooled cgroup %s holds %v (%v)", e.Name(), pids, err)
 		}
 	}
 }
@@ -545,5 +562,50 @@ func TestTryCloneInto(t *testing.T) {
 		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "CLONE_INTO_CGROUP")) {
 			t.Errorf("tryCloneInto(%s) = %v, want ok %v", tc.dir, err, tc.ok)
 		}
+	}
+}
+
+// TestCgroupReuse checks that attempts reuse the empty cgroups of finished
+// ones, and only empty ones: one whose process is stuck is not reused.
+func TestCgroupReuse(t *testing.T) {
+	for _, m := range []Mechanism{Cgroup2, Freezer} {
+		t.Run(string(m), func(t *testing.T) {
+			ct := testContainer(t, m)
+			where := func() string {
+				var out syncBuffer
+				res := runIn(t.Context(), Command{Script: "cat /proc/self/cgroup", Env: testEnv, Stdout: &out}, ct)
+				if !res.OK() {
+					t.Fatalf("run: %+v", res)
+				}
+				for line := range strings.Lines(out.String()) {
+					f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+					if len(f) == 3 && ((m == Cgroup2 && f[0] == "0") || (m == Freezer && hasOption(f[1], "freezer"))) {
+						return f[2]
+					}
+				}
+				t.Fatalf("no cgroup in %q", out.String())
+				return ""
+			}
+			first, second := where(), where()
+			if first != second || !strings.Contains(first, "/tasuki-") {
+				t.Errorf("attempts ran in %s then %s, want the same attempt cgroup", first, second)
+			}
+			// An attempt that leaves a process behind has its cgroup
+			// killed; the next attempt runs (in a new cgroup v2: see
+			// cgroup2Cage.killed).
+			if res := runIn(t.Context(), Command{Script: "sleep 1012 &", Env: testEnv}, ct); !res.OK() {
+				t.Fatalf("run: %+v", res)
+			}
+			if third := where(); m == Cgroup2 && third == first {
+				t.Errorf("the next attempt reused the cgroup %s of a killed one", third)
+			}
+			ct.pool.mu.Lock()
+			n := len(ct.pool.free)
+			ct.pool.mu.Unlock()
+			if n != 1 {
+				t.Errorf("%d cgroups pooled, want 1", n)
+			}
+			assertNoCages(t, ct)
+		})
 	}
 }
