@@ -21,6 +21,9 @@ package main
 //     document ends. 127.0.0.1:8080 is replaced by a free port, which
 //     servers started without --addr listen on too ($TASUKI_ADDR), so
 //     documents run side by side and on machines where 8080 is taken.
+//     Likewise /tmp/tasuki-examples, where the examples write, becomes a
+//     directory of the document's own, in its commands and in its copy of
+//     examples/, so that documents running side by side share no files.
 //   - A block that cannot run here is tagged ```sh norun and listed in
 //     notRun below with the reason. A norun block missing from the list, or
 //     a listed block no longer marked, fails the test.
@@ -160,7 +163,11 @@ type docScript struct {
 	text    strings.Builder
 	servers int    // servers the script starts in the background
 	addr    string // replaces 127.0.0.1:8080
+	data    string // replaces /tmp/tasuki-examples
 }
+
+// examplesData is where the examples write their files.
+const examplesData = "/tmp/tasuki-examples"
 
 // serverFDs are the descriptors of the i-th server: the script gives the
 // server's stderr to w and reads "listening" (or nothing) on r.
@@ -202,6 +209,9 @@ func (s *docScript) build(doc string, blocks []block, total int) error {
 // line adds one line of an sh block, rewritten as the rules say.
 func (s *docScript) line(doc string, n int, line string, total int) {
 	line = strings.ReplaceAll(line, "127.0.0.1:8080", s.addr)
+	if s.data != "" {
+		line = strings.ReplaceAll(line, examplesData, s.data)
+	}
 	if m := serverLine.FindStringSubmatch(line); m != nil {
 		w, r := serverFDs(s.servers)
 		s.servers++
@@ -333,10 +343,11 @@ func runDoc(t *testing.T, bin, root, doc string, blocks []block, total int) {
 		t.Fatalf("%s starts %d servers; sh handles descriptors up to 9, so at most 3", doc, total)
 	}
 	work := t.TempDir()
-	if err := copyDir(filepath.Join(root, "examples"), filepath.Join(work, "examples")); err != nil {
+	data := filepath.Join(work, ".examples-data")
+	if err := copyDir(filepath.Join(root, "examples"), filepath.Join(work, "examples"), examplesData, data); err != nil {
 		t.Fatal(err)
 	}
-	s := &docScript{addr: freeAddr(t)}
+	s := &docScript{addr: freeAddr(t), data: data}
 	if err := s.build(doc, blocks, total); err != nil {
 		t.Fatal(err)
 	}
@@ -468,8 +479,10 @@ func freeAddr(t *testing.T) string {
 	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-// copyDir copies the regular files of a directory tree.
-func copyDir(src, dst string) error {
+// copyDir copies the regular files of a directory tree, with each old
+// text replaced by the new one after it (pairs).
+func copyDir(src, dst string, replace ...string) error {
+	r := strings.NewReplacer(replace...)
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -486,7 +499,7 @@ func copyDir(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(target, b, 0o644)
+		return os.WriteFile(target, []byte(r.Replace(string(b))), 0o644)
 	})
 }
 
