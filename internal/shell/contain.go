@@ -35,8 +35,10 @@ const (
 	Freezer Mechanism = "cgroup1-freezer"
 	// Subreaper makes tasuki a child subreaper (PR_SET_CHILD_SUBREAPER):
 	// orphans of an attempt become tasuki's children instead of init's,
-	// and those carrying the attempt's tag (AttemptTagEnv, in their
-	// environment) are ended with it.
+	// so every process the attempt started stays a descendant of tasuki.
+	// Those descending from the attempt's main process, or carrying its
+	// tag (AttemptTagEnv, in their environment), are ended with it. It
+	// costs a scan of /proc when an attempt ends.
 	Subreaper Mechanism = "subreaper"
 	// ProcessGroup only ends the attempt's process group. It is what is
 	// left when none of the others can be used.

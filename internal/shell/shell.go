@@ -143,9 +143,11 @@ var errTimedOut = errors.New("shell: attempt timed out")
 
 // Run starts the command, waits for it, and returns how it ended. It never
 // returns before the process has exited. If ctx is done or Timeout elapses,
-// the process group gets SIGTERM and, Grace later, SIGKILL; Run returns as
-// soon as the group is empty. When the main process exits on its own,
-// whatever it left running in its group is killed at once.
+// every process of the attempt (its process group, and those that left it
+// but not the attempt's cage: see CurrentContainment) gets SIGTERM and,
+// Grace later, SIGKILL; Run returns as soon as they are all gone. When the
+// main process exits on its own, whatever it left running is killed at
+// once.
 func Run(ctx context.Context, c Command) Result {
 	return runIn(ctx, c, processContainer())
 }
