@@ -347,6 +347,9 @@ func TestWrapOnATerminal(t *testing.T) {
 	if got := wrap("abcdefghij klm", 4); !slices.Equal(got, []string{"abcd", "efgh", "ij", "klm"}) {
 		t.Errorf("wrap of a long word = %q", got)
 	}
+	if got := wrap("exec: abcdefghijklmnopqrstuvwxyz0123456789", 20); !slices.Equal(got, []string{"exec: abcdefghijklmn", "opqrstuvwxyz01234567", "89"}) {
+		t.Errorf("a long word does not fill the line it starts on: %q", got)
+	}
 	if got := wrap("one two\nthree", 20); !slices.Equal(got, []string{"one two", "three"}) {
 		t.Errorf("wrap keeps line breaks: %q", got)
 	}

@@ -142,13 +142,21 @@ func wrap(s string, width int) []string {
 		line := ""
 		for _, word := range strings.Fields(para) {
 			for utf8.RuneCountInString(word) > width {
+				r := []rune(word)
 				if line != "" {
+					// Fill the rest of the line with the word's start,
+					// when there is room for a useful piece of it.
+					if room := width - utf8.RuneCountInString(line) - 1; room >= 8 {
+						line += " " + string(r[:room])
+						r = r[room:]
+					}
 					out = append(out, line)
 					line = ""
+				} else {
+					out = append(out, string(r[:width]))
+					r = r[width:]
 				}
-				r := []rune(word)
-				out = append(out, string(r[:width]))
-				word = string(r[width:])
+				word = string(r)
 			}
 			switch {
 			case line == "":
