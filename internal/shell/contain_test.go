@@ -63,14 +63,25 @@ func testContainer(t testing.TB, m Mechanism) *container {
 		}
 		return c
 	case Subreaper:
+		restoreSubreaper(t)
 		c, err := newSubreaper()
 		if err != nil {
 			t.Skipf("%s: %v", m, err)
 		}
-		t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 		return c
 	}
 	return &container{info: Containment{Mechanism: ProcessGroup}}
+}
+
+// restoreSubreaper puts the process's child-subreaper flag back as it is
+// now when the test ends: the tests' own Run may depend on it.
+func restoreSubreaper(t testing.TB) {
+	t.Helper()
+	var was int32
+	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&was)), 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, uintptr(was), 0, 0, 0) })
 }
 
 // escapee writes a script to dir that a task starts with `setsid sh FILE &`:
@@ -351,18 +362,18 @@ func TestProbe(t *testing.T) {
 		}
 	})
 	t.Run("none", func(t *testing.T) {
-		t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+		restoreSubreaper(t)
 		c := probe("none")
 		if c.info.Mechanism != Subreaper || c.info.Reason != CgroupRootEnv+"=none" {
 			t.Errorf("probe(none) = %v", c.info)
 		}
-		var on int
+		var on int32
 		if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&on)), 0, 0, 0); err != nil || on != 1 {
 			t.Errorf("not a subreaper: %d, %v", on, err)
 		}
 	})
 	t.Run("not a cgroup", func(t *testing.T) {
-		t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+		restoreSubreaper(t)
 		dir := t.TempDir()
 		c := probe(dir)
 		if c.info.Mechanism != Subreaper || !strings.Contains(c.info.Reason, CgroupRootEnv+"="+dir+": not a cgroup directory") {
