@@ -1,14 +1,3 @@
-// Package logs keeps the output of every task attempt, durably and in
-// order, so that it can be read while the task runs (a terminal following a
-// run, a browser over Server-Sent Events) and long after.
-//
-// A log is a sequence of lines `<RFC3339Nano UTC> <out|err> <text>`: each
-// line says when it was written and which stream it came from, and secrets
-// are masked before anything is stored. Lines of tasuki's own, where a log
-// that outgrew Files.Limit was cut, have the stream name `log`. Writer does the formatting and
-// masking; a Store decides where the bytes live. Files keeps one file per
-// attempt, which is all a single machine needs; with remote workers a
-// database-backed Store can serve every log from every server.
 package logs
 
 import (

@@ -1,0 +1,19 @@
+// Package store defines how tasuki keeps pipelines, runs, tasks, attempts and
+// the event timeline durably. One interface, one driver per database (SQLite in
+// internal/store/sqlite, PostgreSQL in internal/store/postgres), and one
+// conformance suite in internal/store/storetest that every driver must pass.
+//
+// Every state change is written together with the timeline records that
+// explain it, in one transaction (Apply), so a run's history is never missing
+// the reason for its state.
+//
+// For several servers sharing one database, the store also keeps the
+// leadership lease (AcquireLeadership; writes only the leader may make are
+// fenced with its term, ApplyFenced) and the hashes of remote workers'
+// tokens (CreateToken, TokenByHash).
+//
+// Times are stored in UTC and truncated to the microsecond (the precision of
+// PostgreSQL's timestamptz; SQLite keeps integer microseconds to match), so
+// every driver returns the same value. Reads return times in time.UTC; the
+// zero time.Time means "not set" and round-trips as the zero time.
+package store

@@ -1,0 +1,23 @@
+// Package storetest is the conformance suite every store.Store driver must
+// pass. Drivers call Run from their own tests against a real database (a
+// SQLite file, a PostgreSQL server), so the engine, scheduler and API can rely
+// on one behaviour whichever database is underneath.
+//
+// The suite pins down what the store.Store documentation promises: every field
+// round-trips (times in UTC, truncated to the microsecond; nil and non-nil
+// exit codes; JSON compared by value), Apply is all-or-nothing, lists are
+// ordered and paginated by cursor, missing rows are store.ErrNotFound, and
+// concurrent writers do not lose each other's changes. For the server (see
+// server.go): a reload never resets a schedule, a scheduled tick creates its
+// run exactly once however many writers race for it (ErrConflict for the
+// others, with nothing written), a backfill and its runs are written whole or
+// not at all, queue reads page in both directions, and pruning removes only
+// finished runs, with everything that hangs off them. For several servers
+// and remote workers (see scaleout.go): one leader at a time however many
+// race for the lease, a term that moves on exactly when the holder changes,
+// a deposed leader's fenced batch refused whole (store.ErrFenced), and worker
+// tokens found by hash only while they are valid. For values not every
+// database can hold as given (see text.go): free text stored with U+FFFD in
+// place of NUL bytes and invalid UTF-8, names that are not valid text and
+// JSON with \u0000 refused, alike in every driver.
+package storetest
