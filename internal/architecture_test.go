@@ -143,3 +143,62 @@ func packageRows(doc string) []string {
 	}
 	return rows
 }
+
+// TestPackageCommentsLiveInDocGo keeps every library package's comment in a
+// doc.go of its own, where a reader looks for it first, and nowhere else: a
+// second "// Package" comment in another file would be merged into the
+// package's documentation by go doc, in an order nobody chose.
+func TestPackageCommentsLiveInDocGo(t *testing.T) {
+	root := moduleRoot(t)
+	pkgs, err := packageDirs(root, "internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs {
+		dir := filepath.Join(root, filepath.FromSlash(p))
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		haveDoc := false
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := packageComment(string(src))
+			switch {
+			case name == "doc.go" && !has:
+				t.Errorf("%s/doc.go: no package comment (\"// Package %s ...\") above the package clause", p, filepath.Base(p))
+			case name == "doc.go":
+				haveDoc = true
+			case has:
+				t.Errorf("%s/%s: the package comment belongs in doc.go", p, name)
+			}
+		}
+		if !haveDoc {
+			t.Errorf("%s: no doc.go with the package comment", p)
+		}
+	}
+}
+
+// packageComment reports whether src has a "// Package" comment directly
+// above its package clause.
+func packageComment(src string) bool {
+	lines := strings.Split(src, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "package ") {
+			continue
+		}
+		j := i
+		for j > 0 && strings.HasPrefix(lines[j-1], "//") {
+			j--
+		}
+		return j < i && strings.HasPrefix(lines[j], "// Package ")
+	}
+	return false
+}

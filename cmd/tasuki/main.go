@@ -1,5 +1,7 @@
 // Command tasuki runs pipelines: one binary for validating pipeline files,
-// running them on this machine on an embedded store, and (later) serving them.
+// running them on this machine on an embedded store, serving them (schedules,
+// the JSON API) and working for a server as a remote worker. Everything lives in
+// internal/cli; this package only calls cli.Main.
 package main
 
 import (
