@@ -620,3 +620,38 @@ func TestCgroupReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestEscapeeWithoutEnvironmentEnds is an escapee that also clears its
+// environment (env -i), so the subreaper cannot read its tag: it is still
+// ended with the attempt, as the only attempt running.
+func TestEscapeeWithoutEnvironmentEnds(t *testing.T) {
+	for _, m := range mechanisms {
+		t.Run(string(m), func(t *testing.T) {
+			ct := testContainer(t, m)
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out syncBuffer
+			res := runIn(t.Context(), Command{
+				// The escapee reports its pid and holds nothing open.
+				Script: `setsid env -i /bin/sh -c 'echo $$ > "$0"; exec sleep 1012' "$DIR/fifo" </dev/null >/dev/null 2>&1 & read pid < "$DIR/fifo"; echo "$pid"`,
+				Env:    append(slices.Clip(testEnv), "DIR="+dir),
+				Stdout: &out,
+			}, ct)
+			pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+			if err != nil {
+				t.Fatalf("escapee pid %q: %v", out.String(), err)
+			}
+			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+			if !res.OK() {
+				t.Errorf("result %+v", res)
+			}
+			if alive(pid) {
+				t.Errorf("escapee %d with a cleared environment survived the attempt", pid)
+			}
+			assertNoCages(t, ct)
+		})
+	}
+}
