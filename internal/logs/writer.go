@@ -2,9 +2,11 @@ package logs
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -88,6 +90,13 @@ func (s *stream) Write(p []byte) (int, error) {
 	}
 	ts := w.stamp()
 	w.scratch = w.scratch[:0]
+	if len(s.pending) == 0 {
+		// Every line this write completes or starts lies within p.
+		w.masker.scan(p)
+	} else {
+		// A secret may straddle the pending piece and p.
+		w.masker.full()
+	}
 	for rest := p; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -191,6 +200,7 @@ func (w *Writer) Close() error {
 	w.closed = true
 	ts := w.stamp()
 	w.scratch = w.scratch[:0]
+	w.masker.full()
 	for _, s := range []*stream{&w.out, &w.err} {
 		if len(s.pending) > 0 {
 			s.pieces(ts, s.pending, true)
@@ -213,27 +223,93 @@ type masker struct {
 	secrets [][]byte // longest first, so the longest wins at a position
 	maxLen  int
 	next    []int // scratch for mask: next match of each secret
+	// active lists the secrets mask looks for (indexes into secrets): all
+	// of them, or those a write was found to hold (see scan).
+	active []int
+	all    []int
+	hits   []int // scratch for scan, which active may be
 }
 
 // newMasker prepares secrets for masking. Empty secrets are ignored. A
 // secret of several lines can never appear within one log line, so each of
-// its lines is masked on its own instead.
+// its lines is masked on its own instead. Each value is also masked in the
+// forms a task most often prints it in by accident or on purpose: base64
+// (standard and URL alphabets, at any alignment within longer base64 text,
+// as in an HTTP Basic authorization header) and URL-encoded (query and path
+// escaping).
 func newMasker(secrets []string) masker {
 	var m masker
+	add := func(part string) {
+		if part == "" || slices.ContainsFunc(m.secrets, func(b []byte) bool { return string(b) == part }) {
+			return
+		}
+		m.secrets = append(m.secrets, []byte(part))
+		m.maxLen = max(m.maxLen, len(part))
+	}
 	for _, s := range secrets {
 		for part := range strings.SplitSeq(s, "\n") {
 			part = strings.TrimSuffix(part, "\r")
-			if part == "" || slices.ContainsFunc(m.secrets, func(b []byte) bool { return string(b) == part }) {
-				continue
+			add(part)
+			for _, enc := range encodedForms(part) {
+				add(enc)
 			}
-			m.secrets = append(m.secrets, []byte(part))
-			m.maxLen = max(m.maxLen, len(part))
 		}
 	}
 	slices.SortStableFunc(m.secrets, func(a, b []byte) int { return len(b) - len(a) })
 	m.next = make([]int, len(m.secrets))
+	m.all = make([]int, len(m.secrets))
+	for i := range m.all {
+		m.all[i] = i
+	}
+	m.active = m.all
+	m.hits = make([]int, 0, len(m.all))
 	return m
 }
+
+// minEncoded is the shortest secret whose encoded forms are masked: the
+// base64 of a shorter value is a few characters that ordinary text is full
+// of, and masking them would garble logs without hiding anything.
+const minEncoded = 4
+
+// encodedForms are the base64 and URL-encoded forms of a secret that differ
+// from it. A value embedded in longer base64 text ("user:password" in a
+// Basic authorization header) is encoded differently depending on its
+// offset modulo 3, so for each of the three offsets the characters that
+// depend on the value alone are masked.
+func encodedForms(s string) []string {
+	if len(s) < minEncoded {
+		return nil
+	}
+	var forms []string
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		for k := range 3 {
+			full := enc.EncodeToString(append(make([]byte, k), s...))
+			first := (8*k + 5) / 6         // first character holding no bit of the prefix
+			last := (8 * (k + len(s))) / 6 // characters past it hold bits of what follows
+			if last > first {
+				forms = append(forms, full[first:last])
+			}
+		}
+	}
+	forms = append(forms, url.QueryEscape(s), url.PathEscape(s))
+	return slices.DeleteFunc(forms, func(f string) bool { return f == s })
+}
+
+// scan narrows the secrets mask looks for to those p holds, so that the
+// common write, holding none, is formatted without searching each of its
+// lines for each secret. It must only be used when every line masked next
+// lies within p.
+func (m *masker) scan(p []byte) {
+	m.active = m.hits[:0]
+	for _, k := range m.all {
+		if bytes.Contains(p, m.secrets[k]) {
+			m.active = append(m.active, k)
+		}
+	}
+}
+
+// full makes mask look for every secret again.
+func (m *masker) full() { m.active = m.all }
 
 // mask appends text to dst with secrets replaced, stopping at cut or at the
 // end of a secret that starts before cut; it returns how much of text it
@@ -241,16 +317,17 @@ func newMasker(secrets []string) masker {
 // like a left-to-right scan would; each secret is searched for at most once
 // per position, so the cost is linear in len(text) per secret.
 func (m *masker) mask(dst, text []byte, cut int) ([]byte, int) {
-	if len(m.secrets) == 0 {
+	if len(m.active) == 0 {
 		return append(dst, text[:cut]...), cut
 	}
-	for k, s := range m.secrets {
-		m.next[k] = bytes.Index(text, s)
+	for _, k := range m.active {
+		m.next[k] = bytes.Index(text, m.secrets[k])
 	}
 	i := 0
 	for {
 		best := -1
-		for k, s := range m.secrets {
+		for _, k := range m.active {
+			s := m.secrets[k]
 			if m.next[k] >= 0 && m.next[k] < i {
 				// Its match overlapped one already masked: look again.
 				if j := bytes.Index(text[i:], s); j >= 0 {

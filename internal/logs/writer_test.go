@@ -2,10 +2,12 @@ package logs
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -276,6 +278,57 @@ func TestWriterMasking(t *testing.T) {
 				t.Errorf("got %.200q\nwant %.200q", got, want)
 			}
 		})
+	}
+}
+
+// TestWriterMaskingEncoded: a secret printed base64-encoded (alone, or
+// inside longer base64 text at any offset, as in a Basic authorization
+// header) or URL-encoded is masked as the value itself is, also when the
+// encoded form arrives in two writes.
+func TestWriterMaskingEncoded(t *testing.T) {
+	const secret = "p@ss w/rd+€!"
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	tests := []struct {
+		name   string
+		chunks []string
+		leak   []string // what must not be in the log
+	}{
+		{"base64", []string{"token " + b64(secret) + "\n"}, []string{b64(secret)[:15]}},
+		{"base64 url alphabet", []string{base64.RawURLEncoding.EncodeToString([]byte(secret)) + "\n"}, []string{base64.RawURLEncoding.EncodeToString([]byte(secret))[:15]}},
+		{"basic auth offset 0", []string{"Authorization: Basic " + b64(secret+":x") + "\n"}, []string{b64(secret + ":x")[:15]}},
+		{"basic auth offset 1", []string{"Authorization: Basic " + b64("abc:"+secret) + "\n"}, []string{b64("abc:" + secret)[7:18]}},
+		{"basic auth offset 2", []string{"Authorization: Basic " + b64("a:"+secret) + "\n"}, []string{b64("a:" + secret)[4:15]}},
+		{"query escaped", []string{"GET /?pw=" + url.QueryEscape(secret) + "\n"}, []string{url.QueryEscape(secret)}},
+		{"path escaped", []string{"GET /" + url.PathEscape(secret) + "/x\n"}, []string{url.PathEscape(secret)}},
+		{"base64 in two writes", []string{"t " + b64(secret)[:7], b64(secret)[7:] + " end\n"}, []string{b64(secret)[:15]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, sink := newTestWriter(secret)
+			for _, c := range tt.chunks {
+				io.WriteString(w.Stdout(), c)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			log := sink.String()
+			for _, l := range tt.leak {
+				if strings.Contains(log, l) {
+					t.Errorf("log holds %q:\n%s", l, log)
+				}
+			}
+			if !strings.Contains(log, Mask) {
+				t.Errorf("nothing masked:\n%s", log)
+			}
+		})
+	}
+	// Short secrets are masked as they are, not in encoded forms that
+	// ordinary text is full of.
+	w, sink := newTestWriter("abc")
+	io.WriteString(w.Stdout(), "YWJj abc\n")
+	w.Close()
+	if got := lines(t, sink.String()); !equal(got, []string{"out YWJj ***"}) {
+		t.Errorf("short secret: got %q", got)
 	}
 }
 
