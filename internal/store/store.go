@@ -297,10 +297,50 @@ type Fence struct {
 // working tokens, and lookups are by hash.
 type Token struct {
 	ID         int64
-	Name       string // unique among tokens that are not revoked
+	Name       string // unique among tokens that are not revoked, of both kinds
+	Kind       TokenKind
+	Role       string // of an API token: "viewer", "operator" or "admin"; "" for a worker token
+	Namespace  string // of an API token: the namespace it is confined to; "" for all
 	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never; the caller refuses a token past it
 	RevokedAt  time.Time // zero while the token is valid
 	LastUsedAt time.Time // zero when never used (see TouchToken)
+}
+
+// TokenKind says what a token may be used for. The two kinds share one table
+// and one name space, so a name in the audit log is one credential; a worker
+// token cannot call the API and an API token cannot lease work.
+type TokenKind string
+
+// The kinds of token.
+const (
+	// TokenWorker authenticates a remote worker on the worker protocol.
+	TokenWorker TokenKind = "worker"
+	// TokenAPI authenticates a person or a script on the API, with a role.
+	TokenAPI TokenKind = "api"
+)
+
+// NewToken is what IssueToken stores besides the hash.
+type NewToken struct {
+	Name      string
+	Kind      TokenKind // "" is TokenWorker
+	Role      string    // required for TokenAPI, empty for TokenWorker
+	Namespace string
+	ExpiresAt time.Time // zero: never
+}
+
+// AuditEntry is one request that asked to change something: who (the
+// credential's name, "" when none was valid), from where, what, and how the
+// server answered.
+type AuditEntry struct {
+	ID     int64 // assigned by AppendAudit, increasing
+	At     time.Time
+	Actor  string
+	Remote string // the client's address as the server saw it
+	Method string
+	Route  string // the route pattern, e.g. "POST /api/v1/runs/{id}/cancel"
+	Target string // the ids the request named, e.g. "run=7 task=load"
+	Status int    // the HTTP status of the answer
 }
 
 // Store is the durable state of tasuki. Implementations are safe for
@@ -456,6 +496,11 @@ type Store interface {
 	// non-empty and never stored before (revoked tokens included): otherwise
 	// ErrConflict.
 	CreateToken(ctx context.Context, name string, hash []byte, now time.Time) (Token, error)
+	// IssueToken is CreateToken for a token of any kind: an API token
+	// carries a role (viewer, operator or admin) and may be confined to a
+	// namespace and given an expiry; a worker token has neither role nor
+	// namespace. Invalid combinations are errors (not ErrConflict).
+	IssueToken(ctx context.Context, nt NewToken, hash []byte, now time.Time) (Token, error)
 	// RevokeToken revokes the valid token called name at now (zero: the
 	// current time); ErrNotFound when there is none. A revoked token stays
 	// listed, and its name may be given to a new token.
@@ -472,6 +517,15 @@ type Store interface {
 	// an unknown id. It is a write: callers throttle it (at most once a
 	// minute per token, say), not call it on every request.
 	TouchToken(ctx context.Context, id int64, now time.Time) error
+
+	// AppendAudit adds an entry to the audit log (a zero At means the
+	// current time) and returns it with its ID. Text fields must be valid
+	// UTF-8 without NUL bytes.
+	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// ListAudit returns up to limit entries newest first, those with an ID
+	// below before (0: from the newest), so a page's last ID is the next
+	// page's before. limit <= 0 means 50.
+	ListAudit(ctx context.Context, before int64, limit int) ([]AuditEntry, error)
 
 	// Close releases the store.
 	Close() error

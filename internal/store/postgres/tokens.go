@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,35 +12,42 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
-// Worker tokens: the worker_tokens table of migration 0003. Only hashes of
+// Tokens: the worker_tokens table of migrations 0003 and 0004 (kinds). Only hashes of
 // the secrets are stored; the unique indexes on the hash and on the name of
 // valid tokens decide conflicts, also between servers.
 
-const tokenCols = `id, name, created_at, revoked_at, last_used_at`
+const tokenCols = `id, name, kind, role, namespace, created_at, expires_at, revoked_at, last_used_at`
 
 func scanToken(row pgx.Row) (store.Token, error) {
 	var tk store.Token
-	err := row.Scan(&tk.ID, &tk.Name, timeCol{&tk.CreatedAt}, timeCol{&tk.RevokedAt}, timeCol{&tk.LastUsedAt})
+	err := row.Scan(&tk.ID, &tk.Name, &tk.Kind, &tk.Role, &tk.Namespace, timeCol{&tk.CreatedAt}, timeCol{&tk.ExpiresAt},
+		timeCol{&tk.RevokedAt}, timeCol{&tk.LastUsedAt})
 	return tk, err
 }
 
-// CreateToken inserts a token; a unique index violation is ErrConflict.
+// CreateToken inserts a worker token; a unique index violation is ErrConflict.
 func (db *DB) CreateToken(ctx context.Context, name string, hash []byte, now time.Time) (store.Token, error) {
-	if name == "" {
-		return store.Token{}, errors.New("create token: empty name")
-	}
-	if err := store.CheckText("token name", name); err != nil {
+	return db.IssueToken(ctx, store.NewToken{Name: name, Kind: store.TokenWorker}, hash, now)
+}
+
+// IssueToken inserts a token of any kind; a unique index violation is
+// ErrConflict.
+func (db *DB) IssueToken(ctx context.Context, nt store.NewToken, hash []byte, now time.Time) (store.Token, error) {
+	nt, err := store.CheckNewToken(nt)
+	if err != nil {
 		return store.Token{}, fmt.Errorf("create token: %w", err)
 	}
+	name := nt.Name
 	if len(hash) == 0 {
 		return store.Token{}, fmt.Errorf("create token %q: empty hash", name)
 	}
 	if now.IsZero() {
 		now = time.Now()
 	}
-	tk := store.Token{Name: name, CreatedAt: store.NormTime(now)}
-	err := db.pool.QueryRow(ctx, `INSERT INTO worker_tokens (name, hash, created_at) VALUES ($1, $2, $3) RETURNING id`,
-		name, hash, tk.CreatedAt).Scan(&tk.ID)
+	tk := store.Token{Name: name, Kind: nt.Kind, Role: nt.Role, Namespace: nt.Namespace, ExpiresAt: nt.ExpiresAt, CreatedAt: store.NormTime(now)}
+	err = db.pool.QueryRow(ctx, `INSERT INTO worker_tokens (name, hash, created_at, kind, role, namespace, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		name, hash, tk.CreatedAt, string(tk.Kind), tk.Role, tk.Namespace, timeArg(tk.ExpiresAt)).Scan(&tk.ID)
 	switch {
 	case isConstraint(err, sqlstateUniqueViolation, "worker_tokens_by_hash"):
 		return store.Token{}, fmt.Errorf("create token %q: its hash is already stored: %w", name, store.ErrConflict)
@@ -116,4 +124,40 @@ func (db *DB) TouchToken(ctx context.Context, id int64, now time.Time) error {
 		return fmt.Errorf("touch token %d: %w", id, err)
 	}
 	return nil
+}
+
+// AppendAudit inserts an audit entry.
+func (db *DB) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
+	e, err := store.CheckAuditEntry(e)
+	if err != nil {
+		return store.AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
+	}
+	err = db.pool.QueryRow(ctx, `INSERT INTO audit_log (at, actor, remote, method, route, target, status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		e.At, e.Actor, e.Remote, e.Method, e.Route, e.Target, e.Status).Scan(&e.ID)
+	if err != nil {
+		return store.AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
+	}
+	return e, nil
+}
+
+// ListAudit reads a page of the audit log newest first, by the primary key.
+func (db *DB) ListAudit(ctx context.Context, before int64, limit int) ([]store.AuditEntry, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	rows, err := db.pool.Query(ctx, `SELECT id, at, actor, remote, method, route, target, status FROM audit_log
+		WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, store.AuditLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.AuditEntry, error) {
+		var e store.AuditEntry
+		err := row.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Remote, &e.Method, &e.Route, &e.Target, &e.Status)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	return out, nil
 }

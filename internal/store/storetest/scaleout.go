@@ -337,7 +337,7 @@ func testTokens(t *testing.T, s store.Store) {
 	if w1.ID == 0 {
 		t.Fatal("CreateToken returned ID 0")
 	}
-	check(t, "created token", w1, store.Token{ID: w1.ID, Name: "worker-1", CreatedAt: us(t0)})
+	check(t, "created token", w1, store.Token{ID: w1.ID, Name: "worker-1", Kind: store.TokenWorker, CreatedAt: us(t0)})
 	got, err := s.TokenByHash(ctx, h1)
 	if err != nil {
 		t.Fatalf("TokenByHash: %v", err)

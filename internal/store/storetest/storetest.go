@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ApplyFencedTakeover", testApplyFencedTakeover},
 		{"Tokens", testTokens},
 		{"ConcurrentTokens", testConcurrentTokens},
+		{"APITokens", testAPITokens},
+		{"Audit", testAudit},
 		{"FreeText", testFreeText},
 		{"BackfillActor", testBackfillActor},
 		{"RefusedText", testRefusedText},
