@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -45,6 +46,7 @@ func check(p *Pipeline, locs locations, file string) ErrorList {
 	c.params(p)
 	c.schedule(p)
 	c.env(p.Env, "env")
+	c.secrets(p.Env, p.SecretEnv, p.Secrets)
 	c.tasks(p)
 	return c.errs
 }
@@ -321,6 +323,49 @@ func (c *checker) env(m map[string]string, label string) {
 	}
 }
 
+// secrets checks the secrets of a pipeline or a task: the variables given
+// a secret's value ({secret: NAME} in env) and the secrets list, whose
+// names become variables in upper case. A variable is given one value: it
+// cannot be both in env and named by the list, or named twice by the list.
+func (c *checker) secrets(env, secretEnv map[string]string, list []string) {
+	c.env(secretEnv, "env")
+	sp := reflect.ValueOf(secretEnv).Pointer()
+	for _, k := range slices.Sorted(maps.Keys(secretEnv)) {
+		if _, dup := env[k]; dup {
+			c.errorf(c.locs[mapKeyAt{sp, k}].pos, "env: %s is given both a value and a secret", quoteShort(k))
+		}
+		if name := secretEnv[k]; !c.f.secretName.re.MatchString(name) {
+			c.errorf(c.locs[mapValueAt{sp, k}].pos, "env %q: secret: invalid secret name %s: expected %s", k, quoteShort(name), c.f.secretName.help)
+		}
+	}
+	seen := make(map[string]string, len(list))
+	for i, name := range list {
+		at, ok := c.at(&list[i])
+		if !ok {
+			continue
+		}
+		if !c.f.secretName.re.MatchString(name) {
+			c.errorf(at, "secrets: invalid secret name %s: expected %s", quoteShort(name), c.f.secretName.help)
+			continue
+		}
+		v := EnvSafe(name)
+		switch first, dup := seen[v]; {
+		case dup:
+			c.errorf(at, "secrets: %s and %s are both the variable %s", quoteShort(first), quoteShort(name), v)
+		case strings.HasPrefix(v, "TASUKI_"):
+			c.errorf(at, "secrets: %s would be the variable %s, and TASUKI_* is reserved: tasuki sets the TASUKI_* variables itself", quoteShort(name), v)
+		case hasKey(env, v) || hasKey(secretEnv, v):
+			c.errorf(at, "secrets: %s is the variable %s, which env also sets", quoteShort(name), v)
+		}
+		seen[v] = name
+	}
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
 // tasks checks ids, commands, retry policies and the dependency graph.
 func (c *checker) tasks(p *Pipeline) {
 	n := len(p.Tasks)
@@ -347,6 +392,7 @@ func (c *checker) tasks(p *Pipeline) {
 			c.errorf(at, "run: the program (the first element of the list) must not be empty")
 		}
 		c.env(t.Env, "env")
+		c.secrets(t.Env, t.SecretEnv, t.Secrets)
 		if r := t.Retry; r != nil && r.MaxBackoff < r.Backoff && r.MaxBackoff >= 0 &&
 			c.given(&r.Backoff, reflect.ValueOf(r.Backoff)) && c.given(&r.MaxBackoff, reflect.ValueOf(r.MaxBackoff)) {
 			at, _ := c.at(&r.MaxBackoff)

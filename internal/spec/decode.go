@@ -54,6 +54,10 @@ type mapKeyAt struct {
 	k string
 }
 
+// mapValueAt is the key of locations for the value of a key of a
+// map[string]string, where a message is about the value (a secret's name).
+type mapValueAt mapKeyAt
+
 func (l locations) at(addr any) (loc, bool) {
 	if l == nil {
 		return loc{}, false
@@ -155,6 +159,9 @@ type decoder struct {
 	anchors map[string]ast.Node
 	steps   int // nodes decoded so far, against budget
 	budget  int // bounds the work aliases can multiply (billion laughs)
+	// secretEnv, while an env map is decoded, is the map field its
+	// {secret: NAME} values go to; invalid otherwise.
+	secretEnv reflect.Value
 }
 
 func (d *decoder) errorf(p pos, format string, args ...any) {
@@ -661,7 +668,11 @@ func (d *decoder) object(n ast.Node, sh *shape, v reflect.Value, at pos, label s
 		if !top {
 			childLabel = label + "." + e.key
 		}
+		if fl.secretEnv >= 0 {
+			d.secretEnv = v.Field(fl.secretEnv)
+		}
 		d.value(e.value, fl.shape, fv, childLabel, false)
+		d.secretEnv = reflect.Value{}
 	}
 }
 
@@ -714,6 +725,8 @@ func (d *decoder) stringMap(n ast.Node, sh *shape, v reflect.Value, at pos, labe
 	mp := reflect.MakeMapWithSize(sh.goType, len(m.Values))
 	v.Set(mp)
 	ptr := mp.Pointer()
+	secrets := d.secretEnv
+	d.secretEnv = reflect.Value{} // not for maps nested in this one
 	for _, e := range d.entries(m, label) {
 		if !d.step(e.value) {
 			return
@@ -728,6 +741,9 @@ func (d *decoder) stringMap(n ast.Node, sh *shape, v reflect.Value, at pos, labe
 		if valNode == nil {
 			continue
 		}
+		if secrets.IsValid() && d.secretRef(valNode, secrets, e, label) {
+			continue
+		}
 		s, ok := scalarString(valNode, tag)
 		if !ok {
 			hint := ""
@@ -740,6 +756,39 @@ func (d *decoder) stringMap(n ast.Node, sh *shape, v reflect.Value, at pos, labe
 		}
 		mp.SetMapIndex(reflect.ValueOf(e.key).Convert(sh.goType.Key()), reflect.ValueOf(s).Convert(sh.goType.Elem()))
 	}
+}
+
+// secretRef decodes the value of an env variable if it is a mapping,
+// which must be {secret: NAME}, into secrets (the SecretEnv map beside the
+// env map), and reports whether it was a mapping.
+func (d *decoder) secretRef(n ast.Node, secrets reflect.Value, e entry, label string) bool {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		mv, isPair := n.(*ast.MappingValueNode)
+		if !isPair {
+			return false
+		}
+		m = &ast.MappingNode{Values: []*ast.MappingValueNode{mv}}
+	}
+	entries := d.entries(m, label+" "+quoteShort(e.key))
+	if len(entries) != 1 || entries[0].key != "secret" {
+		d.errorf(nodePos(n), "%s %q: expected a string, or {secret: NAME} for the value of a secret", label, e.key)
+		return true
+	}
+	valNode, tag := d.resolve(entries[0].value)
+	name, ok := scalarString(valNode, tag)
+	if valNode == nil || !ok {
+		d.errorf(nodePos(entries[0].value), "%s %q: secret: expected the name of a secret, got %s", label, e.key, describeNode(entries[0].value))
+		return true
+	}
+	if secrets.IsNil() {
+		secrets.Set(reflect.MakeMap(secrets.Type()))
+	}
+	sp := secrets.Pointer()
+	d.locs[mapKeyAt{sp, e.key}] = loc{pos: e.keyPos}
+	d.locs[mapValueAt{sp, e.key}] = loc{pos: nodePos(valNode)}
+	secrets.SetMapIndex(reflect.ValueOf(e.key), reflect.ValueOf(name))
+	return true
 }
 
 func (d *decoder) command(n ast.Node, tag string, sh *shape, v reflect.Value, at pos, label string) {

@@ -66,7 +66,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key from another tool", "name: x\ntasks:\n  - id: a\n    command: b\n",
 			[]string{`3:5: missing required key "run" in task "a"`, `4:5: unknown key "command" in task; did you mean "run"?`}},
 		{"unknown key without suggestion", "name: x\nzzz: 1\ntasks: [{id: a, run: b}]\n",
-			[]string{`2:1: unknown key "zzz" in pipeline; expected one of name, version, description, params, env, schedule, max_active_runs, tasks`}},
+			[]string{`2:1: unknown key "zzz" in pipeline; expected one of name, version, description, params, env, secrets, schedule, max_active_runs, tasks`}},
 		{"key at the wrong level", "name: x\ntasks:\n  - id: a\n    run: b\n    params: []\n",
 			[]string{`5:5: unknown key "params" in task; "params" is a key of the pipeline, not of a task`}},
 		{"unknown key in retry", "name: x\ntasks:\n  - id: a\n    run: b\n    retry: {attempts: 2, bakoff: 1s}\n",

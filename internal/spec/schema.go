@@ -55,9 +55,18 @@ func Schema() ([]byte, error) {
 		}},
 		jsonMember{"env", jsonObject{
 			{"type", "object"},
-			{"description", "Environment variables: names are letters, digits and '_', not starting with a digit; TASUKI_* is reserved."},
+			{"description", "Environment variables: names are letters, digits and '_', not starting with a digit; TASUKI_* is reserved. A value is a string, or {secret: NAME} for the value of a secret."},
 			{"propertyNames", jsonObject{{"pattern", envKeyPattern}, {"not", jsonObject{{"pattern", "^[Tt][Aa][Ss][Uu][Kk][Ii]_"}}}}},
-			{"additionalProperties", jsonObject{{"type", "string"}}},
+			{"additionalProperties", jsonObject{{"oneOf", []jsonObject{
+				{{"type", "string"}},
+				{
+					{"type", "object"},
+					{"description", "The value of a secret, looked up when an attempt starts and masked in logs."},
+					{"properties", jsonObject{{"secret", jsonObject{{"type", "string"}, {"pattern", SecretNamePattern}}}}},
+					{"required", []string{"secret"}},
+					{"additionalProperties", false},
+				},
+			}}}},
 		}},
 	)
 	doc = append(doc, jsonMember{"$defs", defs})

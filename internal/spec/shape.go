@@ -27,15 +27,15 @@ func reservedKeys() map[reflect.Type][]string {
 			"timezone", "catchup",
 			"sensors", "deadline", "datasets", "slo", "notify", "alerts",
 			"on_failure", "on_success", "labels", "tags", "owner", "defaults",
-			"secrets", "include", "pool", "priority", "queue",
+			"include", "pool", "priority", "queue",
 		},
 		reflect.TypeFor[Task](): {
 			"map", "cache", "kind",
 			"http", "sql", "pipeline", "sensor", "when", "if", "inputs", "outputs",
-			"artifacts", "deadline", "secrets", "resources", "concurrency",
+			"artifacts", "deadline", "resources", "concurrency",
 			"on_failure", "on_success", "trigger_rule",
 		},
-		reflect.TypeFor[Param](): {"choices", "secret", "min", "max", "pattern"},
+		reflect.TypeFor[Param](): {"choices", "min", "max", "pattern"},
 		reflect.TypeFor[Retry](): {"when", "on_exit_codes"},
 	}
 }
@@ -57,8 +57,16 @@ func namePatterns() map[string]*namePattern {
 	return map[string]*namePattern{
 		"name": mk(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, "letters, digits, '-', '_' and '.', starting with a letter, digit or '_'"),
 		"id":   mk(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`, "letters, digits, '-' and '_', starting with a letter, digit or '_'"),
+		// A secret's name in upper case is the variable it reaches a task in.
+		"secret": mk(SecretNamePattern, "letters, digits and '_', not starting with a digit"),
 	}
 }
+
+// SecretNamePattern is the syntax of a secret's name, wherever one is
+// given (pipelines, the secret store, secrets_dir files,
+// TASUKI_SECRET_<NAME> variables): its upper case is an environment
+// variable name.
+const SecretNamePattern = `^[A-Za-z_][A-Za-z0-9_]*$`
 
 // envKeyPattern is the syntax of keys of env maps: a portable environment
 // variable name.
@@ -110,7 +118,10 @@ type field struct {
 	min, max *float64
 	aka      []string
 	ptr      bool // the Go field is a pointer to the struct
-	shape    *shape
+	// secretEnv is the index of the Go field that receives the {secret:
+	// NAME} values of an env map (tag secretenv), or -1.
+	secretEnv int
+	shape     *shape
 }
 
 // format is the whole description, built once from the types.
@@ -120,6 +131,8 @@ type format struct {
 	duration reflect.Type
 	command  reflect.Type
 	envKey   *regexp.Regexp // envKeyPattern, compiled
+	// secretName is the syntax of secrets' names (the "secret" pattern).
+	secretName *namePattern
 }
 
 // theFormat is computed once; it is immutable afterwards, so sharing it is safe.
@@ -143,6 +156,7 @@ func buildFormat(root reflect.Type) (*format, error) {
 		return nil, fmt.Errorf("describing the pipeline format: %w", err)
 	}
 	b.f.root = sh
+	b.f.secretName = b.patterns["secret"]
 	return b.f, nil
 }
 
@@ -205,7 +219,14 @@ func (b *formatBuilder) object(t reflect.Type) (*shape, error) {
 			return nil, fmt.Errorf("field %s.%s has no yaml tag", t.Name(), sf.Name)
 		}
 		key, _, _ := strings.Cut(tag, ",")
-		fl := &field{key: key, index: i, ord: len(sh.fields), doc: sf.Tag.Get("doc"), required: sf.Tag.Get("required") == "true"}
+		fl := &field{key: key, index: i, ord: len(sh.fields), doc: sf.Tag.Get("doc"), required: sf.Tag.Get("required") == "true", secretEnv: -1}
+		if name := sf.Tag.Get("secretenv"); name != "" {
+			target, ok := t.FieldByName(name)
+			if !ok || target.Type != sf.Type || target.Type.Kind() != reflect.Map {
+				return nil, fmt.Errorf("field %s.%s: secretenv names %q, which is not a field of its type", t.Name(), sf.Name, name)
+			}
+			fl.secretEnv = target.Index[0]
+		}
 		if e := sf.Tag.Get("enum"); e != "" {
 			fl.enum = strings.Split(e, ",")
 		}

@@ -18,8 +18,15 @@ type Pipeline struct {
 	Version     int               `yaml:"version,omitempty" doc:"Format version of the file. Only 1 exists; leaving it out means 1." enum:"1"`
 	Description string            `yaml:"description,omitempty" doc:"Free text shown in listings and the UI."`
 	Params      []Param           `yaml:"params,omitempty" doc:"Parameters a run accepts. They reach commands as environment variables TASUKI_PARAM_<NAME>, never spliced into shell text." aka:"parameters,args,arguments"`
-	Env         map[string]string `yaml:"env,omitempty" doc:"Environment variables given to every task of the pipeline. Names are letters, digits and '_' not starting with a digit; TASUKI_* is reserved." aka:"environment,vars,variables"`
-	Schedule    *Schedule         `yaml:"schedule,omitempty" doc:"When 'tasuki server' starts runs of this pipeline by itself. Without it, runs start only by hand or by API." aka:"cron,trigger,triggers,schedule_interval"`
+	Env         map[string]string `yaml:"env,omitempty" doc:"Environment variables given to every task of the pipeline. Names are letters, digits and '_' not starting with a digit; TASUKI_* is reserved. A value is a string, or {secret: NAME} for the value of a secret." aka:"environment,vars,variables" secretenv:"SecretEnv"`
+	// SecretEnv are the variables of env whose value is a secret
+	// ({secret: NAME} in the file): variable name to secret name. They are
+	// kept apart from Env so that nothing that shows or stores a pipeline's
+	// variables can hold a secret's value: it is looked up only when an
+	// attempt starts.
+	SecretEnv map[string]string `yaml:"-"`
+	Secrets   []string          `yaml:"secrets,omitempty" doc:"Secrets every task of the pipeline receives, each as an environment variable of its name in upper case (warehouse_password: WAREHOUSE_PASSWORD). Secrets come from the server's secret store, its secrets_dir or its TASUKI_SECRET_<NAME> variables; their values are masked in logs." pattern:"secret" aka:"credentials,secret"`
+	Schedule  *Schedule         `yaml:"schedule,omitempty" doc:"When 'tasuki server' starts runs of this pipeline by itself. Without it, runs start only by hand or by API." aka:"cron,trigger,triggers,schedule_interval"`
 	// MaxActiveRuns bounds the runs of this pipeline that are queued for
 	// execution at once; 0 means no limit.
 	MaxActiveRuns int    `yaml:"max_active_runs,omitempty" doc:"Most runs of this pipeline executing at once; further runs wait, queued, in order. 0 or absent means no limit." min:"0" aka:"max_runs,concurrency"`
@@ -64,6 +71,7 @@ type Param struct {
 	Default     any    `yaml:"default,omitempty" doc:"Value used when a run does not give one. Must match the type; a string is read the way a value given on the command line is."`
 	Required    bool   `yaml:"required,omitempty" doc:"A run without a value (and no default) is refused."`
 	Description string `yaml:"description,omitempty" doc:"Shown in the UI and in 'tasuki trigger --help'."`
+	Secret      bool   `yaml:"secret,omitempty" doc:"The value is a secret: it is masked in logs like a secret, and shown as *** by the API and 'tasuki status'." aka:"sensitive,masked"`
 }
 
 // EnvName is the environment variable that carries the parameter to commands.
@@ -89,16 +97,20 @@ func EnvSafe(name string) string {
 // http, sql and pipeline tasks, and the reserved keys (map, cache, pool,
 // priority, labels) are parsed by later versions without changing this shape.
 type Task struct {
-	ID       string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
-	Run      Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true" aka:"command,cmd,script,shell,exec"`
-	Needs    []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
-	Retry    *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
-	Timeout  Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
-	Env      map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's." aka:"environment,vars,variables"`
-	Pool     string            `yaml:"pool,omitempty" doc:"Named pool of execution slots the task draws from (pools are configured on the server, e.g. a 'warehouse' pool of 4). Absent: only the executor's parallelism applies." pattern:"id" aka:"pools,slot,queue_pool"`
-	Labels   []string          `yaml:"labels,omitempty" doc:"Labels a worker must all have to run the task (for example [gpu] or [spot]); workers declare theirs with 'tasuki worker --labels'. Absent: any worker." pattern:"id" aka:"tags,worker_labels,node_selector,queue"`
-	Priority int               `yaml:"priority,omitempty" doc:"Tasks with a higher priority get free slots first (across all runs); equal priorities go in the order they became ready. Default 0; may be negative." aka:"weight,priority_weight"`
-	Workdir  string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
+	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
+	Run     Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true" aka:"command,cmd,script,shell,exec"`
+	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
+	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
+	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
+	Env     map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's. A value is a string, or {secret: NAME} for the value of a secret." aka:"environment,vars,variables" secretenv:"SecretEnv"`
+	// SecretEnv are the task's variables whose value is a secret, like
+	// Pipeline.SecretEnv.
+	SecretEnv map[string]string `yaml:"-"`
+	Secrets   []string          `yaml:"secrets,omitempty" doc:"Secrets this task receives besides the pipeline's, each as an environment variable of its name in upper case." pattern:"secret" aka:"credentials,secret"`
+	Pool      string            `yaml:"pool,omitempty" doc:"Named pool of execution slots the task draws from (pools are configured on the server, e.g. a 'warehouse' pool of 4). Absent: only the executor's parallelism applies." pattern:"id" aka:"pools,slot,queue_pool"`
+	Labels    []string          `yaml:"labels,omitempty" doc:"Labels a worker must all have to run the task (for example [gpu] or [spot]); workers declare theirs with 'tasuki worker --labels'. Absent: any worker." pattern:"id" aka:"tags,worker_labels,node_selector,queue"`
+	Priority  int               `yaml:"priority,omitempty" doc:"Tasks with a higher priority get free slots first (across all runs); equal priorities go in the order they became ready. Default 0; may be negative." aka:"weight,priority_weight"`
+	Workdir   string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
 }
 
 // Kind names the kind of work a task does. Format v1 has only "shell".
