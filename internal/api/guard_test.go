@@ -330,3 +330,13 @@ func TestGuardHeadersThroughProxy(t *testing.T) {
 	}
 	checkSecurityHeaders(t, resp)
 }
+
+// TestGuardCodeDocumented checks that the OpenAPI document lists the error
+// code the guard adds.
+func TestGuardCodeDocumented(t *testing.T) {
+	rec := httptest.NewRecorder()
+	newEnv(t).handler.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
+	if !strings.Contains(rec.Body.String(), `"`+api.CodeUnsupportedMediaType+`"`) {
+		t.Errorf("openapi.json does not list the error code %s", api.CodeUnsupportedMediaType)
+	}
+}
