@@ -346,6 +346,9 @@ type AuditEntry struct {
 // Store is the durable state of tasuki. Implementations are safe for
 // concurrent use.
 type Store interface {
+	// Secrets keeps the sealed secrets of the secret store.
+	Secrets
+
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.
 	PutPipelineVersion(ctx context.Context, v PipelineVersion) (PipelineVersion, error)

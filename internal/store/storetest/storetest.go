@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentTokens", testConcurrentTokens},
 		{"APITokens", testAPITokens},
 		{"Audit", testAudit},
+		{"Secrets", testSecrets},
+		{"ConcurrentSecrets", testConcurrentSecrets},
 		{"FreeText", testFreeText},
 		{"BackfillActor", testBackfillActor},
 		{"RefusedText", testRefusedText},
