@@ -22,9 +22,10 @@ type CertFiles struct {
 	certFile, keyFile string
 	log               *slog.Logger
 
-	mu    sync.Mutex
-	cur   *tls.Certificate
-	stamp [2]fileStamp // of certFile and keyFile when cur was read
+	mu     sync.Mutex
+	cur    *tls.Certificate
+	stamp  [2]fileStamp // of certFile and keyFile when cur was read
+	failed [2]fileStamp // of the files when they last failed to load
 }
 
 // fileStamp tells whether a file changed: a rename puts another inode in
@@ -71,8 +72,8 @@ func (c *CertFiles) Certificate() (*tls.Certificate, error) {
 	if now[0], err = stampOf(c.certFile); err == nil {
 		now[1], err = stampOf(c.keyFile)
 	}
-	if err == nil && c.cur != nil && now == c.stamp {
-		return c.cur, nil
+	if err == nil && c.cur != nil && (now == c.stamp || now == c.failed) {
+		return c.cur, nil // unchanged, or the same broken files as before
 	}
 	if err == nil {
 		var cert tls.Certificate
@@ -89,7 +90,8 @@ func (c *CertFiles) Certificate() (*tls.Certificate, error) {
 		return nil, err
 	}
 	// Halfway through a replacement the two files may not match yet: keep
-	// serving the previous pair and try again at the next handshake.
+	// serving the previous pair and try again once a file changes again.
+	c.failed = now
 	c.log.Warn("TLS certificate changed but does not load; still using the previous one", "err", err)
 	return c.cur, nil
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/user"
 	"strconv"
@@ -36,6 +35,7 @@ const completeTimeout = 3 * time.Second
 func (a *app) addServerFlag(root *cobra.Command) {
 	root.PersistentFlags().String("server", "",
 		"URL of a tasuki server to talk to, for example http://127.0.0.1:8080 (default $"+serverEnv+")")
+	addCAFlag(root)
 }
 
 // serverURL is the server a command should talk to: --server, else
@@ -55,7 +55,11 @@ func (a *app) remote(cmd *cobra.Command) (*api.Client, error) {
 	if u == "" {
 		return nil, nil
 	}
-	c, err := api.NewClient(u, &http.Client{})
+	hc, err := a.httpClient(cmd)
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.NewClient(u, hc)
 	if err != nil {
 		return nil, usageErr("--server: %v", err)
 	}

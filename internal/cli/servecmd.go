@@ -23,6 +23,7 @@ func (a *app) serveCmd() *cobra.Command {
 			workers, parallel                                    int
 			pools, labels                                        []string
 		}
+		network networkFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -101,6 +102,7 @@ grace period, and what is left resumes at the next start.`,
 				}
 				cfg.Pools = pools
 			}
+			network.apply(cmd, &cfg)
 			opts := server.Options{Logger: slog.New(slog.NewTextHandler(a.io.Err, nil))}
 			if spec := os.Getenv("TASUKI_TEST_CLOCK"); spec != "" {
 				now, err := acceleratedClock(spec)
@@ -122,7 +124,7 @@ grace period, and what is left resumes at the next start.`,
 			if err := srv.Listen(); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.io.Err, "tasuki server listening on http://%s (pipelines: %s, data: %s)\n", srv.Addr(), cfg.Pipelines, cfg.Home)
+			fmt.Fprintf(a.io.Err, "tasuki server listening on %s (pipelines: %s, data: %s)\n", srv.URL(), cfg.Pipelines, cfg.Home)
 			return srv.Run(cmd.Context())
 		},
 	}
@@ -137,6 +139,7 @@ grace period, and what is left resumes at the next start.`,
 	f.StringArrayVar(&flags.pools, "pool", nil, "a pool of task slots as name=slots (repeatable)")
 	f.StringVar(&flags.timezone, "timezone", "", "IANA time zone of schedules that name none (default UTC)")
 	f.StringVar(&flags.retention, "retention", "", "keep finished runs this long, e.g. 90d (default 90d; 0 keeps all)")
+	network.register(cmd)
 	f.StringVar(&flags.drainGrace, "drain-grace", "", "on shutdown, how long running attempts get before they are handed back (default 30s)")
 	return cmd
 }

@@ -116,6 +116,7 @@ runs those attempts again elsewhere.`,
 	f.DurationVar(&killGrace, "kill-grace", shell.DefaultGrace, "time between SIGTERM and SIGKILL when an attempt's process group is ended")
 	f.StringVar(&dir, "dir", "", "directory that relative task working directories are resolved against (default: the current directory)")
 	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
+	addClientCertFlags(cmd)
 	return cmd
 }
 

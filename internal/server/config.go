@@ -69,6 +69,33 @@ type Config struct {
 	// "none"; 0 is logs.DefaultLimit): past it, the first and last parts
 	// are kept with a line saying what was dropped (logs.Files.Limit).
 	LogLimit logs.Size `yaml:"log_limit"`
+
+	// Network and browser security (transport.go, docs/security.md).
+
+	// TLSCert and TLSKey are PEM files of the server's certificate and key;
+	// both or neither. Either file changing is picked up at the next
+	// connection.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// ClientCA is a PEM file of the CAs whose client certificates workers
+	// must present (mutual TLS); needs TLS.
+	ClientCA string `yaml:"client_ca"`
+	// ClientAuth says which routes need a client certificate when ClientCA
+	// is set: "workers" (the worker protocol; the default) or "all".
+	ClientAuth string `yaml:"client_auth"`
+	// CA is a PEM file of the CAs this server trusts when it forwards to
+	// the leader over TLS (default: the system's).
+	CA string `yaml:"ca"`
+	// AllowedHosts are the host names requests may be sent to besides
+	// localhost and IP addresses (NAME or NAME:PORT): the names people and
+	// workers use for this server. Other names are refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// CORSOrigins are the web origins allowed to call the API from a
+	// browser (https://ui.example.com); none by default.
+	CORSOrigins []string `yaml:"cors_origins"`
+	// InsecureNetwork allows listening on a non-loopback address without
+	// TLS, where tokens and logs cross the network in clear.
+	InsecureNetwork bool `yaml:"insecure_network"`
 }
 
 // Duration is a time.Duration in configuration: Go syntax ("90s", "1h30m")
@@ -145,7 +172,10 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_LABELS ("gpu,spot"), TASUKI_LEASE_TIMEOUT, TASUKI_LEADER_TTL,
 // TASUKI_ADVERTISE, TASUKI_PIPELINES, TASUKI_WORKERS,
 // TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
-// TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL.
+// TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL,
+// TASUKI_TLS_CERT, TASUKI_TLS_KEY, TASUKI_CLIENT_CA, TASUKI_CLIENT_AUTH,
+// TASUKI_CA, TASUKI_ALLOWED_HOSTS and TASUKI_CORS_ORIGINS (comma-separated),
+// TASUKI_INSECURE_NETWORK (true or false).
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	var errs []error
 	str := func(key string, dst *string) {
@@ -202,6 +232,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
+	applyTransportEnv(c, lookup, &errs)
 	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
 		n, err := logs.ParseSize(v)
 		if err != nil {
@@ -262,6 +293,7 @@ func (c *Config) Validate() error {
 	if c.DB != "" && !isPostgresURL(c.DB) {
 		errs = append(errs, fmt.Errorf("db %q: expected a PostgreSQL URL (postgres://user@host:5432/db), or nothing for the embedded store", redactURL(c.DB)))
 	}
+	errs = append(errs, c.validateTransport()...)
 	if c.ReloadInterval <= 0 || c.TickInterval <= 0 {
 		errs = append(errs, errors.New("reload_interval and tick_interval must be positive"))
 	}

@@ -41,6 +41,9 @@ type elector struct {
 
 	proxyMu sync.Mutex
 	proxies map[string]*httputil.ReverseProxy
+	// transport reaches the leader (TLS trust, client certificate); nil
+	// is http.DefaultTransport.
+	transport http.RoundTripper
 }
 
 func newElector(address string, ttl time.Duration) *elector {
@@ -218,6 +221,7 @@ func (e *elector) proxy(addr string) *httputil.ReverseProxy {
 	}
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.FlushInterval = -1 // log follows are streams
+	p.Transport = e.transport
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		writeUnavailable(w, "the leader at "+addr+" did not answer; try again")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ type Server struct {
 	// is and always leads.
 	elector *elector
 	ln      net.Listener
+	net     *transport // TLS, and what api.Guard allows
 
 	wake     chan struct{} // asks the scheduler loop for a pass now
 	ready    atomic.Bool
@@ -69,6 +71,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Notice is where a new server prints its first admin token, once
+	// (default os.Stderr); see ensureAdminToken.
+	Notice io.Writer
 }
 
 // New opens the data directory and prepares a server; Run starts it.
@@ -92,12 +97,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if fi, err := os.Stat(cfg.Pipelines); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("pipelines directory %q: not a directory (create it, or pass --pipelines DIR)", cfg.Pipelines)
 	}
+	tr, err := newTransport(cfg, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st,
+		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr,
 		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
 		executing: map[int64]execInfo{},
@@ -133,6 +142,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.logs.Ended = runner.AttemptEnded(st)
 	s.reg = NewRegistry(cfg.Pipelines, opts.Logger, s.checkPipeline)
+	if opts.Notice == nil {
+		opts.Notice = os.Stderr
+	}
+	if err := s.ensureAdminToken(ctx, opts.Notice); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -186,6 +202,9 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	if ln, err = s.net.wrap(ln); err != nil {
+		return err
+	}
 	s.ln = ln
 	return nil
 }
@@ -203,9 +222,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.DB != "" {
 		addr := s.cfg.Advertise
 		if addr == "" {
-			addr = "http://" + s.Addr()
+			addr = s.URL()
 		}
 		s.elector = newElector(addr, s.cfg.LeaderTTL.D())
+		tr, err := s.net.forwardTransport()
+		if err != nil {
+			return err
+		}
+		s.elector.transport = tr
 		s.runner.Store = fencedStore{Store: s.store, e: s.elector}
 	}
 	// Start-up finishes even if a signal arrives meanwhile: what it starts
@@ -227,10 +251,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() { stopBroker(); <-localDone }()
 
-	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}))
+	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithAuditLog(auditLog{s}))
 	if s.elector != nil {
 		handler = s.forward(handler)
 	}
+	handler = api.Guard(handler, s.net.guardOptions())
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
