@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -32,24 +30,12 @@ func TestTriggerParamSizeLimit(t *testing.T) {
 		t.Errorf("run at the limit ended %s, want succeeded", r.State)
 	}
 
-	body, err := json.Marshal(map[string]any{"params": map[string]string{"note": strings.Repeat("x", spec.MaxParamValue+1)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(s.url+api.Prefix+"/pipelines/big/runs", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var eb api.ErrorBody
-	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
-		t.Fatalf("decode the answer: %v", err)
-	}
-	if resp.StatusCode != http.StatusBadRequest || eb.Error.Code != api.CodeInvalidParams ||
-		!strings.Contains(eb.Error.Message, `param "note"`) || !strings.Contains(eb.Error.Message, "64 KiB") {
-		t.Errorf("status %d, error %+v; want 400 invalid_params naming the param and the limit", resp.StatusCode, eb.Error)
-	}
 	var e *api.Error
+	_, err = s.c.Trigger(ctx, "big", map[string]string{"note": strings.Repeat("x", spec.MaxParamValue+1)}, "test")
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Code != api.CodeInvalidParams ||
+		!strings.Contains(e.Message, `param "note"`) || !strings.Contains(e.Message, "64 KiB") {
+		t.Errorf("trigger one byte over: %#v; want 400 invalid_params naming the param and the limit", err)
+	}
 	if _, err := s.c.Trigger(ctx, "big", map[string]string{"note": strings.Repeat("y", 300<<10)}, "test"); !errors.As(err, &e) || e.Code != api.CodeInvalidParams {
 		t.Errorf("trigger with 300 KiB: %v, want invalid_params", err)
 	}
