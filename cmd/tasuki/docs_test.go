@@ -62,6 +62,10 @@ var notRun = []struct{ doc, first, why string }{
 		"a line of a task's command: $TASUKI_RESULT exists only inside a task"},
 	{"docs/workers.md", "# on the server's host: a token for the workers (printed once)",
 		"spans two machines, and its token is a placeholder to fill in"},
+	{"docs/workers.md", "# on a worker machine, against a server with TLS from a private CA and client_ca set",
+		"spans two machines, with certificates in /etc/tasuki and a token to fill in"},
+	{"docs/server.md", "tasuki server --addr 0.0.0.0:8443 --tls-cert /etc/tasuki/server.pem --tls-key /etc/tasuki/server-key.pem --allowed-hosts tasuki.internal",
+		"listens on every interface with certificates from /etc/tasuki (docs/security.md runs the same with certificates it makes)"},
 	{"examples/README.md", "go build -o tasuki ./cmd/tasuki     # or use an installed tasuki",
 		"builds from the repository's source; the test builds the same binary itself and puts it on PATH"},
 }
