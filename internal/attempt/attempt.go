@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -101,7 +102,109 @@ type Spec struct {
 	Needs map[string]json.RawMessage `json:"needs,omitempty"`
 	// Timeout bounds the attempt's wall-clock time; 0 means none.
 	Timeout Duration `json:"timeout,omitempty"`
+	// Secrets are the attempt's variables whose values are secrets, by
+	// variable name; they override Env. The runner looks them up when it
+	// describes the attempt; they live in memory and in the lease a
+	// remote worker receives, and nowhere else: nothing stores a Spec, and
+	// SecretEnv formats as a count, never as values.
+	Secrets SecretEnv `json:"secrets,omitempty"`
+	// Mask are further values the attempt's log masks: those of the
+	// parameters declared secret (which are in Env).
+	Mask []string `json:"mask,omitempty"`
 }
+
+// MaskValues are the values the attempt's log must mask: every secret's
+// and Mask.
+func (s *Spec) MaskValues() []string {
+	if len(s.Secrets)+len(s.Mask) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(s.Secrets)+len(s.Mask))
+	for _, k := range slices.Sorted(maps.Keys(s.Secrets)) {
+		out = append(out, s.Secrets[k])
+	}
+	return append(out, s.Mask...)
+}
+
+// Redact replaces the values MaskValues names with "***" in what an
+// attempt reports: its message and its result, which are stored and shown
+// like its log. A result holding one is decoded and its strings (and a
+// number equal to one) replaced, so it stays valid JSON.
+func (s *Spec) Redact(res Result) Result {
+	values := s.MaskValues()
+	if len(values) == 0 {
+		return res
+	}
+	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) }) // the longest first
+	values = slices.DeleteFunc(values, func(v string) bool { return v == "" })
+	redact := func(text string) string {
+		for _, v := range values {
+			text = strings.ReplaceAll(text, v, redacted)
+		}
+		return text
+	}
+	res.Message = redact(res.Message)
+	if len(res.Result) > 0 && slices.ContainsFunc(values, func(v string) bool { return strings.Contains(string(res.Result), v) }) {
+		dec := json.NewDecoder(strings.NewReader(string(res.Result)))
+		dec.UseNumber()
+		var v any
+		if dec.Decode(&v) == nil {
+			if out, err := json.Marshal(redactJSON(v, redact)); err == nil {
+				res.Result = out
+			}
+		}
+	}
+	return res
+}
+
+// redacted replaces a secret in what an attempt reports, as logs.Mask does
+// in its log.
+const redacted = "***"
+
+// redactJSON applies redact to every string (keys included) and every
+// number of a decoded JSON value.
+func redactJSON(v any, redact func(string) string) any {
+	switch x := v.(type) {
+	case string:
+		return redact(x)
+	case json.Number:
+		if r := redact(x.String()); r != x.String() {
+			return r
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = redactJSON(x[i], redact)
+		}
+		return x
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[redact(k)] = redactJSON(e, redact)
+		}
+		return out
+	}
+	return v
+}
+
+// SecretEnv maps variable names to secret values. It formats (with %v,
+// %+v, %s, %#v and in slog) as the number of variables, so a Spec that
+// ends up in a message or a log line does not carry the values with it.
+type SecretEnv map[string]string
+
+// String says how many secret variables there are, never their values.
+func (e SecretEnv) String() string { return fmt.Sprintf("[%d secret variables]", len(e)) }
+
+// GoString is String, for %#v.
+func (e SecretEnv) GoString() string { return e.String() }
+
+// LogValue is String, for log/slog.
+func (e SecretEnv) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// SecretEnvPrefix starts the executor's own variables that hold secrets
+// or the secret key (TASUKI_SECRET_*, see internal/secret); they are never
+// passed on to an attempt.
+const SecretEnvPrefix = "TASUKI_SECRET_"
 
 // Result is how an attempt ended, as its kind (or the executor that could
 // not run it) reports it.
@@ -160,17 +263,24 @@ func (h *Host) WorkingDir(s *Spec) string {
 }
 
 // Environment is the attempt's full environment on this host: the
-// executor's own, the attempt's variables (sorted, so it is the same each
+// executor's own (less its TASUKI_SECRET_* variables), the attempt's
+// variables and then its secrets (each sorted, so it is the same each
 // time), then the files of this machine: the needs' results and where to
 // write the attempt's result. Later entries win.
 func (h *Host) Environment(s *Spec) []string {
-	env := make([]string, 0, len(h.Environ)+len(s.Env)+len(h.NeedFiles)+1)
-	env = append(env, h.Environ...)
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
-			continue
+	env := make([]string, 0, len(h.Environ)+len(s.Env)+len(s.Secrets)+len(h.NeedFiles)+1)
+	for _, kv := range h.Environ {
+		if !strings.HasPrefix(kv, SecretEnvPrefix) {
+			env = append(env, kv)
 		}
-		env = append(env, k+"="+s.Env[k])
+	}
+	for _, vars := range []map[string]string{s.Env, s.Secrets} {
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
+			if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
+				continue
+			}
+			env = append(env, k+"="+vars[k])
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(h.NeedFiles)) {
 		env = append(env, needEnvPrefix+spec.EnvSafe(id)+"="+h.NeedFiles[id])

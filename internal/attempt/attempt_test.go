@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,5 +224,74 @@ func TestDurationJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &d); err == nil {
 			t.Errorf("unmarshal %s: no error", bad)
 		}
+	}
+}
+
+// TestHostEnvironmentSecrets: an attempt's secrets are variables that
+// override its env, and the executor's own TASUKI_SECRET_* variables (its
+// secrets and the secret key) never reach the attempt.
+func TestHostEnvironmentSecrets(t *testing.T) {
+	h := &Host{Environ: []string{"PATH=/bin", "TASUKI_SECRET_KEY=k", "TASUKI_SECRET_DB=v", "HOME=/h"}}
+	s := &Spec{Env: map[string]string{"PGPASSWORD": "plain", "A": "1"}, Secrets: SecretEnv{"PGPASSWORD": "hunter2", "TOKEN": "t0k"}}
+	got := strings.Join(h.Environment(s), " ")
+	want := "PATH=/bin HOME=/h A=1 PGPASSWORD=plain PGPASSWORD=hunter2 TOKEN=t0k"
+	if got != want {
+		t.Errorf("environment\n got %s\nwant %s", got, want)
+	}
+	if mv := s.MaskValues(); len(mv) != 2 || mv[0] != "hunter2" || mv[1] != "t0k" {
+		t.Errorf("MaskValues = %q", mv)
+	}
+}
+
+// TestSecretEnvNeverFormatsValues: a Spec printed in a message or logged
+// with slog shows how many secrets it has, not what they are; only its
+// JSON (the lease) carries them.
+func TestSecretEnvNeverFormatsValues(t *testing.T) {
+	s := Spec{Kind: "shell", Env: map[string]string{"A": "1"}, Secrets: SecretEnv{"DB": "hunter2"}}
+	var logged strings.Builder
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("spec", "secrets", s.Secrets, "spec", s)
+	for _, out := range []string{fmt.Sprintf("%v", s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), fmt.Sprint(s.Secrets), logged.String()} {
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("a secret value is formatted: %s", out)
+		}
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Spec
+	if err := json.Unmarshal(data, &back); err != nil || back.Secrets["DB"] != "hunter2" {
+		t.Errorf("the lease's JSON does not carry the secret: %s, %v", data, err)
+	}
+}
+
+// TestRedact: what an attempt reports (its message, its JSON result) has
+// its secrets replaced, and a result stays valid JSON.
+func TestRedact(t *testing.T) {
+	s := &Spec{Secrets: SecretEnv{"A": "hunter2", "N": "12345678"}, Mask: []string{"param-secret"}}
+	res := s.Redact(Result{
+		Outcome: Failed,
+		Message: "login hunter2 refused",
+		Result:  json.RawMessage(`{"pw": "x hunter2 y", "hunter2": 1, "n": 12345678, "list": ["param-secret", 2], "ok": "fine"}`),
+	})
+	if res.Message != "login *** refused" {
+		t.Errorf("message = %q", res.Message)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(res.Result, &got); err != nil {
+		t.Fatalf("result is not JSON: %s", res.Result)
+	}
+	for _, leak := range []string{"hunter2", "12345678", "param-secret"} {
+		if strings.Contains(string(res.Result), leak) {
+			t.Errorf("result holds %q: %s", leak, res.Result)
+		}
+	}
+	if got["ok"] != "fine" || got["pw"] != "x *** y" || got["n"] != "***" {
+		t.Errorf("result = %s", res.Result)
+	}
+	// Without secrets, nothing is touched.
+	plain := Result{Message: "m", Result: json.RawMessage(`{"a": 1}`)}
+	if r := (&Spec{}).Redact(plain); r.Message != "m" || string(r.Result) != `{"a": 1}` {
+		t.Errorf("Redact without secrets changed %+v", r)
 	}
 }

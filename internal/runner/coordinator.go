@@ -473,7 +473,11 @@ func (c *coordinator) launch(s start) {
 	}
 	trigger := c.run.Trigger
 	a.describe = func() (attempt.Spec, error) {
-		return c.r.Kinds.Describe(t, c.taskEnv(a, t, trigger), needs)
+		s, err := c.r.Kinds.Describe(t, c.taskEnv(a, t, trigger), needs)
+		if err != nil {
+			return s, err
+		}
+		return s, c.addSecrets(&s, t)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.running[s.task] = &attemptHandle{cancel: cancel, pool: s.pool}

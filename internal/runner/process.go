@@ -2,10 +2,14 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -19,7 +23,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	if err != nil {
 		return attempt.Failedf("%v", err)
 	}
-	w, err := r.Logs.Create(ctx, a.Log, nil)
+	w, err := r.Logs.Create(ctx, a.Log, s.MaskValues())
 	if err != nil {
 		return attempt.Failedf("open log: %v", err)
 	}
@@ -41,7 +45,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 			return attempt.Failedf("%v", err)
 		}
 	}
-	res := r.Kinds.Run(ctx, s, h)
+	res := s.Redact(r.Kinds.Run(ctx, s, h))
 	// The attempt's end decides the outcome; a log that could not be
 	// written (a full disk) is reported beside it, never turned into a
 	// failure of work that was done.
@@ -74,6 +78,51 @@ func (c *coordinator) taskEnv(a *Attempt, t *spec.Task, trigger string) map[stri
 	vars["TASUKI_ATTEMPT"] = strconv.Itoa(a.Number)
 	vars["TASUKI_TRIGGER"] = trigger
 	return vars
+}
+
+// secretLookupTimeout bounds looking up an attempt's secrets (a store
+// query each, at most).
+const secretLookupTimeout = 30 * time.Second
+
+// addSecrets gives the Spec of an attempt of task t its secret variables,
+// looked up now, and the values of the run's secret parameters to mask. A
+// secret that cannot be found fails the description with an error naming
+// it, never a value. It runs off the coordinator's goroutine and reads only
+// what never changes while the run executes.
+func (c *coordinator) addSecrets(s *attempt.Spec, t *spec.Task) error {
+	for _, name := range c.pipeline.SecretParams() {
+		if v := c.params[spec.Param{Name: name}.EnvName()]; v != "" {
+			s.Mask = append(s.Mask, v)
+		}
+	}
+	vars := c.pipeline.SecretVars(t)
+	if len(vars) == 0 {
+		return nil
+	}
+	if c.r.Secrets == nil {
+		return fmt.Errorf("task %s: this tasuki has no secrets, and the task needs %s", t.ID, quoteNames(vars))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), secretLookupTimeout)
+	defer cancel()
+	s.Secrets = make(attempt.SecretEnv, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		v, err := c.r.Secrets.Secret(ctx, vars[k])
+		if err != nil {
+			s.Secrets = nil
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		s.Secrets[k] = v
+	}
+	return nil
+}
+
+// quoteNames lists the secret names of vars, quoted and sorted.
+func quoteNames(vars map[string]string) string {
+	names := slices.Sorted(maps.Values(vars))
+	for i, n := range names {
+		names[i] = strconv.Quote(n)
+	}
+	return strings.Join(slices.Compact(names), ", ")
 }
 
 // resultFile is where the attempt may write its JSON result.

@@ -62,6 +62,9 @@ type Runner struct {
 	Timezone *time.Location
 	// Logger receives operational messages (default slog.Default()).
 	Logger *slog.Logger
+	// Secrets looks up the secrets pipelines refer to, when an attempt is
+	// described (nil: there are none, and an attempt that needs one fails).
+	Secrets SecretSource
 
 	initOnce  sync.Once
 	drain     chan struct{} // closed by Drain
@@ -129,6 +132,13 @@ func (r *Runner) version(ctx context.Context, id int64) (*parsedVersion, error) 
 	pv = &parsedVersion{p: p, g: g, file: v.File}
 	r.remember(id, pv)
 	return pv, nil
+}
+
+// SecretSource gives the value of a secret by name (secret.Resolver). An
+// error must name the secret, never hold a value: it becomes the failed
+// attempt's message.
+type SecretSource interface {
+	Secret(ctx context.Context, name string) (string, error)
 }
 
 // Progress is what an observer sees after a batch of transitions.

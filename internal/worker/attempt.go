@@ -24,7 +24,7 @@ func (s *session) runAttempt(a *leased) {
 	log := s.log.With("lease", l.ID)
 	log.Info("attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
 	sink := newLogSink(s, a)
-	lw := logs.NewWriter(sink, nil)
+	lw := logs.NewWriter(sink, l.Spec.MaskValues())
 	req := s.execute(a, lw)
 	_ = lw.Close() // waits until the log is sent, or cannot be
 	req.LogSize = sink.sent()
@@ -70,7 +70,7 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 		Stderr:     lw.Stderr(),
 		Grace:      s.killGrace,
 	}
-	return complete(s.kinds.Run(a.proc, &l.Spec, h))
+	return complete(l.Spec.Redact(s.kinds.Run(a.proc, &l.Spec, h)))
 }
 
 // complete is the report of an attempt that ended with res.
