@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
 )
 
 // rawRequest sends one request as a browser or curl would, and returns the
@@ -112,7 +114,7 @@ func startTLSServer(t *testing.T, pipelines string, args ...string) (*proc, stri
 	t.Helper()
 	home := t.TempDir()
 	argv := append([]string{"server", "--home", home, "--pipelines", pipelines, "--addr", "127.0.0.1:0"}, args...)
-	p := spawn(t, "tls server", home, nil, argv...)
+	p := spawn(t, "tls server "+filepath.Base(home), home, nil, argv...)
 	line := p.waitLine("tasuki server listening on ", 30*time.Second)
 	u, _, _ := strings.Cut(strings.TrimPrefix(line, "tasuki server listening on "), " ")
 	if !strings.HasPrefix(u, "https://127.0.0.1:") {
@@ -257,5 +259,49 @@ func TestNetworkRefusesCleartext(t *testing.T) {
 	code, _, stderr = runCLI(t, []string{"TASUKI_TLS_CERT=" + cert, "TASUKI_INSECURE_NETWORK=maybe"}, "server", "--home", t.TempDir(), "--pipelines", dir)
 	if code != 2 || !strings.Contains(stderr, "TASUKI_INSECURE_NETWORK") {
 		t.Errorf("bad environment: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestNetworkFollowerForwardsOverMutualTLS runs two servers on one
+// PostgreSQL store, both with TLS from a private CA and client
+// certificates required of workers. A worker talks to the follower, which
+// forwards the worker protocol to the leader over TLS, trusting the CA
+// (--ca) and presenting its own certificate; the leader accepts the Host
+// the worker used.
+func TestNetworkFollowerForwardsOverMutualTLS(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	pki := apitest.NewPKI(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "env.yaml", "name: env\ntasks:\n  - {id: show, run: 'echo \"ran on $W\"'}\n")
+	tlsArgs := func(name string) []string {
+		cert, key, _ := pki.Server(name)
+		return []string{"--db", dsn, "--workers", "0", "--tls-cert", cert, "--tls-key", key, "--client-ca", pki.CAFile, "--ca", pki.CAFile}
+	}
+	leader, _ := startTLSServer(t, dir, tlsArgs("leader")...)
+	leader.waitLine("leading:", 10*time.Second)
+	follower, url := startTLSServer(t, dir, tlsArgs("follower")...)
+	follower.waitLine("following:", 10*time.Second)
+
+	t.Setenv("TASUKI_CA", pki.CAFile)
+	_, tokenFile := createToken(t, url, "w1")
+	wcert, wkey, _ := pki.Client("worker")
+	startWorker(t, url, tokenFile, "via-follower", nil, "--ca", pki.CAFile, "--cert", wcert, "--key", wkey)
+	hc, err := api.ClientTLS{CAFile: pki.CAFile}.HTTPClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.NewClient(url, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.Trigger(context.Background(), "env", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitRunEnd(t, c, run.ID); got.State != engine.RunSucceeded {
+		t.Fatalf("run %d through the follower: %s", run.ID, got.State)
+	}
+	if log := runLog(t, c, run.ID, "show"); !strings.Contains(log, "ran on via-follower") {
+		t.Errorf("log of the task, read through the follower: %q", log)
 	}
 }
