@@ -37,6 +37,13 @@ Configuration comes from a YAML file (--config), then TASUKI_* environment
 variables, then flags; each overrides the one before. Without --pipelines,
 ./pipelines is used, or ./examples when there is no ./pipelines.
 
+The API listens on 127.0.0.1 by default. To serve other machines, give it a
+certificate (--tls-cert, --tls-key; read again when the files change):
+listening beyond loopback without TLS is refused unless --insecure-network.
+Requests naming a host other than localhost, an IP address or one of
+--allowed-hosts are refused (DNS rebinding), and so are browser requests from
+another site that would change something (see docs/security.md).
+
 SIGTERM or Ctrl-C drains: no new attempts start, running ones get the drain
 grace period, and what is left resumes at the next start.`,
 		Example: `  tasuki server --pipelines examples

@@ -46,6 +46,9 @@ server is unreachable the attempts keep running and the calls are retried.
 The worker authenticates with a worker token: --token, --token-file, or
 $TASUKI_TOKEN (preferred: a command line is visible to every user of the
 machine). Create one on the server's host with 'tasuki token create NAME'.
+Over TLS with a private CA, pass the CA's certificate with --ca (or
+$TASUKI_CA); a server that requires client certificates of workers
+(client_ca) needs --cert and --key too.
 
 SIGTERM or Ctrl-C drains (a spot preemption notice): no new leases; running
 attempts get --grace to finish, then their process groups are ended
