@@ -75,11 +75,21 @@ var (
 	// ErrCancelled: the run was cancelled.
 	ErrCancelled = errors.New("the run was cancelled")
 	// ErrPreempted: the executor is shutting down and hands the attempt back.
-	ErrPreempted = errors.New("the executor is shutting down")
+	// It matches shell.ErrKill: the attempt will run again, so its processes
+	// end at once, with no signal they could answer by finishing their work.
+	ErrPreempted error = handBack("the executor is shutting down")
 	// ErrLost: the executor no longer holds the attempt (its lease is gone);
-	// nothing about it will be recorded.
-	ErrLost = errors.New("the executor no longer holds the attempt")
+	// nothing about it will be recorded. It matches shell.ErrKill too.
+	ErrLost error = handBack("the executor no longer holds the attempt")
 )
+
+// handBack is the type of the causes that hand an attempt back to run again.
+type handBack string
+
+func (e handBack) Error() string { return string(e) }
+
+// Is makes a hand-back match shell.ErrKill.
+func (e handBack) Is(target error) bool { return target == shell.ErrKill }
 
 // Spec describes one attempt to the executor that runs it. The runner
 // builds it once (Registry.Describe); it is the same for the in-process

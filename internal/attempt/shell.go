@@ -57,11 +57,14 @@ func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 // executor stopped it (context.Cause of the attempt's context; nil if it
 // did not), resultFile where it may have written its result.
 //
-// A process the executor asked to stop for a hand-back (ErrPreempted,
-// ErrLost) that nonetheless exited 0 finished its work: its side effects
-// happened, so it is recorded as succeeded, not handed back to run again.
-// Any other end of such a process (killed by a signal, a non-zero exit) is
-// preempted: it cannot be told apart from the response to the stop.
+// A hand-back (ErrPreempted, ErrLost) ends the process group with SIGKILL at
+// once (they match shell.ErrKill): no signal the task could answer by exiting
+// 0 without having done its work. So a process that exited 0 ended by
+// itself, before the kill, and did its work: it is recorded as succeeded,
+// not run twice. Any other end is preempted (not charged: a non-zero exit in
+// that moment may answer a SIGTERM from elsewhere, a machine shutting down),
+// recorded only now that nothing of it runs, so no side effect can follow
+// the hand-back.
 func ProcessResult(cause error, res shell.Result, resultFile string, timeout Duration) Result {
 	code := res.ExitCode
 	var exit *int

@@ -51,9 +51,11 @@ $TASUKI_CA); a server that requires client certificates of workers
 (client_ca) needs --cert and --key too.
 
 SIGTERM or Ctrl-C drains (a spot preemption notice): no new leases; running
-attempts get --grace to finish, then their process groups are ended
-(SIGTERM, then SIGKILL after --kill-grace) and they are handed back as
-preempted, which does not count against their retries. A second signal
+attempts get --grace to finish by themselves (no signal reaches them
+meanwhile), then every process of each is killed at once and, once none
+runs, the attempt is handed back as preempted, which does not count against
+its retries. --kill-grace is the time between SIGTERM and SIGKILL for
+timeouts and cancels. A second signal
 stops at once. A worker that vanishes without draining (kill -9, a cut
 network) loses its leases after the server's lease timeout; the server then
 runs those attempts again elsewhere.`,

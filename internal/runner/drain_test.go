@@ -65,23 +65,22 @@ func executeAsync(t *testing.T, r *Runner, id int64) <-chan store.Run {
 	return done
 }
 
-// TestDrainRecordsAttemptThatFinishedByItself is the issue's scenario: a
-// task still running when the drain grace ends ignores the SIGTERM and then
-// exits 0 after its side effect. It is recorded as succeeded (with its exit
-// code), not preempted, and nothing runs it again after a restart.
+// TestDrainRecordsAttemptThatFinishedByItself drains a task that finishes
+// by itself within the grace: no signal reaches it meanwhile (its TERM trap
+// would write to the ledger), it is recorded as succeeded with its exit
+// code, and nothing runs it again after a restart.
 func TestDrainRecordsAttemptThatFinishedByItself(t *testing.T) {
 	e := newEnv(t)
-	e.r.DrainGrace, e.r.Grace = 50*time.Millisecond, time.Minute
-	f, env := drainFifos(t, "STARTED", "SIGNALED", "GO")
+	e.r.DrainGrace, e.r.Grace = time.Minute, time.Minute
+	f, env := drainFifos(t, "STARTED", "GO")
 	run, err := e.r.Create(context.Background(), e.pipeline(`name: ledger
 `+env+`tasks:
   - id: write
     retry: {attempts: 1}
     run: |
-      trap 'echo term > "$SIGNALED"' TERM
-      (trap '' TERM; echo started > "$STARTED"; exec cat "$GO" > /dev/null) &
-      wait $!
-      wait $!
+      trap 'echo term >> "$LEDGER"' TERM
+      echo started > "$STARTED"
+      cat "$GO" > /dev/null
       echo done >> "$LEDGER"
 `), nil, "manual")
 	if err != nil {
@@ -90,7 +89,6 @@ func TestDrainRecordsAttemptThatFinishedByItself(t *testing.T) {
 	done := executeAsync(t, e.r, run.ID)
 	readFifo(t, f["STARTED"])
 	e.r.Drain()
-	readFifo(t, f["SIGNALED"]) // the grace is over: the group got SIGTERM
 	if err := os.WriteFile(f["GO"], []byte("go\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -108,24 +106,27 @@ func TestDrainRecordsAttemptThatFinishedByItself(t *testing.T) {
 		t.Fatalf("after restart: %v %s", err, got.State)
 	}
 	if b, _ := os.ReadFile(f["LEDGER"]); string(b) != "done\n" {
-		t.Errorf("ledger %q: the task ran more than once", b)
+		t.Errorf("ledger %q, want the task's one line: no SIGTERM during the grace, no second run", b)
 	}
 }
 
-// TestDrainKillsGroupBeforeHandingBack drains a task that ignores SIGTERM
-// and has a child that would write once released: at the end of the kill
-// grace the whole group is killed, and only then is the attempt recorded
-// as preempted. Nothing of it acts after the store says it was handed back.
+// TestDrainKillsGroupBeforeHandingBack is the issue's scenario: a task that
+// traps SIGTERM, with a child that would write once released, is still
+// running when the drain grace ends. The whole group is killed at once with
+// SIGKILL (no SIGTERM it could answer by exiting 0, and no wait for the kill
+// grace, which is longer than the test's patience), and only then is the
+// attempt recorded as preempted. Nothing of it acts after the store says it
+// was handed back.
 func TestDrainKillsGroupBeforeHandingBack(t *testing.T) {
 	e := newEnv(t)
-	e.r.DrainGrace, e.r.Grace = 50*time.Millisecond, 200*time.Millisecond
+	e.r.DrainGrace, e.r.Grace = 50*time.Millisecond, time.Minute
 	f, env := drainFifos(t, "STARTED", "GO")
 	run, err := e.r.Create(context.Background(), e.pipeline(`name: ledger
 `+env+`tasks:
   - id: write
     retry: {attempts: 1}
     run: |
-      trap '' TERM
+      trap 'echo term >> "$LEDGER"; exit 0' TERM
       (cat "$GO" > /dev/null; echo late >> "$LEDGER") &
       echo started > "$STARTED"
       wait
@@ -136,7 +137,12 @@ func TestDrainKillsGroupBeforeHandingBack(t *testing.T) {
 	done := executeAsync(t, e.r, run.ID)
 	readFifo(t, f["STARTED"])
 	e.r.Drain()
-	got := <-done
+	var got store.Run
+	select {
+	case got = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the drain waited for the kill grace: the hand-back must kill at once")
+	}
 	if got.State != engine.RunRunning {
 		t.Errorf("after the drain the run is %s, want running (to resume)", got.State)
 	}
@@ -152,8 +158,8 @@ func TestDrainKillsGroupBeforeHandingBack(t *testing.T) {
 	if !errors.Is(err, syscall.ENXIO) {
 		t.Errorf("open GO for writing: %v, want ENXIO (no reader left)", err)
 	}
-	if _, err := os.Stat(f["LEDGER"]); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the attempt wrote after it was stopped: %v", err)
+	if b, err := os.ReadFile(f["LEDGER"]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the attempt wrote %q after it was stopped: %v", b, err)
 	}
 }
 

@@ -34,10 +34,12 @@ type Runner struct {
 	// Dispatcher hands out execution slots; share one between runners of
 	// one process so limits, pools and priorities hold across runs.
 	Dispatcher *Dispatcher
-	// DrainGrace is how long running attempts get to finish after Drain
-	// before they are handed back (default 30s).
+	// DrainGrace is how long running attempts get to finish by themselves
+	// after Drain (no signal reaches them meanwhile) before they are killed
+	// at once and handed back (default 30s).
 	DrainGrace time.Duration
-	// Grace is how long a task gets between SIGTERM and SIGKILL (default 10s).
+	// Grace is how long a task stopped for a timeout or a cancel gets between
+	// SIGTERM and SIGKILL (default 10s).
 	Grace time.Duration
 	// Worker names this executor in attempt rows (default "local:<hostname>").
 	Worker string

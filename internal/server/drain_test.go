@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,37 +15,38 @@ import (
 )
 
 // TestProcessDrainRecordsAttemptThatFinished is the drain defect of the
-// issue with real processes: a task that ignores SIGTERM is still running
-// when the server's drain grace ends, takes the SIGTERM and then finishes by
-// itself, writing its ledger line and exiting 0. The server records it as
-// succeeded, so after a restart nothing runs it again. FIFOs order each
-// step: the task says it started, says the SIGTERM came (the grace is over)
-// and finishes only when the test lets it.
+// issue with real processes: a task that traps SIGTERM (its trap would exit
+// 0, claiming work it never did) and has a child that would write once
+// released is still running when the server's drain grace ends. The server
+// kills the whole group at once, records the attempt as handed back only
+// then, and exits; after a restart the task runs once more and its ledger
+// holds that run's line alone: no SIGTERM answered, nothing written after
+// the hand-back, no side effect twice.
 func TestProcessDrainRecordsAttemptThatFinished(t *testing.T) {
 	t.Parallel()
 	home, dir, work := t.TempDir(), t.TempDir(), t.TempDir()
-	ledger, once := filepath.Join(work, "ledger"), filepath.Join(work, "once")
+	ledger := filepath.Join(work, "ledger")
 	fifo := map[string]string{}
-	for _, n := range []string{"started", "signaled", "go"} {
+	for _, n := range []string{"started", "go"} {
 		fifo[n] = filepath.Join(work, n)
 		if err := syscall.Mkfifo(fifo[n], 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	writeFile(t, dir, "ledger.yaml", fmt.Sprintf(`name: ledger
-env: {LEDGER: %q, ONCE: %q, STARTED: %q, SIGNALED: %q, GO: %q}
+env: {LEDGER: %q, STARTED: %q, GO: %q}
 tasks:
   - id: write
     retry: {attempts: 1}
     run: |
-      if [ -e "$ONCE" ]; then echo "again $TASUKI_ATTEMPT" >> "$LEDGER"; exit 0; fi
-      touch "$ONCE"
-      trap 'echo term > "$SIGNALED"' TERM
-      (trap '' TERM; echo started > "$STARTED"; exec cat "$GO" > /dev/null) &
-      wait $!
-      wait $!
+      trap 'echo "term $TASUKI_ATTEMPT" >> "$LEDGER"; exit 0' TERM
+      if [ "$TASUKI_ATTEMPT" = 1 ]; then
+        (cat "$GO" > /dev/null; echo "late $TASUKI_ATTEMPT" >> "$LEDGER") &
+        echo started > "$STARTED"
+        wait
+      fi
       echo "done $TASUKI_ATTEMPT" >> "$LEDGER"
-`, ledger, once, fifo["started"], fifo["signaled"], fifo["go"]))
+`, ledger, fifo["started"], fifo["go"]))
 	s1 := startServer(t, home, dir, nil, "--drain-grace", "1s")
 	run, err := s1.c.Trigger(context.Background(), "ledger", nil, "test")
 	if err != nil {
@@ -54,17 +56,20 @@ tasks:
 	if err := s1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	awaitFifo(t, fifo["signaled"], s1, 30*time.Second) // the drain grace is over
-	if err := os.WriteFile(fifo["go"], []byte("go\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	select {
 	case <-s1.done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the server did not exit once its attempt had ended\n%s", s1.logs())
+		t.Fatalf("the server did not exit after its drain grace\n%s", s1.logs())
 	}
 	if s1.err != nil {
 		t.Fatalf("the server's exit after SIGTERM: %v\n%s", s1.err, s1.logs())
+	}
+	// Handed back: no process of the attempt is left to read GO.
+	if fd, err := syscall.Open(fifo["go"], syscall.O_WRONLY|syscall.O_NONBLOCK, 0); !errors.Is(err, syscall.ENXIO) {
+		if err == nil {
+			syscall.Close(fd)
+		}
+		t.Errorf("open GO for writing: %v, want ENXIO (the attempt's child outlived the hand-back)", err)
 	}
 
 	s2 := startServer(t, home, dir, nil)
@@ -76,11 +81,11 @@ tasks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(task.Attempts) != 1 || task.Attempts[0].Outcome != store.OutcomeSucceeded || task.Attempts[0].ExitCode == nil || *task.Attempts[0].ExitCode != 0 {
-		t.Errorf("attempts %+v, want one, succeeded with exit code 0", task.Attempts)
+	if n := len(task.Attempts); n != 2 || task.Attempts[0].Outcome != store.OutcomePreempted || task.Attempts[1].Outcome != store.OutcomeSucceeded {
+		t.Errorf("attempts %+v, want one preempted, then one succeeded", task.Attempts)
 	}
-	if b, _ := os.ReadFile(ledger); string(b) != "done 1\n" {
-		t.Errorf("ledger %q, want the task's side effect once", b)
+	if b, _ := os.ReadFile(ledger); string(b) != "done 2\n" {
+		t.Errorf("ledger %q, want the second attempt's line alone", b)
 	}
 	s2.term(10 * time.Second)
 }

@@ -118,6 +118,15 @@ func (r Result) Err() error {
 // it apart from the caller cancelling ctx.
 var errTimedOut = errors.New("shell: attempt timed out")
 
+// ErrKill, matched by the cause with which ctx is cancelled
+// (context.WithCancelCause and errors.Is), makes Run end the attempt with
+// SIGKILL at once instead of SIGTERM and a grace period. Callers use it when
+// nothing the processes would do after a signal may happen: an attempt
+// handed back to run again elsewhere must not finish its work (and so its
+// side effects) after the hand-back, and a process cannot exit 0 in answer to
+// SIGKILL, so an exit status still says it ended by itself.
+var ErrKill = errors.New("shell: kill at once")
+
 // Run starts the command, waits for it, and returns how it ended. It never
 // returns before the process has exited. If ctx is done or Timeout elapses,
 // every process of the attempt (its process group, and those that left it
@@ -277,11 +286,21 @@ type stopper struct {
 }
 
 // terminate sends SIGTERM to the group and the rest of the cage, and
-// arranges SIGKILL after grace. It is cmd.Cancel, called at most once, when
-// ctx is done before Wait returns.
+// arranges SIGKILL after grace; for a cause matching ErrKill it sends
+// SIGKILL at once. It is cmd.Cancel, called at most once, when ctx is done
+// before Wait returns.
 func (s *stopper) terminate(pgid int, cg cage, grace time.Duration, cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if errors.Is(cause, ErrKill) {
+		// No signal it could answer: the whole attempt ends now.
+		if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("kill process group %d: %w", pgid, err)
+		}
+		cg.kill(pgid)
+		s.cause = cause
+		return nil
+	}
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			// Already gone and reaped: it ended on its own.

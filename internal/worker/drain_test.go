@@ -55,57 +55,55 @@ func writeFifo(t *testing.T, path string) {
 	}
 }
 
-// finishesAfterTERM is a task that is still running when its grace ends,
-// takes the SIGTERM that ends the grace (telling the test on SIGNALED) and
-// then finishes by itself once the test writes GO: the subshell ignores
-// SIGTERM and tells STARTED when it does.
-const finishesAfterTERM = `trap 'echo term > "$SIGNALED"' TERM
-(trap '' TERM; echo started > "$STARTED"; exec cat "$GO" > /dev/null) &
-wait $!
-wait $!
-echo done >> "$LEDGER"
+// signalled is a task line that records in the ledger any SIGTERM the
+// attempt receives: a drain must send none.
+const signalled = `trap 'echo term >> "$LEDGER"' TERM
 `
 
 // TestDrainReportsAttemptThatFinishedByItself drains a worker whose attempt
-// is still running when the grace ends, ignores the SIGTERM and then exits
-// 0: its side effect happened, so it is reported succeeded, not handed back
-// to run again.
+// finishes by itself within the grace: no signal reaches it meanwhile (a
+// task that answered SIGTERM by exiting 0 would claim work it never did),
+// and it is reported as what it was, succeeded.
 func TestDrainReportsAttemptThatFinishedByItself(t *testing.T) {
 	h := newHarness(t)
 	w := h.worker()
-	w.Grace, w.KillGrace = 50*time.Millisecond, time.Minute
-	f := fifos(t, "STARTED", "SIGNALED", "GO")
-	l := shellLease("11.ledger.1", finishesAfterTERM)
+	w.Grace, w.KillGrace = time.Minute, time.Minute
+	f := fifos(t, "STARTED", "GO")
+	l := shellLease("11.ledger.1", signalled+`echo started > "$STARTED"
+cat "$GO" > /dev/null
+echo done >> "$LEDGER"
+`)
 	l.Spec.Env = f
 	h.fake.Add(l)
 	h.start(t, w)
 	readFifo(t, f["STARTED"])
 	close(h.drain)
-	readFifo(t, f["SIGNALED"]) // the grace is over and the group got SIGTERM
+	h.wlog.await(t, "draining")
 	writeFifo(t, f["GO"])
 	c := h.completion(t, l.ID)
 	if c.Outcome != api.OutcomeSucceeded || c.ExitCode == nil || *c.ExitCode != 0 {
 		t.Errorf("completion %+v, want succeeded with exit code 0", c)
 	}
 	if b, _ := os.ReadFile(f["LEDGER"]); string(b) != "done\n" {
-		t.Errorf("ledger %q", b)
+		t.Errorf("ledger %q, want only the attempt's own line (no SIGTERM during the grace)", b)
 	}
 	if err := h.wait(t); err != nil {
 		t.Errorf("Run after drain: %v", err)
 	}
 }
 
-// TestDrainKillsGroupBeforeReporting drains a worker whose attempt ignores
-// SIGTERM, with a child that would write after it is released: the whole
-// group is killed at the end of the kill grace, and only then is the
-// attempt reported preempted. Nothing of it acts afterwards.
+// TestDrainKillsGroupBeforeReporting drains a worker whose attempt is still
+// running when the grace ends, with a child that would write once released:
+// the whole group is killed at once with SIGKILL (no SIGTERM it could answer,
+// and no wait for the kill grace, which is longer than the test's patience),
+// and only then is the attempt reported preempted. Nothing of it acts
+// afterwards.
 func TestDrainKillsGroupBeforeReporting(t *testing.T) {
 	h := newHarness(t)
 	w := h.worker()
-	w.Grace, w.KillGrace = 50*time.Millisecond, 200*time.Millisecond
+	w.Grace, w.KillGrace = 50*time.Millisecond, 2*testTimeout
 	f := fifos(t, "STARTED", "GO")
-	l := shellLease("12.ledger.1", `trap '' TERM
-(cat "$GO" > /dev/null; echo late >> "$LEDGER") &
+	l := shellLease("12.ledger.1", signalled+`(cat "$GO" > /dev/null; echo late >> "$LEDGER") &
 echo "$!" > "$STARTED"
 wait`)
 	l.Spec.Env = f
@@ -130,8 +128,8 @@ wait`)
 		}
 		t.Errorf("open GO for writing: %v, want ENXIO (no reader left)", err)
 	}
-	if _, err := os.Stat(f["LEDGER"]); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the attempt wrote its ledger after it was stopped: %v", err)
+	if b, err := os.ReadFile(f["LEDGER"]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the attempt wrote its ledger (%q) after it was stopped: %v", b, err)
 	}
 	if err := h.wait(t); err != nil {
 		t.Errorf("Run after drain: %v", err)

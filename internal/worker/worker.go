@@ -61,12 +61,12 @@ type Worker struct {
 	// against, and the working directory of tasks that name none. Default:
 	// the current directory.
 	Dir string
-	// Grace is how long running attempts get to finish once a drain begins;
-	// then they are ended and handed back as preempted. Default
-	// DefaultGrace.
+	// Grace is how long running attempts get to finish by themselves once a
+	// drain begins (no signal reaches them meanwhile); then they are killed
+	// at once and handed back as preempted. Default DefaultGrace.
 	Grace time.Duration
-	// KillGrace is how long an ended attempt's process group has between
-	// SIGTERM and SIGKILL (timeouts, cancellation, preemption). Default
+	// KillGrace is how long an attempt stopped for a timeout or a cancel
+	// has between SIGTERM and SIGKILL; a hand-back kills at once. Default
 	// shell.DefaultGrace.
 	KillGrace time.Duration
 	// Logger receives what the worker does; default slog.Default().
