@@ -124,12 +124,16 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) error {
 	}
 	origin := r.Header.Get("Origin")
 	corsOK := false
+	if len(g.origins) > 0 {
+		// The answer depends on the origin: caches must not hand one
+		// origin's answer (with or without CORS headers) to another.
+		w.Header().Add("Vary", "Origin")
+	}
 	if origin != "" {
 		if n, ok := normalOrigin(origin); ok && g.origins[n] {
 			corsOK = true
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
 		}
 	}
 	if g.opts.WorkerClientCert && strings.HasPrefix(r.URL.Path, Prefix+"/worker/") {

@@ -196,6 +196,12 @@ func TestGuardCORS(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("preflight from another origin: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
+		// A read from another origin: no CORS headers, and an answer that
+		// caches keep apart from the listed origin's.
+		resp, _ = doGuard(t, srv.URL, guardCase{path: "/api/v1/runs", header: map[string]string{"Origin": "https://evil.example"}})
+		if resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.Header.Get("Vary") != "Origin" {
+			t.Errorf("read from another origin: %v", resp.Header)
+		}
 	})
 	t.Run("off", func(t *testing.T) {
 		srv := httptest.NewServer(api.Guard(created, api.GuardOptions{}))

@@ -22,6 +22,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/server"
 	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
 )
 
@@ -303,5 +304,30 @@ func TestNetworkFollowerForwardsOverMutualTLS(t *testing.T) {
 	}
 	if log := runLog(t, c, run.ID, "show"); !strings.Contains(log, "ran on via-follower") {
 		t.Errorf("log of the task, read through the follower: %q", log)
+	}
+}
+
+// TestConfigTransportEnv reads the transport settings from the
+// environment and checks them together.
+func TestConfigTransportEnv(t *testing.T) {
+	env := map[string]string{
+		"TASUKI_TLS_CERT": "/c.pem", "TASUKI_TLS_KEY": "/k.pem", "TASUKI_CLIENT_CA": "/ca.pem", "TASUKI_CLIENT_AUTH": "all",
+		"TASUKI_CA": "/lead-ca.pem", "TASUKI_ALLOWED_HOSTS": " tasuki.internal, ,tasuki:8443", "TASUKI_CORS_ORIGINS": "https://ui.example.com",
+		"TASUKI_INSECURE_NETWORK": "true",
+	}
+	cfg := server.DefaultConfig()
+	if err := server.ApplyEnv(&cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLSCert != "/c.pem" || cfg.TLSKey != "/k.pem" || cfg.ClientCA != "/ca.pem" || cfg.ClientAuth != "all" || cfg.CA != "/lead-ca.pem" ||
+		strings.Join(cfg.AllowedHosts, "|") != "tasuki.internal|tasuki:8443" || strings.Join(cfg.CORSOrigins, "|") != "https://ui.example.com" || !cfg.InsecureNetwork {
+		t.Errorf("config from the environment: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid settings: %v", err)
+	}
+	cfg.ClientAuth, cfg.ClientCA = "workers", ""
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "client_auth: needs client_ca") {
+		t.Errorf("client_auth without client_ca: %v", err)
 	}
 }
