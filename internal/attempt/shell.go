@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -49,7 +50,13 @@ func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 		Stdout:  h.Stdout,
 		Stderr:  h.Stderr,
 	})
-	return ProcessResult(context.Cause(ctx), res, h.ResultFile, s.Timeout)
+	r := ProcessResult(context.Cause(ctx), res, h.ResultFile, s.Timeout)
+	if res.CleanupErr != nil {
+		// Every process ended; only a cgroup could not be released. Said
+		// beside the outcome, never turned into a failure of the work.
+		r.Message = strings.TrimPrefix(r.Message+"; cleanup: "+res.CleanupErr.Error(), "; ")
+	}
+	return r
 }
 
 // ProcessResult turns how a process group ended into the attempt's Result:

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +64,11 @@ type Containment struct {
 	Path string
 	// Reason says why the cgroup mechanisms are not used; empty when one is.
 	Reason string
+	// Swept counts the cgroups of tasuki processes that are gone (killed
+	// outright) that were emptied and removed when the mechanism was chosen;
+	// SweepErr says what of them could not be.
+	Swept    int
+	SweepErr error
 }
 
 // String describes the containment in one line for logs and status output.
@@ -82,7 +86,8 @@ func (c Containment) String() string {
 // CurrentContainment reports how Run contains attempts in this process. The
 // mechanism is chosen at first use (of this or of Run) and then kept: the
 // strongest that works here, in the order Cgroup2, Freezer, Subreaper,
-// ProcessGroup. The choice is logged once at Info.
+// ProcessGroup. Run itself logs nothing: the caller says it where its users
+// look (the server's log at start, 'tasuki version').
 func CurrentContainment() Containment { return processContainer().info }
 
 // processContainer is the container every Run of this process uses. It is
@@ -90,10 +95,7 @@ func CurrentContainment() Containment { return processContainer().info }
 // belong to the process, not to a caller.
 var processContainer = sync.OnceValue(func() *container {
 	c := probe(os.Getenv(CgroupRootEnv))
-	slog.Info("shell: attempt containment", "mechanism", string(c.info.Mechanism), "path", c.info.Path, "reason", c.info.Reason)
-	if n, err := c.sweep(); n > 0 || err != nil {
-		slog.Info("shell: removed the cgroups of attempts of tasuki processes that are gone", "count", n, "path", c.info.Path, "err", err)
-	}
+	c.info.Swept, c.info.SweepErr = c.sweep()
 	return c
 })
 

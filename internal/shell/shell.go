@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +87,10 @@ type Result struct {
 	// Duration is the wall-clock time from start until the process exited
 	// and its output was collected.
 	Duration time.Duration
+	// CleanupErr says what could not be released after the attempt (its
+	// cgroup); every process of it has ended all the same. Callers report it
+	// beside the outcome, never as the attempt's failure.
+	CleanupErr error
 }
 
 // OK reports whether the attempt succeeded: started, exited with status 0,
@@ -237,9 +240,7 @@ func runIn(ctx context.Context, c Command, ct *container) Result {
 	}
 	defer func() {
 		// Everything was killed; this waits for the dead to be gone.
-		if err := cg.close(res.PID); err != nil {
-			slog.Warn("shell: attempt cleanup", "pid", res.PID, "err", err)
-		}
+		res.CleanupErr = cg.close(res.PID)
 	}()
 	start := time.Now()
 	if err := cg.start(cmd); err != nil {
