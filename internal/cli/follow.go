@@ -71,7 +71,8 @@ func followTask(ctx context.Context, src followSource, out, errOut io.Writer, na
 				break
 			}
 			if v.state.Terminal() {
-				return fmt.Errorf("%s will not run: it is %s", name, v.state)
+				// Not a failure to reach the server: say it as it is.
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s will not run: it is %s", name, v.state)}
 			}
 			if !said {
 				fmt.Fprintf(errOut, "%s has not started yet (%s); waiting for it\n", name, v.state)

@@ -155,7 +155,7 @@ func (t *limitedTail) finish(log *os.File) error {
 			break
 		}
 	}
-	note := noteLine(first, fmt.Sprintf("log limit: %d lines (%s) dropped here", t.droppedLines, sizeText(t.droppedBytes)))
+	note := noteLine(first, fmt.Sprintf("log limit: %d lines (%s of log, time stamps included) dropped here", t.droppedLines, sizeText(t.droppedBytes)))
 	if _, err := log.Write(note); err != nil {
 		return err
 	}
