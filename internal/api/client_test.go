@@ -46,7 +46,8 @@ func newClientEnv(t *testing.T, wrap func(http.Handler) http.Handler) *clientEnv
 
 // TestClientIsTransparent calls every Service method through the client
 // and directly on an identical fake: results, errors and the arguments the
-// service receives must be the same.
+// service receives must be the same. The actor is "admin" throughout: through
+// the API it is the name of the credential (the env's admin token).
 func TestClientIsTransparent(t *testing.T) {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cases := []struct {
@@ -58,16 +59,16 @@ func TestClientIsTransparent(t *testing.T) {
 		{"pipeline", "Pipeline", func(ctx context.Context, s api.Service) (any, error) { return s.Pipeline(ctx, "hello") }},
 		{"pipeline unknown", "Pipeline", func(ctx context.Context, s api.Service) (any, error) { return s.Pipeline(ctx, "no/pe") }},
 		{"pause", "SetPaused", func(ctx context.Context, s api.Service) (any, error) {
-			return s.SetPaused(ctx, "hello", true, "alice@box")
+			return s.SetPaused(ctx, "hello", true, "admin")
 		}},
 		{"unpause", "SetPaused", func(ctx context.Context, s api.Service) (any, error) {
-			return s.SetPaused(ctx, "nightly", false, "alice@box")
+			return s.SetPaused(ctx, "nightly", false, "admin")
 		}},
 		{"trigger", "Trigger", func(ctx context.Context, s api.Service) (any, error) {
-			return s.Trigger(ctx, "hello", map[string]string{"who": "bob \"b\"", "n": "42", "items": `["a","b"]`, "ok": "true"}, "bob")
+			return s.Trigger(ctx, "hello", map[string]string{"who": "bob \"b\"", "n": "42", "items": `["a","b"]`, "ok": "true"}, "admin")
 		}},
 		{"trigger bad param", "Trigger", func(ctx context.Context, s api.Service) (any, error) {
-			return s.Trigger(ctx, "hello", map[string]string{"n": "x"}, "bob")
+			return s.Trigger(ctx, "hello", map[string]string{"n": "x"}, "admin")
 		}},
 		{"runs", "Runs", func(ctx context.Context, s api.Service) (any, error) { return s.Runs(ctx, api.RunFilter{}) }},
 		{"runs filtered", "Runs", func(ctx context.Context, s api.Service) (any, error) {
@@ -83,20 +84,20 @@ func TestClientIsTransparent(t *testing.T) {
 		{"run unknown", "Run", func(ctx context.Context, s api.Service) (any, error) { return s.Run(ctx, 99) }},
 		{"task", "Task", func(ctx context.Context, s api.Service) (any, error) { return s.Task(ctx, 2, "load") }},
 		{"events", "Events", func(ctx context.Context, s api.Service) (any, error) { return s.Events(ctx, 1, 1, 2) }},
-		{"cancel", "Cancel", func(ctx context.Context, s api.Service) (any, error) { return s.Cancel(ctx, 3, "carol") }},
-		{"cancel finished", "Cancel", func(ctx context.Context, s api.Service) (any, error) { return s.Cancel(ctx, 1, "carol") }},
-		{"retry", "RetryFailed", func(ctx context.Context, s api.Service) (any, error) { return s.RetryFailed(ctx, 2, "carol") }},
-		{"rerun", "Rerun", func(ctx context.Context, s api.Service) (any, error) { return s.Rerun(ctx, 1, "carol") }},
+		{"cancel", "Cancel", func(ctx context.Context, s api.Service) (any, error) { return s.Cancel(ctx, 3, "admin") }},
+		{"cancel finished", "Cancel", func(ctx context.Context, s api.Service) (any, error) { return s.Cancel(ctx, 1, "admin") }},
+		{"retry", "RetryFailed", func(ctx context.Context, s api.Service) (any, error) { return s.RetryFailed(ctx, 2, "admin") }},
+		{"rerun", "Rerun", func(ctx context.Context, s api.Service) (any, error) { return s.Rerun(ctx, 1, "admin") }},
 		{"mark", "MarkTask", func(ctx context.Context, s api.Service) (any, error) {
-			return s.MarkTask(ctx, 2, "load", engine.TaskSucceeded, "dan")
+			return s.MarkTask(ctx, 2, "load", engine.TaskSucceeded, "admin")
 		}},
 		{"create backfill", "CreateBackfill", func(ctx context.Context, s api.Service) (any, error) {
 			return s.CreateBackfill(ctx, api.BackfillRequest{Pipeline: "nightly", From: from, To: from.AddDate(0, 0, 3), Parallel: 2,
-				Params: map[string]string{"k": "v"}}, "erin")
+				Params: map[string]string{"k": "v"}}, "admin")
 		}},
 		{"backfills", "Backfills", func(ctx context.Context, s api.Service) (any, error) { return s.Backfills(ctx, "nightly", "", 10) }},
 		{"backfill", "Backfill", func(ctx context.Context, s api.Service) (any, error) { return s.Backfill(ctx, 1) }},
-		{"cancel backfill", "CancelBackfill", func(ctx context.Context, s api.Service) (any, error) { return s.CancelBackfill(ctx, 1, "erin") }},
+		{"cancel backfill", "CancelBackfill", func(ctx context.Context, s api.Service) (any, error) { return s.CancelBackfill(ctx, 1, "admin") }},
 		{"log key latest", "", func(ctx context.Context, s api.Service) (any, error) { return s.LogKey(ctx, 2, "load", 0) }},
 		{"log key", "", func(ctx context.Context, s api.Service) (any, error) { return s.LogKey(ctx, 2, "load", 1) }},
 		{"log key unknown attempt", "", func(ctx context.Context, s api.Service) (any, error) { return s.LogKey(ctx, 2, "load", 3) }},

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -9,13 +11,23 @@ import (
 type RouteInfo struct {
 	Method, Path string
 	Query        []string
+	Access       string // "public", "worker", or the least role of an API token
+	Scope        string // how a namespaced token is confined: global, listed, pipeline, run, backfill
 }
 
 // Routes returns the route table.
 func Routes() []RouteInfo {
 	var out []RouteInfo
 	for _, rt := range routeTable() {
-		out = append(out, RouteInfo{Method: rt.method, Path: rt.path, Query: rt.query})
+		access := string(rt.access.role())
+		switch rt.access {
+		case public:
+			access = "public"
+		case worker:
+			access = "worker"
+		}
+		scope := [...]string{global: "global", listed: "listed", byPipeline: "pipeline", byRun: "run", byBackfill: "backfill"}[rt.scope]
+		out = append(out, RouteInfo{Method: rt.method, Path: rt.path, Query: rt.query, Access: access, Scope: scope})
 	}
 	return out
 }
@@ -33,3 +45,44 @@ func SetFollowRetry(c *Client, retries int, backoff time.Duration) {
 
 // ParamText exposes paramText.
 var ParamText = paramText
+
+// RoleTable renders the route table as the Markdown table of
+// docs/security.md: each route, who may call it, and what a token confined
+// to a namespace may do with it.
+func RoleTable() string {
+	var b strings.Builder
+	b.WriteString("| Route | Who may call it | A token confined to a namespace |\n|---|---|---|\n")
+	for _, rt := range routeTable() {
+		who := "anyone, without a credential"
+		switch rt.access {
+		case worker:
+			who = "a worker token"
+		case viewer, operator, admin:
+			who = string(rt.access.role())
+			if rt.access != admin {
+				who += " or above"
+			}
+		}
+		confined := map[scope]string{
+			global:     "refused (403)",
+			listed:     "lists only its namespace's pipelines, runs or backfills; a filter naming another's pipeline: 404",
+			byPipeline: "its namespace's pipelines; others 404",
+			byRun:      "runs of its namespace's pipelines; others 404",
+			byBackfill: "backfills of its namespace's pipelines; others 404",
+		}[rt.scope]
+		switch rt.access {
+		case public:
+			confined = "allowed"
+		case worker:
+			confined = "not an API token's route (403)"
+		}
+		switch {
+		case rt.path == "/openapi.json":
+			confined = "allowed"
+		case rt.scope == listed && rt.method != http.MethodGet:
+			confined = "only for its namespace's pipelines; others 404"
+		}
+		fmt.Fprintf(&b, "| `%s %s` | %s | %s |\n", rt.method, Prefix+rt.path, who, confined)
+	}
+	return b.String()
+}

@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -28,10 +26,6 @@ const Prefix = "/api/v1"
 // MaxBodyBytes bounds a request body, so a client cannot make the server
 // buffer without limit. Every body the API takes is a few hundred bytes.
 const MaxBodyBytes = 1 << 20
-
-// maxActor bounds the X-Tasuki-Actor header, which ends up in every event of
-// an operator action.
-const maxActor = 200
 
 // DefaultHeartbeat is how often a log follow sends a comment while the log
 // is quiet, so proxies and load balancers do not close an idle stream.
@@ -80,8 +74,9 @@ type handler struct {
 	log       *slog.Logger
 	heartbeat time.Duration
 	mux       *http.ServeMux
-	workers   Workers // nil: the worker routes answer 503
-	tokens    Tokens  // nil: the worker and token routes answer 503
+	workers   Workers  // nil: the worker routes answer 503
+	tokens    Tokens   // nil: no credential is valid (every route but /health and /ready answers 401)
+	auditLog  AuditLog // nil: nothing is recorded, and GET /audit answers 503
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -102,12 +97,15 @@ func NewHandler(svc Service, store logs.Store, opts ...Option) http.Handler {
 }
 
 // route is one operation of the API. The table of routes is the single
-// place that says what the API serves: NewHandler registers it, and a test
-// checks it against the OpenAPI document both ways.
+// place that says what the API serves and who may call it: NewHandler
+// registers it, a test checks it against the OpenAPI document both ways,
+// and another calls every route with every role (see auth.go).
 type route struct {
 	method string
 	path   string   // under Prefix, with {wildcards}
 	query  []string // the query parameters it reads; others are rejected
+	access access   // who may call it
+	scope  scope    // how a token confined to a namespace is confined on it
 	serve  func(h *handler, w http.ResponseWriter, r *http.Request) error
 }
 
@@ -118,39 +116,41 @@ func (rt route) pattern() string { return rt.method + " " + Prefix + rt.path }
 func routeTable() []route {
 	get, post, del := http.MethodGet, http.MethodPost, http.MethodDelete
 	return []route{
-		{get, "/health", nil, (*handler).health},
-		{get, "/ready", nil, (*handler).ready},
-		{get, "/openapi.json", nil, (*handler).openAPI},
+		{get, "/health", nil, public, global, (*handler).health},
+		{get, "/ready", nil, public, global, (*handler).ready},
+		{get, "/openapi.json", nil, viewer, listed, (*handler).openAPI},
 
-		{get, "/pipelines", nil, (*handler).pipelines},
-		{get, "/pipelines/{name}", nil, (*handler).pipeline},
-		{post, "/pipelines/{name}/pause", nil, (*handler).pause},
-		{post, "/pipelines/{name}/unpause", nil, (*handler).unpause},
-		{post, "/pipelines/{name}/runs", nil, (*handler).trigger},
+		{get, "/pipelines", nil, viewer, listed, (*handler).pipelines},
+		{get, "/pipelines/{name}", nil, viewer, byPipeline, (*handler).pipeline},
+		{post, "/pipelines/{name}/pause", nil, operator, byPipeline, (*handler).pause},
+		{post, "/pipelines/{name}/unpause", nil, operator, byPipeline, (*handler).unpause},
+		{post, "/pipelines/{name}/runs", nil, operator, byPipeline, (*handler).trigger},
 
-		{get, "/runs", []string{"pipeline", "state", "backfill", "cursor", "limit"}, (*handler).runs},
-		{get, "/runs/{id}", nil, (*handler).run},
-		{get, "/runs/{id}/events", []string{"after", "limit"}, (*handler).events},
-		{get, "/runs/{id}/tasks/{task}", nil, (*handler).task},
-		{get, "/runs/{id}/tasks/{task}/logs", []string{"attempt", "offset", "follow"}, (*handler).taskLog},
-		{post, "/runs/{id}/cancel", nil, (*handler).cancel},
-		{post, "/runs/{id}/retry", nil, (*handler).retry},
-		{post, "/runs/{id}/rerun", nil, (*handler).rerun},
-		{post, "/runs/{id}/tasks/{task}/mark", nil, (*handler).mark},
+		{get, "/runs", []string{"pipeline", "state", "backfill", "cursor", "limit"}, viewer, listed, (*handler).runs},
+		{get, "/runs/{id}", nil, viewer, byRun, (*handler).run},
+		{get, "/runs/{id}/events", []string{"after", "limit"}, viewer, byRun, (*handler).events},
+		{get, "/runs/{id}/tasks/{task}", nil, viewer, byRun, (*handler).task},
+		{get, "/runs/{id}/tasks/{task}/logs", []string{"attempt", "offset", "follow"}, viewer, byRun, (*handler).taskLog},
+		{post, "/runs/{id}/cancel", nil, operator, byRun, (*handler).cancel},
+		{post, "/runs/{id}/retry", nil, operator, byRun, (*handler).retry},
+		{post, "/runs/{id}/rerun", nil, operator, byRun, (*handler).rerun},
+		{post, "/runs/{id}/tasks/{task}/mark", nil, operator, byRun, (*handler).mark},
 
-		{post, "/backfills", nil, (*handler).createBackfill},
-		{get, "/backfills", []string{"pipeline", "cursor", "limit"}, (*handler).backfills},
-		{get, "/backfills/{id}", nil, (*handler).backfill},
-		{post, "/backfills/{id}/cancel", nil, (*handler).cancelBackfill},
+		{post, "/backfills", nil, operator, listed, (*handler).createBackfill},
+		{get, "/backfills", []string{"pipeline", "cursor", "limit"}, viewer, listed, (*handler).backfills},
+		{get, "/backfills/{id}", nil, viewer, byBackfill, (*handler).backfill},
+		{post, "/backfills/{id}/cancel", nil, operator, byBackfill, (*handler).cancelBackfill},
 
-		{post, "/worker/lease", nil, workerOnly((*handler).workerLease)},
-		{post, "/worker/heartbeat", nil, workerOnly((*handler).workerHeartbeat)},
-		{post, "/worker/leases/{lease}/log", []string{"offset"}, workerOnly((*handler).workerLog)},
-		{post, "/worker/leases/{lease}/complete", nil, workerOnly((*handler).workerComplete)},
+		{post, "/worker/lease", nil, worker, global, (*handler).workerLease},
+		{post, "/worker/heartbeat", nil, worker, global, (*handler).workerHeartbeat},
+		{post, "/worker/leases/{lease}/log", []string{"offset"}, worker, global, (*handler).workerLog},
+		{post, "/worker/leases/{lease}/complete", nil, worker, global, (*handler).workerComplete},
 
-		{post, "/tokens", nil, localOnly((*handler).createToken)},
-		{get, "/tokens", nil, localOnly((*handler).listTokens)},
-		{del, "/tokens/{name}", nil, localOnly((*handler).revokeToken)},
+		{post, "/tokens", nil, admin, global, (*handler).createToken},
+		{get, "/tokens", nil, admin, global, (*handler).listTokens},
+		{del, "/tokens/{name}", nil, admin, global, (*handler).revokeToken},
+
+		{get, "/audit", []string{"cursor", "limit"}, admin, global, (*handler).auditList},
 	}
 }
 
@@ -203,16 +203,26 @@ func (h *handler) recoverPanic(w *trackingWriter, r *http.Request) {
 	}
 }
 
-// wrap checks the query parameters of a route, runs it, and writes the
-// error it returns.
+// wrap authorizes a request for a route (see authorize), checks its query
+// parameters, runs it, writes the error it returns, and records it in the
+// audit log when it asked to change something.
 func (h *handler) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := checkQuery(r, rt.query)
+		ar, err := h.authorize(w, r, rt)
+		if ar != nil {
+			r = ar
+		}
+		if err == nil {
+			err = checkQuery(r, rt.query)
+		}
 		if err == nil {
 			err = rt.serve(h, w, r)
 		}
 		if err != nil {
 			h.fail(w, r, err)
+		}
+		if tw, ok := w.(*trackingWriter); ok {
+			h.audit(r, rt, tw.status)
 		}
 	})
 }
@@ -367,19 +377,6 @@ func runAndTask(r *http.Request) (int64, string, error) {
 	return id, task, nil
 }
 
-// actor says who performs an operator action: the X-Tasuki-Actor header,
-// else DefaultActor.
-func actor(r *http.Request) (string, error) {
-	a := strings.TrimSpace(r.Header.Get(ActorHeader))
-	if a == "" {
-		return DefaultActor, nil
-	}
-	if len(a) > maxActor || !utf8.ValidString(a) || strings.IndexFunc(a, unicode.IsControl) >= 0 {
-		return "", invalid("header %s: expected a name of at most %d printable characters", ActorHeader, maxActor)
-	}
-	return a, nil
-}
-
 // decodeBody reads a JSON body into v. Unknown fields, trailing data and
 // bodies over MaxBodyBytes are errors; an empty body leaves v as it is
 // when emptyOK.
@@ -516,6 +513,10 @@ func (h *handler) pipelines(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p, _ := PrincipalFrom(r.Context()); p.Namespace != "" {
+		list.Items = filter(list.Items, func(pl Pipeline) bool { return p.Sees(pl.Namespace) })
+		list.Problems = nil // a broken file's namespace may be unreadable; problems are for global tokens
+	}
 	list.Items, list.Problems = nonNil(list.Items), nonNil(list.Problems)
 	writeJSON(w, http.StatusOK, list)
 	return nil
@@ -536,10 +537,7 @@ func (h *handler) unpause(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) setPaused(w http.ResponseWriter, r *http.Request, paused bool) error {
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	p, err := h.svc.SetPaused(r.Context(), r.PathValue("name"), paused, who)
 	if err != nil {
 		return err
@@ -549,15 +547,13 @@ func (h *handler) setPaused(w http.ResponseWriter, r *http.Request, paused bool)
 }
 
 func (h *handler) trigger(w http.ResponseWriter, r *http.Request) error {
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	var req TriggerRequest
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return err
 	}
 	params := make(map[string]string, len(req.Params))
+	var err error
 	for name, raw := range req.Params {
 		if params[name], err = paramTextChecked(name, raw); err != nil {
 			return err
@@ -603,11 +599,18 @@ func (h *handler) runs(w http.ResponseWriter, r *http.Request) error {
 	if f.Limit, err = queryLimit(r); err != nil {
 		return err
 	}
+	sees, err := h.visible(r.Context())
+	if err != nil {
+		return err
+	}
+	if f.Pipeline != "" && !sees(f.Pipeline) {
+		return NotFound("no pipeline named %q", f.Pipeline)
+	}
 	page, err := h.svc.Runs(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	page.Items = nonNil(page.Items)
+	page.Items = nonNil(filter(page.Items, func(run Run) bool { return sees(run.Pipeline) }))
 	writeJSON(w, http.StatusOK, page)
 	return nil
 }
@@ -668,10 +671,7 @@ func (h *handler) runActionRoute(w http.ResponseWriter, r *http.Request, act run
 	if err != nil {
 		return err
 	}
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	run, err := act(r.Context(), id, who)
 	if err != nil {
 		return err
@@ -700,10 +700,7 @@ func (h *handler) mark(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	var req MarkRequest
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
@@ -720,10 +717,7 @@ func (h *handler) mark(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) createBackfill(w http.ResponseWriter, r *http.Request) error {
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	var req BackfillRequest
 	if err := decodeText(w, r, &req, false); err != nil {
 		return err
@@ -739,6 +733,9 @@ func (h *handler) createBackfill(w http.ResponseWriter, r *http.Request) error {
 		return invalid("field \"to\" (%s) must be after \"from\" (%s)", req.To.Format(time.RFC3339), req.From.Format(time.RFC3339))
 	case req.Parallel < 0:
 		return invalid("field \"parallel\": expected a positive number of runs, got %d", req.Parallel)
+	}
+	if p, _ := PrincipalFrom(r.Context()); !h.seesPipeline(r.Context(), p, req.Pipeline) {
+		return NotFound("no pipeline named %q", req.Pipeline)
 	}
 	b, err := h.svc.CreateBackfill(r.Context(), req, who)
 	if err != nil {
@@ -762,11 +759,18 @@ func (h *handler) backfills(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	sees, err := h.visible(r.Context())
+	if err != nil {
+		return err
+	}
+	if pipeline != "" && !sees(pipeline) {
+		return NotFound("no pipeline named %q", pipeline)
+	}
 	page, err := h.svc.Backfills(r.Context(), pipeline, cursor, limit)
 	if err != nil {
 		return err
 	}
-	page.Items = nonNil(page.Items)
+	page.Items = nonNil(filter(page.Items, func(b Backfill) bool { return sees(b.Pipeline) }))
 	writeJSON(w, http.StatusOK, page)
 	return nil
 }
@@ -789,10 +793,7 @@ func (h *handler) cancelBackfill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	b, err := h.svc.CancelBackfill(r.Context(), id, who)
 	if err != nil {
 		return err
@@ -833,17 +834,20 @@ func joinStates(states []engine.RunState) string {
 type trackingWriter struct {
 	http.ResponseWriter
 	wroteHeader bool
+	status      int // of the answer, for the audit log
 }
 
 func (w *trackingWriter) WriteHeader(status int) {
-	if status >= 200 { // 1xx answers are informational; the real one follows
-		w.wroteHeader = true
+	if status >= 200 && !w.wroteHeader { // 1xx answers are informational; the real one follows
+		w.wroteHeader, w.status = true, status
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
 func (w *trackingWriter) Write(p []byte) (int, error) {
-	w.wroteHeader = true
+	if !w.wroteHeader {
+		w.wroteHeader, w.status = true, http.StatusOK
+	}
 	return w.ResponseWriter.Write(p)
 }
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +59,9 @@ var wildcard = regexp.MustCompile(`\{([^}]+)\}`)
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	e := newEnv(t)
 	doc := openAPIDoc(t, e.handler)
+	if fmt.Sprint(doc["security"]) != "[map[apiToken:[]]]" {
+		t.Errorf("default security = %v, want apiToken", doc["security"])
+	}
 	if doc["openapi"] != "3.1.0" {
 		t.Errorf("openapi = %v", doc["openapi"])
 	}
@@ -87,7 +91,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		// The mux really serves it.
 		concrete := wildcard.ReplaceAllString(rt.Path, "1")
 		req := httptest.NewRequest(rt.Method, api.Prefix+concrete, nil)
-		if got, want := api.MatchedPattern(e.handler, req), rt.Method+" "+api.Prefix+rt.Path; got != want {
+		if got, want := api.MatchedPattern(e.inner, req), rt.Method+" "+api.Prefix+rt.Path; got != want {
 			t.Errorf("%s %s is routed to %q, want %q", rt.Method, concrete, got, want)
 		}
 		// Parameters.
@@ -134,10 +138,26 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 				t.Errorf("%s: request body is not JSON", k)
 			}
 		}
-		// Worker routes say they need a token, and only they do.
-		_, secured := op["security"]
-		if worker := strings.HasPrefix(rt.Path, "/worker/"); secured != worker {
-			t.Errorf("%s: security %v, want it declared only on worker routes", k, op["security"])
+		// The document's security is the route table's: a worker token on
+		// worker routes, none on public ones, the API token of the
+		// document's default everywhere else.
+		sec, declared := op["security"]
+		switch got := fmt.Sprint(sec); rt.Access {
+		case "worker":
+			if got != "[map[workerToken:[]]]" {
+				t.Errorf("%s: security %s, want workerToken only", k, got)
+			}
+		case "public":
+			if got != "[]" {
+				t.Errorf("%s: security %s, want none (public)", k, got)
+			}
+		default:
+			if declared {
+				t.Errorf("%s: security %s, want the default (apiToken)", k, got)
+			}
+		}
+		if rt.Access != "public" && (resps["401"] == nil || resps["403"] == nil) {
+			t.Errorf("%s: needs a credential but documents no 401 and 403", k)
 		}
 	}
 }
@@ -177,6 +197,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"LeaseRequest": api.LeaseRequest{}, "LeaseResponse": api.LeaseResponse{}, "Lease": api.Lease{}, "AttemptSpec": attempt.Spec{},
 		"HeartbeatRequest": api.HeartbeatRequest{}, "HeartbeatResponse": api.HeartbeatResponse{}, "CompleteRequest": api.CompleteRequest{},
 		"TokenInfo": api.TokenInfo{}, "TokenPage": api.Page[api.TokenInfo]{}, "CreateTokenRequest": api.CreateTokenRequest{}, "CreatedToken": api.CreatedToken{},
+		"AuditEntry": api.AuditEntry{}, "AuditPage": api.Page[api.AuditEntry]{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)

@@ -75,7 +75,10 @@ type Pipeline struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 	File        string `json:"file"`
-	Hash        string `json:"hash"`
+	// Namespace is the first folder of File under the pipelines directory
+	// ("" for a file directly in it): what a namespaced token is confined to.
+	Namespace string `json:"namespace"`
+	Hash      string `json:"hash"`
 	// Error is set when the file on disk is invalid; the last good version
 	// (if any) keeps running and being scheduled.
 	Error    string     `json:"error,omitempty"`

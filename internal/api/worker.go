@@ -147,24 +147,30 @@ type Workers interface {
 	Complete(ctx context.Context, lease string, req CompleteRequest) error
 }
 
-// Tokens manages worker tokens. Only a hash of each token is stored; the
-// token itself is shown once, when it is created.
+// Tokens manages tokens, of workers and of the API, and authenticates
+// requests by them. Only a hash of each token is stored; the token itself is
+// shown once, when it is created.
 type Tokens interface {
-	// CreateToken makes a new token named name and returns its secret.
-	CreateToken(ctx context.Context, name, actor string) (secret string, info TokenInfo, err error)
+	// CreateToken makes a new token and returns its secret: an API token
+	// when req.Role is set, else a worker token.
+	CreateToken(ctx context.Context, req CreateTokenRequest, actor string) (secret string, info TokenInfo, err error)
 	// RevokeToken revokes the token named name.
 	RevokeToken(ctx context.Context, name, actor string) error
 	// ListTokens lists tokens, revoked ones included.
 	ListTokens(ctx context.Context) ([]TokenInfo, error)
-	// Authenticate returns the name of the valid token with this secret,
-	// or a 401 *Error.
-	Authenticate(ctx context.Context, secret string) (name string, err error)
+	// Authenticate returns whom the valid token with this secret names, or
+	// a 401 *Error (unknown, revoked or expired).
+	Authenticate(ctx context.Context, secret string) (Principal, error)
 }
 
 // TokenInfo describes a token without its secret.
 type TokenInfo struct {
 	Name       string     `json:"name"`
+	Kind       string     `json:"kind"`                // "worker" or "api"
+	Role       Role       `json:"role,omitempty"`      // of an API token
+	Namespace  string     `json:"namespace,omitempty"` // of an API token confined to one
 	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
@@ -192,17 +198,26 @@ const (
 	MaxCompleteBytes = 2 << 20
 )
 
-// CreateTokenRequest is the body of POST /tokens.
+// CreateTokenRequest is the body of POST /tokens. Without a role it asks
+// for a worker token; with one, for an API token of that role, confined to
+// Namespace when set, valid until ExpiresAt when set.
 type CreateTokenRequest struct {
-	Name string `json:"name"`
+	Name      string     `json:"name"`
+	Role      Role       `json:"role,omitempty"`
+	Namespace string     `json:"namespace,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // CreatedToken answers POST /tokens. Token is the secret: it appears in this
 // answer only, never again (the server stores a hash of it).
 type CreatedToken struct {
-	Name      string    `json:"name"`
-	Token     string    `json:"token"`
-	CreatedAt time.Time `json:"created_at"`
+	Name      string     `json:"name"`
+	Token     string     `json:"token"`
+	Kind      string     `json:"kind"`
+	Role      Role       `json:"role,omitempty"`
+	Namespace string     `json:"namespace,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // tokenNameKey is the context key of the authenticated token's name.

@@ -30,6 +30,7 @@ type workerEnv struct {
 	logged  *syncBuffer
 	secret  string // valid, named w1
 	revoked string // the secret of a revoked token
+	admin   string // an admin API token, for token management
 }
 
 func newWorkerEnv(t *testing.T) *workerEnv {
@@ -37,6 +38,7 @@ func newWorkerEnv(t *testing.T) *workerEnv {
 	e := &workerEnv{workers: apitest.NewWorkers(), tokens: apitest.NewTokens(), logged: &syncBuffer{}}
 	e.secret = e.tokens.Add("w1")
 	e.revoked = e.tokens.Add("old")
+	e.admin = e.tokens.AddAPI("root", api.RoleAdmin, "")
 	if err := e.tokens.RevokeToken(context.Background(), "old", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,8 @@ func errorCode(b []byte) string {
 const localhost = "127.0.0.1:40000"
 
 // TestWorkerRoutesUnavailable checks that a handler without WithWorkers
-// answers the worker and token routes with 503 JSON, whatever is sent.
+// answers the worker routes with 503 JSON, whatever is sent, and everything
+// else but /health and /ready with 401.
 func TestWorkerRoutesUnavailable(t *testing.T) {
 	h := api.NewHandler(apitest.NewSeeded(), nil, api.WithLogger(slog.New(slog.DiscardHandler)))
 	for _, rq := range []request{
@@ -94,12 +97,19 @@ func TestWorkerRoutesUnavailable(t *testing.T) {
 		{method: "POST", path: "/worker/heartbeat", body: `{}`, header: bearer("x")},
 		{method: "POST", path: "/worker/leases/1.a.1/log?offset=0"},
 		{method: "POST", path: "/worker/leases/1.a.1/complete"},
-		{method: "POST", path: "/tokens", body: `{"name":"w1"}`, remote: localhost},
-		{method: "GET", path: "/tokens", remote: localhost},
-		{method: "DELETE", path: "/tokens/w1", remote: localhost},
 	} {
 		resp, b := serve(h, rq)
 		if resp.StatusCode != 503 || errorCode(b) != api.CodeUnavailable || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s", rq.method, rq.path, resp.StatusCode, b)
+		}
+	}
+	// Without Tokens no credential is valid: the rest of the API is closed.
+	for _, rq := range []request{
+		{method: "POST", path: "/tokens", body: `{"name":"w1"}`, remote: localhost},
+		{method: "GET", path: "/runs", remote: localhost, header: bearer("x")},
+	} {
+		resp, b := serve(h, rq)
+		if resp.StatusCode != 401 || errorCode(b) != api.CodeUnauthorized {
 			t.Errorf("%s %s: %d %s", rq.method, rq.path, resp.StatusCode, b)
 		}
 	}
@@ -268,7 +278,7 @@ func TestTokenRoutes(t *testing.T) {
 	}
 	cases := []tc{
 		{name: "create", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`, remote: localhost,
-			header: map[string]string{api.ActorHeader: "alice@host"}}, status: 201,
+			header: map[string]string{api.ActorHeader: "alice@host"}}, status: 201, // the header is ignored
 			check: func(t *testing.T, e *workerEnv, resp *http.Response, b []byte) {
 				var ct api.CreatedToken
 				mustJSON(t, b, &ct)
@@ -279,7 +289,7 @@ func TestTokenRoutes(t *testing.T) {
 					t.Errorf("Cache-Control %q", resp.Header.Get("Cache-Control"))
 				}
 				calls := e.tokens.Calls()
-				if last := calls[len(calls)-1]; !reflect.DeepEqual(last.Args, []any{"w2", "alice@host"}) {
+				if last := calls[len(calls)-1]; !reflect.DeepEqual(last.Args, []any{"w2", "root"}) {
 					t.Errorf("CreateToken%v", last.Args)
 				}
 				// The new token works.
@@ -288,11 +298,28 @@ func TestTokenRoutes(t *testing.T) {
 					t.Errorf("heartbeat with the new token: %d", r.StatusCode)
 				}
 			}},
-		{name: "create over IPv6 loopback", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`, remote: "[::1]:40000"}, status: 201},
-		{name: "create from another host", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`}, status: 403, code: api.CodeForbidden},
-		{name: "create through a proxy", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`, remote: localhost,
-			header: map[string]string{"X-Forwarded-For": "203.0.113.9"}}, status: 403, code: api.CodeForbidden},
-		{name: "create with a worker token from another host", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`,
+		{name: "create from another host", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`}, status: 201}, // an admin token is enough
+		{name: "create an API token", rq: request{method: "POST", path: "/tokens", body: `{"name":"ci","role":"operator","namespace":"finance","expires_at":"2999-01-01T00:00:00Z"}`}, status: 201,
+			check: func(t *testing.T, e *workerEnv, _ *http.Response, b []byte) {
+				var ct api.CreatedToken
+				mustJSON(t, b, &ct)
+				if ct.Kind != api.KindAPI || ct.Role != api.RoleOperator || ct.Namespace != "finance" || ct.ExpiresAt == nil {
+					t.Errorf("created %+v", ct)
+				}
+				// An API token cannot lease work.
+				r, _ := serve(e.handler, request{method: "POST", path: "/worker/heartbeat", body: `{"worker":"w","leases":[]}`, header: bearer(ct.Token)})
+				if r.StatusCode != 403 {
+					t.Errorf("heartbeat with an API token: %d, want 403", r.StatusCode)
+				}
+			}},
+		{name: "create with an unknown role", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","role":"root"}`}, status: 400, code: api.CodeInvalid},
+		{name: "create a worker token with a namespace", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","namespace":"finance"}`}, status: 400, code: api.CodeInvalid},
+		{name: "create with a namespace path", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","role":"viewer","namespace":"a/b"}`}, status: 400, code: api.CodeInvalid},
+		{name: "create expired", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","role":"viewer","expires_at":"2001-01-01T00:00:00Z"}`}, status: 400, code: api.CodeInvalid},
+		{name: "create without a token", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`, header: map[string]string{}}, status: 401, code: api.CodeUnauthorized},
+		{name: "create as an operator", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`,
+			header: map[string]string{"Authorization": "Bearer operator"}}, status: 403, code: api.CodeForbidden},
+		{name: "create with a worker token", rq: request{method: "POST", path: "/tokens", body: `{"name":"w2"}`,
 			header: map[string]string{"Authorization": "Bearer set-below"}}, status: 403, code: api.CodeForbidden},
 		{name: "create duplicate", rq: request{method: "POST", path: "/tokens", body: `{"name":"w1"}`, remote: localhost}, status: 409, code: api.CodeConflict},
 		{name: "create reusing a revoked name", rq: request{method: "POST", path: "/tokens", body: `{"name":"old"}`, remote: localhost}, status: 201},
@@ -303,14 +330,14 @@ func TestTokenRoutes(t *testing.T) {
 			check: func(t *testing.T, e *workerEnv, _ *http.Response, b []byte) {
 				var p api.Page[api.TokenInfo]
 				mustJSON(t, b, &p)
-				if len(p.Items) != 2 || p.Items[0].Name != "w1" || p.Items[0].RevokedAt != nil || p.Items[1].RevokedAt == nil {
+				if len(p.Items) != 3 || p.Items[0].Name != "w1" || p.Items[0].RevokedAt != nil || p.Items[1].RevokedAt == nil {
 					t.Errorf("tokens %+v", p.Items)
 				}
 				if strings.Contains(string(b), e.secret) || strings.Contains(string(b), "tsk_") {
 					t.Errorf("the list shows a secret: %s", b)
 				}
 			}},
-		{name: "list from another host", rq: request{method: "GET", path: "/tokens"}, status: 403, code: api.CodeForbidden},
+		{name: "list without a token", rq: request{method: "GET", path: "/tokens", header: map[string]string{}}, status: 401, code: api.CodeUnauthorized},
 		{name: "revoke", rq: request{method: "DELETE", path: "/tokens/w1", remote: localhost}, status: 204,
 			check: func(t *testing.T, e *workerEnv, _ *http.Response, _ []byte) {
 				r, b := serve(e.handler, request{method: "POST", path: "/worker/heartbeat", body: `{"worker":"w","leases":[]}`, header: bearer(e.secret)})
@@ -319,14 +346,21 @@ func TestTokenRoutes(t *testing.T) {
 				}
 			}},
 		{name: "revoke unknown", rq: request{method: "DELETE", path: "/tokens/nope", remote: localhost}, status: 404, code: api.CodeNotFound},
-		{name: "revoke from another host", rq: request{method: "DELETE", path: "/tokens/w1"}, status: 403, code: api.CodeForbidden},
+		{name: "revoke as an operator", rq: request{method: "DELETE", path: "/tokens/w1", header: map[string]string{"Authorization": "Bearer operator"}}, status: 403, code: api.CodeForbidden},
 		{name: "revoke wrong method", rq: request{method: "POST", path: "/tokens/w1", remote: localhost}, status: 405, code: api.CodeMethodNotAllowed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newWorkerEnv(t)
-			if c.rq.header["Authorization"] == "Bearer set-below" {
+			switch {
+			case c.rq.header == nil:
+				c.rq.header = bearer(e.admin)
+			case c.rq.header["Authorization"] == "Bearer set-below":
 				c.rq.header = bearer(e.secret)
+			case c.rq.header["Authorization"] == "Bearer operator":
+				c.rq.header = bearer(e.tokens.AddAPI("op", api.RoleOperator, ""))
+			case c.rq.header[api.ActorHeader] != "":
+				c.rq.header["Authorization"] = "Bearer " + e.admin
 			}
 			resp, b := serve(e.handler, c.rq)
 			if resp.StatusCode != c.status {
@@ -346,8 +380,8 @@ func TestTokenRoutes(t *testing.T) {
 // secret, as a careless driver might.
 type leakyTokens struct{ *apitest.Tokens }
 
-func (l leakyTokens) Authenticate(ctx context.Context, secret string) (string, error) {
-	return "", fmt.Errorf("query token %q: connection refused", secret)
+func (l leakyTokens) Authenticate(ctx context.Context, secret string) (api.Principal, error) {
+	return api.Principal{}, fmt.Errorf("query token %q: connection refused", secret)
 }
 
 // TestTokenNeverLogged sends requests with good, bad and failing tokens
@@ -367,7 +401,7 @@ func TestTokenNeverLogged(t *testing.T) {
 			t.Errorf("%s: the answer quotes a token: %s", rq.path, b)
 		}
 	}
-	resp, b := serve(e.handler, request{method: "POST", path: "/tokens", body: `{"name":"w9"}`, remote: localhost})
+	resp, b := serve(e.handler, request{method: "POST", path: "/tokens", body: `{"name":"w9"}`, header: bearer(e.admin)})
 	var ct api.CreatedToken
 	mustJSON(t, b, &ct)
 	if resp.StatusCode != 201 || ct.Token == "" {
@@ -388,7 +422,7 @@ func TestTokenNeverLogged(t *testing.T) {
 			t.Errorf("the log holds a token:\n%s", logged)
 		}
 	}
-	if strings.Count(logged, "invalid or revoked token") != 2 || !strings.Contains(logged, "connection refused") || !strings.Contains(logged, "***") {
+	if strings.Count(logged, "invalid, expired or revoked token") != 2 || !strings.Contains(logged, "connection refused") || !strings.Contains(logged, "***") {
 		t.Errorf("the refusals and the failure are not logged as expected:\n%s", logged)
 	}
 }
@@ -442,27 +476,32 @@ func TestLeaseLongPoll(t *testing.T) {
 // through a real HTTP server.
 func TestClientWorkerCalls(t *testing.T) {
 	e := newWorkerEnv(t)
-	srv := httptest.NewServer(e.handler) // on loopback, so token management is allowed
+	srv := httptest.NewServer(e.handler)
 	defer srv.Close()
-	base, err := api.NewClient(srv.URL, srv.Client())
+	anon, err := api.NewClient(srv.URL, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := anon.WithToken(e.admin)
 	ctx := context.Background()
 
-	// Without a token.
-	_, err = base.Lease(ctx, api.LeaseRequest{Worker: "w", Free: 1})
+	// Without a token, and with an API token.
+	_, err = anon.Lease(ctx, api.LeaseRequest{Worker: "w", Free: 1})
 	if e, ok := errors.AsType[*api.Error](err); !ok || e.Status != 401 || e.Code != api.CodeUnauthorized {
 		t.Fatalf("lease without a token: %v", err)
 	}
+	_, err = base.Lease(ctx, api.LeaseRequest{Worker: "w", Free: 1})
+	if e, ok := errors.AsType[*api.Error](err); !ok || e.Status != 403 || e.Code != api.CodeForbidden {
+		t.Fatalf("lease with an API token: %v", err)
+	}
 
 	// Tokens.
-	secret, info, err := base.CreateToken(ctx, "w2", "alice")
+	secret, info, err := base.CreateToken(ctx, api.CreateTokenRequest{Name: "w2"}, "alice")
 	if err != nil || info.Name != "w2" || secret == "" {
 		t.Fatalf("CreateToken: %q %+v %v", secret, info, err)
 	}
 	toks, err := base.ListTokens(ctx)
-	if err != nil || len(toks) != 3 {
+	if err != nil || len(toks) != 4 {
 		t.Fatalf("ListTokens: %+v %v", toks, err)
 	}
 	if err := base.RevokeToken(ctx, "old", "alice"); err == nil {

@@ -1,23 +1,20 @@
 package api
 
 // The HTTP side of the worker protocol (see worker.go) and of token
-// management: authentication of workers by bearer token, the loopback rule
-// for managing tokens, and the translation of the four worker calls.
+// management: authentication by bearer token, and the translation of the
+// four worker calls and the token calls.
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 )
-
-// serveFunc is how a route serves a request.
-type serveFunc func(h *handler, w http.ResponseWriter, r *http.Request) error
 
 // maxWorkerName bounds the worker name of lease and heartbeat requests, which
 // ends up in the attempts the server records.
@@ -29,22 +26,6 @@ const maxLabel = 100
 // maxTokenName bounds a token name.
 const maxTokenName = 100
 
-// workerOnly makes a route answer only requests that carry a valid worker
-// token; the request passed on has the token's name in its context
-// (TokenName).
-func workerOnly(serve serveFunc) serveFunc {
-	return func(h *handler, w http.ResponseWriter, r *http.Request) error {
-		if h.workers == nil || h.tokens == nil {
-			return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server does not serve remote workers")
-		}
-		r, err := h.authenticate(w, r)
-		if err != nil {
-			return err
-		}
-		return serve(h, w, r)
-	}
-}
-
 // errNoToken is the answer to a worker request without a valid token. It
 // is the same whatever was wrong (no header, a malformed one, an unknown or
 // revoked token), so the answer tells a prober nothing, and it never quotes
@@ -54,35 +35,36 @@ func errNoToken() *Error {
 		"a valid worker token is required (Authorization: Bearer <token>; create one with 'tasuki token create NAME' on the server's host)")
 }
 
-// authenticate checks the request's bearer token. The token is a secret:
-// it is never logged, and an error of the Tokens implementation that quotes
-// it has it masked before it reaches the log.
-func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, error) {
+// authenticate checks the request's bearer token and returns whom it
+// names. The token is a secret: it is never logged, and an error of the
+// Tokens implementation that quotes it has it masked before it reaches the
+// log.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, a access) (Principal, error) {
 	secret, ok := bearerToken(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tasuki"`)
-		return nil, errNoToken()
+		return Principal{}, errUnauthenticated(a)
 	}
-	name, err := h.tokens.Authenticate(r.Context(), secret)
+	p, err := h.tokens.Authenticate(r.Context(), secret)
 	if err != nil {
 		if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusUnauthorized {
-			h.log.WarnContext(r.Context(), "api: worker request refused: invalid or revoked token",
+			h.log.WarnContext(r.Context(), "api: request refused: invalid, expired or revoked token",
 				"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tasuki", error="invalid_token"`)
-			return nil, errNoToken()
+			return Principal{}, errUnauthenticated(a)
 		}
 		if strings.Contains(err.Error(), secret) {
 			// Keep the secret out of the log; the chain is lost, which
 			// only matters for a cancelled request, already answered.
 			masked := strings.ReplaceAll(err.Error(), secret, "***")
 			if e, ok := errors.AsType[*Error](err); ok {
-				return nil, &Error{Status: e.Status, Code: e.Code, Message: strings.ReplaceAll(e.Message, secret, "***")}
+				return Principal{}, &Error{Status: e.Status, Code: e.Code, Message: strings.ReplaceAll(e.Message, secret, "***")}
 			}
-			return nil, fmt.Errorf("authenticate worker token: %s", masked)
+			return Principal{}, fmt.Errorf("authenticate token: %s", masked)
 		}
-		return nil, fmt.Errorf("authenticate worker token: %w", err)
+		return Principal{}, fmt.Errorf("authenticate token: %w", err)
 	}
-	return r.WithContext(WithTokenName(r.Context(), name)), nil
+	return p, nil
 }
 
 // bearerToken reads `Authorization: Bearer <token>`; ok is false when the
@@ -98,41 +80,6 @@ func bearerToken(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return token, true
-}
-
-// localOnly makes a route answer only requests from the server's own host.
-//
-// This is the interim rule for token management until tasuki has users and
-// roles (see the roadmap): whoever can run a command on the server's host
-// could read its database anyway, while no one elsewhere can mint worker
-// tokens. A request that came through a proxy (it carries Forwarded,
-// X-Forwarded-For or X-Real-IP) is not local even when the proxy runs on the
-// same host, since it may be relaying anyone.
-func localOnly(serve serveFunc) serveFunc {
-	return func(h *handler, w http.ResponseWriter, r *http.Request) error {
-		if h.tokens == nil {
-			return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server does not manage worker tokens")
-		}
-		if !isLocal(r) {
-			return Errorf(http.StatusForbidden, CodeForbidden,
-				"worker tokens can be managed only from the server's own host (a loopback address, not through a proxy) until tasuki has users and roles; run 'tasuki token' there")
-		}
-		return serve(h, w, r)
-	}
-}
-
-// isLocal reports whether r comes straight from a loopback address.
-func isLocal(r *http.Request) bool {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !ap.Addr().Unmap().IsLoopback() {
-		return false
-	}
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
-		if len(r.Header.Values(h)) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // checkName checks a printable name of at most maxLen bytes for field.
@@ -261,10 +208,6 @@ func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) createToken(w http.ResponseWriter, r *http.Request) error {
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
 	var req CreateTokenRequest
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
@@ -272,12 +215,30 @@ func (h *handler) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := checkTokenName(req.Name); err != nil {
 		return err
 	}
-	secret, info, err := h.tokens.CreateToken(r.Context(), req.Name, who)
+	if req.Role != "" && !req.Role.Valid() {
+		return invalid("field \"role\": expected viewer, operator or admin (or none, for a worker token), got %q", req.Role)
+	}
+	if req.Role == "" && (req.Namespace != "" || req.ExpiresAt != nil) {
+		return invalid("fields \"namespace\" and \"expires_at\" are for API tokens: give a \"role\" too")
+	}
+	if req.Namespace != "" {
+		if err := checkName("field \"namespace\"", req.Namespace, maxTokenName); err != nil {
+			return err
+		}
+		if strings.ContainsAny(req.Namespace, "/\\") || req.Namespace == "." || req.Namespace == ".." {
+			return invalid("field \"namespace\" %q: expected the name of a folder of the pipelines directory, without slashes", req.Namespace)
+		}
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
+		return invalid("field \"expires_at\" (%s) is in the past", req.ExpiresAt.Format(time.RFC3339))
+	}
+	secret, info, err := h.tokens.CreateToken(r.Context(), req, who(r))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store") // the answer holds a secret
-	writeJSON(w, http.StatusCreated, CreatedToken{Name: info.Name, Token: secret, CreatedAt: info.CreatedAt})
+	writeJSON(w, http.StatusCreated, CreatedToken{Name: info.Name, Token: secret, Kind: info.Kind, Role: info.Role,
+		Namespace: info.Namespace, CreatedAt: info.CreatedAt, ExpiresAt: info.ExpiresAt})
 	return nil
 }
 
@@ -302,10 +263,7 @@ func (h *handler) listTokens(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request) error {
-	who, err := actor(r)
-	if err != nil {
-		return err
-	}
+	who := who(r)
 	name := r.PathValue("name")
 	if err := checkTokenName(name); err != nil {
 		return err

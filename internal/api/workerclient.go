@@ -48,26 +48,42 @@ func (c *Client) Complete(ctx context.Context, lease string, req CompleteRequest
 	return c.do(ctx, request{method: http.MethodPost, path: leasePath(lease) + "/complete", body: req}, nil)
 }
 
-// CreateToken creates a worker token named name and returns its secret,
-// which the server shows only this once. Token management is allowed only
-// from the server's own host.
-func (c *Client) CreateToken(ctx context.Context, name, actor string) (string, TokenInfo, error) {
+// CreateToken creates a token (an API token when req.Role is set, else a
+// worker token) and returns its secret, which the server shows only this
+// once. Token management needs an admin token.
+func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest, actor string) (string, TokenInfo, error) {
 	var created CreatedToken
-	err := c.do(ctx, request{method: http.MethodPost, path: "/tokens", actor: actor, body: CreateTokenRequest{Name: name}}, &created)
+	err := c.do(ctx, request{method: http.MethodPost, path: "/tokens", actor: actor, body: req}, &created)
 	if err != nil {
 		return "", TokenInfo{}, err
 	}
-	return created.Token, TokenInfo{Name: created.Name, CreatedAt: created.CreatedAt}, nil
+	return created.Token, TokenInfo{Name: created.Name, Kind: created.Kind, Role: created.Role, Namespace: created.Namespace,
+		CreatedAt: created.CreatedAt, ExpiresAt: created.ExpiresAt}, nil
 }
 
-// RevokeToken revokes the worker token named name.
+// RevokeToken revokes the token named name.
 func (c *Client) RevokeToken(ctx context.Context, name, actor string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: "/tokens/" + seg(name), actor: actor}, nil)
 }
 
-// ListTokens lists the worker tokens, revoked ones included.
+// ListTokens lists the tokens, revoked ones included.
 func (c *Client) ListTokens(ctx context.Context) ([]TokenInfo, error) {
 	var p Page[TokenInfo]
 	err := c.do(ctx, request{method: http.MethodGet, path: "/tokens"}, &p)
 	return p.Items, err
+}
+
+// ListAudit reads a page of the server's audit log, newest first (cursor ""
+// for the first page; Page.Next for the following ones).
+func (c *Client) ListAudit(ctx context.Context, cursor string, limit int) (Page[AuditEntry], error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var p Page[AuditEntry]
+	err := c.do(ctx, request{method: http.MethodGet, path: "/audit", query: q}, &p)
+	return p, err
 }

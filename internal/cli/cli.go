@@ -135,13 +135,14 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 		return nil
 	}
 	a.addServerFlag(root)
+	a.addTokenFlag(root)
 	root.AddCommand(
 		a.runCmd(), a.resumeCmd(), a.validateCmd(), a.schemaCmd(),
 		a.withServer(a.runsCmd(), a.remoteRuns), a.withServer(a.statusCmd(), a.remoteStatus),
 		a.withServer(a.logsCmd(), a.remoteLogs), a.versionCmd(), a.serveCmd(),
 	)
 	root.AddCommand(a.serverCmds()...)
-	root.AddCommand(a.workerCmd(), a.tokenCmd())
+	root.AddCommand(a.workerCmd(), a.tokenCmd(), a.auditCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	for _, c := range root.Commands() {
 		if !c.Runnable() && c.HasSubCommands() {

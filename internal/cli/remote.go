@@ -63,7 +63,11 @@ func (a *app) remote(cmd *cobra.Command) (*api.Client, error) {
 	if err != nil {
 		return nil, usageErr("--server: %v", err)
 	}
-	return c, nil
+	token, err := a.apiToken(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithToken(token), nil
 }
 
 // needServer is remote for commands that only make sense with a server.

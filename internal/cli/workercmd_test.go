@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,13 +26,17 @@ type workerServer struct {
 	fake   *apitest.Workers
 	tokens *apitest.Tokens
 	url    string
-	secret string
+	secret string // a worker token
+	admin  string // an admin API token
+	viewer string // a viewer API token
 }
 
 func newWorkerServer(t *testing.T, wrap func(http.Handler) http.Handler) *workerServer {
 	t.Helper()
 	s := &workerServer{fake: apitest.NewWorkers(), tokens: apitest.NewTokens()}
 	s.secret = s.tokens.Add("w1")
+	s.admin = s.tokens.AddAPI("root", api.RoleAdmin, "")
+	s.viewer = s.tokens.AddAPI("eve", api.RoleViewer, "")
 	s.tokens.Add("old")
 	if err := s.tokens.RevokeToken(context.Background(), "old", "test"); err != nil {
 		t.Fatal(err)
@@ -65,7 +70,8 @@ func TestTokenCommands(t *testing.T) {
 	type tc struct {
 		name   string
 		args   []string
-		remote bool // the server sees the client as another host
+		remote bool   // the server sees the client as another host
+		auth   string // the credential: "" --token of an admin; "viewer"; "home" (admin.token); "env" ($TASUKI_TOKEN); "none"
 		code   int
 		stdout []string
 		stderr []string
@@ -79,19 +85,40 @@ func TestTokenCommands(t *testing.T) {
 				if len(lines) != 1 || !strings.HasPrefix(secret, "tsk_") {
 					t.Errorf("stdout %q: want the token alone", r.stdout)
 				}
-				if name, err := s.tokens.Authenticate(context.Background(), secret); err != nil || name != "w2" {
-					t.Errorf("the printed token authenticates as %q: %v", name, err)
+				if who, err := s.tokens.Authenticate(context.Background(), secret); err != nil || who.Name != "w2" || who.Kind != api.KindWorker {
+					t.Errorf("the printed token authenticates as %+v: %v", who, err)
 				}
 				calls := s.tokens.Calls()
-				if last := calls[len(calls)-1]; last.Args[0] != "w2" || !strings.HasPrefix(last.Args[1].(string), "tester@") {
+				if last := calls[len(calls)-1]; last.Args[0] != "w2" || last.Args[1] != "root" { // the credential's name
 					t.Errorf("CreateToken%v", last.Args)
 				}
 			}},
 		{name: "create duplicate", args: []string{"token", "create", "w1"}, code: 2, stderr: []string{"exists"}},
 		{name: "create bad name", args: []string{"token", "create", "a b"}, code: 2, stderr: []string{"no spaces"}},
-		{name: "create from another host", args: []string{"token", "create", "w2"}, remote: true, code: 2, stderr: []string{"own host"}},
+		{name: "create from another host", args: []string{"token", "create", "w2"}, remote: true, stderr: []string{`created worker token "w2"`}},
+		{name: "create an API token", args: []string{"token", "create", "ci", "--role", "operator", "--namespace", "finance", "--expires", "30d"},
+			stderr: []string{`created operator API token of namespace "finance" "ci"`},
+			check: func(t *testing.T, s *workerServer, r result) {
+				who, err := s.tokens.Authenticate(context.Background(), strings.TrimSpace(r.stdout))
+				if err != nil || who != (api.Principal{Name: "ci", Kind: api.KindAPI, Role: api.RoleOperator, Namespace: "finance"}) {
+					t.Errorf("the printed token authenticates as %+v: %v", who, err)
+				}
+				toks, _ := s.tokens.ListTokens(context.Background())
+				exp := toks[len(toks)-1].ExpiresAt
+				if exp == nil || exp.Sub(time.Now()) < 29*24*time.Hour || exp.Sub(time.Now()) > 30*24*time.Hour {
+					t.Errorf("expires at %v, want in 30 days", exp)
+				}
+			}},
+		{name: "create with a bad role", args: []string{"token", "create", "ci", "--role", "root"}, code: 2, stderr: []string{"--role"}},
+		{name: "create with a bad expiry", args: []string{"token", "create", "ci", "--role", "viewer", "--expires", "soon"}, code: 2, stderr: []string{"--expires"}},
+		{name: "create a worker token with a namespace", args: []string{"token", "create", "ci", "--namespace", "x"}, code: 2, stderr: []string{"give --role too"}},
+		{name: "create without a token", auth: "none", args: []string{"token", "create", "w2"}, code: 2, stderr: []string{"admin.token"}},
+		{name: "create as a viewer", auth: "viewer", args: []string{"token", "create", "w2"}, code: 2, stderr: []string{"needs admin"}},
+		{name: "create with the admin.token of --home", auth: "home", args: []string{"token", "create", "w2"}, stderr: []string{`created worker token "w2"`}},
+		{name: "create with $TASUKI_TOKEN", auth: "env", args: []string{"token", "create", "w2"}, stderr: []string{`created worker token "w2"`}},
+		{name: "--token before $TASUKI_TOKEN", auth: "env-and-flag", args: []string{"token", "create", "w2"}, code: 2, stderr: []string{"needs admin"}},
 		{name: "create without a name", args: []string{"token", "create"}, code: 2, stderr: []string{"accepts 1 arg"}},
-		{name: "list", args: []string{"token", "list"}, stdout: []string{"NAME", "w1", "valid", "old", "revoked", "never"},
+		{name: "list", args: []string{"token", "list"}, stdout: []string{"NAME", "KIND", "w1", "worker", "valid", "old", "revoked", "never", "root", "admin", "(all)"},
 			check: func(t *testing.T, s *workerServer, r result) {
 				if strings.Contains(r.stdout, s.secret) {
 					t.Error("the list shows a secret")
@@ -101,11 +128,11 @@ func TestTokenCommands(t *testing.T) {
 			check: func(t *testing.T, s *workerServer, r result) {
 				var toks []api.TokenInfo
 				mustDecode(t, r.stdout, &toks)
-				if len(toks) != 2 || toks[0].Name != "w1" || toks[1].RevokedAt == nil {
+				if len(toks) != 4 || toks[0].Name != "w1" || toks[1].Role != api.RoleAdmin || toks[3].RevokedAt == nil {
 					t.Errorf("tokens %+v", toks)
 				}
 			}},
-		{name: "revoke", args: []string{"token", "revoke", "w1"}, stdout: []string{"worker token w1 revoked"},
+		{name: "revoke", args: []string{"token", "revoke", "w1"}, stdout: []string{"token w1 revoked"},
 			check: func(t *testing.T, s *workerServer, r result) {
 				if _, err := s.tokens.Authenticate(context.Background(), s.secret); err == nil {
 					t.Error("the revoked token still authenticates")
@@ -125,7 +152,24 @@ func TestTokenCommands(t *testing.T) {
 				}
 			}
 			s := newWorkerServer(t, wrap)
-			r := call(append(c.args, "--server", s.url)...)
+			home := t.TempDir() // no admin.token unless the case writes one
+			args := append(c.args, "--server", s.url, "--home", home)
+			switch c.auth {
+			case "":
+				args = append(args, "--token", s.admin)
+			case "viewer":
+				args = append(args, "--token", s.viewer)
+			case "home":
+				if err := os.WriteFile(filepath.Join(home, "admin.token"), []byte(s.admin+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			case "env":
+				t.Setenv("TASUKI_TOKEN", s.admin)
+			case "env-and-flag":
+				t.Setenv("TASUKI_TOKEN", s.admin)
+				args = append(args, "--token", s.viewer)
+			}
+			r := call(args...)
 			if r.code != c.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
 			}

@@ -96,7 +96,7 @@ tasks:
 	errOut := &followBuffer{changed: make(chan struct{}, 1)}
 	done := make(chan int, 1)
 	go func() {
-		args := []string{"--server", s1.url, "--home", filepath.Join(home, "cli-unused"), "logs", "-f", fmt.Sprint(run.ID), "count"}
+		args := []string{"--server", s1.url, "--home", filepath.Join(home, "cli-unused"), "--token", s1.token, "logs", "-f", fmt.Sprint(run.ID), "count"}
 		done <- cli.Main(args, cli.IO{In: strings.NewReader(""), Out: out, Err: errOut}, "test")
 	}()
 	out.await(t, "out line 4\n", 30*time.Second)

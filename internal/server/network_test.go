@@ -121,6 +121,7 @@ func startTLSServer(t *testing.T, pipelines string, args ...string) (*proc, stri
 	if !strings.HasPrefix(u, "https://127.0.0.1:") {
 		t.Fatalf("listening on %q: want https://127.0.0.1:PORT", u)
 	}
+	serverTokens.Store(u, readAdminToken(t, home)) // for cliAt
 	return p, u
 }
 
@@ -158,6 +159,8 @@ func TestNetworkTLSWorkerMutual(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin, _ := serverTokens.Load(url)
+	c = c.WithToken(admin.(string))
 	run, err := c.Trigger(context.Background(), "env", nil, "test")
 	if err != nil {
 		t.Fatal(err)

@@ -242,9 +242,27 @@ func startPGServer(tb testing.TB, dsn, home, pipelines string, env []string, arg
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The first server of a database leaves the admin token in its data
+	// directory; the others share it.
+	token, ok := "", false
+	if b, err := os.ReadFile(filepath.Join(home, "admin.token")); err == nil {
+		token = strings.TrimSpace(string(b))
+		adminTokens.Store(dsn, token)
+	} else if v, found := adminTokens.Load(dsn); found {
+		token, ok = v.(string), true
+	}
+	if token == "" && !ok {
+		tb.Fatalf("no admin token for the database of server %s", u)
+	}
+	serverTokens.Store(u, token)
 	p.what = "server " + u
-	return &pgServer{proc: p, home: home, url: u, c: c}
+	return &pgServer{proc: p, home: home, url: u, c: c.WithToken(token)}
 }
+
+// adminTokens is the admin API token of each test database (by DSN), and
+// serverTokens that of each server (by URL), for the CLI commands tests run
+// against them.
+var adminTokens, serverTokens sync.Map
 
 // workerProc is a `tasuki worker` process.
 type workerProc struct {
@@ -273,6 +291,9 @@ func cliAt(tb testing.TB, url string, args ...string) cliResult {
 	tb.Helper()
 	var out, errb bytes.Buffer
 	args = append([]string{"--server", url, "--home", filepath.Join(tb.TempDir(), "cli-unused")}, args...)
+	if v, ok := serverTokens.Load(url); ok {
+		args = append([]string{"--token", v.(string)}, args...)
+	}
 	code := cli.Main(args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb}, "test")
 	return cliResult{code: code, out: out.String(), errOut: errb.String()}
 }
@@ -1208,7 +1229,7 @@ func TestWorkerTokens(t *testing.T) {
 	}
 
 	// Revoked: refused by both servers; a worker with it stops at once.
-	cliAt(t, a.url, "token", "revoke", "w1").expect(t, 0, "worker token w1 revoked")
+	cliAt(t, a.url, "token", "revoke", "w1").expect(t, 0, "token w1 revoked")
 	for _, s := range []*pgServer{a, b} {
 		if code, body := leaseStatus(t, s.url, "Bearer "+token); code != http.StatusUnauthorized {
 			t.Errorf("%s: lease request with the revoked token: %d %s, want 401", s.url, code, body)
@@ -1234,7 +1255,7 @@ func TestWorkerTokens(t *testing.T) {
 	defer conn.Close(ctx)
 	var name string
 	var hash []byte
-	if err := conn.QueryRow(ctx, `SELECT name, hash FROM worker_tokens`).Scan(&name, &hash); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT name, hash FROM worker_tokens WHERE kind = 'worker'`).Scan(&name, &hash); err != nil {
 		t.Fatal(err)
 	}
 	if sum := sha256.Sum256([]byte(token)); name != "w1" || !bytes.Equal(hash, sum[:]) {

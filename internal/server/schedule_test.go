@@ -56,7 +56,7 @@ func newTestServerDB(t *testing.T, home, dir, db string, at time.Time) *testServ
 	cfg := DefaultConfig()
 	cfg.Home, cfg.Pipelines, cfg.Timezone, cfg.DB = home, dir, "Asia/Tokyo", db
 	cfg.Pools = map[string]int{"warehouse": 2}
-	s, err := New(context.Background(), cfg, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := New(context.Background(), cfg, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notice: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,6 +71,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Notice is where a new server prints its first admin token, once
+	// (default os.Stderr); see ensureAdminToken.
+	Notice io.Writer
 }
 
 // New opens the data directory and prepares a server; Run starts it.
@@ -138,6 +142,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.logs.Ended = runner.AttemptEnded(st)
 	s.reg = NewRegistry(cfg.Pipelines, opts.Logger, s.checkPipeline)
+	if opts.Notice == nil {
+		opts.Notice = os.Stderr
+	}
+	if err := s.ensureAdminToken(ctx, opts.Notice); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -240,7 +251,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() { stopBroker(); <-localDone }()
 
-	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}))
+	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithAuditLog(auditLog{s}))
 	if s.elector != nil {
 		handler = s.forward(handler)
 	}

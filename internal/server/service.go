@@ -29,6 +29,7 @@ const lastRunsShown = 5
 
 func (v *service) pipeline(ctx context.Context, l Loaded, st store.PipelineState) (api.Pipeline, error) {
 	out := api.Pipeline{Name: st.Name, File: st.File, Error: st.Error, Removed: st.Removed, Paused: st.Paused, NextRun: api.TimePtr(st.NextFire)}
+	out.Namespace = api.Namespace(v.s.cfg.Pipelines, st.File)
 	if p := l.Pipeline; p != nil {
 		out.Description = p.Description
 		out.Hash = p.Source.Hash

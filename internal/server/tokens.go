@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,8 +16,9 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
-// tokens implements api.Tokens over the store. Only the SHA-256 of a token
-// is stored: a stolen database does not hold working tokens.
+// tokens implements api.Tokens over the store, for worker and API tokens
+// alike. Only the SHA-256 of a token is stored: a stolen database does not
+// hold working tokens.
 type tokens struct {
 	s *Server
 
@@ -31,13 +33,14 @@ type tokens struct {
 // server's CPU under load. A revoked token stops working within
 // tokenCacheTTL.
 type cached struct {
-	name    string
-	expires time.Time
+	who     api.Principal
+	expires time.Time // of the cache entry
+	ends    time.Time // of the token itself; zero: never
 }
 
 const tokenCacheTTL = 5 * time.Second
 
-// tokenPrefix marks tasuki worker tokens, so secret scanners can find them.
+// tokenPrefix marks tasuki tokens, so secret scanners can find them.
 const tokenPrefix = "tsk_"
 
 func hashToken(secret string) []byte {
@@ -45,23 +48,39 @@ func hashToken(secret string) []byte {
 	return h[:]
 }
 
-func (t *tokens) CreateToken(ctx context.Context, name, actor string) (string, api.TokenInfo, error) {
+// newSecret makes a token's secret: 256 random bits.
+func newSecret() (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("make a token: %w", err)
+	}
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
+
+func (t *tokens) CreateToken(ctx context.Context, req api.CreateTokenRequest, actor string) (string, api.TokenInfo, error) {
+	name := req.Name
 	if name == "" || len(name) > 100 || strings.ContainsAny(name, " \t\n/") {
 		return "", api.TokenInfo{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "token name %q: expected 1 to 100 characters without spaces or slashes", name)
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	secret, err := newSecret()
+	if err != nil {
 		return "", api.TokenInfo{}, err
 	}
-	secret := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	tok, err := t.s.store.CreateToken(ctx, name, hashToken(secret), t.s.now())
+	nt := store.NewToken{Name: name, Kind: store.TokenWorker}
+	if req.Role != "" {
+		nt = store.NewToken{Name: name, Kind: store.TokenAPI, Role: string(req.Role), Namespace: req.Namespace}
+		if req.ExpiresAt != nil {
+			nt.ExpiresAt = *req.ExpiresAt
+		}
+	}
+	tok, err := t.s.store.IssueToken(ctx, nt, hashToken(secret), t.s.now())
 	if errors.Is(err, store.ErrConflict) {
 		return "", api.TokenInfo{}, api.Errorf(http.StatusConflict, api.CodeConflict, "a token named %q exists; revoke it first or choose another name", name)
 	}
 	if err != nil {
 		return "", api.TokenInfo{}, err
 	}
-	t.s.log.Info("worker token created", "name", name, "actor", actor)
+	t.s.log.Info("token created", "name", name, "kind", tok.Kind, "role", tok.Role, "namespace", tok.Namespace, "actor", actor)
 	return secret, tokenInfo(tok), nil
 }
 
@@ -75,7 +94,7 @@ func (t *tokens) RevokeToken(ctx context.Context, name, actor string) error {
 		return api.NotFound("no token named %q", name)
 	}
 	if err == nil {
-		t.s.log.Info("worker token revoked", "name", name, "actor", actor)
+		t.s.log.Info("token revoked", "name", name, "actor", actor)
 	}
 	return err
 }
@@ -92,27 +111,34 @@ func (t *tokens) ListTokens(ctx context.Context) ([]api.TokenInfo, error) {
 	return out, nil
 }
 
-func (t *tokens) Authenticate(ctx context.Context, secret string) (string, error) {
-	refused := api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "a valid worker token is required (Authorization: Bearer <token>; create one with 'tasuki token create NAME')")
+func (t *tokens) Authenticate(ctx context.Context, secret string) (api.Principal, error) {
+	refused := api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "a valid token is required (Authorization: Bearer <token>)")
 	if !strings.HasPrefix(secret, tokenPrefix) {
-		return "", refused
+		return api.Principal{}, refused
 	}
 	hash := hashToken(secret)
+	now := t.s.now()
 	t.mu.Lock()
 	if c, ok := t.valid[string(hash)]; ok && time.Now().Before(c.expires) {
 		t.mu.Unlock()
-		return c.name, nil
+		if !c.ends.IsZero() && !now.Before(c.ends) {
+			return api.Principal{}, refused
+		}
+		return c.who, nil
 	}
 	gen := t.gen
 	t.mu.Unlock()
 	tok, err := t.s.store.TokenByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", refused
+		return api.Principal{}, refused
 	}
 	if err != nil {
-		return "", err
+		return api.Principal{}, err
 	}
-	now := t.s.now()
+	if !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt) {
+		return api.Principal{}, refused
+	}
+	who := api.Principal{Name: tok.Name, Kind: string(tok.Kind), Role: api.Role(tok.Role), Namespace: tok.Namespace}
 	t.mu.Lock()
 	if t.touched == nil {
 		t.touched = map[int64]time.Time{}
@@ -122,7 +148,7 @@ func (t *tokens) Authenticate(ctx context.Context, secret string) (string, error
 		clear(t.valid)
 	}
 	if gen == t.gen { // no revocation raced the lookup
-		t.valid[string(hash)] = cached{name: tok.Name, expires: time.Now().Add(tokenCacheTTL)}
+		t.valid[string(hash)] = cached{who: who, expires: time.Now().Add(tokenCacheTTL), ends: tok.ExpiresAt}
 	}
 	stale := now.Sub(t.touched[tok.ID]) > time.Minute
 	if stale {
@@ -134,9 +160,10 @@ func (t *tokens) Authenticate(ctx context.Context, secret string) (string, error
 			t.s.log.Warn("record token use", "name", tok.Name, "err", err)
 		}
 	}
-	return tok.Name, nil
+	return who, nil
 }
 
 func tokenInfo(t store.Token) api.TokenInfo {
-	return api.TokenInfo{Name: t.Name, CreatedAt: t.CreatedAt, RevokedAt: api.TimePtr(t.RevokedAt), LastUsedAt: api.TimePtr(t.LastUsedAt)}
+	return api.TokenInfo{Name: t.Name, Kind: string(t.Kind), Role: api.Role(t.Role), Namespace: t.Namespace, CreatedAt: t.CreatedAt,
+		ExpiresAt: api.TimePtr(t.ExpiresAt), RevokedAt: api.TimePtr(t.RevokedAt), LastUsedAt: api.TimePtr(t.LastUsedAt)}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -342,9 +343,10 @@ func NewTokens() *Tokens {
 }
 
 // CreateToken implements api.Tokens.
-func (t *Tokens) CreateToken(ctx context.Context, name, actor string) (string, api.TokenInfo, error) {
+func (t *Tokens) CreateToken(ctx context.Context, req api.CreateTokenRequest, actor string) (string, api.TokenInfo, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	name := req.Name
 	t.calls = append(t.calls, Call{Method: "CreateToken", Args: []any{name, actor}})
 	for _, tok := range t.tokens {
 		if tok.info.Name == name && tok.info.RevokedAt == nil {
@@ -353,7 +355,11 @@ func (t *Tokens) CreateToken(ctx context.Context, name, actor string) (string, a
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
-	tok := fakeToken{secret: "tsk_" + hex.EncodeToString(raw[:]), info: api.TokenInfo{Name: name, CreatedAt: t.Now()}}
+	info := api.TokenInfo{Name: name, Kind: api.KindWorker, CreatedAt: t.Now()}
+	if req.Role != "" {
+		info.Kind, info.Role, info.Namespace, info.ExpiresAt = api.KindAPI, req.Role, req.Namespace, req.ExpiresAt
+	}
+	tok := fakeToken{secret: "tsk_" + hex.EncodeToString(raw[:]), info: info}
 	t.tokens = append(t.tokens, tok)
 	return tok.secret, tok.info, nil
 }
@@ -387,15 +393,16 @@ func (t *Tokens) ListTokens(ctx context.Context) ([]api.TokenInfo, error) {
 // Authenticate implements api.Tokens. Its refusal quotes the secret, as a
 // careless implementation might, so tests can check that the API never
 // passes it on or logs it.
-func (t *Tokens) Authenticate(ctx context.Context, secret string) (string, error) {
+func (t *Tokens) Authenticate(ctx context.Context, secret string) (api.Principal, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, tok := range t.tokens {
-		if tok.info.RevokedAt == nil && subtle.ConstantTimeCompare([]byte(tok.secret), []byte(secret)) == 1 {
-			return tok.info.Name, nil
+		expired := tok.info.ExpiresAt != nil && !time.Now().Before(*tok.info.ExpiresAt)
+		if tok.info.RevokedAt == nil && !expired && subtle.ConstantTimeCompare([]byte(tok.secret), []byte(secret)) == 1 {
+			return api.Principal{Name: tok.info.Name, Kind: tok.info.Kind, Role: tok.info.Role, Namespace: tok.info.Namespace}, nil
 		}
 	}
-	return "", api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token %s", secret)
+	return api.Principal{}, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token %s", secret)
 }
 
 // Calls returns the recorded CreateToken and RevokeToken calls.
@@ -405,11 +412,68 @@ func (t *Tokens) Calls() []Call {
 	return slices.Clone(t.calls)
 }
 
-// Add creates a token named name and returns its secret (a test helper).
+// Add creates a worker token named name and returns its secret (a test
+// helper).
 func (t *Tokens) Add(name string) string {
-	secret, _, err := t.CreateToken(context.Background(), name, "test")
+	return t.AddAPI(name, "", "")
+}
+
+// AddAPI creates an API token named name of role in namespace ns and
+// returns its secret (a test helper); an empty role makes a worker token.
+func (t *Tokens) AddAPI(name string, role api.Role, ns string) string {
+	secret, _, err := t.CreateToken(context.Background(), api.CreateTokenRequest{Name: name, Role: role, Namespace: ns}, "test")
 	if err != nil {
 		panic(err)
 	}
 	return secret
+}
+
+// AuditLog is an in-memory api.AuditLog.
+type AuditLog struct {
+	mu      sync.Mutex
+	entries []api.AuditEntry
+}
+
+var _ api.AuditLog = (*AuditLog)(nil)
+
+// RecordAudit implements api.AuditLog.
+func (a *AuditLog) RecordAudit(ctx context.Context, e api.AuditEntry) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e.ID = int64(len(a.entries) + 1)
+	a.entries = append(a.entries, e)
+	return nil
+}
+
+// ListAudit implements api.AuditLog: newest first, the cursor is the ID
+// below which the page starts.
+func (a *AuditLog) ListAudit(ctx context.Context, cursor string, limit int) (api.Page[api.AuditEntry], error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if limit <= 0 {
+		limit = 50
+	}
+	before := int64(len(a.entries)) + 1
+	if cursor != "" {
+		n, err := strconv.ParseInt(cursor, 10, 64)
+		if err != nil || n < 1 {
+			return api.Page[api.AuditEntry]{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "cursor %q: expected one from an earlier page", cursor)
+		}
+		before = min(n, before)
+	}
+	var p api.Page[api.AuditEntry]
+	for id := before - 1; id >= 1 && len(p.Items) < limit; id-- {
+		p.Items = append(p.Items, a.entries[id-1])
+	}
+	if n := len(p.Items); n == limit && p.Items[n-1].ID > 1 {
+		p.Next = strconv.FormatInt(p.Items[n-1].ID, 10)
+	}
+	return p, nil
+}
+
+// Entries returns what was recorded, oldest first.
+func (a *AuditLog) Entries() []api.AuditEntry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.entries)
 }
