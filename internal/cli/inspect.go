@@ -138,6 +138,7 @@ func (a *app) runsCmd() *cobra.Command {
 			if a.output == "json" {
 				views := make([]api.Run, len(runs))
 				for i, r := range runs {
+					redactLocalRun(cmd.Context(), l.store, &r)
 					views[i] = api.NewRun(r)
 				}
 				return writeJSON(a.io.Out, views)
@@ -191,6 +192,7 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return runLookupErr(id, err)
 			}
+			redactLocalRun(cmd.Context(), l.store, &run)
 			tasks, err := l.store.Tasks(cmd.Context(), id)
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/secret"
 	"github.com/tasuki-dev/tasuki/internal/server"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -153,7 +155,14 @@ func (a *app) newRunner(l *local, ef *execFlags) (*runner.Runner, error) {
 	}
 	d := runner.NewDispatcher(ef.parallel, pools)
 	d.OpenPools = true
-	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace}, nil
+	// Secrets as a server finds them: this process's TASUKI_SECRET_<NAME>
+	// variables, $TASUKI_SECRETS_DIR, then the data directory's store.
+	secrets := &secret.Resolver{
+		Environ: os.Environ(),
+		Dir:     os.Getenv("TASUKI_SECRETS_DIR"),
+		Store:   &secret.Store{DB: l.store, Keys: secret.NewKeys(l.home, os.Getenv)},
+	}
+	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets}, nil
 }
 
 // execute drives the run, printing progress, then the summary.
@@ -172,6 +181,7 @@ func (a *app) execute(ctx context.Context, l *local, r *runner.Runner, id int64,
 	if err != nil {
 		return err
 	}
+	redactLocalRun(context.WithoutCancel(ctx), l.store, &run)
 	if a.output == "json" {
 		if err := writeJSON(a.io.Out, runView(run, tasks)); err != nil {
 			return err

@@ -20,6 +20,7 @@ func (a *app) serveCmd() *cobra.Command {
 		configFile string
 		flags      struct {
 			addr, db, pipelines, timezone, retention, drainGrace string
+			secretsDir                                           string
 			workers, parallel                                    int
 			pools, labels                                        []string
 		}
@@ -90,6 +91,9 @@ grace period, and what is left resumes at the next start.`,
 			if f.Changed("timezone") {
 				cfg.Timezone = flags.timezone
 			}
+			if f.Changed("secrets-dir") {
+				cfg.SecretsDir = flags.secretsDir
+			}
 			for name, d := range map[string]struct {
 				val string
 				dst *server.Duration
@@ -146,6 +150,7 @@ grace period, and what is left resumes at the next start.`,
 	f.StringArrayVar(&flags.pools, "pool", nil, "a pool of task slots as name=slots (repeatable)")
 	f.StringVar(&flags.timezone, "timezone", "", "IANA time zone of schedules that name none (default UTC)")
 	f.StringVar(&flags.retention, "retention", "", "keep finished runs this long, e.g. 90d (default 90d; 0 keeps all)")
+	f.StringVar(&flags.secretsDir, "secrets-dir", "", "directory of secrets, one file per secret (e.g. /run/secrets); they override the secret store")
 	network.register(cmd)
 	f.StringVar(&flags.drainGrace, "drain-grace", "", "on shutdown, how long running attempts get before they are handed back (default 30s)")
 	return cmd

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 )
 
@@ -128,4 +130,34 @@ func quoteNames(vars map[string]string) string {
 // resultFile is where the attempt may write its JSON result.
 func (a *Attempt) resultFile() string {
 	return filepath.Join(a.workDir, a.TaskID+"."+strconv.Itoa(a.Number)+".result.json")
+}
+
+// RedactParams returns a run's stored parameter values (a JSON object) with
+// the values of the parameters p declares secret replaced by "***", for
+// whatever shows a run (API answers, 'tasuki status'). The store keeps the
+// values, which retries and reruns need.
+func RedactParams(p *spec.Pipeline, raw json.RawMessage) json.RawMessage {
+	names := p.SecretParams()
+	if len(names) == 0 || len(raw) == 0 {
+		return raw
+	}
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &values); err != nil {
+		return json.RawMessage(`{}`) // not an object: show nothing rather than a secret
+	}
+	changed := false
+	for _, n := range names {
+		if _, ok := values[n]; ok {
+			values[n] = json.RawMessage(`"` + logs.Mask + `"`)
+			changed = true
+		}
+	}
+	if !changed {
+		return raw
+	}
+	out, err := json.Marshal(values)
+	if err != nil {
+		return json.RawMessage(`{}`)
+	}
+	return out
 }

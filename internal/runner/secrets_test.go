@@ -14,6 +14,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/secret"
+	"github.com/tasuki-dev/tasuki/internal/spec"
 )
 
 // secretMap is a SecretSource over a map, answering like secret.Resolver
@@ -142,5 +143,23 @@ tasks:
 	atts, _ = e.st.Attempts(context.Background(), run.ID, tasks["t"].Index)
 	if run.State != engine.RunFailed || len(atts) != 1 || !strings.Contains(atts[0].Message, `"s3_key"`) {
 		t.Errorf("without secrets: run %s, attempts %+v", run.State, atts)
+	}
+}
+
+func TestRedactParams(t *testing.T) {
+	p := &spec.Pipeline{Params: []spec.Param{{Name: "pin", Secret: true}, {Name: "day"}}}
+	tests := []struct{ raw, want string }{
+		{`{"day":"2026-01-01","pin":"1234"}`, `{"day":"2026-01-01","pin":"***"}`},
+		{`{"day":"2026-01-01"}`, `{"day":"2026-01-01"}`},
+		{``, ``},
+		{`[1]`, `{}`},
+	}
+	for _, tt := range tests {
+		if got := string(RedactParams(p, json.RawMessage(tt.raw))); got != tt.want {
+			t.Errorf("RedactParams(%s) = %s, want %s", tt.raw, got, tt.want)
+		}
+	}
+	if got := string(RedactParams(&spec.Pipeline{}, json.RawMessage(`{"pin":"1"}`))); got != `{"pin":"1"}` {
+		t.Errorf("no secret params: %s", got)
 	}
 }

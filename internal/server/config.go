@@ -69,6 +69,11 @@ type Config struct {
 	// "none"; 0 is logs.DefaultLimit): past it, the first and last parts
 	// are kept with a line saying what was dropped (logs.Files.Limit).
 	LogLimit logs.Size `yaml:"log_limit"`
+	// SecretsDir is a directory of secrets, one file each named like the
+	// secret (a Kubernetes or Docker secrets mount, such as /run/secrets).
+	// Attempts look a secret up in the server's TASUKI_SECRET_<NAME>
+	// variables, then here, then in the secret store.
+	SecretsDir string `yaml:"secrets_dir"`
 
 	// Network and browser security (transport.go, docs/security.md).
 
@@ -175,7 +180,7 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL,
 // TASUKI_TLS_CERT, TASUKI_TLS_KEY, TASUKI_CLIENT_CA, TASUKI_CLIENT_AUTH,
 // TASUKI_CA, TASUKI_ALLOWED_HOSTS and TASUKI_CORS_ORIGINS (comma-separated),
-// TASUKI_INSECURE_NETWORK (true or false).
+// TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR.
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	var errs []error
 	str := func(key string, dst *string) {
@@ -198,6 +203,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	str("TASUKI_DB", &c.DB)
 	str("TASUKI_PIPELINES", &c.Pipelines)
 	str("TASUKI_TIMEZONE", &c.Timezone)
+	str("TASUKI_SECRETS_DIR", &c.SecretsDir)
 	if v, ok := lookup("TASUKI_WORKERS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -294,6 +300,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("db %q: expected a PostgreSQL URL (postgres://user@host:5432/db), or nothing for the embedded store", redactURL(c.DB)))
 	}
 	errs = append(errs, c.validateTransport()...)
+	if c.SecretsDir != "" {
+		if fi, err := os.Stat(c.SecretsDir); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("secrets_dir %q: not a directory", c.SecretsDir))
+		}
+	}
 	if c.ReloadInterval <= 0 || c.TickInterval <= 0 {
 		errs = append(errs, errors.New("reload_interval and tick_interval must be positive"))
 	}
