@@ -111,7 +111,7 @@ func Namespace(dir, file string) string {
 type access int
 
 const (
-	public access = iota // anyone: /health, /ready
+	public access = iota // anyone: /health, /ready, /openapi.json
 	worker               // a worker token
 	viewer               // an API token of at least this role
 	operator
@@ -320,11 +320,31 @@ func (h *handler) audit(r *http.Request, rt route, status int) {
 			targets = append(targets, fmt.Sprintf("%s=%s", name, v))
 		}
 	}
+	if t, ok := r.Context().Value(auditTargetKey{}).(*string); ok && *t != "" {
+		targets = append(targets, *t)
+	}
 	e.Target = strings.Join(targets, " ")
 	// The request's context may be cancelled (the client hung up after
 	// asking): the record is still owed.
 	if err := h.auditLog.RecordAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		h.log.ErrorContext(r.Context(), "api: audit log write failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+}
+
+// auditTargetKey is the context key of what a route names in its body
+// (a new token's name, a backfill's pipeline), for its audit entry.
+type auditTargetKey struct{}
+
+// withAuditTarget returns r with room for the target its route names in
+// its body; setAuditTarget fills it in.
+func withAuditTarget(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), auditTargetKey{}, new(string)))
+}
+
+// setAuditTarget records what a request names in its body, as "key=value".
+func setAuditTarget(r *http.Request, key, value string) {
+	if t, ok := r.Context().Value(auditTargetKey{}).(*string); ok {
+		*t = key + "=" + value
 	}
 }
 

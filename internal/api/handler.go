@@ -118,7 +118,7 @@ func routeTable() []route {
 	return []route{
 		{get, "/health", nil, public, global, (*handler).health},
 		{get, "/ready", nil, public, global, (*handler).ready},
-		{get, "/openapi.json", nil, viewer, listed, (*handler).openAPI},
+		{get, "/openapi.json", nil, public, global, (*handler).openAPI},
 
 		{get, "/pipelines", nil, viewer, listed, (*handler).pipelines},
 		{get, "/pipelines/{name}", nil, viewer, byPipeline, (*handler).pipeline},
@@ -214,6 +214,9 @@ func (h *handler) wrap(rt route) http.Handler {
 		}
 		if err == nil {
 			err = checkQuery(r, rt.query)
+		}
+		if err == nil && changes(rt.method) {
+			r = withAuditTarget(r)
 		}
 		if err == nil {
 			err = rt.serve(h, w, r)
@@ -734,6 +737,7 @@ func (h *handler) createBackfill(w http.ResponseWriter, r *http.Request) error {
 	case req.Parallel < 0:
 		return invalid("field \"parallel\": expected a positive number of runs, got %d", req.Parallel)
 	}
+	setAuditTarget(r, "pipeline", req.Pipeline)
 	if p, _ := PrincipalFrom(r.Context()); !h.seesPipeline(r.Context(), p, req.Pipeline) {
 		return NotFound("no pipeline named %q", req.Pipeline)
 	}

@@ -215,6 +215,7 @@ func (h *handler) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := checkTokenName(req.Name); err != nil {
 		return err
 	}
+	setAuditTarget(r, "token", req.Name)
 	if req.Role != "" && !req.Role.Valid() {
 		return invalid("field \"role\": expected viewer, operator or admin (or none, for a worker token), got %q", req.Role)
 	}
