@@ -54,6 +54,10 @@ var authRules = map[string][2]string{
 	"GET /tokens":                          {"admin", "global"},
 	"DELETE /tokens/{name}":                {"admin", "global"},
 	"GET /audit":                           {"admin", "global"},
+	"GET /secrets":                         {"admin", "global"},
+	"PUT /secrets/{name}":                  {"admin", "global"},
+	"DELETE /secrets/{name}":               {"admin", "global"},
+	"POST /secrets/rotate-key":             {"admin", "global"},
 }
 
 // authEnv is a handler over a seeded fake with a namespace "finance" (its
@@ -89,7 +93,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 		a.secrets[string(r)] = tokens.AddAPI(string(r), r, "")
 		a.secrets["fin-"+string(r)] = tokens.AddAPI("fin-"+string(r), r, "finance")
 	}
-	a.handler = api.NewHandler(f, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit),
+	a.handler = api.NewHandler(f, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
 		api.WithLogger(slog.New(slog.DiscardHandler)))
 	return a
 }
@@ -145,6 +149,8 @@ func body(method, path string, inside bool) string {
 		return `{"outcome":"succeeded","log_size":0}`
 	case "POST /tokens":
 		return `{"name":"new","role":"viewer"}`
+	case "PUT /secrets/{name}":
+		return `{"value":"s3cr3t-value"}`
 	}
 	return ""
 }

@@ -32,6 +32,8 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	{"POST", "/api/v1/worker/leases/l1/log?offset=0", "application/octet-stream"},
 	{"POST", "/api/v1/worker/leases/l1/complete", "application/json"},
 	{"POST", "/api/v1/tokens", "application/json"},
+	{"PUT", "/api/v1/secrets/warehouse_password", "application/json"},
+	{"POST", "/api/v1/secrets/rotate-key", "application/json"},
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes
@@ -57,7 +59,7 @@ func FuzzRequestBodies(f *testing.F) {
 	}
 	h := api.Guard(api.NewHandler(apitest.NewSeeded(), logs.NewFiles(f.TempDir()),
 		api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		api.WithWorkers(workers, tokens)), api.GuardOptions{})
+		api.WithWorkers(workers, tokens), api.WithSecrets(apitest.NewSecrets())), api.GuardOptions{})
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := bodyRoutes[int(route)%len(bodyRoutes)]
 		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(string(body)))

@@ -19,6 +19,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/secret"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
 	"github.com/tasuki-dev/tasuki/internal/store/postgres"
@@ -42,6 +43,7 @@ type Server struct {
 	elector *elector
 	ln      net.Listener
 	net     *transport // TLS, and what api.Guard allows
+	secrets *secret.Store
 
 	wake     chan struct{} // asks the scheduler loop for a pass now
 	ready    atomic.Bool
@@ -120,6 +122,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
 		Logger: opts.Logger, Observe: s.observe,
 	}
+	s.setupSecrets()
 	// Every attempt goes through the broker: remote workers lease them over
 	// HTTP, and the in-process executor is just another worker.
 	s.broker = lease.New(s.logs, opts.Logger)
@@ -251,7 +254,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() { stopBroker(); <-localDone }()
 
-	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithAuditLog(auditLog{s}))
+	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}))
 	if s.elector != nil {
 		handler = s.forward(handler)
 	}

@@ -59,7 +59,7 @@ func (v *service) pipeline(ctx context.Context, l Loaded, st store.PipelineState
 		return out, err
 	}
 	for _, r := range runs {
-		out.LastRuns = append(out.LastRuns, api.NewRun(r))
+		out.LastRuns = append(out.LastRuns, v.s.apiRun(ctx, r))
 	}
 	return out, nil
 }
@@ -167,7 +167,7 @@ func (v *service) Trigger(ctx context.Context, name string, params map[string]st
 	}
 	v.s.log.Info("run triggered", "pipeline", name, "run", run.ID, "actor", actor)
 	v.s.wakeLeader(ctx)
-	return api.NewRun(run), nil
+	return v.s.apiRun(ctx, run), nil
 }
 
 func parseCursor(c string) (int64, error) {
@@ -202,7 +202,7 @@ func (v *service) Runs(ctx context.Context, f api.RunFilter) (api.Page[api.Run],
 			page.Next = strconv.FormatInt(runs[limit-1].ID, 10)
 			break
 		}
-		page.Items = append(page.Items, api.NewRun(r))
+		page.Items = append(page.Items, v.s.apiRun(ctx, r))
 	}
 	return page, nil
 }
@@ -219,7 +219,7 @@ func (v *service) Run(ctx context.Context, id int64) (api.Run, error) {
 	if err != nil {
 		return api.Run{}, err
 	}
-	out := api.NewRun(r)
+	out := v.s.apiRun(ctx, r)
 	out.Tasks = make([]api.Task, len(tasks))
 	for i, t := range tasks {
 		out.Tasks[i] = api.NewTask(t)
@@ -383,7 +383,7 @@ func (v *service) Rerun(ctx context.Context, runID int64, actor string) (api.Run
 	}
 	v.s.log.Info("run rerun", "of", runID, "run", run.ID, "actor", actor)
 	v.s.wakeLeader(ctx)
-	return api.NewRun(run), nil
+	return v.s.apiRun(ctx, run), nil
 }
 
 func (v *service) CreateBackfill(ctx context.Context, req api.BackfillRequest, actor string) (api.Backfill, error) {
