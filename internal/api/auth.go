@@ -74,11 +74,7 @@ type principalKey struct{}
 // WithPrincipal returns ctx carrying p, as the handler passes it to the
 // Service; tests of Service implementations use it.
 func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	ctx = context.WithValue(ctx, principalKey{}, p)
-	if p.Kind == KindWorker {
-		ctx = WithTokenName(ctx, p.Name)
-	}
-	return ctx
+	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // PrincipalFrom returns the Principal of an authenticated request, and
@@ -294,9 +290,15 @@ func who(r *http.Request) string {
 	return DefaultActor
 }
 
+// audited reports whether requests of rt go to the audit log: those that
+// ask to change something, but for the worker protocol, which changes
+// attempts on a worker's behalf many times a second (its effects are in the
+// runs' timelines) and must stay cheap.
+func audited(rt route) bool { return changes(rt.method) && rt.access != worker }
+
 // audit records a request of rt that asked to change something.
 func (h *handler) audit(r *http.Request, rt route, status int) {
-	if h.auditLog == nil || !changes(rt.method) || rt.access == worker {
+	if h.auditLog == nil || !audited(rt) {
 		return
 	}
 	if status == http.StatusUnauthorized {

@@ -233,6 +233,9 @@ func WithTokenName(ctx context.Context, name string) context.Context {
 }
 
 func TokenName(ctx context.Context) string {
+	if p, ok := PrincipalFrom(ctx); ok && p.Kind == KindWorker {
+		return p.Name
+	}
 	s, _ := ctx.Value(tokenNameKey{}).(string)
 	return s
 }
