@@ -77,6 +77,7 @@ type handler struct {
 	workers   Workers  // nil: the worker routes answer 503
 	tokens    Tokens   // nil: no credential is valid (every route but /health and /ready answers 401)
 	auditLog  AuditLog // nil: nothing is recorded, and GET /audit answers 503
+	secrets   Secrets  // nil: the /secrets routes answer 503
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -151,6 +152,11 @@ func routeTable() []route {
 		{del, "/tokens/{name}", nil, admin, global, (*handler).revokeToken},
 
 		{get, "/audit", []string{"cursor", "limit"}, admin, global, (*handler).auditList},
+
+		{get, "/secrets", nil, admin, global, (*handler).listSecrets},
+		{http.MethodPut, "/secrets/{name}", nil, admin, global, (*handler).putSecret},
+		{del, "/secrets/{name}", nil, admin, global, (*handler).deleteSecret},
+		{post, "/secrets/rotate-key", nil, admin, global, (*handler).rotateSecretKey},
 	}
 }
 
