@@ -47,7 +47,8 @@ func FuzzRequestBodies(f *testing.F) {
 		f.Add(uint8(i), []byte(`{}`))
 	}
 	tokens := apitest.NewTokens()
-	secret := tokens.Add("w1")
+	secret := tokens.Add("w1")                         // the worker protocol's
+	admin := tokens.AddAPI("admin", api.RoleAdmin, "") // every other route's
 	workers := apitest.NewWorkers()
 	// A lease request may wait for work; with nothing queued the fake
 	// would hold it for WaitSeconds. Answer at once instead.
@@ -63,11 +64,19 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := bodyRoutes[int(route)%len(bodyRoutes)]
 		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(string(body)))
-		req.RemoteAddr = "127.0.0.1:40000" // token management is local-only
+		req.RemoteAddr = "127.0.0.1:40000"
+		req.Host = "127.0.0.1:8080" // httptest's example.com is not a host the guard lets in
 		req.Header.Set("Content-Type", rt.contentType)
-		req.Header.Set("Authorization", "Bearer "+secret)
+		token := admin
+		if strings.HasPrefix(rt.path, api.Prefix+"/worker/") {
+			token = secret
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden {
+			t.Fatalf("%s %s: %d %s: the body never reached the route", rt.method, rt.path, rec.Code, rec.Body)
+		}
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s with %q: %d %s", rt.method, rt.path, body, rec.Code, rec.Body)
 		}
