@@ -348,6 +348,8 @@ type AuditEntry struct {
 type Store interface {
 	// Secrets keeps the sealed secrets of the secret store.
 	Secrets
+	// Users keeps the local users and the sessions of the web UI.
+	Users
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"Secrets", testSecrets},
 		{"ConcurrentSecrets", testConcurrentSecrets},
+		{"Users", testUsers},
 		{"FreeText", testFreeText},
 		{"BackfillActor", testBackfillActor},
 		{"RefusedText", testRefusedText},
