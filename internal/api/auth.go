@@ -186,7 +186,7 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, rt route) (*
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "an API token cannot use the worker protocol: give the worker a worker token ('tasuki token create NAME')")
 	case rt.access == worker:
 		return r, nil
-	case p.Kind != KindAPI:
+	case p.Kind != KindAPI && p.Kind != KindUser:
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "a worker token can use only the worker protocol: use an API token")
 	case p.Role.rank() < rt.access.role().rank():
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "token %q has role %s; %s %s needs %s", p.Name, p.Role, r.Method, Prefix+rt.path, rt.access.role())

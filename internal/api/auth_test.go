@@ -58,6 +58,14 @@ var authRules = map[string][2]string{
 	"PUT /secrets/{name}":                  {"admin", "global"},
 	"DELETE /secrets/{name}":               {"admin", "global"},
 	"POST /secrets/rotate-key":             {"admin", "global"},
+	"POST /login":                          {"public", "global"},
+	"POST /logout":                         {"public", "global"},
+	"POST /users":                          {"admin", "global"},
+	"GET /users":                           {"admin", "global"},
+	"DELETE /users/{name}":                 {"admin", "global"},
+	"PUT /users/{name}/password":           {"admin", "global"},
+	"GET /sessions":                        {"admin", "global"},
+	"DELETE /sessions/{id}":                {"admin", "global"},
 }
 
 // authEnv is a handler over a seeded fake with a namespace "finance" (its
@@ -151,6 +159,12 @@ func body(method, path string, inside bool) string {
 		return `{"name":"new","role":"viewer"}`
 	case "PUT /secrets/{name}":
 		return `{"value":"s3cr3t-value"}`
+	case "POST /login":
+		return `{"user":"alice","password":"correct horse"}`
+	case "POST /users":
+		return `{"name":"alice","password":"correct horse","role":"viewer"}`
+	case "PUT /users/{name}/password":
+		return `{"password":"correct horse"}`
 	}
 	return ""
 }

@@ -78,6 +78,7 @@ type handler struct {
 	tokens    Tokens   // nil: no credential is valid (every route but /health and /ready answers 401)
 	auditLog  AuditLog // nil: nothing is recorded, and GET /audit answers 503
 	secrets   Secrets  // nil: the /secrets routes answer 503
+	users     Users    // nil: the user, session and login routes answer 503, and no cookie is a credential
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -157,6 +158,15 @@ func routeTable() []route {
 		{http.MethodPut, "/secrets/{name}", nil, admin, global, (*handler).putSecret},
 		{del, "/secrets/{name}", nil, admin, global, (*handler).deleteSecret},
 		{post, "/secrets/rotate-key", nil, admin, global, (*handler).rotateSecretKey},
+
+		{post, "/login", nil, public, global, (*handler).login},
+		{post, "/logout", nil, public, global, (*handler).logout},
+		{post, "/users", nil, admin, global, (*handler).createUser},
+		{get, "/users", nil, admin, global, (*handler).listUsers},
+		{del, "/users/{name}", nil, admin, global, (*handler).removeUser},
+		{http.MethodPut, "/users/{name}/password", nil, admin, global, (*handler).setPassword},
+		{get, "/sessions", nil, admin, global, (*handler).listSessions},
+		{del, "/sessions/{id}", nil, admin, global, (*handler).revokeSession},
 	}
 }
 

@@ -198,6 +198,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"HeartbeatRequest": api.HeartbeatRequest{}, "HeartbeatResponse": api.HeartbeatResponse{}, "CompleteRequest": api.CompleteRequest{},
 		"TokenInfo": api.TokenInfo{}, "TokenPage": api.Page[api.TokenInfo]{}, "CreateTokenRequest": api.CreateTokenRequest{}, "CreatedToken": api.CreatedToken{},
 		"AuditEntry": api.AuditEntry{}, "AuditPage": api.Page[api.AuditEntry]{},
+		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "CreateUserRequest": api.CreateUserRequest{},
+		"PasswordRequest": api.PasswordRequest{}, "UserInfo": api.UserInfo{}, "UserPage": api.Page[api.UserInfo]{},
+		"SessionInfo": api.SessionInfo{}, "SessionPage": api.Page[api.SessionInfo]{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)
@@ -221,7 +224,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	listed := asList(detail["examples"])
 	for _, c := range []string{api.CodeNotFound, api.CodeInvalid, api.CodeInvalidParams, api.CodeConflict, api.CodeUnauthorized,
 		api.CodeInternal, api.CodeUnavailable, api.CodeMethodNotAllowed, api.CodeTooLarge, api.CodeRangeNotSatisfiable,
-		api.CodeForbidden, api.CodeLeaseLost, api.CodePipelineInvalid} {
+		api.CodeForbidden, api.CodeLeaseLost, api.CodePipelineInvalid, api.CodeTooManyRequests} {
 		if !slices.Contains(listed, any(c)) {
 			t.Errorf("error code %s is not documented", c)
 		}

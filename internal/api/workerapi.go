@@ -40,6 +40,9 @@ func errNoToken() *Error {
 // Tokens implementation that quotes it has it masked before it reaches the
 // log.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, a access) (Principal, error) {
+	if p, ok, err := h.authenticateSession(w, r); ok { // a web UI session cookie (users.go)
+		return p, err
+	}
 	secret, ok := bearerToken(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tasuki"`)
