@@ -312,7 +312,7 @@ func (h *handler) audit(r *http.Request, rt route, status int) {
 			"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 		return
 	}
-	e := AuditEntry{At: time.Now(), Remote: r.RemoteAddr, Method: r.Method, Route: rt.pattern(), Status: status}
+	e := AuditEntry{At: time.Now(), Remote: remoteOf(r), Method: r.Method, Route: rt.pattern(), Status: status}
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		e.Actor = p.Name
 	}
@@ -331,6 +331,24 @@ func (h *handler) audit(r *http.Request, rt route, status int) {
 	if err := h.auditLog.RecordAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		h.log.ErrorContext(r.Context(), "api: audit log write failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+}
+
+// maxForwardedFor bounds the X-Forwarded-For kept in an audit entry.
+const maxForwardedFor = 200
+
+// remoteOf says where a request came from: the address of the connection
+// and, when it came through a proxy (a reverse proxy, or another tasuki
+// server forwarding to the leader), the X-Forwarded-For the proxy sent,
+// marked as such since anyone can send that header.
+func remoteOf(r *http.Request) string {
+	xff := strings.Join(r.Header.Values("X-Forwarded-For"), ", ")
+	if xff == "" {
+		return r.RemoteAddr
+	}
+	if len(xff) > maxForwardedFor {
+		xff = xff[:maxForwardedFor] + "..."
+	}
+	return r.RemoteAddr + " (X-Forwarded-For: " + xff + ")"
 }
 
 // auditTargetKey is the context key of what a route names in its body

@@ -331,6 +331,9 @@ func TestAuditLog(t *testing.T) {
 	send("admin", "DELETE", "/tokens/worker", "")
 	send("admin", "POST", "/tokens", `{"name":"ci","role":"viewer"}`)
 	send("operator", "POST", "/backfills", `{"pipeline":"nightly","from":"2026-01-01T00:00:00Z","to":"2026-01-02T00:00:00Z"}`)
+	proxied := request{method: "POST", path: "/runs/2/rerun", remote: "10.0.0.5:8080", header: map[string]string{
+		"Authorization": "Bearer " + a.secrets["operator"], "X-Forwarded-For": "203.0.113.9"}}
+	serve(a.handler, proxied)
 
 	got := a.audit.Entries()
 	type row struct {
@@ -345,14 +348,19 @@ func TestAuditLog(t *testing.T) {
 		{"admin", "DELETE /api/v1/tokens/{name}", "name=worker", 204},
 		{"admin", "POST /api/v1/tokens", "token=ci", 201},
 		{"operator", "POST /api/v1/backfills", "pipeline=nightly", 201},
+		{"operator", "POST /api/v1/runs/{id}/rerun", "id=2", 201},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("audit log has %d entries, want %d: %+v", len(got), len(want), got)
 	}
 	for i, w := range want {
 		g := got[i]
-		if (row{g.Actor, g.Route, g.Target, g.Status}) != w || g.Remote != "198.51.100.7:4242" || g.Method != "POST" && g.Method != "DELETE" || g.At.IsZero() {
-			t.Errorf("entry %d = %+v, want %+v from 198.51.100.7:4242", i, g, w)
+		remote := "198.51.100.7:4242"
+		if i == len(want)-1 {
+			remote = "10.0.0.5:8080 (X-Forwarded-For: 203.0.113.9)"
+		}
+		if (row{g.Actor, g.Route, g.Target, g.Status}) != w || g.Remote != remote || g.Method != "POST" && g.Method != "DELETE" || g.At.IsZero() {
+			t.Errorf("entry %d = %+v, want %+v from %s", i, g, w, remote)
 		}
 	}
 
@@ -366,13 +374,13 @@ func TestAuditLog(t *testing.T) {
 	var page api.Page[api.AuditEntry]
 	_, b := a.do("admin", "GET", "/audit?limit=2", "")
 	mustJSON(t, b, &page)
-	if len(page.Items) != 2 || page.Items[0].Route != "POST /api/v1/backfills" || page.Next == "" {
+	if len(page.Items) != 2 || page.Items[0].Route != "POST /api/v1/runs/{id}/rerun" || page.Next == "" {
 		t.Fatalf("first page: %s", b)
 	}
 	_, b = a.do("admin", "GET", "/audit?limit=10&cursor="+page.Next, "")
 	page = api.Page[api.AuditEntry]{}
 	mustJSON(t, b, &page)
-	if len(page.Items) != 5 || page.Items[4].Target != "id=3" || page.Next != "" {
+	if len(page.Items) != 6 || page.Items[5].Target != "id=3" || page.Next != "" {
 		t.Errorf("second page: %s", b)
 	}
 }
