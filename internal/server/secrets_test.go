@@ -181,6 +181,23 @@ tasks:
 		t.Errorf("run of missing: %s, attempts %+v", missing.State, mt.Attempts)
 	}
 
+	// A key rotation re-seals the stored secret with a new key file; the
+	// next run's task still receives the value.
+	keyBefore, _ := os.ReadFile(filepath.Join(home, "secret.key"))
+	secretCLI(t, s, "", "secret", "rotate-key").expect(t, 0, "1 secrets re-sealed")
+	if keyAfter, _ := os.ReadFile(filepath.Join(home, "secret.key")); bytes.Equal(keyBefore, keyAfter) || len(keyAfter) == 0 {
+		t.Errorf("the key file did not change: %q", keyAfter)
+	}
+	if err := os.Remove(seen); err != nil {
+		t.Fatal(err)
+	}
+	r = secretCLI(t, s, "", "trigger", "sec", "--param", "pin="+pin)
+	r.expect(t, 0)
+	waitRunEnd(t, s.c, r.runID(t))
+	if got, _ := os.ReadFile(seen); !strings.HasPrefix(string(got), stored+"\n") {
+		t.Errorf("after the rotation the task saw %q", got)
+	}
+
 	// rm, then the secret is gone for the next attempts.
 	secretCLI(t, s, "", "secret", "rm", "warehouse_password").expect(t, 0, "removed")
 	secretCLI(t, s, "", "secret", "rm", "warehouse_password").expect(t, 2, `no secret "warehouse_password"`)
