@@ -38,14 +38,14 @@ const pollEvery = 25 * time.Millisecond
 
 // serverProc is a `tasuki server` process.
 type serverProc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	url  string
+	t     *testing.T
+	cmd   *exec.Cmd
+	url   string
 	home  string
-	token string      // the admin API token the server left in home
-	c     *api.Client // sends token
+	token string        // the admin API token the server left in home
+	c     *api.Client   // sends token
 	done  chan struct{} // closed once the process has exited and been reaped
-	err  error         // cmd.Wait's answer, once done is closed
+	err   error         // cmd.Wait's answer, once done is closed
 
 	mu  sync.Mutex
 	log bytes.Buffer // everything it wrote on stderr
