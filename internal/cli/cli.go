@@ -142,7 +142,7 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 		a.withServer(a.logsCmd(), a.remoteLogs), a.versionCmd(), a.serveCmd(),
 	)
 	root.AddCommand(a.serverCmds()...)
-	root.AddCommand(a.workerCmd(), a.tokenCmd(), a.auditCmd(), a.secretCmd())
+	root.AddCommand(a.workerCmd(), a.tokenCmd(), a.auditCmd(), a.secretCmd(), a.userCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	for _, c := range root.Commands() {
 		if !c.Runnable() && c.HasSubCommands() {

@@ -74,6 +74,9 @@ type Config struct {
 	// Attempts look a secret up in the server's TASUKI_SECRET_<NAME>
 	// variables, then here, then in the secret store.
 	SecretsDir string `yaml:"secrets_dir"`
+	// SessionTTL is how long a web UI session lasts after its login
+	// (default DefaultSessionTTL); logging out or an admin ends it sooner.
+	SessionTTL Duration `yaml:"session_ttl"`
 
 	// Network and browser security (transport.go, docs/security.md).
 
@@ -155,6 +158,7 @@ func DefaultConfig() Config {
 		DrainGrace:     Duration(30 * time.Second),
 		ReloadInterval: Duration(2 * time.Second),
 		TickInterval:   Duration(time.Second),
+		SessionTTL:     Duration(DefaultSessionTTL),
 	}
 }
 
@@ -238,6 +242,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
+	dur("TASUKI_SESSION_TTL", &c.SessionTTL)
 	applyTransportEnv(c, lookup, &errs)
 	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
 		n, err := logs.ParseSize(v)

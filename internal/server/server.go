@@ -254,7 +254,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() { stopBroker(); <-localDone }()
 
-	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}))
+	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
+		api.WithUsers(newUsers(s, s.cfg.SessionTTL.D())))
 	if s.elector != nil {
 		handler = s.forward(handler)
 	}

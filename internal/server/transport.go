@@ -115,6 +115,7 @@ func (t *transport) guardOptions() api.GuardOptions {
 		AllowedHosts:     hosts,
 		CORSOrigins:      t.cfg.CORSOrigins,
 		WorkerClientCert: t.tls != nil && t.cfg.ClientCA != "",
+		CSRF:             api.CheckCSRF, // web UI sessions (users.go)
 	}
 }
 
