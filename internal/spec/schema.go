@@ -161,7 +161,16 @@ func (g schemaGen) field(fl *field) jsonObject {
 			o = append(o, jsonMember{"enum", fl.enum})
 		}
 	}
-	if fl.pattern != nil {
+	switch {
+	case fl.pattern != nil && fl.shape.kind == kindList:
+		// A list of names: each item has the syntax (pattern would apply
+		// to a string, not to the array).
+		for i, m := range o {
+			if m.key == "items" {
+				o[i].value = jsonObject{{"type", "string"}, {"pattern", fl.pattern.src}}
+			}
+		}
+	case fl.pattern != nil:
 		o = append(o, jsonMember{"pattern", fl.pattern.src})
 	}
 	if fl.min != nil {

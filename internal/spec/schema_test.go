@@ -137,6 +137,12 @@ func TestSchemaRejects(t *testing.T) {
 		"unknown param type":   "name: x\nparams: [{name: p, type: integer}]\ntasks: [{id: a, run: b}]\n",
 		"version 2":            "name: x\nversion: 2\ntasks: [{id: a, run: b}]\n",
 		"unknown key in retry": "name: x\ntasks: [{id: a, run: b, retry: {attempts: 2, bakoff: 1s}}]\n",
+		"env secret bad name":  "name: x\nenv: {A: {secret: 'a b'}}\ntasks: [{id: a, run: b}]\n",
+		"env secret other key": "name: x\nenv: {A: {secrets: a}}\ntasks: [{id: a, run: b}]\n",
+		"env secret list":      "name: x\nenv: {A: {secret: [a]}}\ntasks: [{id: a, run: b}]\n",
+		"secrets bad name":     "name: x\nsecrets: ['9x']\ntasks: [{id: a, run: b}]\n",
+		"task secrets string":  "name: x\ntasks: [{id: a, run: b, secrets: a}]\n",
+		"param secret string":  "name: x\nparams: [{name: p, secret: yes please}]\ntasks: [{id: a, run: b}]\n",
 	} {
 		if err := sch.Validate(yamlInstance(t, []byte(src))); err == nil {
 			t.Errorf("%s: the schema accepts\n%s", name, src)
