@@ -122,6 +122,9 @@ type Param struct {
 	Default     any    `json:"default,omitempty"`
 	Required    bool   `json:"required,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Secret says the parameter is declared secret: its values (and its
+	// default) are shown as "***".
+	Secret bool `json:"secret,omitempty"`
 }
 
 // Backfill is the JSON shape of a backfill: one run per interval of a range.

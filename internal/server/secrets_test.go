@@ -49,6 +49,7 @@ func TestProcessSecrets(t *testing.T) {
 	writeFile(t, pipelines, "sec.yaml", `name: sec
 params:
   - {name: pin, secret: true, required: true}
+  - {name: otp, secret: true, default: default-otp-77}
 secrets: [api_token]
 tasks:
   - id: use
@@ -127,6 +128,14 @@ tasks:
 		t.Fatal(err)
 	}
 	add("runs", runs)
+	pl, err := s.c.Pipeline(ctx, "sec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("pipeline", pl)
+	if len(pl.Params) != 2 || !pl.Params[1].Secret || pl.Params[1].Default != "***" {
+		t.Errorf("pipeline params = %+v, want otp secret with its default as ***", pl.Params)
+	}
 	status := secretCLI(t, s, "", "status", strconv.FormatInt(run.ID, 10))
 	shown = append(shown, "status: "+status.out+status.errOut)
 	statusJSON := secretCLI(t, s, "", "status", strconv.FormatInt(run.ID, 10), "-o", "json")
@@ -147,13 +156,15 @@ tasks:
 			}
 		}
 	}
-	// The secret parameter is stored (retries need it) but never shown.
+	// The secret parameters are stored (retries need them) but never shown.
 	for _, text := range shown {
-		if what, _, _ := strings.Cut(text, ": "); strings.Contains(text, pin) && !strings.HasPrefix(what, "tasuki.db") {
-			t.Errorf("%s shows the secret parameter", what)
+		for _, v := range []string{pin, "default-otp-77"} {
+			if what, _, _ := strings.Cut(text, ": "); strings.Contains(text, v) && !strings.HasPrefix(what, "tasuki.db") {
+				t.Errorf("%s shows the secret parameter %q", what, v)
+			}
 		}
 	}
-	if !sameJSON(apiRun.Params, `{"pin": "***"}`) {
+	if !sameJSON(apiRun.Params, `{"pin": "***", "otp": "***"}`) {
 		t.Errorf("run params in the API = %s, want pin as ***", apiRun.Params)
 	}
 	for _, want := range []string{"whole: *** *** *** ***", "pieces: ***"} {

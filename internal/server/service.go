@@ -42,8 +42,10 @@ func (v *service) pipeline(ctx context.Context, l Loaded, st store.PipelineState
 			}
 		}
 		for _, prm := range p.Params {
-			ap := api.Param{Name: prm.Name, Type: string(prm.Type), Required: prm.Required, Description: prm.Description}
-			if prm.Default != nil {
+			ap := api.Param{Name: prm.Name, Type: string(prm.Type), Required: prm.Required, Description: prm.Description, Secret: prm.Secret}
+			if prm.Default != nil && prm.Secret {
+				ap.Default = logs.Mask
+			} else if prm.Default != nil {
 				if s, err := prm.Format(prm.Default); err == nil {
 					ap.Default = s
 				}
