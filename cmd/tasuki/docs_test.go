@@ -66,6 +66,8 @@ var notRun = []struct{ doc, first, why string }{
 		"spans two machines, with certificates in /etc/tasuki and a token to fill in"},
 	{"docs/security.md", "tasuki token create ci --role operator --namespace finance --expires 30d   # prints the token once",
 		"a summary of the token commands; docs/server.md runs them against a server"},
+	{"docs/security.md", "printf '%s\\n' \"$PASSWORD\" | tasuki user add alice --role operator --namespace finance",
+		"a summary of the user commands, with a password to fill in and one typed at a terminal; docs/api.md runs 'user add' against a server"},
 	{"docs/server.md", "tasuki server --addr 0.0.0.0:8443 --tls-cert /etc/tasuki/server.pem --tls-key /etc/tasuki/server-key.pem --allowed-hosts tasuki.internal",
 		"listens on every interface with certificates from /etc/tasuki (docs/security.md runs the same with certificates it makes)"},
 	{"examples/README.md", "go build -o tasuki ./cmd/tasuki     # or use an installed tasuki",
