@@ -17,6 +17,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 )
 
@@ -215,6 +216,9 @@ func (a *app) versionCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(a.io.Out, "tasuki", a.versionString())
+			// How attempts are contained here: what an operator checks when
+			// a task's leftovers outlive it (docs/architecture.md, shell).
+			fmt.Fprintln(a.io.Out, "attempt containment:", shell.CurrentContainment())
 			return nil
 		},
 	}

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tasuki-dev/tasuki/internal/shell"
 )
 
 func TestDescribeBuild(t *testing.T) {
@@ -57,8 +59,13 @@ func TestVersionFlagAndCommand(t *testing.T) {
 	if flag.code != 0 || cmd.code != 0 {
 		t.Fatalf("exit %d and %d\n%s%s", flag.code, cmd.code, flag.stderr, cmd.stderr)
 	}
-	if flag.stdout != cmd.stdout || !strings.HasPrefix(flag.stdout, "tasuki test") {
+	// 'tasuki version' says the same, then how attempts are contained here
+	// (which --version, read on every start of a script, does not probe).
+	if !strings.HasPrefix(cmd.stdout, flag.stdout) || !strings.HasPrefix(flag.stdout, "tasuki test") {
 		t.Errorf("--version printed %q, version printed %q", flag.stdout, cmd.stdout)
+	}
+	if rest := strings.TrimPrefix(cmd.stdout, flag.stdout); !strings.HasPrefix(rest, "attempt containment: "+string(shell.CurrentContainment().Mechanism)) {
+		t.Errorf("version printed %q after the version, want the attempt containment", rest)
 	}
 }
 

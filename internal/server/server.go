@@ -19,6 +19,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/secret"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -254,8 +255,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() { stopBroker(); <-localDone }()
 
+	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
-		api.WithUsers(newUsers(s, s.cfg.SessionTTL.D())))
+		api.WithUsers(people))
+	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
+	if err != nil {
+		return err
+	}
 	if s.elector != nil {
 		handler = s.forward(handler)
 	}
@@ -273,6 +279,7 @@ func (s *Server) Run(ctx context.Context) error {
 		storeName = redactURL(s.cfg.DB)
 	}
 	s.log.Info("tasuki server started", "addr", s.Addr(), "pipelines", s.cfg.Pipelines, "home", s.cfg.Home, "store", storeName, "workers", s.cfg.Workers)
+	logContainment(s.log)
 
 	renewCtx, stopRenewing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRenewing()
@@ -537,5 +544,17 @@ func (s *Server) prune(ctx context.Context) {
 	}
 	if total > 0 {
 		s.log.Info("pruned finished runs", "runs", total, "older_than", before)
+	}
+}
+
+// logContainment says how this process keeps every process of an attempt
+// with it (shell.CurrentContainment): the first thing to check when a task's
+// leftovers outlive it. Choosing it happens here, at start, rather than when
+// the first attempt starts.
+func logContainment(log *slog.Logger) {
+	c := shell.CurrentContainment()
+	log.Info("attempt containment", "mechanism", string(c.Mechanism), "path", c.Path, "reason", c.Reason)
+	if c.Swept > 0 || c.SweepErr != nil {
+		log.Info("removed the cgroups of attempts of tasuki processes that are gone", "count", c.Swept, "err", c.SweepErr)
 	}
 }
