@@ -23,6 +23,11 @@ import (
 // SessionCookie is the name of the cookie that carries a web UI session.
 const SessionCookie = "tasuki_session"
 
+// CSRFCookie carries a session's CSRF token beside it, readable by the web
+// UI's scripts (same origin only), for sessions opened by single sign-on,
+// whose last step is a redirect with no answer to read the token from.
+const CSRFCookie = "tasuki_csrf"
+
 // KindUser is the kind of a Principal authenticated by a session cookie:
 // a person, with their user's role and namespace.
 const KindUser = "user"
@@ -234,6 +239,15 @@ func sessionCookie(r *http.Request, value string, expires time.Time) *http.Cooki
 func SetSessionCookie(w http.ResponseWriter, r *http.Request, s OpenedSession) {
 	w.Header().Set("Cache-Control", "no-store")
 	http.SetCookie(w, sessionCookie(r, s.Secret, s.ExpiresAt))
+	http.SetCookie(w, csrfCookie(r, CSRFToken(s.Secret), s.ExpiresAt))
+}
+
+// csrfCookie is the CSRF token's cookie: like the session's, but readable
+// by scripts.
+func csrfCookie(r *http.Request, token string, expires time.Time) *http.Cookie {
+	c := sessionCookie(r, token, expires)
+	c.Name, c.HttpOnly = CSRFCookie, false
+	return c
 }
 
 func (h *handler) login(w http.ResponseWriter, r *http.Request) error {
@@ -271,9 +285,14 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.SetCookie(w, sessionCookie(r, "", time.Time{}))
+	http.SetCookie(w, csrfCookie(r, "", time.Time{}))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// CheckUserName checks a user name, which travels in URL paths; single
+// sign-on checks the names it makes with it too.
+func CheckUserName(name string) error { return checkUserName(name) }
 
 // checkUserName checks a user name, which travels in URL paths.
 func checkUserName(name string) error {

@@ -81,6 +81,12 @@ func (e *sessionEnv) do(t *testing.T, method, path, body string, header ...strin
 
 func (e *sessionEnv) login(t *testing.T, user, password string) (api.LoginResponse, *http.Cookie) {
 	t.Helper()
+	lr, c, _ := e.loginResp(t, user, password)
+	return lr, c
+}
+
+func (e *sessionEnv) loginResp(t *testing.T, user, password string) (api.LoginResponse, *http.Cookie, *http.Response) {
+	t.Helper()
 	resp, b := e.do(t, "POST", "/login", `{"user":"`+user+`","password":"`+password+`"}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("login as %s: %d %s", user, resp.StatusCode, b)
@@ -89,11 +95,11 @@ func (e *sessionEnv) login(t *testing.T, user, password string) (api.LoginRespon
 	mustJSON(t, b, &lr)
 	for _, c := range resp.Cookies() {
 		if c.Name == api.SessionCookie {
-			return lr, c
+			return lr, c, resp
 		}
 	}
 	t.Fatalf("login answered no %s cookie: %v", api.SessionCookie, resp.Header["Set-Cookie"])
-	return lr, nil
+	return lr, nil, nil
 }
 
 // TestSessionCookieAttributes checks the cookie a login sets: HttpOnly,
@@ -103,9 +109,18 @@ func (e *sessionEnv) login(t *testing.T, user, password string) (api.LoginRespon
 func TestSessionCookieAttributes(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		e := newSessionEnv(t, tls)
-		lr, c := e.login(t, "vera", "viewer-password")
+		lr, c, resp := e.loginResp(t, "vera", "viewer-password")
 		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Secure != tls || c.MaxAge <= 0 || c.Expires.IsZero() {
 			t.Errorf("tls=%v: cookie %s", tls, c)
+		}
+		var csrf *http.Cookie
+		for _, ck := range resp.Cookies() {
+			if ck.Name == api.CSRFCookie {
+				csrf = ck
+			}
+		}
+		if csrf == nil || csrf.HttpOnly || csrf.Value != lr.CSRFToken || csrf.SameSite != http.SameSiteStrictMode || csrf.Secure != tls {
+			t.Errorf("tls=%v: CSRF cookie %v, want the token, readable by scripts", tls, csrf)
 		}
 		if lr.User != "vera" || lr.Role != api.RoleViewer || lr.CSRFToken == "" || lr.CSRFToken == c.Value || lr.CSRFToken != api.CSRFToken(c.Value) {
 			t.Errorf("tls=%v: login answer %+v", tls, lr)

@@ -77,6 +77,8 @@ type Config struct {
 	// SessionTTL is how long a web UI session lasts after its login
 	// (default DefaultSessionTTL); logging out or an admin ends it sooner.
 	SessionTTL Duration `yaml:"session_ttl"`
+	// OIDC is single sign-on through an OpenID Connect provider (oidc.go).
+	OIDC OIDCConfig `yaml:",inline"`
 
 	// Network and browser security (transport.go, docs/security.md).
 
@@ -243,6 +245,12 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
 	dur("TASUKI_SESSION_TTL", &c.SessionTTL)
+	str("TASUKI_OIDC_ISSUER", &c.OIDC.Issuer)
+	str("TASUKI_OIDC_CLIENT_ID", &c.OIDC.ClientID)
+	str("TASUKI_OIDC_CLIENT_SECRET", &c.OIDC.ClientSecret)
+	str("TASUKI_OIDC_CLIENT_SECRET_FILE", &c.OIDC.ClientSecretFile)
+	str("TASUKI_OIDC_REDIRECT_URL", &c.OIDC.RedirectURL)
+	str("TASUKI_OIDC_ROLE_CLAIM", &c.OIDC.RoleClaim)
 	applyTransportEnv(c, lookup, &errs)
 	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
 		n, err := logs.ParseSize(v)
