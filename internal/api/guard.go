@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -51,6 +52,11 @@ type GuardOptions struct {
 	// arrives in CSRFHeader and is compared in constant time with the one
 	// bound to the session cookie.
 	CSRF func(r *http.Request) error
+	// Logger records every request the guard refuses, at Warn: such a
+	// request never reaches authentication, so the audit log cannot hold it,
+	// and a CSRF or DNS-rebinding attempt must still leave a trace. Nil
+	// logs nothing.
+	Logger *slog.Logger
 }
 
 // Guard wraps an API handler so that a browser cannot be turned against the
@@ -104,6 +110,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var e *Error
 		if !errors.As(err, &e) {
 			e = Errorf(http.StatusForbidden, CodeForbidden, "%v", err)
+		}
+		if g.opts.Logger != nil {
+			g.opts.Logger.Warn("request refused before authentication", "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "host", r.Host, "origin", r.Header.Get("Origin"),
+				"sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "status", e.Status, "reason", e.Message)
 		}
 		writeError(sw, e)
 		return

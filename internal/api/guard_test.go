@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -344,5 +346,34 @@ func TestGuardCodeDocumented(t *testing.T) {
 	newEnv(t).handler.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
 	if !strings.Contains(rec.Body.String(), `"`+api.CodeUnsupportedMediaType+`"`) {
 		t.Errorf("openapi.json does not list the error code %s", api.CodeUnsupportedMediaType)
+	}
+}
+
+// TestGuardLogsRefusals checks that a request the guard refuses leaves a
+// trace in the server's log: it never reaches authentication, so the audit
+// log cannot hold it, and a CSRF or DNS-rebinding attempt must not go
+// unnoticed.
+func TestGuardLogsRefusals(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	srv := httptest.NewServer(api.Guard(created, api.GuardOptions{Logger: logger}))
+	defer srv.Close()
+	resp, body := doGuard(t, srv.URL, guardCase{name: "cross-site", method: "POST", path: "/api/v1/tokens",
+		header: map[string]string{"Origin": "http://evil.example", "Content-Type": "application/json"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site POST: %d %s", resp.StatusCode, body)
+	}
+	got := buf.String()
+	for _, want := range []string{"level=WARN", "request refused before authentication", "path=/api/v1/tokens", "origin=http://evil.example", "status=403"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %q:\n%s", want, got)
+		}
+	}
+	buf.Reset()
+	if resp, body := doGuard(t, srv.URL, guardCase{name: "a read", path: "/api/v1/runs"}); resp.StatusCode != 201 {
+		t.Fatalf("allowed read: %d %s", resp.StatusCode, body)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("an allowed request was logged:\n%s", buf.String())
 	}
 }

@@ -406,10 +406,32 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) err
 // decodeBodyLimit is decodeBody with a bound of limit bytes, for the few
 // bodies that may be larger than MaxBodyBytes.
 func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, emptyOK bool, limit int64) error {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	return decodeJSON(w, r, v, emptyOK, limit, true)
+}
+
+// decodeWorkerBody is decodeBodyLimit for the worker protocol, whose bodies
+// a tasuki worker writes many times a second: keys are not checked for
+// duplicates and case (checkKeys), which guards what people and policy
+// proxies read, not what a worker token may do.
+func decodeWorkerBody(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	return decodeJSON(w, r, v, false, limit, false)
+}
+
+// decodeJSON reads one JSON value of at most limit bytes into v; strict
+// also refuses keys given twice or in another case than the field's.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, emptyOK bool, limit int64, strict bool) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil && strict {
+		err = checkKeys(data, v)
+		if e := (*Error)(nil); errors.As(err, &e) {
+			return err
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	if err == nil {
+		err = dec.Decode(v)
+	}
 	if errors.Is(err, io.EOF) {
 		if emptyOK {
 			return nil

@@ -325,6 +325,12 @@ func TestTokenRoutes(t *testing.T) {
 		{name: "create reusing a revoked name", rq: request{method: "POST", path: "/tokens", body: `{"name":"old"}`, remote: localhost}, status: 201},
 		{name: "create no name", rq: request{method: "POST", path: "/tokens", body: `{}`, remote: localhost}, status: 400, code: api.CodeInvalid},
 		{name: "create name with slash", rq: request{method: "POST", path: "/tokens", body: `{"name":"a/b"}`, remote: localhost}, status: 400, code: api.CodeInvalid},
+		{name: "create name that passes for a user", rq: request{method: "POST", path: "/tokens", body: `{"name":"user:bob","role":"operator"}`, remote: localhost}, status: 400, code: api.CodeInvalid},
+		// encoding/json alone lets the last of two keys win and matches keys
+		// in any case: a proxy reading the body would see another role.
+		{name: "create with a key twice", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","role":"viewer","role":"admin"}`, remote: localhost}, status: 400, code: api.CodeInvalid},
+		{name: "create with a key in another case", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","ROLE":"admin"}`, remote: localhost}, status: 400, code: api.CodeInvalid},
+		{name: "create with a key twice in other cases", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","Name":"y"}`, remote: localhost}, status: 400, code: api.CodeInvalid},
 		{name: "create malformed", rq: request{method: "POST", path: "/tokens", body: `{"name":1}`, remote: localhost}, status: 400, code: api.CodeInvalid},
 		{name: "list", rq: request{method: "GET", path: "/tokens", remote: localhost}, status: 200,
 			check: func(t *testing.T, e *workerEnv, _ *http.Response, b []byte) {

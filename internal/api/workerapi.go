@@ -104,7 +104,7 @@ func pathLease(r *http.Request) (string, error) {
 
 func (h *handler) workerLease(w http.ResponseWriter, r *http.Request) error {
 	var req LeaseRequest
-	if err := decodeBody(w, r, &req, false); err != nil {
+	if err := decodeWorkerBody(w, r, &req, MaxBodyBytes); err != nil {
 		return err
 	}
 	if err := checkName(`field "worker"`, req.Worker, maxWorkerName); err != nil {
@@ -137,7 +137,7 @@ func (h *handler) workerLease(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) workerHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	var req HeartbeatRequest
-	if err := decodeBody(w, r, &req, false); err != nil {
+	if err := decodeWorkerBody(w, r, &req, MaxBodyBytes); err != nil {
 		return err
 	}
 	if err := checkName(`field "worker"`, req.Worker, maxWorkerName); err != nil {
@@ -188,7 +188,7 @@ func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req CompleteRequest
-	if err := decodeBodyLimit(w, r, &req, false, MaxCompleteBytes); err != nil {
+	if err := decodeWorkerBody(w, r, &req, MaxCompleteBytes); err != nil {
 		return err
 	}
 	if !req.Outcome.Reportable() {
@@ -251,8 +251,10 @@ func checkTokenName(name string) error {
 	if err := checkName("token name", name, maxTokenName); err != nil {
 		return err
 	}
-	if strings.ContainsAny(name, "/ \t") {
-		return invalid("token name %q: expected no spaces or slashes", name)
+	// No colon: "user:NAME" and "oidc:NAME" name people in the audit log
+	// and the timeline, and a token must never pass for one.
+	if strings.ContainsAny(name, "/ \t:") {
+		return invalid("token name %q: expected no spaces, slashes or colons", name)
 	}
 	return nil
 }

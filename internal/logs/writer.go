@@ -291,8 +291,55 @@ func encodedForms(s string) []string {
 			}
 		}
 	}
-	forms = append(forms, url.QueryEscape(s), url.PathEscape(s))
+	// Go's two URL escapes, then what other languages' encoders make of it:
+	// RFC 3986 unreserved only (Python's quote(safe="")),
+	// encodeURIComponent's marks, Python's quote() keeping "/"; and each
+	// with lower-case hex, which decoders accept as well.
+	pct := []string{url.QueryEscape(s), url.PathEscape(s)}
+	for _, keep := range []string{"-._~", "-_.!~*'()", "-._~/"} {
+		pct = append(pct, percentEncode(s, keep))
+	}
+	for _, f := range pct {
+		forms = append(forms, f, lowerHex(f))
+	}
+	slices.Sort(forms)
+	forms = slices.Compact(forms)
 	return slices.DeleteFunc(forms, func(f string) bool { return f == s })
+}
+
+// percentEncode escapes every byte of s but ASCII letters, digits and those
+// in keep as %XX (upper-case hex), a space included (%20).
+func percentEncode(s, keep string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(keep, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// lowerHex writes the hex digits of a percent-encoded string's escapes in
+// lower case ("%2F" becomes "%2f").
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if 'A' <= b[j] && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+	return string(b)
 }
 
 // scan narrows the secrets mask looks for to those p holds, so that the

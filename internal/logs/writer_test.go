@@ -301,6 +301,12 @@ func TestWriterMaskingEncoded(t *testing.T) {
 		{"query escaped", []string{"GET /?pw=" + url.QueryEscape(secret) + "\n"}, []string{url.QueryEscape(secret)}},
 		{"path escaped", []string{"GET /" + url.PathEscape(secret) + "/x\n"}, []string{url.PathEscape(secret)}},
 		{"base64 in two writes", []string{"t " + b64(secret)[:7], b64(secret)[7:] + " end\n"}, []string{b64(secret)[:15]}},
+		// What other languages' encoders print (found by trying it as a
+		// stranger: Python's quote and encodeURIComponent were not masked).
+		{"encodeURIComponent", []string{"url=https://x/?p=" + jsEncode(secret) + "\n"}, []string{jsEncode(secret)}},
+		{"python quote", []string{"p=" + pyQuote(secret, "/") + "\n"}, []string{pyQuote(secret, "/")}},
+		{"python quote safe empty", []string{"p=" + pyQuote(secret, "") + "\n"}, []string{pyQuote(secret, "")}},
+		{"lower-case hex", []string{"p=" + strings.ToLower(pyQuote(secret, "")) + "\n"}, []string{strings.ToLower(pyQuote(secret, ""))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -491,4 +497,31 @@ func TestWriterKeepsTaskOrder(t *testing.T) {
 			t.Fatalf("attempt %d: stamps go back:\n%s", i+1, log)
 		}
 	}
+}
+
+// jsEncode is JavaScript's encodeURIComponent, written out here so the test
+// does not share the code it checks.
+func jsEncode(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.!~*'()", rune(c)) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// pyQuote is Python's urllib.parse.quote(s, safe=safe).
+func pyQuote(s, safe string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.~"+safe, rune(c)) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

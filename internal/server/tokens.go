@@ -59,8 +59,10 @@ func newSecret() (string, error) {
 
 func (t *tokens) CreateToken(ctx context.Context, req api.CreateTokenRequest, actor string) (string, api.TokenInfo, error) {
 	name := req.Name
-	if name == "" || len(name) > 100 || strings.ContainsAny(name, " \t\n/") {
-		return "", api.TokenInfo{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "token name %q: expected 1 to 100 characters without spaces or slashes", name)
+	// No colon: "user:NAME" and "oidc:NAME" name people as actors, and a
+	// token must never pass for one.
+	if name == "" || len(name) > 100 || strings.ContainsAny(name, " \t\n/:") {
+		return "", api.TokenInfo{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "token name %q: expected 1 to 100 characters without spaces, slashes or colons", name)
 	}
 	secret, err := newSecret()
 	if err != nil {

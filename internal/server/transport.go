@@ -116,6 +116,7 @@ func (t *transport) guardOptions() api.GuardOptions {
 		CORSOrigins:      t.cfg.CORSOrigins,
 		WorkerClientCert: t.tls != nil && t.cfg.ClientCA != "",
 		CSRF:             api.CheckCSRF, // web UI sessions (users.go)
+		Logger:           t.log,
 	}
 }
 
