@@ -412,3 +412,28 @@ func (a *app) completePipelines(cmd *cobra.Command, args []string, _ string) ([]
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
+
+// listRemote is the body of a command that lists what the server keeps
+// (tokens, users, secrets): fetch the list, then print it as JSON (an empty
+// list as [], never null) with -o json, else as the table that table writes.
+func listRemote[T any](a *app, cmd *cobra.Command, fetch func(*api.Client, context.Context) ([]T, error), table func([]T)) error {
+	if err := a.checkOutput(); err != nil {
+		return err
+	}
+	c, err := a.needServer(cmd)
+	if err != nil {
+		return err
+	}
+	list, err := fetch(c, cmd.Context())
+	if err != nil {
+		return remoteErr(c, err)
+	}
+	if a.output == "json" {
+		if list == nil {
+			list = []T{}
+		}
+		return writeJSON(a.io.Out, list)
+	}
+	table(list)
+	return nil
+}

@@ -122,29 +122,13 @@ created and last set, never values. Secrets the server reads from its
 environment or its secrets_dir are not listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.checkOutput(); err != nil {
-				return err
-			}
-			c, err := a.needServer(cmd)
-			if err != nil {
-				return err
-			}
-			list, err := c.ListSecrets(cmd.Context())
-			if err != nil {
-				return remoteErr(c, err)
-			}
-			if a.output == "json" {
-				if list == nil {
-					list = []api.SecretInfo{}
+			return listRemote(a, cmd, (*api.Client).ListSecrets, func(list []api.SecretInfo) {
+				t := newTable(a.io.Out, "NAME", "CREATED", "UPDATED")
+				for _, s := range list {
+					t.row(s.Name, localTime(s.CreatedAt), localTime(s.UpdatedAt))
 				}
-				return writeJSON(a.io.Out, list)
-			}
-			t := newTable(a.io.Out, "NAME", "CREATED", "UPDATED")
-			for _, s := range list {
-				t.row(s.Name, localTime(s.CreatedAt), localTime(s.UpdatedAt))
-			}
-			t.flush()
-			return nil
+				t.flush()
+			})
 		},
 	}
 	a.addOutputFlag(cmd)

@@ -96,51 +96,35 @@ func (a *app) tokenListCmd() *cobra.Command {
 		Short: "List tokens, revoked ones included (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.checkOutput(); err != nil {
-				return err
-			}
-			c, err := a.needServer(cmd)
-			if err != nil {
-				return err
-			}
-			toks, err := c.ListTokens(cmd.Context())
-			if err != nil {
-				return remoteErr(c, err)
-			}
-			if a.output == "json" {
-				if toks == nil {
-					toks = []api.TokenInfo{}
-				}
-				return writeJSON(a.io.Out, toks)
-			}
-			t := newTable(a.io.Out, "NAME", "KIND", "ROLE", "NAMESPACE", "CREATED", "LAST USED", "STATUS")
-			for _, tok := range toks {
-				used, status := "never", "valid"
-				if tok.LastUsedAt != nil {
-					used = localTime(*tok.LastUsedAt)
-				}
-				switch {
-				case tok.RevokedAt != nil:
-					status = "revoked " + localTime(*tok.RevokedAt)
-				case tok.ExpiresAt != nil && !tok.ExpiresAt.After(time.Now()):
-					status = "expired " + localTime(*tok.ExpiresAt)
-				case tok.ExpiresAt != nil:
-					status = "valid until " + localTime(*tok.ExpiresAt)
-				}
-				role, ns := string(tok.Role), tok.Namespace
-				if role == "" {
-					role = "-"
-				}
-				if ns == "" {
-					ns = "-"
-					if tok.Kind == api.KindAPI {
-						ns = "(all)"
+			return listRemote(a, cmd, (*api.Client).ListTokens, func(toks []api.TokenInfo) {
+				t := newTable(a.io.Out, "NAME", "KIND", "ROLE", "NAMESPACE", "CREATED", "LAST USED", "STATUS")
+				for _, tok := range toks {
+					used, status := "never", "valid"
+					if tok.LastUsedAt != nil {
+						used = localTime(*tok.LastUsedAt)
 					}
+					switch {
+					case tok.RevokedAt != nil:
+						status = "revoked " + localTime(*tok.RevokedAt)
+					case tok.ExpiresAt != nil && !tok.ExpiresAt.After(time.Now()):
+						status = "expired " + localTime(*tok.ExpiresAt)
+					case tok.ExpiresAt != nil:
+						status = "valid until " + localTime(*tok.ExpiresAt)
+					}
+					role, ns := string(tok.Role), tok.Namespace
+					if role == "" {
+						role = "-"
+					}
+					if ns == "" {
+						ns = "-"
+						if tok.Kind == api.KindAPI {
+							ns = "(all)"
+						}
+					}
+					t.row(tok.Name, tok.Kind, role, ns, localTime(tok.CreatedAt), used, status)
 				}
-				t.row(tok.Name, tok.Kind, role, ns, localTime(tok.CreatedAt), used, status)
-			}
-			t.flush()
-			return nil
+				t.flush()
+			})
 		},
 	}
 	a.addOutputFlag(cmd)

@@ -124,33 +124,17 @@ func (a *app) userListCmd() *cobra.Command {
 		Short: "List users (names, roles and namespaces; never passwords)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.checkOutput(); err != nil {
-				return err
-			}
-			c, err := a.needServer(cmd)
-			if err != nil {
-				return err
-			}
-			list, err := c.ListUsers(cmd.Context())
-			if err != nil {
-				return remoteErr(c, err)
-			}
-			if a.output == "json" {
-				if list == nil {
-					list = []api.UserInfo{}
+			return listRemote(a, cmd, (*api.Client).ListUsers, func(list []api.UserInfo) {
+				t := newTable(a.io.Out, "NAME", "ROLE", "NAMESPACE", "CREATED")
+				for _, u := range list {
+					ns := u.Namespace
+					if ns == "" {
+						ns = "(all)"
+					}
+					t.row(u.Name, string(u.Role), ns, localTime(u.CreatedAt))
 				}
-				return writeJSON(a.io.Out, list)
-			}
-			t := newTable(a.io.Out, "NAME", "ROLE", "NAMESPACE", "CREATED")
-			for _, u := range list {
-				ns := u.Namespace
-				if ns == "" {
-					ns = "(all)"
-				}
-				t.row(u.Name, string(u.Role), ns, localTime(u.CreatedAt))
-			}
-			t.flush()
-			return nil
+				t.flush()
+			})
 		},
 	}
 	a.addOutputFlag(cmd)
