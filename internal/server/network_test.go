@@ -235,9 +235,16 @@ func TestNetworkCertificateReload(t *testing.T) {
 // errors.
 func TestNetworkRefusesCleartext(t *testing.T) {
 	dir := t.TempDir()
-	code, _, stderr := runCLI(t, nil, "server", "--home", t.TempDir(), "--pipelines", dir, "--addr", "0.0.0.0:0")
-	if code == 0 || !strings.Contains(stderr, "refusing to listen on ") || !strings.Contains(stderr, "without TLS") || !strings.Contains(stderr, "--insecure-network") {
-		t.Errorf("server on 0.0.0.0 without TLS: exit %d\n%s", code, stderr)
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		home := t.TempDir()
+		code, _, stderr := runCLI(t, nil, "server", "--home", home, "--pipelines", dir, "--addr", addr)
+		if code == 0 || !strings.Contains(stderr, "refusing to listen on "+addr) || !strings.Contains(stderr, "without TLS") || !strings.Contains(stderr, "--insecure-network") {
+			t.Errorf("server on %s without TLS: exit %d\n%s", addr, code, stderr)
+		}
+		// Refused before anything was made: no store, no admin token.
+		if entries, _ := os.ReadDir(home); len(entries) != 0 {
+			t.Errorf("a start refused for %s left %v in the data directory", addr, entries)
+		}
 	}
 	p := spawn(t, "insecure server", dir, nil, "server", "--home", t.TempDir(), "--pipelines", dir, "--addr", "0.0.0.0:0", "--insecure-network")
 	p.waitLine("INSECURE: listening on a network address without TLS", 30*time.Second)
@@ -264,7 +271,7 @@ func TestNetworkRefusesCleartext(t *testing.T) {
 		}
 	}
 	// The same settings from the environment.
-	code, _, stderr = runCLI(t, []string{"TASUKI_TLS_CERT=" + cert, "TASUKI_INSECURE_NETWORK=maybe"}, "server", "--home", t.TempDir(), "--pipelines", dir)
+	code, _, stderr := runCLI(t, []string{"TASUKI_TLS_CERT=" + cert, "TASUKI_INSECURE_NETWORK=maybe"}, "server", "--home", t.TempDir(), "--pipelines", dir)
 	if code != 2 || !strings.Contains(stderr, "TASUKI_INSECURE_NETWORK") {
 		t.Errorf("bad environment: exit %d\n%s", code, stderr)
 	}

@@ -39,6 +39,12 @@ type transport struct {
 func newTransport(cfg Config, log *slog.Logger) (*transport, error) {
 	t := &transport{cfg: cfg, log: log}
 	if cfg.TLSCert == "" {
+		// Said before the store is opened and the first admin token made,
+		// so a start refused for this leaves nothing behind. A host name
+		// other than localhost is checked on the listener (wrap).
+		if !cfg.InsecureNetwork && !mayBeLoopback(cfg.Addr) {
+			return nil, refuseCleartext(cfg.Addr)
+		}
 		return t, nil
 	}
 	certs, err := api.LoadCertFiles(cfg.TLSCert, cfg.TLSKey, log)
@@ -80,9 +86,7 @@ func (t *transport) wrap(ln net.Listener) (net.Listener, error) {
 	if t.tls == nil && !loopbackListener(ln) {
 		if !t.cfg.InsecureNetwork {
 			ln.Close()
-			return nil, fmt.Errorf("refusing to listen on %s without TLS: tokens and logs would cross the network in clear. "+
-				"Give a certificate (--tls-cert FILE --tls-key FILE), listen on loopback behind a TLS proxy (--addr 127.0.0.1:8080), "+
-				"or accept the risk with --insecure-network", ln.Addr())
+			return nil, refuseCleartext(ln.Addr().String())
 		}
 		t.log.Warn("INSECURE: listening on a network address without TLS (--insecure-network); anyone on the network path can read tokens and logs and replay requests",
 			"addr", ln.Addr().String())
@@ -91,6 +95,32 @@ func (t *transport) wrap(ln net.Listener) (net.Listener, error) {
 		return ln, nil
 	}
 	return tls.NewListener(ln, t.tls), nil
+}
+
+// refuseCleartext is the error of a server asked to listen on addr, beyond
+// this machine, without TLS.
+func refuseCleartext(addr string) error {
+	return fmt.Errorf("refusing to listen on %s without TLS: tokens and logs would cross the network in clear. "+
+		"Give a certificate (--tls-cert FILE --tls-key FILE), listen on loopback behind a TLS proxy (--addr 127.0.0.1:8080), "+
+		"or accept the risk with --insecure-network", addr)
+}
+
+// mayBeLoopback reports whether the listen address addr may be loopback
+// only: false for an IP address that is not loopback and for an empty host
+// (every interface); true for loopback addresses, localhost, and names
+// only the listener can tell.
+func mayBeLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true // not an address: listening says what is wrong
+	}
+	if host == "" {
+		return false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	return true
 }
 
 // loopbackListener reports whether ln accepts connections from this
