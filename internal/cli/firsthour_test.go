@@ -467,3 +467,12 @@ tasks:
 		t.Errorf("resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestCountRuns: a backfill of one run says "1 run", not "1 runs".
+func TestCountRuns(t *testing.T) {
+	for n, want := range map[int]string{0: "0 runs", 1: "1 run", 7: "7 runs"} {
+		if got := countRuns(n); got != want {
+			t.Errorf("countRuns(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

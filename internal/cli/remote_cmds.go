@@ -631,7 +631,7 @@ func (a *app) createBackfill(cmd *cobra.Command, pipeline string, f *backfillFla
 	if a.output == "json" {
 		return writeJSON(a.io.Out, b)
 	}
-	fmt.Fprintf(a.io.Out, "backfill %d of %s: %d runs from %s to %s, %d at once\n", b.ID, b.Pipeline, b.Runs,
+	fmt.Fprintf(a.io.Out, "backfill %d of %s: %s from %s to %s, %d at once\n", b.ID, b.Pipeline, countRuns(b.Runs),
 		b.From.In(loc).Format(time.RFC3339), b.To.In(loc).Format(time.RFC3339), b.Parallel)
 	fmt.Fprintf(a.io.Err, "watch it with: tasuki backfill show %d (its runs: tasuki runs --backfill %d)\n", b.ID, b.ID)
 	return nil
@@ -777,7 +777,7 @@ func (a *app) backfillAction(cmd *cobra.Command, arg string, act func(c *api.Cli
 // printBackfill prints one backfill.
 func printBackfill(w io.Writer, b api.Backfill) {
 	fmt.Fprintf(w, "backfill %d of %s: %s\n", b.ID, b.Pipeline, b.State)
-	fmt.Fprintf(w, "range: %s to %s, %d runs, %d at once\n", b.From.Format(time.RFC3339), b.To.Format(time.RFC3339), b.Runs, b.Parallel)
+	fmt.Fprintf(w, "range: %s to %s, %s, %d at once\n", b.From.Format(time.RFC3339), b.To.Format(time.RFC3339), countRuns(b.Runs), b.Parallel)
 	created := "created " + b.CreatedAt.Local().Format(time.RFC3339)
 	if b.Actor != "" {
 		created += " by " + b.Actor
@@ -795,4 +795,12 @@ func printBackfill(w io.Writer, b api.Backfill) {
 		fmt.Fprintf(w, "runs: %s\n", strings.Join(states, ", "))
 	}
 	fmt.Fprintf(w, "its runs: tasuki runs --backfill %d\n", b.ID)
+}
+
+// countRuns says how many runs: "1 run", "7 runs".
+func countRuns(n int) string {
+	if n == 1 {
+		return "1 run"
+	}
+	return fmt.Sprintf("%d runs", n)
 }
