@@ -261,7 +261,7 @@ func TestRemoteCommands(t *testing.T) {
 				}
 			}},
 		{name: "backfill of one day", args: []string{"backfill", "nightly", "--from", "2026-01-05", "--to", "2026-01-05"},
-			stdout: []string{"1 runs from 2026-01-05T00:00:00+09:00 to 2026-01-06T00:00:00+09:00"}},
+			stdout: []string{": 1 run from 2026-01-05T00:00:00+09:00 to 2026-01-06T00:00:00+09:00"}},
 		{name: "backfill create", args: []string{"backfill", "create", "nightly", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-03T00:00:00Z"},
 			stdout: []string{"backfill 2 of nightly: 2 runs", "1 at once"}},
 		{name: "backfill backwards", args: []string{"backfill", "nightly", "--from", "2026-01-08", "--to", "2026-01-01"}, code: 2, stderr: []string{"must be after"}},
