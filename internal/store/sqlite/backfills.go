@@ -13,7 +13,7 @@ import (
 
 const backfillCols = `id, pipeline, range_from, range_to, parallel, state, actor, created_at, finished_at, runs`
 
-func scanBackfill(row interface{ Scan(...any) error }) (store.Backfill, error) {
+func scanBackfill(row scanner) (store.Backfill, error) {
 	var b store.Backfill
 	err := row.Scan(&b.ID, &b.Pipeline, timeCol{&b.From}, timeCol{&b.To}, &b.Parallel, &b.State, &b.Actor,
 		timeCol{&b.CreatedAt}, timeCol{&b.FinishedAt}, &b.Runs)
@@ -93,19 +93,7 @@ func (db *DB) ListBackfills(ctx context.Context, pipeline string, beforeID int64
 	if err != nil {
 		return nil, fmt.Errorf("list backfills: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Backfill
-	for rows.Next() {
-		b, err := scanBackfill(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list backfills: %w", err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list backfills: %w", err)
-	}
-	return out, nil
+	return collect(rows, "list backfills", scanBackfill)
 }
 
 // SetBackfillState records the state of backfill id.

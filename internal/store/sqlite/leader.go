@@ -17,7 +17,7 @@ import (
 
 const leaderCols = `holder, address, term, expires_at`
 
-func scanLeader(row interface{ Scan(...any) error }) (store.Leadership, error) {
+func scanLeader(row scanner) (store.Leadership, error) {
 	var l store.Leadership
 	err := row.Scan(&l.Holder, &l.Address, &l.Term, timeCol{&l.ExpiresAt})
 	return l, err

@@ -17,7 +17,7 @@ import (
 
 const pipelineCols = `name, version_id, file, error, removed, paused, next_fire, last_interval_end, updated_at`
 
-func scanPipeline(row interface{ Scan(...any) error }) (store.PipelineState, error) {
+func scanPipeline(row scanner) (store.PipelineState, error) {
 	var ps store.PipelineState
 	var version sql.NullInt64
 	err := row.Scan(&ps.Name, &version, &ps.File, &ps.Error, boolCol{&ps.Removed}, boolCol{&ps.Paused},
@@ -95,19 +95,7 @@ func (db *DB) PipelineStates(ctx context.Context) ([]store.PipelineState, error)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline states: %w", err)
 	}
-	defer rows.Close()
-	var out []store.PipelineState
-	for rows.Next() {
-		ps, err := scanPipeline(rows)
-		if err != nil {
-			return nil, fmt.Errorf("pipeline states: %w", err)
-		}
-		out = append(out, ps)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pipeline states: %w", err)
-	}
-	return out, nil
+	return collect(rows, "pipeline states", scanPipeline)
 }
 
 // SetPaused sets the paused flag of pipeline name.

@@ -15,7 +15,7 @@ import (
 
 const secretCols = `name, key_id, sealed, created_at, updated_at`
 
-func scanSecret(row interface{ Scan(...any) error }) (store.SealedSecret, error) {
+func scanSecret(row scanner) (store.SealedSecret, error) {
 	var s store.SealedSecret
 	err := row.Scan(&s.Name, &s.KeyID, &s.Sealed, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
 	return s, err
@@ -59,19 +59,7 @@ func (db *DB) ListSecrets(ctx context.Context) ([]store.SealedSecret, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}
-	defer rows.Close()
-	var out []store.SealedSecret
-	for rows.Next() {
-		s, err := scanSecret(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list secrets: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list secrets: %w", err)
-	}
-	return out, nil
+	return collect(rows, "list secrets", scanSecret)
 }
 
 // DeleteSecret removes a secret.

@@ -119,7 +119,7 @@ func (db *DB) PutPipelineVersion(ctx context.Context, v store.PipelineVersion) (
 
 const versionCols = `id, pipeline, hash, file, source, created_at`
 
-func scanVersion(row interface{ Scan(...any) error }) (store.PipelineVersion, error) {
+func scanVersion(row scanner) (store.PipelineVersion, error) {
 	var v store.PipelineVersion
 	err := row.Scan(&v.ID, &v.Pipeline, &v.Hash, &v.File, &v.Source, timeCol{&v.CreatedAt})
 	return v, err
@@ -140,7 +140,7 @@ func (db *DB) PipelineVersion(ctx context.Context, id int64) (store.PipelineVers
 const runCols = `id, pipeline, version_id, trigger, params, interval_start, interval_end, created_at,
 	task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at`
 
-func scanRun(row interface{ Scan(...any) error }) (store.Run, error) {
+func scanRun(row scanner) (store.Run, error) {
 	var r store.Run
 	var version, backfill sql.NullInt64
 	var state string

@@ -20,7 +20,7 @@ import (
 
 const tokenCols = `id, name, kind, role, namespace, created_at, expires_at, revoked_at, last_used_at`
 
-func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
+func scanToken(row scanner) (store.Token, error) {
 	var tk store.Token
 	err := row.Scan(&tk.ID, &tk.Name, &tk.Kind, &tk.Role, &tk.Namespace, timeCol{&tk.CreatedAt}, timeCol{&tk.ExpiresAt},
 		timeCol{&tk.RevokedAt}, timeCol{&tk.LastUsedAt})
@@ -97,19 +97,7 @@ func (db *DB) ListTokens(ctx context.Context) ([]store.Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Token
-	for rows.Next() {
-		tk, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		out = append(out, tk)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	return out, nil
+	return collect(rows, "list tokens", scanToken)
 }
 
 // TouchToken moves last_used_at forward to now; a row that is already later

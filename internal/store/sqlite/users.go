@@ -17,7 +17,7 @@ import (
 
 const userCols = `id, name, password_hash, role, namespace, created_at, password_at`
 
-func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+func scanUser(row scanner) (store.User, error) {
 	var u store.User
 	err := row.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Role, &u.Namespace, timeCol{&u.CreatedAt}, timeCol{&u.PasswordAt})
 	return u, err
@@ -62,19 +62,7 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	return out, nil
+	return collect(rows, "list users", scanUser)
 }
 
 // DeleteUser removes a user and their sessions in one transaction.
@@ -130,7 +118,7 @@ func (db *DB) usersTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 const sessionCols = `s.id, u.name, s.created_at, s.expires_at, s.revoked_at`
 
-func scanSession(row interface{ Scan(...any) error }, extra ...any) (store.Session, error) {
+func scanSession(row scanner, extra ...any) (store.Session, error) {
 	var s store.Session
 	err := row.Scan(append([]any{&s.ID, &s.User, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt}, timeCol{&s.RevokedAt}}, extra...)...)
 	return s, err
@@ -183,19 +171,7 @@ func (db *DB) ListSessions(ctx context.Context, now time.Time) ([]store.Session,
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Session
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	return out, nil
+	return collect(rows, "list sessions", func(r scanner) (store.Session, error) { return scanSession(r) })
 }
 
 // RevokeSession revokes one valid session.
