@@ -147,29 +147,13 @@ func (a *app) userSessionsCmd() *cobra.Command {
 		Short: "List the open web UI sessions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.checkOutput(); err != nil {
-				return err
-			}
-			c, err := a.needServer(cmd)
-			if err != nil {
-				return err
-			}
-			list, err := c.ListSessions(cmd.Context())
-			if err != nil {
-				return remoteErr(c, err)
-			}
-			if a.output == "json" {
-				if list == nil {
-					list = []api.SessionInfo{}
+			return listRemote(a, cmd, (*api.Client).ListSessions, func(list []api.SessionInfo) {
+				t := newTable(a.io.Out, "ID", "USER", "STARTED", "EXPIRES")
+				for _, s := range list {
+					t.row(strconv.FormatInt(s.ID, 10), s.User, localTime(s.CreatedAt), localTime(s.ExpiresAt))
 				}
-				return writeJSON(a.io.Out, list)
-			}
-			t := newTable(a.io.Out, "ID", "USER", "STARTED", "EXPIRES")
-			for _, s := range list {
-				t.row(strconv.FormatInt(s.ID, 10), s.User, localTime(s.CreatedAt), localTime(s.ExpiresAt))
-			}
-			t.flush()
-			return nil
+				t.flush()
+			})
 		},
 	}
 	a.addOutputFlag(cmd)
