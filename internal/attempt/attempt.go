@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 )
@@ -136,40 +137,33 @@ func (s *Spec) MaskValues() []string {
 	return append(out, s.Mask...)
 }
 
-// Redact replaces the values MaskValues names with "***" in what an
-// attempt reports: its message and its result, which are stored and shown
-// like its log. A result holding one is decoded and its strings (and a
-// number equal to one) replaced, so it stays valid JSON.
+// Redact masks the values MaskValues names in what an attempt reports: its
+// message and its result, which are stored and shown like its log, with the
+// log's own masker (logs.Masker: each value and its encoded forms). A result
+// holding one is decoded and its strings (and a number equal to one)
+// masked, so it stays valid JSON. Registry.Run applies it, so no executor
+// can forget to.
 func (s *Spec) Redact(res Result) Result {
 	values := s.MaskValues()
 	if len(values) == 0 {
 		return res
 	}
-	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) }) // the longest first
-	values = slices.DeleteFunc(values, func(v string) bool { return v == "" })
-	redact := func(text string) string {
-		for _, v := range values {
-			text = strings.ReplaceAll(text, v, redacted)
-		}
-		return text
-	}
-	res.Message = redact(res.Message)
-	if len(res.Result) > 0 && slices.ContainsFunc(values, func(v string) bool { return strings.Contains(string(res.Result), v) }) {
-		dec := json.NewDecoder(strings.NewReader(string(res.Result)))
-		dec.UseNumber()
-		var v any
-		if dec.Decode(&v) == nil {
-			if out, err := json.Marshal(redactJSON(v, redact)); err == nil {
-				res.Result = out
+	m := logs.NewMasker(values)
+	res.Message = m.String(res.Message)
+	if len(res.Result) > 0 {
+		if masked := m.String(string(res.Result)); masked != string(res.Result) {
+			dec := json.NewDecoder(strings.NewReader(string(res.Result)))
+			dec.UseNumber()
+			var v any
+			if dec.Decode(&v) == nil {
+				if out, err := json.Marshal(redactJSON(v, m.String)); err == nil {
+					res.Result = out
+				}
 			}
 		}
 	}
 	return res
 }
-
-// redacted replaces a secret in what an attempt reports, as logs.Mask does
-// in its log.
-const redacted = "***"
 
 // redactJSON applies redact to every string (keys included) and every
 // number of a decoded JSON value.
@@ -363,7 +357,7 @@ func (r *Registry) Run(ctx context.Context, s *Spec, h *Host) Result {
 	if !ok {
 		return Failedf("this executor cannot run attempts of kind %q", s.Kind)
 	}
-	return k.Run(ctx, s, h)
+	return s.Redact(k.Run(ctx, s, h))
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string

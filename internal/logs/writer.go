@@ -358,6 +358,28 @@ func (m *masker) scan(p []byte) {
 // full makes mask look for every secret again.
 func (m *masker) full() { m.active = m.all }
 
+// Masker masks secrets in text outside a log (an attempt's message and
+// result) exactly as a Writer masks its lines: each value, its lines, and
+// its base64 and URL-encoded forms become Mask.
+type Masker struct{ m masker }
+
+// NewMasker returns a Masker of secrets.
+func NewMasker(secrets []string) *Masker { return &Masker{m: newMasker(secrets)} }
+
+// String returns text with every secret in it masked.
+func (x *Masker) String(text string) string {
+	if len(x.m.secrets) == 0 {
+		return text
+	}
+	x.m.scan([]byte(text))
+	if len(x.m.active) == 0 {
+		return text
+	}
+	b := []byte(text)
+	out, _ := x.m.mask(nil, b, len(b))
+	return string(out)
+}
+
 // mask appends text to dst with secrets replaced, stopping at cut or at the
 // end of a secret that starts before cut; it returns how much of text it
 // consumed. Matches are found leftmost first, the longest at a position,

@@ -47,7 +47,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 			return attempt.Failedf("%v", err)
 		}
 	}
-	res := s.Redact(r.Kinds.Run(ctx, s, h))
+	res := r.Kinds.Run(ctx, s, h)
 	// The attempt's end decides the outcome; a log that could not be
 	// written (a full disk) is reported beside it, never turned into a
 	// failure of work that was done.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -148,7 +149,7 @@ func (o *output) copy() {
 				if ev.Events&(unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
 					hungUp[i] = true
 				}
-				if !contains(pending, i) {
+				if !slices.Contains(pending, i) {
 					pending = append(pending, i)
 				}
 			}
@@ -197,15 +198,6 @@ func (o *output) drain(i int, buf []byte, hungUp bool, failed *bool) bool {
 			}
 		}
 		if n < len(buf) && !hungUp {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
 			return true
 		}
 	}

@@ -70,7 +70,7 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 		Stderr:     lw.Stderr(),
 		Grace:      s.killGrace,
 	}
-	return complete(l.Spec.Redact(s.kinds.Run(a.proc, &l.Spec, h)))
+	return complete(s.kinds.Run(a.proc, &l.Spec, h))
 }
 
 // complete is the report of an attempt that ended with res.

@@ -80,14 +80,6 @@ type Worker struct {
 	retryMin, retryMax time.Duration
 }
 
-// Causes of ending an attempt's process before it ends by itself; the
-// attempt's kind reports the outcome that goes with each.
-var (
-	errCancelled = attempt.ErrCancelled
-	errLost      = attempt.ErrLost
-	errPreempted = attempt.ErrPreempted
-)
-
 // session is the state of one Run.
 type session struct {
 	w         *Worker
@@ -124,7 +116,7 @@ type session struct {
 type leased struct {
 	lease api.Lease
 	// proc is the context of the process; stop ends it, its cause saying
-	// why (errCancelled, errLost, errPreempted).
+	// why (attempt.ErrCancelled, attempt.ErrLost, attempt.ErrPreempted).
 	proc context.Context
 	stop context.CancelCauseFunc
 	// report is the context of the attempt's reporting calls; drop cancels
@@ -142,7 +134,7 @@ func (a *leased) markLost() {
 	a.mu.Lock()
 	a.lost = true
 	a.mu.Unlock()
-	a.stop(errLost)
+	a.stop(attempt.ErrLost)
 	a.drop()
 }
 
@@ -196,7 +188,7 @@ func (w *Worker) Run(ctx context.Context, drain <-chan struct{}) error {
 	if err != nil {
 		s.log.Error("the server refused the worker; stopping", "err", err)
 		stopLeasing()
-		s.stopAll(errPreempted)
+		s.stopAll(attempt.ErrPreempted)
 	}
 	s.wg.Wait()
 	close(finished)
@@ -293,14 +285,14 @@ func (s *session) supervise(ctx context.Context, drain <-chan struct{}, finished
 			return
 		}
 	}
-	s.stopAll(errPreempted)
+	s.stopAll(attempt.ErrPreempted)
 	select {
 	case <-ctx.Done():
 	case <-finished:
 		return
 	}
 	s.log.Warn("stopping at once: ending the running attempts and handing them back", "running", s.count())
-	s.stopAll(errPreempted)
+	s.stopAll(attempt.ErrPreempted)
 	// The processes need up to KillGrace to end; then the reports get a few
 	// seconds more.
 	t := time.NewTimer(s.killGrace + reportAfterStop)
@@ -393,7 +385,7 @@ func (s *session) start(l api.Lease, preempt bool) {
 	}
 	s.running[l.ID] = a
 	if s.draining || preempt {
-		a.stop(errPreempted)
+		a.stop(attempt.ErrPreempted)
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -489,7 +481,7 @@ func (s *session) heartbeats(ctx context.Context) {
 		for _, id := range resp.Preempt {
 			if a := s.held(id); a != nil {
 				s.log.Info("the server hands the attempt back (it is shutting down); ending it", "lease", id)
-				a.stop(errPreempted)
+				a.stop(attempt.ErrPreempted)
 			}
 		}
 		for _, id := range resp.Cancel {
@@ -497,7 +489,7 @@ func (s *session) heartbeats(ctx context.Context) {
 			// that predate preempt: it is already being ended.
 			if a := s.held(id); a != nil && !slices.Contains(resp.Preempt, id) {
 				s.log.Info("the server cancelled the attempt; ending it", "lease", id)
-				a.stop(errCancelled)
+				a.stop(attempt.ErrCancelled)
 			}
 		}
 		for _, id := range resp.Unknown {
