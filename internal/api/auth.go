@@ -33,8 +33,8 @@ const (
 // Roles lists the roles from least to most powerful.
 func Roles() []Role { return []Role{RoleViewer, RoleOperator, RoleAdmin} }
 
-// rank orders roles; 0 is no role.
-func (r Role) rank() int {
+// Rank orders roles (viewer 1, operator 2, admin 3); 0 is no role.
+func (r Role) Rank() int {
 	switch r {
 	case RoleViewer:
 		return 1
@@ -47,7 +47,7 @@ func (r Role) rank() int {
 }
 
 // Valid reports whether r is one of Roles.
-func (r Role) Valid() bool { return r.rank() > 0 }
+func (r Role) Valid() bool { return r.Rank() > 0 }
 
 // Kinds of credential.
 const (
@@ -188,7 +188,7 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, rt route) (*
 		return r, nil
 	case p.Kind != KindAPI && p.Kind != KindUser:
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "a worker token can use only the worker protocol: use an API token")
-	case p.Role.rank() < rt.access.role().rank():
+	case p.Role.Rank() < rt.access.role().Rank():
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "token %q has role %s; %s %s needs %s", p.Name, p.Role, r.Method, Prefix+rt.path, rt.access.role())
 	case p.Namespace == "":
 		return r, nil

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,17 +30,22 @@ func (a *app) addTokenFlag(root *cobra.Command) {
 		"API token to send to the server (default $"+tokenEnv+", else the admin.token of the data directory)")
 }
 
-// apiToken is the API token to send: --token, else $TASUKI_TOKEN, else the
-// admin.token a server left in the data directory (--home, $TASUKI_HOME,
-// ./.tasuki), so a user on the server's machine needs nothing more; "" when
-// there is none (the server then answers 401, saying where tokens come
-// from).
-func (a *app) apiToken(cmd *cobra.Command) (string, error) {
+// apiToken is the API token to send to the server at serverURL: --token,
+// else $TASUKI_TOKEN, else the admin.token a server left in the data
+// directory (--home, $TASUKI_HOME, ./.tasuki), so a user on the server's
+// machine needs nothing more; "" when there is none (the server then
+// answers 401, saying where tokens come from). The admin token of this
+// machine's data directory goes only to a server on this machine
+// (loopback): never, unasked, to another host.
+func (a *app) apiToken(cmd *cobra.Command, serverURL string) (string, error) {
 	if f := cmd.Flag("token"); f != nil && f.Changed {
 		return strings.TrimSpace(f.Value.String()), nil
 	}
 	if t := strings.TrimSpace(os.Getenv(tokenEnv)); t != "" {
 		return t, nil
+	}
+	if !loopbackURL(serverURL) {
+		return "", nil
 	}
 	path := filepath.Join(a.homeDir(), adminTokenFile)
 	b, err := os.ReadFile(path)
@@ -134,4 +141,19 @@ func nonNilAudit(es []api.AuditEntry) []api.AuditEntry {
 		return []api.AuditEntry{}
 	}
 	return es
+}
+
+// loopbackURL reports whether u names a server on this machine: localhost
+// or a loopback address.
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := p.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -476,3 +476,29 @@ func TestCountRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminTokenStaysOnThisMachine: the admin.token of the data directory
+// is sent, unasked, only to a server on this machine; to any other host the
+// CLI sends nothing unless --token or $TASUKI_TOKEN says so.
+func TestAdminTokenStaysOnThisMachine(t *testing.T) {
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, "admin.token"), []byte("tsk_admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TASUKI_TOKEN", "")
+	a := &app{home: home}
+	cmd := &cobra.Command{}
+	for u, want := range map[string]string{
+		"http://127.0.0.1:8080":         "tsk_admin",
+		"https://localhost:8443":        "tsk_admin",
+		"http://[::1]:8080":             "tsk_admin",
+		"http://tasuki.internal:8080":   "",
+		"https://10.0.0.5:8080":         "",
+		"http://127.0.0.1.evil.example": "",
+	} {
+		got, err := a.apiToken(cmd, u)
+		if err != nil || got != want {
+			t.Errorf("apiToken(%s) = %q, %v; want %q", u, got, err, want)
+		}
+	}
+}

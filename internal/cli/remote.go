@@ -63,7 +63,7 @@ func (a *app) remote(cmd *cobra.Command) (*api.Client, error) {
 	if err != nil {
 		return nil, usageErr("--server: %v", err)
 	}
-	token, err := a.apiToken(cmd)
+	token, err := a.apiToken(cmd, u)
 	if err != nil {
 		return nil, err
 	}

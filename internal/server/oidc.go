@@ -282,21 +282,28 @@ func (o *oidcLogin) callback(w http.ResponseWriter, r *http.Request) {
 	oidcFail(w, http.StatusInternalServerError, "single sign-on: internal error")
 }
 
-// identify returns the user name and role of an ID token: the name from
-// preferred_username, email or sub, the role the highest that
-// oidc_roles maps one of its groups to.
+// identify returns the user name and role of an ID token (identifyClaims).
 func (o *oidcLogin) identify(idt *oidc.IDToken) (name string, role api.Role, err error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return "", "", fmt.Errorf("read the ID token's claims: %w", err)
 	}
-	for _, k := range []string{"preferred_username", "email"} {
-		if v, ok := claims[k].(string); ok && v != "" && name == "" {
-			name = v
-		}
-	}
+	return o.identifyClaims(idt.Subject, claims)
+}
+
+// identifyClaims names the user after the token's subject, which the
+// provider assigns and never reuses, not after preferred_username or email,
+// which at many providers a person may set to anything (another's name
+// would be another's account here); the role is the highest that
+// oidc_roles maps one of its groups to.
+func (o *oidcLogin) identifyClaims(subject string, claims map[string]any) (name string, role api.Role, err error) {
+	name = subject
 	if name == "" {
-		name = idt.Subject
+		return "", "", errors.New("the ID token has no subject")
+	}
+	display, _ := claims["preferred_username"].(string)
+	if display == "" {
+		display, _ = claims["email"].(string)
 	}
 	var groups []string
 	switch v := claims[o.cfg.RoleClaim].(type) {
@@ -309,14 +316,13 @@ func (o *oidcLogin) identify(idt *oidc.IDToken) (name string, role api.Role, err
 			}
 		}
 	}
-	rank := map[api.Role]int{api.RoleViewer: 1, api.RoleOperator: 2, api.RoleAdmin: 3}
 	for _, g := range groups {
-		if r := api.Role(o.cfg.Roles[g]); rank[r] > rank[role] {
+		if r := api.Role(o.cfg.Roles[g]); r.Rank() > role.Rank() {
 			role = r
 		}
 	}
 	if role == "" {
-		return "", "", fmt.Errorf("%s has no role here: none of their %q groups %q is in oidc_roles", name, o.cfg.RoleClaim, groups)
+		return "", "", fmt.Errorf("%s (%s) has no role here: none of their %q groups %q is in oidc_roles", name, display, o.cfg.RoleClaim, groups)
 	}
 	name = OIDCUserPrefix + name
 	if err := api.CheckUserName(name); err != nil {

@@ -104,7 +104,7 @@ func (p *provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	groups, _ := json.Marshal(p.groups)
 	now := p.now()
-	claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"s-%s","preferred_username":%q,"groups":%s,"nonce":%q,"iat":%d,"exp":%d}`,
+	claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":%q,"preferred_username":%q,"groups":%s,"nonce":%q,"iat":%d,"exp":%d}`,
 		p.srv.URL, p.client, p.user, p.user, groups, nonce, now.Unix(), now.Add(time.Hour).Unix())
 	idToken := oidctest.SignIDToken(p.key, "k1", "RS256", claims)
 	w.Header().Set("Content-Type", "application/json")
@@ -364,5 +364,19 @@ func TestOIDCConfig(t *testing.T) {
 	ts.cfg.OIDC = OIDCConfig{}
 	if h, err := ts.withOIDC(http.NotFoundHandler(), u); err != nil || fmt.Sprintf("%T", h) == "*http.ServeMux" {
 		t.Errorf("without oidc_issuer: %T, %v; want the API handler alone", h, err)
+	}
+}
+
+// TestOIDCUserIsTheSubject: the user a single sign-on acts as is named after
+// the token's subject, never after preferred_username or email, which a
+// person may set to someone else's name at many providers.
+func TestOIDCUserIsTheSubject(t *testing.T) {
+	o := &oidcLogin{cfg: OIDCConfig{RoleClaim: "groups", Roles: map[string]string{"ops": "operator"}}}
+	name, role, err := o.identifyClaims("248289761001", map[string]any{"preferred_username": "alice", "email": "alice@example.com", "groups": []any{"ops"}})
+	if err != nil || name != OIDCUserPrefix+"248289761001" || role != api.RoleOperator {
+		t.Errorf("identify = %q %q %v, want %q operator", name, role, err, OIDCUserPrefix+"248289761001")
+	}
+	if _, _, err := o.identifyClaims("", map[string]any{"preferred_username": "alice", "groups": []any{"ops"}}); err == nil {
+		t.Error("a token without a subject was accepted")
 	}
 }

@@ -149,17 +149,9 @@ func (db *DB) ListAudit(ctx context.Context, before int64, limit int) ([]store.A
 	if err != nil {
 		return nil, fmt.Errorf("list audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []store.AuditEntry
-	for rows.Next() {
+	return collect(rows, "list audit log", func(r scanner) (store.AuditEntry, error) {
 		var e store.AuditEntry
-		if err := rows.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Remote, &e.Method, &e.Route, &e.Target, &e.Status); err != nil {
-			return nil, fmt.Errorf("list audit log: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list audit log: %w", err)
-	}
-	return out, nil
+		err := r.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Remote, &e.Method, &e.Route, &e.Target, &e.Status)
+		return e, err
+	})
 }
