@@ -1,13 +1,16 @@
 package attempt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -221,6 +224,10 @@ type Result struct {
 	// Worker names the executor that ran the attempt when it was not the
 	// runner's own (a remote worker); the attempt's row then names it.
 	Worker string
+	// Datasets is the metadata a succeeded attempt wrote for the datasets
+	// its task produces (Host.DatasetFiles), by dataset name; a dataset it
+	// wrote nothing for is absent. Each is a JSON object.
+	Datasets map[string]json.RawMessage
 }
 
 // Failedf is a failed Result with a formatted message: the attempt could
@@ -248,12 +255,65 @@ type Host struct {
 	// Grace is how long a process group has between SIGTERM and SIGKILL
 	// when it is stopped; zero means the shell package's default.
 	Grace time.Duration
+	// DatasetFiles name, by dataset, the files where an attempt of a task
+	// that produces datasets may write each one's metadata as a JSON
+	// object (TASUKI_DATASET_<NAME>); the executor reads them back after
+	// a success (ReadDatasets).
+	DatasetFiles map[string]string
 }
 
 // needEnvPrefix starts the variables naming the files of the needs'
 // results (TASUKI_NEED_<ID>), which the executor sets itself, as it does
 // shell.ResultEnv.
 const needEnvPrefix = "TASUKI_NEED_"
+
+// DatasetEnvPrefix starts the variables naming the files where an attempt
+// writes the metadata of the datasets its task produces
+// (TASUKI_DATASET_<NAME>); the executor sets them.
+const DatasetEnvPrefix = "TASUKI_DATASET_"
+
+// MaxDatasetMetadata bounds the metadata an attempt may write for one
+// dataset: it is stored with every update.
+const MaxDatasetMetadata = 64 << 10
+
+// ReadDatasets reads the dataset metadata files of a succeeded attempt
+// (Host.DatasetFiles): each holds a JSON object, or nothing. A file that is
+// missing or empty gives no entry; one that is not a JSON object, or is
+// larger than MaxDatasetMetadata, is an error, which fails the attempt
+// (like a malformed result).
+func ReadDatasets(files map[string]string) (map[string]json.RawMessage, error) {
+	var out map[string]json.RawMessage
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		f, err := os.Open(files[name])
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dataset %s: %w", name, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(f, MaxDatasetMetadata+1))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("dataset %s: read metadata: %w", name, err)
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			continue
+		}
+		if len(data) > MaxDatasetMetadata {
+			return nil, fmt.Errorf("dataset %s: metadata is larger than %d bytes", name, MaxDatasetMetadata)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+			return nil, fmt.Errorf("dataset %s: metadata in $%s%s must be a JSON object", name, DatasetEnvPrefix, spec.EnvSafe(name))
+		}
+		compact, _ := json.Marshal(obj)
+		if out == nil {
+			out = map[string]json.RawMessage{}
+		}
+		out[name] = compact
+	}
+	return out, nil
+}
 
 // WorkingDir is the attempt's working directory on this host.
 func (h *Host) WorkingDir(s *Spec) string {
@@ -280,7 +340,7 @@ func (h *Host) Environment(s *Spec) []string {
 	}
 	for _, vars := range []map[string]string{s.Env, s.Secrets} {
 		for _, k := range slices.Sorted(maps.Keys(vars)) {
-			if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) {
+			if k == shell.ResultEnv || strings.HasPrefix(k, needEnvPrefix) || strings.HasPrefix(k, DatasetEnvPrefix) {
 				continue
 			}
 			env = append(env, k+"="+vars[k])
@@ -288,6 +348,9 @@ func (h *Host) Environment(s *Spec) []string {
 	}
 	for _, id := range slices.Sorted(maps.Keys(h.NeedFiles)) {
 		env = append(env, needEnvPrefix+spec.EnvSafe(id)+"="+h.NeedFiles[id])
+	}
+	for _, name := range slices.Sorted(maps.Keys(h.DatasetFiles)) {
+		env = append(env, DatasetEnvPrefix+spec.EnvSafe(name)+"="+h.DatasetFiles[name])
 	}
 	if h.ResultFile != "" {
 		env = append(env, shell.ResultEnv+"="+h.ResultFile)
@@ -312,38 +375,93 @@ type Kind interface {
 	Run(ctx context.Context, s *Spec, h *Host) Result
 }
 
-// Registry holds the kinds of work an executor can run, by name.
+// Registry holds the kinds of work and the wait conditions an executor
+// can run, by name.
 type Registry struct {
-	kinds map[string]Kind
+	kinds      map[string]Kind
+	conditions map[string]Condition
 }
 
-// NewRegistry returns a registry of kinds; two kinds with one name are an
-// error.
-func NewRegistry(kinds ...Kind) (*Registry, error) {
-	r := &Registry{kinds: make(map[string]Kind, len(kinds))}
-	for _, k := range kinds {
-		if _, dup := r.kinds[k.Name()]; dup {
-			return nil, fmt.Errorf("attempt kinds: %q is registered twice", k.Name())
+// NewRegistry returns a registry of kinds and conditions (each a Kind or a
+// Condition); two with one name are an error.
+func NewRegistry(entries ...any) (*Registry, error) {
+	r := &Registry{kinds: map[string]Kind{}, conditions: map[string]Condition{}}
+	for _, e := range entries {
+		if err := r.add(e); err != nil {
+			return nil, err
 		}
-		r.kinds[k.Name()] = k
 	}
 	return r, nil
 }
 
-// Builtin returns a registry of the kinds this build of tasuki runs.
+// With returns a copy of r with further kinds or conditions, which replace
+// those of the same name (a server adds the waits that read its store).
+func (r *Registry) With(entries ...any) (*Registry, error) {
+	out := &Registry{kinds: maps.Clone(r.kinds), conditions: maps.Clone(r.conditions)}
+	for _, e := range entries {
+		switch x := e.(type) {
+		case Kind:
+			delete(out.kinds, x.Name())
+		case Condition:
+			delete(out.conditions, x.Name())
+		}
+		if err := out.add(e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Registry) add(e any) error {
+	var name string
+	switch x := e.(type) {
+	case Kind:
+		name = x.Name()
+	case Condition:
+		name = x.Name()
+	default:
+		return fmt.Errorf("attempt kinds: %T is neither a Kind nor a Condition", e)
+	}
+	if _, dup := r.kinds[name]; dup {
+		return fmt.Errorf("attempt kinds: %q is registered twice", name)
+	}
+	if _, dup := r.conditions[name]; dup {
+		return fmt.Errorf("attempt kinds: %q is registered twice", name)
+	}
+	switch x := e.(type) {
+	case Kind:
+		r.kinds[name] = x
+	case Condition:
+		r.conditions[name] = x
+	}
+	return nil
+}
+
+// Builtin returns a registry of the kinds this build of tasuki runs
+// without a store: the shell kind. Executors add the in-process kinds and
+// the waits with With (package kinds assembles them).
 func Builtin() *Registry {
-	return &Registry{kinds: map[string]Kind{shellKind: Shell{}}}
+	return &Registry{kinds: map[string]Kind{shellKind: Shell{}}, conditions: map[string]Condition{}}
+}
+
+// body returns the Spec.Body of task t from its kind or condition.
+func (r *Registry) body(t *spec.Task) (string, json.RawMessage, error) {
+	name := t.Kind()
+	if k, ok := r.kinds[name]; ok {
+		b, err := k.Body(t)
+		return name, b, err
+	}
+	if c, ok := r.conditions[name]; ok {
+		b, err := c.Body(t)
+		return name, b, err
+	}
+	return name, nil, fmt.Errorf("no executor for kind %q", name)
 }
 
 // Describe builds the Spec of an attempt of task t, with its variables and
 // its needs' results.
 func (r *Registry) Describe(t *spec.Task, env map[string]string, needs map[string]json.RawMessage) (Spec, error) {
-	name := t.Kind()
-	k, ok := r.kinds[name]
-	if !ok {
-		return Spec{}, fmt.Errorf("task %s: no executor for kind %q", t.ID, name)
-	}
-	body, err := k.Body(t)
+	name, body, err := r.body(t)
 	if err != nil {
 		return Spec{}, fmt.Errorf("task %s: describe %s attempt: %w", t.ID, name, err)
 	}
@@ -358,6 +476,29 @@ func (r *Registry) Run(ctx context.Context, s *Spec, h *Host) Result {
 		return Failedf("this executor cannot run attempts of kind %q", s.Kind)
 	}
 	return s.Redact(k.Run(ctx, s, h))
+}
+
+// Check checks the wait condition of s once; a condition this registry
+// does not have fails the wait.
+func (r *Registry) Check(ctx context.Context, s *Spec, h *Host, memo json.RawMessage) Observation {
+	c, ok := r.conditions[s.Kind]
+	if !ok {
+		return Observation{Fail: fmt.Sprintf("this executor cannot check waits of kind %q", s.Kind)}
+	}
+	obs := c.Check(ctx, s, h, memo)
+	// What a check saw is shown and stored like a result: mask it too.
+	res := s.Redact(Result{Message: obs.Seen, Result: obs.Result})
+	obs.Seen, obs.Result = res.Message, res.Result
+	if obs.Fail != "" {
+		obs.Fail = s.Redact(Result{Message: obs.Fail}).Message
+	}
+	return obs
+}
+
+// IsCondition reports whether kind names a wait condition of this registry.
+func (r *Registry) IsCondition(kind string) bool {
+	_, ok := r.conditions[kind]
+	return ok
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string

@@ -51,6 +51,13 @@ func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 		Stderr:  h.Stderr,
 	})
 	r := ProcessResult(context.Cause(ctx), res, h.ResultFile, s.Timeout)
+	if r.Outcome == Succeeded && len(h.DatasetFiles) > 0 {
+		ds, err := ReadDatasets(h.DatasetFiles)
+		if err != nil {
+			r = Result{Outcome: Failed, ExitCode: r.ExitCode, Message: err.Error()}
+		}
+		r.Datasets = ds
+	}
 	if res.CleanupErr != nil {
 		// Every process ended; only a cgroup could not be released. Said
 		// beside the outcome, never turned into a failure of the work.

@@ -31,7 +31,7 @@ func reservedKeys() map[reflect.Type][]string {
 		},
 		reflect.TypeFor[Task](): {
 			"map", "cache", "kind",
-			"http", "sql", "pipeline", "sensor", "when", "if", "inputs", "outputs",
+			"pipeline", "when", "if", "inputs", "outputs",
 			"artifacts", "deadline", "resources", "concurrency",
 			"on_failure", "on_success", "trigger_rule",
 		},

@@ -91,14 +91,15 @@ func EnvSafe(name string) string {
 	return b.String()
 }
 
-// Task is one node of the pipeline graph.
-//
-// Only shell tasks (Run) exist in format v1; the Kind method leaves room for
-// http, sql and pipeline tasks, and the reserved keys (map, cache, pool,
-// priority, labels) are parsed by later versions without changing this shape.
+// Task is one node of the pipeline graph. It does exactly one kind of work:
+// run a command (Run), wait for a condition (Wait), run SQL statements (SQL)
+// or make an HTTP request (HTTP); Kind names which.
 type Task struct {
 	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
-	Run     Command           `yaml:"run" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell." required:"true" aka:"command,cmd,script,shell,exec"`
+	Run     Command           `yaml:"run,omitempty" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell. A task has exactly one of run, wait, sql and http." aka:"command,cmd,script,shell,exec"`
+	Wait    *Wait             `yaml:"wait,omitempty" doc:"Instead of running something, wait until a condition holds: a file arrived, an HTTP endpoint answers, a SQL query returns true, another pipeline's run of the same interval succeeded, a dataset was updated. Between checks (pokes) the wait holds no execution slot." aka:"sensor,await,until"`
+	SQL     *SQL              `yaml:"sql,omitempty" doc:"Run SQL statements in one transaction against PostgreSQL, MySQL/MariaDB or SQLite, in-process (no shell). Parameters are bound, never spliced." aka:"query,database,db"`
+	HTTP    *HTTP             `yaml:"http,omitempty" doc:"Make an HTTP request in-process (no shell), retried on 5xx and connection errors; the response body is the task's result." aka:"request,webhook,url"`
 	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
 	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
 	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
@@ -111,19 +112,117 @@ type Task struct {
 	Labels    []string          `yaml:"labels,omitempty" doc:"Labels a worker must all have to run the task (for example [gpu] or [spot]); workers declare theirs with 'tasuki worker --labels'. Absent: any worker." pattern:"id" aka:"tags,worker_labels,node_selector,queue"`
 	Priority  int               `yaml:"priority,omitempty" doc:"Tasks with a higher priority get free slots first (across all runs); equal priorities go in the order they became ready. Default 0; may be negative." aka:"weight,priority_weight"`
 	Workdir   string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
+	Produces  []string          `yaml:"produces,omitempty" doc:"Datasets this task writes. Each success records an update of each (time, run, interval, and metadata the task may write as JSON to the file $TASUKI_DATASET_<NAME>); updates start the pipelines scheduled on them and satisfy dataset waits." pattern:"name" aka:"outputs_datasets,writes,publishes,emits"`
+	Consumes  []string          `yaml:"consumes,omitempty" doc:"Datasets this task reads, for lineage ('tasuki lineage'). Declaring them starts nothing; use schedule.datasets or a dataset wait for that." pattern:"name" aka:"reads,inputs_datasets,uses"`
 }
 
-// Kind names the kind of work a task does. Format v1 has only "shell".
-func (t Task) Kind() string { return "shell" }
+// Kind names the kind of work a task does: "shell" (run), "sql", "http",
+// or "wait.<condition>" (wait.file, wait.http, wait.sql, wait.pipeline,
+// wait.dataset). It is the key of the executor that runs the task's attempts.
+func (t Task) Kind() string {
+	switch {
+	case t.Wait != nil:
+		return "wait." + t.Wait.Condition()
+	case t.SQL != nil:
+		return "sql"
+	case t.HTTP != nil:
+		return "http"
+	}
+	return "shell"
+}
+
+// IsWait reports whether the task waits for a condition rather than runs
+// something.
+func (t Task) IsWait() bool { return t.Wait != nil }
+
+// Wait is the condition a waiting task checks at each poke. Exactly one of
+// File, HTTP, SQL, Pipeline and Dataset is set; the other keys refine it.
+type Wait struct {
+	File      string            `yaml:"file,omitempty" doc:"Wait until a file exists: a path or a glob (*, ?, [...]), relative to the task's working directory unless absolute. The matched paths are the task's result." aka:"path,glob,files"`
+	MinSize   int64             `yaml:"min_size,omitempty" doc:"file: every matched file has at least this many bytes." min:"0" aka:"minsize,size"`
+	NonEmpty  bool              `yaml:"non_empty,omitempty" doc:"file: every matched file has at least one byte." aka:"nonempty,not_empty"`
+	Marker    string            `yaml:"marker,omitempty" doc:"file: a companion file that must exist too, relative to the matched file's directory (such as _SUCCESS)." aka:"success_file,done_file"`
+	StableFor Duration          `yaml:"stable_for,omitempty" doc:"file: the matched files' sizes and times stayed unchanged this long, so a file still being written is not taken." aka:"stable,settle,quiet_for"`
+	HTTP      string            `yaml:"http,omitempty" doc:"Wait until this URL answers with an expected status (and, with json, a body that satisfies a condition). ${VAR} in it is replaced by the task's variable VAR (parameters, secrets). The decoded body is the task's result." aka:"url,endpoint"`
+	Status    []int             `yaml:"status,omitempty" doc:"http: the statuses that count as an answer; default any 2xx." aka:"status_code,status_codes,expect_status"`
+	JSON      string            `yaml:"json,omitempty" doc:"http: a condition on the decoded JSON body, such as body.status == \"ready\" or len(body.items) > 0 (expr language)." aka:"condition,expr,expect,body"`
+	Headers   map[string]string `yaml:"headers,omitempty" doc:"http: request headers; ${VAR} in a value is replaced by the task's variable VAR, so a secret can be sent: Authorization: Bearer ${API_TOKEN} with secrets: [api_token]." aka:"header"`
+	SQL       string            `yaml:"sql,omitempty" doc:"Wait until this query returns a row whose first column is true (or a non-zero number). :name binds the run's parameter name, :interval_start and :interval_end the run's interval." aka:"query"`
+	DSN       string            `yaml:"dsn,omitempty" doc:"sql: the database, as postgres://..., mysql://user:pass@host:3306/db or sqlite:///path/file.db; ${VAR} is replaced by the task's variable VAR (a secret)." aka:"url,database,connection,conn"`
+	Pipeline  string            `yaml:"pipeline,omitempty" doc:"Wait until this pipeline's run of the same logical interval succeeded (for a run without an interval: its newest run). With task, until that task of it succeeded." pattern:"name" aka:"dag,upstream_pipeline,external_pipeline"`
+	Task      string            `yaml:"task,omitempty" doc:"pipeline: a task of that pipeline that must have succeeded, instead of its whole run." pattern:"id" aka:"task_id,step"`
+	Dataset   string            `yaml:"dataset,omitempty" doc:"Wait until this dataset was updated in the run's interval (at or after its start; for a run without an interval, after the run was created). The update is the task's result." pattern:"name" aka:"asset,data"`
+	Poke      Duration          `yaml:"poke,omitempty" doc:"Time between checks. Default 30s." aka:"poke_interval,interval,every,period"`
+	Timeout   Duration          `yaml:"timeout,omitempty" doc:"Longest wait; then the task ends timed_out (retried by its retry policy) with what was last seen. 0s or absent: no limit." aka:"max_wait,timeout_seconds"`
+	Mode      string            `yaml:"mode,omitempty" doc:"reschedule (the default and only mode): between pokes the wait holds no execution slot and no goroutine; a thousand waits cost only their pokes." enum:"reschedule"`
+}
+
+// DefaultPoke is the time between checks of a wait that gives none.
+const DefaultPoke = 30 * time.Second
+
+// MinPoke is the shortest poke interval a file may give.
+const MinPoke = 10 * time.Millisecond
+
+// Condition names what the wait checks: file, http, sql, pipeline or
+// dataset ("" when none is set, which Parse refuses).
+func (w *Wait) Condition() string {
+	switch {
+	case w.File != "":
+		return "file"
+	case w.HTTP != "":
+		return "http"
+	case w.SQL != "":
+		return "sql"
+	case w.Pipeline != "":
+		return "pipeline"
+	case w.Dataset != "":
+		return "dataset"
+	}
+	return ""
+}
+
+// PokeEvery is the poke interval, with the default applied.
+func (w *Wait) PokeEvery() time.Duration {
+	if w.Poke <= 0 {
+		return DefaultPoke
+	}
+	return w.Poke.D()
+}
+
+// SQL is a sql task: statements run in one transaction.
+type SQL struct {
+	DSN     string `yaml:"dsn" doc:"The database, as postgres://user@host:5432/db, mysql://user:pass@host:3306/db or sqlite:///path/file.db (relative: sqlite:file.db, from the working directory); ${VAR} is replaced by the task's variable VAR, so a password can come from a secret." required:"true" aka:"url,database,connection,conn"`
+	Query   string `yaml:"query,omitempty" doc:"The statements, separated by ';'. :name binds the run's parameter name; :interval_start and :interval_end bind the run's interval. Values are bound, never spliced into the text." aka:"statement,statements,sql"`
+	File    string `yaml:"file,omitempty" doc:"A file holding the statements instead of query, relative to the task's working directory (read where the task runs)." aka:"path,script"`
+	MaxRows int    `yaml:"max_rows,omitempty" doc:"Most rows of the last SELECT kept in the task's result. Default 100, at most 10000." min:"0" max:"10000" aka:"limit,rows"`
+}
+
+// HTTP is an http task: one request, retried on 5xx and connection errors.
+type HTTP struct {
+	URL     string            `yaml:"url" doc:"The URL; ${VAR} is replaced by the task's variable VAR (parameters, secrets, interval)." required:"true" aka:"endpoint,uri,href"`
+	Method  string            `yaml:"method,omitempty" doc:"GET, POST, PUT, PATCH, DELETE or HEAD. Default GET, or POST when a body is given." enum:"GET,POST,PUT,PATCH,DELETE,HEAD" aka:"verb"`
+	Headers map[string]string `yaml:"headers,omitempty" doc:"Request headers; ${VAR} in a value is replaced by the task's variable VAR (Authorization: Bearer ${API_TOKEN} with secrets: [api_token])." aka:"header"`
+	Body    string            `yaml:"body,omitempty" doc:"Request body; ${VAR} is replaced by the task's variable VAR." aka:"data,payload,json"`
+	Expect  *Expect           `yaml:"expect,omitempty" doc:"What counts as success. Default: any 2xx status." aka:"expected,assert,check"`
+	Retries int               `yaml:"retries,omitempty" doc:"Further tries within one attempt after a 5xx answer or a connection error, with a short backoff. Default 2; 0 is taken as the default, use the task's retry policy for more." min:"0" max:"10" aka:"retry_count,max_retries"`
+}
+
+// Expect is what an http task's answer must satisfy.
+type Expect struct {
+	Status []int  `yaml:"status,omitempty" doc:"Statuses that count as success; default any 2xx." aka:"status_code,status_codes,code,codes"`
+	JSON   string `yaml:"json,omitempty" doc:"A condition on the decoded JSON body, such as body.ok == true (expr language)." aka:"condition,expr,body"`
+}
 
 // Schedule says when the server starts runs by itself. Each fire time ends a
 // logical interval [previous fire, this fire) that the run covers, so reruns
 // and backfills of the same interval compute the same data.
 type Schedule struct {
-	Cron       string `yaml:"cron" doc:"Cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with leading seconds, or @hourly, @daily, @weekly, @monthly, @yearly, @every 15m." required:"true" aka:"expression,expr,at"`
-	Timezone   string `yaml:"timezone,omitempty" doc:"IANA time zone the expression is read in, such as Asia/Tokyo. Default: the server's timezone setting. Daylight saving: a time in a skipped hour fires once, after the gap; a time in a repeated hour fires once." aka:"tz,zone,time_zone"`
-	CatchUp    string `yaml:"catchup,omitempty" doc:"What to do with intervals missed while the server was down or the pipeline paused: all (run each, oldest first), latest (run only the newest; the default) or none." enum:"all,latest,none" aka:"catch_up,catchup_policy"`
-	MaxCatchUp int    `yaml:"max_catchup,omitempty" doc:"With catchup: all, the most missed intervals started per scheduler tick (default 100); the rest follow, so none is skipped." min:"0" aka:"max_catch_up"`
+	Cron       string   `yaml:"cron,omitempty" doc:"Cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with leading seconds, or @hourly, @daily, @weekly, @monthly, @yearly, @every 15m. A schedule has cron, datasets or both." aka:"expression,expr,at"`
+	Datasets   []string `yaml:"datasets,omitempty" doc:"Start a run when every one of these datasets (with any: true, one of them) was updated since the pipeline's last dataset-started run, once per set of updates. With cron too: at each cron time, once the data is there." pattern:"name" aka:"assets,on_datasets,data"`
+	Any        bool     `yaml:"any,omitempty" doc:"datasets: start when any one of the datasets was updated, instead of all of them." aka:"any_dataset,or"`
+	Timezone   string   `yaml:"timezone,omitempty" doc:"IANA time zone the expression is read in, such as Asia/Tokyo. Default: the server's timezone setting. Daylight saving: a time in a skipped hour fires once, after the gap; a time in a repeated hour fires once." aka:"tz,zone,time_zone"`
+	CatchUp    string   `yaml:"catchup,omitempty" doc:"What to do with intervals missed while the server was down or the pipeline paused: all (run each, oldest first), latest (run only the newest; the default) or none." enum:"all,latest,none" aka:"catch_up,catchup_policy"`
+	MaxCatchUp int      `yaml:"max_catchup,omitempty" doc:"With catchup: all, the most missed intervals started per scheduler tick (default 100); the rest follow, so none is skipped." min:"0" aka:"max_catch_up"`
 }
 
 // Command is what a shell task runs: either Shell (a script for /bin/sh -c) or
