@@ -129,6 +129,8 @@ func (tx *txn) apply(ev Event) error {
 		return tx.taskStarted(ev)
 	case EvRetryDue:
 		return tx.retryDue(ev)
+	case EvWaitPoked:
+		return tx.waitPoked(ev)
 	case EvTaskSucceeded, EvTaskFailed, EvTaskTimedOut, EvTaskLost, EvTaskPreempted, EvTaskCancelled:
 		return tx.taskEnded(ev)
 	}
@@ -187,10 +189,58 @@ func (tx *txn) retryDue(ev Event) error {
 	return nil
 }
 
+// waitPoked records a check of a waiting task's condition that found it
+// does not hold: the timeline learns what was seen only when it changed
+// (a thousand identical pokes write nothing), and the next poke is asked
+// for, or the wait times out at its deadline.
+func (tx *txn) waitPoked(ev Event) error {
+	node := tx.e.Graph.Node(ev.Task)
+	t := tx.task(ev.Task)
+	if t.State != TaskWaiting {
+		return rejected("%s: task %q is %s, not waiting", ev.Kind, node.ID, t.State)
+	}
+	if ev.Attempt != t.Attempt {
+		return rejected("%s: task %q attempt %d is not the current attempt %d", ev.Kind, node.ID, ev.Attempt, t.Attempt)
+	}
+	if ev.Message != t.Message {
+		t = tx.touch(ev.Task)
+		t.Message = ev.Message
+		tx.record(Record{Kind: EvWaitPoked, Task: ev.Task, Attempt: t.Attempt, Message: ev.Message})
+	}
+	pol := *node.Wait
+	if pol.Timeout > 0 && !tx.now.Before(t.StartedAt.Add(pol.Timeout)) {
+		msg := fmt.Sprintf("waited %s: %s", pol.Timeout, nonEmpty(ev.Message, "the condition did not hold"))
+		return tx.taskEnded(Event{Kind: EvTaskTimedOut, Task: ev.Task, Attempt: ev.Attempt, Message: msg})
+	}
+	tx.actions = append(tx.actions, Action{Kind: ActPoke, Task: ev.Task, Attempt: t.Attempt, At: pol.NextPoke(t.StartedAt, tx.now)})
+	return nil
+}
+
+// startWait begins a wait attempt of task i: it holds no slot, so it starts
+// as soon as the task may, and its first poke is now.
+func (tx *txn) startWait(i int) {
+	t := tx.touch(i)
+	t.State = TaskWaiting
+	t.Attempt++
+	t.Spent++
+	t.StartedAt = tx.now
+	t.FinishedAt = time.Time{}
+	t.ReadyAt = time.Time{}
+	t.ExitCode = nil
+	t.Message = ""
+	tx.record(Record{Kind: RecTaskWaiting, Task: i, Attempt: t.Attempt})
+	tx.actions = append(tx.actions, Action{Kind: ActPoke, Task: i, Attempt: t.Attempt, At: tx.now})
+}
+
 func (tx *txn) taskEnded(ev Event) error {
 	id := tx.e.Graph.Node(ev.Task).ID
 	t := tx.task(ev.Task)
-	if t.State != TaskRunning {
+	switch {
+	case t.State == TaskRunning:
+	case t.State == TaskWaiting && (ev.Kind == EvTaskSucceeded || ev.Kind == EvTaskFailed || ev.Kind == EvTaskTimedOut):
+		// A wait's check found the condition holds, or never can, or it
+		// ran out of time.
+	default:
 		return rejected("%s: task %q is %s, not running", ev.Kind, id, t.State)
 	}
 	if ev.Attempt != t.Attempt {
@@ -284,7 +334,8 @@ func (tx *txn) cancel(ev Event) error {
 	// A cancel touches every task once; it happens once per run.
 	for i := 0; i < tx.e.Graph.Len(); i++ {
 		switch tx.task(i).State {
-		case TaskPending, TaskReady, TaskRetryWait:
+		case TaskPending, TaskReady, TaskRetryWait, TaskWaiting:
+			// A wait has nothing running: it ends at once.
 			tx.endUnsuccessful(i, TaskCancelled, "run cancelled")
 		case TaskRunning:
 			tx.actions = append(tx.actions, Action{Kind: ActKill, Task: i})
@@ -472,8 +523,13 @@ func (tx *txn) reopen() {
 	}
 }
 
-// makeReady moves task i to ready and asks the caller to queue it.
+// makeReady moves task i to ready and asks the caller to queue it; a wait
+// task starts waiting instead.
 func (tx *txn) makeReady(i int) {
+	if tx.e.Graph.Node(i).Wait != nil {
+		tx.startWait(i)
+		return
+	}
 	t := tx.touch(i)
 	t.State = TaskReady
 	t.ReadyAt = time.Time{}

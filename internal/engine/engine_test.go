@@ -396,6 +396,10 @@ func simulate(t *testing.T, seed uint64) {
 	defs := make([]NodeDef, n)
 	for i := range defs {
 		defs[i] = NodeDef{ID: fmt.Sprintf("t%d", i), Retry: RetryPolicy{Attempts: rng.IntN(4), Backoff: time.Duration(rng.IntN(5)) * time.Second, Multiplier: 2, Jitter: 0.5}}
+		if rng.IntN(4) == 0 {
+			// A wait: pokes every second, and maybe a timeout of a few.
+			defs[i].Wait = &WaitPolicy{Poke: time.Second, Timeout: time.Duration(rng.IntN(4)) * time.Second}
+		}
 		for j := 0; j < i; j++ {
 			if rng.IntN(n) < 2 {
 				defs[i].Needs = append(defs[i].Needs, defs[j].ID)
@@ -448,7 +452,11 @@ func simulate(t *testing.T, seed uint64) {
 					t.Fatalf("seed %d: run %s but task %d is %s", seed, h.m.Run().State, i, s)
 				}
 			}
-			if failRate == 0 && cancelAt < 0 && reruns == 0 && h.m.Run().State != RunSucceeded {
+			waitTimedOut := false // time passes between pokes: a wait may time out even when nothing fails
+			for i := 0; i < g.Len(); i++ {
+				waitTimedOut = waitTimedOut || g.Node(i).Wait != nil && h.m.Task(i).State == TaskTimedOut
+			}
+			if failRate == 0 && cancelAt < 0 && reruns == 0 && !waitTimedOut && h.m.Run().State != RunSucceeded {
 				t.Fatalf("seed %d: nothing failed but run is %s", seed, h.m.Run().State)
 			}
 			return
@@ -457,14 +465,21 @@ func simulate(t *testing.T, seed uint64) {
 			h.must(Event{Kind: EvCancel, Task: -1})
 			continue
 		}
-		var ready, running []int
+		var ready, running, waiting []int
 		for i := 0; i < g.Len(); i++ {
 			switch h.m.Task(i).State {
 			case TaskReady:
 				ready = append(ready, i)
 			case TaskRunning:
 				running = append(running, i)
+			case TaskWaiting:
+				waiting = append(waiting, i)
 			}
+		}
+		if len(waiting) > 0 && rng.IntN(3) == 0 {
+			i := waiting[rng.IntN(len(waiting))]
+			pokeWait(t, seed, rng, h, i, failRate, wakes)
+			continue
 		}
 		// Stale or duplicate input must be rejected without changing anything.
 		if rng.IntN(5) == 0 {
@@ -526,6 +541,62 @@ func simulate(t *testing.T, seed uint64) {
 	}
 }
 
+// pokeWait delivers one check of waiting task i: unmet (seeing one of two
+// things), met, failed for good, or unmet at or past its deadline. It
+// checks what the engine promises about waits: a poke records only a
+// change of what was seen, asks for the next poke on the poke grid (no
+// later than the deadline), and a poke at the deadline ends the wait.
+func pokeWait(t *testing.T, seed uint64, rng *rand.Rand, h *harness, i, failRate int, wakes map[int]time.Time) {
+	t.Helper()
+	before := h.m.Task(i)
+	pol := *h.e.Graph.Node(i).Wait
+	deadline := before.StartedAt.Add(pol.Timeout)
+	if rng.IntN(3) == 0 {
+		h.now = h.now.Add(time.Duration(rng.IntN(1500)) * time.Millisecond)
+	}
+	var ev Event
+	switch r := rng.IntN(6); {
+	case r == 0 && failRate == 0 || r == 1:
+		ev = Event{Kind: EvTaskSucceeded, Task: i, Attempt: before.Attempt, Result: []byte(`{"arrived":true}`)}
+	case r == 2 && failRate > 0:
+		ev = Event{Kind: EvTaskFailed, Task: i, Attempt: before.Attempt, Message: "can never hold"}
+	default:
+		ev = Event{Kind: EvWaitPoked, Task: i, Attempt: before.Attempt, Message: []string{"nothing yet", "half there"}[rng.IntN(2)]}
+	}
+	tr := h.must(ev)
+	after := h.m.Task(i)
+	if ev.Kind != EvWaitPoked {
+		if after.State == TaskWaiting {
+			t.Fatalf("seed %d: %s left task %d waiting", seed, ev.Kind, i)
+		}
+	} else {
+		timedOut := pol.Timeout > 0 && !h.now.Before(deadline)
+		pokes := 0
+		for _, r := range tr.Records {
+			if r.Kind == EvWaitPoked {
+				pokes++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[ev.Message != before.Message]; pokes != want {
+			t.Fatalf("seed %d: poke seeing %q after %q recorded %d wait_poked, want %d", seed, ev.Message, before.Message, pokes, want)
+		}
+		switch {
+		case timedOut && (after.State == TaskWaiting || after.Attempt == before.Attempt && after.State != TaskRetryWait && after.State != TaskTimedOut && after.State != TaskCancelled):
+			t.Fatalf("seed %d: poke past the deadline left task %d %s", seed, i, after.State)
+		case !timedOut:
+			a := findAction(tr, ActPoke)
+			if a == nil || a.Attempt != before.Attempt || !a.At.After(h.now) || a.At.Sub(before.StartedAt)%pol.Poke != 0 && !(pol.Timeout > 0 && a.At.Equal(deadline)) {
+				t.Fatalf("seed %d: poke of task %d at %s asked for the next at %+v (start %s, poke %s)", seed, i, h.now, a, before.StartedAt, pol.Poke)
+			}
+		}
+	}
+	for _, a := range tr.Actions {
+		if a.Kind == ActWake {
+			wakes[a.Task] = a.At
+		}
+	}
+}
+
 // marked holds the tasks an operator marked succeeded: they need not have
 // run, so their needs need not be satisfied.
 func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem, marked map[int]bool) {
@@ -541,7 +612,13 @@ func checkInvariants(t *testing.T, seed uint64, g *Graph, m *Mem, marked map[int
 		if max := max(g.Node(i).Retry.Attempts, 1); task.Spent > max {
 			t.Fatalf("seed %d: task %d spent %d attempts, policy allows %d", seed, i, task.Spent, max)
 		}
-		if task.State == TaskRunning || task.State == TaskSucceeded && !marked[i] {
+		if (task.State == TaskWaiting) != (g.Node(i).Wait != nil && task.State == TaskWaiting) {
+			t.Fatalf("seed %d: task %d is waiting but is not a wait", seed, i)
+		}
+		if g.Node(i).Wait != nil && (task.State == TaskRunning || task.State == TaskReady) {
+			t.Fatalf("seed %d: wait task %d is %s: a wait never takes a slot", seed, i, task.State)
+		}
+		if task.State == TaskRunning || task.State == TaskWaiting || task.State == TaskSucceeded && !marked[i] {
 			for _, need := range g.Node(i).Needs {
 				if !m.Task(need).State.Satisfies() {
 					t.Fatalf("seed %d: task %d is %s but need %d is %s", seed, i, task.State, need, m.Task(need).State)

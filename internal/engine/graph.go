@@ -22,6 +22,37 @@ type Node struct {
 	Needs      []int
 	Dependents []int
 	Retry      RetryPolicy
+	// Wait is set for a task that waits for a condition instead of running
+	// something: it goes from pending straight to waiting, holding no slot.
+	Wait *WaitPolicy
+}
+
+// WaitPolicy says how often a waiting task's condition is checked and how
+// long it may wait.
+type WaitPolicy struct {
+	Poke    time.Duration // between checks; must be positive
+	Timeout time.Duration // longest wait of one attempt; 0 means no limit
+}
+
+// NextPoke is the first poke time after now of a wait that started at
+// start: pokes fall on start + k*poke, so the schedule needs no state of
+// its own (a restart finds the same times) and a slow check does not push
+// the next ones later. With a timeout, the last poke is at the deadline.
+func (p WaitPolicy) NextPoke(start, now time.Time) time.Time {
+	poke := p.Poke
+	if poke <= 0 {
+		poke = time.Second
+	}
+	next := start.Add(poke)
+	if now.After(start) {
+		next = start.Add((now.Sub(start)/poke + 1) * poke)
+	}
+	if p.Timeout > 0 {
+		if deadline := start.Add(p.Timeout); next.After(deadline) {
+			next = deadline
+		}
+	}
+	return next
 }
 
 // RetryPolicy decides how many attempts a task gets and how long to wait
@@ -67,6 +98,7 @@ type NodeDef struct {
 	ID    string
 	Needs []string
 	Retry RetryPolicy
+	Wait  *WaitPolicy // nil for a task that runs something
 }
 
 // NewGraph builds a graph from task definitions. It checks that ids are unique,
@@ -80,7 +112,10 @@ func NewGraph(defs []NodeDef) (*Graph, error) {
 			return nil, fmt.Errorf("build graph: duplicate task id %q", d.ID)
 		}
 		g.index[d.ID] = i
-		g.nodes[i] = Node{ID: d.ID, Retry: d.Retry}
+		if d.Wait != nil && d.Wait.Poke <= 0 {
+			return nil, fmt.Errorf("build graph: wait task %q has no poke interval", d.ID)
+		}
+		g.nodes[i] = Node{ID: d.ID, Retry: d.Retry, Wait: d.Wait}
 	}
 	for i, d := range defs {
 		needs := make([]int, 0, len(d.Needs))

@@ -15,6 +15,7 @@ const (
 	TaskReady          TaskState = "ready"           // may start; waiting for a slot
 	TaskRunning        TaskState = "running"         // an attempt is in progress
 	TaskRetryWait      TaskState = "retry_wait"      // failed an attempt; ready again at ReadyAt
+	TaskWaiting        TaskState = "waiting"         // a wait task checks its condition at each poke; holds no slot
 	TaskSucceeded      TaskState = "succeeded"       // done
 	TaskFailed         TaskState = "failed"          // last attempt failed, retries spent
 	TaskUpstreamFailed TaskState = "upstream_failed" // a need ended without success
@@ -103,6 +104,10 @@ const (
 	EvTaskCancelled EventKind = "task_cancelled" // the attempt ended because the run was cancelled
 	EvRetryDue      EventKind = "retry_due"      // a retry_wait task's backoff elapsed
 	EvCancel        EventKind = "cancel"         // someone asked to cancel the run
+	// EvWaitPoked: a waiting task's condition was checked and does not hold;
+	// Message says what was seen. (A check that finds it holds is
+	// EvTaskSucceeded; one that finds it never can is EvTaskFailed.)
+	EvWaitPoked EventKind = "wait_poked"
 
 	// Operator actions. They may reopen a finished run.
 	EvRetryFailed   EventKind = "retry_failed"   // rerun every unsuccessful task and what follows it, keeping what succeeded
@@ -113,6 +118,7 @@ const (
 // Record kinds the engine derives and adds to the timeline.
 const (
 	RecTaskReady          EventKind = "task_ready"
+	RecTaskWaiting        EventKind = "task_waiting" // a wait attempt began
 	RecRetryScheduled     EventKind = "retry_scheduled"
 	RecTaskUpstreamFailed EventKind = "task_upstream_failed"
 	RecRunFinished        EventKind = "run_finished"
@@ -156,14 +162,16 @@ const (
 	ActWake                        // deliver EvRetryDue for Task at At
 	ActKill                        // end Task's running attempt (the run is being cancelled)
 	ActDone                        // the run ended in RunState
+	ActPoke                        // check the condition of waiting Task's attempt at At (EvWaitPoked or an end)
 )
 
 // Action is one thing the caller must do; the engine itself does no I/O.
 type Action struct {
-	Kind  ActionKind
-	Task  int
-	At    time.Time
-	State RunState
+	Kind    ActionKind
+	Task    int
+	Attempt int // ActPoke: the wait attempt to check
+	At      time.Time
+	State   RunState
 }
 
 // TaskChange is the new state of one task after a transition.

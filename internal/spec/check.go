@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/cond"
 	"github.com/tasuki-dev/tasuki/internal/schedule"
 )
 
@@ -298,6 +299,16 @@ func (c *checker) schedule(p *Pipeline) {
 			c.errorf(at, "schedule.cron: %v", err)
 		}
 	}
+	if s.Cron == "" && len(s.Datasets) == 0 {
+		if at, ok := c.at(s); ok {
+			c.errorf(at, "schedule: expected cron, datasets or both: when to start runs")
+		}
+	}
+	if s.Any && len(s.Datasets) == 0 {
+		at, _ := c.at(&s.Any)
+		c.errorf(at, "schedule.any: applies to datasets, and none are given")
+	}
+	c.datasets(s.Datasets, "schedule.datasets")
 }
 
 // env checks the names of an env map: portable variable names, and none of
@@ -383,6 +394,7 @@ func (c *checker) tasks(p *Pipeline) {
 				usable[i] = true
 			}
 		}
+		c.work(t)
 		switch {
 		case t.Run.Shell != "" && strings.TrimSpace(t.Run.Shell) == "":
 			at, _ := c.at(&t.Run)
@@ -400,6 +412,235 @@ func (c *checker) tasks(p *Pipeline) {
 		}
 	}
 	c.graph(p, index, usable)
+}
+
+// work checks that a task does exactly one thing (run, wait, sql or http)
+// and the keys of what it does.
+func (c *checker) work(t *Task) {
+	var given []string
+	runAt, runGiven := c.locs.at(&t.Run)
+	switch {
+	case !t.Run.IsZero():
+		given = append(given, "run")
+	case runGiven && !runAt.bad:
+		c.errorf(runAt.pos, "run: expected a command: a string for /bin/sh -c, or a list of strings (argv), got an empty value")
+		return
+	case runGiven:
+		return // its type is already reported
+	}
+	if t.Wait != nil {
+		given = append(given, "wait")
+	}
+	if t.SQL != nil {
+		given = append(given, "sql")
+	}
+	if t.HTTP != nil {
+		given = append(given, "http")
+	}
+	taskAt, ok := c.at(t)
+	if !ok {
+		return
+	}
+	who := "task"
+	if t.ID != "" {
+		who += " " + quoteShort(t.ID)
+	}
+	switch len(given) {
+	case 0:
+		c.errorf(taskAt, "missing required key \"run\" in %s: a task needs one of run, wait, sql and http", who)
+		return
+	case 1:
+	default:
+		c.errorf(taskAt, "%s has %s: a task does exactly one of run, wait, sql and http", who, strings.Join(given, " and "))
+		return
+	}
+	switch {
+	case t.Wait != nil:
+		c.wait(t)
+	case t.SQL != nil:
+		c.sql(t.SQL)
+	case t.HTTP != nil:
+		c.http(t.HTTP)
+	}
+	c.datasets(t.Produces, "produces")
+	c.datasets(t.Consumes, "consumes")
+}
+
+// waitKeys are the keys of a wait that refine one condition, by condition.
+var waitKeys = map[string][]string{
+	"file":     {"min_size", "non_empty", "marker", "stable_for"},
+	"http":     {"status", "json", "headers"},
+	"sql":      {"dsn"},
+	"pipeline": {"task"},
+}
+
+// wait checks a wait: one condition, only its own keys, a sane poke, and
+// task keys that mean nothing for a wait.
+func (c *checker) wait(t *Task) {
+	w := t.Wait
+	at, _ := c.at(w)
+	var conds []string
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"file", w.File != ""}, {"http", w.HTTP != ""}, {"sql", w.SQL != ""}, {"pipeline", w.Pipeline != ""}, {"dataset", w.Dataset != ""}} {
+		if k.set {
+			conds = append(conds, k.key)
+		}
+	}
+	switch len(conds) {
+	case 0:
+		c.errorf(at, "wait: expected one of file, http, sql, pipeline and dataset: what to wait for")
+		return
+	case 1:
+	default:
+		c.errorf(at, "wait: has %s: a wait checks exactly one condition (use two wait tasks for two)", strings.Join(conds, " and "))
+		return
+	}
+	cond := conds[0]
+	own := waitKeys[cond]
+	sh := c.f.objectShape(reflect.TypeFor[Wait]())
+	v := reflect.ValueOf(w).Elem()
+	for cond2, keys := range waitKeys {
+		if cond2 == cond {
+			continue
+		}
+		for _, key := range keys {
+			if slices.Contains(own, key) {
+				continue
+			}
+			fl := sh.byKey[key]
+			fv := v.Field(fl.index)
+			if !c.given(fv.Addr().Interface(), fv) {
+				continue
+			}
+			kat, _ := c.at(fv.Addr().Interface())
+			c.errorf(kat, "wait.%s: applies to %s waits, not to a %s wait", key, cond2, cond)
+		}
+	}
+	if w.Poke != 0 && w.Poke.D() < MinPoke {
+		pat, _ := c.at(&w.Poke)
+		c.errorf(pat, "wait.poke: expected at least %s, got %s", MinPoke, w.Poke)
+	}
+	for i, code := range w.Status {
+		if code < 100 || code > 599 {
+			sat, _ := c.at(&w.Status[i])
+			c.errorf(sat, "wait.status: expected an HTTP status from 100 to 599, got %d", code)
+		}
+	}
+	switch cond {
+	case "http":
+		c.url(&w.HTTP, "wait.http")
+		c.condition(&w.JSON, "wait.json")
+	case "sql":
+		if w.DSN == "" {
+			c.errorf(at, "wait: missing required key \"dsn\" for a sql wait: the database to query")
+		} else {
+			c.dsn(&w.DSN, "wait.dsn")
+		}
+	}
+	if t.Timeout != 0 {
+		tat, _ := c.at(&t.Timeout)
+		c.errorf(tat, "timeout: a wait task's limit is wait.timeout")
+	}
+	if t.Pool != "" {
+		pat, _ := c.at(&t.Pool)
+		c.errorf(pat, "pool: a wait holds no execution slot, so it draws from no pool")
+	}
+	if len(t.Labels) > 0 {
+		lat, _ := c.at(&t.Labels)
+		c.errorf(lat, "labels: waits are checked by the server (or 'tasuki run'), not on workers")
+	}
+}
+
+// sql checks a sql task: query or file, and a DSN of a known database.
+func (c *checker) sql(q *SQL) {
+	at, _ := c.at(q)
+	switch {
+	case q.Query == "" && q.File == "":
+		c.errorf(at, "sql: expected query or file: the statements to run")
+	case q.Query != "" && q.File != "":
+		c.errorf(at, "sql: has query and file: give one of them")
+	case q.Query != "" && strings.TrimSpace(q.Query) == "":
+		qat, _ := c.at(&q.Query)
+		c.errorf(qat, "sql.query: expected statements, got only white space")
+	}
+	if q.DSN != "" {
+		c.dsn(&q.DSN, "sql.dsn")
+	}
+}
+
+// http checks an http task's URL and condition.
+func (c *checker) http(h *HTTP) {
+	if h.URL != "" {
+		c.url(&h.URL, "http.url")
+	}
+	if e := h.Expect; e != nil {
+		for i, code := range e.Status {
+			if code < 100 || code > 599 {
+				sat, _ := c.at(&e.Status[i])
+				c.errorf(sat, "http.expect.status: expected an HTTP status from 100 to 599, got %d", code)
+			}
+		}
+		c.condition(&e.JSON, "http.expect.json")
+	}
+	if h.Method == "HEAD" && h.Body != "" {
+		at, _ := c.at(&h.Body)
+		c.errorf(at, "http.body: a HEAD request has no body")
+	}
+}
+
+// url checks that a URL is http or https, unless a ${VAR} decides it.
+func (c *checker) url(u *string, label string) {
+	if strings.HasPrefix(*u, "${") {
+		return
+	}
+	if !strings.HasPrefix(*u, "http://") && !strings.HasPrefix(*u, "https://") {
+		at, _ := c.at(u)
+		c.errorf(at, "%s: expected an http:// or https:// URL, got %s", label, quoteShort(*u))
+	}
+}
+
+// dsnSchemes are the databases sql tasks and waits reach.
+var dsnSchemes = []string{"postgres://", "postgresql://", "mysql://", "sqlite:"}
+
+// dsn checks that a connection string names a known database, unless a
+// ${VAR} decides it.
+func (c *checker) dsn(d *string, label string) {
+	if strings.HasPrefix(*d, "${") {
+		return
+	}
+	for _, s := range dsnSchemes {
+		if strings.HasPrefix(*d, s) {
+			return
+		}
+	}
+	at, _ := c.at(d)
+	// Never echo a DSN: it may hold a password.
+	c.errorf(at, "%s: expected postgres://..., mysql://... or sqlite:..., got a connection string of another form", label)
+}
+
+// condition checks that a JSON condition compiles.
+func (c *checker) condition(src *string, label string) {
+	if *src == "" {
+		return
+	}
+	if _, err := cond.Compile(*src); err != nil {
+		at, _ := c.at(src)
+		c.errorf(at, "%s: %v", label, err)
+	}
+}
+
+// datasets checks that a list of dataset names has no repeat.
+func (c *checker) datasets(names []string, label string) {
+	seen := make(map[string]bool, len(names))
+	for i, n := range names {
+		if seen[n] {
+			at, _ := c.at(&names[i])
+			c.errorf(at, "%s: %s is listed twice", label, quoteShort(n))
+		}
+		seen[n] = true
+	}
 }
 
 // graph checks every need names another task, once, and that the needs form

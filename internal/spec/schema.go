@@ -111,7 +111,26 @@ func (g schemaGen) object(sh *shape) jsonObject {
 	if len(required) > 0 {
 		o = append(o, jsonMember{"required", required})
 	}
+	if alt, ok := alternatives[sh.name]; ok {
+		choices := make([]jsonObject, len(alt.keys))
+		for i, k := range alt.keys {
+			choices[i] = jsonObject{{"required", []string{k}}}
+		}
+		o = append(o, jsonMember{alt.rule, choices})
+	}
 	return append(o, jsonMember{"additionalProperties", false})
+}
+
+// alternatives are the objects that need one (oneOf) or at least one
+// (anyOf) of a set of keys, which the checker enforces with its own
+// messages (check.go: work, wait, schedule).
+var alternatives = map[string]struct {
+	rule string
+	keys []string
+}{
+	"task":     {"oneOf", []string{"run", "wait", "sql", "http"}},
+	"wait":     {"oneOf", []string{"file", "http", "sql", "pipeline", "dataset"}},
+	"schedule": {"anyOf", []string{"cron", "datasets"}},
 }
 
 // ref is the schema of a value of a shape, by reference for named shapes.

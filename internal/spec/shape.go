@@ -311,3 +311,13 @@ func (sh *shape) describe() string {
 	}
 	return "a value"
 }
+
+// objectShape returns the shape of an object type of the format.
+func (f *format) objectShape(t reflect.Type) *shape {
+	for _, sh := range f.objects {
+		if sh.goType == t {
+			return sh
+		}
+	}
+	panic("spec: " + t.String() + " is not an object of the format")
+}
