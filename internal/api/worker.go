@@ -91,6 +91,9 @@ type CompleteRequest struct {
 	ExitCode *int            `json:"exit_code,omitempty"`
 	Message  string          `json:"message,omitempty"`
 	Result   json.RawMessage `json:"result,omitempty"`
+	// Datasets is the metadata the attempt wrote for the datasets its task
+	// produces (a JSON object each), by dataset name.
+	Datasets map[string]json.RawMessage `json:"datasets,omitempty"`
 	// LogSize is the number of log bytes the worker sent, so the server can
 	// tell a complete log from one cut short.
 	LogSize int64 `json:"log_size"`

@@ -125,6 +125,9 @@ type Spec struct {
 	// Mask are further values the attempt's log masks: those of the
 	// parameters declared secret (which are in Env).
 	Mask []string `json:"mask,omitempty"`
+	// Produces are the datasets the task produces: the executor gives the
+	// attempt a metadata file for each (Host.DatasetFiles).
+	Produces []string `json:"produces,omitempty"`
 }
 
 // MaskValues are the values the attempt's log must mask: every secret's
@@ -275,6 +278,21 @@ const DatasetEnvPrefix = "TASUKI_DATASET_"
 // MaxDatasetMetadata bounds the metadata an attempt may write for one
 // dataset: it is stored with every update.
 const MaxDatasetMetadata = 64 << 10
+
+// DatasetFiles names the metadata files of the datasets an attempt
+// produces, in dir, each file name starting with prefix (unique per
+// attempt). The files are not created: an attempt that writes nothing
+// records updates without metadata.
+func DatasetFiles(dir, prefix string, names []string) map[string]string {
+	if len(names) == 0 {
+		return nil
+	}
+	files := make(map[string]string, len(names))
+	for _, name := range names {
+		files[name] = filepath.Join(dir, prefix+".dataset."+name+".json")
+	}
+	return files
+}
 
 // ReadDatasets reads the dataset metadata files of a succeeded attempt
 // (Host.DatasetFiles): each holds a JSON object, or nothing. A file that is
@@ -465,7 +483,7 @@ func (r *Registry) Describe(t *spec.Task, env map[string]string, needs map[strin
 	if err != nil {
 		return Spec{}, fmt.Errorf("task %s: describe %s attempt: %w", t.ID, name, err)
 	}
-	return Spec{Kind: name, Body: body, Env: env, Workdir: t.Workdir, Needs: needs, Timeout: Duration(t.Timeout.D())}, nil
+	return Spec{Kind: name, Body: body, Env: env, Workdir: t.Workdir, Needs: needs, Timeout: Duration(t.Timeout.D()), Produces: t.Produces}, nil
 }
 
 // Run runs the attempt s with its kind; a kind this registry does not have

@@ -387,6 +387,12 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 	if len(req.Result) > 0 && !json.Valid(req.Result) {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "result: not valid JSON")
 	}
+	for name, meta := range req.Datasets {
+		var obj map[string]json.RawMessage
+		if len(meta) > attempt.MaxDatasetMetadata || json.Unmarshal(meta, &obj) != nil || obj == nil {
+			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "datasets: %q: expected a JSON object of at most %d bytes", name, attempt.MaxDatasetMetadata)
+		}
+	}
 	b.mu.Lock()
 	l, held := b.leases[id]
 	if held && (l.deadline.IsZero() || l.owner != api.TokenName(ctx)) {
@@ -400,7 +406,7 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 		return leaseLost(id)
 	}
 	l.closeLog()
-	l.o.result <- runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Worker: l.worker}
+	l.o.result <- runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Datasets: req.Datasets, Worker: l.worker}
 	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", req.Outcome)
 	return nil
 }

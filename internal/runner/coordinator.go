@@ -49,6 +49,10 @@ type coordinator struct {
 
 	workDir string     // the run's scratch directory
 	needs   *needFiles // result files written for dependents
+
+	waits   map[int]*poke        // waiting tasks' next checks, by task
+	pokes   *mailbox[pokeResult] // what the checks saw
+	updated []string             // datasets updated by pending, for DatasetsUpdated
 }
 
 // attemptHandle is one attempt in flight.
@@ -109,6 +113,8 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		done:     make(chan completion, 16),
 		control:  make(chan controlReq),
 		exited:   make(chan struct{}),
+		waits:    map[int]*poke{},
+		pokes:    newMailbox[pokeResult](),
 
 		workDir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
 		needs:   &needFiles{dir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10), "needs"), at: map[string]string{}},
@@ -131,8 +137,10 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 		return tr, err
 	}
 	for _, tc := range tr.Tasks {
-		c.counts[c.mem.Task(tc.Index).State]--
+		before := c.mem.Task(tc.Index)
+		c.counts[before.State]--
 		c.counts[tc.Task.State]++
+		attempts = c.waitAttempts(ev, at, tc, before, attempts)
 	}
 	c.mem.Commit(tr)
 	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Transition: tr, Attempts: attempts})
@@ -152,6 +160,8 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 			c.kills = append(c.kills, a.Task)
 		case engine.ActDone:
 			c.r.Dispatcher.withdraw(c.run.ID)
+		case engine.ActPoke:
+			c.schedulePoke(a.Task, a.Attempt, a.At)
 		}
 	}
 	if c.mem.Run().Cancelling {
@@ -196,6 +206,12 @@ func (c *coordinator) commit(ctx context.Context) error {
 		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
 	}
 	c.pending = c.pending[:0]
+	if len(c.updated) > 0 {
+		if c.r.DatasetsUpdated != nil {
+			c.r.DatasetsUpdated(c.updated)
+		}
+		c.updated = nil
+	}
 	for _, i := range c.kills {
 		if h, ok := c.running[i]; ok {
 			h.cancel(attempt.ErrCancelled)
@@ -221,6 +237,7 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 		return c.run, fmt.Errorf("prepare scratch directory of run %d: %w", c.run.ID, err)
 	}
 	defer c.r.Dispatcher.withdraw(c.run.ID)
+	defer c.stopPokes()
 	if err := c.recover(); err != nil {
 		return c.run, err
 	}
@@ -278,6 +295,10 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 			}
 		case <-c.inbox.signal:
 			// Grants are taken by dispatch at the top of the loop.
+		case <-c.pokes.signal:
+			for _, pr := range c.pokes.take() {
+				c.poked(pr)
+			}
 		case req := <-c.control:
 			c.handleControl(ctx, req)
 		case <-timerC:
@@ -328,6 +349,9 @@ func (c *coordinator) handBack() {
 // finish, then are handed back (preempted, not charged to their retry budget).
 func (c *coordinator) startDrain() {
 	c.draining = true
+	// Waits stay waiting in the store; whoever executes the run next
+	// checks them again.
+	c.stopPokes()
 	c.r.Dispatcher.withdraw(c.run.ID)
 	for _, g := range c.inbox.take() {
 		if g.err == "" {
@@ -390,6 +414,10 @@ func (c *coordinator) recover() error {
 			c.ready = append(c.ready, i)
 		case engine.TaskRetryWait:
 			heap.Push(&c.timers, wake{task: i, at: t.ReadyAt})
+		case engine.TaskWaiting:
+			// A wait has nothing running that could have died with the
+			// previous process: it goes on, checked at once.
+			c.schedulePoke(i, t.Attempt, now)
 		}
 	}
 	return nil
@@ -520,6 +548,10 @@ func (c *coordinator) finish(comp completion) {
 	ev := engine.Event{Kind: res.Outcome.Event(), Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
 	if _, err := c.apply(ev, comp.at, att); err != nil {
 		c.r.Logger.Warn("attempt result rejected", "run", c.run.ID, "task", c.eng.Graph.Node(comp.task).ID, "attempt", comp.attempt, "err", err)
+		return
+	}
+	if res.Outcome == attempt.Succeeded {
+		c.produced(comp.task, comp.at, res.Datasets)
 	}
 }
 
@@ -527,6 +559,7 @@ func (c *coordinator) finish(comp completion) {
 // has is consistent: the run can be resumed.
 func (c *coordinator) abort() {
 	c.r.Dispatcher.withdraw(c.run.ID)
+	c.stopPokes()
 	for _, h := range c.running {
 		// Nothing more is recorded here: the next start finds these
 		// attempts running and records them as lost.

@@ -10,6 +10,9 @@ func Graph(p *spec.Pipeline) (*engine.Graph, error) {
 	defs := make([]engine.NodeDef, len(p.Tasks))
 	for i, t := range p.Tasks {
 		defs[i] = engine.NodeDef{ID: t.ID, Needs: t.Needs, Retry: retryPolicy(t.Retry)}
+		if w := t.Wait; w != nil {
+			defs[i].Wait = &engine.WaitPolicy{Poke: w.PokeEvery(), Timeout: w.Timeout.D()}
+		}
 	}
 	return engine.NewGraph(defs)
 }

@@ -30,12 +30,13 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		return attempt.Failedf("open log: %v", err)
 	}
 	h := &attempt.Host{
-		Environ:    os.Environ(),
-		Dir:        a.dir,
-		ResultFile: a.resultFile(),
-		Stdout:     w.Stdout(),
-		Stderr:     w.Stderr(),
-		Grace:      r.Grace,
+		Environ:      os.Environ(),
+		Dir:          a.dir,
+		ResultFile:   a.resultFile(),
+		Stdout:       w.Stdout(),
+		Stderr:       w.Stderr(),
+		Grace:        r.Grace,
+		DatasetFiles: attempt.DatasetFiles(a.workDir, a.TaskID+"."+strconv.Itoa(a.Number), s.Produces),
 	}
 	if len(s.Needs) > 0 {
 		nf := a.needs

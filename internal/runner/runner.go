@@ -17,6 +17,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -53,7 +54,7 @@ type Runner struct {
 	// measure orchestration alone.
 	Executor TaskFunc
 	// Kinds are the kinds of work attempts are described and run with
-	// (default attempt.Builtin()).
+	// (default kinds.Builtin(): commands, HTTP, SQL and the waits that need no store).
 	Kinds *attempt.Registry
 	// LostHold, when set, says how long to hold the next attempt of a task
 	// whose running attempt is found lost at recovery, by the worker that
@@ -67,6 +68,13 @@ type Runner struct {
 	// Secrets looks up the secrets pipelines refer to, when an attempt is
 	// described (nil: there are none, and an attempt that needs one fails).
 	Secrets SecretSource
+	// Poker checks the conditions of waiting tasks (default one of its
+	// own, checking with Kinds); share one between runners of a process.
+	Poker *Poker
+	// DatasetsUpdated, when set, is called after a commit that recorded
+	// updates of datasets (a producing task succeeded), with their names:
+	// a server wakes its scheduler for the pipelines they start.
+	DatasetsUpdated func(names []string)
 
 	initOnce  sync.Once
 	drain     chan struct{} // closed by Drain
@@ -246,10 +254,13 @@ func (r *Runner) init() {
 		r.Logger = slog.Default()
 	}
 	if r.Kinds == nil {
-		r.Kinds = attempt.Builtin()
+		r.Kinds = kinds.Builtin()
 	}
 	if r.Executor == nil {
 		r.Executor = r.RunProcess
+	}
+	if r.Poker == nil {
+		r.Poker = &Poker{Kinds: r.Kinds}
 	}
 }
 

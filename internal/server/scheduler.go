@@ -82,6 +82,11 @@ func (s *Server) sync(ctx context.Context, c Change) error {
 	if l.Error != "" && !l.Removed {
 		return nil // the last good version keeps its schedule
 	}
+	if !l.Removed {
+		if err := s.initCursor(ctx, l.Pipeline, cur); err != nil {
+			return err
+		}
+	}
 	if !next.IsZero() && cur.LastIntervalEnd.IsZero() {
 		// First sight of this schedule: nothing to catch up, but remember
 		// where it stands, so that a later downtime is measured from here.
@@ -131,7 +136,17 @@ func (s *Server) schedule(ctx context.Context) error {
 	now := s.now()
 	var errs []error
 	for _, st := range states {
-		if st.Paused || st.Removed || st.NextFire.IsZero() {
+		if st.Paused || st.Removed {
+			continue
+		}
+		if l, ok := s.reg.Get(st.Name); ok && l.Pipeline != nil && l.Pipeline.Schedule != nil &&
+			l.Pipeline.Schedule.Cron == "" && len(l.Pipeline.Schedule.Datasets) > 0 {
+			if err := s.scheduleDatasets(ctx, st, l.Pipeline); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline %s: %w", st.Name, err))
+			}
+			continue
+		}
+		if st.NextFire.IsZero() {
 			continue
 		}
 		if err := s.scheduleOne(ctx, st, now); err != nil {
@@ -177,6 +192,23 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 		next = expect
 		defer s.poke()
 	}
+	var datasets *store.DatasetAdvance
+	if len(p.Schedule.Datasets) > 0 && len(backlog.Intervals) > 0 {
+		// cron and datasets: an interval starts at its cron time once its
+		// data is there; until then the schedule holds (NextFire stays
+		// due), and each interval consumes its own updates.
+		due, cursor, _, err := s.datasetsDue(ctx, p.Schedule, st.DatasetCursor)
+		if err != nil || !due {
+			return err
+		}
+		datasets = &store.DatasetAdvance{Expect: st.DatasetCursor, Next: cursor}
+		if len(backlog.Intervals) > 1 && !backlog.More {
+			// The later intervals wait for updates of their own.
+			next = expect
+			defer s.poke()
+		}
+		backlog.Intervals = backlog.Intervals[:1]
+	}
 	for i, iv := range backlog.Intervals {
 		// Only the last run of the batch moves the next fire time on: if the
 		// batch is cut short, the next pass sees the rest still due.
@@ -191,6 +223,7 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 		nr.Run.IntervalStart, nr.Run.IntervalEnd = iv.Start, iv.End
 		nr.Actor = "scheduler"
 		nr.Schedule = &store.ScheduleAdvance{ExpectNextFire: expect, NextFire: nf, IntervalEnd: iv.End}
+		nr.Datasets = datasets
 		run, err := s.store.CreateRun(ctx, nr)
 		if errors.Is(err, store.ErrConflict) {
 			cur, rerr := s.store.PipelineState(ctx, st.Name)
@@ -287,7 +320,7 @@ func (s *Server) admit(ctx context.Context) error {
 			continue
 		}
 		var queued []store.Run
-		for _, trig := range []string{store.TriggerSchedule, store.TriggerManual, triggerRerun} {
+		for _, trig := range []string{store.TriggerSchedule, store.TriggerManual, triggerRerun, store.TriggerDataset} {
 			runs, err := s.store.ListRuns(ctx, store.RunFilter{Pipeline: name, Trigger: trig, States: []engine.RunState{engine.RunQueued}, Ascending: true, Limit: limit})
 			if err != nil {
 				return err

@@ -122,6 +122,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Dispatcher: runner.NewDispatcher(cfg.Parallel, cfg.Pools),
 		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
 		Logger: opts.Logger, Observe: s.observe,
+		DatasetsUpdated: s.datasetsUpdated,
 	}
 	s.setupSecrets()
 	// Every attempt goes through the broker: remote workers lease them over

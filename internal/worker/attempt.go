@@ -69,13 +69,16 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 		Stdout:     lw.Stdout(),
 		Stderr:     lw.Stderr(),
 		Grace:      s.killGrace,
+		// The metadata of the datasets the task produces, sent back with
+		// the report.
+		DatasetFiles: attempt.DatasetFiles(tmp, "attempt", l.Spec.Produces),
 	}
 	return complete(s.kinds.Run(a.proc, &l.Spec, h))
 }
 
 // complete is the report of an attempt that ended with res.
 func complete(res attempt.Result) api.CompleteRequest {
-	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
+	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result, Datasets: res.Datasets}
 }
 
 // writeNeeds writes the needs' results into dir, one file each, and returns

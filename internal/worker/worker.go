@@ -14,6 +14,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 )
 
@@ -72,7 +73,7 @@ type Worker struct {
 	// Logger receives what the worker does; default slog.Default().
 	Logger *slog.Logger
 	// Kinds are the kinds of work the worker runs (default
-	// attempt.Builtin()); an attempt of another kind fails.
+	// kinds.Builtin()); an attempt of another kind fails.
 	Kinds *attempt.Registry
 
 	// retryMin and retryMax bound the wait between retries of a failed
@@ -218,7 +219,7 @@ func (w *Worker) newSession() (*session, error) {
 		s.log = slog.Default()
 	}
 	if s.kinds == nil {
-		s.kinds = attempt.Builtin()
+		s.kinds = kinds.Builtin()
 	}
 	if s.name == "" {
 		host, err := os.Hostname()

@@ -1,0 +1,24 @@
+package kinds
+
+import (
+	"testing"
+
+	"github.com/tasuki-dev/tasuki/internal/spec"
+)
+
+// TestEveryTaskKindIsRegistered: each kind of task a pipeline file can
+// declare has an executor in the builtin registry (except the waits that
+// need a store).
+func TestEveryTaskKindIsRegistered(t *testing.T) {
+	r := Builtin()
+	for _, task := range []spec.Task{
+		{ID: "a", Run: spec.Command{Shell: "true"}},
+		{ID: "b", HTTP: &spec.HTTP{URL: "http://127.0.0.1/"}},
+		{ID: "c", Wait: &spec.Wait{File: "x"}},
+		{ID: "d", Wait: &spec.Wait{HTTP: "http://127.0.0.1/"}},
+	} {
+		if _, err := r.Describe(&task, nil, nil); err != nil {
+			t.Errorf("task %s (%s): %v", task.ID, task.Kind(), err)
+		}
+	}
+}
