@@ -66,6 +66,10 @@ var authRules = map[string][2]string{
 	"PUT /users/{name}/password":           {"admin", "global"},
 	"GET /sessions":                        {"admin", "global"},
 	"DELETE /sessions/{id}":                {"admin", "global"},
+	"GET /datasets":                        {"viewer", "global"},
+	"GET /datasets/{name}":                 {"viewer", "global"},
+	"POST /datasets/{name}/updates":        {"operator", "global"},
+	"GET /lineage/{name}":                  {"viewer", "global"},
 }
 
 // authEnv is a handler over a seeded fake with a namespace "finance" (its
@@ -102,7 +106,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 		a.secrets["fin-"+string(r)] = tokens.AddAPI("fin-"+string(r), r, "finance")
 	}
 	a.handler = api.NewHandler(f, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
-		api.WithLogger(slog.New(slog.DiscardHandler)))
+		api.WithDatasets(apitest.NewDatasets()), api.WithLogger(slog.New(slog.DiscardHandler)))
 	return a
 }
 
@@ -127,6 +131,9 @@ func concrete(path string, inside bool) string {
 	}
 	if strings.HasPrefix(path, "/tokens/") {
 		vals["name"] = [2]string{"worker", "worker"}
+	}
+	if strings.HasPrefix(path, "/datasets/") || strings.HasPrefix(path, "/lineage/") {
+		vals["name"] = [2]string{"raw.orders", "raw.orders"}
 	}
 	i := 0
 	if inside {

@@ -38,6 +38,7 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	{"POST", "/api/v1/logout", "application/json"},
 	{"POST", "/api/v1/users", "application/json"},
 	{"PUT", "/api/v1/users/alice/password", "application/json"},
+	{"POST", "/api/v1/datasets/raw.orders/updates", "application/json"},
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes
@@ -64,7 +65,8 @@ func FuzzRequestBodies(f *testing.F) {
 	}
 	h := api.Guard(api.NewHandler(apitest.NewSeeded(), logs.NewFiles(f.TempDir()),
 		api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		api.WithWorkers(workers, tokens), api.WithSecrets(apitest.NewSecrets()), api.WithUsers(apitest.NewUsers())), api.GuardOptions{})
+		api.WithWorkers(workers, tokens), api.WithSecrets(apitest.NewSecrets()), api.WithUsers(apitest.NewUsers()),
+		api.WithDatasets(apitest.NewDatasets())), api.GuardOptions{})
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := bodyRoutes[int(route)%len(bodyRoutes)]
 		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(string(body)))

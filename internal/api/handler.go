@@ -79,6 +79,7 @@ type handler struct {
 	auditLog  AuditLog // nil: nothing is recorded, and GET /audit answers 503
 	secrets   Secrets  // nil: the /secrets routes answer 503
 	users     Users    // nil: the user, session and login routes answer 503, and no cookie is a credential
+	datasets  Datasets // nil: the /datasets and /lineage routes answer 503
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -167,6 +168,13 @@ func routeTable() []route {
 		{http.MethodPut, "/users/{name}/password", nil, admin, global, (*handler).setPassword},
 		{get, "/sessions", nil, admin, global, (*handler).listSessions},
 		{del, "/sessions/{id}", nil, admin, global, (*handler).revokeSession},
+
+		// Datasets are global: their producers and consumers may be in
+		// several namespaces (see datasets.go).
+		{get, "/datasets", nil, viewer, global, (*handler).listDatasets},
+		{get, "/datasets/{name}", []string{"cursor", "limit"}, viewer, global, (*handler).dataset},
+		{post, "/datasets/{name}/updates", nil, operator, global, (*handler).recordDatasetUpdate},
+		{get, "/lineage/{name}", []string{"direction", "depth"}, viewer, global, (*handler).lineage},
 	}
 }
 

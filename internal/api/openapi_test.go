@@ -201,6 +201,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "CreateUserRequest": api.CreateUserRequest{},
 		"PasswordRequest": api.PasswordRequest{}, "UserInfo": api.UserInfo{}, "UserPage": api.Page[api.UserInfo]{},
 		"SessionInfo": api.SessionInfo{}, "SessionPage": api.Page[api.SessionInfo]{},
+		"Dataset": api.Dataset{}, "DatasetRef": api.DatasetRef{}, "DatasetUpdate": api.DatasetUpdate{}, "DatasetPage": api.Page[api.Dataset]{},
+		"DatasetUpdateRequest": api.DatasetUpdateRequest{}, "Lineage": api.Lineage{}, "LineageNode": api.LineageNode{}, "LineageEdge": api.LineageEdge{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)
