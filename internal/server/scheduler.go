@@ -111,10 +111,11 @@ func (s *Server) sync(ctx context.Context, c Change) error {
 	return nil
 }
 
-// scheduleOf parses a pipeline's schedule in its zone (the server's zone
-// when it names none); nil when it has none.
+// scheduleOf parses a pipeline's cron schedule in its zone (the server's
+// zone when it names none); nil when it has none (no schedule, or one on
+// datasets only).
 func (s *Server) scheduleOf(p *spec.Pipeline) (*schedule.Schedule, error) {
-	if p == nil || p.Schedule == nil {
+	if p == nil || p.Schedule == nil || p.Schedule.Cron == "" {
 		return nil, nil
 	}
 	loc, err := schedule.LoadLocation(p.Schedule.Timezone, s.loc)
@@ -163,7 +164,7 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 	}
 	p := l.Pipeline
 	sch, err := s.scheduleOf(p)
-	if err != nil {
+	if err != nil || sch == nil {
 		return err
 	}
 	next := sch.Next(now)
