@@ -43,8 +43,11 @@ type Task struct {
 	Result     json.RawMessage  `json:"result,omitempty"`
 	// Waiting says why a ready task has not started (for example "pool
 	// warehouse: 4 of 4 slots in use"); empty otherwise.
-	Waiting  string    `json:"waiting,omitempty"`
-	Attempts []Attempt `json:"attempts,omitempty"`
+	Waiting string `json:"waiting,omitempty"`
+	// NextPoke is when a waiting task's condition is checked next; what
+	// the last check saw is in Message.
+	NextPoke *time.Time `json:"next_poke,omitempty"`
+	Attempts []Attempt  `json:"attempts,omitempty"`
 }
 
 // Attempt is the JSON shape of one attempt of a task.

@@ -95,6 +95,9 @@ func (p *progress) printLine(pr runner.Progress) {
 	line := fmt.Sprintf("[%s] %d/%d done · %d running · %d ready · %d retrying · %d failed",
 		time.Since(p.started).Round(100*time.Millisecond), done, pr.Run.TaskCount,
 		c[engine.TaskRunning], c[engine.TaskReady], c[engine.TaskRetryWait], bad)
+	if n := c[engine.TaskWaiting]; n > 0 {
+		line += fmt.Sprintf(" · %d waiting for data", n)
+	}
 	p.lastLine = time.Now()
 	if p.tty {
 		p.clearLine()

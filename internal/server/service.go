@@ -226,8 +226,24 @@ func (v *service) Run(ctx context.Context, id int64) (api.Run, error) {
 	for i, t := range tasks {
 		out.Tasks[i] = api.NewTask(t)
 		out.Tasks[i].Waiting = v.waiting(id, t)
+		if t.State == engine.TaskWaiting {
+			out.Tasks[i].NextPoke = v.nextPoke(ctx, r, t)
+		}
 	}
 	return out, nil
+}
+
+// nextPoke is when a waiting task's condition is checked next: pokes fall
+// on a grid from the wait's start (engine.WaitPolicy.NextPoke), so it is
+// computed, not stored.
+func (v *service) nextPoke(ctx context.Context, r store.Run, t store.TaskRow) *time.Time {
+	p, err := v.s.runner.Pipeline(ctx, r.VersionID)
+	if err != nil || t.Index >= len(p.Tasks) || p.Tasks[t.Index].Wait == nil {
+		return nil
+	}
+	w := p.Tasks[t.Index].Wait
+	next := engine.WaitPolicy{Poke: w.PokeEvery(), Timeout: w.Timeout.D()}.NextPoke(t.StartedAt, v.s.now())
+	return &next
 }
 
 // waiting says why a task that may start has not: no slot yet (ready), or no
@@ -272,6 +288,11 @@ func (v *service) Task(ctx context.Context, runID int64, id string) (api.Task, e
 	}
 	out := api.NewTask(t)
 	out.Waiting = v.waiting(runID, t)
+	if t.State == engine.TaskWaiting {
+		if r, err := v.s.store.Run(ctx, runID); err == nil {
+			out.NextPoke = v.nextPoke(ctx, r, t)
+		}
+	}
 	for _, a := range atts {
 		out.Attempts = append(out.Attempts, api.NewAttempt(a))
 	}
@@ -398,7 +419,7 @@ func (v *service) CreateBackfill(ctx context.Context, req api.BackfillRequest, a
 		return api.Backfill{}, err
 	}
 	if sch == nil {
-		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "pipeline %q has no schedule, so it has no intervals to backfill", req.Pipeline)
+		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "pipeline %q has no cron schedule, so it has no intervals to backfill", req.Pipeline)
 	}
 	if !req.From.Before(req.To) {
 		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "from (%s) must be before to (%s)", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))
