@@ -12,6 +12,13 @@
 // fenced with its term, ApplyFenced) and the hashes of remote workers'
 // tokens (CreateToken, TokenByHash).
 //
+// Datasets are recorded as their updates (RecordDatasetUpdate, or with a
+// producing task's success in Apply), read by dataset and time
+// (DatasetUpdates, LatestDatasetUpdates). A pipeline started by dataset
+// updates keeps a cursor of those it consumed, moved by compare-and-set with
+// the run it starts (NewRun.Datasets), as a scheduled run moves its
+// schedule: each set of updates starts one run, however many servers see it.
+//
 // Times are stored in UTC and truncated to the microsecond (the precision of
 // PostgreSQL's timestamptz; SQLite keeps integer microseconds to match), so
 // every driver returns the same value. Reads return times in time.UTC; the

@@ -133,6 +133,67 @@ func PrepareRun(r *Run, tasks []TaskRow) error {
 	return nil
 }
 
+// RunAdvance is what CreateRun compares and sets on the pipeline's row
+// besides inserting the run, as PrepareCreateRun works it out.
+type RunAdvance struct {
+	// Schedule is the run's ScheduleAdvance with IntervalEnd filled in
+	// (nil: the run moves no schedule).
+	Schedule *ScheduleAdvance
+	// Datasets says the run moves the dataset cursor from ExpectCursor to
+	// NextCursor (EncodeCursor of DatasetAdvance.Expect and Next).
+	Datasets                 bool
+	ExpectCursor, NextCursor []byte
+}
+
+// PrepareCreateRun is PrepareRun for CreateRun: it also applies the trigger
+// rules of ScheduleAdvance and DatasetAdvance (an empty trigger becomes
+// TriggerSchedule or TriggerDataset, another is an error) and encodes the
+// cursors. It returns the run to write; nr is left as given.
+func PrepareCreateRun(nr *NewRun) (Run, RunAdvance, error) {
+	r := nr.Run
+	var adv RunAdvance
+	want := ""
+	switch {
+	case nr.Schedule != nil:
+		want = TriggerSchedule
+	case nr.Datasets != nil:
+		want = TriggerDataset
+	}
+	if want != "" {
+		if r.Trigger == "" {
+			r.Trigger = want
+		}
+		if r.Trigger != want {
+			what := "advances the schedule"
+			if nr.Schedule == nil {
+				what = "consumes dataset updates"
+			}
+			return Run{}, adv, fmt.Errorf("a run that %s must have trigger %q, not %q", what, want, r.Trigger)
+		}
+	}
+	if err := PrepareRun(&r, nr.Tasks); err != nil {
+		return Run{}, adv, err
+	}
+	if nr.Schedule != nil {
+		s := *nr.Schedule
+		if s.IntervalEnd.IsZero() {
+			s.IntervalEnd = r.IntervalEnd
+		}
+		adv.Schedule = &s
+	}
+	if nr.Datasets != nil {
+		var err error
+		adv.Datasets = true
+		if adv.ExpectCursor, err = EncodeCursor(nr.Datasets.Expect); err != nil {
+			return Run{}, adv, fmt.Errorf("expected cursor: %w", err)
+		}
+		if adv.NextCursor, err = EncodeCursor(nr.Datasets.Next); err != nil {
+			return Run{}, adv, fmt.Errorf("next cursor: %w", err)
+		}
+	}
+	return r, adv, nil
+}
+
 // CheckBackfillState rejects a backfill state the store does not know.
 func CheckBackfillState(s string) error {
 	switch s {
@@ -188,6 +249,9 @@ func PrepareBackfill(b *Backfill, runs []NewRun) ([]Run, error) {
 		if nr.Schedule != nil {
 			return nil, fmt.Errorf("run %d advances a schedule; backfill runs may not", i)
 		}
+		if nr.Datasets != nil {
+			return nil, fmt.Errorf("run %d consumes dataset updates; backfill runs may not", i)
+		}
 		if r.Pipeline == "" {
 			r.Pipeline = b.Pipeline
 		}
@@ -227,7 +291,141 @@ func CheckChange(c *Change) error {
 			return fmt.Errorf("attempt %d of task %d names run %d", a.Attempt, a.Index, a.RunID)
 		}
 	}
+	_, err := ChangeDatasetUpdates(c)
+	return err
+}
+
+// ChangeDatasetUpdates returns the dataset updates of change c as Apply
+// writes them: checked and filled in by PrepareDatasetUpdate, with RunID the
+// change's. They are copies; c is left as given.
+func ChangeDatasetUpdates(c *Change) ([]DatasetUpdate, error) {
+	if len(c.DatasetUpdates) == 0 {
+		return nil, nil
+	}
+	out := make([]DatasetUpdate, len(c.DatasetUpdates))
+	for i, u := range c.DatasetUpdates {
+		if u.RunID != 0 && u.RunID != c.RunID {
+			return nil, fmt.Errorf("update %d of dataset %q names run %d", i, u.Dataset, u.RunID)
+		}
+		u.RunID = c.RunID
+		if err := PrepareDatasetUpdate(&u); err != nil {
+			return nil, fmt.Errorf("update %d: %w", i, err)
+		}
+		out[i] = u
+	}
+	return out, nil
+}
+
+// PrepareDatasetUpdate validates a dataset update a driver is about to
+// write and fills in what the store decides (ID 0, a zero At now,
+// normalised times and JSON, free text made storable), so the update
+// RecordDatasetUpdate returns equals what DatasetUpdates reads back. A
+// runner calls it on what a task produced before putting it in a Change.
+func PrepareDatasetUpdate(u *DatasetUpdate) error {
+	if u.Dataset == "" {
+		return errors.New("dataset update: empty dataset name")
+	}
+	if err := CheckText("dataset name", u.Dataset); err != nil {
+		return err
+	}
+	if err := CheckText("pipeline name", u.Pipeline); err != nil {
+		return fmt.Errorf("update of dataset %q: %w", u.Dataset, err)
+	}
+	if err := CheckText("task id", u.TaskID); err != nil {
+		return fmt.Errorf("update of dataset %q: %w", u.Dataset, err)
+	}
+	if u.RunID < 0 {
+		return fmt.Errorf("update of dataset %q: invalid run id %d", u.Dataset, u.RunID)
+	}
+	what := fmt.Sprintf("metadata of the update of dataset %q", u.Dataset)
+	if err := CheckJSON(what, u.Metadata); err != nil {
+		return err
+	}
+	if len(u.Metadata) > 0 {
+		if t := bytes.TrimLeft(u.Metadata, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+			return fmt.Errorf("%s is not a JSON object", what)
+		}
+	}
+	if u.At.IsZero() {
+		u.At = time.Now()
+	}
+	u.ID = 0
+	u.At = NormTime(u.At)
+	u.IntervalStart = NormTime(u.IntervalStart)
+	u.IntervalEnd = NormTime(u.IntervalEnd)
+	u.Actor = Text(u.Actor)
+	u.Metadata = NormJSON(u.Metadata)
 	return nil
+}
+
+// DatasetNames are the names LatestDatasetUpdates looks up of names: each
+// once, in the order given, without those no dataset can have (empty, or
+// not text: see CheckText), which a driver could not even send as given.
+func DatasetNames(names []string) []string {
+	out := make([]string, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if n == "" || seen[n] || CheckText("", n) != nil {
+			continue
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out
+}
+
+// EncodeCursor is a dataset cursor (PipelineState.DatasetCursor,
+// DatasetAdvance) as every driver stores and compares it: a JSON object with
+// its keys sorted and without entries of 0, so two cursors are equal exactly
+// when their encodings are; nil for a cursor with no entries (an unset one).
+// Names must be text (CheckText), values not negative.
+func EncodeCursor(c map[string]int64) ([]byte, error) {
+	var keep map[string]int64
+	for k, v := range c {
+		if err := CheckText("dataset name", k); err != nil {
+			return nil, err
+		}
+		switch {
+		case k == "":
+			return nil, errors.New("dataset cursor has an empty dataset name")
+		case v < 0:
+			return nil, fmt.Errorf("dataset cursor of %q is %d; want an update ID (or 0: none)", k, v)
+		case v == 0:
+			continue
+		}
+		if keep == nil {
+			keep = make(map[string]int64, len(c))
+		}
+		keep[k] = v
+	}
+	if keep == nil {
+		return nil, nil
+	}
+	return json.Marshal(keep) // sorts the keys
+}
+
+// DecodeCursor reads a stored dataset cursor (nil for NULL).
+func DecodeCursor(raw []byte) (map[string]int64, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var c map[string]int64
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("read dataset cursor: %w", err)
+	}
+	if len(c) == 0 {
+		return nil, nil
+	}
+	return c, nil
+}
+
+// FormatCursor is a dataset cursor for messages: its canonical JSON, or
+// "unset".
+func FormatCursor(raw []byte) string {
+	if len(raw) == 0 {
+		return "unset"
+	}
+	return string(raw)
 }
 
 // CheckAcquire validates the arguments of AcquireLeadership: a holder, a

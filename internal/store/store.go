@@ -31,6 +31,9 @@ const (
 	// ListBackfills pages like ListRuns.
 	DefaultBackfillsLimit = 50
 	MaxBackfillsLimit     = 1000
+	// DatasetUpdates pages like ListRuns.
+	DefaultDatasetUpdatesLimit = 50
+	MaxDatasetUpdatesLimit     = 1000
 	// PruneRuns deletes at most this many runs per call: each run takes its
 	// tasks, attempts and events with it, and the writer is blocked meanwhile.
 	DefaultPruneLimit = 100
@@ -138,6 +141,11 @@ type NewRun struct {
 	// Schedule, when set, makes the run a scheduled run that moves its
 	// pipeline's schedule on, in the same transaction: see ScheduleAdvance.
 	Schedule *ScheduleAdvance
+	// Datasets, when set, makes the run a dataset-started run that moves its
+	// pipeline's DatasetCursor on, in the same transaction: see
+	// DatasetAdvance. It combines with Schedule (both compare-and-sets must
+	// hold).
+	Datasets *DatasetAdvance
 }
 
 // ScheduleAdvance ties the creation of a scheduled run to its pipeline's
@@ -162,6 +170,25 @@ type ScheduleAdvance struct {
 	IntervalEnd    time.Time // becomes LastIntervalEnd; zero means the run's IntervalEnd
 }
 
+// DatasetAdvance ties the creation of a dataset-started run to its
+// pipeline's DatasetCursor, as ScheduleAdvance ties a scheduled run to
+// NextFire: each set of dataset updates starts exactly one run, even when two
+// servers see the same updates at once, or a server crashes between creating
+// the run and recording what it consumed.
+//
+// CreateRun checks that the pipeline's DatasetCursor still equals Expect and
+// that the pipeline is not paused, and sets the cursor to Next; otherwise it
+// fails with ErrConflict and writes nothing (reload and decide again). The
+// cursors are compared as values, whatever the order their keys were given
+// in; a nil or empty map, and an entry of 0, mean "nothing consumed" (an
+// unset cursor). A run with Datasets and no Schedule must have Trigger
+// TriggerDataset (empty becomes it); with a Schedule too, it is a scheduled
+// run (TriggerSchedule).
+type DatasetAdvance struct {
+	Expect map[string]int64 // the cursor the caller decided on
+	Next   map[string]int64 // the cursor after this run: the newest update ID of each dataset it consumes
+}
+
 // PipelineState is one pipeline name's row in the registry: which version of
 // its file is current, whether the file on disk is usable, and its schedule.
 // There is one row per name ever loaded; a removed file keeps its row (and its
@@ -182,7 +209,49 @@ type PipelineState struct {
 	// LastIntervalEnd is the end of the newest scheduled interval already
 	// started (or deliberately skipped): catch-up after downtime starts there.
 	LastIntervalEnd time.Time
-	UpdatedAt       time.Time // when the row last changed
+	// DatasetCursor is, per dataset, the ID of the newest update already
+	// consumed by a dataset-started run of the pipeline (nil: none yet), so
+	// the scheduler starts a run for the updates after it only. It is
+	// changed only by CreateRun with Datasets and SetDatasetCursor, both
+	// compare-and-sets.
+	DatasetCursor map[string]int64
+	UpdatedAt     time.Time // when the row last changed
+}
+
+// DatasetUpdate is one recorded update of a dataset: a producing task's
+// success, or an external update (API/CLI). Updates start the pipelines
+// scheduled on the dataset and satisfy dataset waits; they are never changed
+// and outlive the runs that produced them.
+type DatasetUpdate struct {
+	// ID is assigned by the store: it increases across all datasets, in the
+	// order the updates were recorded, and the updates of one dataset
+	// become visible in ID order (a reader that saw ID n of a dataset never
+	// later finds a smaller one of it), so it is the cursor of consumers.
+	ID      int64
+	Dataset string
+	At      time.Time // when the dataset was updated; zero: now
+	// RunID is the producing run (0 for an external update). It is not a
+	// reference the store keeps up: the run may since have been pruned.
+	RunID    int64
+	Pipeline string // of the producing run ("" external)
+	TaskID   string // the producing task ("" external)
+	// IntervalStart and IntervalEnd are the producing run's interval; zero
+	// if it has none.
+	IntervalStart, IntervalEnd time.Time
+	Actor                      string          // who recorded an external update ("" for a task's)
+	Metadata                   json.RawMessage // a JSON object, or empty
+}
+
+// DatasetUpdateFilter selects the updates of one dataset for DatasetUpdates.
+// Results are newest first (by ID), or oldest first with Ascending; the
+// filters combine with AND.
+type DatasetUpdateFilter struct {
+	Dataset   string    // required
+	Since     time.Time // only updates with At >= Since, to the microsecond (zero: all)
+	AfterID   int64     // cursor: only updates with ID > AfterID (0: no cursor)
+	BeforeID  int64     // cursor: only updates with ID < BeforeID (0: no cursor)
+	Ascending bool      // oldest first
+	Limit     int       // at most this many (DefaultDatasetUpdatesLimit, MaxDatasetUpdatesLimit)
 }
 
 // Backfill states. A backfill is created running; the server finishes it.
@@ -222,6 +291,11 @@ type Change struct {
 	// time, nil exit code), so the end of an attempt can be written without
 	// repeating its worker, start time and log. RunID may be left 0.
 	Attempts []Attempt
+	// DatasetUpdates are recorded with the change, so a producing task's
+	// success and the updates of what it produced are one commit: neither
+	// is ever seen without the other. RunID may be left 0 (it becomes the
+	// change's); the store assigns the IDs, in the order given.
+	DatasetUpdates []DatasetUpdate
 }
 
 // RunFilter selects runs for ListRuns. Results are newest first (by ID), or
@@ -236,7 +310,11 @@ type RunFilter struct {
 	// Ascending lists oldest first: a scheduler takes the oldest queued runs
 	// of a pipeline or backfill, and pages on with AfterID.
 	Ascending bool
-	Limit     int // at most this many (default 50, at most 1000)
+	// IntervalStart, when not zero, selects the runs whose IntervalStart is
+	// this instant: a pipeline's runs of one interval (a wait on another
+	// pipeline's run of the same interval). It needs Pipeline.
+	IntervalStart time.Time
+	Limit         int // at most this many (default 50, at most 1000)
 }
 
 // ErrFenced is returned by ApplyFenced when the caller's Fence no longer
@@ -367,7 +445,9 @@ type Store interface {
 	//
 	// With nr.Schedule set, CreateRun also moves the pipeline's schedule on,
 	// in the same transaction, or fails with ErrConflict and writes nothing;
-	// see ScheduleAdvance. It fails with ErrNotFound when the pipeline has no
+	// see ScheduleAdvance. With nr.Datasets set, likewise for the pipeline's
+	// DatasetCursor (see DatasetAdvance); with both, both compare-and-sets
+	// must hold. Either fails with ErrNotFound when the pipeline has no
 	// PipelineState.
 	CreateRun(ctx context.Context, nr NewRun) (Run, error)
 	// Run returns one run.
@@ -376,7 +456,10 @@ type Store interface {
 	// f.Ascending). Every filter is served by an index read from the cursor,
 	// so the cost does not depend on how many runs exist beyond the page.
 	// (The exception: Trigger combined with States reads one of them from an
-	// index and filters on the other.)
+	// index and filters on the other.) f.IntervalStart reads the runs of
+	// that pipeline and interval from a (pipeline, interval start) index and
+	// filters on the others: there are few of them (reruns, backfills).
+	// f.IntervalStart without f.Pipeline is an error.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	// CountRuns counts the runs of a pipeline ("" for all pipelines) in any of
 	// states (empty for all). It is meant for active states (how many runs
@@ -393,16 +476,21 @@ type Store interface {
 	// in order (limit as DefaultEventsLimit / MaxEventsLimit describe).
 	Events(ctx context.Context, runID int64, afterSeq int64, limit int) ([]Event, error)
 
-	// Apply writes a batch of changes (run rows, task rows, records, attempts)
-	// in one transaction: all of it or none of it. A change for a run or task
-	// that does not exist fails the whole batch with ErrNotFound.
+	// Apply writes a batch of changes (run rows, task rows, records, attempts,
+	// dataset updates) in one transaction: all of it or none of it. A change
+	// for a run or task that does not exist fails the whole batch with
+	// ErrNotFound. A dataset update that RecordDatasetUpdate would refuse
+	// (metadata that is not a JSON object, say) fails the whole batch before
+	// anything is written; callers check what a task produced with
+	// PrepareDatasetUpdate first, so a bad file cannot lose a task's end.
 	Apply(ctx context.Context, changes ...Change) error
 
 	// PutPipelineState creates or updates the registry row of ps.Name: its
 	// VersionID, File, Error, Removed and UpdatedAt (zero: now). It never
-	// changes Paused, NextFire or LastIntervalEnd (a reload must not reset a
-	// schedule; use SetPaused, SetNextFire and AdvanceSchedule): a new row
-	// starts unpaused with nothing scheduled. A VersionID of 0 keeps the
+	// changes Paused, NextFire, LastIntervalEnd or DatasetCursor (a reload
+	// must not reset a schedule; use SetPaused, SetNextFire, AdvanceSchedule
+	// and SetDatasetCursor): a new row starts unpaused with nothing
+	// scheduled and nothing consumed. A VersionID of 0 keeps the
 	// stored one, so recording a broken or removed file keeps the last good
 	// version. A VersionID that does not exist fails with ErrNotFound, one of
 	// another pipeline with an error.
@@ -427,6 +515,40 @@ type Store interface {
 	// ErrConflict, nothing written), and sets LastIntervalEnd to lastEnd
 	// (zero keeps it). ErrNotFound for an unknown pipeline.
 	AdvanceSchedule(ctx context.Context, name string, expect, next, lastEnd time.Time) error
+	// SetDatasetCursor is the compare-and-set of CreateRun with Datasets
+	// without a run: it sets the pipeline's DatasetCursor to next only if it
+	// still equals expect (compared as DatasetAdvance says), otherwise
+	// ErrConflict and nothing written. It is how a pipeline that first gets
+	// a dataset schedule starts from the updates that exist then, rather
+	// than from every update ever recorded. It does not look at Paused.
+	// ErrNotFound for an unknown pipeline.
+	SetDatasetCursor(ctx context.Context, pipeline string, expect, next map[string]int64) error
+
+	// RecordDatasetUpdate records an update of a dataset with one insert
+	// and returns it as DatasetUpdates reads it back, with its ID and At
+	// (zero: now). It is for external updates (the API, the CLI); a task's
+	// updates go with its success through Change.DatasetUpdates. The
+	// dataset name must be non-empty text (CheckText), the metadata empty
+	// or a JSON object (CheckJSON). Concurrent writers of one dataset are
+	// serialised until they commit, so its IDs become visible in order.
+	RecordDatasetUpdate(ctx context.Context, u DatasetUpdate) (DatasetUpdate, error)
+	// DatasetUpdates returns one page of the updates of f.Dataset, newest
+	// first (oldest first with f.Ascending), read from a (dataset, id)
+	// index from the cursor: the cost does not depend on how many updates
+	// exist beyond the page. With f.Since, it reads the (dataset, at)
+	// index from Since instead, and orders what it finds by ID: At is the
+	// writer's time and need not grow with the ID, so the updates since a
+	// time are not a range of IDs. That costs the number of updates at or
+	// after Since, which is small for what it is meant for (has the dataset
+	// been updated in this interval?). An empty f.Dataset is an error.
+	DatasetUpdates(ctx context.Context, f DatasetUpdateFilter) ([]DatasetUpdate, error)
+	// LatestDatasetUpdates returns the newest update (highest ID) of each
+	// named dataset, by name; datasets without updates are absent. With no
+	// names it returns that of every dataset that has one, found by
+	// skipping through the (dataset, id) index one dataset at a time. Each
+	// dataset costs an index lookup or two, whatever its number of updates:
+	// it is what the scheduler reads at every tick.
+	LatestDatasetUpdates(ctx context.Context, names []string) (map[string]DatasetUpdate, error)
 
 	// CreateBackfill writes a backfill and all its runs in one transaction:
 	// all of them or none. Each run is created as CreateRun would (its tasks,

@@ -13,7 +13,7 @@ import (
 )
 
 // Apply writes a batch of changes with set-based statements: whatever the
-// number of changes, one transaction holds at most five statements, sent
+// number of changes, one transaction holds at most seven statements, sent
 // together in one pipelined batch (three round trips with BEGIN and COMMIT).
 // (Small batches use one-row statements for the tables that get only a few
 // rows, in the same pipeline: see defaultSetMin.) The statements:
@@ -24,7 +24,9 @@ import (
 //  3. update the task rows from arrays;
 //  4. insert the timeline records, in the order given, so their seq follows
 //     the batch;
-//  5. insert or merge the attempts (INSERT ... ON CONFLICT DO UPDATE).
+//  5. insert or merge the attempts (INSERT ... ON CONFLICT DO UPDATE);
+//  6. with dataset updates, take their datasets' advisory locks (see
+//     lockDatasetsSQL) and insert them.
 //
 // Locking the runs first, in a fixed order, makes concurrent Applies that
 // touch the same runs wait for each other instead of deadlocking over task
@@ -45,7 +47,9 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 		}
 	}
 	var p applyPlan
-	p.build(changes)
+	if err := p.build(changes); err != nil {
+		return err
+	}
 	if len(p.runs) == 0 {
 		return nil // only empty changes
 	}
@@ -102,9 +106,17 @@ type applyPlan struct {
 	evData             []pgtype.Text
 	attempts           []store.Attempt // merged, in first-seen order
 	attemptRuns        []int64
+
+	// dataset updates, in the order given, and the lock keys of their
+	// datasets
+	dsName, dsPipeline, dsTask, dsActor []string
+	dsAt, dsStart, dsEnd                []pgtype.Timestamptz
+	dsRun                               []int64
+	dsMeta                              []pgtype.Text
+	dsLocks                             []int64
 }
 
-func (p *applyPlan) build(changes []store.Change) {
+func (p *applyPlan) build(changes []store.Change) error {
 	runPos := map[int64]int{}      // run id → index in the run arrays
 	taskPos := map[taskKey]int{}   // task → index in the task arrays
 	attPos := map[attemptKey]int{} // attempt → index in p.attempts
@@ -112,7 +124,7 @@ func (p *applyPlan) build(changes []store.Change) {
 	for ci := range changes {
 		c := &changes[ci]
 		tr := &c.Transition
-		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 {
+		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 && len(c.DatasetUpdates) == 0 {
 			continue
 		}
 		if !seen[c.RunID] {
@@ -185,8 +197,26 @@ func (p *applyPlan) build(changes []store.Change) {
 			attPos[k] = len(p.attempts)
 			p.attempts = append(p.attempts, a)
 		}
+		updates, err := store.ChangeDatasetUpdates(c)
+		if err != nil {
+			return fmt.Errorf("apply changes to run %d: %w", c.RunID, err)
+		}
+		for i := range updates {
+			u := &updates[i]
+			p.dsName = append(p.dsName, u.Dataset)
+			p.dsAt = append(p.dsAt, tsArg(u.At))
+			p.dsRun = append(p.dsRun, u.RunID)
+			p.dsPipeline = append(p.dsPipeline, u.Pipeline)
+			p.dsTask = append(p.dsTask, u.TaskID)
+			p.dsStart = append(p.dsStart, tsArg(u.IntervalStart))
+			p.dsEnd = append(p.dsEnd, tsArg(u.IntervalEnd))
+			p.dsActor = append(p.dsActor, u.Actor)
+			p.dsMeta = append(p.dsMeta, jsonText(u.Metadata))
+		}
 	}
 	slices.Sort(p.runs)
+	p.dsLocks = datasetLockKeys(p.dsName)
+	return nil
 }
 
 // mergeAttempt applies the upsert's rule to two changes of one attempt in a
@@ -286,12 +316,14 @@ const defaultSetMin = 8
 type stmtKind int
 
 const (
-	stmtLock     stmtKind = iota // the run lock: every run must come back
-	stmtRuns                     // run rows: they exist (locked)
-	stmtTasks                    // task rows, set-based: every task must come back
-	stmtTask                     // one task row: it must be updated
-	stmtEvents                   // records: their runs exist
-	stmtAttempts                 // attempts: a missing task is a foreign key violation
+	stmtLock        stmtKind = iota // the run lock: every run must come back
+	stmtRuns                        // run rows: they exist (locked)
+	stmtTasks                       // task rows, set-based: every task must come back
+	stmtTask                        // one task row: it must be updated
+	stmtEvents                      // records: their runs exist
+	stmtAttempts                    // attempts: a missing task is a foreign key violation
+	stmtDatasetLock                 // the datasets' advisory locks
+	stmtDatasets                    // dataset updates: their runs exist (locked)
 )
 
 // statement is one SQL statement of a plan with its arguments.
@@ -367,6 +399,14 @@ func (p *applyPlan) statements(setMin int) []statement {
 	}
 	add(stmtAttempts, stmtAttempts, upsertAttemptsSQL, upsertAttemptSQL, n,
 		run, idx, att, worker, started, finished, outcome, exit, msg, log)
+	// Dataset updates are few (a producing task's success): always the
+	// set-based insert, after the locks of their datasets.
+	if len(p.dsName) > 0 {
+		sts = append(sts,
+			statement{sql: lockDatasetsSQL, args: []any{p.dsLocks}, kind: stmtDatasetLock},
+			statement{sql: insertDatasetUpdatesSQL, args: []any{p.dsName, p.dsAt, p.dsRun, p.dsPipeline, p.dsTask,
+				p.dsStart, p.dsEnd, p.dsActor, p.dsMeta}, kind: stmtDatasets})
+	}
 	return sts
 }
 
@@ -451,6 +491,14 @@ func (p *applyPlan) check(br pgx.BatchResults, st statement) error {
 				err = fmt.Errorf("task: %w (%s)", store.ErrNotFound, e.Detail)
 			}
 			return fmt.Errorf("apply changes: write attempts: %w", err)
+		}
+	case stmtDatasetLock:
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("apply changes: lock datasets: %w", err)
+		}
+	case stmtDatasets:
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("apply changes: record %d dataset updates: %w", len(p.dsName), err)
 		}
 	}
 	return nil

@@ -145,28 +145,15 @@ func runInsertError(r *store.Run, err error) error {
 
 // CreateRun writes the run in one transaction and, for runs of up to
 // inlineTasks tasks, one round trip of statements: with a Schedule, the
-// compare-and-set of the pipeline's next fire time; with a BackfillID, the
-// count of the backfill's runs (which is also the check that it exists); then
-// the run, its run_created record and its tasks in one statement. The tasks
-// of a larger run follow with COPY.
+// compare-and-set of the pipeline's next fire time; with Datasets, that of
+// its dataset cursor; with a BackfillID, the count of the backfill's runs
+// (which is also the check that it exists); then the run, its run_created
+// record and its tasks in one statement. The tasks of a larger run follow
+// with COPY.
 func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error) {
-	r := nr.Run
-	if err := store.PrepareRun(&r, nr.Tasks); err != nil {
-		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
-	}
-	var adv store.ScheduleAdvance
-	if nr.Schedule != nil {
-		if r.Trigger == "" {
-			r.Trigger = store.TriggerSchedule
-		}
-		if r.Trigger != store.TriggerSchedule {
-			return store.Run{}, fmt.Errorf("create run of %q: a run that advances the schedule must have trigger %q, not %q",
-				r.Pipeline, store.TriggerSchedule, r.Trigger)
-		}
-		adv = *nr.Schedule
-		if adv.IntervalEnd.IsZero() {
-			adv.IntervalEnd = r.IntervalEnd
-		}
+	r, adv, err := store.PrepareCreateRun(&nr)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("create run of %q: %w", nr.Run.Pipeline, err)
 	}
 
 	tx, err := db.pool.Begin(ctx)
@@ -184,10 +171,13 @@ func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error)
 }
 
 // createRun is CreateRun inside transaction tx; it sets r.ID.
-func createRun(ctx context.Context, tx pgx.Tx, r *store.Run, nr store.NewRun, adv store.ScheduleAdvance) error {
+func createRun(ctx context.Context, tx pgx.Tx, r *store.Run, nr store.NewRun, adv store.RunAdvance) error {
 	b := &pgx.Batch{}
-	if nr.Schedule != nil {
-		b.Queue(advanceSQL(true), advanceArgs(r.Pipeline, adv.ExpectNextFire, adv.NextFire, adv.IntervalEnd)...)
+	if s := adv.Schedule; s != nil {
+		b.Queue(advanceSQL(true), advanceArgs(r.Pipeline, s.ExpectNextFire, s.NextFire, s.IntervalEnd)...)
+	}
+	if adv.Datasets {
+		b.Queue(cursorSQL(true), cursorArgs(r.Pipeline, adv.ExpectCursor, adv.NextCursor)...)
 	}
 	if r.BackfillID != 0 {
 		b.Queue(`UPDATE backfills SET runs = runs + 1 WHERE id = $1`, r.BackfillID)
@@ -202,9 +192,14 @@ func createRun(ctx context.Context, tx pgx.Tx, r *store.Run, nr store.NewRun, ad
 
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-	if nr.Schedule != nil {
-		if err := scanAdvance(br.QueryRow(), adv.ExpectNextFire); err != nil {
+	if s := adv.Schedule; s != nil {
+		if err := scanAdvance(br.QueryRow(), s.ExpectNextFire); err != nil {
 			return fmt.Errorf("scheduled run for %s: %w", r.IntervalStart.Format(time.RFC3339), err)
+		}
+	}
+	if adv.Datasets {
+		if err := scanCursor(br.QueryRow(), adv.ExpectCursor); err != nil {
+			return fmt.Errorf("dataset-started run: %w", err)
 		}
 	}
 	if r.BackfillID != 0 {

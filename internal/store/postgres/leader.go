@@ -96,7 +96,9 @@ func (db *DB) ApplyFenced(ctx context.Context, fence store.Fence, changes ...sto
 		return fmt.Errorf("apply %d changes: fence has no holder: %w", len(changes), store.ErrFenced)
 	}
 	var p applyPlan
-	p.build(changes)
+	if err := p.build(changes); err != nil {
+		return err
+	}
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("apply %d changes: %w", len(changes), err)

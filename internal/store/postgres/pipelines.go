@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -83,16 +84,22 @@ func (db *DB) PipelineVersion(ctx context.Context, id int64) (store.PipelineVers
 	return v, nil
 }
 
-const pipelineCols = `name, version_id, file, error, removed, paused, next_fire, last_interval_end, updated_at`
+const pipelineCols = `name, version_id, file, error, removed, paused, next_fire, last_interval_end,
+	dataset_cursor::text, updated_at`
 
 func scanPipeline(row pgx.Row) (store.PipelineState, error) {
 	var ps store.PipelineState
 	var version *int64
+	var cursor json.RawMessage
 	err := row.Scan(&ps.Name, &version, &ps.File, &ps.Error, &ps.Removed, &ps.Paused,
-		timeCol{&ps.NextFire}, timeCol{&ps.LastIntervalEnd}, timeCol{&ps.UpdatedAt})
+		timeCol{&ps.NextFire}, timeCol{&ps.LastIntervalEnd}, jsonCol{&cursor}, timeCol{&ps.UpdatedAt})
+	if err != nil {
+		return ps, err
+	}
 	if version != nil {
 		ps.VersionID = *version
 	}
+	ps.DatasetCursor, err = store.DecodeCursor(cursor)
 	return ps, err
 }
 
@@ -256,6 +263,79 @@ func scanAdvance(row pgx.Row, expect time.Time) error {
 	// What this statement saw matched, but a writer that committed while it
 	// waited for the row changed it.
 	return fmt.Errorf("the schedule changed concurrently: %w", store.ErrConflict)
+}
+
+// SetDatasetCursor moves the dataset cursor of pipeline name from expect to
+// next (compare-and-set) in one statement.
+func (db *DB) SetDatasetCursor(ctx context.Context, name string, expect, next map[string]int64) error {
+	exp, err := store.EncodeCursor(expect)
+	if err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: expected cursor: %w", name, err)
+	}
+	nxt, err := store.EncodeCursor(next)
+	if err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: next cursor: %w", name, err)
+	}
+	row := db.pool.QueryRow(ctx, cursorSQL(false), cursorArgs(name, exp, nxt)...)
+	if err := scanCursor(row, exp); err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: %w", name, err)
+	}
+	return nil
+}
+
+// cursorSQL is the compare-and-set on dataset_cursor that makes each set of
+// dataset updates start one run, built as advanceSQL is: jsonb compares by
+// value (IS NOT DISTINCT FROM, so NULL matches an unset cursor), a writer
+// that waited for another's row lock re-evaluates the WHERE on the row that
+// one committed, and the statement returns what it saw.
+func cursorSQL(unpaused bool) string {
+	cond := ""
+	if unpaused {
+		cond = ` AND NOT paused`
+	}
+	return `WITH cur AS (SELECT dataset_cursor, paused FROM pipelines WHERE name = $1),
+		upd AS (UPDATE pipelines SET dataset_cursor = $2::jsonb, updated_at = $3
+			WHERE name = $1 AND dataset_cursor IS NOT DISTINCT FROM $4::jsonb` + cond + ` RETURNING 1)
+		SELECT (SELECT count(*) FROM upd), EXISTS (SELECT 1 FROM cur), (SELECT dataset_cursor::text FROM cur),
+			coalesce((SELECT paused FROM cur), false)`
+}
+
+// cursorArgs are the parameters of cursorSQL: expect and next are
+// store.EncodeCursor's (nil: unset).
+func cursorArgs(name string, expect, next []byte) []any {
+	return []any{name, jsonArg(next), time.Now(), jsonArg(expect)}
+}
+
+// scanCursor reads the result of cursorSQL.
+func scanCursor(row pgx.Row, expect []byte) error {
+	var updated int64
+	var exists, paused bool
+	var raw json.RawMessage
+	if err := row.Scan(&updated, &exists, jsonCol{&raw}, &paused); err != nil {
+		return err
+	}
+	if updated == 1 {
+		return nil
+	}
+	if !exists {
+		return fmt.Errorf("pipeline state: %w", store.ErrNotFound)
+	}
+	// jsonb's text is not store.EncodeCursor's: encode it the same way.
+	stored, err := store.DecodeCursor(raw)
+	if err != nil {
+		return err
+	}
+	got, err := store.EncodeCursor(stored)
+	if err != nil {
+		return err
+	}
+	switch {
+	case string(got) != string(expect):
+		return fmt.Errorf("dataset cursor is %s, not %s: %w", store.FormatCursor(got), store.FormatCursor(expect), store.ErrConflict)
+	case paused:
+		return fmt.Errorf("the pipeline is paused: %w", store.ErrConflict)
+	}
+	return fmt.Errorf("the dataset cursor changed concurrently: %w", store.ErrConflict)
 }
 
 func fmtFire(t time.Time) string {

@@ -218,6 +218,9 @@ func TestQueriesReadLittle(t *testing.T) {
 		{Trigger: "manual"},
 		{Trigger: "schedule", Pipeline: "pipeline-03"},
 		{Trigger: "manual", Pipeline: "pipeline-03", Ascending: true, AfterID: 9},
+		{Pipeline: "pipeline-07", IntervalStart: old.Add(40_007 * time.Hour)},
+		{Pipeline: "pipeline-07", IntervalStart: old.Add(40_007 * time.Hour), States: states, Ascending: true},
+		{Pipeline: "pipeline-07", IntervalStart: old.Add(40_007 * time.Hour), Trigger: "schedule"},
 	}
 	type query struct {
 		name string
@@ -261,7 +264,9 @@ func TestQueriesReadLittle(t *testing.T) {
 		changes = append(changes, c)
 	}
 	var plan applyPlan
-	plan.build(changes)
+	if err := plan.build(changes); err != nil {
+		t.Fatal(err)
+	}
 	for i, st := range plan.statements(1) {
 		queries = append(queries, query{name: fmt.Sprintf("Apply statement %d", i+1), q: st.sql, args: st.args})
 	}

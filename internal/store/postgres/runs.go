@@ -187,6 +187,9 @@ func (db *DB) Events(ctx context.Context, runID int64, afterSeq int64, limit int
 // the primary key backwards through the whole history. Planning these small
 // queries costs far less than one such read.
 func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
+	if !f.IntervalStart.IsZero() && f.Pipeline == "" {
+		return nil, errors.New("list runs: a filter on the interval start needs a pipeline")
+	}
 	query, args := listRunsQuery(f)
 	rows, err := db.pool.Query(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
@@ -219,6 +222,7 @@ func (p *params) add(v any) string {
 // with its equality columns and ends with id, so the page is one index range
 // read from the cursor, in order, stopped by the LIMIT:
 //
+//	interval:  runs_by_pipeline_interval (pipeline, interval_start, id)
 //	backfill:  runs_by_backfill_state (backfill_id, state, id) or runs_by_backfill (backfill_id, id)
 //	pipeline:  runs_by_pipeline_state, runs_by_pipeline_trigger or runs_by_pipeline
 //	trigger:   runs_by_trigger (trigger, id)
@@ -261,6 +265,9 @@ func listRunsQuery(f store.RunFilter) (string, []any) {
 	}
 	if f.Trigger != "" {
 		common = append(common, "trigger = "+p.add(f.Trigger))
+	}
+	if !f.IntervalStart.IsZero() {
+		common = append(common, "interval_start = "+p.add(store.NormTime(f.IntervalStart)))
 	}
 	if f.BeforeID > 0 {
 		common = append(common, "id < "+p.add(f.BeforeID))

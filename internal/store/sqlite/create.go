@@ -197,28 +197,15 @@ func (w *runWriter) flush() error {
 }
 
 // CreateRun writes the run, its tasks (in multi-row INSERTs of taskBatch
-// rows) and its run_created record in one transaction; with a Schedule, it
-// first moves the pipeline's schedule on (compare-and-set), and with a
+// rows) and its run_created record in one transaction; with a Schedule or
+// Datasets, it first moves the pipeline's schedule or dataset cursor on
+// (compare-and-sets), and with a
 // BackfillID it first counts the run in its backfill, which is also the
 // check that the backfill exists.
 func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error) {
-	r := nr.Run
-	if err := store.PrepareRun(&r, nr.Tasks); err != nil {
-		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
-	}
-	var adv store.ScheduleAdvance
-	if nr.Schedule != nil {
-		if r.Trigger == "" {
-			r.Trigger = store.TriggerSchedule
-		}
-		if r.Trigger != store.TriggerSchedule {
-			return store.Run{}, fmt.Errorf("create run of %q: a run that advances the schedule must have trigger %q, not %q",
-				r.Pipeline, store.TriggerSchedule, r.Trigger)
-		}
-		adv = *nr.Schedule
-		if adv.IntervalEnd.IsZero() {
-			adv.IntervalEnd = r.IntervalEnd
-		}
+	r, adv, err := store.PrepareCreateRun(&nr)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("create run of %q: %w", nr.Run.Pipeline, err)
 	}
 
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -226,10 +213,15 @@ func (db *DB) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, error)
 		return store.Run{}, fmt.Errorf("create run of %q: %w", r.Pipeline, err)
 	}
 	defer tx.Rollback()
-	if nr.Schedule != nil {
-		if err := advanceSchedule(ctx, tx, r.Pipeline, adv.ExpectNextFire, adv.NextFire, adv.IntervalEnd, true); err != nil {
+	if s := adv.Schedule; s != nil {
+		if err := advanceSchedule(ctx, tx, r.Pipeline, s.ExpectNextFire, s.NextFire, s.IntervalEnd, true); err != nil {
 			return store.Run{}, fmt.Errorf("create scheduled run of %q for %s: %w",
 				r.Pipeline, r.IntervalStart.Format(time.RFC3339), err)
+		}
+	}
+	if adv.Datasets {
+		if err := advanceCursor(ctx, tx, r.Pipeline, adv.ExpectCursor, adv.NextCursor, true); err != nil {
+			return store.Run{}, fmt.Errorf("create dataset-started run of %q: %w", r.Pipeline, err)
 		}
 	}
 	if r.BackfillID != 0 {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,14 +16,19 @@ import (
 // written by PutPipelineState, each schedule column by its own method, so a
 // reload of the file and a tick of the scheduler never overwrite each other.
 
-const pipelineCols = `name, version_id, file, error, removed, paused, next_fire, last_interval_end, updated_at`
+const pipelineCols = `name, version_id, file, error, removed, paused, next_fire, last_interval_end, dataset_cursor, updated_at`
 
 func scanPipeline(row scanner) (store.PipelineState, error) {
 	var ps store.PipelineState
 	var version sql.NullInt64
+	var cursor json.RawMessage
 	err := row.Scan(&ps.Name, &version, &ps.File, &ps.Error, boolCol{&ps.Removed}, boolCol{&ps.Paused},
-		timeCol{&ps.NextFire}, timeCol{&ps.LastIntervalEnd}, timeCol{&ps.UpdatedAt})
+		timeCol{&ps.NextFire}, timeCol{&ps.LastIntervalEnd}, jsonCol{&cursor}, timeCol{&ps.UpdatedAt})
+	if err != nil {
+		return ps, err
+	}
 	ps.VersionID = version.Int64
+	ps.DatasetCursor, err = store.DecodeCursor(cursor)
 	return ps, err
 }
 
@@ -172,6 +178,67 @@ func advanceSchedule(ctx context.Context, tx *sql.Tx, name string, expect, next,
 	}
 	if !got.Equal(store.NormTime(expect)) {
 		return fmt.Errorf("next fire time is %s, not %s: %w", fmtFire(got), fmtFire(expect), store.ErrConflict)
+	}
+	return fmt.Errorf("the pipeline is paused: %w", store.ErrConflict)
+}
+
+// SetDatasetCursor moves the dataset cursor of pipeline name from expect to
+// next (compare-and-set) in one statement.
+func (db *DB) SetDatasetCursor(ctx context.Context, name string, expect, next map[string]int64) error {
+	exp, err := store.EncodeCursor(expect)
+	if err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: expected cursor: %w", name, err)
+	}
+	nxt, err := store.EncodeCursor(next)
+	if err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: next cursor: %w", name, err)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	if err := advanceCursor(ctx, tx, name, exp, nxt, false); err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set dataset cursor of pipeline %q: commit: %w", name, err)
+	}
+	return nil
+}
+
+// advanceCursor is the compare-and-set on dataset_cursor that makes each set
+// of dataset updates start one run: like advanceSchedule, one UPDATE whose
+// WHERE compares the stored cursor with the expected one (both canonical
+// text, see store.EncodeCursor; IS, so NULL matches an unset cursor) and,
+// for a run, that the pipeline is not paused.
+func advanceCursor(ctx context.Context, tx *sql.Tx, name string, expect, next []byte, unpaused bool) error {
+	q := `UPDATE pipelines SET dataset_cursor = ?, updated_at = ? WHERE name = ? AND dataset_cursor IS ?`
+	if unpaused {
+		q += ` AND paused = 0`
+	}
+	res, err := tx.ExecContext(ctx, q, jsonArg(next), time.Now().UnixMicro(), name, jsonArg(expect))
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var stored json.RawMessage
+	var paused bool
+	err = tx.QueryRowContext(ctx, `SELECT dataset_cursor, paused FROM pipelines WHERE name = ?`, name).Scan(jsonCol{&stored}, boolCol{&paused})
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("pipeline state: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if string(stored) != string(expect) {
+		return fmt.Errorf("dataset cursor is %s, not %s: %w", store.FormatCursor(stored), store.FormatCursor(expect), store.ErrConflict)
 	}
 	return fmt.Errorf("the pipeline is paused: %w", store.ErrConflict)
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,6 +17,9 @@ import (
 // read per state, each limited to the page size, merged by a UNION ALL: the
 // work is bounded by states × limit, never by the history.
 func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
+	if !f.IntervalStart.IsZero() && f.Pipeline == "" {
+		return nil, errors.New("list runs: a filter on the interval start needs a pipeline")
+	}
 	query, args := listRunsQuery(f)
 	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -42,14 +46,15 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, err
 // so the query names the index to read (INDEXED BY) and the other terms are
 // checked on the rows it yields. The index is, in this order of preference:
 //
+//	interval:  runs_by_pipeline_interval (pipeline, interval_start, id)
 //	backfill:  runs_by_backfill_state (backfill_id, state, id) or runs_by_backfill (backfill_id, id)
 //	pipeline:  runs_by_pipeline_state, runs_by_pipeline_trigger or runs_by_pipeline
 //	trigger:   runs_by_trigger (trigger, id)
 //	state:     runs_by_state (state, id)
 //	none:      the primary key
 //
-// A backfill belongs to one pipeline and has few triggers, so the extra
-// filters cost nothing there; Trigger with a state reads one index and
+// A pipeline has few runs of one interval, and a backfill belongs to one
+// pipeline and has few triggers, so the extra filters cost nothing there; Trigger with a state reads one index and
 // filters on the other (the only combination whose cost can grow with the
 // history).
 func listRunsQuery(f store.RunFilter) (string, []any) {
@@ -77,6 +82,8 @@ func listRunsQuery(f store.RunFilter) (string, []any) {
 	one := func(state string) (string, []any) {
 		var index string
 		switch {
+		case !f.IntervalStart.IsZero():
+			index = "runs_by_pipeline_interval"
 		case f.BackfillID != 0 && state != "":
 			index = "runs_by_backfill_state"
 		case f.BackfillID != 0:
@@ -109,6 +116,9 @@ func listRunsQuery(f store.RunFilter) (string, []any) {
 		}
 		if f.Trigger != "" {
 			term("trigger = ?", f.Trigger)
+		}
+		if !f.IntervalStart.IsZero() {
+			term("interval_start = ?", f.IntervalStart.UnixMicro())
 		}
 		term("id < ?", before)
 		if f.AfterID > 0 {

@@ -400,6 +400,9 @@ func TestListRunsUsesIndexes(t *testing.T) {
 		{store.RunFilter{Trigger: "schedule", States: states}, "runs_by_trigger"},
 		{store.RunFilter{Trigger: "schedule", Pipeline: "p"}, "runs_by_pipeline_trigger"},
 		{store.RunFilter{Trigger: "schedule", Pipeline: "p", Ascending: true, AfterID: 9}, "runs_by_pipeline_trigger"},
+		{store.RunFilter{Pipeline: "p", IntervalStart: time.Unix(3600, 0)}, "runs_by_pipeline_interval"},
+		{store.RunFilter{Pipeline: "p", IntervalStart: time.Unix(3600, 0), States: states, Ascending: true}, "runs_by_pipeline_interval"},
+		{store.RunFilter{Pipeline: "p", IntervalStart: time.Unix(3600, 0), Trigger: "schedule", BackfillID: 3}, "runs_by_pipeline_interval"},
 	}
 	for _, tt := range tests {
 		q, args := listRunsQuery(tt.f)

@@ -27,6 +27,7 @@ type stmts struct {
 	insertTasks   *sql.Stmt // taskBatch rows
 	insertFresh   *sql.Stmt // taskBatch fresh rows
 	insertCreated *sql.Stmt // taskBatch run_created records
+	insertDataset *sql.Stmt // one dataset update
 }
 
 func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -54,6 +55,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.insertTasks, taskInsertSQL(taskBatch)},
 		{&s.insertFresh, freshInsertSQL(taskBatch)},
 		{&s.insertCreated, createdInsertSQL(taskBatch)},
+		{&s.insertDataset, insertDatasetUpdateSQL},
 	} {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -66,7 +68,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated} {
+	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -319,10 +321,12 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 	}
 	w := writer{
 		ctx:           ctx,
+		tx:            tx,
 		updateRun:     tx.StmtContext(ctx, db.st.updateRun),
 		updateTask:    tx.StmtContext(ctx, db.st.updateTask),
 		insertEvent:   tx.StmtContext(ctx, db.st.insertEvent),
 		upsertAttempt: tx.StmtContext(ctx, db.st.upsertAttempt),
+		insertDataset: tx.StmtContext(ctx, db.st.insertDataset),
 	}
 	// A batch often changes one run many times (every completion counts
 	// the run's remaining tasks down): only its last state is written.
@@ -354,7 +358,9 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 // writer holds one Apply transaction's statements.
 type writer struct {
 	ctx                                               context.Context
+	tx                                                *sql.Tx
 	updateRun, updateTask, insertEvent, upsertAttempt *sql.Stmt
+	insertDataset                                     *sql.Stmt
 	skipRun                                           bool // a later change of the batch writes the run
 	change                                            int  // index of the change being written
 	lastTask                                          map[taskKey][2]int
@@ -404,6 +410,29 @@ func (w *writer) apply(c *store.Change) error {
 				err = fmt.Errorf("task: %w", store.ErrNotFound)
 			}
 			return fmt.Errorf("write attempt %d of task %d: %w", a.Attempt, a.Index, err)
+		}
+	}
+	if len(c.DatasetUpdates) == 0 {
+		return nil
+	}
+	// dataset_updates.run_id is no foreign key (updates outlive pruned
+	// runs), so the run is looked up here.
+	var one int
+	err := w.tx.QueryRowContext(w.ctx, `SELECT 1 FROM runs WHERE id = ?`, c.RunID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = fmt.Errorf("run: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("record dataset updates: %w", err)
+	}
+	updates, err := store.ChangeDatasetUpdates(c)
+	if err != nil {
+		return err
+	}
+	for i := range updates {
+		var id int64
+		if err := w.insertDataset.QueryRowContext(w.ctx, datasetUpdateArgs(&updates[i])...).Scan(&id); err != nil {
+			return fmt.Errorf("record update of dataset %q: %w", updates[i].Dataset, err)
 		}
 	}
 	return nil

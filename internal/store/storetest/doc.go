@@ -19,5 +19,10 @@
 // tokens found by hash only while they are valid. For values not every
 // database can hold as given (see text.go): free text stored with U+FFFD in
 // place of NUL bytes and invalid UTF-8, names that are not valid text and
-// JSON with \u0000 refused, alike in every driver.
+// JSON with \u0000 refused, alike in every driver. For datasets (see
+// datasets.go): updates page by ID in both directions and by time, the
+// newest of each dataset is found, a task's success and its updates commit
+// together or not at all, a follower with an ID cursor misses no update
+// however many writers race, and a set of updates starts exactly one run
+// (the dataset cursor's compare-and-set, alone or with the schedule's).
 package storetest

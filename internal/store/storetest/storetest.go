@@ -69,6 +69,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FreeText", testFreeText},
 		{"BackfillActor", testBackfillActor},
 		{"RefusedText", testRefusedText},
+		{"DatasetUpdates", testDatasetUpdates},
+		{"DatasetUpdatesLimits", testDatasetUpdatesLimits},
+		{"DatasetUpdateRejects", testDatasetUpdateRejects},
+		{"LatestDatasetUpdates", testLatestDatasetUpdates},
+		{"ApplyDatasetUpdates", testApplyDatasetUpdates},
+		{"DatasetUpdatesVisibleInOrder", testDatasetUpdatesVisibleInOrder},
+		{"DatasetCursor", testDatasetCursor},
+		{"DatasetRuns", testDatasetRuns},
+		{"ConcurrentDatasetRuns", testConcurrentDatasetRuns},
+		{"ListRunsInterval", testListRunsInterval},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
