@@ -258,7 +258,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
-		api.WithUsers(people))
+		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
 		return err
