@@ -42,8 +42,7 @@ var _ api.Datasets = (*Datasets)(nil)
 //     names in it (extract -> raw.orders -> mart -> warehouse.mart ->
 //     report, and mart -> report through a wait of report on mart).
 func NewDatasets() *Datasets {
-	d := &Datasets{declared: map[string]api.Dataset{}, graphs: map[string]api.Lineage{},
-		Now: func() time.Time { return time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) }}
+	d := NewEmptyDatasets()
 	d.Declare(api.Dataset{Name: "raw.orders",
 		Producers: []api.DatasetRef{{Pipeline: "extract", Task: "pull", Via: api.ViaProduces}},
 		Consumers: []api.DatasetRef{{Pipeline: "mart", Via: api.ViaSchedule}, {Pipeline: "mart", Task: "build", Via: api.ViaConsumes}}})
@@ -74,6 +73,12 @@ func NewDatasets() *Datasets {
 		d.SetLineage(n.Name, l)
 	}
 	return d
+}
+
+// NewEmptyDatasets returns a fake that knows no dataset.
+func NewEmptyDatasets() *Datasets {
+	return &Datasets{declared: map[string]api.Dataset{}, graphs: map[string]api.Lineage{},
+		Now: func() time.Time { return time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) }}
 }
 
 // Declare adds (or replaces) a declared dataset.
