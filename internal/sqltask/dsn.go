@@ -25,6 +25,10 @@ const dsnForms = "postgres://user:pass@host:5432/db (or postgresql://), " +
 	"mysql://user:pass@host:3306/db?param=value, " +
 	"sqlite:///absolute/path.db or sqlite:relative/path.db (from the task's working directory)"
 
+// encodeHint is the usual reason a DSN is not a URL: ${VAR} is replaced as
+// it is, so a password holding a URL's delimiters breaks the URL.
+const encodeHint = "a user name or password holding / ? # or % must be URL-encoded, such as %2F for /"
+
 // connectTimeout bounds opening a connection, so an address that drops
 // packets is reported rather than waited on.
 const connectTimeout = 10 * time.Second
@@ -134,7 +138,7 @@ func parsePostgres(dsn string) (*target, error) {
 	u, uerr := url.Parse(dsn)
 	if uerr != nil {
 		// url's errors repeat the text: never show them.
-		return nil, fmt.Errorf("the postgres DSN is not a valid URL; use %s", dsnForms)
+		return nil, fmt.Errorf("the postgres DSN is not a valid URL (%s); use %s", encodeHint, dsnForms)
 	}
 	t := &target{dialect: postgres, key: "pgx\x00" + dsn, display: displayURL(u), secrets: urlSecrets(u)}
 	cfg, err := pgx.ParseConfig(dsn)
@@ -165,7 +169,7 @@ func parsePostgres(dsn string) (*target, error) {
 func parseMySQL(dsn string) (*target, error) {
 	u, err := url.Parse(dsn)
 	if err != nil || u.Opaque != "" {
-		return nil, fmt.Errorf("the mysql DSN is not a valid URL; use %s", dsnForms)
+		return nil, fmt.Errorf("the mysql DSN is not a valid URL (%s); use %s", encodeHint, dsnForms)
 	}
 	t := &target{dialect: mysql, display: displayURL(u), secrets: urlSecrets(u)}
 	if u.Host == "" {

@@ -66,6 +66,8 @@ func TestParseDSNErrors(t *testing.T) {
 		{"postgres://u:" + pw + "@db/x?sslmode=sometimes", "read the DSN postgres://u:***@db/x: "},
 		{"postgres://u:" + pw + "@db/x?password=" + pw + "&connect_timeout=x", "read the DSN postgres://u:***@db/x"},
 		{"postgres://u:" + pw + "@db/%zz", "the postgres DSN is not a valid URL"},
+		{"postgres://u:a/" + pw + "@db/x", "must be URL-encoded, such as %2F for /"},
+		{"mysql://u:a#" + pw + "@db/x", "must be URL-encoded"},
 		{"mysql://u:" + pw + "@/x", "names no host (unix sockets are not supported)"},
 		{"mysql://u:" + pw + "@db/x?parseTime=maybe", "read the DSN mysql://u:***@db/x"},
 		{"mysql:u:" + pw + "@db", "the mysql DSN is not a valid URL"},

@@ -81,12 +81,12 @@ func (c Wait) Check(ctx context.Context, s *attempt.Spec, h *attempt.Host, _ jso
 	defer cancel()
 	db, release, err := c.Pool.get(t)
 	if err != nil {
-		return attempt.Observation{Seen: "cannot connect: " + t.connError(err)}
+		return attempt.Observation{Seen: "cannot connect: " + shorten(t.connError(err), maxSeen)}
 	}
 	defer release()
 	sess, err := connect(ctx, t, db)
 	if err != nil {
-		return attempt.Observation{Seen: "cannot connect: " + t.connError(err)}
+		return attempt.Observation{Seen: "cannot connect: " + shorten(t.connError(err), maxSeen)}
 	}
 	obs := check(ctx, sess, &stmts[0], args[0])
 	sess.close(ctx.Err() != nil)
@@ -160,5 +160,17 @@ func notMet(ctx context.Context, t *target, err error) attempt.Observation {
 	case ctx.Err() != nil:
 		return attempt.Observation{Seen: "the check was stopped"}
 	}
-	return attempt.Observation{Seen: "query failed: " + t.sqlError(err)}
+	return attempt.Observation{Seen: "query failed: " + shorten(t.sqlError(err), maxSeen)}
+}
+
+// maxSeen bounds the database's message in what a check saw: Seen is a
+// few words, shown in the timeline.
+const maxSeen = 200
+
+// shorten cuts text to n runes.
+func shorten(text string, n int) string {
+	if r := []rune(text); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return text
 }
