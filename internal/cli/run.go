@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/secret"
 	"github.com/tasuki-dev/tasuki/internal/server"
@@ -162,7 +163,7 @@ func (a *app) newRunner(l *local, ef *execFlags) (*runner.Runner, error) {
 		Dir:     os.Getenv("TASUKI_SECRETS_DIR"),
 		Store:   &secret.Store{DB: l.store, Keys: secret.NewKeys(l.home, os.Getenv)},
 	}
-	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets}, nil
+	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets, Kinds: kinds.WithStore(l.store)}, nil
 }
 
 // execute drives the run, printing progress, then the summary.

@@ -2,8 +2,11 @@ package kinds
 
 import (
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/datawait"
 	"github.com/tasuki-dev/tasuki/internal/filewait"
 	"github.com/tasuki-dev/tasuki/internal/httptask"
+	"github.com/tasuki-dev/tasuki/internal/sqltask"
+	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
 // Builtin returns a registry of the kinds and conditions that need nothing
@@ -12,10 +15,22 @@ import (
 func Builtin() *attempt.Registry {
 	r, err := attempt.Builtin().With(
 		httptask.Task{}, httptask.Wait{},
+		sqltask.Task{}, sqltask.Wait{},
 		filewait.Wait{},
 	)
 	if err != nil {
 		panic("kinds: " + err.Error()) // names are fixed here: a clash is a programming error
+	}
+	return r
+}
+
+// WithStore returns the builtin registry with the waits that read the
+// store: for another pipeline's run of the same interval, and for a
+// dataset's update. The server and 'tasuki run' check waits with it.
+func WithStore(st store.Store) *attempt.Registry {
+	r, err := Builtin().With(datawait.Pipeline{Store: st}, datawait.Dataset{Store: st})
+	if err != nil {
+		panic("kinds: " + err.Error())
 	}
 	return r
 }

@@ -16,6 +16,8 @@ func TestEveryTaskKindIsRegistered(t *testing.T) {
 		{ID: "b", HTTP: &spec.HTTP{URL: "http://127.0.0.1/"}},
 		{ID: "c", Wait: &spec.Wait{File: "x"}},
 		{ID: "d", Wait: &spec.Wait{HTTP: "http://127.0.0.1/"}},
+		{ID: "e", SQL: &spec.SQL{DSN: "sqlite:x.db", Query: "select 1"}},
+		{ID: "f", Wait: &spec.Wait{SQL: "select 1", DSN: "sqlite:x.db"}},
 	} {
 		if _, err := r.Describe(&task, nil, nil); err != nil {
 			t.Errorf("task %s (%s): %v", task.ID, task.Kind(), err)

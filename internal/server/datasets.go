@@ -1,12 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -51,10 +50,14 @@ func (s *Server) initCursor(ctx context.Context, p *spec.Pipeline, cur store.Pip
 			next[n] = latest[n].ID
 		}
 	}
-	if maps.Equal(next, cur.DatasetCursor) {
+	a, err := store.EncodeCursor(next)
+	if err != nil {
+		return err
+	}
+	if b, _ := store.EncodeCursor(cur.DatasetCursor); bytes.Equal(a, b) {
 		return nil
 	}
-	err := s.store.SetDatasetCursor(ctx, p.Name, cur.DatasetCursor, next)
+	err = s.store.SetDatasetCursor(ctx, p.Name, cur.DatasetCursor, next)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // another server moved it on meanwhile: it covers them
 	}
@@ -111,12 +114,3 @@ func (s *Server) scheduleDatasets(ctx context.Context, st store.PipelineState, p
 // datasetsUpdated is told of updates recorded by this server's runs and
 // API: the scheduler looks at once rather than at its next tick.
 func (s *Server) datasetsUpdated([]string) { s.poke() }
-
-// describeUpdates is a short form of update ids for messages.
-func describeUpdates(ids map[string]int64) string {
-	parts := make([]string, 0, len(ids))
-	for _, n := range slices.Sorted(maps.Keys(ids)) {
-		parts = append(parts, n+" #"+strconv.FormatInt(ids[n], 10))
-	}
-	return strings.Join(parts, ", ")
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
@@ -123,6 +124,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
 		Logger: opts.Logger, Observe: s.observe,
 		DatasetsUpdated: s.datasetsUpdated,
+		Kinds:           kinds.WithStore(st),
 	}
 	s.setupSecrets()
 	// Every attempt goes through the broker: remote workers lease them over

@@ -602,7 +602,7 @@ func (c *checker) url(u *string, label string) {
 }
 
 // dsnSchemes are the databases sql tasks and waits reach.
-var dsnSchemes = []string{"postgres://", "postgresql://", "mysql://", "sqlite:"}
+var dsnSchemes = []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "sqlite:"}
 
 // dsn checks that a connection string names a known database, unless a
 // ${VAR} decides it.
