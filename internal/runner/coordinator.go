@@ -535,6 +535,13 @@ func (c *coordinator) finish(comp completion) {
 		res = AttemptResult{Outcome: attempt.Failed, ExitCode: res.ExitCode, Worker: res.Worker,
 			Message: fmt.Sprintf("the executor reported an unknown outcome %q (%s)", res.Outcome, res.Message)}
 	}
+	var updates []store.DatasetUpdate
+	if res.Outcome == attempt.Succeeded {
+		var err error
+		if updates, err = c.datasetUpdates(comp.task, comp.at, res.Datasets); err != nil {
+			res = AttemptResult{Outcome: attempt.Failed, ExitCode: res.ExitCode, Worker: res.Worker, Message: err.Error()}
+		}
+	}
 	if err := store.CheckJSON("result", res.Result); err != nil {
 		// The attempt fails, rather than the store's write of its end,
 		// which would stop the run.
@@ -551,7 +558,7 @@ func (c *coordinator) finish(comp completion) {
 		return
 	}
 	if res.Outcome == attempt.Succeeded {
-		c.produced(comp.task, comp.at, res.Datasets)
+		c.produced(updates)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -95,15 +96,20 @@ func (c *coordinator) poked(pr pokeResult) {
 		ev = engine.Event{Kind: engine.EvWaitPoked, Task: pr.task, Attempt: pr.attempt, Message: obs.Seen}
 	}
 	at := c.now()
+	var updates []store.DatasetUpdate
+	if ev.Kind == engine.EvTaskSucceeded {
+		var err error
+		if updates, err = c.datasetUpdates(pr.task, at, nil); err != nil {
+			ev = engine.Event{Kind: engine.EvTaskFailed, Task: pr.task, Attempt: pr.attempt, Message: err.Error()}
+		}
+	}
 	if _, err := c.apply(ev, at); err != nil {
 		if !errors.Is(err, engine.ErrRejected) {
 			c.r.Logger.Warn("record a check of a wait", "run", c.run.ID, "task", c.eng.Graph.Node(pr.task).ID, "err", err)
 		}
 		return
 	}
-	if ev.Kind == engine.EvTaskSucceeded {
-		c.produced(pr.task, at, nil)
-	}
+	c.produced(updates)
 }
 
 // waitAttempts keeps the attempt rows of waits in step with the task: a
@@ -139,20 +145,38 @@ func (c *coordinator) waitAttempts(ev engine.Event, at time.Time, tc engine.Task
 	return rows
 }
 
-// produced records an update of each dataset task i produces, in the same
-// commit as its success (the change just applied), with the metadata its
-// attempt wrote.
-func (c *coordinator) produced(i int, at time.Time, metadata map[string]json.RawMessage) {
+// datasetUpdates are the updates of each dataset task i produces, with the
+// metadata its attempt wrote, checked as the store will check them: one the
+// store would refuse fails the attempt, rather than the commit of the whole
+// batch.
+func (c *coordinator) datasetUpdates(i int, at time.Time, metadata map[string]json.RawMessage) ([]store.DatasetUpdate, error) {
 	t := &c.pipeline.Tasks[i]
-	if len(t.Produces) == 0 || len(c.pending) == 0 {
+	if len(t.Produces) == 0 {
+		return nil, nil
+	}
+	out := make([]store.DatasetUpdate, 0, len(t.Produces))
+	for _, name := range t.Produces {
+		u := store.DatasetUpdate{
+			Dataset: name, At: at, RunID: c.run.ID, Pipeline: c.pipeline.Name, TaskID: t.ID,
+			IntervalStart: c.run.IntervalStart, IntervalEnd: c.run.IntervalEnd, Metadata: metadata[name],
+		}
+		if err := store.PrepareDatasetUpdate(&u); err != nil {
+			return nil, fmt.Errorf("dataset %s: %w", name, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// produced records dataset updates in the same commit as the success they
+// come from (the change just applied).
+func (c *coordinator) produced(updates []store.DatasetUpdate) {
+	if len(updates) == 0 || len(c.pending) == 0 {
 		return
 	}
 	ch := &c.pending[len(c.pending)-1]
-	for _, name := range t.Produces {
-		ch.DatasetUpdates = append(ch.DatasetUpdates, store.DatasetUpdate{
-			Dataset: name, At: at, RunID: c.run.ID, Pipeline: c.pipeline.Name, TaskID: t.ID,
-			IntervalStart: c.run.IntervalStart, IntervalEnd: c.run.IntervalEnd, Metadata: metadata[name],
-		})
-		c.updated = append(c.updated, name)
+	ch.DatasetUpdates = append(ch.DatasetUpdates, updates...)
+	for _, u := range updates {
+		c.updated = append(c.updated, u.Dataset)
 	}
 }
