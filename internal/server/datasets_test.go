@@ -168,3 +168,40 @@ func mustPipeline(t *testing.T, ts *testServer, name string) *spec.Pipeline {
 	}
 	return l.Pipeline
 }
+
+// TestPipelineWaitSameInterval: a task waiting for another pipeline's run
+// of the same interval goes on once that run succeeded, and reads which
+// run it was.
+func TestPipelineWaitSameInterval(t *testing.T) {
+	ctx := context.Background()
+	tokyo := mustLoad(t, "Asia/Tokyo")
+	dir := pipelineDir(t, map[string]string{
+		"upstream.yaml": `name: upstream
+schedule: {cron: "0 9 * * *", timezone: Asia/Tokyo}
+tasks: [{id: load, run: "true"}]
+`,
+		"downstream.yaml": `name: downstream
+schedule: {cron: "0 9 * * *", timezone: Asia/Tokyo}
+tasks:
+  - id: upstream-done
+    wait: {pipeline: upstream, task: load, poke: 20ms, timeout: 1m}
+  - id: use
+    needs: [upstream-done]
+    run: "true"
+`})
+	ts := newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 8, 0, 0, 0, tokyo))
+	ts.clock.Set(time.Date(2026, 12, 7, 9, 0, 1, 0, tokyo))
+	ts.settle(ctx)
+	up, down := ts.runsOf(ctx, "upstream"), ts.runsOf(ctx, "downstream")
+	if len(up) != 1 || len(down) != 1 || down[0].State != engine.RunSucceeded {
+		t.Fatalf("upstream %+v, downstream %+v", up, down)
+	}
+	tasks, err := ts.store.Tasks(ctx, down[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct{ Run int64 }
+	if err := json.Unmarshal(tasks[0].Result, &res); err != nil || res.Run != up[0].ID {
+		t.Fatalf("wait result %s: want upstream run %d (%v)", tasks[0].Result, up[0].ID, err)
+	}
+}
