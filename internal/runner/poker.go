@@ -82,11 +82,16 @@ func (p *Poker) init() {
 	p.sem = make(chan struct{}, p.Workers)
 }
 
-// schedule queues e for its due time. e must not be queued already.
-func (p *Poker) schedule(e *poke) {
+// schedule queues e for time due (or moves it there, if it is queued).
+func (p *Poker) schedule(e *poke, due time.Time) {
 	p.once.Do(p.init)
 	p.mu.Lock()
-	heap.Push(&p.queue, e)
+	e.due = due
+	if e.index >= 0 && e.index < len(p.queue) && p.queue[e.index] == e {
+		heap.Fix(&p.queue, e.index)
+	} else {
+		heap.Push(&p.queue, e)
+	}
 	first := p.queue[0] == e
 	start := !p.running
 	p.running = true

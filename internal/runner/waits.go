@@ -33,8 +33,7 @@ func (c *coordinator) schedulePoke(i, n int, at time.Time) {
 		e = c.newPoke(i, n)
 		c.waits[i] = e
 	}
-	e.due = at
-	c.r.Poker.schedule(e)
+	c.r.Poker.schedule(e, at)
 }
 
 // newPoke prepares the checks of attempt n of wait task i.
