@@ -3,7 +3,7 @@
 // against the targets of the design, every row in the same invocation on the
 // same machine, and prints one Markdown table.
 //
-//	go run ./bench [-quick] [-rows REGEXP] [-bin PATH] [-out FILE] [-reps N] [-profile]
+//	go run ./bench [-quick] [-rows REGEXP] [-bin PATH] [-out FILE] [-reps N] [-profile] [-waits-window D]
 //
 // bench/run.sh builds the tasuki binary once and runs this program. The table
 // goes to stdout and to bench/out/results.md; progress goes to stderr. See
@@ -43,6 +43,10 @@ type options struct {
 	root    string // repository root
 	work    string // scratch directory, removed at the end
 	outDir  string // bench/out
+
+	// waitsWindow is how long the waits rows measure while every wait
+	// waits (0: 30 s, 5 s with -quick).
+	waitsWindow time.Duration
 }
 
 // row is one line of the table.
@@ -71,15 +75,21 @@ func run() error {
 		rowsExp string
 	)
 	flag.BoolVar(&o.quick, "quick", false, "a smaller subset that runs in under a minute")
-	flag.StringVar(&rowsExp, "rows", "", "run only rows whose key matches this regular expression (keys: proc-…, chain-…, orch-…, server-…)")
+	flag.StringVar(&rowsExp, "rows", "", "run only rows whose key matches this regular expression (keys: proc-…, chain-…, orch-…, server-…, waits-…)")
 	flag.StringVar(&o.bin, "bin", "", "tasuki binary to measure (default bench/out/tasuki, built if missing)")
 	flag.StringVar(&o.outFile, "out", "", "where to write the table (default bench/out/results.md)")
 	flag.IntVar(&o.reps, "reps", 0, "repetitions of each process and orchestration row; the best is reported (default 3, 1 with -quick)")
+	flag.DurationVar(&o.waitsWindow, "waits-window", 0, "how long the waits rows measure while every wait waits (default 30s, 5s with -quick)")
 	flag.StringVar(&o.source, "source", "", "describe the source the binaries were built from (default: the working tree's commit)")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of tasuki (CLI rows, server, orchestration) to bench/out/profiles (slows rows slightly)")
+	var floor time.Duration
+	flag.DurationVar(&floor, "timer-floor", 0, "(internal: the waits rows start the harness with it) wake every 10 ms for this long, print how late")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if floor > 0 {
+		return timerFloor(os.Stdout, floor)
 	}
 	re, err := regexp.Compile(rowsExp)
 	if err != nil {
@@ -147,6 +157,7 @@ func run() error {
 		{"chain", 1, chainRows},
 		{"server", 3, serverRows},
 		{"orchestration", 2, orchRows},
+		{"waits", 4, waitsRows},
 	}
 	byOrder := make([][]row, len(groups))
 	for _, g := range groups {

@@ -212,6 +212,7 @@ type serverProc struct {
 	waited  chan error
 	exited  chan struct{} // closed when the process has been waited for
 	client  *http.Client
+	token   string // the server's first admin token, from the data directory it wrote it to
 
 	mu     sync.Mutex
 	phase  string           // what the harness is doing now
@@ -332,6 +333,14 @@ func startServer(ctx context.Context, o *options, home, pipelines, label string)
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				// Every route but /health and /ready needs a token; the
+				// server wrote its first admin token before listening.
+				tok, err := os.ReadFile(filepath.Join(home, "admin.token"))
+				if err != nil {
+					s.kill()
+					return nil, fmt.Errorf("read the server's admin token: %w", err)
+				}
+				s.token = strings.TrimSpace(string(tok))
 				return s, nil
 			}
 		}
@@ -422,6 +431,9 @@ func (s *serverProc) call(ctx context.Context, method, path string, body any, wa
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("X-Tasuki-Actor", "bench")
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
