@@ -84,15 +84,19 @@ type Pipeline struct {
 	Hash      string `json:"hash"`
 	// Error is set when the file on disk is invalid; the last good version
 	// (if any) keeps running and being scheduled.
-	Error    string     `json:"error,omitempty"`
-	Removed  bool       `json:"removed,omitempty"` // the file is gone; history stays
-	Paused   bool       `json:"paused"`
-	Schedule string     `json:"schedule,omitempty"` // cron expression
-	Timezone string     `json:"timezone,omitempty"`
-	NextRun  *time.Time `json:"next_run,omitempty"`
-	Params   []Param    `json:"params,omitempty"`
-	Tasks    int        `json:"tasks"`
-	LastRuns []Run      `json:"last_runs,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Removed  bool   `json:"removed,omitempty"` // the file is gone; history stays
+	Paused   bool   `json:"paused"`
+	Schedule string `json:"schedule,omitempty"` // cron expression
+	Timezone string `json:"timezone,omitempty"`
+	// Datasets are the datasets whose updates start the pipeline's runs
+	// (schedule.datasets); DatasetsAny says one of them suffices.
+	Datasets    []string   `json:"datasets,omitempty"`
+	DatasetsAny bool       `json:"datasets_any,omitempty"`
+	NextRun     *time.Time `json:"next_run,omitempty"`
+	Params      []Param    `json:"params,omitempty"`
+	Tasks       int        `json:"tasks"`
+	LastRuns    []Run      `json:"last_runs,omitempty"`
 }
 
 // PipelineList is the answer of GET /pipelines: the pipelines the server

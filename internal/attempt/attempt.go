@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -288,8 +289,9 @@ func DatasetFiles(dir, prefix string, names []string) map[string]string {
 		return nil
 	}
 	files := make(map[string]string, len(names))
-	for _, name := range names {
-		files[name] = filepath.Join(dir, prefix+".dataset."+name+".json")
+	for i, name := range names {
+		// Numbered, never named after the dataset: a name is not a path.
+		files[name] = filepath.Join(dir, prefix+".dataset."+strconv.Itoa(i)+".json")
 	}
 	return files
 }

@@ -80,6 +80,17 @@ With -o json, prints the API's answer: {"items": [...], "problems": [...]}.`,
 						sched += " " + p.Timezone
 					}
 				}
+				if len(p.Datasets) > 0 {
+					on := "on " + strings.Join(p.Datasets, " + ")
+					if p.DatasetsAny {
+						on = "on any of " + strings.Join(p.Datasets, ", ")
+					}
+					if sched == "-" {
+						sched = on
+					} else {
+						sched += ", " + on
+					}
+				}
 				if p.NextRun != nil {
 					next = p.NextRun.In(zoneOf(p.Timezone)).Format("2006-01-02 15:04 MST")
 				}

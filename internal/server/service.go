@@ -37,6 +37,7 @@ func (v *service) pipeline(ctx context.Context, l Loaded, st store.PipelineState
 		if p.Schedule != nil {
 			out.Schedule = p.Schedule.Cron
 			out.Timezone = p.Schedule.Timezone
+			out.Datasets, out.DatasetsAny = p.Schedule.Datasets, p.Schedule.Any
 			if out.Timezone == "" {
 				out.Timezone = v.s.loc.String()
 			}
@@ -418,8 +419,11 @@ func (v *service) CreateBackfill(ctx context.Context, req api.BackfillRequest, a
 	if err != nil {
 		return api.Backfill{}, err
 	}
+	if sch == nil && p.Schedule != nil {
+		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "pipeline %q has no schedule with a cron expression (only datasets), so it has no intervals to backfill", req.Pipeline)
+	}
 	if sch == nil {
-		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "pipeline %q has no cron schedule, so it has no intervals to backfill", req.Pipeline)
+		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "pipeline %q has no schedule, so it has no intervals to backfill", req.Pipeline)
 	}
 	if !req.From.Before(req.To) {
 		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "from (%s) must be before to (%s)", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))

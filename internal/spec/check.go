@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -515,7 +516,11 @@ func (c *checker) wait(t *Task) {
 				continue
 			}
 			kat, _ := c.at(fv.Addr().Interface())
-			c.errorf(kat, "wait.%s: applies to %s waits, not to a %s wait", key, cond2, cond)
+			an := "a"
+			if cond == "http" {
+				an = "an"
+			}
+			c.errorf(kat, "wait.%s: applies to %s waits, not to %s %s wait", key, cond2, an, cond)
 		}
 	}
 	if w.Poke != 0 && w.Poke.D() < MinPoke {
@@ -529,6 +534,11 @@ func (c *checker) wait(t *Task) {
 		}
 	}
 	switch cond {
+	case "file":
+		if filepath.IsAbs(w.Marker) {
+			mat, _ := c.at(&w.Marker)
+			c.errorf(mat, "wait.marker: expected a file name relative to the matched files' directory (such as _SUCCESS), got an absolute path")
+		}
 	case "http":
 		c.url(&w.HTTP, "wait.http")
 		c.condition(&w.JSON, "wait.json")
@@ -631,13 +641,24 @@ func (c *checker) condition(src *string, label string) {
 	}
 }
 
-// datasets checks that a list of dataset names has no repeat.
+// datasets checks a list of dataset names: each has the syntax of a name,
+// none is listed twice, and no two are the same TASUKI_DATASET_<NAME>
+// variable (raw.orders and raw_orders would share one metadata file).
 func (c *checker) datasets(names []string, label string) {
+	pat := c.f.namePattern("name")
 	seen := make(map[string]bool, len(names))
+	vars := make(map[string]string, len(names))
 	for i, n := range names {
-		if seen[n] {
-			at, _ := c.at(&names[i])
+		at, _ := c.at(&names[i])
+		switch v := EnvSafe(n); {
+		case !pat.re.MatchString(n):
+			c.errorf(at, "%s: invalid dataset name %s: expected %s", label, quoteShort(n), pat.help)
+		case seen[n]:
 			c.errorf(at, "%s: %s is listed twice", label, quoteShort(n))
+		case vars[v] != "":
+			c.errorf(at, "%s: %s and %s are both the variable TASUKI_DATASET_%s", label, quoteShort(vars[v]), quoteShort(n), v)
+		default:
+			vars[v] = n
 		}
 		seen[n] = true
 	}

@@ -133,6 +133,7 @@ type format struct {
 	envKey   *regexp.Regexp // envKeyPattern, compiled
 	// secretName is the syntax of secrets' names (the "secret" pattern).
 	secretName *namePattern
+	patterns   map[string]*namePattern
 }
 
 // theFormat is computed once; it is immutable afterwards, so sharing it is safe.
@@ -157,6 +158,7 @@ func buildFormat(root reflect.Type) (*format, error) {
 	}
 	b.f.root = sh
 	b.f.secretName = b.patterns["secret"]
+	b.f.patterns = b.patterns
 	return b.f, nil
 }
 
@@ -310,6 +312,15 @@ func (sh *shape) describe() string {
 		return "a command: a string for /bin/sh -c, or a list of strings (argv)"
 	}
 	return "a value"
+}
+
+// namePattern returns a named syntax of the format ("name", "id", "secret").
+func (f *format) namePattern(name string) *namePattern {
+	p, ok := f.patterns[name]
+	if !ok {
+		panic("spec: no name pattern " + name)
+	}
+	return p
 }
 
 // objectShape returns the shape of an object type of the format.
