@@ -117,7 +117,7 @@ func TestTaskRetriesUntilReady(t *testing.T) {
 	var count atomic.Int32
 	url := serve(t, sequence(&count, status(503), status(503), jsonAnswer(200, `{ "status": "ready" }`)))
 	reg := registry(t)
-	s := describe(t, httpTask(&spec.HTTP{URL: url + "/health"}), nil, nil)
+	s := describe(t, httpTask(&spec.HTTP{URL: url + "/health", Retries: spec.DefaultHTTPRetries}), nil, nil)
 	h := newHost()
 	res := reg.Run(context.Background(), s, &h.Host)
 	if res.Outcome != attempt.Succeeded || string(res.Result) != `{"status":"ready"}` {
@@ -134,13 +134,26 @@ func TestTaskRetriesUntilReady(t *testing.T) {
 	}
 }
 
+// TestTaskOnce: retries 0 sends the request once, whatever it answers
+// (a POST that must not be repeated).
+func TestTaskOnce(t *testing.T) {
+	t.Parallel()
+	var count atomic.Int32
+	url := serve(t, sequence(&count, status(503)))
+	s := describe(t, httpTask(&spec.HTTP{URL: url, Method: "POST", Body: "{}", Retries: 0}), nil, nil)
+	res := httptask.Task{}.Run(context.Background(), s, &newHost().Host)
+	if res.Outcome != attempt.Failed || count.Load() != 1 {
+		t.Errorf("Run = %+v after %d requests; want failed after exactly 1", res, count.Load())
+	}
+}
+
 // TestTaskGivesUp: an answer that stays 503 fails the attempt after the
 // default tries, and says so.
 func TestTaskGivesUp(t *testing.T) {
 	t.Parallel()
 	var count atomic.Int32
 	url := serve(t, sequence(&count, status(503)))
-	s := describe(t, httpTask(&spec.HTTP{URL: url}), nil, nil)
+	s := describe(t, httpTask(&spec.HTTP{URL: url, Retries: spec.DefaultHTTPRetries}), nil, nil)
 	res := httptask.Task{}.Run(context.Background(), s, &newHost().Host)
 	if res.Outcome != attempt.Failed || res.Message != "HTTP 503 (expected 2xx) after 3 tries" {
 		t.Errorf("Run = %+v", res)

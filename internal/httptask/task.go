@@ -16,9 +16,10 @@ import (
 )
 
 // DefaultRetries is how many further tries an http task makes within one
-// attempt after a 5xx or 429 answer or a connection error, when it gives
-// none (spec.HTTP.Retries 0).
-const DefaultRetries = 2
+// attempt after a 5xx or 429 answer or a connection error when its file
+// gives none (spec.DefaultHTTPRetries, filled in by the parser); an
+// explicit 0 sends the request once.
+const DefaultRetries = spec.DefaultHTTPRetries
 
 // MaxRetries bounds spec.HTTP.Retries: more belongs to the task's retry
 // policy, whose attempts are recorded and spaced further apart.
@@ -80,7 +81,7 @@ func (Task) Body(t *spec.Task) (json.RawMessage, error) {
 		return nil, fmt.Errorf("expect: %w", err)
 	}
 	if b.Retries < 0 || b.Retries > MaxRetries {
-		return nil, fmt.Errorf("retries %d: want 0 (the default, %d) to %d", b.Retries, DefaultRetries, MaxRetries)
+		return nil, fmt.Errorf("retries %d: want 0 (one try only) to %d", b.Retries, MaxRetries)
 	}
 	return json.Marshal(b)
 }
@@ -111,11 +112,7 @@ func (k Task) Run(ctx context.Context, s *attempt.Spec, h *attempt.Host) attempt
 		runCtx, cancel = context.WithTimeoutCause(ctx, s.Timeout.D(), errAttemptTimeout)
 		defer cancel()
 	}
-	retries := b.Retries
-	if retries <= 0 {
-		retries = DefaultRetries
-	}
-	tries := 1 + min(retries, MaxRetries)
+	tries := 1 + min(max(b.Retries, 0), MaxRetries)
 	backoff := FirstBackoff
 	last := "" // what the latest try got, for an attempt stopped after it
 	for try := 1; ; try++ {

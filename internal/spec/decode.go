@@ -899,6 +899,11 @@ func normalize(p *Pipeline, locs locations) {
 		}
 	}
 	for i := range p.Tasks {
+		if h := p.Tasks[i].HTTP; h != nil {
+			if _, ok := locs.at(&h.Retries); !ok {
+				h.Retries = DefaultHTTPRetries
+			}
+		}
 		r := p.Tasks[i].Retry
 		if r == nil {
 			continue

@@ -504,3 +504,15 @@ func TestOptionalKeysWithoutValue(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPRetriesDefault: an http task that gives no retries gets the
+// default; an explicit 0 stays 0 (send once).
+func TestHTTPRetriesDefault(t *testing.T) {
+	p, err := Parse("r.yaml", []byte("name: r\ntasks:\n  - id: a\n    http: {url: \"http://h/\"}\n  - id: b\n    http: {url: \"http://h/\", method: POST, retries: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := p.Tasks[0].HTTP.Retries, p.Tasks[1].HTTP.Retries; a != DefaultHTTPRetries || b != 0 {
+		t.Fatalf("retries: absent gave %d, explicit 0 gave %d", a, b)
+	}
+}

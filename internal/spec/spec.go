@@ -204,8 +204,12 @@ type HTTP struct {
 	Headers map[string]string `yaml:"headers,omitempty" doc:"Request headers; ${VAR} in a value is replaced by the task's variable VAR (Authorization: Bearer ${API_TOKEN} with secrets: [api_token])." aka:"header"`
 	Body    string            `yaml:"body,omitempty" doc:"Request body; ${VAR} is replaced by the task's variable VAR." aka:"data,payload,json"`
 	Expect  *Expect           `yaml:"expect,omitempty" doc:"What counts as success. Default: any 2xx status." aka:"expected,assert,check"`
-	Retries int               `yaml:"retries,omitempty" doc:"Further tries within one attempt after a 5xx answer or a connection error, with a short backoff. Default 2; 0 is taken as the default, use the task's retry policy for more." min:"0" max:"10" aka:"retry_count,max_retries"`
+	Retries int               `yaml:"retries,omitempty" doc:"Further tries within one attempt after a 5xx or 429 answer or a connection error, with a short backoff (0.5s, doubling). Default 2; 0 sends the request once (for a request that must not be repeated). For more, use the task's retry policy." min:"0" max:"10" aka:"retry_count,max_retries"`
 }
+
+// DefaultHTTPRetries is the further tries of an http task that gives no
+// retries: Parse fills it in, so an explicit 0 keeps its meaning (once).
+const DefaultHTTPRetries = 2
 
 // Expect is what an http task's answer must satisfy.
 type Expect struct {

@@ -161,6 +161,11 @@ func (k Task) Run(ctx context.Context, s *attempt.Spec, h *attempt.Host) attempt
 		if halted {
 			return stopped(runCtx, s.Timeout, "rolled back")
 		}
+		// The log says it too, after the statements that ran, so reading
+		// the log alone tells the whole story.
+		if h.Stderr != nil {
+			fmt.Fprintf(h.Stderr, "sql: %s; rolled back\n", err)
+		}
 		return attempt.Result{Outcome: attempt.Failed, Message: err.Error() + "; rolled back"}
 	}
 	if runCtx.Err() != nil {
@@ -173,6 +178,9 @@ func (k Task) Run(ctx context.Context, s *attempt.Spec, h *attempt.Host) attempt
 		// A COMMIT is not interrupted, so its failure is the database's
 		// (a deferred constraint, a serialization failure).
 		sess.close(false)
+		if h.Stderr != nil {
+			fmt.Fprintf(h.Stderr, "sql: commit: %s; rolled back\n", t.sqlError(err))
+		}
 		return attempt.Failedf("commit: %s; rolled back", t.sqlError(err))
 	}
 	sess.close(false)
