@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,6 +276,11 @@ retried until the server is back, saying so on stderr.`,
 			if n == 0 {
 				return usageErr("task %q of run %d has not started yet", args[1], id)
 			}
+			if isWait(cmd.Context(), l.store, id, task.Index) {
+				// A wait's checks write no log.
+				fmt.Fprintf(a.io.Err, "task %q is a wait: its checks write no log; what the last one saw is its message in 'tasuki status %d', each change is in the run's timeline\n", task.TaskID, id)
+				return nil
+			}
 			key := logs.Key{RunID: id, TaskID: task.TaskID, Attempt: n}
 			rc, err := l.logs.Open(cmd.Context(), key, 0)
 			if err != nil {
@@ -288,4 +294,19 @@ retried until the server is back, saying so on stderr.`,
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "attempt number (default: the latest)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines, attempt after attempt, until the task ends")
 	return cmd
+}
+
+// isWait reports whether task i of a run is a wait task, from the pipeline
+// version the run ran.
+func isWait(ctx context.Context, st store.Store, runID int64, i int) bool {
+	run, err := st.Run(ctx, runID)
+	if err != nil || run.VersionID == 0 {
+		return false
+	}
+	v, err := st.PipelineVersion(ctx, run.VersionID)
+	if err != nil {
+		return false
+	}
+	p, err := spec.Parse(v.File, v.Source)
+	return err == nil && i < len(p.Tasks) && p.Tasks[i].IsWait()
 }
