@@ -19,6 +19,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/notify"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/secret"
 	"github.com/tasuki-dev/tasuki/internal/shell"
@@ -30,6 +31,10 @@ import (
 
 // Server is one tasuki server process.
 type Server struct {
+	// alerts takes the events people are told about (deadlines, failures,
+	// recoveries, objectives); notify.Discard until notifications are set
+	// up.
+	alerts notify.Publisher
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
@@ -109,7 +114,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
+	s := &Server{alerts: notify.Discard{},
 		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr,
 		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
