@@ -45,7 +45,7 @@ type options struct {
 	outDir  string // bench/out
 
 	// waitsWindow is how long the waits rows measure while every wait
-	// waits (0: 30 s, 5 s with -quick).
+	// waits (0: 30 s, 3 s with -quick).
 	waitsWindow time.Duration
 }
 
@@ -79,7 +79,7 @@ func run() error {
 	flag.StringVar(&o.bin, "bin", "", "tasuki binary to measure (default bench/out/tasuki, built if missing)")
 	flag.StringVar(&o.outFile, "out", "", "where to write the table (default bench/out/results.md)")
 	flag.IntVar(&o.reps, "reps", 0, "repetitions of each process and orchestration row; the best is reported (default 3, 1 with -quick)")
-	flag.DurationVar(&o.waitsWindow, "waits-window", 0, "how long the waits rows measure while every wait waits (default 30s, 5s with -quick)")
+	flag.DurationVar(&o.waitsWindow, "waits-window", 0, "how long the waits rows measure while every wait waits (default 30s, 3s with -quick)")
 	flag.StringVar(&o.source, "source", "", "describe the source the binaries were built from (default: the working tree's commit)")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of tasuki (CLI rows, server, orchestration) to bench/out/profiles (slows rows slightly)")
 	var floor time.Duration

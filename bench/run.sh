@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the tasuki binary once, then run the benchmark harness against it.
 #
-# Usage: bench/run.sh [--rev REV] [-quick] [-rows REGEXP] [-reps N] [-profile]
+# Usage: bench/run.sh [--rev REV] [-quick] [-rows REGEXP] [-reps N] [-profile] [-waits-window D]
 #
 # By default both tasuki and the harness are built from the working tree.
 # With --rev REV they are built from a clean export of that git revision

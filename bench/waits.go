@@ -65,7 +65,7 @@ func waitsRows(ctx context.Context, o *options) ([]row, error) {
 	if window <= 0 {
 		window = 30 * time.Second
 		if o.quick {
-			window = 5 * time.Second
+			window = 3 * time.Second
 		}
 	}
 	var rows []row
@@ -267,7 +267,7 @@ func waitsServer(ctx context.Context, o *options, sh waitShape, window time.Dura
 	}
 
 	// Idle: what the server costs holding nothing, the baseline.
-	idle := min(5*time.Second, window)
+	idle := min(5*time.Second, window/3)
 	srv.setPhase("idle")
 	c0, t0 := procCPU(pid), time.Now()
 	if err := sleepCtx(ctx, idle); err != nil {
@@ -502,6 +502,9 @@ func (m *waitsServerMeasure) row(key string) row {
 			key, commas(m.states["waiting"]), secs(percentile(m.probe, 0.5)), secs(m.probe[len(m.probe)-1])),
 		fmt.Sprintf("%s: poke timing seen from outside: the %s files were written in %s and every run had succeeded %s after the last one (server clock). For each task, success − the first poke due once its file existed (pokes fall on start + k·1 s): p50 %s · p99 %s · max %s. This bounds the lateness from above (it adds the check, the coordinator and %s successes committed in that second); the lateness of each check is measured by the in-process row. An idle process waking every 10 ms during the window woke %s late (the machine's floor).",
 			key, commas(m.shape.total()), secs(m.writeFiles), secs(m.release), secs(percentile(m.afterDue, 0.5)), secs(percentile(m.afterDue, 0.99)), secs(m.afterDue[len(m.afterDue)-1]), commas(m.shape.total()), m.floor))
+	if m.floor.P99 > floorStall {
+		r.notes = append(r.notes, fmt.Sprintf("%s: **the machine stalled during the window** (the timer floor woke p99 %s late): CPU and timing figures hold those stalls; repeat the row (`-rows %s`) when the machine is quieter.", key, secs(m.floor.P99), key))
+	}
 	return r
 }
 

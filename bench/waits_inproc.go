@@ -280,12 +280,25 @@ func (m *waitsInprocMeasure) row(key string) row {
 		fmt.Sprintf("%s: `runner.Runner` with a Dispatcher of 64 slots and a Poker with its default 64 check workers, like the server's, on a SQLite store in a temporary directory; %s run%s of %s file waits created with `Runner.Create` and executed with `Runner.Execute` (one goroutine each, the coordinator's); every task was waiting %s after the first Execute, then the window began 2 pokes later. Lateness is `Poker.Late`: how long after its poke time each check started, every check of the window in a histogram with 1 %% buckets. Before the window: p99 %s (%s checks, the first pokes and their records); after the files were written: p99 %s, max %s (%s checks).",
 			key, commas(m.shape.runs), plural(m.shape.runs), commas(m.shape.tasks), secs(m.ramp),
 			secs(m.ramped.quantile(0.99)), commas(int(m.ramped.count())), secs(m.released.quantile(0.99)), secs(m.released.max), commas(int(m.released.count()))),
-		fmt.Sprintf("%s: sampled every 50 ms in the window: the dispatcher's slots in use (`Dispatcher.Pools`) at most %d; no commit reported a running task (most seen: %d); tasks waiting at least %s of %s; waits queued in the Poker's heap (`Pending`) %s–%s (the others' checks running); goroutines %d–%d, %d before the runs (the harness and the sampler): about one per executing run (its coordinator) plus the check workers running at the moment, none per wait. Live heap after a GC at the end of the window: %s more than the %s before the runs (the runs' engine state, the parsed pipeline and the waits' queued checks), %s per wait; the most heap objects (live and unswept) sampled: %s; this process's peak RSS from the runs' start to the end of the window: %s. CPU of this whole process in the window: %s.",
+		fmt.Sprintf("%s: sampled every 50 ms in the window: the dispatcher's slots in use (`Dispatcher.Pools`) at most %d; no commit reported a running task (most seen: %d); tasks waiting at least %s of %s; waits queued in the Poker's heap (`Pending`) %s–%s (the others' checks running); goroutines %d–%d, %d before the runs (the harness and the sampler): about one per executing run (its coordinator) plus the checks of the moment (at most 64 running, and those that just ended and have not exited yet), none per wait. Live heap after a GC at the end of the window: %s more than the %s before the runs (the runs' engine state, the parsed pipeline and the waits' queued checks), %s per wait; the most heap objects (live and unswept) sampled: %s; this process's peak RSS from the runs' start to the end of the window: %s. CPU of this whole process in the window: %s.",
 			key, m.maxSlots, m.maxRunning, commas(m.minWaiting), commas(m.shape.total()), commas(m.minPending), commas(m.maxPend),
 			m.minGoroutines, m.maxGo, m.baseGoroutines, mb(live), mb(int64(m.baseHeap)), bytesPer(live, m.shape.total()), mb(int64(m.peakHeap)), mb(m.rss), secs(m.cpu)),
 		fmt.Sprintf("%s: the %s files were written in %s; every run had succeeded %s after the last one.", key, commas(m.shape.total()), secs(m.writeFiles), secs(m.release)))
+	if want := uint64(m.shape.total()) * uint64(m.window/m.poke); w.count() < want*95/100 {
+		r.notes = append(r.notes, fmt.Sprintf("%s: only %s checks in the window, where %s waits poked every %s for %s make %s: checks fell behind.",
+			key, commas(int(w.count())), commas(m.shape.total()), pokeText(m.poke), secs(m.window), commas(int(want))))
+	}
+	if m.floor.P99 > floorStall {
+		r.notes = append(r.notes, fmt.Sprintf("%s: **the machine stalled during the window**: the idle process of the timer floor woke p99 %s and up to %s late, so the lateness figures hold those stalls as well; repeat the row (`-rows %s`) when the machine is quieter.",
+			key, secs(m.floor.P99), secs(m.floor.Max), key))
+	}
 	return r
 }
+
+// floorStall is the timer floor's p99 above which a window is reported as
+// disturbed by the machine: an idle process on an idle machine wakes
+// within a millisecond or two.
+const floorStall = 20 * time.Millisecond
 
 func plural(n int) string {
 	if n == 1 {

@@ -11,7 +11,7 @@ import (
 // measured: every task waited without a slot, checks were timed, and every
 // run succeeded once its files existed.
 func TestWaitsInProcess(t *testing.T) {
-	sh := waitShape{runs: 3, tasks: 40}
+	sh := waitShape{runs: 3, tasks: 100}
 	m, err := waitsInProcess(context.Background(), t.TempDir(), sh, 50*time.Millisecond, 300*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +22,7 @@ func TestWaitsInProcess(t *testing.T) {
 	if m.maxSlots != 0 || m.maxRunning != 0 {
 		t.Errorf("slots in use %d, running tasks %d; want none", m.maxSlots, m.maxRunning)
 	}
-	// 120 waits poked every 50 ms over 300 ms: about 720 checks.
+	// 300 waits poked every 50 ms over 300 ms: about 1,800 checks.
 	if n := m.inWindow.count(); n < uint64(sh.total()) {
 		t.Errorf("%d checks timed in the window, want at least %d", n, sh.total())
 	}
