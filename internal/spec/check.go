@@ -47,6 +47,7 @@ func check(p *Pipeline, locs locations, file string) ErrorList {
 	c.generic(f.root, reflect.ValueOf(p).Elem(), "", true)
 	c.params(p)
 	c.schedule(p)
+	c.deadline(p)
 	c.env(p.Env, "env")
 	c.secrets(p.Env, p.SecretEnv, p.Secrets)
 	c.tasks(p)

@@ -29,8 +29,11 @@ type Pipeline struct {
 	Schedule  *Schedule         `yaml:"schedule,omitempty" doc:"When 'tasuki server' starts runs of this pipeline by itself. Without it, runs start only by hand or by API." aka:"cron,trigger,triggers,schedule_interval"`
 	// MaxActiveRuns bounds the runs of this pipeline that are queued for
 	// execution at once; 0 means no limit.
-	MaxActiveRuns int    `yaml:"max_active_runs,omitempty" doc:"Most runs of this pipeline executing at once; further runs wait, queued, in order. 0 or absent means no limit." min:"0" aka:"max_runs,concurrency"`
-	Tasks         []Task `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true" aka:"steps,jobs,nodes"`
+	MaxActiveRuns int `yaml:"max_active_runs,omitempty" doc:"Most runs of this pipeline executing at once; further runs wait, queued, in order. 0 or absent means no limit." min:"0" aka:"max_runs,concurrency"`
+	// Deadline is when each run should have finished (see deadline.go);
+	// nil when the pipeline has none.
+	Deadline *Deadline `yaml:"deadline,omitempty" doc:"When each run should have finished: {at: \"20:00\", timezone: Asia/Tokyo} (the first such time at or after the run's interval end, or after its creation for a run without one) or {after: 90m} (that long after the interval end, or the creation). The server predicts each run's finish and says when it is at risk of missing it." aka:"sla,due,due_by,finish_by"`
+	Tasks    []Task    `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true" aka:"steps,jobs,nodes"`
 
 	// Source says where the pipeline came from; it is not part of the format.
 	Source Source `yaml:"-"`
@@ -114,6 +117,9 @@ type Task struct {
 	Workdir   string            `yaml:"workdir,omitempty" doc:"Working directory, relative to the pipeline file's directory unless absolute." aka:"dir,cwd,working_dir,working_directory"`
 	Produces  []string          `yaml:"produces,omitempty" doc:"Datasets this task writes. Each success records an update of each (time, run, interval, and metadata the task may write as JSON to the file $TASUKI_DATASET_<NAME>); updates start the pipelines scheduled on them and satisfy dataset waits." pattern:"name" aka:"outputs_datasets,writes,publishes,emits"`
 	Consumes  []string          `yaml:"consumes,omitempty" doc:"Datasets this task reads, for lineage ('tasuki lineage'). Declaring them starts nothing; use schedule.datasets or a dataset wait for that." pattern:"name" aka:"reads,inputs_datasets,uses"`
+	// ExpectedDuration is the prior of the task's duration for deadline
+	// predictions, used while the task has too little history.
+	ExpectedDuration Duration `yaml:"expected_duration,omitempty" doc:"How long the task usually takes (such as 8s or 20m), for the predicted finish of runs with a deadline while the task has fewer than 3 successful attempts to go by; after that its recent durations count." aka:"estimate,expected,eta,expected_runtime"`
 }
 
 // Kind names the kind of work a task does: "shell" (run), "sql", "http",
