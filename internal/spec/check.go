@@ -51,6 +51,7 @@ func check(p *Pipeline, locs locations, file string) ErrorList {
 	c.env(p.Env, "env")
 	c.secrets(p.Env, p.SecretEnv, p.Secrets)
 	c.tasks(p)
+	c.objectives(p)
 	return c.errs
 }
 
