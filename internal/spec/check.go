@@ -52,6 +52,7 @@ func check(p *Pipeline, locs locations, file string) ErrorList {
 	c.secrets(p.Env, p.SecretEnv, p.Secrets)
 	c.tasks(p)
 	c.objectives(p)
+	c.notify(p)
 	return c.errs
 }
 

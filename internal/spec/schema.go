@@ -170,13 +170,21 @@ func (g schemaGen) field(fl *field) jsonObject {
 		o = append(o, jsonMember{"description", fl.doc})
 	}
 	if fl.enum != nil {
-		if fl.shape.kind == kindInt {
+		switch fl.shape.kind {
+		case kindList:
+			// A list of choices: each item is one of them.
+			for i, m := range o {
+				if m.key == "items" {
+					o[i].value = jsonObject{{"type", "string"}, {"enum", fl.enum}}
+				}
+			}
+		case kindInt:
 			nums := make([]json.Number, len(fl.enum))
 			for i, e := range fl.enum {
 				nums[i] = json.Number(e)
 			}
 			o = append(o, jsonMember{"enum", nums})
-		} else {
+		default:
 			o = append(o, jsonMember{"enum", fl.enum})
 		}
 	}

@@ -25,7 +25,7 @@ func reservedKeys() map[reflect.Type][]string {
 	return map[reflect.Type][]string{
 		reflect.TypeFor[Pipeline](): {
 			"timezone", "catchup",
-			"sensors", "notify", "alerts",
+			"sensors",
 			"on_failure", "on_success", "labels", "tags", "owner", "defaults",
 			"include", "pool", "priority", "queue",
 		},

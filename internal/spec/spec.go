@@ -35,6 +35,7 @@ type Pipeline struct {
 	Deadline *Deadline `yaml:"deadline,omitempty" doc:"When each run should have finished: {at: \"20:00\", timezone: Asia/Tokyo} (the first such time at or after the run's interval end, or after its creation for a run without one) or {after: 90m} (that long after the interval end, or the creation). The server predicts each run's finish and says when it is at risk of missing it." aka:"sla,due,due_by,finish_by"`
 	SLO      *SLO      `yaml:"slo,omitempty" doc:"A freshness objective on the pipeline's success: a run of it succeeded by a time of day (fresh_by), or never longer ago than a maximum age (max_age). 'tasuki slo' shows its state, compliance and breaches." aka:"objective,freshness,service_level"`
 	Datasets []Dataset `yaml:"datasets,omitempty" doc:"Freshness objectives on datasets the pipeline's tasks produce: a list of {name: DATASET, slo: {...}}." aka:"assets,outputs"`
+	Notify   []Notify  `yaml:"notify,omitempty" doc:"Where to tell people about this pipeline's runs: a list of destinations, each one of webhook, slack or email, with the events it wants (on). See also the server's notify routes, which apply to every pipeline." aka:"notifications,alerts,alerting,notification"`
 	Tasks    []Task    `yaml:"tasks" doc:"The tasks of the pipeline. Order does not matter; 'needs' gives the graph." required:"true" aka:"steps,jobs,nodes"`
 
 	// Source says where the pipeline came from; it is not part of the format.
