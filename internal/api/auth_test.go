@@ -70,6 +70,7 @@ var authRules = map[string][2]string{
 	"GET /datasets/{name}":                 {"viewer", "global"},
 	"POST /datasets/{name}/updates":        {"operator", "global"},
 	"GET /lineage/{name}":                  {"viewer", "global"},
+	"GET /slo":                             {"viewer", "global"},
 }
 
 // authEnv is a handler over a seeded fake with a namespace "finance" (its
@@ -106,7 +107,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 		a.secrets["fin-"+string(r)] = tokens.AddAPI("fin-"+string(r), r, "finance")
 	}
 	a.handler = api.NewHandler(f, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
-		api.WithDatasets(apitest.NewDatasets()), api.WithLogger(slog.New(slog.DiscardHandler)))
+		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithLogger(slog.New(slog.DiscardHandler)))
 	return a
 }
 

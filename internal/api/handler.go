@@ -80,6 +80,7 @@ type handler struct {
 	secrets   Secrets  // nil: the /secrets routes answer 503
 	users     Users    // nil: the user, session and login routes answer 503, and no cookie is a credential
 	datasets  Datasets // nil: the /datasets and /lineage routes answer 503
+	slos      SLOs     // nil: GET /slo answers 503
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -175,6 +176,10 @@ func routeTable() []route {
 		{get, "/datasets/{name}", []string{"cursor", "limit"}, viewer, global, (*handler).dataset},
 		{post, "/datasets/{name}/updates", nil, operator, global, (*handler).recordDatasetUpdate},
 		{get, "/lineage/{name}", []string{"direction", "depth"}, viewer, global, (*handler).lineage},
+
+		// Objectives are global, like the datasets they are about (see
+		// slo.go).
+		{get, "/slo", []string{"pipeline"}, viewer, global, (*handler).listSLOs},
 	}
 }
 
