@@ -18,6 +18,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/timeline"
 )
 
 // Prefix is where the API lives; every route is under it.
@@ -81,6 +82,10 @@ type handler struct {
 	users     Users    // nil: the user, session and login routes answer 503, and no cookie is a credential
 	datasets  Datasets // nil: the /datasets and /lineage routes answer 503
 	slos      SLOs     // nil: GET /slo answers 503
+	// timelines is where GET /runs/{id}/timeline reads runs (nil: it
+	// answers 503), timelineNow its clock (nil: time.Now).
+	timelines   timeline.Source
+	timelineNow func() time.Time
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -133,6 +138,7 @@ func routeTable() []route {
 		{get, "/runs", []string{"pipeline", "state", "backfill", "cursor", "limit"}, viewer, listed, (*handler).runs},
 		{get, "/runs/{id}", nil, viewer, byRun, (*handler).run},
 		{get, "/runs/{id}/events", []string{"after", "limit"}, viewer, byRun, (*handler).events},
+		{get, "/runs/{id}/timeline", []string{"format", "tz"}, viewer, byRun, (*handler).timeline},
 		{get, "/runs/{id}/tasks/{task}", nil, viewer, byRun, (*handler).task},
 		{get, "/runs/{id}/tasks/{task}/logs", []string{"attempt", "offset", "follow"}, viewer, byRun, (*handler).taskLog},
 		{post, "/runs/{id}/cancel", nil, operator, byRun, (*handler).cancel},

@@ -265,7 +265,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
-		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}))
+		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}),
+		api.WithTimelines(s.store, s.now))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
 		return err
