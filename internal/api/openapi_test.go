@@ -204,10 +204,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"SessionInfo": api.SessionInfo{}, "SessionPage": api.Page[api.SessionInfo]{},
 		"Dataset": api.Dataset{}, "DatasetRef": api.DatasetRef{}, "DatasetUpdate": api.DatasetUpdate{}, "DatasetPage": api.Page[api.Dataset]{},
 		"DatasetUpdateRequest": api.DatasetUpdateRequest{}, "Lineage": api.Lineage{}, "LineageNode": api.LineageNode{}, "LineageEdge": api.LineageEdge{},
+		"SLO": api.SLO{}, "SLOWindow": api.SLOWindow{}, "SLOCompliance": api.SLOCompliance{}, "SLOBreach": api.SLOBreach{}, "SLOPage": api.Page[api.SLO]{},
 		"Timeline": timeline.Document{}, "TimelineRun": timeline.Run{}, "TimelineDeadline": timeline.Deadline{}, "TimelineSummary": timeline.Summary{},
 		"TimelineFailure": timeline.Failure{}, "TimelineAction": timeline.Action{}, "TimelineAttempt": timeline.Attempt{}, "TimelineLogTail": timeline.LogTail{},
 		"TimelineEvent": timeline.Event{},
-		"SLO":           api.SLO{}, "SLOWindow": api.SLOWindow{}, "SLOCompliance": api.SLOCompliance{}, "SLOBreach": api.SLOBreach{}, "SLOPage": api.Page[api.SLO]{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)
