@@ -207,3 +207,22 @@ func (t Tally) Percent(k Kind) (pct float64, ok bool) {
 	}
 	return 100 * float64(t.Compliant) / float64(t.Judged), true
 }
+
+// UpdatesFrom is the earliest time whose updates matter to judge w: its
+// start for fresh_by; for max_age, max_age before its start (an older
+// update leaves the data too old at the start anyway).
+func (o *Objective) UpdatesFrom(w Window) time.Time {
+	if o.kind == FreshBy {
+		return w.Start
+	}
+	return w.Start.Add(-o.maxAge)
+}
+
+// CurrentFrom is the earliest time whose updates Current at now looks at.
+func (o *Objective) CurrentFrom(now time.Time) time.Time {
+	if o.kind == FreshBy {
+		end := o.prevDeadline(now)
+		return o.prevDeadline(end.Add(-time.Nanosecond))
+	}
+	return o.UpdatesFrom(o.WindowAt(now))
+}
