@@ -29,11 +29,11 @@ retries and their causes, deadline predictions, alerts, repairs, operator
 actions with who made them); every attempt with its worker, outcome and
 duration; and the last 20 lines of the log of each failed attempt.
 
-The Markdown is meant to be pasted into a review document. It stays readable
-for large runs: long stretches of routine records (tasks becoming ready,
-starting, succeeding) are counted on one line, and past 1000 rows only what
-matters is listed. --format json prints the API's JSON document instead, with
-every record.
+The Markdown is meant to be pasted into a review document. It lists every
+record of a run with up to 1000 of them, and stays readable for larger runs:
+stretches of routine records (tasks becoming ready, starting, succeeding) are
+counted on one line, and past 1000 rows only what matters is listed.
+--format json prints the API's JSON document instead, with every record.
 
 Times are in --tz, by default the time zone of the pipeline's schedule, else UTC.`,
 		Example: `  tasuki timeline 42 > review-run-42.md

@@ -10,10 +10,11 @@
 // pasted into a review document, and JSON of a documented, stable shape
 // (Document) for tools. Both are written as they are read: the run's
 // records are read from the store a page at a time (a run may have
-// 100,000), so neither form holds them all in memory. The Markdown bounds
-// itself: long stretches of routine records (tasks becoming ready,
+// 100,000), so neither form holds them all in memory. The Markdown lists
+// every record of a run that fits its row budget, and bounds itself for a
+// larger one: stretches of routine records (tasks becoming ready,
 // starting, succeeding in a large fan-out) collapse into one counted line,
-// and past a row budget only what matters is listed, with a count of what
+// and past the budget only what matters is listed, with a count of what
 // was left out. The JSON leaves nothing out.
 //
 // Record kinds it does not know (written by parts of tasuki newer than this

@@ -14,8 +14,9 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
-// collapseAt is the longest stretch of routine records listed one by one;
-// a longer one becomes a single counted line.
+// collapseAt is the longest stretch of routine records listed one by one
+// in a run with more records than the row budget; a longer one becomes a
+// single counted line. A run that fits the budget is listed whole.
 const collapseAt = 8
 
 // maxAttemptRows bounds the Markdown's table of attempts; past it, only the
@@ -60,6 +61,7 @@ type markdown struct {
 	rows     int    // event rows written
 	elided   map[engine.EventKind]int64
 	skipped  int64 // records not listed (elided counts them by kind)
+	collapse bool  // the run has more records than the row budget: count routine stretches
 	run      stretch
 }
 
@@ -275,9 +277,10 @@ func (m *markdown) events(ctx context.Context) error {
 	zone := m.origin.In(m.loc).Format("MST")
 	m.printf("Times are %s. *Since start* counts from the run's start, *gap* from the record before.\n\n", zone)
 	m.printf("| Time | Since start | Gap | Task | What happened |\n|---|--:|--:|---|---|\n")
+	m.collapse = m.t.scan.events > int64(m.t.opts.MaxRows)
 	err := m.t.records(ctx, func(e store.Event, gap time.Duration) error {
 		r := row{e, gap}
-		if m.t.routine(e) {
+		if m.collapse && m.t.routine(e) {
 			m.add(r)
 			return nil
 		}

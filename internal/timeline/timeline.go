@@ -71,10 +71,12 @@ type Options struct {
 	// LogTails is how many failed attempts get their log's tail, the
 	// first ones in task and attempt order (default DefaultLogTails).
 	LogTails int
-	// MaxRows bounds the Markdown's table of events: past it, only
-	// failures, operator actions, deadlines, alerts, repairs and the end
-	// are listed (up to twice as many rows again), the rest counted
-	// (default DefaultMaxRows).
+	// MaxRows is the Markdown's row budget for its table of events
+	// (default DefaultMaxRows). A run with more records than this has its
+	// stretches of routine records counted on one line each, and past
+	// MaxRows rows only failures, operator actions, deadlines, alerts,
+	// repairs and the end are listed (up to twice as many rows again), the
+	// rest counted.
 	MaxRows int
 	// PageSize is how many records are read from the store at once
 	// (default store.MaxEventsLimit).

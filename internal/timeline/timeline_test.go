@@ -194,6 +194,27 @@ func TestFanOutIsBounded(t *testing.T) {
 	}
 }
 
+// TestSmallRunListedWhole: a run that fits the row budget has every
+// record listed, routine or not.
+func TestSmallRunListedWhole(t *testing.T) {
+	st := openStore(t)
+	b := fanOut(t, st, 20, 3)
+	ctx := context.Background()
+	tl, err := timeline.Load(ctx, st, b.run.ID, timeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	if err := tl.WriteMarkdown(ctx, &md); err != nil {
+		t.Fatal(err)
+	}
+	out := md.String()
+	rows := strings.Count(out[strings.Index(out, "## Events"):strings.Index(out, "## Attempts")], "\n| ") - 1 // less the header
+	if rows != b.total+1 || strings.Contains(out, "routine records") {
+		t.Errorf("%d rows for %d records:\n%s", rows, b.total+1, out)
+	}
+}
+
 // TestRunningRun: a run still going says how long it has run as of the
 // export, and records written after the first pass are left out of both
 // parts, so they agree.
