@@ -105,10 +105,18 @@ func (o *Objective) judgeMaxAge(r *Result, updates []time.Time, since, now time.
 		hi = now
 	}
 	if !hi.After(lo) {
-		// Not begun, or wholly before the objective was seen.
-		r.State = Pending
-		if r.Closed {
+		switch {
+		case r.Closed: // wholly before the objective was seen
 			r.State = Met
+		case now.Before(w.Start): // not begun
+			r.State = Pending
+		default:
+			// Begun, but the objective was seen only now: nothing to
+			// measure yet, the state is how fresh the data is.
+			r.State = Breached
+			if i := after(updates, now); i > 0 && !now.After(updates[i-1].Add(o.maxAge)) {
+				r.State = Met
+			}
 		}
 		return
 	}
