@@ -18,7 +18,7 @@ type SLO struct {
 	MaxAge   Duration `yaml:"max_age,omitempty" doc:"A duration such as 15m: during the daily period (during) of each of days, the newest update is never older than this. Give fresh_by or max_age." aka:"max_staleness,staleness,age,after"`
 	During   string   `yaml:"during,omitempty" doc:"max_age: the daily period it holds in, HH:MM-HH:MM, optionally followed by an IANA time zone (\"09:00-15:00 Asia/Tokyo\"); an end not after the start is the next day's. Default: the whole day." aka:"between,hours,period"`
 	Days     any      `yaml:"days,omitempty" doc:"The days it holds on: daily (the default), weekdays, weekends, or a list of mon, tue, wed, thu, fri, sat, sun. For max_age, the days its period starts on." aka:"on,day,weekdays"`
-	Timezone string   `yaml:"timezone,omitempty" doc:"IANA time zone fresh_by and during are read in, such as Asia/Tokyo. Default: the server's timezone setting." aka:"tz,zone,time_zone"`
+	Timezone string   `yaml:"timezone,omitempty" doc:"IANA time zone fresh_by and during are read in, such as Asia/Tokyo. Default: the schedule's timezone, then the server's timezone setting." aka:"tz,zone,time_zone"`
 }
 
 // Dataset is what a pipeline declares about a dataset one of its tasks
@@ -52,7 +52,7 @@ func (s *SLO) DayNames() ([]string, error) {
 }
 
 // Objective parses the objective; def is the time zone when it names
-// none (the server's).
+// none (the schedule's, else the server's).
 func (s *SLO) Objective(def *time.Location) (*slo.Objective, error) {
 	days, err := s.DayNames()
 	if err != nil {
