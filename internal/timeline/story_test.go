@@ -127,8 +127,15 @@ func playStory(t *testing.T) *story {
 	// before it: Observe is called after each commit, before anything the
 	// commit asked for is launched, so the clock set here is the clock of
 	// what follows.
+	//
+	// The wait's checks are timed by a Poker of their own on the wall
+	// clock, so they come one after another at once (the story's clock is
+	// in the past): a check that raced a step of the story and saw the old
+	// state is followed at once by one that sees the new, whose record has
+	// the step's time. On the story's clock, which stands still between
+	// steps, a check due after such a race would never come.
 	r := &runner.Runner{Store: st, Logs: s.logs, Home: home, Parallel: 2, Worker: "local:test", Now: s.clk.Now,
-		Grace: 500 * time.Millisecond}
+		Grace: 500 * time.Millisecond, Poker: &runner.Poker{}}
 	r.Observe = func(pr runner.Progress) {
 		for _, rec := range pr.Records {
 			id := ""

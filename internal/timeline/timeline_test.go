@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func openStore(t *testing.T) *sqlite.DB {
 // no runner would make quickly: a fan-out of thousands, records of kinds
 // not written yet.
 type builder struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	run   store.Run
 	now   time.Time
@@ -41,7 +42,7 @@ type builder struct {
 	total int
 }
 
-func newBuilder(t *testing.T, st store.Store, tasks int, state engine.RunState) *builder {
+func newBuilder(t testing.TB, st store.Store, tasks int, state engine.RunState) *builder {
 	t.Helper()
 	rows := make([]store.TaskRow, tasks)
 	for i := range rows {
@@ -88,7 +89,7 @@ func (b *builder) flush() {
 // at a time; task 7 fails once and is retried; a wait's check changes what
 // it saw many times; an alert fails; a record of a kind this package does
 // not know arrives.
-func fanOut(t *testing.T, st store.Store, n, pokes int) *builder {
+func fanOut(t testing.TB, st store.Store, n, pokes int) *builder {
 	b := newBuilder(t, st, n, engine.RunSucceeded)
 	b.add(0, engine.Record{Kind: engine.EvRunStarted, Task: -1})
 	for i := range n {
@@ -341,5 +342,37 @@ func TestDuration(t *testing.T) {
 		if got := timeline.Duration(c.d); got != c.want {
 			t.Errorf("Duration(%v) = %q, want %q", c.d, got, c.want)
 		}
+	}
+}
+
+// BenchmarkExport100k exports a run of 100,000 records (a fan-out of
+// 33,000 tasks) in both forms, reading the records from a real SQLite store
+// a page at a time.
+func BenchmarkExport100k(b *testing.B) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "tasuki.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	run := fanOut(b, st, 33_300, 0)
+	ctx := context.Background()
+	for _, format := range []string{"markdown", "json"} {
+		b.Run(format, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tl, err := timeline.Load(ctx, st, run.run.ID, timeline.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if format == "json" {
+					err = tl.WriteJSON(ctx, io.Discard)
+				} else {
+					err = tl.WriteMarkdown(ctx, io.Discard)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -115,9 +115,9 @@ func (t *Timeline) words(e store.Event) string {
 	case KindAlertFailed:
 		s = withMsg("alert not delivered")
 	case KindRepairWatching:
-		s = withMsg("repair: watching for the missing data")
+		s = "repair: " + nonEmpty(msg, "watching for the missing data")
 	case KindRepairStarted:
-		s = withMsg("repair: the data arrived, the failed part runs again")
+		s = "repair: " + nonEmpty(msg, "the data arrived; the failed part runs again")
 	case KindRepairGaveUp:
 		s = withMsg("repair gave up")
 	default:
