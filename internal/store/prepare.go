@@ -130,6 +130,9 @@ func PrepareRun(r *Run, tasks []TaskRow) error {
 	r.IntervalEnd = NormTime(r.IntervalEnd)
 	r.StartedAt = NormTime(r.StartedAt)
 	r.FinishedAt = NormTime(r.FinishedAt)
+	// Only the deadline is written with a new run; the watcher judges it.
+	r.Deadline = NormTime(r.Deadline)
+	r.DeadlineState, r.PredictedFinish, r.CriticalPath = "", time.Time{}, nil
 	return nil
 }
 

@@ -78,6 +78,14 @@ type Run struct {
 	TaskCount     int
 	// BackfillID is the backfill the run belongs to; 0 for none.
 	BackfillID int64
+	// Deadline is when the run should have succeeded by, fixed when it is
+	// created (zero: it has none). DeadlineState, PredictedFinish and
+	// CriticalPath are the deadline watcher's latest judgement of it (see
+	// Deadlines); CreateRun does not write them.
+	Deadline        time.Time
+	DeadlineState   string
+	PredictedFinish time.Time
+	CriticalPath    []string
 	engine.Run
 }
 
@@ -428,6 +436,9 @@ type Store interface {
 	Secrets
 	// Users keeps the local users and the sessions of the web UI.
 	Users
+	// Deadlines keeps runs' deadline states and predictions, and the
+	// durations of recent successful attempts they are predicted from.
+	Deadlines
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

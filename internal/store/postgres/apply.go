@@ -324,6 +324,7 @@ const (
 	stmtAttempts                    // attempts: a missing task is a foreign key violation
 	stmtDatasetLock                 // the datasets' advisory locks
 	stmtDatasets                    // dataset updates: their runs exist (locked)
+	stmtDurations                   // the durations of successful attempts (deadlines.go)
 )
 
 // statement is one SQL statement of a plan with its arguments.
@@ -399,6 +400,7 @@ func (p *applyPlan) statements(setMin int) []statement {
 	}
 	add(stmtAttempts, stmtAttempts, upsertAttemptsSQL, upsertAttemptSQL, n,
 		run, idx, att, worker, started, finished, outcome, exit, msg, log)
+	sts = append(sts, p.durationStatements()...)
 	// Dataset updates are few (a producing task's success): always the
 	// set-based insert, after the locks of their datasets.
 	if len(p.dsName) > 0 {
@@ -491,6 +493,10 @@ func (p *applyPlan) check(br pgx.BatchResults, st statement) error {
 				err = fmt.Errorf("task: %w (%s)", store.ErrNotFound, e.Detail)
 			}
 			return fmt.Errorf("apply changes: write attempts: %w", err)
+		}
+	case stmtDurations:
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("apply changes: record task durations: %w", err)
 		}
 	case stmtDatasetLock:
 		if _, err := br.Exec(); err != nil {

@@ -26,7 +26,7 @@ func scanBackfill(row pgx.Row) (store.Backfill, error) {
 // included: it is reserved beforehand.
 var runCopyCols = []string{"id", "pipeline", "version_id", "trigger", "params", "interval_start", "interval_end",
 	"created_at", "task_count", "backfill_id", "state", "remaining", "unsuccessful", "cancelling", "started_at",
-	"finished_at"}
+	"finished_at", "deadline"}
 
 var createdCopyCols = []string{"run_id", "task_idx", "time", "kind", "actor"}
 

@@ -228,6 +228,17 @@ func history(tb testing.TB, db *DB, runs, tasks int, created time.Time) {
 				CASE e.k WHEN 0 THEN 'task_started' ELSE 'task_succeeded' END, 1, CASE e.k WHEN 0 THEN NULL ELSE 0 END
 			FROM tasks, generate_series(0, 1) AS e(k) WHERE run_id >= $1 ORDER BY run_id, idx, e.k`,
 			[]any{first}},
+		// The durations deadlines predict from: the newest 20 of each task
+		// of these pipelines and of 2,500 tasks of other pipelines, as a
+		// large installation keeps them (the table holds 20 per task,
+		// whatever the history).
+		{"task durations", `INSERT INTO task_durations (pipeline, task_id, run_id, idx, attempt, finished_at, duration)
+			SELECT p, 'task-' || k, -row_number() OVER (), k, n, $1::timestamptz + n * interval '1 hour', 60000000
+			FROM (SELECT format('pipeline-%s', lpad(i::text, 2, '0')) AS p, k
+				FROM generate_series(0, 19) AS i, generate_series(0, $2 - 1) AS k
+				UNION ALL SELECT format('other-%s', i), k FROM generate_series(0, 249) AS i, generate_series(0, 9) AS k) AS keys,
+				generate_series(1, 20) AS n`,
+			[]any{created, tasks}},
 	}
 	for _, st := range stmts {
 		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
@@ -237,7 +248,7 @@ func history(tb testing.TB, db *DB, runs, tasks int, created time.Time) {
 	if err := tx.Commit(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := db.pool.Exec(ctx, `VACUUM ANALYZE runs, tasks, attempts, events`); err != nil {
+	if _, err := db.pool.Exec(ctx, `VACUUM ANALYZE runs, tasks, attempts, events, task_durations`); err != nil {
 		tb.Fatal(err)
 	}
 }

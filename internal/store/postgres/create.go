@@ -24,19 +24,19 @@ const inlineTasks = 1000
 // run's id.
 const insertRunSQL = `WITH r AS (
 	INSERT INTO runs (pipeline, version_id, trigger, params, interval_start, interval_end, created_at, task_count,
-		backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at, deadline)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 	RETURNING id
 ), e AS (
 	INSERT INTO events (run_id, task_idx, time, kind, actor)
-	SELECT id, -1, $7, '` + string(store.RecRunCreated) + `', $16 FROM r
+	SELECT id, -1, $7, '` + string(store.RecRunCreated) + `', $17 FROM r
 ), t AS (
 	INSERT INTO tasks (run_id, idx, task_id, state, attempt, spent, pending_needs, ready_at, started_at, finished_at,
 		exit_code, message, result)
 	SELECT r.id, u.ord - 1, u.task_id, u.state, u.attempt, u.spent, u.pending_needs, u.ready_at, u.started_at,
 		u.finished_at, u.exit_code, u.message, u.result::jsonb
-	FROM r, unnest($17::text[], $18::text[], $19::int4[], $20::int4[], $21::int4[], $22::timestamptz[],
-		$23::timestamptz[], $24::timestamptz[], $25::int4[], $26::text[], $27::text[])
+	FROM r, unnest($18::text[], $19::text[], $20::int4[], $21::int4[], $22::int4[], $23::timestamptz[],
+		$24::timestamptz[], $25::timestamptz[], $26::int4[], $27::text[], $28::text[])
 		WITH ORDINALITY AS u(task_id, state, attempt, spent, pending_needs, ready_at, started_at, finished_at,
 			exit_code, message, result, ord)
 )
@@ -113,7 +113,7 @@ func copyTasks(ctx context.Context, tx pgx.Tx, runID int64, tasks []store.TaskRo
 	return nil
 }
 
-// runArgs are the parameters $1..$15 of insertRunSQL for run r.
+// runArgs are the parameters $1..$16 of insertRunSQL for run r.
 func runArgs(r *store.Run) []any {
 	var version, backfill any
 	if r.VersionID != 0 {
@@ -124,7 +124,7 @@ func runArgs(r *store.Run) []any {
 	}
 	return []any{r.Pipeline, version, r.Trigger, jsonArg(r.Params), timeArg(r.IntervalStart), timeArg(r.IntervalEnd),
 		r.CreatedAt, int32(r.TaskCount), backfill, string(r.State), int32(r.Remaining), int32(r.Unsuccessful),
-		r.Cancelling, timeArg(r.StartedAt), timeArg(r.FinishedAt)}
+		r.Cancelling, timeArg(r.StartedAt), timeArg(r.FinishedAt), timeArg(r.Deadline)}
 }
 
 // runInsertError turns the refusal of a run row into the store's errors: a

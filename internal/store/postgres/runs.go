@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,15 +17,21 @@ import (
 )
 
 const runCols = `id, pipeline, version_id, trigger, params::text, interval_start, interval_end, created_at,
-	task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at`
+	task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at,
+	deadline, deadline_state, predicted_finish, critical_path::text`
 
 func scanRun(row pgx.Row) (store.Run, error) {
 	var r store.Run
 	var version, backfill *int64
 	var state string
+	var path json.RawMessage
 	err := row.Scan(&r.ID, &r.Pipeline, &version, &r.Trigger, jsonCol{&r.Params},
 		timeCol{&r.IntervalStart}, timeCol{&r.IntervalEnd}, timeCol{&r.CreatedAt}, &r.TaskCount, &backfill,
-		&state, &r.Remaining, &r.Unsuccessful, &r.Cancelling, timeCol{&r.StartedAt}, timeCol{&r.FinishedAt})
+		&state, &r.Remaining, &r.Unsuccessful, &r.Cancelling, timeCol{&r.StartedAt}, timeCol{&r.FinishedAt},
+		timeCol{&r.Deadline}, &r.DeadlineState, timeCol{&r.PredictedFinish}, jsonCol{&path})
+	if err == nil {
+		r.CriticalPath, err = store.DecodeCriticalPath(path)
+	}
 	if version != nil {
 		r.VersionID = *version
 	}

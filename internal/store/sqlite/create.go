@@ -56,8 +56,8 @@ func fresh(t *store.TaskRow) bool {
 }
 
 const insertRunSQL = `INSERT INTO runs (pipeline, version_id, trigger, params, interval_start, interval_end,
-	created_at, task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`
+	created_at, task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at, deadline)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`
 
 // A run_created record has no attempt, exit code, message or data.
 const createdInsertCols = `INSERT INTO events (run_id, task_idx, time, kind, actor) VALUES `
@@ -145,7 +145,7 @@ func (w *runWriter) create(r *store.Run, tasks []store.TaskRow, actor string) er
 	err := w.insertRun.QueryRowContext(w.ctx, r.Pipeline, version, r.Trigger, jsonArg(r.Params),
 		timeArg(r.IntervalStart), timeArg(r.IntervalEnd), timeArg(r.CreatedAt), r.TaskCount, backfill,
 		string(r.State), r.Remaining, r.Unsuccessful, boolArg(r.Cancelling), timeArg(r.StartedAt),
-		timeArg(r.FinishedAt)).Scan(&r.ID)
+		timeArg(r.FinishedAt), timeArg(r.Deadline)).Scan(&r.ID)
 	if err != nil {
 		switch code(err) {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE:

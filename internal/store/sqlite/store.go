@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,7 @@ type stmts struct {
 	insertFresh   *sql.Stmt // taskBatch fresh rows
 	insertCreated *sql.Stmt // taskBatch run_created records
 	insertDataset *sql.Stmt // one dataset update
+	durations     durationStmts
 }
 
 func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -56,6 +58,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.insertFresh, freshInsertSQL(taskBatch)},
 		{&s.insertCreated, createdInsertSQL(taskBatch)},
 		{&s.insertDataset, insertDatasetUpdateSQL},
+		{&s.durations.insert, insertDurationSQL},
 	} {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -68,7 +71,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset} {
+	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -140,15 +143,21 @@ func (db *DB) PipelineVersion(ctx context.Context, id int64) (store.PipelineVers
 }
 
 const runCols = `id, pipeline, version_id, trigger, params, interval_start, interval_end, created_at,
-	task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at`
+	task_count, backfill_id, state, remaining, unsuccessful, cancelling, started_at, finished_at,
+	deadline, deadline_state, predicted_finish, critical_path`
 
 func scanRun(row scanner) (store.Run, error) {
 	var r store.Run
 	var version, backfill sql.NullInt64
 	var state string
+	var path json.RawMessage
 	err := row.Scan(&r.ID, &r.Pipeline, &version, &r.Trigger, jsonCol{&r.Params},
 		timeCol{&r.IntervalStart}, timeCol{&r.IntervalEnd}, timeCol{&r.CreatedAt}, &r.TaskCount, &backfill,
-		&state, &r.Remaining, &r.Unsuccessful, boolCol{&r.Cancelling}, timeCol{&r.StartedAt}, timeCol{&r.FinishedAt})
+		&state, &r.Remaining, &r.Unsuccessful, boolCol{&r.Cancelling}, timeCol{&r.StartedAt}, timeCol{&r.FinishedAt},
+		timeCol{&r.Deadline}, &r.DeadlineState, timeCol{&r.PredictedFinish}, jsonCol{&path})
+	if err == nil {
+		r.CriticalPath, err = store.DecodeCriticalPath(path)
+	}
 	r.VersionID = version.Int64
 	r.BackfillID = backfill.Int64
 	r.State = engine.RunState(state)
@@ -327,6 +336,7 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		insertEvent:   tx.StmtContext(ctx, db.st.insertEvent),
 		upsertAttempt: tx.StmtContext(ctx, db.st.upsertAttempt),
 		insertDataset: tx.StmtContext(ctx, db.st.insertDataset),
+		durations:     db.st.durations.in(ctx, tx),
 	}
 	// A batch often changes one run many times (every completion counts
 	// the run's remaining tasks down): only its last state is written.
@@ -361,6 +371,7 @@ type writer struct {
 	tx                                                *sql.Tx
 	updateRun, updateTask, insertEvent, upsertAttempt *sql.Stmt
 	insertDataset                                     *sql.Stmt
+	durations                                         durationStmts
 	skipRun                                           bool // a later change of the batch writes the run
 	change                                            int  // index of the change being written
 	lastTask                                          map[taskKey][2]int
@@ -410,6 +421,11 @@ func (w *writer) apply(c *store.Change) error {
 				err = fmt.Errorf("task: %w", store.ErrNotFound)
 			}
 			return fmt.Errorf("write attempt %d of task %d: %w", a.Attempt, a.Index, err)
+		}
+		if a.Outcome == store.OutcomeSucceeded {
+			if err := w.durations.record(w.ctx, c.RunID, a.Index, a.Attempt); err != nil {
+				return fmt.Errorf("attempt %d of task %d: %w", a.Attempt, a.Index, err)
+			}
 		}
 	}
 	if len(c.DatasetUpdates) == 0 {

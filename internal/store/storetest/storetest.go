@@ -79,6 +79,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DatasetRuns", testDatasetRuns},
 		{"ConcurrentDatasetRuns", testConcurrentDatasetRuns},
 		{"ListRunsInterval", testListRunsInterval},
+		{"RunDeadlines", testRunDeadlines},
+		{"TaskDurations", testTaskDurations},
+		{"ConcurrentDurations", testConcurrentDurations},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
