@@ -212,7 +212,7 @@ func (tx *txn) waitPoked(ev Event) error {
 		msg := fmt.Sprintf("waited %s: %s", pol.Timeout, nonEmpty(ev.Message, "the condition did not hold"))
 		return tx.taskEnded(Event{Kind: EvTaskTimedOut, Task: ev.Task, Attempt: ev.Attempt, Message: msg})
 	}
-	tx.actions = append(tx.actions, Action{Kind: ActPoke, Task: ev.Task, Attempt: t.Attempt, At: pol.NextPoke(t.StartedAt, tx.now)})
+	tx.actions = append(tx.actions, Action{Kind: ActPoke, Task: ev.Task, Attempt: t.Attempt, At: pol.NextPoke(ev.Task, t.StartedAt, tx.now)})
 	return nil
 }
 

@@ -585,7 +585,9 @@ func pokeWait(t *testing.T, seed uint64, rng *rand.Rand, h *harness, i, failRate
 			t.Fatalf("seed %d: poke past the deadline left task %d %s", seed, i, after.State)
 		case !timedOut:
 			a := findAction(tr, ActPoke)
-			if a == nil || a.Attempt != before.Attempt || !a.At.After(h.now) || a.At.Sub(before.StartedAt)%pol.Poke != 0 && !(pol.Timeout > 0 && a.At.Equal(deadline)) {
+			grid := before.StartedAt.Add(Phase(i, pol.Poke))
+			if a == nil || a.Attempt != before.Attempt || !a.At.After(h.now) || a.At.Sub(grid)%pol.Poke != 0 && !(pol.Timeout > 0 && a.At.Equal(deadline)) ||
+				a.At.Sub(h.now) > pol.Poke {
 				t.Fatalf("seed %d: poke of task %d at %s asked for the next at %+v (start %s, poke %s)", seed, i, h.now, a, before.StartedAt, pol.Poke)
 			}
 		}

@@ -34,18 +34,23 @@ type WaitPolicy struct {
 	Timeout time.Duration // longest wait of one attempt; 0 means no limit
 }
 
-// NextPoke is the first poke time after now of a wait that started at
-// start: pokes fall on start + k*poke, so the schedule needs no state of
-// its own (a restart finds the same times) and a slow check does not push
-// the next ones later. With a timeout, the last poke is at the deadline.
-func (p WaitPolicy) NextPoke(start, now time.Time) time.Time {
+// NextPoke is the first poke time after now of task's wait that started
+// at start. The first check is at the start; the next ones fall on a grid,
+// start + phase + k*poke, so the schedule needs no state of its own (a
+// restart finds the same times) and a slow check does not push the next
+// ones later. The phase is a fixed fraction of the interval that differs
+// from task to task: ten thousand waits that started together are spread
+// over the interval instead of all being checked at the same instant.
+// With a timeout, the last poke is at the deadline.
+func (p WaitPolicy) NextPoke(task int, start, now time.Time) time.Time {
 	poke := p.Poke
 	if poke <= 0 {
 		poke = time.Second
 	}
-	next := start.Add(poke)
-	if now.After(start) {
-		next = start.Add((now.Sub(start)/poke + 1) * poke)
+	base := start.Add(Phase(task, poke))
+	next := base
+	if !now.Before(base) {
+		next = base.Add((now.Sub(base)/poke + 1) * poke)
 	}
 	if p.Timeout > 0 {
 		if deadline := start.Add(p.Timeout); next.After(deadline) {
@@ -90,6 +95,17 @@ func (p RetryPolicy) Delay(n int, u float64) time.Duration {
 		d = float64(math.MaxInt64 / 2)
 	}
 	return time.Duration(d)
+}
+
+// Phase is the offset of task's poke grid within an interval of poke: the
+// task's index scattered by a multiplicative hash (Fibonacci hashing), so
+// neighbouring tasks land far apart.
+func Phase(task int, poke time.Duration) time.Duration {
+	if poke <= 0 || task <= 0 {
+		return 0
+	}
+	h := uint64(task) * 0x9E3779B97F4A7C15
+	return time.Duration(h % uint64(poke))
 }
 
 // NodeDef describes one task for NewGraph: its id, the ids it needs and its

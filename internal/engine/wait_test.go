@@ -112,14 +112,33 @@ func TestWaitCancelAndMark(t *testing.T) {
 	}
 }
 
+// TestPhaseSpreadsPokes: the waits of ten thousand tasks that started
+// together are checked spread over the interval, not all at once.
+func TestPhaseSpreadsPokes(t *testing.T) {
+	poke := time.Second
+	buckets := make([]int, 10)
+	for i := range 10000 {
+		ph := Phase(i, poke)
+		if ph < 0 || ph >= poke {
+			t.Fatalf("phase of task %d is %s, outside [0, %s)", i, ph, poke)
+		}
+		buckets[ph*10/poke]++
+	}
+	for b, n := range buckets {
+		if n < 800 || n > 1200 {
+			t.Fatalf("tenth %d of the interval has %d of 10000 pokes: %v", b, n, buckets)
+		}
+	}
+}
+
 func TestNextPoke(t *testing.T) {
 	start := time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC)
 	p := WaitPolicy{Poke: 30 * time.Second, Timeout: 100 * time.Second}
 	for _, tt := range []struct{ now, want time.Duration }{
-		{-time.Second, 30 * time.Second}, {0, 30 * time.Second}, {29 * time.Second, 30 * time.Second},
+		{-time.Second, 0}, {0, 30 * time.Second}, {29 * time.Second, 30 * time.Second},
 		{30 * time.Second, 60 * time.Second}, {95 * time.Second, 100 * time.Second}, {200 * time.Second, 100 * time.Second},
 	} {
-		if got := p.NextPoke(start, start.Add(tt.now)); !got.Equal(start.Add(tt.want)) {
+		if got := p.NextPoke(0, start, start.Add(tt.now)); !got.Equal(start.Add(tt.want)) {
 			t.Errorf("NextPoke at +%s = +%s, want +%s", tt.now, got.Sub(start), tt.want)
 		}
 	}

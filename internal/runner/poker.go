@@ -30,6 +30,9 @@ type Poker struct {
 	// Late, when set, is told how late each check started against its
 	// poke time (benchmarks and metrics).
 	Late func(time.Duration)
+	// Now is the clock poke times are read on: the runner's, which the
+	// engine's poke times come from (default time.Now).
+	Now func() time.Time
 
 	once     sync.Once
 	mu       sync.Mutex
@@ -77,6 +80,9 @@ func (p *Poker) init() {
 	}
 	if p.Kinds == nil {
 		p.Kinds = kinds.Builtin()
+	}
+	if p.Now == nil {
+		p.Now = time.Now
 	}
 	p.wake = make(chan struct{}, 1)
 	p.sem = make(chan struct{}, p.Workers)
@@ -129,6 +135,9 @@ func (p *Poker) Pending() int {
 func (p *Poker) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// fired: the timer set for the head ran out, so the head is due even
+	// if the clock (an injected one, standing still) says otherwise.
+	fired := false
 	for {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
@@ -137,12 +146,12 @@ func (p *Poker) loop() {
 			return
 		}
 		e := p.queue[0]
-		now := time.Now()
-		if wait := e.due.Sub(now); wait > 0 {
+		if wait := e.due.Sub(p.Now()); wait > 0 && !fired {
 			p.mu.Unlock()
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
+				fired = true
 			case <-p.wake:
 				if !timer.Stop() {
 					<-timer.C
@@ -150,6 +159,7 @@ func (p *Poker) loop() {
 			}
 			continue
 		}
+		fired = false
 		heap.Pop(&p.queue)
 		p.mu.Unlock()
 		if e.cancelled.Load() {
@@ -157,7 +167,7 @@ func (p *Poker) loop() {
 		}
 		p.sem <- struct{}{}
 		if p.Late != nil {
-			p.Late(time.Since(e.due))
+			p.Late(p.Now().Sub(e.due))
 		}
 		p.inFlight.Add(1)
 		go func() {

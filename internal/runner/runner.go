@@ -260,7 +260,7 @@ func (r *Runner) init() {
 		r.Executor = r.RunProcess
 	}
 	if r.Poker == nil {
-		r.Poker = &Poker{Kinds: r.Kinds}
+		r.Poker = &Poker{Kinds: r.Kinds, Now: r.Now}
 	}
 }
 

@@ -179,3 +179,27 @@ func (c *coordinator) produced(updates []store.DatasetUpdate) {
 		c.updated = append(c.updated, u.Dataset)
 	}
 }
+
+// CheckWait checks the condition of wait task i of a run once, as its
+// attempts do (same variables, secrets and working directory), without
+// changing the run: a server watching for the data a failed run missed
+// (repair) asks with it.
+func (r *Runner) CheckWait(ctx context.Context, runID int64, i int) (attempt.Observation, error) {
+	r.defaults()
+	c, err := r.load(ctx, runID)
+	if err != nil {
+		return attempt.Observation{}, err
+	}
+	if i < 0 || i >= len(c.pipeline.Tasks) || c.pipeline.Tasks[i].Wait == nil {
+		return attempt.Observation{}, fmt.Errorf("run %d: task %d is not a wait", runID, i)
+	}
+	e := c.newPoke(i, c.mem.Task(i).Attempt)
+	defer e.cancel()
+	s, err := e.describe()
+	if err != nil {
+		return attempt.Observation{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	return r.Kinds.Check(ctx, &s, e.host, nil), nil
+}

@@ -17,20 +17,33 @@ import (
 
 // fakeClock is an injected clock the test moves by hand.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	follow bool      // time passes from setAt on, as on a real clock
+	setAt  time.Time // real time of the last Set
 }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.follow {
+		return c.now.Add(time.Since(c.setAt))
+	}
 	return c.now
 }
 
 func (c *fakeClock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = t
+	c.now, c.setAt = t, time.Now()
+}
+
+// Follow makes the clock run from now on, from the time it shows, so
+// timeouts of waits and tasks pass; Set still jumps it.
+func (c *fakeClock) Follow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setAt, c.follow = time.Now(), true
 }
 
 type testServer struct {

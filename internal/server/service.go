@@ -243,7 +243,7 @@ func (v *service) nextPoke(ctx context.Context, r store.Run, t store.TaskRow) *t
 		return nil
 	}
 	w := p.Tasks[t.Index].Wait
-	next := engine.WaitPolicy{Poke: w.PokeEvery(), Timeout: w.Timeout.D()}.NextPoke(t.StartedAt, v.s.now())
+	next := engine.WaitPolicy{Poke: w.PokeEvery(), Timeout: w.Timeout.D()}.NextPoke(t.Index, t.StartedAt, v.s.now())
 	return &next
 }
 
