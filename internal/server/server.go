@@ -61,6 +61,7 @@ type Server struct {
 	failed    map[int64]backoff  // runs whose Execute failed, and when to try again
 	backfills map[int64]bool     // backfills still running
 	wg        sync.WaitGroup     // Execute goroutines
+	repair    repairs            // failed runs watched for their missing data
 }
 
 // backoff spaces out attempts to execute a run that failed to start.
@@ -355,6 +356,9 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 			defer func() { stop(); <-listening }()
 		}
 	}
+	if err := s.recoverRepairs(startCtx); err != nil {
+		s.log.Error("find the failed runs a repair watches", "err", err)
+	}
 	if err := s.recoverRuns(startCtx); err != nil {
 		return err
 	}
@@ -442,12 +446,16 @@ func (s *Server) pass(ctx context.Context) {
 		s.log.Error("start queued runs", "err", err)
 	}
 	s.settleBackfills(ctx)
+	s.repairPass(ctx)
 }
 
 // observe is told of every committed batch of every run; a finished run frees
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
 	if p.Run.State.Terminal() {
+		if p.Run.State == engine.RunFailed {
+			s.repair.runFailed(p.Run.ID)
+		}
 		s.poke()
 	}
 }

@@ -409,6 +409,14 @@ func (c *checker) tasks(p *Pipeline) {
 		}
 		c.env(t.Env, "env")
 		c.secrets(t.Env, t.SecretEnv, t.Secrets)
+		if r := t.Retry; r != nil {
+			for k, code := range r.DataMissingExitCodes {
+				if code < 1 || code > 255 {
+					at, _ := c.at(&r.DataMissingExitCodes[k])
+					c.errorf(at, "retry.data_missing_exit_codes: expected an exit status from 1 to 255, got %d", code)
+				}
+			}
+		}
 		if r := t.Retry; r != nil && r.MaxBackoff < r.Backoff && r.MaxBackoff >= 0 &&
 			c.given(&r.Backoff, reflect.ValueOf(r.Backoff)) && c.given(&r.MaxBackoff, reflect.ValueOf(r.MaxBackoff)) {
 			at, _ := c.at(&r.MaxBackoff)

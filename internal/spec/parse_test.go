@@ -378,7 +378,7 @@ func TestParseFull(t *testing.T) {
 	if extract.Run.Shell != `./extract.sh "$TASUKI_PARAM_DATE"` || extract.Run.Argv != nil {
 		t.Errorf("extract run = %#v", extract.Run)
 	}
-	if want := (Retry{Attempts: 4, Backoff: Duration(30 * time.Second), MaxBackoff: Duration(5 * time.Minute), Multiplier: 3, Jitter: 0.2}); *extract.Retry != want {
+	if want := (Retry{Attempts: 4, Backoff: Duration(30 * time.Second), MaxBackoff: Duration(5 * time.Minute), Multiplier: 3, Jitter: 0.2}); !reflect.DeepEqual(*extract.Retry, want) {
 		t.Errorf("extract retry = %+v, want %+v", *extract.Retry, want)
 	}
 	if extract.Timeout.D() != 30*time.Minute || extract.Workdir != "jobs/extract" || extract.Env["PAGE_SIZE"] != "500" {
@@ -394,7 +394,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("load run = %q", load.Run.Shell)
 	}
 	// Left-out retry keys get the defaults.
-	if want := (Retry{Attempts: 2, Backoff: Duration(DefaultBackoff), MaxBackoff: Duration(DefaultMaxBackoff), Multiplier: DefaultMultiplier, Jitter: DefaultJitter}); *load.Retry != want {
+	if want := (Retry{Attempts: 2, Backoff: Duration(DefaultBackoff), MaxBackoff: Duration(DefaultMaxBackoff), Multiplier: DefaultMultiplier, Jitter: DefaultJitter}); !reflect.DeepEqual(*load.Retry, want) {
 		t.Errorf("load retry = %+v, want %+v", *load.Retry, want)
 	}
 	if p.Tasks[3].Retry != nil || p.Tasks[3].Attempts() != 1 || extract.Attempts() != 4 {

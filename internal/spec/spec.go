@@ -33,6 +33,7 @@ type Pipeline struct {
 	// Deadline is when each run should have finished (see deadline.go);
 	// nil when the pipeline has none.
 	Deadline *Deadline `yaml:"deadline,omitempty" doc:"When each run should have finished: {at: \"20:00\", timezone: Asia/Tokyo} (the first such time at or after the run's interval end, or after its creation for a run without one) or {after: 90m} (that long after the interval end, or the creation). The server predicts each run's finish and says when it is at risk of missing it." aka:"sla,due,due_by,finish_by"`
+	Repair   *Repair   `yaml:"repair,omitempty" doc:"Self-healing: when a run fails because its data was missing (a wait timed out, or a task exited with one of its retry.data_missing_exit_codes), keep watching for the data and, once it is there, retry the failed tasks and what follows them in the same run." aka:"heal,self_heal,auto_repair"`
 	SLO      *SLO      `yaml:"slo,omitempty" doc:"A freshness objective on the pipeline's success: a run of it succeeded by a time of day (fresh_by), or never longer ago than a maximum age (max_age). 'tasuki slo' shows its state, compliance and breaches." aka:"objective,freshness,service_level"`
 	Datasets []Dataset `yaml:"datasets,omitempty" doc:"Freshness objectives on datasets the pipeline's tasks produce: a list of {name: DATASET, slo: {...}}." aka:"assets,outputs"`
 	Notify   []Notify  `yaml:"notify,omitempty" doc:"Where to tell people about this pipeline's runs: a list of destinations, each one of webhook, slack or email, with the events it wants (on). See also the server's notify routes, which apply to every pipeline." aka:"notifications,alerts,alerting,notification"`
@@ -268,7 +269,26 @@ type Retry struct {
 	MaxBackoff Duration `yaml:"max_backoff,omitempty" doc:"Upper bound of the delay, before jitter. Default 10m." aka:"max_delay,max_interval,max_wait"`
 	Multiplier float64  `yaml:"multiplier,omitempty" doc:"Growth factor of the delay per retry, at least 1 (1 means a constant delay). Default 2." min:"1" aka:"factor,backoff_factor,exponent"`
 	Jitter     float64  `yaml:"jitter,omitempty" doc:"Random spread of each delay as a fraction, 0 to 1 (0.2 means ±20%). Default 0.1." min:"0" max:"1"`
+	// DataMissingExitCodes are exit statuses by which a task says its input
+	// is not there yet: with repair.on_data, a run that failed so is
+	// repaired once the task succeeds when tried again.
+	DataMissingExitCodes []int `yaml:"data_missing_exit_codes,omitempty" doc:"Exit statuses by which the task says its input is missing (such as 75). With the pipeline's repair: {on_data: true}, a run that failed with one of them is not given up: the task is tried again every repair.poke until it succeeds or repair.until, and the run goes on from there." aka:"missing_data_exit_codes,data_missing_codes"`
 }
+
+// Repair is a pipeline's self-healing policy.
+type Repair struct {
+	OnData bool     `yaml:"on_data" doc:"Watch for the missing data of a failed run (the condition of the wait that timed out; for a task that exited with a data-missing code, the task itself) and retry the failed part of the run when it arrives." required:"true" aka:"data,when_data_arrives"`
+	Until  Duration `yaml:"until,omitempty" doc:"Longest time after the failure to keep watching. Default 24h." aka:"for,max_wait,timeout"`
+	Poke   Duration `yaml:"poke,omitempty" doc:"Time between checks while watching. Default: the wait's own poke interval; 1m for a task tried again." aka:"every,interval"`
+}
+
+// DefaultRepairUntil is how long a repair watches when the pipeline gives
+// no until and the run has no deadline.
+const DefaultRepairUntil = 24 * time.Hour
+
+// DefaultRepairPoke is how often a repair tries again a task that exited
+// with a data-missing code, when the pipeline gives no poke.
+const DefaultRepairPoke = time.Minute
 
 // Defaults of the retry policy: Parse fills them in for fields a file leaves
 // out.
