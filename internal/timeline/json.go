@@ -50,21 +50,26 @@ type Run struct {
 	DurationMS *int64 `json:"duration_ms,omitempty"`
 }
 
-// Deadline is a run's standing against its deadline: its newest deadline
-// record (deadline_on_track, deadline_at_risk, deadline_missed,
+// Deadline is a run's standing against its deadline: the deadline the run
+// was given, the deadline watcher's latest judgement of it, and its newest
+// deadline record (deadline_on_track, deadline_at_risk, deadline_missed,
 // deadline_met).
 type Deadline struct {
-	// State is on_track, at_risk, missed or met.
-	State string `json:"state"`
-	// Since is when the newest deadline record was written.
-	Since time.Time `json:"since"`
-	// Message is that record's: the predicted finish, the critical path,
-	// what it waits on.
-	Message string `json:"message,omitempty"`
-	// Deadline and PredictedFinish come from the record's data, when it
-	// has them ("deadline", "predicted_finish": RFC 3339 times).
-	Deadline        *time.Time `json:"deadline,omitempty"`
+	// Deadline is when the run should have succeeded by; from the run, or
+	// else from the newest deadline record's data ("deadline").
+	Deadline *time.Time `json:"deadline,omitempty"`
+	// State is on_track, at_risk, missed or met; absent until the run is
+	// first judged.
+	State string `json:"state,omitempty"`
+	// Since is when the newest deadline record was written, Message what
+	// it says (the predicted finish, the critical path, what it waits on).
+	Since   *time.Time `json:"since,omitempty"`
+	Message string     `json:"message,omitempty"`
+	// PredictedFinish and CriticalPath are the latest prediction: when the
+	// run will finish and the task ids that decide it, in the order they
+	// run (none once it finished).
 	PredictedFinish *time.Time `json:"predicted_finish,omitempty"`
+	CriticalPath    []string   `json:"critical_path,omitempty"`
 	// FirstAtRisk is when the run was first found at risk, if ever.
 	FirstAtRisk *time.Time `json:"first_at_risk,omitempty"`
 }
@@ -308,22 +313,46 @@ func (t *Timeline) runDuration() (time.Duration, bool) {
 	return t.opts.Now().Sub(r.StartedAt), true
 }
 
-// deadlineJSON is the run's standing against its deadline, or nil.
+// deadlineJSON is the run's standing against its deadline, or nil when it
+// has none.
 func (t *Timeline) deadlineJSON() *Deadline {
-	e := t.scan.deadline
-	if e == nil {
+	r, e := t.run, t.scan.deadline
+	if r.Deadline.IsZero() && r.DeadlineState == "" && e == nil {
 		return nil
 	}
-	d := &Deadline{State: deadlineState(e.Kind), Since: e.Time.UTC(), Message: e.Message, FirstAtRisk: utcPtr(t.scan.firstAtRisk)}
-	var data struct {
-		Deadline        time.Time `json:"deadline"`
-		PredictedFinish time.Time `json:"predicted_finish"`
+	d := &Deadline{
+		Deadline: utcPtr(r.Deadline), State: r.DeadlineState, PredictedFinish: utcPtr(r.PredictedFinish),
+		CriticalPath: r.CriticalPath, FirstAtRisk: utcPtr(t.scan.firstAtRisk),
 	}
-	// Data of another shape (or none) leaves the times out.
+	if e == nil {
+		return d
+	}
+	if d.State == "" {
+		d.State = deadlineState(e.Kind)
+	}
+	d.Since, d.Message = utcPtr(e.Time), e.Message
+	// What the run does not say, the record's data may: each time read on
+	// its own, so one of another shape does not hide the other.
+	var data map[string]json.RawMessage
 	if json.Unmarshal(e.Data, &data) == nil {
-		d.Deadline, d.PredictedFinish = utcPtr(data.Deadline), utcPtr(data.PredictedFinish)
+		if d.Deadline == nil {
+			d.Deadline = dataTime(data["deadline"])
+		}
+		if d.PredictedFinish == nil {
+			d.PredictedFinish = dataTime(data["predicted_finish"])
+		}
 	}
 	return d
+}
+
+// dataTime reads an RFC 3339 time from a record's data; nil for anything
+// else.
+func dataTime(raw json.RawMessage) *time.Time {
+	var at time.Time
+	if json.Unmarshal(raw, &at) != nil {
+		return nil
+	}
+	return utcPtr(at)
 }
 
 // deadlineState is the state a deadline record kind stands for.

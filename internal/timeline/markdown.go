@@ -144,28 +144,38 @@ func (m *markdown) outcome() string {
 func (m *markdown) deadline() string {
 	d := m.t.deadlineJSON()
 	if d == nil {
-		return "none recorded"
+		return "none"
 	}
-	s := strings.ReplaceAll(d.State, "_", " ")
-	if d.State == "at_risk" || d.State == "missed" {
-		s = "**" + s + "**"
+	s := "time not recorded"
+	if d.Deadline != nil {
+		s = m.when(*d.Deadline)
 	}
-	s += " (as of " + m.when(d.Since) + ")"
+	switch d.State {
+	case "":
+		s += ", not judged yet"
+	case "at_risk", "missed":
+		s += ", **" + strings.ReplaceAll(d.State, "_", " ") + "**"
+	default:
+		s += ", " + strings.ReplaceAll(d.State, "_", " ")
+	}
+	if d.Since != nil {
+		s += " as of " + m.when(*d.Since)
+	}
 	if d.Message != "" {
 		s += ": " + escape(cutRunes(oneLine(d.Message), maxMessageRunes))
 	}
-	var more []string
-	if d.Deadline != nil {
-		more = append(more, "deadline "+m.when(*d.Deadline))
-	}
 	if d.PredictedFinish != nil {
-		more = append(more, "predicted finish "+m.when(*d.PredictedFinish))
+		s += "; predicted finish " + m.when(*d.PredictedFinish)
+	}
+	if len(d.CriticalPath) > 0 {
+		path := make([]string, len(d.CriticalPath))
+		for i, id := range d.CriticalPath {
+			path[i] = code(id)
+		}
+		s += "; critical path " + strings.Join(path, " → ")
 	}
 	if d.FirstAtRisk != nil {
-		more = append(more, "first at risk "+m.when(*d.FirstAtRisk))
-	}
-	if len(more) > 0 {
-		s += "; " + strings.Join(more, ", ")
+		s += "; first at risk " + m.when(*d.FirstAtRisk)
 	}
 	return s
 }

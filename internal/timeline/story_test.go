@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,10 +66,11 @@ tasks:
 // file, then the file (two changes of what it saw, and what arrived);
 // load fails, is retried after its backoff and fails again, so the run
 // fails; an operator retries the failed part once the cause is fixed, and
-// the run succeeds. Deadline and alert records are written where the
-// server would write them (a prediction at the start, at risk at the first
-// failure with an alert, met at the end), as the parts that decide them
-// do, through the store.
+// the run succeeds. The run has a deadline half an hour after its
+// creation; the deadline watcher's judgements and the alerts are written
+// where the server would write them (on track at the start, at risk at the
+// first failure with an alert, met at the end), through the store as the
+// parts that decide them do.
 type story struct {
 	st    *sqlite.DB
 	logs  *logs.Files
@@ -113,16 +113,22 @@ func playStory(t *testing.T) *story {
 			problem = err
 		}
 	}
-	record := func(at time.Time, kind engine.EventKind, msg string, data string) {
+	record := func(at time.Time, kind engine.EventKind, msg string) {
 		rec := engine.Record{Time: at, Kind: kind, Task: -1, Message: msg}
-		if data != "" {
-			rec.Data = json.RawMessage(data)
-		}
 		if err := st.Apply(ctx, store.Change{RunID: s.runID, Transition: engine.Transition{Records: []engine.Record{rec}}}); err != nil {
 			fail(err)
 		}
 	}
-	deadline := `{"deadline":"2026-11-20T10:30:00Z","predicted_finish":"%s"}`
+	// judge records the deadline watcher's judgement, as it does.
+	judged := ""
+	judge := func(at time.Time, state, msg string, predicted time.Time, path ...string) {
+		u := store.DeadlineUpdate{RunID: s.runID, Expect: judged, State: state, PredictedFinish: predicted, CriticalPath: path,
+			Records: []engine.Record{{Time: at, Kind: store.DeadlineRecord(state), Task: -1, Message: msg}}}
+		if err := st.SetRunDeadline(ctx, nil, u); err != nil {
+			fail(err)
+		}
+		judged = state
+	}
 	// Each step of the story happens when the run has recorded what comes
 	// before it: Observe is called after each commit, before anything the
 	// commit asked for is launched, so the clock set here is the clock of
@@ -144,8 +150,8 @@ func playStory(t *testing.T) *story {
 			}
 			switch {
 			case rec.Kind == engine.EvRunStarted:
-				record(rec.Time, timeline.KindDeadlineOnTrack, "predicted finish 10:06:10 UTC, 23m50s before the deadline; critical path arrive → load → publish",
-					strings.Replace(deadline, "%s", "2026-11-20T10:06:10Z", 1))
+				judge(rec.Time, store.DeadlineOnTrack, "predicted to finish 23m50s before the deadline; waiting on arrive",
+					t0.Add(6*time.Minute+10*time.Second), "arrive", "load", "publish")
 			case rec.Kind == engine.EvWaitPoked:
 				pokes++
 				switch pokes {
@@ -171,22 +177,26 @@ func playStory(t *testing.T) *story {
 				took := map[int]time.Duration{1: 30 * time.Second, 2: 45 * time.Second, 3: 40 * time.Second}[rec.Attempt]
 				s.clk.Set(rec.Time.Add(took))
 			case rec.Kind == engine.EvTaskFailed && id == "load" && rec.Attempt == 1:
-				record(rec.Time, timeline.KindDeadlineAtRisk, "predicted finish 10:31:15 UTC is past the deadline; critical path load (retry in 30s) → publish",
-					strings.Replace(deadline, "%s", "2026-11-20T10:31:15Z", 1))
-				record(rec.Time, timeline.KindAlertSent, "at_risk to webhook https://hooks.example.com/…", "")
+				judge(rec.Time, store.DeadlineAtRisk, "predicted to finish 1m15s after the deadline; load retries in 30s",
+					t0.Add(31*time.Minute+15*time.Second), "load", "publish")
+				record(rec.Time, timeline.KindAlertSent, "at_risk → webhook ops")
 			case rec.Kind == engine.RecRetryScheduled:
 				s.clk.Set(rec.Time.Add(30 * time.Second)) // the backoff
 			case rec.Kind == engine.EvTaskStarted && id == "publish":
 				s.clk.Set(rec.Time.Add(5 * time.Second))
 			case rec.Kind == engine.RecRunFinished && rec.Message == string(engine.RunSucceeded):
-				record(rec.Time, timeline.KindDeadlineMet, "finished 9m14s before the deadline",
-					strings.Replace(deadline, "%s", "2026-11-20T10:20:46Z", 1))
-				record(rec.Time, timeline.KindAlertSent, "recovered to webhook https://hooks.example.com/…", "")
+				judge(rec.Time, store.DeadlineMet, "succeeded 9m14s before the deadline", time.Time{})
+				record(rec.Time, timeline.KindAlertSent, "recovered → webhook ops")
 			}
 		}
 	}
 
-	created, err := r.Create(ctx, p, nil, store.TriggerManual)
+	nr, err := r.NewRun(ctx, p, nil, store.TriggerManual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr.Run.Deadline = t0.Add(30 * time.Minute)
+	created, err := st.CreateRun(ctx, nr)
 	if err != nil {
 		t.Fatal(err)
 	}

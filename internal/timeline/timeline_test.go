@@ -263,6 +263,69 @@ func TestRunningRun(t *testing.T) {
 	}
 }
 
+// TestDeadline: the deadline line and document come from the run (its
+// deadline, the watcher's latest judgement) and from the newest deadline
+// record, whose data fills in what the run does not say.
+func TestDeadline(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		deadline time.Time
+		records  []engine.Record
+		want     string // the Markdown's deadline line
+		check    func(d *timeline.Deadline) bool
+	}{
+		{name: "none", want: "- **Deadline:** none\n", check: func(d *timeline.Deadline) bool { return d == nil }},
+		{name: "not judged yet", deadline: t0.Add(30 * time.Minute),
+			want: "- **Deadline:** 2026-11-20 10:30:00 UTC, not judged yet\n",
+			check: func(d *timeline.Deadline) bool {
+				return d.State == "" && d.Since == nil && d.Deadline.Equal(t0.Add(30*time.Minute))
+			}},
+		{name: "from records", records: []engine.Record{
+			{Time: t0, Kind: timeline.KindDeadlineAtRisk, Task: -1, Message: "first"},
+			{Time: t0.Add(time.Minute), Kind: timeline.KindDeadlineAtRisk, Task: -1, Message: "waits on `arrive`",
+				Data: json.RawMessage(`{"deadline": "2026-11-20T10:20:00Z", "predicted_finish": "2026-11-20T10:25:00Z"}`)},
+			{Time: t0.Add(2 * time.Minute), Kind: timeline.KindDeadlineMissed, Task: -1, Message: "10:20 passed",
+				Data: json.RawMessage(`{"deadline": "2026-11-20T10:20:00Z", "predicted_finish": "soon"}`)},
+		},
+			want: "- **Deadline:** 2026-11-20 10:20:00 UTC, **missed** as of 2026-11-20 10:02:00 UTC: 10:20 passed; first at risk 2026-11-20 10:00:00 UTC\n",
+			check: func(d *timeline.Deadline) bool {
+				return d.State == "missed" && d.Message == "10:20 passed" && d.PredictedFinish == nil && d.FirstAtRisk.Equal(t0)
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := openStore(t)
+			rows := []store.TaskRow{{Index: 0, TaskID: "a", Task: engine.Task{State: engine.TaskPending}}}
+			run, err := st.CreateRun(ctx, store.NewRun{Run: store.Run{Pipeline: "p", CreatedAt: t0, Deadline: c.deadline}, Tasks: rows})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.records) > 0 {
+				if err := st.Apply(ctx, store.Change{RunID: run.ID, Transition: engine.Transition{Records: c.records}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tl, err := timeline.Load(ctx, st, run.ID, timeline.Options{Now: func() time.Time { return t0 }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var md, js bytes.Buffer
+			if err := tl.WriteMarkdown(ctx, &md); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(md.String(), c.want) {
+				t.Errorf("the Markdown lacks %q:\n%s", c.want, md.String())
+			}
+			if err := tl.WriteJSON(ctx, &js); err != nil {
+				t.Fatal(err)
+			}
+			if doc := checkShape(t, js.Bytes()); !c.check(doc.Deadline) {
+				t.Errorf("deadline %+v", doc.Deadline)
+			}
+		})
+	}
+}
+
 func TestMissingRun(t *testing.T) {
 	_, err := timeline.Load(context.Background(), openStore(t), 42, timeline.Options{})
 	if !errors.Is(err, store.ErrNotFound) {
