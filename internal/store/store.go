@@ -436,6 +436,9 @@ type Store interface {
 	Secrets
 	// Users keeps the local users and the sessions of the web UI.
 	Users
+	// Notifications keeps the outbox of notifications and the incidents
+	// of runs.
+	Notifications
 	// Deadlines keeps runs' deadline states and predictions, and the
 	// durations of recent successful attempts they are predicted from.
 	Deadlines

@@ -79,6 +79,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DatasetRuns", testDatasetRuns},
 		{"ConcurrentDatasetRuns", testConcurrentDatasetRuns},
 		{"ListRunsInterval", testListRunsInterval},
+		// notify.go
+		{"OutboxPublish", testOutboxPublish},
+		{"Incidents", testIncidents},
+		{"ClaimDeliveries", testClaimDeliveries},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"ConcurrentIncidents", testConcurrentIncidents},
+		{"PruneTakesDeliveries", testPruneTakesDeliveries},
 		{"RunDeadlines", testRunDeadlines},
 		{"TaskDurations", testTaskDurations},
 		{"ConcurrentDurations", testConcurrentDurations},
