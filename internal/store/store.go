@@ -436,6 +436,8 @@ type Store interface {
 	Secrets
 	// Users keeps the local users and the sessions of the web UI.
 	Users
+	// SLOs keeps what freshness objectives decided.
+	SLOs
 	// Notifications keeps the outbox of notifications and the incidents
 	// of runs.
 	Notifications

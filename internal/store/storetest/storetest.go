@@ -79,6 +79,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DatasetRuns", testDatasetRuns},
 		{"ConcurrentDatasetRuns", testConcurrentDatasetRuns},
 		{"ListRunsInterval", testListRunsInterval},
+		// slo.go
+		{"SLOObjectives", testSLOObjectives},
+		{"SLOWindows", testSLOWindows},
+		{"SLOBreaches", testSLOBreaches},
 		// notify.go
 		{"OutboxPublish", testOutboxPublish},
 		{"Incidents", testIncidents},
