@@ -311,34 +311,34 @@ func failedAttempt(a store.Attempt) bool {
 	return false
 }
 
-// tailed reports whether attempt a gets its log's tail: a failed attempt
-// that has a log (waits and attempts that never started have none), among
-// the first LogTails of them.
+// tailed is the set of attempts whose log's tail is shown: the failed
+// attempts that have a log (waits and attempts that never started have
+// none), the first LogTails of them in task and attempt order.
 func (t *Timeline) tailed() map[attemptKey]bool {
 	out := map[attemptKey]bool{}
-	if t.opts.Logs == nil {
-		return out
-	}
 	for _, a := range t.attempts {
 		if len(out) == t.opts.LogTails {
 			break
 		}
-		if failedAttempt(a) && a.Log != "" && !t.scan.waits[a.Index] {
+		if t.hasTail(a) {
 			out[attemptKey{a.Index, a.Attempt}] = true
 		}
 	}
 	return out
 }
 
+// hasTail reports whether attempt a is one whose log's tail is worth
+// showing: it failed, and it has a log to read.
+func (t *Timeline) hasTail(a store.Attempt) bool {
+	return t.opts.Logs != nil && failedAttempt(a) && a.Log != "" && !t.scan.waits[a.Index]
+}
+
 // tailCandidates counts the attempts that would get a log tail without the
 // LogTails bound.
 func (t *Timeline) tailCandidates() int {
-	if t.opts.Logs == nil {
-		return 0
-	}
 	n := 0
 	for _, a := range t.attempts {
-		if failedAttempt(a) && a.Log != "" && !t.scan.waits[a.Index] {
+		if t.hasTail(a) {
 			n++
 		}
 	}
