@@ -61,6 +61,7 @@ type Server struct {
 	failed    map[int64]backoff  // runs whose Execute failed, and when to try again
 	backfills map[int64]bool     // backfills still running
 	wg        sync.WaitGroup     // Execute goroutines
+	slos      sloTracker         // the leader's judgement of freshness objectives
 	repair    repairs            // failed runs watched for their missing data
 }
 
@@ -266,7 +267,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
-		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}),
+		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
 		api.WithTimelines(s.store, s.now))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
@@ -446,6 +447,7 @@ func (s *Server) pass(ctx context.Context) {
 		s.log.Error("start queued runs", "err", err)
 	}
 	s.settleBackfills(ctx)
+	s.judgeObjectivesDue(ctx)
 	s.repairPass(ctx)
 }
 
