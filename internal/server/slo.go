@@ -148,9 +148,24 @@ func (s *Server) judgeObjectives(ctx context.Context) {
 		t.declared, t.judgedTo = map[string]store.SLOObjective{}, map[string]time.Time{}
 	}
 	now := s.now()
+	judged := map[string]bool{}
 	for _, ob := range s.objectives() {
+		judged[ob.id()] = true
 		if err := s.judgeObjective(ctx, ob, now); err != nil && ctx.Err() == nil {
 			s.log.Error("judge freshness objective", "objective", ob.name(), "pipeline", ob.pipeline, "err", err)
+		}
+	}
+	// The open breaches of objectives no longer declared (a file removed,
+	// an objective taken out) end now: nothing judges them any more.
+	open, err := s.store.SLOBreaches(ctx, store.SLOBreachFilter{Open: true, Limit: store.MaxSLOBreachesLimit})
+	if err != nil {
+		s.log.Error("list open breaches of freshness objectives", "err", err)
+	}
+	for _, b := range open {
+		if !judged[b.Pipeline+"\x00"+b.Objective] {
+			if err := s.store.EndSLOBreach(ctx, b.ID, now); err != nil {
+				s.log.Error("end the breach of an objective no longer declared", "pipeline", b.Pipeline, "objective", b.Objective, "err", err)
+			}
 		}
 	}
 	if now.Sub(t.pruned) >= time.Hour {

@@ -337,7 +337,8 @@ tasks: [{id: pull, run: "true"}]
 }
 
 // TestChangedObjectiveStartsAfresh: editing an objective judges it anew
-// from the time of the edit; the old breaches are not its own.
+// from the time of the edit; the old breaches are not its own, and are
+// over; taking it out ends its open breach.
 func TestChangedObjectiveStartsAfresh(t *testing.T) {
 	ctx := context.Background()
 	tokyo := mustLoad(t, "Asia/Tokyo")
@@ -357,6 +358,26 @@ func TestChangedObjectiveStartsAfresh(t *testing.T) {
 	o := ts.objectiveNamed(ctx, "pipeline:p")
 	if o.Definition != "fresh by 10:00 Asia/Tokyo, daily" || !o.Since.Equal(at(3, 11)) || len(o.Breaches) != 0 || o.Compliance.Days7 != nil || o.State != api.SLOPending {
 		t.Errorf("after the edit: %+v", o)
+	}
+	if open, err := ts.store.SLOBreaches(ctx, store.SLOBreachFilter{Open: true}); err != nil || len(open) != 0 {
+		t.Errorf("open breaches after the edit: %+v, %v", open, err)
+	}
+
+	// A breach open when its objective goes away ends: nothing judges it.
+	ts.judgeAt(ctx, at(4, 11))
+	if open, _ := ts.store.SLOBreaches(ctx, store.SLOBreachFilter{Open: true}); len(open) != 1 {
+		t.Fatalf("open breaches on day 4: %+v", open)
+	}
+	write(t, filepath.Join(dir, "p.yaml"), "name: p\ntasks: [{id: a, run: \"true\"}]\n# no objective\n")
+	if err := ts.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts.judgeAt(ctx, at(4, 12))
+	if open, _ := ts.store.SLOBreaches(ctx, store.SLOBreachFilter{Open: true}); len(open) != 0 {
+		t.Errorf("open breaches once the objective is gone: %+v", open)
+	}
+	if list, err := (sloAPI{ts.Server}).ListSLOs(ctx, ""); err != nil || len(list) != 0 {
+		t.Errorf("objectives once gone: %+v, %v", list, err)
 	}
 }
 
