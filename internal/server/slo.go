@@ -373,7 +373,9 @@ func (s *Server) breachDecided(ctx context.Context, ob objective, b store.SLOBre
 }
 
 // sloClock renders t in loc for causes: "2026-03-09 09:00 JST".
-func sloClock(t time.Time, loc *time.Location) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
+func sloClock(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02 15:04 MST")
+}
 
 // breachCause describes breach b of window w: the run that should have
 // made the data fresh (the pipeline's newest run by the start of the
