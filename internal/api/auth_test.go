@@ -34,6 +34,7 @@ var authRules = map[string][2]string{
 	"GET /runs":                         {"viewer", "listed"},
 	"GET /runs/{id}":                    {"viewer", "run"},
 	"GET /runs/{id}/events":             {"viewer", "run"},
+	"GET /runs/{id}/alerts":             {"viewer", "run"},
 	"GET /runs/{id}/timeline":           {"viewer", "run"},
 	"GET /runs/{id}/tasks/{task}":       {"viewer", "run"},
 	"GET /runs/{id}/tasks/{task}/logs":  {"viewer", "run"},

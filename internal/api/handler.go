@@ -82,6 +82,7 @@ type handler struct {
 	users     Users    // nil: the user, session and login routes answer 503, and no cookie is a credential
 	datasets  Datasets // nil: the /datasets and /lineage routes answer 503
 	slos      SLOs     // nil: GET /slo answers 503
+	alerts    Alerts   // nil: GET /runs/{id}/alerts answers 503
 	// timelines is where GET /runs/{id}/timeline reads runs (nil: it
 	// answers 503), timelineNow its clock (nil: time.Now).
 	timelines   timeline.Source
@@ -138,6 +139,7 @@ func routeTable() []route {
 		{get, "/runs", []string{"pipeline", "state", "backfill", "cursor", "limit"}, viewer, listed, (*handler).runs},
 		{get, "/runs/{id}", nil, viewer, byRun, (*handler).run},
 		{get, "/runs/{id}/events", []string{"after", "limit"}, viewer, byRun, (*handler).events},
+		{get, "/runs/{id}/alerts", nil, viewer, byRun, (*handler).runAlerts},
 		{get, "/runs/{id}/timeline", []string{"format", "tz"}, viewer, byRun, (*handler).timeline},
 		{get, "/runs/{id}/tasks/{task}", nil, viewer, byRun, (*handler).task},
 		{get, "/runs/{id}/tasks/{task}/logs", []string{"attempt", "offset", "follow"}, viewer, byRun, (*handler).taskLog},

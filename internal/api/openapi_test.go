@@ -205,6 +205,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Dataset": api.Dataset{}, "DatasetRef": api.DatasetRef{}, "DatasetUpdate": api.DatasetUpdate{}, "DatasetPage": api.Page[api.Dataset]{},
 		"DatasetUpdateRequest": api.DatasetUpdateRequest{}, "Lineage": api.Lineage{}, "LineageNode": api.LineageNode{}, "LineageEdge": api.LineageEdge{},
 		"SLO": api.SLO{}, "SLOWindow": api.SLOWindow{}, "SLOCompliance": api.SLOCompliance{}, "SLOBreach": api.SLOBreach{}, "SLOPage": api.Page[api.SLO]{},
+		"Alert": api.Alert{}, "AlertPage": api.Page[api.Alert]{},
 		"Timeline": timeline.Document{}, "TimelineRun": timeline.Run{}, "TimelineDeadline": timeline.Deadline{}, "TimelineSummary": timeline.Summary{},
 		"TimelineFailure": timeline.Failure{}, "TimelineAction": timeline.Action{}, "TimelineAttempt": timeline.Attempt{}, "TimelineLogTail": timeline.LogTail{},
 		"TimelineEvent": timeline.Event{},

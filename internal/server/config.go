@@ -79,6 +79,9 @@ type Config struct {
 	SessionTTL Duration `yaml:"session_ttl"`
 	// OIDC is single sign-on through an OpenID Connect provider (oidc.go).
 	OIDC OIDCConfig `yaml:",inline"`
+	// NotifyConfig is notifications: server-wide routes, SMTP and the
+	// public URL links point to (notify.go).
+	NotifyConfig `yaml:",inline"`
 
 	// Network and browser security (transport.go, docs/security.md).
 
@@ -186,7 +189,9 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL,
 // TASUKI_TLS_CERT, TASUKI_TLS_KEY, TASUKI_CLIENT_CA, TASUKI_CLIENT_AUTH,
 // TASUKI_CA, TASUKI_ALLOWED_HOSTS and TASUKI_CORS_ORIGINS (comma-separated),
-// TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR.
+// TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR, and the
+// notification settings applyNotifyEnv reads (TASUKI_PUBLIC_URL,
+// TASUKI_NOTIFY, TASUKI_SMTP_*).
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	var errs []error
 	str := func(key string, dst *string) {
@@ -252,6 +257,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	str("TASUKI_OIDC_REDIRECT_URL", &c.OIDC.RedirectURL)
 	str("TASUKI_OIDC_ROLE_CLAIM", &c.OIDC.RoleClaim)
 	applyTransportEnv(c, lookup, &errs)
+	applyNotifyEnv(c, lookup, &errs)
 	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
 		n, err := logs.ParseSize(v)
 		if err != nil {
@@ -313,6 +319,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("db %q: expected a PostgreSQL URL (postgres://user@host:5432/db), or nothing for the embedded store", redactURL(c.DB)))
 	}
 	errs = append(errs, c.validateTransport()...)
+	errs = append(errs, c.validateNotify()...)
 	if c.SecretsDir != "" {
 		if fi, err := os.Stat(c.SecretsDir); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("secrets_dir %q: not a directory", c.SecretsDir))

@@ -35,6 +35,9 @@ type Server struct {
 	// recoveries, objectives); notify.Discard until notifications are set
 	// up.
 	alerts notify.Publisher
+	// notes is the outbox alerts writes to and the deliverer that sends
+	// what it holds while this server leads (notify.go).
+	notes  *notifier
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
@@ -134,6 +137,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Kinds:           kinds.WithStore(st),
 	}
 	s.setupSecrets()
+	if err := s.setupNotify(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	// Every attempt goes through the broker: remote workers lease them over
 	// HTTP, and the in-process executor is just another worker.
 	s.broker = lease.New(s.logs, opts.Logger)
@@ -266,7 +273,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() { stopBroker(); <-localDone }()
 
 	people := newUsers(s, s.cfg.SessionTTL.D())
-	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
+	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithAlerts(alertsAPI{s}), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
 		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
 		api.WithTimelines(s.store, s.now))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
@@ -301,6 +308,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("draining: no new attempts start; running ones get the grace period", "grace", s.cfg.DrainGrace.D())
 	s.runner.Drain()
 	s.wg.Wait()
+	s.stopDelivering()
 	stopRenewing()
 	if !errors.Is(loopErr, errLostLeadership) && s.elector != nil {
 		s.resign()
@@ -363,6 +371,8 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 	if err := s.recoverRuns(startCtx); err != nil {
 		return err
 	}
+	// Notifications are sent by the leader until the drain is over.
+	s.startDelivering(renewCtx)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -454,6 +464,7 @@ func (s *Server) pass(ctx context.Context) {
 // observe is told of every committed batch of every run; a finished run frees
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
+	s.runEnded(p)
 	if p.Run.State.Terminal() {
 		if p.Run.State == engine.RunFailed {
 			s.repair.runFailed(p.Run.ID)
