@@ -96,6 +96,9 @@ func (o *Outbox) Publish(ctx context.Context, ev Event) error {
 		seen = append(seen, string(b))
 		n.Targets = append(n.Targets, store.Target{Destination: b, Label: d.String()})
 	}
+	if len(n.Targets) == 0 && n.Incident == store.IncidentNone {
+		return nil // nobody to tell, and no incident to keep
+	}
 	ds, err := o.Store.Publish(ctx, n)
 	if err != nil {
 		return fmt.Errorf("record %s of %s run %d in the outbox: %w", ev.Kind, ev.Pipeline, ev.RunID, err)
