@@ -317,7 +317,8 @@ func (s *Server) runEnded(p runner.Progress) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ev := notify.Event{Pipeline: p.Run.Pipeline, RunID: p.Run.ID, State: string(p.Run.State), At: p.Run.FinishedAt}
+	ev := notify.Event{Pipeline: p.Run.Pipeline, RunID: p.Run.ID, State: string(p.Run.State), At: p.Run.FinishedAt,
+		Deadline: p.Run.Deadline}
 	if ev.At.IsZero() {
 		ev.At = s.now()
 	}

@@ -73,6 +73,7 @@ func TestNotifyRunEnds(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "ok")
 	hook, hookURL := newHookReceiver(t, "whsec-test-k3y", time.Now)
 	dir := pipelineDir(t, map[string]string{"flaky.yaml": `name: flaky
+deadline: {after: 1h}
 notify:
   - webhook: ` + hookURL + `/hooks/tasuki
     secret: hook_key
@@ -100,6 +101,13 @@ tasks:
 		t.Fatalf("after the failure the webhook heard %v, want [failed]", got)
 	}
 	p := hook.got[0]
+	stored, err := ts.store.Run(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (p.Deadline == nil) != stored.Deadline.IsZero() || (p.Deadline != nil && !p.Deadline.Equal(stored.Deadline)) {
+		t.Errorf("deadline in the payload %v, the run's %v", p.Deadline, stored.Deadline)
+	}
 	if p.Run != run.ID || p.Pipeline != "flaky" || p.State != "failed" || !strings.HasPrefix(p.Reason, "load failed") ||
 		p.URL != ts.publicURL()+"/api/v1/runs/"+itoa(run.ID) {
 		t.Errorf("failed payload = %+v", p)
