@@ -118,10 +118,20 @@ func (p *Poker) stop(e *poke) {
 	e.cancelled.Store(true)
 	e.cancel()
 	p.mu.Lock()
+	head := false
 	if e.index >= 0 && e.index < len(p.queue) && p.queue[e.index] == e {
+		head = e.index == 0
 		heap.Remove(&p.queue, e.index)
 	}
 	p.mu.Unlock()
+	if head {
+		// The loop may be sleeping until e's time: let it look again (and
+		// exit, if nothing is left), rather than keep a goroutine asleep.
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Pending returns how many checks are queued (waits between pokes).

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/spec"
+	"go.uber.org/goleak"
 )
 
 // gateCondition is a wait condition whose checks block until released,
@@ -88,4 +90,27 @@ func TestPokerBoundsChecks(t *testing.T) {
 	if n := p.Pending(); n != 0 {
 		t.Fatalf("%d entries still queued", n)
 	}
+}
+
+// TestPokerStopWakesLoop: stopping the only queued check, due in an hour,
+// ends the heap's goroutine now instead of leaving it asleep until then.
+func TestPokerStopWakesLoop(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	p := &Poker{}
+	entry := func(deliver func(pokeResult)) *poke {
+		ctx, cancel := context.WithCancel(context.Background())
+		return &poke{index: -1, timeout: time.Minute, ctx: ctx, cancel: cancel, deliver: deliver,
+			describe: func() (attempt.Spec, error) { return attempt.Spec{}, errors.New("nothing to check") }}
+	}
+	// A check due now, then one due in an hour: once the first is
+	// delivered, the loop is asleep until the second.
+	delivered := make(chan struct{})
+	now := entry(func(pokeResult) { close(delivered) })
+	later := entry(func(pokeResult) { t.Error("a stopped check was delivered") })
+	p.schedule(later, time.Now().Add(time.Hour))
+	p.schedule(now, time.Now())
+	<-delivered
+	p.stop(later)
+	p.inFlight.Wait()
+	goleak.VerifyNone(t, before)
 }
