@@ -2,8 +2,8 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +22,7 @@ type gateCondition struct {
 	most    atomic.Int32
 }
 
-func (*gateCondition) Name() string                            { return "wait.gate" }
+func (*gateCondition) Name() string                             { return "wait.gate" }
 func (*gateCondition) Body(*spec.Task) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
 func (g *gateCondition) Check(ctx context.Context, _ *attempt.Spec, _ *attempt.Host, _ json.RawMessage) attempt.Observation {
 	n := g.running.Add(1)
