@@ -140,11 +140,17 @@ func (s *Server) considerRepair(ctx context.Context, id int64, again bool) error
 	if ended.IsZero() {
 		ended = s.now()
 	}
-	until := spec.DefaultRepairUntil
-	if p.Repair.Until > 0 {
-		until = p.Repair.Until.D()
+	// Until repair.until after the failure; without it, until the run's
+	// deadline (after that the data is late anyway, and a person is told
+	// it was missed), or a day.
+	switch {
+	case p.Repair.Until > 0:
+		w.until = ended.Add(p.Repair.Until.D())
+	case !run.Deadline.IsZero():
+		w.until = run.Deadline
+	default:
+		w.until = ended.Add(spec.DefaultRepairUntil)
 	}
-	w.until = ended.Add(until)
 	now := s.now()
 	if !now.Before(w.until) {
 		return nil
