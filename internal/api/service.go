@@ -82,6 +82,9 @@ type BackfillRequest struct {
 	To       time.Time         `json:"to"`
 	Parallel int               `json:"parallel,omitempty"` // runs active at once (default 1)
 	Params   map[string]string `json:"params,omitempty"`
+	// Deadline, when given, is the deadline of every run of the backfill
+	// (it must be in the future); without it they have none.
+	Deadline *time.Time `json:"deadline,omitempty"`
 }
 
 // Error is an error with an HTTP status and a stable code. Service

@@ -25,6 +25,15 @@ type Run struct {
 	TaskCount     int             `json:"task_count"`
 	Remaining     int             `json:"remaining"`
 	Cancelling    bool            `json:"cancelling,omitempty"`
+	// Deadline is when the run should have succeeded by (absent: it has
+	// none). DeadlineState is the server's judgement of it (on_track,
+	// at_risk, missed, met; absent until first judged), PredictedFinish
+	// and CriticalPath the prediction behind it while the run is
+	// unfinished.
+	Deadline        *time.Time `json:"deadline,omitempty"`
+	DeadlineState   string     `json:"deadline_state,omitempty"`
+	PredictedFinish *time.Time `json:"predicted_finish,omitempty"`
+	CriticalPath    []string   `json:"critical_path,omitempty"`
 	// Tasks is filled in only where documented (run detail).
 	Tasks []Task `json:"tasks,omitempty"`
 }
@@ -203,6 +212,8 @@ func NewRun(r store.Run) Run {
 		IntervalStart: TimePtr(r.IntervalStart), IntervalEnd: TimePtr(r.IntervalEnd),
 		CreatedAt: r.CreatedAt, StartedAt: TimePtr(r.StartedAt), FinishedAt: TimePtr(r.FinishedAt),
 		TaskCount: r.TaskCount, Remaining: r.Remaining, Cancelling: r.Cancelling,
+		Deadline: TimePtr(r.Deadline), DeadlineState: r.DeadlineState, PredictedFinish: TimePtr(r.PredictedFinish),
+		CriticalPath: r.CriticalPath,
 	}
 }
 

@@ -209,6 +209,7 @@ func (a *app) statusCmd() *cobra.Command {
 			if !run.IntervalStart.IsZero() && !run.IntervalEnd.IsZero() {
 				fmt.Fprintf(a.io.Out, "interval: %s to %s\n", v.at(run.IntervalStart), v.at(run.IntervalEnd))
 			}
+			printDeadline(a.io.Out, api.NewRun(run), v)
 			printSummary(a.io.Out, run, tasks, v)
 			return nil
 		},

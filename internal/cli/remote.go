@@ -335,6 +335,7 @@ func printRun(w io.Writer, run api.Run, v view) {
 	if run.BackfillID != 0 {
 		fmt.Fprintf(w, "backfill: %d\n", run.BackfillID)
 	}
+	printDeadline(w, run, v)
 	if run.Cancelling && !run.State.Terminal() {
 		fmt.Fprintln(w, "cancelling: running tasks are being stopped")
 	}

@@ -523,6 +523,7 @@ type backfillFlags struct {
 	from, to string
 	parallel int
 	params   []string
+	deadline string
 }
 
 func (f *backfillFlags) register(cmd *cobra.Command) {
@@ -530,6 +531,7 @@ func (f *backfillFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.to, "to", "", "end of the range, in the same forms: a date alone takes in that whole day; a time is the exact end")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 1, "runs of the backfill active at once")
 	cmd.Flags().StringArrayVarP(&f.params, "param", "p", nil, "parameter value for every run as name=value (repeatable)")
+	cmd.Flags().StringVar(&f.deadline, "deadline", "", "a deadline for every run of the backfill, in the same forms as --to (a date alone: the end of that day); without it they have none")
 }
 
 const backfillLong = `A backfill creates one run of a pipeline per schedule interval that lies
@@ -543,6 +545,10 @@ at its beginning and --to takes in all of it, so --from 2026-11-01 --to
 2026-11-08 runs every interval from November 1 to 8, both included. For a
 pipeline that runs at 02:30 for the day before, that is 7 runs, which load
 November 1 to 7. Needs a server.
+
+Backfill runs have no deadline (the pipeline's would have passed long ago)
+unless --deadline gives one for all of them; the server then says when they
+are at risk of missing it, as for scheduled runs.
 
   tasuki backfill PIPELINE --from T --to T   create one (same as 'create')
   tasuki backfill list [--pipeline P]         list backfills, newest first
@@ -635,7 +641,18 @@ func (a *app) createBackfill(cmd *cobra.Command, pipeline string, f *backfillFla
 	if !to.After(from) {
 		return usageErr("--to %s must be after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
-	b, err := c.CreateBackfill(cmd.Context(), api.BackfillRequest{Pipeline: pipeline, From: from, To: to, Parallel: f.parallel, Params: given}, actorName())
+	req := api.BackfillRequest{Pipeline: pipeline, From: from, To: to, Parallel: f.parallel, Params: given}
+	if f.deadline != "" {
+		d, err := parseWhen("--deadline", f.deadline, loc)
+		if err != nil {
+			return err
+		}
+		if isDate(f.deadline) {
+			d = d.AddDate(0, 0, 1)
+		}
+		req.Deadline = &d
+	}
+	b, err := c.CreateBackfill(cmd.Context(), req, actorName())
 	if err != nil {
 		return remoteErr(c, err)
 	}

@@ -65,6 +65,9 @@ type Config struct {
 	// TickInterval is how often the scheduler looks for due intervals and
 	// queued runs (it also wakes at the next fire time).
 	TickInterval Duration `yaml:"tick_interval"`
+	// DeadlineInterval is how often the leader judges every run with a
+	// deadline (it also does when a run's progress is observed).
+	DeadlineInterval Duration `yaml:"deadline_interval"`
 	// LogLimit bounds each attempt's log on this server's disk ("100MiB";
 	// "none"; 0 is logs.DefaultLimit): past it, the first and last parts
 	// are kept with a line saying what was dropped (logs.Files.Limit).
@@ -151,19 +154,20 @@ func ParseDuration(s string) (time.Duration, error) {
 // DefaultConfig is the configuration before any file, variable or flag.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           "127.0.0.1:8080",
-		Home:           ".tasuki",
-		Pipelines:      "pipelines",
-		Workers:        4,
-		Parallel:       64,
-		LeaseTimeout:   Duration(15 * time.Second),
-		LeaderTTL:      Duration(10 * time.Second),
-		Timezone:       "UTC",
-		Retention:      Duration(90 * 24 * time.Hour),
-		DrainGrace:     Duration(30 * time.Second),
-		ReloadInterval: Duration(2 * time.Second),
-		TickInterval:   Duration(time.Second),
-		SessionTTL:     Duration(DefaultSessionTTL),
+		Addr:             "127.0.0.1:8080",
+		Home:             ".tasuki",
+		Pipelines:        "pipelines",
+		Workers:          4,
+		Parallel:         64,
+		LeaseTimeout:     Duration(15 * time.Second),
+		LeaderTTL:        Duration(10 * time.Second),
+		Timezone:         "UTC",
+		Retention:        Duration(90 * 24 * time.Hour),
+		DrainGrace:       Duration(30 * time.Second),
+		ReloadInterval:   Duration(2 * time.Second),
+		TickInterval:     Duration(time.Second),
+		DeadlineInterval: Duration(DefaultDeadlineInterval),
+		SessionTTL:       Duration(DefaultSessionTTL),
 	}
 }
 
@@ -187,6 +191,7 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_ADVERTISE, TASUKI_PIPELINES, TASUKI_WORKERS,
 // TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL,
+// TASUKI_DEADLINE_INTERVAL,
 // TASUKI_TLS_CERT, TASUKI_TLS_KEY, TASUKI_CLIENT_CA, TASUKI_CLIENT_AUTH,
 // TASUKI_CA, TASUKI_ALLOWED_HOSTS and TASUKI_CORS_ORIGINS (comma-separated),
 // TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR, and the
@@ -249,6 +254,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
 	dur("TASUKI_RELOAD_INTERVAL", &c.ReloadInterval)
 	dur("TASUKI_TICK_INTERVAL", &c.TickInterval)
+	dur("TASUKI_DEADLINE_INTERVAL", &c.DeadlineInterval)
 	dur("TASUKI_SESSION_TTL", &c.SessionTTL)
 	str("TASUKI_OIDC_ISSUER", &c.OIDC.Issuer)
 	str("TASUKI_OIDC_CLIENT_ID", &c.OIDC.ClientID)
@@ -327,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReloadInterval <= 0 || c.TickInterval <= 0 {
 		errs = append(errs, errors.New("reload_interval and tick_interval must be positive"))
+	}
+	if c.DeadlineInterval < 0 {
+		errs = append(errs, errors.New("deadline_interval must be positive (0 means the default, 2s)"))
 	}
 	return errors.Join(errs...)
 }

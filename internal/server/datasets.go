@@ -100,6 +100,7 @@ func (s *Server) scheduleDatasets(ctx context.Context, st store.PipelineState, p
 	}
 	nr.Actor = "scheduler: " + strings.Join(fresh, ", ")
 	nr.Datasets = &store.DatasetAdvance{Expect: st.DatasetCursor, Next: next}
+	s.setDeadline(p, &nr)
 	run, err := s.store.CreateRun(ctx, nr)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // another pass or server consumed them, or a pause

@@ -225,6 +225,7 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 		nr.Actor = "scheduler"
 		nr.Schedule = &store.ScheduleAdvance{ExpectNextFire: expect, NextFire: nf, IntervalEnd: iv.End}
 		nr.Datasets = datasets
+		s.setDeadline(p, &nr)
 		run, err := s.store.CreateRun(ctx, nr)
 		if errors.Is(err, store.ErrConflict) {
 			cur, rerr := s.store.PipelineState(ctx, st.Name)

@@ -64,6 +64,7 @@ type Server struct {
 	failed    map[int64]backoff  // runs whose Execute failed, and when to try again
 	backfills map[int64]bool     // backfills still running
 	wg        sync.WaitGroup     // Execute goroutines
+	deadlines deadlineWatch      // the leader's deadline watcher (deadlines.go)
 	slos      sloTracker         // the leader's judgement of freshness objectives
 	repair    repairs            // failed runs watched for their missing data
 }
@@ -376,6 +377,7 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	defer s.startDeadlines(ctx)()
 	return s.loop(ctx, lost)
 }
 
@@ -464,6 +466,7 @@ func (s *Server) pass(ctx context.Context) {
 // observe is told of every committed batch of every run; a finished run frees
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
+	s.deadlineProgress(p)
 	s.runEnded(p)
 	if p.Run.State.Terminal() {
 		if p.Run.State == engine.RunFailed {

@@ -164,6 +164,7 @@ func (v *service) Trigger(ctx context.Context, name string, params map[string]st
 		return api.Run{}, paramsError(err)
 	}
 	nr.Actor = actor
+	v.s.setDeadline(p, &nr)
 	run, err := v.s.store.CreateRun(ctx, nr)
 	if err != nil {
 		return api.Run{}, err
@@ -401,6 +402,7 @@ func (v *service) Rerun(ctx context.Context, runID int64, actor string) (api.Run
 	}
 	nr.Run.IntervalStart, nr.Run.IntervalEnd = old.IntervalStart, old.IntervalEnd
 	nr.Actor = actor
+	v.s.setRerunDeadline(p, &nr)
 	run, err := v.s.store.CreateRun(ctx, nr)
 	if err != nil {
 		return api.Run{}, err
@@ -431,6 +433,14 @@ func (v *service) CreateBackfill(ctx context.Context, req api.BackfillRequest, a
 	if req.Parallel < 0 {
 		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "parallel must be 1 or more")
 	}
+	// Backfills have no deadline unless the request gives one, for all
+	// their runs: the pipeline's would have passed long ago.
+	var deadline time.Time
+	if req.Deadline != nil {
+		if deadline = *req.Deadline; !deadline.After(v.s.now()) {
+			return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "deadline (%s) must be in the future", deadline.Format(time.RFC3339))
+		}
+	}
 	ivs, err := schedule.Intervals(sch, req.From, req.To, maxBackfillIntervals)
 	if errors.Is(err, schedule.ErrTooManyIntervals) {
 		return api.Backfill{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "the range holds more than %d intervals of %q; split it", maxBackfillIntervals, p.Schedule.Cron)
@@ -449,6 +459,7 @@ func (v *service) CreateBackfill(ctx context.Context, req api.BackfillRequest, a
 	for i, iv := range ivs {
 		nr := proto
 		nr.Run.IntervalStart, nr.Run.IntervalEnd = iv.Start, iv.End
+		nr.Run.Deadline = deadline
 		nr.Actor = actor
 		runs[i] = nr
 	}
