@@ -15,12 +15,16 @@ import (
 func projectTexts(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
-	for _, g := range []string{"*.md", "docs/*.md", "examples/*", "bench/*.md"} {
+	for _, g := range []string{"*.md", "docs/*.md", "examples/*", "examples/*/*", "bench/*.md"} {
 		m, err := filepath.Glob(filepath.Join(root, g))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, m...)
+		for _, f := range m {
+			if fi, err := os.Stat(f); err == nil && !fi.IsDir() {
+				out = append(out, f)
+			}
+		}
 	}
 	if len(out) < 8 {
 		t.Fatalf("found only %v", out)
