@@ -14,7 +14,7 @@ const (
 	AtRisk    Kind = "at_risk"    // a run is predicted to finish after its deadline
 	Missed    Kind = "missed"     // a run passed its deadline unfinished (or finished after it)
 	Failed    Kind = "failed"     // a run ended failed
-	Recovered Kind = "recovered"  // a run with an open incident (at_risk, failed, missed) is back on track or succeeded
+	Recovered Kind = "recovered"  // a run with an open incident (at_risk, failed, missed) succeeded
 	Repaired  Kind = "repaired"   // tasuki retried a failed run by itself once its data arrived
 	Succeeded Kind = "succeeded"  // a run succeeded
 	SLOBreach Kind = "slo_breach" // a freshness objective's window was breached

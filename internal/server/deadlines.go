@@ -252,17 +252,18 @@ func (s *Server) judgeDeadline(ctx context.Context, r store.Run) error {
 }
 
 // deadlineEvent is the notification a change of deadline state makes:
-// at_risk and missed open an incident, and a run at risk that is back on
-// track or met closes it (recovered). A first judgement of on_track, and a
-// run on track that is met, tell nobody.
+// at_risk and missed open an incident. Nothing here closes one: a run is
+// recovered when it succeeds (runEnded publishes it), not when a
+// prediction turns good again. A run at risk whose failed task an operator
+// retries is predicted on track at once, before anything has worked;
+// calling that "recovered" sent an all-clear followed by a second page
+// when the retry failed too.
 func deadlineEvent(from, to string) (notify.Kind, bool) {
-	switch {
-	case to == store.DeadlineAtRisk:
+	switch to {
+	case store.DeadlineAtRisk:
 		return notify.AtRisk, true
-	case to == store.DeadlineMissed:
+	case store.DeadlineMissed:
 		return notify.Missed, true
-	case from == store.DeadlineAtRisk && (to == store.DeadlineOnTrack || to == store.DeadlineMet):
-		return notify.Recovered, true
 	}
 	return "", false
 }

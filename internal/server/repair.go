@@ -35,6 +35,10 @@ type repairs struct {
 	mu      sync.Mutex
 	failed  []int64                // runs that ended failed, to consider at the next pass
 	watches map[int64]*repairWatch // by run
+	// until is, by run, when the first watch of its failure ends: a try
+	// that fails again (a task tried as its own check) watches on only
+	// until then, not for a new repair.until each time.
+	until map[int64]time.Time
 }
 
 // repairWatch is one failed run whose missing data is watched for.
@@ -71,6 +75,12 @@ func (s *Server) repairPass(ctx context.Context) {
 		}
 	}
 	now := s.now()
+	var gaveUp []*repairWatch
+	defer func() {
+		for _, w := range gaveUp {
+			s.record(ctx, w.run, RecRepairGaveUp, giveUpMessage(w))
+		}
+	}()
 	s.repair.mu.Lock()
 	defer s.repair.mu.Unlock()
 	for id, w := range s.repair.watches {
@@ -79,7 +89,8 @@ func (s *Server) repairPass(ctx context.Context) {
 		}
 		if !now.Before(w.until) {
 			delete(s.repair.watches, id)
-			s.record(ctx, id, RecRepairGaveUp, fmt.Sprintf("the data did not arrive by %s: %s stays failed", w.until.Format(time.RFC3339), strings.Join(w.names, ", ")))
+			delete(s.repair.until, id)
+			gaveUp = append(gaveUp, w)
 			continue
 		}
 		w.busy = true
@@ -151,8 +162,27 @@ func (s *Server) considerRepair(ctx context.Context, id int64, again bool) error
 	default:
 		w.until = ended.Add(spec.DefaultRepairUntil)
 	}
+	s.repair.mu.Lock()
+	if first, ok := s.repair.until[id]; ok {
+		w.until = first
+	} else {
+		if s.repair.until == nil {
+			s.repair.until = map[int64]time.Time{}
+		}
+		s.repair.until[id] = w.until
+	}
+	s.repair.mu.Unlock()
 	now := s.now()
 	if !now.Before(w.until) {
+		if again {
+			// A new leader finding an old failure: its time is long over,
+			// and said so (or will never be: nothing more to record).
+			s.repair.mu.Lock()
+			delete(s.repair.until, id)
+			s.repair.mu.Unlock()
+			return nil
+		}
+		s.giveUp(ctx, id, w)
 		return nil
 	}
 	w.next = now
@@ -216,6 +246,22 @@ func (s *Server) checkRepair(ctx context.Context, w *repairWatch) {
 	}
 	s.log.Info("repair: the failed part of a run runs again", "run", w.run, "why", why)
 	s.publish(ctx, notify.Event{Kind: notify.Repaired, Pipeline: run.Pipeline, RunID: w.run, State: string(run.State), Reason: why})
+}
+
+// giveUp records that a repair's time ran out before the data came.
+func (s *Server) giveUp(ctx context.Context, id int64, w *repairWatch) {
+	s.repair.mu.Lock()
+	_, watched := s.repair.until[id]
+	delete(s.repair.until, id)
+	delete(s.repair.watches, id)
+	s.repair.mu.Unlock()
+	if watched {
+		s.record(ctx, id, RecRepairGaveUp, giveUpMessage(w))
+	}
+}
+
+func giveUpMessage(w *repairWatch) string {
+	return fmt.Sprintf("the data did not arrive by %s: %s stays failed", w.until.Format(time.RFC3339), strings.Join(w.names, ", "))
 }
 
 // recoverRepairs finds, as a new leader, the recently failed runs a repair

@@ -133,6 +133,12 @@ tasks:
   - id: pull
     retry: {attempts: 1, data_missing_exit_codes: [75]}
     run: test -e ` + marker + ` || exit 75
+`, "never.yaml": `name: never
+repair: {on_data: true, poke: 5s, until: 8s}
+tasks:
+  - id: pull
+    retry: {attempts: 1, data_missing_exit_codes: [75]}
+    run: exit 75
 `, "broken.yaml": `name: broken
 repair: {on_data: true}
 tasks:
@@ -144,6 +150,7 @@ tasks:
 	ts.clock.Follow()
 	pull, _ := ts.runner.Create(ctx, mustPipeline(t, ts, "pull"), nil, store.TriggerManual)
 	broken, _ := ts.runner.Create(ctx, mustPipeline(t, ts, "broken"), nil, store.TriggerManual)
+	never, _ := ts.runner.Create(ctx, mustPipeline(t, ts, "never"), nil, store.TriggerManual)
 	ts.settle(ctx)
 	if kinds := ts.eventKinds(ctx, broken.ID); has(kinds, RecRepairWatching) {
 		t.Fatalf("a run that failed for another reason is watched: %v", kinds)
@@ -158,6 +165,18 @@ tasks:
 	ts.settle(ctx)
 	if r, _ := ts.store.Run(ctx, pull.ID); r.State != engine.RunSucceeded {
 		t.Fatalf("run is %s once the data is there", r.State)
+	}
+	// The data never comes for "never": tried again within repair.until
+	// of its first failure, then given up, however often a try fails.
+	for range 3 {
+		ts.clock.Set(ts.clock.Now().Add(6 * time.Second))
+		ts.settle(ctx)
+	}
+	if kinds := ts.eventKinds(ctx, never.ID); !has(kinds, RecRepairGaveUp) {
+		t.Fatalf("never: no repair_gave_up after its until: %v", kinds)
+	}
+	if n := ts.tasksByID(ctx, never.ID)["pull"].Attempt; n > 3 {
+		t.Fatalf("never: %d attempts; the repair did not stop at its until", n)
 	}
 	if kinds := ts.eventKinds(ctx, pull.ID); !strings.Contains(strings.Trim(strings.Join(toStrings(kinds), " "), " "), "repair_started") {
 		t.Fatalf("timeline %v", kinds)
