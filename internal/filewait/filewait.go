@@ -129,10 +129,10 @@ func (w Wait) check(ctx context.Context, s *attempt.Spec, h *attempt.Host, prev 
 	}
 	paths, err := filepath.Glob(full)
 	if err != nil {
-		return attempt.Observation{Fail: fmt.Sprintf("file %s is not a valid pattern: %v", b.File, err)}
+		return attempt.Observation{Fail: fmt.Sprintf("file %s is not a valid pattern: %v", pattern, err)}
 	}
 	if len(paths) > maxMatches {
-		return attempt.Observation{Fail: fmt.Sprintf("file %s matches %d paths, more than the %d a wait may check at each poke; narrow the pattern", b.File, len(paths), maxMatches)}
+		return attempt.Observation{Fail: fmt.Sprintf("file %s matches %d paths, more than the %d a wait may check at each poke; narrow the pattern", pattern, len(paths), maxMatches)}
 	}
 
 	files := make([]match, 0, len(paths))
@@ -163,7 +163,7 @@ func (w Wait) check(ctx context.Context, s *attempt.Spec, h *attempt.Host, prev 
 		files = append(files, match{path: p, shown: shown, info: info})
 	}
 	if len(files) == 0 {
-		return attempt.Observation{Seen: "no file matches " + b.File}
+		return attempt.Observation{Seen: "no file matches " + pattern}
 	}
 	slices.SortFunc(files, func(x, y match) int { return strings.Compare(x.path, y.path) })
 
@@ -209,9 +209,9 @@ func (w Wait) check(ctx context.Context, s *attempt.Spec, h *attempt.Host, prev 
 	if err != nil {
 		return attempt.Observation{Fail: fmt.Sprintf("encode the matched files: %v", err)}
 	}
-	seen := "1 file matches " + b.File
+	seen := "1 file matches " + pattern
 	if len(files) > 1 {
-		seen = fmt.Sprintf("%d files match %s", len(files), b.File)
+		seen = fmt.Sprintf("%d files match %s", len(files), pattern)
 	}
 	return attempt.Observation{Met: true, Seen: seen, Result: out, Memo: next}
 }

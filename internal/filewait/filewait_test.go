@@ -412,7 +412,7 @@ func TestVariables(t *testing.T) {
 	write(t, filepath.Join(dir, "in/2024-04-30/a.csv"), "old")
 
 	obs := reg.Check(t.Context(), s, h, nil)
-	if obs.Met || obs.Seen != "no file matches in/${DAY}/*.csv" {
+	if obs.Met || obs.Seen != "no file matches in/2024-05-01/*.csv" {
 		t.Fatalf("before: %+v", obs)
 	}
 	write(t, filepath.Join(dir, "in/2024-05-01/a.csv"), "new")
