@@ -56,7 +56,7 @@ fi
 TASUKI_SECRET_INCIDENT_WEBHOOK=$hook TASUKI_SECRET_INCIDENT_KEY=play-signing-key \
 	tasuki server --home "$work/home" --pipelines "$here" --addr 127.0.0.1:0 2> "$work/server.log" &
 server=$!
-until grep -q "tasuki server listening on " "$work/server.log"; do sleep 0.1; done
+until grep -q "tasuki server listening on " "$work/server.log" 2>/dev/null; do sleep 0.1; done
 TASUKI_SERVER=$(sed -n 's/^tasuki server listening on \([^ ]*\).*/\1/p' "$work/server.log" | head -n 1)
 TASUKI_TOKEN=$(cat "$work/home/admin.token")
 export TASUKI_SERVER TASUKI_TOKEN
