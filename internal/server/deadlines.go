@@ -242,7 +242,9 @@ func (s *Server) judgeDeadline(ctx context.Context, r store.Run) error {
 		return err
 	}
 	s.log.Info("deadline "+strings.ReplaceAll(j.state, "_", " "), "run", r.ID, "pipeline", r.Pipeline, "reason", j.reason)
-	if kind, ok := deadlineEvent(r.DeadlineState, j.state); ok {
+	if kind, ok := deadlineEvent(r.DeadlineState, j.state); ok && !(kind == notify.AtRisk && r.State == engine.RunFailed) {
+		// (A run that failed is at risk until it is retried, but its
+		// "failed" alert has said so already: one page, not two.)
 		s.publish(ctx, notify.Event{
 			Kind: kind, Pipeline: r.Pipeline, RunID: r.ID, State: string(r.State),
 			Deadline: r.Deadline, PredictedFinish: j.predicted, Reason: j.reason, At: now,

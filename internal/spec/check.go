@@ -51,6 +51,7 @@ func check(p *Pipeline, locs locations, file string) ErrorList {
 	c.env(p.Env, "env")
 	c.secrets(p.Env, p.SecretEnv, p.Secrets)
 	c.tasks(p)
+	c.repair(p)
 	c.objectives(p)
 	c.notify(p)
 	return c.errs
@@ -476,6 +477,23 @@ func (c *checker) work(t *Task) {
 	}
 	c.datasets(t.Produces, "produces")
 	c.datasets(t.Consumes, "consumes")
+}
+
+// repair checks that a repair says whether it repairs: on_data is the one
+// trigger today, and a repair without it would do nothing silently.
+func (c *checker) repair(p *Pipeline) {
+	r := p.Repair
+	if r == nil {
+		return
+	}
+	if !c.given(&r.OnData, reflect.ValueOf(r.OnData)) {
+		at, _ := c.at(r)
+		c.errorf(at, "repair: missing on_data: true (what repair watches for: the missing data of a failed run)")
+	}
+	if r.Poke != 0 && r.Poke.D() < MinPoke {
+		at, _ := c.at(&r.Poke)
+		c.errorf(at, "repair.poke: expected at least %s, got %s", MinPoke, r.Poke)
+	}
 }
 
 // waitKeys are the keys of a wait that refine one condition, by condition.

@@ -277,7 +277,7 @@ type Retry struct {
 
 // Repair is a pipeline's self-healing policy.
 type Repair struct {
-	OnData bool     `yaml:"on_data" doc:"Watch for the missing data of a failed run (the condition of the wait that timed out; for a task that exited with a data-missing code, the task itself) and retry the failed part of the run when it arrives." required:"true" aka:"data,when_data_arrives"`
+	OnData bool     `yaml:"on_data" doc:"Watch for the missing data of a failed run (the condition of the wait that timed out; for a task that exited with a data-missing code, the task itself) and retry the failed part of the run when it arrives. false turns repair off." aka:"data,when_data_arrives"`
 	Until  Duration `yaml:"until,omitempty" doc:"Longest time after the failure to keep watching. Default: until the run's deadline if it has one, else 24h." aka:"for,max_wait,timeout"`
 	Poke   Duration `yaml:"poke,omitempty" doc:"Time between checks while watching. Default: the wait's own poke interval; 1m for a task tried again." aka:"every,interval"`
 }
