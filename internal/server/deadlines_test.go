@@ -393,6 +393,10 @@ func TestDeadlineWatcher(t *testing.T) {
 	await(notify.AtRisk)
 	ts.pass(ctx) // the run starts, and succeeds at once by the standing clock
 	ts.wg.Wait()
+	// The watcher may be judging the run right now, from a read made
+	// before it ended (its write then loses the compare-and-set); once it
+	// has stopped, a pass judges what the store holds.
+	stop()
 	ts.deadlinePass(ctx, nil)
 	if r, _ := ts.store.Run(ctx, run.ID); r.DeadlineState != store.DeadlineMet {
 		t.Errorf("run is %q, want met", r.DeadlineState)
