@@ -163,7 +163,7 @@ func (a *app) newRunner(l *local, ef *execFlags) (*runner.Runner, error) {
 		Dir:     os.Getenv("TASUKI_SECRETS_DIR"),
 		Store:   &secret.Store{DB: l.store, Keys: secret.NewKeys(l.home, os.Getenv)},
 	}
-	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets, Kinds: kinds.WithStore(l.store)}, nil
+	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets, Kinds: kinds.WithStore(l.store, nil)}, nil
 }
 
 // execute drives the run, printing progress, then the summary.

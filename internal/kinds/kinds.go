@@ -27,8 +27,12 @@ func Builtin() *attempt.Registry {
 // WithStore returns the builtin registry with the waits that read the
 // store: for another pipeline's run of the same interval, and for a
 // dataset's update. The server and 'tasuki run' check waits with it.
-func WithStore(st store.Store) *attempt.Registry {
-	r, err := Builtin().With(datawait.Pipeline{Store: st}, datawait.Dataset{Store: st})
+// With a pool, SQL waits keep their connections between checks (a wait
+// checked every few seconds does not connect each time); the caller
+// closes it. SQL tasks always connect per attempt, so what a task leaves
+// on its connection (an ATTACH, a temporary table) never reaches another.
+func WithStore(st store.Store, sqlWaits *sqltask.Pool) *attempt.Registry {
+	r, err := Builtin().With(datawait.Pipeline{Store: st}, datawait.Dataset{Store: st}, sqltask.Wait{Pool: sqlWaits})
 	if err != nil {
 		panic("kinds: " + err.Error())
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/secret"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/spec"
+	"github.com/tasuki-dev/tasuki/internal/sqltask"
 	"github.com/tasuki-dev/tasuki/internal/store"
 	"github.com/tasuki-dev/tasuki/internal/store/postgres"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
@@ -31,6 +32,9 @@ import (
 
 // Server is one tasuki server process.
 type Server struct {
+	// sqlWaits keeps the connections of SQL waits between their checks;
+	// Run closes it.
+	sqlWaits *sqltask.Pool
 	// alerts takes the events people are told about (deadlines, failures,
 	// recoveries, objectives); notify.Discard until notifications are set
 	// up.
@@ -120,7 +124,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{alerts: notify.Discard{},
+	sqlWaits := sqltask.NewPool()
+	s := &Server{alerts: notify.Discard{}, sqlWaits: sqlWaits,
 		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr,
 		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
@@ -135,7 +140,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		DrainGrace: cfg.DrainGrace.D(), Timezone: loc, Now: opts.Now,
 		Logger: opts.Logger, Observe: s.observe,
 		DatasetsUpdated: s.datasetsUpdated,
-		Kinds:           kinds.WithStore(st),
+		Kinds:           kinds.WithStore(st, sqlWaits),
 	}
 	s.setupSecrets()
 	if err := s.setupNotify(); err != nil {
@@ -236,6 +241,7 @@ func (s *Server) Listen() error {
 // to resume at the next start. Run closes the store before returning.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
+	defer s.sqlWaits.Close()
 	if s.ln == nil {
 		if err := s.Listen(); err != nil {
 			return err
