@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -157,8 +158,14 @@ func runWorker(ctx context.Context, w *worker.Worker, sigs <-chan os.Signal, std
 	defer kill(nil)
 	drain := make(chan struct{})
 	done := make(chan struct{})
+	var watching sync.WaitGroup
+	// Deferred in this order, so the watcher has ended (and written what it
+	// writes) before runWorker returns: its caller may read stderr then.
+	defer watching.Wait()
 	defer close(done)
+	watching.Add(1)
 	go func() {
+		defer watching.Done()
 		ctxDone, n, draining := ctx.Done(), 0, false
 		for {
 			select {
