@@ -224,9 +224,29 @@ func (s *Server) checkRepair(ctx context.Context, w *repairWatch) {
 			break
 		}
 	}
+	// An operator may have retried the run meanwhile (having put the data
+	// in place): it is no longer this repair's to run again, and a
+	// repair_started record would tell of a repair that never ran.
+	run, err := s.store.Run(ctx, w.run)
+	if err != nil {
+		ready = false
+		s.log.Warn("repair: read the failed run", "run", w.run, "err", err)
+	}
 	s.repair.mu.Lock()
 	w.busy = false
 	w.next = s.now().Add(w.poke)
+	if err == nil && run.State != engine.RunFailed {
+		if s.repair.watches[w.run] == w {
+			delete(s.repair.watches, w.run)
+			if run.State.Terminal() {
+				// Over without this repair; a run still running keeps the
+				// first failure's until, should it fail again.
+				delete(s.repair.until, w.run)
+			}
+		}
+		s.repair.mu.Unlock()
+		return
+	}
 	if !ready || s.repair.watches[w.run] != w {
 		s.repair.mu.Unlock()
 		return
@@ -239,13 +259,13 @@ func (s *Server) checkRepair(ctx context.Context, w *repairWatch) {
 		why = "trying again the tasks that found no data"
 	}
 	s.record(ctx, w.run, RecRepairStarted, why+": the failed part of the run runs again")
-	run, err := (&service{s: s}).act(ctx, w.run, engine.Event{Kind: engine.EvRetryFailed, Task: -1, Actor: "repair"})
+	after, err := (&service{s: s}).act(ctx, w.run, engine.Event{Kind: engine.EvRetryFailed, Task: -1, Actor: "repair"})
 	if err != nil {
 		s.log.Error("repair: retry the failed part of a run", "run", w.run, "err", err)
 		return
 	}
 	s.log.Info("repair: the failed part of a run runs again", "run", w.run, "why", why)
-	s.publish(ctx, notify.Event{Kind: notify.Repaired, Pipeline: run.Pipeline, RunID: w.run, State: string(run.State), Reason: why})
+	s.publish(ctx, notify.Event{Kind: notify.Repaired, Pipeline: after.Pipeline, RunID: w.run, State: string(after.State), Reason: why})
 }
 
 // giveUp records that a repair's time ran out before the data came.

@@ -203,3 +203,59 @@ func (ts *testServer) tasksByID(ctx context.Context, runID int64) map[string]sto
 	}
 	return out
 }
+
+// TestRepairAfterOperatorRetry: an operator who puts the data in place and
+// retries the run by hand before the repair's next check leaves the repair
+// nothing to do. The check that then finds the data must not write
+// repair_started into a run that already succeeded (the timeline would say
+// a repair ran that never did), nor publish "repaired".
+func TestRepairAfterOperatorRetry(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	dir := pipelineDir(t, map[string]string{"relay.yaml": `name: relay
+repair: {on_data: true, poke: 1s}
+tasks:
+  - id: arrive
+    wait: {file: ` + data + `/rates.csv, poke: 20ms, timeout: 150ms}
+  - id: merge
+    needs: [arrive]
+    run: cat ` + data + `/rates.csv
+`})
+	ts := newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC))
+	ts.clock.Follow() // the wait's timeout passes in real time
+	rec := &recordingPublisher{}
+	ts.alerts = rec
+	run, err := ts.runner.Create(ctx, mustPipeline(t, ts, "relay"), nil, store.TriggerManual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.settle(ctx)
+	if kinds := ts.eventKinds(ctx, run.ID); !has(kinds, RecRepairWatching) {
+		t.Fatalf("no repair_watching record: %v", kinds)
+	}
+	if err := os.WriteFile(filepath.Join(data, "rates.csv"), []byte("USDJPY,150.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&service{s: ts.Server}).RetryFailed(ctx, run.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ts.settle(ctx)
+	if r, _ := ts.store.Run(ctx, run.ID); r.State != engine.RunSucceeded {
+		t.Fatalf("run is %s after the operator's retry, want succeeded", r.State)
+	}
+	// The repair's next check is due: it finds the data, and the run that
+	// no longer failed.
+	ts.clock.Set(ts.clock.Now().Add(2 * time.Second))
+	ts.settle(ctx)
+	if kinds := ts.eventKinds(ctx, run.ID); has(kinds, RecRepairStarted) {
+		t.Fatalf("repair_started written into a run an operator already retried: %v", kinds)
+	}
+	if has(rec.kinds(), notify.Repaired) {
+		t.Fatalf("published %v; nothing was repaired", rec.kinds())
+	}
+	ts.repair.mu.Lock()
+	defer ts.repair.mu.Unlock()
+	if len(ts.repair.watches) != 0 || len(ts.repair.until) != 0 {
+		t.Fatalf("the repair still holds the run: watches %v, until %v", ts.repair.watches, ts.repair.until)
+	}
+}
