@@ -203,6 +203,12 @@ func (d *Deliverer) Pass(ctx context.Context) int {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
+	// A destination's claimed deliveries are sent one after another, each
+	// allowed DefaultTimeout: the claim must outlast them all, or another
+	// server could claim and send one of them again meanwhile.
+	if least := time.Duration(par)*DefaultTimeout + 30*time.Second; lease < least {
+		lease = least
+	}
 	tries := 0
 	for ctx.Err() == nil {
 		claimed, err := d.Store.ClaimDeliveries(ctx, d.Holder, d.now(), lease, par)

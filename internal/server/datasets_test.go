@@ -205,3 +205,43 @@ tasks:
 		t.Fatalf("wait result %s: want upstream run %d (%v)", tasks[0].Result, up[0].ID, err)
 	}
 }
+
+// TestCronAndDatasetsCursorRace: when another server moves the dataset
+// cursor between this one's read and its CreateRun, the interval stays due
+// (decided again at the next pass) rather than being stepped past as if it
+// already had a run.
+func TestCronAndDatasetsCursorRace(t *testing.T) {
+	ctx := context.Background()
+	tokyo := mustLoad(t, "Asia/Tokyo")
+	dir := pipelineDir(t, map[string]string{"daily.yaml": `name: daily
+schedule: {cron: "0 9 * * *", timezone: Asia/Tokyo, datasets: [rates]}
+tasks: [{id: a, run: "true"}]
+`})
+	ts := newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 8, 0, 0, 0, tokyo))
+	u, err := ts.store.RecordDatasetUpdate(ctx, store.DatasetUpdate{Dataset: "rates", Actor: "relay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 9, 0, 1, 0, tokyo)
+	ts.clock.Set(now)
+	stale, err := ts.store.PipelineState(ctx, "daily")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another server consumes the update first (its run is not made
+	// here: only its cursor moves).
+	if err := ts.store.SetDatasetCursor(ctx, "daily", stale.DatasetCursor, map[string]int64{"rates": u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.scheduleOne(ctx, stale, now); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ts.store.PipelineState(ctx, "daily")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.NextFire.Equal(stale.NextFire) || !after.LastIntervalEnd.Equal(stale.LastIntervalEnd) {
+		t.Fatalf("the interval was stepped past after a cursor conflict: next fire %s → %s, last end %s → %s",
+			stale.NextFire, after.NextFire, stale.LastIntervalEnd, after.LastIntervalEnd)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -234,6 +235,15 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 			}
 			if !cur.NextFire.Equal(expect) || cur.Paused {
 				return nil // another pass (or server) got there first, or a pause
+			}
+			if datasets != nil {
+				a, _ := store.EncodeCursor(datasets.Expect)
+				if b, _ := store.EncodeCursor(cur.DatasetCursor); !bytes.Equal(a, b) {
+					// The dataset cursor moved (another server consumed
+					// the updates, or set the cursor up): decide again at
+					// the next pass; the interval itself is still due.
+					return nil
+				}
 			}
 			// The schedule still expects this fire, so the interval itself
 			// has a run already (the expression was edited and realigned

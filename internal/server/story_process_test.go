@@ -166,6 +166,14 @@ tasks:
 		t.Errorf("alerts %v: want at_risk, then failed, then recovered", kinds)
 	}
 
+	// The deadline watcher judges the ended run met on its next look.
+	eventually(t, 20*time.Second, "the run to be judged met", func() (bool, string) {
+		r, err := s.c.Run(ctx, run.ID)
+		if err != nil {
+			return false, err.Error()
+		}
+		return r.DeadlineState == "met", r.DeadlineState
+	})
 	// The export tells the story in order.
 	var buf bytes.Buffer
 	if err := s.c.Timeline(ctx, run.ID, "json", "", &buf); err != nil {
