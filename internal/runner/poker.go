@@ -145,9 +145,11 @@ func (p *Poker) Pending() int {
 func (p *Poker) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	// fired: the timer set for the head ran out, so the head is due even
-	// if the clock (an injected one, standing still) says otherwise.
-	fired := false
+	// fired: the timer set for that entry ran out, so it is due even if
+	// the clock (an injected one, standing still) says otherwise. It is
+	// the entry, not a flag: a head stopped as its timer fired must not
+	// make the next head due early.
+	var fired *poke
 	for {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
@@ -156,12 +158,12 @@ func (p *Poker) loop() {
 			return
 		}
 		e := p.queue[0]
-		if wait := e.due.Sub(p.Now()); wait > 0 && !fired {
+		if wait := e.due.Sub(p.Now()); wait > 0 && fired != e {
 			p.mu.Unlock()
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
-				fired = true
+				fired = e
 			case <-p.wake:
 				if !timer.Stop() {
 					<-timer.C
@@ -169,7 +171,7 @@ func (p *Poker) loop() {
 			}
 			continue
 		}
-		fired = false
+		fired = nil
 		heap.Pop(&p.queue)
 		p.mu.Unlock()
 		if e.cancelled.Load() {

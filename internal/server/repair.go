@@ -302,7 +302,9 @@ func (s *Server) recoverRepairs(ctx context.Context) error {
 // record adds one record to a run's timeline.
 func (s *Server) record(ctx context.Context, runID int64, kind engine.EventKind, msg string) {
 	rec := engine.Record{Time: s.now(), Kind: kind, Task: -1, Message: msg}
-	if err := s.store.Apply(ctx, store.Change{RunID: runID, Transition: engine.Transition{Records: []engine.Record{rec}}}); err != nil {
+	// Through the runner's store: fenced, so a deposed leader whose check
+	// was still in flight writes nothing.
+	if err := s.runner.Store.Apply(ctx, store.Change{RunID: runID, Transition: engine.Transition{Records: []engine.Record{rec}}}); err != nil {
 		s.log.Error("record in a run's timeline", "run", runID, "kind", kind, "err", err)
 	}
 }
