@@ -163,6 +163,26 @@ func (s *Server) deadlinePass(ctx context.Context, only map[int64]bool) {
 	if !s.leading() {
 		return
 	}
+	if only != nil {
+		// The runs that progressed: read each by its id rather than page
+		// through every run still judged to find them.
+		for id := range only {
+			r, err := s.store.Run(ctx, id)
+			if err != nil {
+				if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+					s.log.Error("read a run to judge its deadline", "run", id, "err", err)
+				}
+				continue
+			}
+			if r.Deadline.IsZero() || r.DeadlineState == store.DeadlineMet || r.DeadlineState == store.DeadlineMissed {
+				continue
+			}
+			if err := s.judgeDeadline(ctx, r); err != nil && ctx.Err() == nil {
+				s.log.Error("judge a run's deadline", "run", r.ID, "pipeline", r.Pipeline, "err", err)
+			}
+		}
+		return
+	}
 	for after := int64(0); ctx.Err() == nil; {
 		runs, err := s.store.DeadlineRuns(ctx, after, store.MaxRunsLimit)
 		if err != nil {
