@@ -282,13 +282,23 @@ func listingOf(ds Dataset) Dataset {
 	return ds
 }
 
-func (h *handler) dataset(w http.ResponseWriter, r *http.Request) error {
+// named is the prelude of the routes on one name: the datasets service
+// and the {name} of the path, checked (what says what the name may be).
+func (h *handler) named(r *http.Request, what string) (Datasets, string, error) {
 	d, err := h.datasetStore()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	name := r.PathValue("name")
-	if err := checkDatasetName("dataset name", name); err != nil {
+	if err := checkDatasetName(what, name); err != nil {
+		return nil, "", err
+	}
+	return d, name, nil
+}
+
+func (h *handler) dataset(w http.ResponseWriter, r *http.Request) error {
+	d, name, err := h.named(r, "dataset name")
+	if err != nil {
 		return err
 	}
 	cursor, err := queryValue(r, "cursor")
@@ -309,12 +319,8 @@ func (h *handler) dataset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) recordDatasetUpdate(w http.ResponseWriter, r *http.Request) error {
-	d, err := h.datasetStore()
+	d, name, err := h.named(r, "dataset name")
 	if err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	if err := checkDatasetName("dataset name", name); err != nil {
 		return err
 	}
 	var req DatasetUpdateRequest
@@ -335,12 +341,8 @@ func (h *handler) recordDatasetUpdate(w http.ResponseWriter, r *http.Request) er
 }
 
 func (h *handler) lineage(w http.ResponseWriter, r *http.Request) error {
-	d, err := h.datasetStore()
+	d, name, err := h.named(r, "dataset or pipeline name")
 	if err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	if err := checkDatasetName("dataset or pipeline name", name); err != nil {
 		return err
 	}
 	dir, err := queryValue(r, "direction")
