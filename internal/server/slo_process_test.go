@@ -37,7 +37,7 @@ tasks:
 		t.Fatalf("objectives: %+v", list)
 	}
 	code, out, errOut := runCLI(t, nil, "slo", "--server", s.url, "--home", home)
-	if code != 0 || !strings.Contains(out, "dataset:raw.quotes") || !strings.Contains(out, "max age 1h0m0s during 00:00-00:00 UTC, daily") ||
+	if code != 0 || !strings.Contains(out, "dataset:raw.quotes") || !strings.Contains(out, "max age 1h0m0s during 00:00-24:00 UTC, daily") ||
 		!strings.Contains(out, "pipeline:feed") {
 		t.Fatalf("tasuki slo: exit %d\n%s%s", code, out, errOut)
 	}

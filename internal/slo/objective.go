@@ -168,7 +168,12 @@ func ParseDuring(s string) (During, error) {
 }
 
 // String renders the period as ParseDuring reads it, without the zone.
-func (d During) String() string { return d.From.String() + "-" + d.To.String() }
+func (d During) String() string {
+	if d.From == d.To && d.From.String() == "00:00" {
+		return "00:00-24:00" // the whole day (no period given): midnight to midnight
+	}
+	return d.From.String() + "-" + d.To.String()
+}
 
 // LoadZone loads an IANA time zone for an objective; "" is def. "Local"
 // is refused: it differs between hosts.

@@ -387,7 +387,7 @@ func TestParse(t *testing.T) {
 		{Spec{FreshBy: "09:00", Days: []string{"sat", "sun"}}, "fresh by 09:00 UTC, weekends"},
 		{Spec{MaxAge: 15 * time.Minute, During: "09:00-15:00 Asia/Tokyo"}, "max age 15m0s during 09:00-15:00 Asia/Tokyo, daily"},
 		{Spec{MaxAge: 15 * time.Minute, During: "09:00 - 15:00", Timezone: "Asia/Tokyo"}, "max age 15m0s during 09:00-15:00 Asia/Tokyo, daily"},
-		{Spec{MaxAge: time.Hour}, "max age 1h0m0s during 00:00-00:00 UTC, daily"},
+		{Spec{MaxAge: time.Hour}, "max age 1h0m0s during 00:00-24:00 UTC, daily"},
 		{Spec{}, "expected fresh_by (a time of day) or max_age (a duration)"},
 		{Spec{FreshBy: "09:00", MaxAge: time.Hour}, "give one"},
 		{Spec{FreshBy: "9am"}, `fresh_by: expected a time of day as HH:MM`},
