@@ -6,6 +6,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -99,15 +100,19 @@ func printAlerts(w io.Writer, list []api.Alert) {
 		when := "-"
 		switch {
 		case al.FinishedAt != nil:
-			when = localTime(*al.FinishedAt)
+			when = alertTime(*al.FinishedAt)
 		case al.NextAt != nil:
-			when = "next " + localTime(*al.NextAt)
+			when = "next " + alertTime(*al.NextAt)
 		}
 		errText := "-"
 		if al.LastError != "" {
 			errText = al.LastError
 		}
-		t.row(fmt.Sprint(al.ID), al.Event, al.Destination, al.State, fmt.Sprint(al.Attempts), localTime(al.CreatedAt), when, errText)
+		t.row(fmt.Sprint(al.ID), al.Event, al.Destination, al.State, fmt.Sprint(al.Attempts), alertTime(al.CreatedAt), when, errText)
 	}
 	t.flush()
 }
+
+// alertTime shows a delivery's times to the second: tries are seconds
+// apart (10s, 20s, ...), which minutes would hide.
+func alertTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
