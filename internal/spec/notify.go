@@ -29,6 +29,7 @@ var notifyPlaceholder = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 // webhook, known events, each at its key.
 func (c *checker) notify(p *Pipeline) {
 	events := c.f.objectShape(reflect.TypeFor[Notify]()).byKey["on"].enum
+	seen := map[string]int{} // destination to the entry that first named it
 	for i := range p.Notify {
 		n := &p.Notify[i]
 		at, ok := c.at(n)
@@ -36,6 +37,16 @@ func (c *checker) notify(p *Pipeline) {
 			continue
 		}
 		label := fmt.Sprintf("notify #%d", i+1)
+		if dest := n.Webhook + "\x00" + n.Slack + "\x00" + n.Email; dest != "\x00\x00" {
+			if first, dup := seen[dest]; dup {
+				c.errorf(at, "%s: the same destination as notify #%d; list its events once, in one entry", label, first+1)
+			} else {
+				seen[dest] = i
+			}
+		}
+		if oat, given := c.locs.at(&n.On); given && !oat.bad && len(n.On) == 0 {
+			c.errorf(oat.pos, "%s: on: expected at least one event (leave on out for at_risk, missed, failed, recovered)", label)
+		}
 		var set []string
 		for _, f := range []struct{ key, v string }{{"webhook", n.Webhook}, {"slack", n.Slack}, {"email", n.Email}} {
 			if f.v != "" {

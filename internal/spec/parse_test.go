@@ -105,6 +105,8 @@ func TestParseErrors(t *testing.T) {
 		{"dsn of unknown form", "name: x\ntasks:\n  - id: a\n    sql: {dsn: \"oracle://u:pw@h\", query: q}\n", []string{`4:16: sql.dsn: expected postgres://..., mysql://... or sqlite:..., got a connection string of another form`}},
 		{"dataset name that is a path", "name: x\ntasks:\n  - id: a\n    run: b\n    produces: [\"../../etc/x\"]\n", []string{`5:16: produces: invalid dataset name "../../etc/x"`}},
 		{"datasets sharing a variable", "name: x\ntasks:\n  - id: a\n    run: b\n    produces: [raw.orders, raw_orders]\n", []string{`5:28: produces: "raw.orders" and "raw_orders" are both the variable TASUKI_DATASET_RAW_ORDERS`}},
+		{"notify with no events", "name: x\nnotify:\n  - webhook: \"https://h/x\"\n    on: []\ntasks: [{id: a, run: b}]\n", []string{`4:9: notify #1: on: expected at least one event`}},
+		{"notify destination twice", "name: x\nnotify:\n  - {webhook: \"https://h/x\", on: [failed]}\n  - {webhook: \"https://h/x\", on: [missed]}\ntasks: [{id: a, run: b}]\n", []string{`4:6: notify #2: the same destination as notify #1`}},
 		{"repair without on_data", "name: x\nrepair: {until: 1h}\ntasks: [{id: a, run: b}]\n", []string{`2:10: repair: missing on_data: true`}},
 		{"schedule with nothing", "name: x\nschedule: {timezone: UTC}\ntasks: [{id: a, run: b}]\n", []string{`2:12: schedule: expected cron, datasets or both`}},
 		{"missing param name", "name: x\nparams:\n  - type: int\ntasks: [{id: a, run: b}]\n", []string{`3:5: missing required key "name" in param`}},
