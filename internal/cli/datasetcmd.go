@@ -212,7 +212,7 @@ the token that recorded it; it needs an operator token of no namespace.`,
 			if meta != "" {
 				var obj map[string]any
 				if err := json.Unmarshal([]byte(meta), &obj); err != nil || obj == nil {
-					return usageErr("--meta %q: expected a JSON object such as '{\"rows\": 42}'", clipText(meta, 60))
+					return usageErr("--meta %q: expected a JSON object such as '{\"rows\": 42}'", truncate(meta, 60))
 				}
 				metadata = json.RawMessage(meta)
 			}
@@ -234,14 +234,6 @@ the token that recorded it; it needs an operator token of no namespace.`,
 	cmd.Flags().StringVar(&meta, "meta", "", "metadata of the update: a JSON object")
 	a.addOutputFlag(cmd)
 	return cmd
-}
-
-// clipText shortens s for a message.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func (a *app) lineageCmd() *cobra.Command {

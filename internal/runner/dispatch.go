@@ -264,30 +264,8 @@ func (h *ticketHeap) Pop() any {
 	return t
 }
 
-// inbox is an unbounded mailbox of grants for one coordinator: the
-// dispatcher never blocks on a busy coordinator.
-type inbox struct {
-	mu     sync.Mutex
-	grants []grant
-	signal chan struct{} // has a value while grants is not empty
-}
+// inbox is a coordinator's mailbox of grants: the dispatcher never blocks
+// on a busy coordinator.
+type inbox = mailbox[grant]
 
-func newInbox() *inbox { return &inbox{signal: make(chan struct{}, 1)} }
-
-func (in *inbox) put(g grant) {
-	in.mu.Lock()
-	in.grants = append(in.grants, g)
-	in.mu.Unlock()
-	select {
-	case in.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (in *inbox) take() []grant {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	gs := in.grants
-	in.grants = nil
-	return gs
-}
+func newInbox() *inbox { return newMailbox[grant]() }

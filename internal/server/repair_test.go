@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,22 +50,13 @@ func (ts *testServer) eventKinds(ctx context.Context, runID int64) []engine.Even
 	return out
 }
 
-func has[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// TestRepairOnData: a run that failed because a wait timed out is watched;
-// when the file lands, the failed part (the wait and what follows it) runs
-// again in the same run, what had succeeded does not, the timeline says
-// why, and "repaired" is published.
-func TestRepairOnData(t *testing.T) {
+// failedRelay runs a relay pipeline whose wait times out (extra adds tasks)
+// until the run has failed and the repair watches it; data is where the
+// file the wait wants goes.
+func failedRelay(t *testing.T, extra string) (ts *testServer, data string, run store.Run, rec *recordingPublisher) {
+	t.Helper()
 	ctx := context.Background()
-	data := t.TempDir()
+	data = t.TempDir()
 	dir := pipelineDir(t, map[string]string{"relay.yaml": `name: relay
 repair: {on_data: true, poke: 1s}
 tasks:
@@ -74,12 +65,10 @@ tasks:
   - id: merge
     needs: [arrive]
     run: cat ` + data + `/rates.csv
-  - id: side
-    run: echo side
-`})
-	ts := newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC))
+` + extra})
+	ts = newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC))
 	ts.clock.Follow() // the wait's timeout passes in real time
-	rec := &recordingPublisher{}
+	rec = &recordingPublisher{}
 	ts.alerts = rec
 	run, err := ts.runner.Create(ctx, mustPipeline(t, ts, "relay"), nil, store.TriggerManual)
 	if err != nil {
@@ -89,9 +78,19 @@ tasks:
 	if r, _ := ts.store.Run(ctx, run.ID); r.State != engine.RunFailed {
 		t.Fatalf("run is %s, want failed (the wait timed out)", r.State)
 	}
-	if kinds := ts.eventKinds(ctx, run.ID); !has(kinds, RecRepairWatching) {
+	if kinds := ts.eventKinds(ctx, run.ID); !slices.Contains(kinds, RecRepairWatching) {
 		t.Fatalf("no repair_watching record: %v", kinds)
 	}
+	return ts, data, run, rec
+}
+
+// TestRepairOnData: a run that failed because a wait timed out is watched;
+// when the file lands, the failed part (the wait and what follows it) runs
+// again in the same run, what had succeeded does not, the timeline says
+// why, and "repaired" is published.
+func TestRepairOnData(t *testing.T) {
+	ctx := context.Background()
+	ts, data, run, rec := failedRelay(t, "  - id: side\n    run: echo side\n")
 	// Checks before the data lands change nothing.
 	ts.clock.Set(ts.clock.Now().Add(time.Second))
 	ts.settle(ctx)
@@ -112,10 +111,10 @@ tasks:
 		t.Fatalf("attempts: side %d arrive %d merge %d; want 1, 2, 1 (nothing that succeeded runs again)", tasks["side"].Attempt, tasks["arrive"].Attempt, tasks["merge"].Attempt)
 	}
 	kinds := ts.eventKinds(ctx, run.ID)
-	if !has(kinds, RecRepairStarted) || !has(kinds, engine.EvRetryFailed) {
+	if !slices.Contains(kinds, RecRepairStarted) || !slices.Contains(kinds, engine.EvRetryFailed) {
 		t.Fatalf("timeline lacks the repair: %v", kinds)
 	}
-	if !has(rec.kinds(), notify.Repaired) {
+	if !slices.Contains(rec.kinds(), notify.Repaired) {
 		t.Fatalf("published %v, want repaired", rec.kinds())
 	}
 }
@@ -152,7 +151,7 @@ tasks:
 	broken, _ := ts.runner.Create(ctx, mustPipeline(t, ts, "broken"), nil, store.TriggerManual)
 	never, _ := ts.runner.Create(ctx, mustPipeline(t, ts, "never"), nil, store.TriggerManual)
 	ts.settle(ctx)
-	if kinds := ts.eventKinds(ctx, broken.ID); has(kinds, RecRepairWatching) {
+	if kinds := ts.eventKinds(ctx, broken.ID); slices.Contains(kinds, RecRepairWatching) {
 		t.Fatalf("a run that failed for another reason is watched: %v", kinds)
 	}
 	ts.clock.Set(ts.clock.Now().Add(6 * time.Second))
@@ -172,23 +171,15 @@ tasks:
 		ts.clock.Set(ts.clock.Now().Add(6 * time.Second))
 		ts.settle(ctx)
 	}
-	if kinds := ts.eventKinds(ctx, never.ID); !has(kinds, RecRepairGaveUp) {
+	if kinds := ts.eventKinds(ctx, never.ID); !slices.Contains(kinds, RecRepairGaveUp) {
 		t.Fatalf("never: no repair_gave_up after its until: %v", kinds)
 	}
 	if n := ts.tasksByID(ctx, never.ID)["pull"].Attempt; n > 3 {
 		t.Fatalf("never: %d attempts; the repair did not stop at its until", n)
 	}
-	if kinds := ts.eventKinds(ctx, pull.ID); !strings.Contains(strings.Trim(strings.Join(toStrings(kinds), " "), " "), "repair_started") {
+	if kinds := ts.eventKinds(ctx, pull.ID); !slices.Contains(kinds, RecRepairStarted) {
 		t.Fatalf("timeline %v", kinds)
 	}
-}
-
-func toStrings(ks []engine.EventKind) []string {
-	out := make([]string, len(ks))
-	for i, k := range ks {
-		out[i] = string(k)
-	}
-	return out
 }
 
 func (ts *testServer) tasksByID(ctx context.Context, runID int64) map[string]store.TaskRow {
@@ -211,28 +202,7 @@ func (ts *testServer) tasksByID(ctx context.Context, runID int64) map[string]sto
 // a repair ran that never did), nor publish "repaired".
 func TestRepairAfterOperatorRetry(t *testing.T) {
 	ctx := context.Background()
-	data := t.TempDir()
-	dir := pipelineDir(t, map[string]string{"relay.yaml": `name: relay
-repair: {on_data: true, poke: 1s}
-tasks:
-  - id: arrive
-    wait: {file: ` + data + `/rates.csv, poke: 20ms, timeout: 150ms}
-  - id: merge
-    needs: [arrive]
-    run: cat ` + data + `/rates.csv
-`})
-	ts := newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC))
-	ts.clock.Follow() // the wait's timeout passes in real time
-	rec := &recordingPublisher{}
-	ts.alerts = rec
-	run, err := ts.runner.Create(ctx, mustPipeline(t, ts, "relay"), nil, store.TriggerManual)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.settle(ctx)
-	if kinds := ts.eventKinds(ctx, run.ID); !has(kinds, RecRepairWatching) {
-		t.Fatalf("no repair_watching record: %v", kinds)
-	}
+	ts, data, run, rec := failedRelay(t, "")
 	if err := os.WriteFile(filepath.Join(data, "rates.csv"), []byte("USDJPY,150.1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -247,10 +217,10 @@ tasks:
 	// no longer failed.
 	ts.clock.Set(ts.clock.Now().Add(2 * time.Second))
 	ts.settle(ctx)
-	if kinds := ts.eventKinds(ctx, run.ID); has(kinds, RecRepairStarted) {
+	if kinds := ts.eventKinds(ctx, run.ID); slices.Contains(kinds, RecRepairStarted) {
 		t.Fatalf("repair_started written into a run an operator already retried: %v", kinds)
 	}
-	if has(rec.kinds(), notify.Repaired) {
+	if slices.Contains(rec.kinds(), notify.Repaired) {
 		t.Fatalf("published %v; nothing was repaired", rec.kinds())
 	}
 	ts.repair.mu.Lock()
