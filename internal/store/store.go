@@ -304,6 +304,12 @@ type Change struct {
 	// is ever seen without the other. RunID may be left 0 (it becomes the
 	// change's); the store assigns the IDs, in the order given.
 	DatasetUpdates []DatasetUpdate
+	// Maps are the changes of the run's map tasks (expansions, counts,
+	// item rows), written with the rest.
+	Maps []MapChange
+	// Artifacts are the output files of tasks (or items) that succeeded,
+	// recorded with their success. RunID may be left 0.
+	Artifacts []ArtifactRef
 }
 
 // RunFilter selects runs for ListRuns. Results are newest first (by ID), or
