@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/shell"
@@ -129,6 +130,17 @@ type Spec struct {
 	// Produces are the datasets the task produces: the executor gives the
 	// attempt a metadata file for each (Host.DatasetFiles).
 	Produces []string `json:"produces,omitempty"`
+	// Outputs are the task's output paths or globs, relative to its
+	// working directory: after a success the executor keeps the files
+	// they match in the artifact store and reports them (Result.Outputs).
+	Outputs []string `json:"outputs,omitempty"`
+	// Artifacts are the output files of the task's needs, placed under
+	// the attempt's artifacts directory (TASUKI_ARTIFACTS) before it starts.
+	Artifacts []artifact.Need `json:"artifacts,omitempty"`
+	// Item is the map item the attempt runs for (nil for a task that is
+	// not a map), and Items the items of a batch (batch: K), in order.
+	Item  json.RawMessage   `json:"item,omitempty"`
+	Items []json.RawMessage `json:"items,omitempty"`
 }
 
 // MaskValues are the values the attempt's log must mask: every secret's
@@ -232,6 +244,12 @@ type Result struct {
 	// its task produces (Host.DatasetFiles), by dataset name; a dataset it
 	// wrote nothing for is absent. Each is a JSON object.
 	Datasets map[string]json.RawMessage
+	// Outputs are the files a succeeded attempt's Spec.Outputs matched,
+	// kept in the artifact store.
+	Outputs []artifact.File
+	// Results are the per-item results of a batch attempt (Spec.Items), in
+	// item order: one JSON value (or nil) per item the attempt reported.
+	Results []json.RawMessage
 }
 
 // Failedf is a failed Result with a formatted message: the attempt could

@@ -424,6 +424,7 @@ func (c *checker) tasks(p *Pipeline) {
 			c.errorf(at, "retry.max_backoff (%s) is less than retry.backoff (%s)", r.MaxBackoff, r.Backoff)
 		}
 	}
+	c.fanout(p, index)
 	c.graph(p, index, usable)
 }
 
@@ -477,6 +478,123 @@ func (c *checker) work(t *Task) {
 	}
 	c.datasets(t.Produces, "produces")
 	c.datasets(t.Consumes, "consumes")
+	if t.Wait != nil {
+		for _, k := range []struct {
+			key   string
+			given bool
+		}{{"map", t.Map != nil}, {"cache", t.Cache != nil}, {"outputs", len(t.Outputs) > 0}} {
+			if k.given {
+				c.errorf(taskAt, "%s: a wait has nothing to %s; move the key to a task that runs something", k.key, map[string]string{"map": "fan out", "cache": "cache", "outputs": "output"}[k.key])
+			}
+		}
+	}
+}
+
+// MaxMapItems is the most items one map may have.
+const MaxMapItems = 10_000_000
+
+// fanout checks the map keys of every task, and makes the task a map
+// reads its items from a need of it (map.from implies needs).
+func (c *checker) fanout(p *Pipeline, index map[string]int) {
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		m := t.Map
+		if m == nil {
+			continue
+		}
+		at, _ := c.at(m)
+		var sources []string
+		if m.Items != nil {
+			sources = append(sources, "items")
+		}
+		for _, src := range []struct {
+			key string
+			set bool
+		}{{"file", m.File != ""}, {"glob", m.Glob != ""}, {"from", m.From != ""}, {"range", m.Range != nil}} {
+			if src.set {
+				sources = append(sources, src.key)
+			}
+		}
+		switch len(sources) {
+		case 0:
+			c.errorf(at, "map: give the items with one of items, file, glob, from and range")
+		case 1:
+		default:
+			c.errorf(at, "map: has %s: give exactly one of items, file, glob, from and range", strings.Join(sources, " and "))
+		}
+		if len(m.Items) > MaxMapItems {
+			c.errorf(at, "map.items: %d items, more than the %d a map may have", len(m.Items), MaxMapItems)
+		}
+		if r := m.Range; r != nil {
+			rat, _ := c.at(r)
+			step := r.Step
+			if step == 0 {
+				step = 1
+			}
+			if c.given(&r.Step, reflect.ValueOf(r.Step)) && r.Step == 0 {
+				c.errorf(rat, "map.range.step: must not be 0")
+			} else if n := RangeLen(r.Start, r.Stop, step); n > MaxMapItems {
+				c.errorf(rat, "map.range: %d items, more than the %d a map may have", n, MaxMapItems)
+			}
+		}
+		if m.Batch > 0 && t.Run.IsZero() {
+			bat, _ := c.at(&m.Batch)
+			c.errorf(bat, "map.batch: only a run task can take its items in batches (they reach its standard input)")
+		}
+		if tl := m.Tolerate; tl != nil && tl.Count > 0 && tl.Percent > 0 {
+			tat, _ := c.at(tl)
+			c.errorf(tat, "map.tolerate: give count or percent, not both")
+		}
+		if m.Zip && m.From == "" {
+			zat, _ := c.at(&m.Zip)
+			c.errorf(zat, "map.zip: pairs each item with the same item of the map named by from; give from too")
+		}
+		if m.From == "" {
+			continue
+		}
+		fat, ok := c.at(&m.From)
+		if !ok {
+			continue
+		}
+		j, known := index[m.From]
+		switch {
+		case m.From == t.ID:
+			c.errorf(fat, "map.from: task %q cannot take its items from itself", t.ID)
+			continue
+		case !known:
+			c.errorf(fat, "map.from: %s is not a task in this pipeline", quoteShort(m.From))
+			continue
+		}
+		if m.Zip && (p.Tasks[j].Map == nil || !p.Tasks[j].Map.Zip) {
+			c.errorf(fat, "map.zip: %q must be a map that declares zip: true too", m.From)
+		}
+		if !slices.Contains(t.Needs, m.From) {
+			// The upstream becomes a need, positioned at map.from for
+			// messages. Appending may move the slice: its elements'
+			// positions move with it.
+			old := t.Needs
+			t.Needs = append(slices.Clip(old), m.From)
+			if c.locs != nil {
+				for k := range old {
+					if l, ok := c.locs[&old[k]]; ok {
+						c.locs[&t.Needs[k]] = l
+					}
+				}
+				c.locs[&t.Needs[len(t.Needs)-1]] = loc{pos: fat}
+			}
+		}
+	}
+}
+
+// RangeLen is the number of items of a map over a range (step not 0).
+func RangeLen(start, stop, step int) int {
+	switch {
+	case step > 0 && stop > start:
+		return (stop - start + step - 1) / step
+	case step < 0 && stop < start:
+		return (start - stop - step - 1) / -step
+	}
+	return 0
 }
 
 // repair checks that a repair says whether it repairs: on_data is the one

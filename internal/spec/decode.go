@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -372,6 +373,15 @@ func (d *decoder) value(n ast.Node, sh *shape, v reflect.Value, label string, to
 		d.locs[v.Addr().Interface()] = loc{pos: at}
 	case kindCommand:
 		d.command(n, tag, sh, v, at, label)
+	case kindJSON:
+		raw, err := jsonOf(n)
+		if err != nil {
+			d.errorf(at, "%s: %v", label, err)
+			d.markBad(v, at)
+			return
+		}
+		v.SetBytes(raw)
+		d.locs[v.Addr().Interface()] = loc{pos: at}
 	case kindAny:
 		val, ok := d.anyValue(n, tag, label, at)
 		if !ok {
@@ -921,4 +931,66 @@ func normalize(p *Pipeline, locs locations) {
 			r.Jitter = DefaultJitter
 		}
 	}
+}
+
+// jsonOf converts any YAML value (a map item) to compact JSON. Mapping
+// keys must be strings; numbers that are not finite are refused.
+func jsonOf(n ast.Node) (JSON, error) {
+	var v any
+	if err := yaml.NodeToValue(n, &v); err != nil {
+		return nil, fmt.Errorf("expected a value: %v", err)
+	}
+	v, err := jsonable(v)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("cannot be written as JSON: %v", err)
+	}
+	return raw, nil
+}
+
+// jsonable turns what the YAML decoder gives into values encoding/json
+// writes: mappings with string keys only.
+func jsonable(v any) (any, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			j, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = j
+		}
+		return x, nil
+	case map[any]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("mapping keys must be strings, got %v", k)
+			}
+			j, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			out[ks] = j
+		}
+		return out, nil
+	case []any:
+		for i, e := range x {
+			j, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = j
+		}
+		return x, nil
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, fmt.Errorf("expected a finite number, got %v", x)
+		}
+	}
+	return v, nil
 }

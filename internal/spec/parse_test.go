@@ -88,8 +88,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`2:37: unknown schedule catchup "sometimes": expected one of all, latest, none`}},
 		{"negative max_active_runs", "name: x\nmax_active_runs: -1\ntasks: [{id: a, run: b}]\n",
 			[]string{`2:18: `}},
-		{"reserved task keys", "name: x\ntasks:\n  - id: a\n    run: b\n    map: users\n    artifacts: [x]\n    kind: sql\n",
-			[]string{`5:5: "map" is not supported in format v1 yet (in task)`, `6:5: "artifacts" is not supported in format v1 yet`, `7:5: "kind" is not supported in format v1 yet`}},
+		{"reserved task keys", "name: x\ntasks:\n  - id: a\n    run: b\n    when: x\n    artifacts: [x]\n    kind: sql\n",
+			[]string{`5:5: "when" is not supported in format v1 yet (in task)`, `6:5: "artifacts" is not supported in format v1 yet`, `7:5: "kind" is not supported in format v1 yet`}},
 
 		{"missing name", "tasks: [{id: a, run: b}]\n", []string{`1:1: missing required key "name" in pipeline`}},
 		{"missing tasks", "name: x\n", []string{`1:1: missing required key "tasks" in pipeline`}},

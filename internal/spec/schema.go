@@ -154,6 +154,8 @@ func (g schemaGen) ref(sh *shape) jsonObject {
 		return jsonObject{{"type", "number"}}
 	case kindBool:
 		return jsonObject{{"type", "boolean"}}
+	case kindJSON:
+		return jsonObject{}
 	case kindAny:
 		return jsonObject{
 			{"type", []string{"string", "number", "boolean", "array", "null"}},

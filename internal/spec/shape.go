@@ -30,8 +30,8 @@ func reservedKeys() map[reflect.Type][]string {
 			"include", "pool", "priority", "queue",
 		},
 		reflect.TypeFor[Task](): {
-			"map", "cache", "kind",
-			"pipeline", "when", "if", "inputs", "outputs",
+			"kind",
+			"pipeline", "when", "if",
 			"artifacts", "deadline", "resources", "concurrency",
 			"on_failure", "on_success", "trigger_rule",
 		},
@@ -89,6 +89,7 @@ const (
 	kindDuration // Duration: a Go duration string
 	kindCommand  // Command: a string or a list of strings
 	kindAny      // any: a scalar or a list of scalars, checked later (Param.Default)
+	kindJSON     // JSON: any YAML value, kept as JSON (map items)
 )
 
 // shape describes one kind of value of the format.
@@ -178,6 +179,8 @@ func (b *formatBuilder) shapeOf(t reflect.Type) (*shape, error) {
 		return &shape{kind: kindDuration, goType: t}, nil
 	case b.f.command:
 		return &shape{kind: kindCommand, goType: t}, nil
+	case reflect.TypeFor[JSON]():
+		return &shape{kind: kindJSON, goType: t}, nil
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -310,6 +313,8 @@ func (sh *shape) describe() string {
 		return "a Go duration such as 90s, 5m or 1h30m"
 	case kindCommand:
 		return "a command: a string for /bin/sh -c, or a list of strings (argv)"
+	case kindJSON:
+		return "any value"
 	}
 	return "a value"
 }

@@ -123,7 +123,49 @@ type Task struct {
 	Consumes  []string          `yaml:"consumes,omitempty" doc:"Datasets this task reads, for lineage ('tasuki lineage'). Declaring them starts nothing; use schedule.datasets or a dataset wait for that." pattern:"name" aka:"reads,inputs_datasets,uses"`
 	// ExpectedDuration is the prior of the task's duration for deadline
 	// predictions, used while the task has too little history.
+	Map              *Map     `yaml:"map,omitempty" doc:"Run the task once per item (fan-out), over up to millions of items: a list, the lines of a file, the files of a glob, an upstream task's result or a range of numbers. Each attempt gets its item in TASUKI_ITEM (and TASUKI_ITEM_<KEY> for the keys of a flat object) and its position in TASUKI_ITEM_INDEX. Tasks that need a map get every item's result as JSON lines, in item order." aka:"foreach,for_each,fan_out,fanout,loop,expand,each,with_items,matrix"`
+	Cache            *Cache   `yaml:"cache,omitempty" doc:"Reuse the result (and outputs) of an earlier attempt with the same inputs instead of running again, across runs and pipelines. The key hashes the task's definition, parameters, environment (secrets by hash), declared input files, the results of its needs and the item of a map. cache: {} turns it on with the defaults." aka:"caching,memoize,cache_key"`
+	Inputs           []string `yaml:"inputs,omitempty" doc:"Files the task reads, as paths or globs relative to its working directory: their content is part of its cache key. ${VAR} is replaced by the attempt's variable VAR (such as ${TASUKI_ITEM} for a map's item)." aka:"input,input_files,sources,deps_files"`
+	Outputs          []string `yaml:"outputs,omitempty" doc:"Files the task writes, as paths or globs relative to its working directory: after a success they are kept in the artifact store (by content) and placed, for every task that needs this one, under $TASUKI_ARTIFACTS/<this task's id>/, on whichever machine it runs. A cache hit restores them." aka:"output,output_files,artifacts_out,products"`
 	ExpectedDuration Duration `yaml:"expected_duration,omitempty" doc:"How long the task usually takes (such as 8s or 20m), for the predicted finish of runs with a deadline while the task has fewer than 3 successful attempts to go by; after that its recent durations count." aka:"estimate,expected,eta,expected_runtime"`
+}
+
+// JSON is a value of any type given in YAML (a map item), kept as
+// compact JSON.
+type JSON []byte
+
+// Map is a task's fan-out: exactly one source of items (items, file,
+// glob, from or range) and how the items run.
+type Map struct {
+	Items       []JSON    `yaml:"items,omitempty" doc:"The items, listed: strings, numbers or flat objects such as {user: ana, region: eu}." aka:"values,list,over,with_items"`
+	File        string    `yaml:"file,omitempty" doc:"A file with one item per line, relative to the pipeline file's directory unless absolute; a line that is a JSON object, array, number or quoted string is that value, any other line is a string. Blank lines are skipped. ${VAR} is replaced by the run's variable VAR (parameters, interval)." aka:"lines,path,from_file,jsonl"`
+	Glob        string    `yaml:"glob,omitempty" doc:"A glob (*, ?, [...], ** for any depth): one item per matching file, its path relative to the pipeline file's directory, in sorted order. ${VAR} is replaced as for file." aka:"files,pattern,paths"`
+	From        string    `yaml:"from,omitempty" doc:"An upstream task (it becomes a need): its result is the items when it is a JSON array; a JSON string is the path of a JSON-lines file it wrote (relative to its working directory); a map upstream gives its items' results." pattern:"id" aka:"task,upstream,result_of,from_task"`
+	Range       *Range    `yaml:"range,omitempty" doc:"The numbers start, start+step, ... up to but not including stop." aka:"numbers,sequence,seq"`
+	Concurrency int       `yaml:"concurrency,omitempty" doc:"Most items running at once (each also needs an execution slot). Default: no limit of its own." min:"1" aka:"parallel,parallelism,max_parallel,max_concurrency,limit"`
+	Tolerate    *Tolerate `yaml:"tolerate,omitempty" doc:"Failed items the map accepts and still succeeds. Default: none, and the map stops starting items at the first failure (after its retries)." aka:"allow_failures,max_failures,failure_tolerance,tolerated_failures"`
+	Batch       int       `yaml:"batch,omitempty" doc:"Run this many items per process (run tasks only): the items reach its standard input as JSON lines, TASUKI_ITEM is not set, and it writes one JSON result line per item, in order, to $TASUKI_RESULT. For items too cheap for a process each." min:"1" aka:"batch_size,chunk,chunk_size"`
+	Zip         bool      `yaml:"zip,omitempty" doc:"With from naming a map that declares zip too: item i starts as soon as item i of that map succeeded, instead of after the whole map, and gets its result as its item." aka:"pairwise,per_item,stream"`
+}
+
+// Range is a map over numbers.
+type Range struct {
+	Start int `yaml:"start,omitempty" doc:"First number. Default 0." aka:"from,begin,first"`
+	Stop  int `yaml:"stop" doc:"The end, not included." required:"true" aka:"end,to,until,last"`
+	Step  int `yaml:"step,omitempty" doc:"Increment; may be negative. Default 1." aka:"by,increment,stride"`
+}
+
+// Tolerate is how many failed items a map accepts.
+type Tolerate struct {
+	Count   int     `yaml:"count,omitempty" doc:"At most this many failed items." min:"0" aka:"items,max,number,n"`
+	Percent float64 `yaml:"percent,omitempty" doc:"At most this percentage of the items failed (0 to 100)." min:"0" max:"100" aka:"pct,ratio,fraction,rate"`
+}
+
+// Cache is a task's content cache policy.
+type Cache struct {
+	Key     string   `yaml:"key,omitempty" doc:"An expression whose value replaces the parameters, environment and needs' results in the key (the definition, input files, version and item stay), such as params.date or item.user: only what it names invalidates the cache." aka:"expr,key_expr,cache_key"`
+	TTL     Duration `yaml:"ttl,omitempty" doc:"How long an entry may be reused (such as 7d written 168h, or 12h). Default: the server's cache_ttl." aka:"expire,expires,expiry,max_age"`
+	Version string   `yaml:"version,omitempty" doc:"Any text: change it to invalidate every entry of the task at once." aka:"v,revision,salt"`
 }
 
 // Kind names the kind of work a task does: "shell" (run), "sql", "http",

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 )
 
 // The content cache keeps the results (and output files) of task attempts
@@ -17,15 +19,8 @@ const (
 	MaxCacheLimit     = 1000
 )
 
-// ArtifactFile is one output file kept in the artifact store: the path it
-// had in the work directory of the attempt that wrote it (relative,
-// slash-separated), and its content's digest ("sha256:<hex>").
-type ArtifactFile struct {
-	Path   string `json:"path"`
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
-	Mode   uint32 `json:"mode,omitempty"` // permission bits; 0 means 0644
-}
+// ArtifactFile is one output file kept in the artifact store.
+type ArtifactFile = artifact.File
 
 // CacheEntry is one cached result.
 type CacheEntry struct {
