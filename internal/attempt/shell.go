@@ -1,10 +1,12 @@
 package attempt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -40,7 +42,18 @@ func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 	if err := json.Unmarshal(s.Body, &b); err != nil {
 		return Failedf("read the shell command of the attempt: %v", err)
 	}
+	var stdin io.Reader
+	if len(s.Items) > 0 {
+		// A batch of map items: one JSON line each, on standard input.
+		var buf bytes.Buffer
+		for _, it := range s.Items {
+			buf.Write(it)
+			buf.WriteByte('\n')
+		}
+		stdin = &buf
+	}
 	res := shell.Run(ctx, shell.Command{
+		Stdin:   stdin,
 		Script:  b.Shell,
 		Argv:    b.Argv,
 		Env:     h.Environment(s),
@@ -50,7 +63,18 @@ func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 		Stdout:  h.Stdout,
 		Stderr:  h.Stderr,
 	})
-	r := ProcessResult(context.Cause(ctx), res, h.ResultFile, s.Timeout)
+	resultFile := h.ResultFile
+	if len(s.Items) > 0 {
+		resultFile = "" // read below as one line per item
+	}
+	r := ProcessResult(context.Cause(ctx), res, resultFile, s.Timeout)
+	if r.Outcome == Succeeded && len(s.Items) > 0 && h.ResultFile != "" {
+		results, err := shell.ReadResultLines(h.ResultFile, len(s.Items))
+		if err != nil {
+			r = Result{Outcome: Failed, ExitCode: r.ExitCode, Message: "read batch results: " + err.Error()}
+		}
+		r.Results = results
+	}
 	if r.Outcome == Succeeded && len(h.DatasetFiles) > 0 {
 		ds, err := ReadDatasets(h.DatasetFiles)
 		if err != nil {

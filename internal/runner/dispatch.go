@@ -21,7 +21,7 @@ type Dispatcher struct {
 	parallel int
 	running  int
 	pools    map[string]*pool
-	tickets  map[int64]map[int]*ticket // by run, then task
+	tickets  map[int64]map[unitKey]*ticket // by run, then task (or map unit)
 	seq      uint64
 	paused   bool
 
@@ -40,10 +40,15 @@ type pool struct {
 	queue ticketHeap
 }
 
-// ticket is a ready task waiting for a slot.
+// unitKey names what a slot is for: a task (unit 0), or a unit of a map
+// task's items (unit = its first item + 1, so the zero value is a task).
+type unitKey struct{ task, unit int }
+
+// ticket is a ready task (or map unit) waiting for a slot.
 type ticket struct {
 	run      int64
 	task     int
+	unit     int // a map unit's first item + 1; 0 for a task
 	priority int
 	pool     string
 	seq      uint64
@@ -55,6 +60,7 @@ type ticket struct {
 // gives the slot back with Release.
 type grant struct {
 	task int
+	unit int // a map unit's first item + 1; 0 for a task
 	pool string
 	err  string // set instead of a slot when the task cannot be queued
 }
@@ -65,7 +71,7 @@ func NewDispatcher(parallel int, pools map[string]int) *Dispatcher {
 	if parallel <= 0 {
 		parallel = 1
 	}
-	d := &Dispatcher{parallel: parallel, pools: map[string]*pool{"": {}}, tickets: map[int64]map[int]*ticket{}}
+	d := &Dispatcher{parallel: parallel, pools: map[string]*pool{"": {}}, tickets: map[int64]map[unitKey]*ticket{}}
 	for name, slots := range pools {
 		d.pools[name] = &pool{name: name, slots: slots}
 	}
@@ -83,6 +89,7 @@ func (d *Dispatcher) HasPool(name string) bool {
 // readyTask is a task of a run that became ready, as the dispatcher sees it.
 type readyTask struct {
 	task     int
+	unit     int // a map unit's first item + 1; 0 for a task
 	priority int
 	pool     string
 }
@@ -90,6 +97,7 @@ type readyTask struct {
 // queueError is a task that could not be put in line, and why.
 type queueError struct {
 	task int
+	unit int
 	err  error
 }
 
@@ -105,7 +113,7 @@ func (d *Dispatcher) enqueue(run int64, in *inbox, tasks ...readyTask) []queueEr
 	var failed []queueError
 	for _, rt := range tasks {
 		if err := d.push(run, in, rt); err != nil {
-			failed = append(failed, queueError{task: rt.task, err: err})
+			failed = append(failed, queueError{task: rt.task, unit: rt.unit, err: err})
 		}
 	}
 	d.pump()
@@ -123,15 +131,16 @@ func (d *Dispatcher) push(run int64, in *inbox, rt readyTask) error {
 	}
 	byTask := d.tickets[run]
 	if byTask == nil {
-		byTask = map[int]*ticket{}
+		byTask = map[unitKey]*ticket{}
 		d.tickets[run] = byTask
 	}
-	if _, dup := byTask[rt.task]; dup {
+	key := unitKey{rt.task, rt.unit}
+	if _, dup := byTask[key]; dup {
 		return nil
 	}
 	d.seq++
-	t := &ticket{run: run, task: rt.task, priority: rt.priority, pool: rt.pool, seq: d.seq, inbox: in}
-	byTask[rt.task] = t
+	t := &ticket{run: run, task: rt.task, unit: rt.unit, priority: rt.priority, pool: rt.pool, seq: d.seq, inbox: in}
+	byTask[key] = t
 	heap.Push(&p.queue, t)
 	return nil
 }
@@ -186,11 +195,11 @@ func (d *Dispatcher) pump() {
 		if byTask := d.tickets[t.run]; len(byTask) <= 1 {
 			delete(d.tickets, t.run)
 		} else {
-			delete(byTask, t.task)
+			delete(byTask, unitKey{t.task, t.unit})
 		}
 		best.used++
 		d.running++
-		t.inbox.put(grant{task: t.task, pool: t.pool})
+		t.inbox.put(grant{task: t.task, unit: t.unit, pool: t.pool})
 	}
 }
 
@@ -198,7 +207,7 @@ func (d *Dispatcher) pump() {
 func (d *Dispatcher) Waiting(run int64, task int) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t, ok := d.tickets[run][task]
+	t, ok := d.tickets[run][unitKey{task, 0}]
 	if !ok {
 		return ""
 	}

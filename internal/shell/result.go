@@ -29,6 +29,28 @@ const MaxResultSize = 1 << 20
 // symbolic link there and refuses anything but a regular file (a FIFO would
 // block tasuki forever).
 func ReadResult(path string) (json.RawMessage, error) {
+	data, err := readResultFile(path)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return nil, fmt.Errorf("read task result %s: not valid JSON at byte %d: %w", path, se.Offset, err)
+		}
+		return nil, fmt.Errorf("read task result %s: not valid JSON: %w", path, err)
+	}
+	return raw, nil
+}
+
+// readResultFile reads a result file: nil, nil when there is none. It does
+// not follow a symbolic link, refuses anything but a regular file, and
+// bounds the size by MaxResultSize.
+func readResultFile(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -54,16 +76,33 @@ func ReadResult(path string) (json.RawMessage, error) {
 	if len(data) > MaxResultSize {
 		return nil, fmt.Errorf("read task result %s: larger than the limit of %d bytes; write bulk data elsewhere and put its location in the result", path, MaxResultSize)
 	}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return nil, nil
+	return data, nil
+}
+
+// ReadResultLines reads the results of a batch of n map items at path:
+// one JSON value per line, in item order (a blank line, or a missing line at
+// the end, is an item without a result). No file means no results. More
+// lines than items, or a line that is not JSON, is an error naming the
+// line.
+func ReadResultLines(path string, n int) ([]json.RawMessage, error) {
+	data, err := readResultFile(path)
+	if err != nil || data == nil {
+		return nil, err
 	}
-	var raw json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-			return nil, fmt.Errorf("read task result %s: not valid JSON at byte %d: %w", path, se.Offset, err)
+	out := make([]json.RawMessage, 0, n)
+	for i, line := range bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n")) {
+		if i >= n {
+			return nil, fmt.Errorf("read task results %s: %d lines for a batch of %d items", path, bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n"))+1, n)
 		}
-		return nil, fmt.Errorf("read task result %s: not valid JSON: %w", path, err)
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			out = append(out, nil)
+			continue
+		}
+		if !json.Valid(line) {
+			return nil, fmt.Errorf("read task results %s: line %d is not valid JSON", path, i+1)
+		}
+		out = append(out, json.RawMessage(bytes.Clone(line)))
 	}
-	return raw, nil
+	return out, nil
 }

@@ -61,6 +61,9 @@ type Command struct {
 	// two streams of one OrderedStream sink (a log) are instead read by one
 	// goroutine, in the order the output arrives (output.go).
 	Stdout, Stderr io.Writer
+	// Stdin is the process's standard input (a batch of map items); nil
+	// reads nothing (/dev/null).
+	Stdin io.Reader
 }
 
 // Result tells how an attempt ended. Exactly one of these holds: StartErr is
@@ -201,6 +204,7 @@ func runIn(ctx context.Context, c Command, ct *container) Result {
 	cmd.Args = argv
 	cmd.Env = env
 	cmd.Dir = c.Dir
+	cmd.Stdin = c.Stdin
 	if script != nil {
 		cmd.ExtraFiles = []*os.File{script} // descriptor 3
 	}
