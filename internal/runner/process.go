@@ -36,7 +36,7 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		Stdout:       w.Stdout(),
 		Stderr:       w.Stderr(),
 		Grace:        r.Grace,
-		DatasetFiles: attempt.DatasetFiles(a.workDir, a.TaskID+"."+strconv.Itoa(a.Number), s.Produces),
+		DatasetFiles: attempt.DatasetFiles(a.workDir, a.stem(), s.Produces),
 	}
 	if len(s.Needs) > 0 {
 		nf := a.needs
@@ -128,9 +128,19 @@ func quoteNames(vars map[string]string) string {
 	return strings.Join(slices.Compact(names), ", ")
 }
 
+// stem names the attempt's files in the run's scratch directory: its log
+// key's task (the task, or "task.ITEM" for a map item) and number.
+func (a *Attempt) stem() string {
+	id := a.Log.TaskID
+	if id == "" {
+		id = a.TaskID
+	}
+	return id + "." + strconv.Itoa(a.Number)
+}
+
 // resultFile is where the attempt may write its JSON result.
 func (a *Attempt) resultFile() string {
-	return filepath.Join(a.workDir, a.TaskID+"."+strconv.Itoa(a.Number)+".result.json")
+	return filepath.Join(a.workDir, a.stem()+".result.json")
 }
 
 // RedactParams returns a run's stored parameter values (a JSON object) with
