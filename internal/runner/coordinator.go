@@ -35,7 +35,7 @@ type coordinator struct {
 
 	inbox    *inbox                 // slots granted by the dispatcher
 	timers   wakeHeap               // retry_wait tasks by due time
-	running  map[int]*attemptHandle // attempts in flight, by task
+	running  map[unitKey]*attemptHandle // attempts in flight, by task (or map unit)
 	done     chan completion        // attempts report here
 	control  chan controlReq        // operator actions from other goroutines
 	exited   chan struct{}          // closed when the loop has returned
@@ -49,6 +49,9 @@ type coordinator struct {
 
 	workDir string     // the run's scratch directory
 	needs   *needFiles // result files written for dependents
+
+	maps     map[int]*fanout      // map tasks running, by task
+	mapInfos []store.MapInfo     // the run's expanded maps when it was loaded
 
 	waits   map[int]*poke        // waiting tasks' next checks, by task
 	pokes   *mailbox[pokeResult] // what the checks saw
@@ -64,6 +67,7 @@ type attemptHandle struct {
 
 type completion struct {
 	task    int
+	unit    int // a map unit's first item + 1; 0 for a task
 	attempt int
 	res     AttemptResult
 	at      time.Time
@@ -109,7 +113,8 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		eng:      &engine.Engine{Graph: g, Seed: uint64(runID)},
 		counts:   map[engine.TaskState]int{},
 		inbox:    newInbox(),
-		running:  map[int]*attemptHandle{},
+		running:  map[unitKey]*attemptHandle{},
+		maps:     map[int]*fanout{},
 		done:     make(chan completion, 16),
 		control:  make(chan controlReq),
 		exited:   make(chan struct{}),
@@ -117,7 +122,10 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		pokes:    newMailbox[pokeResult](),
 
 		workDir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10)),
-		needs:   &needFiles{dir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10), "needs"), at: map[string]string{}},
+		needs:   &needFiles{dir: filepath.Join(r.home(), "work", strconv.FormatInt(runID, 10), "needs"), at: map[string]string{}, runID: runID},
+	}
+	if ms, ok := r.Store.(store.Maps); ok {
+		c.needs.store = ms
 	}
 	for i, row := range rows {
 		tasks[i] = row.Task
@@ -176,7 +184,7 @@ func (c *coordinator) apply(ev engine.Event, at time.Time, attempts ...store.Att
 func (c *coordinator) enqueue() {
 	ready := c.ready
 	c.ready = c.ready[:0]
-	if c.draining || c.mem.Run().Cancelling || len(ready) == 0 {
+	if c.draining || c.mem.Run().Cancelling || (len(ready) == 0 && len(c.maps) == 0) {
 		return
 	}
 	batch := make([]readyTask, 0, len(ready))
@@ -185,18 +193,24 @@ func (c *coordinator) enqueue() {
 			continue // started, marked or cancelled since
 		}
 		t := &c.pipeline.Tasks[i]
+		if t.Map != nil {
+			c.startMap(i) // holds no slot; its items do
+			continue
+		}
 		batch = append(batch, readyTask{task: i, priority: t.Priority, pool: t.Pool})
 	}
+	batch = c.fillMaps(batch)
 	for _, qe := range c.r.Dispatcher.enqueue(c.run.ID, c.inbox, batch...) {
 		// The pipeline names a pool this executor does not have: fail the
 		// attempt with the reason rather than wait forever.
 		c.r.Logger.Warn("task cannot be queued", "run", c.run.ID, "task", c.eng.Graph.Node(qe.task).ID, "err", qe.err)
-		c.inbox.put(grant{task: qe.task, err: qe.err.Error()})
+		c.inbox.put(grant{task: qe.task, unit: qe.unit, err: qe.err.Error()})
 	}
 }
 
 // commit writes every queued change in one transaction, then tells the observer.
 func (c *coordinator) commit(ctx context.Context) error {
+	c.flushMaps()
 	if len(c.pending) == 0 {
 		return nil
 	}
@@ -213,8 +227,11 @@ func (c *coordinator) commit(ctx context.Context) error {
 		c.updated = nil
 	}
 	for _, i := range c.kills {
-		if h, ok := c.running[i]; ok {
+		if h, ok := c.running[unitKey{i, 0}]; ok {
 			h.cancel(attempt.ErrCancelled)
+		}
+		if _, ok := c.maps[i]; ok {
+			c.cancelMap(i)
 		}
 	}
 	c.kills = c.kills[:0]
@@ -309,6 +326,12 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 					break
 				}
 				heap.Pop(&c.timers)
+				if w.item > 0 {
+					if f := c.maps[w.task]; f != nil {
+						f.retryDue(w.item - 1)
+					}
+					continue
+				}
 				if _, err := c.apply(engine.Event{Kind: engine.EvRetryDue, Task: w.task}, now); err != nil && !errors.Is(err, engine.ErrRejected) {
 					c.abort()
 					return c.run, err
@@ -358,6 +381,9 @@ func (c *coordinator) startDrain() {
 			c.r.Dispatcher.release(g.pool)
 		}
 	}
+	for _, f := range c.maps {
+		f.unqueue()
+	}
 	if len(c.running) > 0 {
 		c.drainAt = time.After(c.r.DrainGrace)
 	}
@@ -384,7 +410,7 @@ func (c *coordinator) recover() error {
 	}
 	lost := map[string]int{}
 	for i := 0; i < c.eng.Graph.Len(); i++ {
-		if t := c.mem.Task(i); t.State == engine.TaskRunning {
+		if t := c.mem.Task(i); t.State == engine.TaskRunning && c.pipeline.Tasks[i].Map == nil {
 			lost[c.eng.Graph.Node(i).ID] = t.Attempt
 		}
 	}
@@ -393,6 +419,14 @@ func (c *coordinator) recover() error {
 	}
 	for i := 0; i < c.eng.Graph.Len(); i++ {
 		t := c.mem.Task(i)
+		if t.State == engine.TaskRunning && c.pipeline.Tasks[i].Map != nil {
+			// A map's items carry on where they were; those that were
+			// running are found lost by resumeMap.
+			if err := c.resumeMap(i); err != nil {
+				return err
+			}
+			continue
+		}
 		switch t.State {
 		case engine.TaskRunning:
 			msg := "the executor of this attempt stopped (process crashed or was killed)"
@@ -425,6 +459,7 @@ func (c *coordinator) recover() error {
 
 type start struct {
 	task    int
+	unit    int // a map unit's first item + 1; 0 for a task
 	attempt int
 	pool    string
 }
@@ -434,6 +469,12 @@ func (c *coordinator) dispatch() []start {
 	var starts []start
 	for _, g := range c.inbox.take() {
 		i := g.task
+		if g.unit > 0 {
+			if s, ok := c.startUnit(g); ok {
+				starts = append(starts, s)
+			}
+			continue
+		}
 		if g.err != "" {
 			// Not a slot: the task could not be queued (see enqueue).
 			c.failStart(i, g.err)
@@ -477,6 +518,10 @@ func (c *coordinator) failStart(i int, msg string) {
 // executor first asks for it, off the coordinator's goroutine, from what
 // does not change while the run executes and the needs' results read now.
 func (c *coordinator) launch(s start) {
+	if s.unit > 0 {
+		c.launchUnit(s)
+		return
+	}
 	node := c.eng.Graph.Node(s.task)
 	t := &c.pipeline.Tasks[s.task]
 	a := &Attempt{
@@ -491,14 +536,7 @@ func (c *coordinator) launch(s start) {
 		dir:      c.dir,
 		workDir:  c.workDir,
 	}
-	var needs map[string]json.RawMessage
-	if len(node.Needs) > 0 {
-		needs = make(map[string]json.RawMessage, len(node.Needs))
-		for _, n := range node.Needs {
-			needs[c.eng.Graph.Node(n).ID] = c.mem.Task(n).Result
-		}
-		a.needs = c.needs
-	}
+	needs := c.needResults(a, s.task)
 	trigger := c.run.Trigger
 	a.describe = func() (attempt.Spec, error) {
 		s, err := c.r.Kinds.Describe(t, c.taskEnv(a, t, trigger), needs)
@@ -508,7 +546,7 @@ func (c *coordinator) launch(s start) {
 		return s, c.addSecrets(&s, t)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	c.running[s.task] = &attemptHandle{cancel: cancel, pool: s.pool}
+	c.running[unitKey{s.task, 0}] = &attemptHandle{cancel: cancel, pool: s.pool}
 	go func() {
 		res := c.r.Executor(ctx, a)
 		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
@@ -522,10 +560,14 @@ func (c *coordinator) launch(s start) {
 // could merely say "cancelled" (it does not know why it was stopped) is
 // taken to have been handed back.
 func (c *coordinator) finish(comp completion) {
+	if comp.unit > 0 {
+		c.unitEnded(comp)
+		return
+	}
 	res := comp.res
-	if h, ok := c.running[comp.task]; ok {
+	if h, ok := c.running[unitKey{comp.task, 0}]; ok {
 		h.cancel(nil)
-		delete(c.running, comp.task)
+		delete(c.running, unitKey{comp.task, 0})
 		c.r.Dispatcher.release(h.pool)
 		if h.preempt && res.Outcome == attempt.Cancelled {
 			res = AttemptResult{Outcome: attempt.Preempted, ExitCode: res.ExitCode, Message: "handed back: the executor is shutting down", Worker: res.Worker}
@@ -574,9 +616,9 @@ func (c *coordinator) abort() {
 	}
 	for len(c.running) > 0 {
 		comp := <-c.done
-		if h, ok := c.running[comp.task]; ok {
+		if h, ok := c.running[unitKey{comp.task, comp.unit}]; ok {
 			c.r.Dispatcher.release(h.pool)
-			delete(c.running, comp.task)
+			delete(c.running, unitKey{comp.task, comp.unit})
 		}
 	}
 	// Slots granted but not yet taken go back too.
@@ -595,6 +637,12 @@ type needFiles struct {
 	dir string
 	mu  sync.Mutex
 	at  map[string]string // by task id
+
+	// Needs that are maps: their file is their items' results, read from
+	// the store (by task id, the map's index in the run).
+	maps  map[string]int
+	store store.Maps
+	runID int64
 }
 
 // paths returns, by need id, files holding the given results.
@@ -611,6 +659,15 @@ func (nf *needFiles) paths(results map[string]json.RawMessage) (map[string]strin
 			if err := os.MkdirAll(nf.dir, 0o700); err != nil {
 				return nil, fmt.Errorf("prepare needs directory: %w", err)
 			}
+		}
+		if index, ok := nf.maps[id]; ok {
+			path, err := nf.mapFile(id, index)
+			if err != nil {
+				return nil, err
+			}
+			nf.at[id] = path
+			out[id] = path
+			continue
 		}
 		if len(data) == 0 {
 			data = json.RawMessage("{}")
@@ -633,9 +690,10 @@ func (c *coordinator) cleanup() {
 	}
 }
 
-// wake is a retry_wait task's due time.
+// wake is a retry_wait task's due time, or a map item's.
 type wake struct {
 	task int
+	item int // a map item + 1; 0 for the task
 	at   time.Time
 }
 

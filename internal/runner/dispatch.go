@@ -78,6 +78,13 @@ func NewDispatcher(parallel int, pools map[string]int) *Dispatcher {
 	return d
 }
 
+// Parallel is the most attempts the dispatcher runs at once.
+func (d *Dispatcher) Parallel() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.parallel
+}
+
 // HasPool reports whether a pool of that name is configured.
 func (d *Dispatcher) HasPool(name string) bool {
 	d.mu.Lock()

@@ -10,6 +10,11 @@ func Graph(p *spec.Pipeline) (*engine.Graph, error) {
 	defs := make([]engine.NodeDef, len(p.Tasks))
 	for i, t := range p.Tasks {
 		defs[i] = engine.NodeDef{ID: t.ID, Needs: t.Needs, Retry: retryPolicy(t.Retry)}
+		if t.Map != nil {
+			// A map's items are retried one by one (fanout); the map
+			// itself is not run again as a whole.
+			defs[i].Retry = engine.RetryPolicy{Attempts: 1}
+		}
 		if w := t.Wait; w != nil {
 			defs[i].Wait = &engine.WaitPolicy{Poke: w.PokeEvery(), Timeout: w.Timeout.D()}
 		}

@@ -173,6 +173,10 @@ type Attempt struct {
 	TaskID   string
 	Index    int // the task's position in the run's graph
 	Number   int
+	// Item and Items say which items of a map task the attempt runs:
+	// Items of them from Item on (Items is 0 for a task that is not a map,
+	// 1 for one item, more for a batch).
+	Item, Items int
 	// Priority and Labels place the attempt: higher priorities are handed
 	// out first, and only to workers that have every label.
 	Priority int
