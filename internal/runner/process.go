@@ -48,7 +48,14 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 			return attempt.Failedf("%v", err)
 		}
 	}
+	cleanup, err := r.placeArtifacts(ctx, a, s, h)
+	if err != nil {
+		w.Close()
+		return attempt.Failedf("%v", err)
+	}
+	defer cleanup()
 	res := r.Kinds.Run(ctx, s, h)
+	res = r.collectOutputs(ctx, s, h, res)
 	// The attempt's end decides the outcome; a log that could not be
 	// written (a full disk) is reported beside it, never turned into a
 	// failure of work that was done.

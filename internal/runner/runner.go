@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/kinds"
@@ -53,6 +54,9 @@ type Runner struct {
 	// (RunProcess); a server passes its lease broker, benchmarks a no-op to
 	// measure orchestration alone.
 	Executor TaskFunc
+	// Artifacts keeps the output files of attempts and gives those of
+	// their needs (default: an artifact.Dir in Home/artifacts).
+	Artifacts artifact.Store
 	// Kinds are the kinds of work attempts are described and run with
 	// (default kinds.Builtin(): commands, HTTP, SQL and the waits that need no store).
 	Kinds *attempt.Registry
@@ -259,6 +263,9 @@ func (r *Runner) init() {
 	}
 	if r.Kinds == nil {
 		r.Kinds = kinds.Builtin()
+	}
+	if r.Artifacts == nil {
+		r.Artifacts = &artifact.Dir{Root: filepath.Join(r.home(), "artifacts")}
 	}
 	if r.Executor == nil {
 		r.Executor = r.RunProcess

@@ -1,0 +1,73 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/tasuki-dev/tasuki/internal/artifact"
+	"github.com/tasuki-dev/tasuki/internal/attempt"
+)
+
+// ArtifactsEnv names the directory where an attempt finds the output
+// files of its needs, at $TASUKI_ARTIFACTS/<need task id>/<path>.
+const ArtifactsEnv = "TASUKI_ARTIFACTS"
+
+// FilesKind reports whether attempts of kind run a process in a working
+// directory: the shell kind, run tasks. Only they see TASUKI_ARTIFACTS
+// and have outputs collected; a request (http) or a query (sql) has no
+// files, and outputs declared on one are ignored.
+func FilesKind(kind string) bool { return kind == (attempt.Shell{}).Name() }
+
+// ArtifactStore is where this runner keeps the output files of attempts
+// (Runner.Artifacts, a Dir in Home/artifacts by default).
+func (r *Runner) ArtifactStore() artifact.Store {
+	r.defaults()
+	return r.Artifacts
+}
+
+// placeArtifacts places the output files of the attempt's needs in a
+// directory of its own in the run's scratch directory and names it in the
+// attempt's environment. TASUKI_ARTIFACTS is set for every attempt of a
+// run task, to a directory that exists (empty when the needs kept no
+// files), so a script can use it without testing it first. The returned
+// func removes the directory once the attempt has ended: what is placed
+// is links or copies of the store's contents.
+func (r *Runner) placeArtifacts(ctx context.Context, a *Attempt, s *attempt.Spec, h *attempt.Host) (func(), error) {
+	if !FilesKind(s.Kind) {
+		return func() {}, nil
+	}
+	dir := filepath.Join(a.workDir, "artifacts", a.stem())
+	remove := func() {
+		if err := os.RemoveAll(dir); err != nil {
+			r.Logger.Warn("remove an attempt's artifacts directory", "dir", dir, "err", err)
+		}
+	}
+	if err := artifact.Place(ctx, r.Artifacts, dir, s.Artifacts); err != nil {
+		remove()
+		return nil, err
+	}
+	// The executor's own variables come first in the attempt's
+	// environment; TASUKI_* is reserved in pipelines, so nothing the task
+	// declares can replace this one.
+	h.Environ = append(h.Environ, ArtifactsEnv+"="+dir)
+	return remove, nil
+}
+
+// collectOutputs keeps the files a succeeded attempt's outputs match (in
+// its working directory) and reports them in its result. Outputs that
+// cannot be kept (a pattern that matched nothing, a link out of the
+// working directory, a full disk) fail the attempt with the reason: the
+// tasks that need it would not find what they expect.
+func (r *Runner) collectOutputs(ctx context.Context, s *attempt.Spec, h *attempt.Host, res attempt.Result) attempt.Result {
+	if res.Outcome != attempt.Succeeded || len(s.Outputs) == 0 || !FilesKind(s.Kind) {
+		return res
+	}
+	files, err := artifact.Collect(ctx, r.Artifacts, h.WorkingDir(s), s.Outputs)
+	if err != nil {
+		res.Outcome, res.Message = attempt.Failed, err.Error()
+		return s.Redact(res) // a file may be named after anything
+	}
+	res.Outputs = files
+	return res
+}
