@@ -73,6 +73,10 @@ var authRules = map[string][2]string{
 	"POST /datasets/{name}/updates":        {"operator", "global"},
 	"GET /lineage/{name}":                  {"viewer", "global"},
 	"GET /slo":                             {"viewer", "global"},
+
+	"GET /cache":          {"viewer", "global"},
+	"DELETE /cache/{key}": {"operator", "global"},
+	"POST /cache/purge":   {"operator", "global"},
 }
 
 // authEnv is a handler over a seeded fake with a namespace "finance" (its
@@ -126,6 +130,7 @@ func (a *authEnv) do(cred, method, path, body string) (*http.Response, []byte) {
 func concrete(path string, inside bool) string {
 	vals := map[string][2]string{
 		"name": {"hello", "ledger"}, "task": {"greet", "post"}, "lease": {"1.greet.1", "1.greet.1"},
+		"key": {strings.Repeat("ab", 32), strings.Repeat("ab", 32)},
 	}
 	if strings.HasPrefix(path, "/backfills/") {
 		vals["id"] = [2]string{"1", "2"}

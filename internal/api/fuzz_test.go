@@ -39,6 +39,7 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	{"POST", "/api/v1/users", "application/json"},
 	{"PUT", "/api/v1/users/alice/password", "application/json"},
 	{"POST", "/api/v1/datasets/raw.orders/updates", "application/json"},
+	{"POST", "/api/v1/cache/purge", "application/json"},
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes
@@ -66,7 +67,7 @@ func FuzzRequestBodies(f *testing.F) {
 	h := api.Guard(api.NewHandler(apitest.NewSeeded(), logs.NewFiles(f.TempDir()),
 		api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		api.WithWorkers(workers, tokens), api.WithSecrets(apitest.NewSecrets()), api.WithUsers(apitest.NewUsers()),
-		api.WithDatasets(apitest.NewDatasets())), api.GuardOptions{})
+		api.WithDatasets(apitest.NewDatasets()), api.WithCache(apitest.NewCache())), api.GuardOptions{})
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := bodyRoutes[int(route)%len(bodyRoutes)]
 		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(string(body)))

@@ -83,6 +83,7 @@ type handler struct {
 	datasets  Datasets // nil: the /datasets and /lineage routes answer 503
 	slos      SLOs     // nil: GET /slo answers 503
 	alerts    Alerts   // nil: GET /runs/{id}/alerts answers 503
+	cache     Cache    // nil: the /cache routes answer 503
 	// timelines is where GET /runs/{id}/timeline reads runs (nil: it
 	// answers 503), timelineNow its clock (nil: time.Now).
 	timelines   timeline.Source
@@ -188,6 +189,12 @@ func routeTable() []route {
 		// Objectives are global, like the datasets they are about (see
 		// slo.go).
 		{get, "/slo", []string{"pipeline"}, viewer, global, (*handler).listSLOs},
+
+		// The cache is global: an entry is reused by any pipeline whose
+		// task has its key (see cache.go).
+		{get, "/cache", []string{"pipeline", "task", "after", "limit"}, viewer, global, (*handler).listCache},
+		{del, "/cache/{key}", nil, operator, global, (*handler).deleteCacheEntry},
+		{post, "/cache/purge", nil, operator, global, (*handler).purgeCache},
 	}
 }
 
