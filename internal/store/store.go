@@ -450,6 +450,8 @@ type Store interface {
 	// Deadlines keeps runs' deadline states and predictions, and the
 	// durations of recent successful attempts they are predicted from.
 	Deadlines
+	// Maps keeps the items of map tasks (written through Apply).
+	Maps
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

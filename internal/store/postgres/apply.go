@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -114,6 +115,12 @@ type applyPlan struct {
 	dsRun                               []int64
 	dsMeta                              []pgtype.Text
 	dsLocks                             []int64
+
+	// map tasks: each map's changes reduced to their effect (maps.go),
+	// and the statements that write them
+	maps   []*mapPlan
+	mapPos map[mapKey]int
+	mapSts []statement
 }
 
 func (p *applyPlan) build(changes []store.Change) error {
@@ -124,7 +131,11 @@ func (p *applyPlan) build(changes []store.Change) error {
 	for ci := range changes {
 		c := &changes[ci]
 		tr := &c.Transition
-		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 && len(c.DatasetUpdates) == 0 {
+		if err := checkMaps(c); err != nil {
+			return fmt.Errorf("apply changes to run %d: %w", c.RunID, err)
+		}
+		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 && len(c.DatasetUpdates) == 0 &&
+			len(c.Maps) == 0 {
 			continue
 		}
 		if !seen[c.RunID] {
@@ -213,10 +224,13 @@ func (p *applyPlan) build(changes []store.Change) error {
 			p.dsActor = append(p.dsActor, u.Actor)
 			p.dsMeta = append(p.dsMeta, jsonText(u.Metadata))
 		}
+		p.addMaps(c.RunID, c.Maps)
 	}
 	slices.Sort(p.runs)
 	p.dsLocks = datasetLockKeys(p.dsName)
-	return nil
+	var err error
+	p.mapSts, err = p.mapStatements()
+	return err
 }
 
 // mergeAttempt applies the upsert's rule to two changes of one attempt in a
@@ -325,6 +339,10 @@ const (
 	stmtDatasetLock                 // the datasets' advisory locks
 	stmtDatasets                    // dataset updates: their runs exist (locked)
 	stmtDurations                   // the durations of successful attempts (deadlines.go)
+	stmtMapsExist                   // the maps changed without an expansion exist (maps.go)
+	stmtMapPut                      // an expanded map's row: a missing task is a foreign key violation
+	stmtMapInfo                     // a map's info: the map must exist
+	stmtMapWrite                    // a map's values or item rows
 )
 
 // statement is one SQL statement of a plan with its arguments.
@@ -332,7 +350,8 @@ type statement struct {
 	sql  string
 	args []any
 	kind stmtKind
-	row  int // stmtTask: the task's position in the plan's task arrays
+	row  int    // stmtTask: the task's position in the plan's task arrays
+	what string // map statements: what it writes, for errors
 }
 
 // col returns element i of each column array, for a one-row statement.
@@ -401,6 +420,7 @@ func (p *applyPlan) statements(setMin int) []statement {
 	add(stmtAttempts, stmtAttempts, upsertAttemptsSQL, upsertAttemptSQL, n,
 		run, idx, att, worker, started, finished, outcome, exit, msg, log)
 	sts = append(sts, p.durationStatements()...)
+	sts = append(sts, p.mapSts...)
 	// Dataset updates are few (a producing task's success): always the
 	// set-based insert, after the locks of their datasets.
 	if len(p.dsName) > 0 {
@@ -505,6 +525,27 @@ func (p *applyPlan) check(br pgx.BatchResults, st statement) error {
 	case stmtDatasets:
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("apply changes: record %d dataset updates: %w", len(p.dsName), err)
+		}
+	case stmtMapsExist:
+		return p.checkMapsExist(br)
+	case stmtMapPut:
+		if _, err := br.Exec(); err != nil {
+			if e := pgErr(err); e != nil && e.Code == sqlstateForeignKeyViolation {
+				err = fmt.Errorf("task: %w", store.ErrNotFound)
+			}
+			return fmt.Errorf("apply changes: expand %s: %w", st.what, err)
+		}
+	case stmtMapInfo:
+		tag, err := br.Exec()
+		if err := affectedOne(tag, err); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				err = fmt.Errorf("never expanded: %w", err)
+			}
+			return fmt.Errorf("apply changes: write the info of %s: %w", st.what, err)
+		}
+	case stmtMapWrite:
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("apply changes: %s: %w", st.what, err)
 		}
 	}
 	return nil

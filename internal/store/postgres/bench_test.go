@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -337,4 +338,69 @@ func BenchmarkPrune(b *testing.B) {
 		pruned += len(ids)
 	}
 	b.ReportMetric(float64(pruned)/b.Elapsed().Seconds(), "runs/s")
+}
+
+// mapBenchValues are n item values as a map over users expands to
+// (about 15 bytes each: 1,000,000 of them are some 15 MB).
+func mapBenchValues(n int) []json.RawMessage {
+	vs := make([]json.RawMessage, n)
+	for i := range vs {
+		vs[i] = json.RawMessage(fmt.Sprintf(`"user-%07d"`, i))
+	}
+	return vs
+}
+
+// BenchmarkExpandMap expands a map task to 1,000,000 values per
+// iteration, in one Apply.
+func BenchmarkExpandMap(b *testing.B) {
+	const n = 1_000_000
+	db := openTemp(b)
+	vs := mapBenchValues(n)
+	for b.Loop() {
+		r, err := db.CreateRun(b.Context(), benchRun(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = db.Apply(b.Context(), store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Values: vs,
+			Info: &store.MapInfo{Items: n, Counts: map[engine.TaskState]int{engine.TaskPending: n}}}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "values/s")
+}
+
+// BenchmarkApplyMapItems writes the ends of 1,000 items of a
+// 1,000,000-item map per Apply, with the map's info, as a coordinator's
+// group commit does.
+func BenchmarkApplyMapItems(b *testing.B) {
+	const n, batch = 1_000_000, 1000
+	db := openTemp(b)
+	r, err := db.CreateRun(b.Context(), benchRun(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = db.Apply(b.Context(), store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Values: mapBenchValues(n),
+		Info: &store.MapInfo{Items: n, Counts: map[engine.TaskState]int{engine.TaskPending: n}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	exit := 0
+	items := make([]store.MapItem, batch)
+	next := 0
+	for b.Loop() {
+		for i := range items {
+			items[i] = store.MapItem{Item: (next + i) % n, State: engine.TaskSucceeded, Attempt: 1, Spent: 1, Worker: "w1",
+				StartedAt: now.Add(-time.Second), FinishedAt: now, ExitCode: &exit, Result: json.RawMessage(`{"rows":42}`)}
+		}
+		next += batch
+		done := min(next, n)
+		info := &store.MapInfo{Items: n, Next: done, Counts: map[engine.TaskState]int{engine.TaskPending: n - done, engine.TaskSucceeded: done},
+			Slowest: []store.SlowItem{{Item: 3, Attempt: 1, Duration: time.Second}}}
+		if err := db.Apply(b.Context(), store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Info: info, Items: items}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "items/s")
 }

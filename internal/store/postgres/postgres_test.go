@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -359,6 +361,10 @@ func TestPruneRemovesChildRows(t *testing.T) {
 	ctx := t.Context()
 	db := openTemp(t)
 	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	values := make([]json.RawMessage, 2*store.MapChunkItems+1) // three chunks
+	for i := range values {
+		values[i] = json.RawMessage(strconv.Itoa(i))
+	}
 	var ids []int64
 	for i, st := range []engine.RunState{engine.RunSucceeded, engine.RunRunning, engine.RunFailed, engine.RunQueued} {
 		nr := benchRun(5)
@@ -371,7 +377,9 @@ func TestPruneRemovesChildRows(t *testing.T) {
 		err = db.Apply(ctx, store.Change{RunID: r.ID,
 			Transition: engine.Transition{Run: &engine.Run{State: st},
 				Records: []engine.Record{{Kind: engine.EvTaskStarted, Task: 0, Attempt: 1}, {Kind: engine.EvTaskFailed, Task: 0, Attempt: 1}}},
-			Attempts: []store.Attempt{{Index: 0, Attempt: 1}, {Index: 1, Attempt: 1}, {Index: 1, Attempt: 2}}})
+			Attempts: []store.Attempt{{Index: 0, Attempt: 1}, {Index: 1, Attempt: 1}, {Index: 1, Attempt: 2}},
+			Maps: []store.MapChange{{Index: 2, Values: values, Info: &store.MapInfo{Items: len(values)},
+				Items: []store.MapItem{{Item: 0, State: engine.TaskSucceeded}, {Item: 1500, State: engine.TaskFailed}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,7 +391,7 @@ func TestPruneRemovesChildRows(t *testing.T) {
 	if !slices.Equal(pruned, []int64{ids[0], ids[2]}) {
 		t.Fatalf("pruned %v, want %v", pruned, []int64{ids[0], ids[2]})
 	}
-	for _, table := range []string{"runs", "tasks", "attempts", "events"} {
+	for _, table := range []string{"runs", "tasks", "attempts", "events", "task_maps", "map_chunks", "map_items"} {
 		col := "run_id"
 		if table == "runs" {
 			col = "id"
@@ -405,6 +413,7 @@ func TestPruneRemovesChildRows(t *testing.T) {
 		want := map[string]map[int64]int{
 			"runs": {ids[1]: 1, ids[3]: 1}, "tasks": {ids[1]: 5, ids[3]: 5},
 			"attempts": {ids[1]: 3, ids[3]: 3}, "events": {ids[1]: 3, ids[3]: 3},
+			"task_maps": {ids[1]: 1, ids[3]: 1}, "map_chunks": {ids[1]: 3, ids[3]: 3}, "map_items": {ids[1]: 2, ids[3]: 2},
 		}[table]
 		if !maps.Equal(got, want) {
 			t.Errorf("%s rows by run = %v, want %v", table, got, want)

@@ -189,6 +189,11 @@ const pruneSelect = `SELECT id FROM runs INDEXED BY runs_finished_by_created
 	WHERE state IN ('succeeded', 'failed', 'cancelled') AND created_at < ?
 	ORDER BY created_at, id LIMIT ?`
 
+// pruneTables are the tables PruneRuns deletes a run's rows from before the
+// run's own, each by a range of its primary key or index: the rows of map
+// tasks (which have no foreign key to cascade from) first, then tasks.
+var pruneTables = []string{"attempts", "events", "map_items", "map_chunks", "task_maps", "tasks"}
+
 // PruneRuns picks and deletes runs in one write transaction, so a run cannot
 // be reopened (retried) between being picked and being deleted. Children are
 // deleted explicitly, each by a range of its primary key or index, before
@@ -231,7 +236,7 @@ func (db *DB) PruneRuns(ctx context.Context, createdBefore time.Time, limit int)
 	for i, id := range ids {
 		args[i] = id
 	}
-	for _, table := range []string{"attempts", "events", "tasks"} {
+	for _, table := range pruneTables {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN `+in, args...); err != nil {
 			return nil, fmt.Errorf("prune %d runs: delete %s: %w", len(ids), table, err)
 		}

@@ -30,10 +30,11 @@ type stmts struct {
 	insertCreated *sql.Stmt // taskBatch run_created records
 	insertDataset *sql.Stmt // one dataset update
 	durations     durationStmts
+	maps          mapStmts
 }
 
 func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
-	for _, p := range []struct {
+	for _, p := range append([]struct {
 		dst **sql.Stmt
 		sql string
 	}{
@@ -59,7 +60,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.insertCreated, createdInsertSQL(taskBatch)},
 		{&s.insertDataset, insertDatasetUpdateSQL},
 		{&s.durations.insert, insertDurationSQL},
-	} {
+	}, s.maps.list()...) {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
 			return err
@@ -71,7 +72,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert} {
+	for _, st := range append([]*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert}, s.maps.all()...) {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -317,6 +318,9 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		if err := store.CheckChange(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
+		if err := checkMaps(&changes[i]); err != nil {
+			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
+		}
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -337,6 +341,7 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		upsertAttempt: tx.StmtContext(ctx, db.st.upsertAttempt),
 		insertDataset: tx.StmtContext(ctx, db.st.insertDataset),
 		durations:     db.st.durations.in(ctx, tx),
+		maps:          newMapWriter(ctx, tx, &db.st.maps),
 	}
 	// A batch often changes one run many times (every completion counts
 	// the run's remaining tasks down): only its last state is written.
@@ -359,6 +364,9 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
 	}
+	if err := w.maps.flush(); err != nil {
+		return fmt.Errorf("apply %d changes: %w", len(changes), err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("apply %d changes: commit: %w", len(changes), err)
 	}
@@ -372,6 +380,7 @@ type writer struct {
 	updateRun, updateTask, insertEvent, upsertAttempt *sql.Stmt
 	insertDataset                                     *sql.Stmt
 	durations                                         durationStmts
+	maps                                              *mapWriter
 	skipRun                                           bool // a later change of the batch writes the run
 	change                                            int  // index of the change being written
 	lastTask                                          map[taskKey][2]int
@@ -426,6 +435,11 @@ func (w *writer) apply(c *store.Change) error {
 			if err := w.durations.record(w.ctx, c.RunID, a.Index, a.Attempt); err != nil {
 				return fmt.Errorf("attempt %d of task %d: %w", a.Attempt, a.Index, err)
 			}
+		}
+	}
+	if len(c.Maps) > 0 {
+		if err := w.maps.apply(c.RunID, c.Maps); err != nil {
+			return err
 		}
 	}
 	if len(c.DatasetUpdates) == 0 {

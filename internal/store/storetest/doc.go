@@ -25,4 +25,8 @@
 // together or not at all, a follower with an ID cursor misses no update
 // however many writers race, and a set of updates starts exactly one run
 // (the dataset cursor's compare-and-set, alone or with the schedule's).
+// For map tasks (see maps.go): an expansion's values come back byte for
+// byte from the chunks that hold them, infos round-trip exactly, item rows
+// page by item and by state, and a batch's map changes are written with
+// the rest of it, as if applied one at a time, or not at all.
 package storetest

@@ -93,6 +93,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RunDeadlines", testRunDeadlines},
 		{"TaskDurations", testTaskDurations},
 		{"ConcurrentDurations", testConcurrentDurations},
+		// maps.go
+		{"MapExpand", testMapExpand},
+		{"MapInfo", testMapInfo},
+		{"MapItems", testMapItems},
+		{"MapItemsPaging", testMapItemsPaging},
+		{"MapReexpand", testMapReexpand},
+		{"MapRejects", testMapRejects},
+		{"MapBatch", testMapBatch},
+		{"ConcurrentMapItems", testConcurrentMapItems},
+		{"PruneTakesMaps", testPruneTakesMaps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
