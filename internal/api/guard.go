@@ -72,7 +72,8 @@ type GuardOptions struct {
 //     (the Host it was sent to) or one of CORSOrigins, and Sec-Fetch-Site,
 //     when the browser sends it, must say same-origin (or none: typed by the
 //     user). Clients that are not browsers send neither header.
-//   - Its body must be JSON (the worker's log upload: octet-stream), 415
+//   - Its body must be JSON (the worker's log and artifact uploads:
+//     octet-stream), 415
 //     otherwise. Neither is a type a form or a "simple" cross-site fetch can
 //     send without a preflight, which the server refuses. A request without
 //     a body may omit Content-Type; a browser's body-less cross-site fetch
@@ -184,8 +185,8 @@ func unsafeMethod(method string) bool {
 	return true
 }
 
-// checkContentType accepts JSON bodies (octet-stream for log uploads) and
-// body-less requests without a Content-Type.
+// checkContentType accepts JSON bodies (octet-stream for log and artifact
+// uploads) and body-less requests without a Content-Type.
 func checkContentType(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
@@ -196,7 +197,7 @@ func checkContentType(r *http.Request) error {
 			"a request body needs Content-Type: application/json")
 	}
 	mt, _, err := mime.ParseMediaType(ct)
-	if err == nil && (mt == "application/json" || mt == "application/octet-stream" && isLogUpload(r.URL.Path)) {
+	if err == nil && (mt == "application/json" || mt == "application/octet-stream" && (isLogUpload(r.URL.Path) || isArtifactUpload(r))) {
 		return nil
 	}
 	return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,

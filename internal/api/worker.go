@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 )
 
@@ -94,6 +95,9 @@ type CompleteRequest struct {
 	// Datasets is the metadata the attempt wrote for the datasets its task
 	// produces (a JSON object each), by dataset name.
 	Datasets map[string]json.RawMessage `json:"datasets,omitempty"`
+	// Outputs are the files a succeeded attempt's outputs matched, each
+	// uploaded before (PUT /worker/artifacts/{digest}).
+	Outputs []artifact.File `json:"outputs,omitempty"`
 	// LogSize is the number of log bytes the worker sent, so the server can
 	// tell a complete log from one cut short.
 	LogSize int64 `json:"log_size"`

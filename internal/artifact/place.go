@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Place puts the files of a task's needs under dir (an attempt's
@@ -163,6 +164,9 @@ func (p placer) link(d *Dir, name string, f Need) (bool, error) {
 	err = os.Link(kept, filepath.Join(p.dir, name))
 	switch {
 	case err == nil:
+		// Used now: a sweep of a cache by age keeps it (best effort).
+		now := time.Now()
+		os.Chtimes(kept, now, now)
 		return true, nil
 	case errors.Is(err, syscall.EXDEV), errors.Is(err, syscall.EMLINK), errors.Is(err, syscall.EPERM), errors.Is(err, syscall.ENOTSUP):
 		return false, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
@@ -32,6 +33,13 @@ type Broker struct {
 	// attempt's row names it while it runs (a server taking over after a
 	// crash then knows the attempt may still be running there).
 	OnLease func(a *runner.Attempt, worker string) error
+	// Artifacts is where the output files remote workers upload are kept;
+	// a success reporting outputs it does not have fails (nil: it has
+	// none). See artifacts.go.
+	Artifacts artifact.Store
+	// ArtifactMaxFile bounds one file a worker uploads (default
+	// DefaultArtifactMaxFile).
+	ArtifactMaxFile int64
 
 	mu      sync.Mutex
 	offers  []*offer // waiting, by priority then arrival
@@ -393,6 +401,17 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "datasets: %q: expected a JSON object of at most %d bytes", name, attempt.MaxDatasetMetadata)
 		}
 	}
+	res := runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Datasets: req.Datasets}
+	if req.Outcome == attempt.Succeeded {
+		fail, err := b.checkOutputs(ctx, req.Outputs)
+		if err != nil {
+			return err
+		}
+		res.Outputs = req.Outputs
+		if fail != "" {
+			res = runner.AttemptResult{Outcome: attempt.Failed, ExitCode: req.ExitCode, Message: fail}
+		}
+	}
 	b.mu.Lock()
 	l, held := b.leases[id]
 	if held && (l.deadline.IsZero() || l.owner != api.TokenName(ctx)) {
@@ -406,8 +425,9 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 		return leaseLost(id)
 	}
 	l.closeLog()
-	l.o.result <- runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Datasets: req.Datasets, Worker: l.worker}
-	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", req.Outcome)
+	res.Worker = l.worker
+	l.o.result <- res
+	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", res.Outcome)
 	return nil
 }
 

@@ -28,6 +28,10 @@ func (s *session) runAttempt(a *leased) {
 	req := s.execute(a, lw)
 	_ = lw.Close() // waits until the log is sent, or cannot be
 	req.LogSize = sink.sent()
+	defer s.sweepCache(context.WithoutCancel(a.report))
+	if b, err := json.Marshal(req); err == nil {
+		req = fitsReport(req, len(b))
+	}
 	if a.isLost() {
 		log.Warn("attempt ended unreported: the server no longer holds its lease", "outcome", req.Outcome)
 		return
@@ -73,12 +77,18 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 		// the report.
 		DatasetFiles: attempt.DatasetFiles(tmp, "attempt", l.Spec.Produces),
 	}
-	return complete(s.kinds.Run(a.proc, &l.Spec, h))
+	if filesKind(l.Spec.Kind) {
+		if err := s.placeArtifacts(a, filepath.Join(tmp, "artifacts"), h); err != nil {
+			return complete(l.Spec.Redact(attempt.Failedf("worker %s: %v", s.name, err)))
+		}
+	}
+	res := s.kinds.Run(a.proc, &l.Spec, h)
+	return complete(s.collectOutputs(a, h, res))
 }
 
 // complete is the report of an attempt that ended with res.
 func complete(res attempt.Result) api.CompleteRequest {
-	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result, Datasets: res.Datasets}
+	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result, Datasets: res.Datasets, Outputs: res.Outputs}
 }
 
 // writeNeeds writes the needs' results into dir, one file each, and returns

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/shell"
@@ -75,6 +76,18 @@ type Worker struct {
 	// Kinds are the kinds of work the worker runs (default
 	// kinds.Builtin()); an attempt of another kind fails.
 	Kinds *attempt.Registry
+	// Artifacts moves the output files of tasks between the worker and
+	// the server (default: Client, when it implements
+	// api.ArtifactTransfer, as *api.Client does).
+	Artifacts api.ArtifactTransfer
+	// ArtifactCache is the directory of the worker's artifact cache: the
+	// files its attempts' needs kept, downloaded once, and those its
+	// attempts' outputs match (default: tasuki/artifacts in the user's
+	// cache directory).
+	ArtifactCache string
+	// CacheKeep is how long a file of the artifact cache that no attempt
+	// used since is kept (default DefaultCacheKeep).
+	CacheKeep time.Duration
 
 	// retryMin and retryMax bound the wait between retries of a failed
 	// call (tests shorten them); zero means 250ms and 10s.
@@ -93,6 +106,11 @@ type session struct {
 	kinds     *attempt.Registry
 	retryMin  time.Duration
 	retryMax  time.Duration
+	// cache is the artifact cache, transfer the artifact routes of the
+	// server (nil: it has none), cacheKeep how long an unused file stays.
+	cache     *artifact.Dir
+	transfer  api.ArtifactTransfer
+	cacheKeep time.Duration
 	// report is the context of the calls that report attempts (logs,
 	// completions, heartbeats). It outlives Run's ctx, so attempts ended by
 	// a hard stop are still handed back, but only for reportAfterStop.
@@ -111,6 +129,7 @@ type session struct {
 	// them to another worker, so an attempt never runs twice at once.
 	lastContact time.Time
 	added       chan struct{} // a lease was taken (capacity 1)
+	lastSweep   time.Time     // of the artifact cache; guarded by mu
 }
 
 // leased is one lease being run.
@@ -249,6 +268,17 @@ func (w *Worker) newSession() (*session, error) {
 	}
 	if s.retryMin <= 0 {
 		s.retryMin = 250 * time.Millisecond
+	}
+	s.transfer = w.Artifacts
+	if t, ok := w.Client.(api.ArtifactTransfer); ok && s.transfer == nil {
+		s.transfer = t
+	}
+	s.cache = &artifact.Dir{Root: w.ArtifactCache}
+	if s.cache.Root == "" {
+		s.cache.Root = defaultCacheDir()
+	}
+	if s.cacheKeep = w.CacheKeep; s.cacheKeep <= 0 {
+		s.cacheKeep = DefaultCacheKeep
 	}
 	if s.retryMax <= 0 {
 		s.retryMax = 10 * time.Second
@@ -517,12 +547,18 @@ func (s *session) heldIDs() []string {
 // retry calls f until it succeeds, fails permanently, or ctx is done,
 // waiting longer after each failure. It returns the last error.
 func (s *session) retry(ctx context.Context, what string, lease string, f func(ctx context.Context) error) error {
+	return s.retryWithin(ctx, what, lease, callTimeout, f)
+}
+
+// retryWithin is retry with each call bounded by timeout (a transfer of
+// a large file takes longer than a call).
+func (s *session) retryWithin(ctx context.Context, what string, lease string, timeout time.Duration, f func(ctx context.Context) error) error {
 	wait := s.retryMin
 	for {
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		err := f(cctx)
 		cancel()
-		if err == nil || permanent(err) {
+		if err == nil || permanentTransfer(err) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -1,0 +1,211 @@
+package api
+
+// The artifact routes of the worker protocol: how a `tasuki worker` gets
+// the output files of a task's needs before it runs an attempt, and hands
+// in the files its attempt kept (artifact.Collect) before it reports the
+// attempt's end with them (CompleteRequest.Outputs). Contents are named by
+// digest ("sha256:<hex>"), so a file the server already has is never sent
+// twice, and what crosses the network is checked on arrival.
+//
+//	GET  /api/v1/worker/artifacts/{digest}  the content (application/octet-stream)
+//	HEAD /api/v1/worker/artifacts/{digest}  200 when the server has it, 404 when not
+//	PUT  /api/v1/worker/artifacts/{digest}  body: the content, with its Content-Length
+//
+// Every request carries a worker token, and what it may do depends on the
+// leases that token holds (WorkerArtifacts). The routes are served only
+// with WithWorkerArtifacts.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tasuki-dev/tasuki/internal/artifact"
+)
+
+// WorkerArtifacts is the server side of the artifact routes. The calling
+// worker's token is in ctx (TokenName).
+type WorkerArtifacts interface {
+	// OpenArtifact returns a content that a lease held by the calling
+	// token names among its needs' files (attempt.Spec.Artifacts), and its
+	// size. Any other digest, kept or not, is a 404 *Error: a worker
+	// learns nothing of files its leases do not name.
+	OpenArtifact(ctx context.Context, digest string) (io.ReadCloser, int64, error)
+	// StatArtifact reports whether the server keeps digest, and its size,
+	// to a token holding a lease whose task has outputs (it uploads only
+	// what is missing); others get a 409 *Error (code lease_lost).
+	StatArtifact(ctx context.Context, digest string) (size int64, ok bool, err error)
+	// PutArtifact keeps body, size bytes whose digest must be digest (a
+	// 400 *Error otherwise, with nothing kept). It needs a lease whose
+	// task has outputs (409 lease_lost otherwise) and a size within the
+	// server's bound (413).
+	PutArtifact(ctx context.Context, digest string, size int64, body io.Reader) error
+}
+
+// ArtifactTransfer is the worker's side of the artifact routes; Client
+// implements it.
+type ArtifactTransfer interface {
+	// HasArtifact reports whether the server keeps digest.
+	HasArtifact(ctx context.Context, digest string) (bool, error)
+	// DownloadArtifact returns the content of digest; the caller checks
+	// it against the digest as it reads (artifact.Store.Put does).
+	DownloadArtifact(ctx context.Context, digest string) (io.ReadCloser, error)
+	// UploadArtifact sends size bytes of body as the content of digest.
+	UploadArtifact(ctx context.Context, digest string, size int64, body io.Reader) error
+}
+
+var _ ArtifactTransfer = (*Client)(nil)
+
+// WithWorkerArtifacts serves the artifact routes of the worker protocol
+// over a. They are worker routes like the others (WithWorkers must be
+// given too, for the tokens): without both, they are not served.
+func WithWorkerArtifacts(a WorkerArtifacts) Option {
+	return func(h *handler) {
+		table := routeTable()
+		for _, rt := range workerArtifactRoutes(a) {
+			// Registered here until the route table lists them; then
+			// the table's entries are the ones served.
+			if !slices.ContainsFunc(table, func(x route) bool { return x.pattern() == rt.pattern() }) {
+				h.mux.Handle(rt.pattern(), h.wrap(rt))
+			}
+		}
+	}
+}
+
+// workerArtifactRoutes are the artifact routes over a, for the route table.
+func workerArtifactRoutes(a WorkerArtifacts) []route {
+	s := artifactRoutes{a}
+	return []route{
+		{http.MethodGet, "/worker/artifacts/{digest}", nil, worker, global, s.download},
+		{http.MethodHead, "/worker/artifacts/{digest}", nil, worker, global, s.stat},
+		{http.MethodPut, "/worker/artifacts/{digest}", nil, worker, global, s.upload},
+	}
+}
+
+type artifactRoutes struct{ a WorkerArtifacts }
+
+// pathDigest reads and checks the digest of an artifact route.
+func pathDigest(r *http.Request) (string, error) {
+	d := r.PathValue("digest")
+	if err := artifact.CheckDigest(d); err != nil {
+		return "", invalid("%v", err)
+	}
+	return d, nil
+}
+
+func (s artifactRoutes) download(h *handler, w http.ResponseWriter, r *http.Request) error {
+	digest, err := pathDigest(r)
+	if err != nil {
+		return err
+	}
+	rc, size, err := s.a.OpenArtifact(r.Context(), digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	if n, err := io.Copy(w, rc); err != nil {
+		// The answer is under way: break the connection, so the worker
+		// sees a failed download rather than a short one (it checks the
+		// digest as well).
+		h.log.WarnContext(r.Context(), "api: artifact download cut short", "digest", digest, "sent", n, "size", size, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func (s artifactRoutes) stat(h *handler, w http.ResponseWriter, r *http.Request) error {
+	digest, err := pathDigest(r)
+	if err != nil {
+		return err
+	}
+	size, ok, err := s.a.StatArtifact(r.Context(), digest)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return Errorf(http.StatusNotFound, CodeNotFound, "artifact %s: the server does not have it", digest)
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s artifactRoutes) upload(h *handler, w http.ResponseWriter, r *http.Request) error {
+	digest, err := pathDigest(r)
+	if err != nil {
+		return err
+	}
+	if r.ContentLength < 0 {
+		return Errorf(http.StatusLengthRequired, CodeInvalid, "artifact %s: give the content's Content-Length", digest)
+	}
+	if err := s.a.PutArtifact(r.Context(), digest, r.ContentLength, r.Body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func artifactPath(digest string) string { return "/worker/artifacts/" + seg(digest) }
+
+// HasArtifact implements ArtifactTransfer. A lease lost comes back as a
+// 409 *Error, as from the other worker calls.
+func (c *Client) HasArtifact(ctx context.Context, digest string) (bool, error) {
+	err := c.do(ctx, request{method: http.MethodHead, path: artifactPath(digest)}, nil)
+	if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DownloadArtifact implements ArtifactTransfer.
+func (c *Client) DownloadArtifact(ctx context.Context, digest string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, request{method: http.MethodGet, path: artifactPath(digest),
+		header: http.Header{"Accept": {"application/octet-stream, application/json"}}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// UploadArtifact implements ArtifactTransfer: body is streamed, never
+// held in memory.
+func (c *Client) UploadArtifact(ctx context.Context, digest string, size int64, body io.Reader) error {
+	path := artifactPath(digest)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("PUT %s: %w", path, err)
+	}
+	hr.ContentLength = size
+	if size == 0 {
+		hr.Body = http.NoBody
+	}
+	hr.Header.Set("Content-Type", "application/octet-stream")
+	hr.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("PUT %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return responseError(resp)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	return nil
+}
+
+// isArtifactUpload reports whether r is a worker's artifact upload, whose
+// body is the file's bytes (see Guard).
+func isArtifactUpload(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, Prefix+"/worker/artifacts/")
+}

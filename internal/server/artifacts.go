@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/artifact"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// The artifact store of a server: the output files of attempts run here
+// (the runner collects them) and on remote workers (uploaded over the
+// worker protocol, which the broker serves), in Home/artifacts, swept by
+// the leader after it prunes history.
+//
+// With several servers on one PostgreSQL database each has its own data
+// directory: the leader's holds the artifacts of the runs it executed,
+// and a new leader does not have those of the old one. Until the store is
+// an object store the servers share (artifact.Store is the seam), a
+// cluster shares Home/artifacts on a common file system.
+
+// artifactSweepAge is how old a content nothing names must be before a
+// sweep deletes it: an attempt keeps its outputs before its success is
+// recorded, and a worker uploads them before it reports.
+const artifactSweepAge = time.Hour
+
+// setupArtifacts gives the runner and the broker the server's artifact
+// store (Home/artifacts) unless one was set.
+func (s *Server) setupArtifacts() {
+	if s.runner.Artifacts == nil {
+		s.runner.Artifacts = &artifact.Dir{Root: filepath.Join(s.cfg.Home, "artifacts")}
+	}
+	s.broker.Artifacts = s.runner.Artifacts
+}
+
+// sweepArtifacts deletes the stored files that no kept run and no cache
+// entry names (see artifact.Sweep). It runs on the leader after each
+// pruning of history; a store without artifact refs keeps everything.
+func (s *Server) sweepArtifacts(ctx context.Context) {
+	refs, ok := s.store.(store.Artifacts)
+	if !ok {
+		return
+	}
+	n, err := artifact.Sweep(ctx, s.runner.ArtifactStore(), refs.ArtifactDigests, s.now().Add(-artifactSweepAge))
+	if err != nil {
+		s.log.Error("sweep artifacts", "err", err, "deleted", n)
+		return
+	}
+	if n > 0 {
+		s.log.Info("swept artifacts no run or cache entry names", "files", n)
+	}
+}
