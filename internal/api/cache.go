@@ -9,7 +9,6 @@ package api
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -93,7 +92,7 @@ type CachePage struct {
 type CacheQuery struct {
 	Pipeline string // "" for all
 	Task     string // with Pipeline: one task of it
-	After    string // the Next of the previous page
+	After    string // the Next of the previous page (or the start of a key: the keys from it on)
 	Limit    int    // 0 for the default, store.DefaultCacheLimit
 }
 
@@ -113,19 +112,25 @@ type CacheDeleted struct {
 // CheckCacheKey checks a cache key: 64 lowercase hex digits, the hex
 // SHA-256 package cache computes.
 func CheckCacheKey(key string) error {
-	if len(key) != 64 || hex.EncodeToString(mustHex(key)) != key {
+	if len(key) != 64 || !isHex(key, 64) {
 		return invalid("cache key %q: expected 64 lowercase hex digits", clip(key, 80))
 	}
 	return nil
 }
 
-// mustHex decodes hex, nil when it is not.
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil
+// isHex reports whether s is 1 to n lowercase hex digits: a cache key or
+// its start. (GET /cache?after=PREFIX lists the keys from PREFIX on, which
+// is how the CLI finds the key a prefix stands for.)
+func isHex(s string, n int) bool {
+	if s == "" || len(s) > n {
+		return false
 	}
-	return b
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckCacheFilter checks the pipeline and task a listing or a purge
@@ -172,10 +177,8 @@ func (h *handler) listCache(w http.ResponseWriter, r *http.Request) error {
 	if err := CheckCacheFilter(f.Pipeline, f.TaskID); err != nil {
 		return err
 	}
-	if f.AfterKey != "" {
-		if err := CheckCacheKey(f.AfterKey); err != nil {
-			return invalid("query parameter after: %s", AsError(err).Message)
-		}
+	if f.AfterKey != "" && !isHex(f.AfterKey, 64) {
+		return invalid("query parameter after=%q: expected a cache key, or the start of one (lowercase hex digits)", clip(f.AfterKey, 80))
 	}
 	limit, err := queryInt(r, "limit", 1, store.MaxCacheLimit, store.DefaultCacheLimit)
 	if err != nil {

@@ -145,7 +145,8 @@ func TestCacheBadRequests(t *testing.T) {
 	for _, c := range []struct{ method, path, body, want string }{
 		{"GET", "/cache?task=fit", "", "name its pipeline too"},
 		{"GET", "/cache?pipeline=a/b", "", `pipeline name "a/b"`},
-		{"GET", "/cache?after=xyz", "", "query parameter after: cache key \"xyz\""},
+		{"GET", "/cache?after=xyz", "", `query parameter after="xyz": expected a cache key`},
+		{"GET", "/cache?after=" + cacheKey(1) + "0", "", "query parameter after"},
 		{"GET", "/cache?limit=0", "", "limit"},
 		{"GET", "/cache?limit=1001", "", "limit"},
 		{"GET", "/cache?pipline=train", "", "pipline"},

@@ -85,6 +85,8 @@ type Config struct {
 	// NotifyConfig is notifications: server-wide routes, SMTP and the
 	// public URL links point to (notify.go).
 	NotifyConfig `yaml:",inline"`
+	// CacheConfig bounds the content cache (cache.go).
+	CacheConfig `yaml:",inline"`
 
 	// Network and browser security (transport.go, docs/security.md).
 
@@ -168,6 +170,7 @@ func DefaultConfig() Config {
 		TickInterval:     Duration(time.Second),
 		DeadlineInterval: Duration(DefaultDeadlineInterval),
 		SessionTTL:       Duration(DefaultSessionTTL),
+		CacheConfig:      DefaultCacheConfig(),
 	}
 }
 
@@ -196,7 +199,8 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_CA, TASUKI_ALLOWED_HOSTS and TASUKI_CORS_ORIGINS (comma-separated),
 // TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR, and the
 // notification settings applyNotifyEnv reads (TASUKI_PUBLIC_URL,
-// TASUKI_NOTIFY, TASUKI_SMTP_*).
+// TASUKI_NOTIFY, TASUKI_SMTP_*) and the cache's bounds applyCacheEnv
+// reads (TASUKI_CACHE_MAX_BYTES, TASUKI_CACHE_TTL).
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	var errs []error
 	str := func(key string, dst *string) {
@@ -264,6 +268,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	str("TASUKI_OIDC_ROLE_CLAIM", &c.OIDC.RoleClaim)
 	applyTransportEnv(c, lookup, &errs)
 	applyNotifyEnv(c, lookup, &errs)
+	applyCacheEnv(c, lookup, &errs)
 	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
 		n, err := logs.ParseSize(v)
 		if err != nil {

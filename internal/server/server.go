@@ -282,7 +282,7 @@ func (s *Server) Run(ctx context.Context) error {
 	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithAlerts(alertsAPI{s}), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
 		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
-		api.WithTimelines(s.store, s.now))
+		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
 		return err
@@ -384,6 +384,7 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 		return nil
 	}
 	defer s.startDeadlines(ctx)()
+	defer s.startCacheEviction(ctx)()
 	return s.loop(ctx, lost)
 }
 
