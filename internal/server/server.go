@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
 	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
 	s.runner.Executor = s.broker.Run
+	s.setupArtifacts()
 	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -282,7 +283,7 @@ func (s *Server) Run(ctx context.Context) error {
 	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithAlerts(alertsAPI{s}), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
 		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
-		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)))
+		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)), api.WithWorkerArtifacts(s.broker))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
 		return err
@@ -563,6 +564,7 @@ func (s *Server) execute(r store.Run) bool {
 // prune deletes finished runs older than the retention, in small batches so
 // the store's writer is never held for long, and their logs.
 func (s *Server) prune(ctx context.Context) {
+	defer s.sweepArtifacts(ctx) // what the pruned runs named may go now
 	if s.cfg.Retention <= 0 {
 		return
 	}
