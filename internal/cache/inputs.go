@@ -64,16 +64,17 @@ func Expand(pattern string, env map[string]string) string {
 type inputFile struct {
 	rel    string // slash-separated, relative to the base
 	abs    string
-	kind   byte   // tagFile, tagDir, tagLink or tagOther
-	target string // tagLink: where it points; tagOther: its type
-	digest []byte // tagFile: SHA-256 of the content
+	kind   byte        // tagFile, tagDir, tagLink or tagOther
+	target string      // tagLink: where it points; tagOther: its type
+	info   fs.FileInfo // tagFile: as it was found, before it was read
+	digest []byte      // tagFile: SHA-256 of the content
 }
 
 // inputFiles resolves the input patterns at base and hashes every file
 // they reach, returned in path order. A pattern without glob
 // metacharacters names a path that must exist; a glob may match nothing.
 // A directory stands for everything under it.
-func inputFiles(ctx context.Context, base string, patterns []string) ([]inputFile, error) {
+func (h *Hasher) inputFiles(ctx context.Context, base string, patterns []string) ([]inputFile, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}
@@ -92,7 +93,7 @@ func inputFiles(ctx context.Context, base string, patterns []string) ([]inputFil
 	buf := make([]byte, hashChunk)
 	for i, f := range files {
 		if f.kind == tagFile {
-			d, err := hashFile(ctx, f.abs, buf)
+			d, err := h.digest(ctx, f.abs, f.info, buf)
 			if err != nil {
 				return nil, fmt.Errorf("inputs: %s: %w", f.rel, err)
 			}
@@ -105,12 +106,7 @@ func inputFiles(ctx context.Context, base string, patterns []string) ([]inputFil
 
 // hashFile returns the SHA-256 of a file's content, read a chunk at a
 // time into buf.
-func hashFile(ctx context.Context, name string, buf []byte) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, pathErr(err)
-	}
-	defer f.Close()
+func hashFile(ctx context.Context, f io.Reader, buf []byte) ([]byte, error) {
 	h := sha256.New()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -186,6 +182,9 @@ func (c *collector) pattern(p string) error {
 			matches = append(matches, p)
 			if len(c.seen)+len(matches) > MaxInputFiles {
 				return errTooMany
+			}
+			if d.IsDir() {
+				return filepath.SkipDir // all of it counts (add); no need to match inside
 			}
 		}
 		if d.IsDir() && !canDescend(rest, name) {
@@ -275,7 +274,7 @@ func (c *collector) record(abs string, info fs.FileInfo) error {
 	f := &inputFile{rel: rel, abs: abs}
 	switch m := info.Mode(); {
 	case m.IsRegular():
-		f.kind = tagFile
+		f.kind, f.info = tagFile, info
 	case m.IsDir():
 		f.kind = tagDir
 	case m&fs.ModeSymlink != 0:

@@ -55,12 +55,17 @@ type Input struct {
 // encoding (see the package documentation). Reading input files is the
 // only slow part; ctx stops it. A declared input path that does not exist
 // and is not a glob is an error, as is a value that is not valid JSON.
-func Key(ctx context.Context, in Input) (string, error) {
+//
+// Key reads every input file each time; a Hasher (NewHasher) remembers
+// their digests, for the many keys of a map's items.
+func Key(ctx context.Context, in Input) (string, error) { return (*Hasher)(nil).key(ctx, in) }
+
+func (h *Hasher) key(ctx context.Context, in Input) (string, error) {
 	s := in.Spec
 	if s == nil {
 		return "", errors.New("cache key: no attempt spec")
 	}
-	files, err := inputFiles(ctx, inputBase(in.Dir, s.Workdir), in.Inputs)
+	files, err := h.inputFiles(ctx, inputBase(in.Dir, s.Workdir), in.Inputs)
 	if err != nil {
 		return "", err
 	}

@@ -318,7 +318,7 @@ func TestKeyInputs(t *testing.T) {
 	spec := &attempt.Spec{Kind: "shell"}
 	files := func(t *testing.T, inputs ...string) []string {
 		t.Helper()
-		got, err := inputFiles(context.Background(), dir, inputs)
+		got, err := (*Hasher)(nil).inputFiles(context.Background(), dir, inputs)
 		if err != nil {
 			t.Fatalf("inputFiles(%q): %v", inputs, err)
 		}
@@ -381,7 +381,7 @@ func TestKeyOddFiles(t *testing.T) {
 	}
 	in := Input{Spec: &attempt.Spec{Kind: "shell"}, Dir: dir, Inputs: []string{"in"}}
 	before := mustKey(t, in)
-	got, err := inputFiles(context.Background(), dir, in.Inputs)
+	got, err := (*Hasher)(nil).inputFiles(context.Background(), dir, in.Inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
