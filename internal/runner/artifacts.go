@@ -2,11 +2,15 @@ package runner
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
 // ArtifactsEnv names the directory where an attempt finds the output
@@ -70,4 +74,37 @@ func (r *Runner) collectOutputs(ctx context.Context, s *attempt.Spec, h *attempt
 	}
 	res.Outputs = files
 	return res
+}
+
+// NeedArtifacts is what an attempt's Spec.Artifacts holds: every file the
+// needs of its task kept in run runID, from the store's artifact refs,
+// need by need (needs maps each need's position in the run to its task
+// id; a need that is not a map, item -1). The coordinator calls it when
+// it describes an attempt of a run task.
+func NeedArtifacts(ctx context.Context, refs store.Artifacts, runID int64, needs map[int]string) ([]artifact.Need, error) {
+	var out []artifact.Need
+	for _, index := range slices.Sorted(maps.Keys(needs)) {
+		files, err := refs.ArtifactsOf(ctx, runID, index, -1)
+		if err != nil {
+			return nil, fmt.Errorf("output files of need %s: %w", needs[index], err)
+		}
+		for _, f := range files {
+			out = append(out, artifact.Need{Need: needs[index], File: f.ArtifactFile})
+		}
+	}
+	return out, nil
+}
+
+// OutputRefs is what a success records (store.Change.Artifacts): the
+// files its result lists (AttemptResult.Outputs) as refs of task index
+// of run runID (item -1 for a task that is not a map).
+func OutputRefs(runID int64, index, item int, files []artifact.File) []store.ArtifactRef {
+	if len(files) == 0 {
+		return nil
+	}
+	refs := make([]store.ArtifactRef, len(files))
+	for i, f := range files {
+		refs[i] = store.ArtifactRef{RunID: runID, Index: index, Item: item, ArtifactFile: f}
+	}
+	return refs
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
 // processAttempt is an attempt of task id run by RunProcess outside a
@@ -93,5 +95,38 @@ func TestRunProcessArtifactsEdges(t *testing.T) {
 				t.Error("the attempt started although its artifacts could not be placed")
 			}
 		})
+	}
+}
+
+// refsOf is a store.Artifacts over a fixed list of refs.
+type refsOf []store.ArtifactRef
+
+func (r refsOf) ArtifactsOf(_ context.Context, run int64, index, item int) ([]store.ArtifactRef, error) {
+	var out []store.ArtifactRef
+	for _, ref := range r {
+		if ref.RunID == run && ref.Index == index && ref.Item == item {
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+func (r refsOf) ArtifactDigests(context.Context, string, int) ([]string, error) { return nil, nil }
+
+func TestNeedArtifactsAndOutputRefs(t *testing.T) {
+	model := artifact.File{Path: "out/model.bin", Digest: "sha256:" + strings.Repeat("a", 64), Size: 7}
+	csv := artifact.File{Path: "data.csv", Digest: "sha256:" + strings.Repeat("b", 64), Size: 3}
+	refs := refsOf(append(OutputRefs(7, 0, -1, []artifact.File{model}), OutputRefs(7, 2, -1, []artifact.File{csv})...))
+	refs = append(refs, OutputRefs(8, 0, -1, []artifact.File{csv})...) // another run
+	got, err := NeedArtifacts(context.Background(), refs, 7, map[int]string{2: "fetch", 0: "train", 1: "nothing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []artifact.Need{{Need: "train", File: model}, {Need: "fetch", File: csv}}
+	if !slices.Equal(got, want) {
+		t.Errorf("NeedArtifacts = %+v, want %+v", got, want)
+	}
+	if OutputRefs(7, 0, -1, nil) != nil {
+		t.Error("OutputRefs of no files is not nil")
 	}
 }
