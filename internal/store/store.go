@@ -452,6 +452,8 @@ type Store interface {
 	Deadlines
 	// Maps keeps the items of map tasks (written through Apply).
 	Maps
+	// Cache keeps the content cache's entries.
+	Cache
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

@@ -28,5 +28,9 @@
 // For map tasks (see maps.go): an expansion's values come back byte for
 // byte from the chunks that hold them, infos round-trip exactly, item rows
 // page by item and by state, and a batch's map changes are written with
-// the rest of it, as if applied one at a time, or not at all.
+// the rest of it, as if applied one at a time, or not at all. For the
+// content cache (see cache.go): entries are replaced whole and never read
+// half written, however many servers write the same keys; expired entries
+// are not looked up; eviction takes the expired first, then the least
+// recently used past the size bound, a batch at a time.
 package storetest

@@ -103,6 +103,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MapBatch", testMapBatch},
 		{"ConcurrentMapItems", testConcurrentMapItems},
 		{"PruneTakesMaps", testPruneTakesMaps},
+		// cache.go
+		{"CacheRoundTrip", testCacheRoundTrip},
+		{"CacheExpiry", testCacheExpiry},
+		{"TouchCache", testTouchCache},
+		{"ListCache", testListCache},
+		{"DeleteAndPurgeCache", testDeleteAndPurgeCache},
+		{"EvictCache", testEvictCache},
+		{"CacheRejects", testCacheRejects},
+		{"ConcurrentPutCache", testConcurrentPutCache},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
