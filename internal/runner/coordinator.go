@@ -33,25 +33,26 @@ type coordinator struct {
 	mem      *engine.Mem
 	counts   map[engine.TaskState]int
 
-	inbox    *inbox                 // slots granted by the dispatcher
-	timers   wakeHeap               // retry_wait tasks by due time
+	inbox    *inbox                     // slots granted by the dispatcher
+	timers   wakeHeap                   // retry_wait tasks by due time
 	running  map[unitKey]*attemptHandle // attempts in flight, by task (or map unit)
-	done     chan completion        // attempts report here
-	control  chan controlReq        // operator actions from other goroutines
-	exited   chan struct{}          // closed when the loop has returned
-	detached bool                   // records transitions only (Act on a run not executing)
-	pending  []store.Change         // transitions not yet written
-	kills    []int                  // attempts to end once pending is written
-	ready    []int                  // tasks that became ready, to queue before the next dispatch
-	records  []engine.Record        // records of pending, for the observer
-	draining bool                   // no new starts; hand attempts back at the deadline
-	drainAt  <-chan time.Time       // when draining attempts are handed back
+	done     chan completion            // attempts report here
+	control  chan controlReq            // operator actions from other goroutines
+	exited   chan struct{}              // closed when the loop has returned
+	detached bool                       // records transitions only (Act on a run not executing)
+	pending  []store.Change             // transitions not yet written
+	kills    []int                      // attempts to end once pending is written
+	ready    []int                      // tasks that became ready, to queue before the next dispatch
+	records  []engine.Record            // records of pending, for the observer
+	draining bool                       // no new starts; hand attempts back at the deadline
+	drainAt  <-chan time.Time           // when draining attempts are handed back
 
 	workDir string     // the run's scratch directory
 	needs   *needFiles // result files written for dependents
 
-	maps     map[int]*fanout      // map tasks running, by task
-	mapInfos []store.MapInfo     // the run's expanded maps when it was loaded
+	maps      map[int]*fanout // map tasks running, by task
+	mapInfos  []store.MapInfo // the run's expanded maps when it was loaded
+	mapStarts []int           // map tasks that became ready, to start after the next commit
 
 	waits   map[int]*poke        // waiting tasks' next checks, by task
 	pokes   *mailbox[pokeResult] // what the checks saw
@@ -194,7 +195,10 @@ func (c *coordinator) enqueue() {
 		}
 		t := &c.pipeline.Tasks[i]
 		if t.Map != nil {
-			c.startMap(i) // holds no slot; its items do
+			// It holds no slot (its items do); it starts once what is
+			// pending is written, since its items may be what a need
+			// just wrote.
+			c.mapStarts = append(c.mapStarts, i)
 			continue
 		}
 		batch = append(batch, readyTask{task: i, priority: t.Priority, pool: t.Pool})
@@ -273,6 +277,16 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 		}
 		for _, s := range starts {
 			c.launch(s)
+		}
+		if len(c.mapStarts) > 0 {
+			starting := c.mapStarts
+			c.mapStarts = nil
+			for _, i := range starting {
+				if c.mem.Task(i).State == engine.TaskReady && !c.draining && !c.mem.Run().Cancelling {
+					c.startMap(i)
+				}
+			}
+			continue
 		}
 		if len(c.running) == 0 && (c.mem.Run().State.Terminal() || c.draining) {
 			if c.mem.Run().State.Terminal() {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -381,6 +382,9 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 		if rec := f.end(i, u.attempts[k], started, at, io, uint64(c.run.ID)); rec != nil {
 			recs = append(recs, *rec)
 		}
+		if f.state[i] == itemRetryWait {
+			c.wakeItem(f.task, i, f.tries[i].readyAt)
+		}
 	}
 	if len(recs) > 0 {
 		c.pending = append(c.pending, store.Change{RunID: c.run.ID, Transition: engine.Transition{Records: recs}})
@@ -511,12 +515,17 @@ func writeMapResults(ms store.Maps, runID int64, index int, path string) error {
 	}
 	w := bufio.NewWriterSize(file, 1<<16)
 	next := 0
+	var line bytes.Buffer
 	put := func(raw json.RawMessage) {
-		if len(raw) == 0 {
-			raw = json.RawMessage("null")
+		// One line per item: a result written over several lines is
+		// compacted.
+		line.Reset()
+		if len(raw) == 0 || json.Compact(&line, raw) != nil {
+			line.Reset()
+			line.WriteString("null")
 		}
-		w.Write(raw)
-		w.WriteByte('\n')
+		line.WriteByte('\n')
+		w.Write(line.Bytes())
 		next++
 	}
 	for from := 0; ; {

@@ -1,0 +1,560 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// mapItems returns every item row of map task index of a run.
+func (e *env) mapItems(runID int64, index int) []store.MapItem {
+	e.t.Helper()
+	var out []store.MapItem
+	for from := 0; ; {
+		rows, err := e.st.MapItems(context.Background(), store.MapItemFilter{RunID: runID, Index: index, From: from, Limit: store.MaxMapItemsLimit})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, rows...)
+		if len(rows) < store.MaxMapItemsLimit {
+			return out
+		}
+		from = rows[len(rows)-1].Item + 1
+	}
+}
+
+func (e *env) mapInfo(runID int64, index int) store.MapInfo {
+	e.t.Helper()
+	infos, err := e.st.MapInfos(context.Background(), runID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mi := range infos {
+		if mi.Index == index {
+			return mi
+		}
+	}
+	e.t.Fatalf("run %d has no map %d (maps: %+v)", runID, index, infos)
+	return store.MapInfo{}
+}
+
+// TestMapShellItems runs a map of shell items end to end: each item gets
+// TASUKI_ITEM (and the keys of a flat object), its index, its own result;
+// the task that needs the map reads every item's result as JSON lines, in
+// item order.
+func TestMapShellItems(t *testing.T) {
+	e := newEnv(t)
+	run, tasks := e.run(t.Context(), `
+name: m
+tasks:
+  - id: each
+    run: |
+      printf '{"index":%s,"user":"%s"}' "$TASUKI_ITEM_INDEX" "$TASUKI_ITEM_USER" > "$TASUKI_RESULT"
+      echo "$TASUKI_ITEM" >> "$TASUKI_HOME/items"
+      echo "item $TASUKI_ITEM_INDEX"
+    map:
+      items: [plain, 7, {user: ana, region: eu}]
+      concurrency: 1
+  - id: after
+    needs: [each]
+    run: cp "$TASUKI_NEED_EACH" "$TASUKI_HOME/seen.jsonl"
+`, nil)
+	if run.State != engine.RunSucceeded {
+		t.Fatalf("run %s: %+v", run.State, tasks)
+	}
+	if got := tasks["each"].Message; got != "3 items: 3 succeeded" {
+		t.Errorf("map message = %q", got)
+	}
+	var sum struct{ Items, Succeeded, Failed int }
+	if err := json.Unmarshal(tasks["each"].Result, &sum); err != nil || sum.Items != 3 || sum.Succeeded != 3 {
+		t.Errorf("map result = %s (%v)", tasks["each"].Result, err)
+	}
+	seen, err := os.ReadFile(filepath.Join(e.home, "seen.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"index":0,"user":""}` + "\n" + `{"index":1,"user":""}` + "\n" + `{"index":2,"user":"ana"}` + "\n"
+	if string(seen) != want {
+		t.Errorf("results file:\n%s\nwant:\n%s", seen, want)
+	}
+	items, _ := os.ReadFile(filepath.Join(e.home, "items"))
+	if want := "plain\n7\n{\"region\":\"eu\",\"user\":\"ana\"}\n"; string(items) != want {
+		t.Errorf("TASUKI_ITEM:\n%s\nwant:\n%s", items, want)
+	}
+	mi := e.mapInfo(run.ID, 0)
+	if mi.Items != 3 || mi.Next != 3 || mi.Counts[engine.TaskSucceeded] != 3 || len(mi.Slowest) != 3 {
+		t.Errorf("map info = %+v", mi)
+	}
+	rows := e.mapItems(run.ID, 0)
+	if len(rows) != 3 || rows[2].State != engine.TaskSucceeded || rows[2].Attempt != 1 {
+		t.Errorf("item rows = %+v", rows)
+	}
+	// Each item has its own log.
+	if _, err := os.Stat(filepath.Join(e.home, "logs", strconv.FormatInt(run.ID, 10), "each.2.1.log")); err != nil {
+		t.Errorf("log of item 2: %v", err)
+	}
+}
+
+// funcExecutor runs attempts in-process with fn, counting those in flight.
+type funcExecutor struct {
+	fn       func(ctx context.Context, a *Attempt) AttemptResult
+	inFlight atomic.Int64
+	most     atomic.Int64
+	mu       sync.Mutex
+	ran      map[int]int // by item: times run
+}
+
+func (x *funcExecutor) run(ctx context.Context, a *Attempt) AttemptResult {
+	n := x.inFlight.Add(1)
+	defer x.inFlight.Add(-1)
+	for {
+		m := x.most.Load()
+		if n <= m || x.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	x.mu.Lock()
+	if x.ran == nil {
+		x.ran = map[int]int{}
+	}
+	if a.Items > 0 {
+		for k := range a.Items {
+			x.ran[a.Item+k]++
+		}
+	}
+	x.mu.Unlock()
+	if x.fn != nil {
+		return x.fn(ctx, a)
+	}
+	return AttemptResult{Outcome: attempt.Succeeded}
+}
+
+func TestMapConcurrencyCap(t *testing.T) {
+	e := newEnv(t)
+	e.r.Parallel = 16
+	x := &funcExecutor{}
+	e.r.Executor = x.run
+	run, tasks := e.run(t.Context(), `
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {start: 10, stop: 2010, step: 2}, concurrency: 3}
+`, nil)
+	if run.State != engine.RunSucceeded {
+		t.Fatalf("run %s: %+v", run.State, tasks)
+	}
+	if m := x.most.Load(); m > 3 {
+		t.Errorf("%d items ran at once, more than the cap of 3", m)
+	}
+	if len(x.ran) != 1000 {
+		t.Errorf("%d items ran, want 1000", len(x.ran))
+	}
+	for i, n := range x.ran {
+		if n != 1 {
+			t.Errorf("item %d ran %d times", i, n)
+		}
+	}
+}
+
+// TestMapRetriesAndTolerance: items are retried one by one; a map
+// tolerates what it is told to, and fails past it with the items named.
+func TestMapRetriesAndTolerance(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		tolerate string
+		want     engine.RunState
+		message  string
+	}{
+		{"tolerated", "tolerate: {count: 2}", engine.RunSucceeded, "20 items: 18 succeeded, 2 failed"},
+		{"percent", "tolerate: {percent: 10}", engine.RunSucceeded, "20 items: 18 succeeded, 2 failed"},
+		{"not tolerated", "tolerate: {count: 1}", engine.RunFailed, ", more than the 1 tolerated; item 3: exit status 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			var mu sync.Mutex
+			tries := map[int]int{}
+			e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+				mu.Lock()
+				tries[a.Item]++
+				n := tries[a.Item]
+				mu.Unlock()
+				switch {
+				case a.Item == 3 || a.Item == 11: // always fail
+					return AttemptResult{Outcome: attempt.Failed, ExitCode: ptr(1), Message: "exit status 1"}
+				case a.Item == 5 && n == 1: // fails once
+					return AttemptResult{Outcome: attempt.Failed, ExitCode: ptr(1), Message: "exit status 1"}
+				}
+				return AttemptResult{Outcome: attempt.Succeeded}
+			}
+			run, tasks := e.run(t.Context(), fmt.Sprintf(`
+name: m
+tasks:
+  - id: each
+    run: "true"
+    retry: {attempts: 2, backoff: 1ms, jitter: 0}
+    map: {range: {stop: 20}, concurrency: 1, %s}
+`, tc.tolerate), nil)
+			if run.State != tc.want {
+				t.Fatalf("run %s, want %s: %+v", run.State, tc.want, tasks["each"])
+			}
+			if !strings.Contains(tasks["each"].Message, tc.message) {
+				t.Errorf("message %q does not contain %q", tasks["each"].Message, tc.message)
+			}
+			if tries[5] != 2 || tries[3] != 2 {
+				t.Errorf("tries = %v: item 5 and 3 should have run twice", tries)
+			}
+			rows := e.mapItems(run.ID, 0)
+			byItem := map[int]store.MapItem{}
+			for _, r := range rows {
+				byItem[r.Item] = r
+			}
+			if r := byItem[3]; r.State != engine.TaskFailed || r.Attempt != 2 || r.Spent != 2 || r.Message != "exit status 1" {
+				t.Errorf("item 3 = %+v", r)
+			}
+			if r := byItem[5]; r.State != engine.TaskSucceeded || r.Attempt != 2 {
+				t.Errorf("item 5 = %+v", r)
+			}
+			events, err := e.st.Events(t.Context(), run.ID, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var failed, retried int
+			for _, ev := range events {
+				switch ev.Kind {
+				case RecItemFailed:
+					failed++
+				case RecItemRetry:
+					retried++
+				}
+			}
+			if retried != 3 || failed < 1 {
+				t.Errorf("timeline has %d item retries (want 3) and %d item failures", retried, failed)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestMapBatch runs items in batches: a process per batch reads its items
+// on standard input and writes one result line per item.
+func TestMapBatch(t *testing.T) {
+	e := newEnv(t)
+	run, tasks := e.run(t.Context(), `
+name: m
+tasks:
+  - id: each
+    run: |
+      echo batch >> "$TASUKI_HOME/batches"
+      while read -r item; do echo "{\"twice\": $((item * 2))}"; done > "$TASUKI_RESULT"
+    map: {range: {stop: 25}, batch: 10}
+  - id: sum
+    needs: [each]
+    run: cp "$TASUKI_NEED_EACH" "$TASUKI_HOME/results"
+`, nil)
+	if run.State != engine.RunSucceeded {
+		t.Fatalf("run %s: %+v", run.State, tasks)
+	}
+	batches, _ := os.ReadFile(filepath.Join(e.home, "batches"))
+	if n := strings.Count(string(batches), "batch"); n != 3 {
+		t.Errorf("%d processes for 25 items in batches of 10, want 3", n)
+	}
+	results, _ := os.ReadFile(filepath.Join(e.home, "results"))
+	lines := strings.Split(strings.TrimSpace(string(results)), "\n")
+	if len(lines) != 25 || lines[24] != `{"twice":48}` {
+		t.Errorf("results: %d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+}
+
+// TestMapSources expands a map from a file, a glob and an upstream task's
+// result (a JSON array, a JSON-lines file it names, another map).
+func TestMapSources(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.home, "in")
+	for _, p := range []string{"a/x.csv", "a/b/y.csv", "z.txt", "c.csv"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), nil, 0o644)
+	}
+	os.WriteFile(filepath.Join(e.home, "items.txt"), []byte("alpha\n\n42\n{\"k\": 1}\n\"quoted\"\n"), 0o644)
+	run, tasks := e.run(t.Context(), `
+name: m
+params:
+  - name: list
+    default: items.txt
+tasks:
+  - id: lines
+    run: echo "$TASUKI_ITEM" >> "$TASUKI_HOME/lines.out"
+    map: {file: "${TASUKI_PARAM_LIST}", concurrency: 1}
+  - id: files
+    run: echo "$TASUKI_ITEM" >> "$TASUKI_HOME/files.out"
+    map: {glob: "in/**/*.csv", concurrency: 1}
+  - id: list
+    run: echo '["u1", "u2"]' > "$TASUKI_RESULT"
+  - id: from-array
+    run: printf '"%s"' "$TASUKI_ITEM" > "$TASUKI_RESULT"
+    map: {from: list}
+  - id: write
+    run: printf 'a\nb\nc\n' > out.jsonl && echo '"out.jsonl"' > "$TASUKI_RESULT"
+  - id: from-file
+    run: "true"
+    map: {from: write}
+  - id: from-map
+    run: echo "$TASUKI_ITEM" >> "$TASUKI_HOME/from-map.out"
+    map: {from: from-array, concurrency: 1}
+`, nil)
+	if run.State != engine.RunSucceeded {
+		for id, tr := range tasks {
+			t.Logf("%s: %s %s", id, tr.State, tr.Message)
+		}
+		t.Fatalf("run %s", run.State)
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(e.home, name))
+		return string(b)
+	}
+	if got := read("lines.out"); got != "alpha\n42\n{\"k\":1}\nquoted\n" {
+		t.Errorf("file items:\n%s", got)
+	}
+	if got := read("files.out"); got != "in/a/b/y.csv\nin/a/x.csv\nin/c.csv\n" {
+		t.Errorf("glob items:\n%s", got)
+	}
+	if got := tasks["from-file"].Message; got != "3 items: 3 succeeded" {
+		t.Errorf("from a JSON-lines file: %s", got)
+	}
+	if got := read("from-map.out"); got != "u1\nu2\n" {
+		t.Errorf("from a map's results:\n%s", got)
+	}
+}
+
+// TestMapExpansionFailure: a source that cannot be read fails the map
+// with the reason; nothing of it runs.
+func TestMapExpansionFailure(t *testing.T) {
+	e := newEnv(t)
+	x := &funcExecutor{}
+	e.r.Executor = x.run
+	run, tasks := e.run(t.Context(), `
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {file: nowhere.txt}
+`, nil)
+	if run.State != engine.RunFailed || !strings.Contains(tasks["each"].Message, "map.file: open") {
+		t.Fatalf("run %s, task %+v", run.State, tasks["each"])
+	}
+	if len(x.ran) != 0 {
+		t.Errorf("items ran: %v", x.ran)
+	}
+}
+
+// TestMapResumeAfterDrain: a drain hands the running items back; the next
+// Execute carries the map on, and every item runs to success exactly once.
+func TestMapResumeAfterDrain(t *testing.T) {
+	e := newEnv(t)
+	src := `
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {stop: 200}, concurrency: 4}
+`
+	run, err := e.r.Create(t.Context(), e.pipeline(src), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	succeeded := map[int]int{}
+	block := make(chan struct{})
+	reached := make(chan struct{})
+	var once sync.Once
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		if a.Item >= 100 {
+			once.Do(func() { close(reached) })
+			select {
+			case <-block:
+			case <-ctx.Done():
+				return AttemptResult{Outcome: attempt.Cancelled}
+			}
+		}
+		mu.Lock()
+		succeeded[a.Item]++
+		mu.Unlock()
+		return AttemptResult{Outcome: attempt.Succeeded}
+	}
+	e.r.DrainGrace = 1 // hand back at once
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.r.Execute(context.Background(), run.ID)
+		done <- err
+	}()
+	<-reached
+	e.r.Drain()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mid := e.tasks(run.ID)["each"]
+	if mid.State != engine.TaskRunning {
+		t.Fatalf("after the drain the map is %s", mid.State)
+	}
+	// A new executor takes it up.
+	r2 := &Runner{Store: e.st, Logs: e.logs, Home: e.home, Parallel: 4, Executor: func(ctx context.Context, a *Attempt) AttemptResult {
+		mu.Lock()
+		succeeded[a.Item]++
+		mu.Unlock()
+		return AttemptResult{Outcome: attempt.Succeeded}
+	}}
+	end, err := r2.Execute(t.Context(), run.ID)
+	if err != nil || end.State != engine.RunSucceeded {
+		t.Fatalf("resume: %s, %v", end.State, err)
+	}
+	close(block)
+	if len(succeeded) != 200 {
+		t.Errorf("%d items succeeded, want 200", len(succeeded))
+	}
+	for i, n := range succeeded {
+		if n != 1 {
+			t.Errorf("item %d succeeded %d times", i, n)
+		}
+	}
+	if mi := e.mapInfo(run.ID, 0); mi.Counts[engine.TaskSucceeded] != 200 {
+		t.Errorf("counts = %v", mi.Counts)
+	}
+}
+
+// TestMapCancel: cancelling the run stops the running items and ends the
+// map cancelled; no item starts afterwards.
+func TestMapCancel(t *testing.T) {
+	e := newEnv(t)
+	started := make(chan int, 100)
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		started <- a.Item
+		<-ctx.Done()
+		return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled"}
+	}
+	run, err := e.r.Create(t.Context(), e.pipeline(`
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {stop: 100}, concurrency: 2}
+`), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan store.Run, 1)
+	go func() {
+		r, _ := e.r.Execute(ctx, run.ID)
+		done <- r
+	}()
+	<-started
+	<-started
+	cancel()
+	end := <-done
+	if end.State != engine.RunCancelled {
+		t.Fatalf("run %s", end.State)
+	}
+	if n := len(started); n != 0 {
+		t.Errorf("%d items started after the cancel", n)
+	}
+	each := e.tasks(run.ID)["each"]
+	if each.State != engine.TaskCancelled || !strings.HasPrefix(each.Message, "map cancelled: 100 items: 0 succeeded, 2 failed, 98 not run") {
+		t.Errorf("map = %s %q", each.State, each.Message)
+	}
+}
+
+// TestMapRetryFailedItems: retrying a failed run runs the map's failed
+// items again, and only them.
+func TestMapRetryFailedItems(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	ran := map[int]int{}
+	fail := true
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		mu.Lock()
+		defer mu.Unlock()
+		ran[a.Item]++
+		if fail && a.Items > 0 && a.Item%10 == 0 {
+			return AttemptResult{Outcome: attempt.Failed, Message: "boom"}
+		}
+		return AttemptResult{Outcome: attempt.Succeeded, Result: json.RawMessage(strconv.Itoa(a.Item))}
+	}
+	run, tasks := e.run(t.Context(), `
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {stop: 50}, tolerate: {count: 100}}
+  - id: after
+    needs: [each]
+    run: "true"
+`, nil)
+	if run.State != engine.RunSucceeded || tasks["each"].Message != "50 items: 45 succeeded, 5 failed" {
+		t.Fatalf("first run: %s %q", run.State, tasks["each"].Message)
+	}
+	// Tolerated failures still let the run succeed; fail the map instead
+	// to retry it.
+	e2 := newEnv(t)
+	e2.r.Executor = e.r.Executor
+	clear(ran)
+	run, tasks = e2.run(t.Context(), `
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {stop: 50}, tolerate: {count: 4}}
+`, nil)
+	if run.State != engine.RunFailed {
+		t.Fatalf("run %s: %q", run.State, tasks["each"].Message)
+	}
+	firstRan := len(ran)
+	fail = false
+	clear(ran)
+	if _, reopened, err := e2.r.Act(t.Context(), run.ID, engine.Event{Kind: engine.EvRetryFailed, Task: -1}); err != nil || !reopened {
+		t.Fatalf("retry failed: reopened %t, %v", reopened, err)
+	}
+	end, err := e2.r.Execute(t.Context(), run.ID)
+	if err != nil || end.State != engine.RunSucceeded {
+		t.Fatalf("after retry: %s %v: %+v", end.State, err, e2.tasks(run.ID)["each"])
+	}
+	items := slices.Sorted(func(yield func(int) bool) {
+		for i := range ran {
+			if !yield(i) {
+				return
+			}
+		}
+	})
+	if firstRan == 50 {
+		t.Logf("the first run ran every item (no early stop)")
+	}
+	for _, i := range items {
+		if i%10 != 0 && i >= firstRan {
+			continue // never started the first time (the map stopped early)
+		}
+		if i%10 != 0 {
+			t.Errorf("item %d, which succeeded, ran again", i)
+		}
+	}
+	rows := e2.mapItems(run.ID, 0)
+	for _, r := range rows {
+		if r.State != engine.TaskSucceeded {
+			t.Errorf("item %d is %s after the retry", r.Item, r.State)
+		}
+	}
+	if len(rows) != 50 {
+		t.Errorf("%d item rows, want 50", len(rows))
+	}
+}
