@@ -545,10 +545,6 @@ func (c *checker) fanout(p *Pipeline, index map[string]int) {
 			tat, _ := c.at(tl)
 			c.errorf(tat, "map.tolerate: give count or percent, not both")
 		}
-		if m.Zip && m.From == "" {
-			zat, _ := c.at(&m.Zip)
-			c.errorf(zat, "map.zip: pairs each item with the same item of the map named by from; give from too")
-		}
 		if m.From == "" {
 			continue
 		}
@@ -556,7 +552,7 @@ func (c *checker) fanout(p *Pipeline, index map[string]int) {
 		if !ok {
 			continue
 		}
-		j, known := index[m.From]
+		_, known := index[m.From]
 		switch {
 		case m.From == t.ID:
 			c.errorf(fat, "map.from: task %q cannot take its items from itself", t.ID)
@@ -564,9 +560,6 @@ func (c *checker) fanout(p *Pipeline, index map[string]int) {
 		case !known:
 			c.errorf(fat, "map.from: %s is not a task in this pipeline", quoteShort(m.From))
 			continue
-		}
-		if m.Zip && (p.Tasks[j].Map == nil || !p.Tasks[j].Map.Zip) {
-			c.errorf(fat, "map.zip: %q must be a map that declares zip: true too", m.From)
 		}
 		if !slices.Contains(t.Needs, m.From) {
 			// The upstream becomes a need, positioned at map.from for

@@ -37,6 +37,7 @@ func reservedKeys() map[reflect.Type][]string {
 		},
 		reflect.TypeFor[Param](): {"choices", "min", "max", "pattern"},
 		reflect.TypeFor[Retry](): {"when", "on_exit_codes"},
+		reflect.TypeFor[Map]():   {"zip"},
 	}
 }
 
