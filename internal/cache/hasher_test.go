@@ -35,10 +35,10 @@ func countOpens(h *Hasher, dir string) func() map[string]int {
 	}
 }
 
-// TestHasherReadsSharedInputsOnce: the items of a map sharing an input
+// TestCacheHasherReadsSharedInputsOnce: the items of a map sharing an input
 // read it once; each item's own input is read for it; the keys are the
 // package Key's.
-func TestHasherReadsSharedInputsOnce(t *testing.T) {
+func TestCacheHasherReadsSharedInputsOnce(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"model.bin": "weights", "users/ana.json": "{}", "users/bob.json": "[]"})
 	h := NewHasher()
@@ -76,10 +76,10 @@ func TestHasherReadsSharedInputsOnce(t *testing.T) {
 	}
 }
 
-// TestHasherSeesChanges: a file rewritten is read again, even with its
+// TestCacheHasherSeesChanges: a file rewritten is read again, even with its
 // size and modification time put back (Linux: its change time moved), and
 // so is a file replaced by another.
-func TestHasherSeesChanges(t *testing.T) {
+func TestCacheHasherSeesChanges(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"data.csv": "a,b\n1,2\n"})
 	name := filepath.Join(dir, "data.csv")

@@ -23,7 +23,7 @@ import (
 // KeyScheme names the encoding Key hashes. It is the first thing hashed,
 // so keys of another scheme can never collide with these; a release that
 // changes what a key covers or how it is encoded changes it (and every
-// entry of the old scheme simply stops being found). TestGoldenKey fails
+// entry of the old scheme simply stops being found). TestCacheGoldenKey fails
 // on any accidental change.
 const KeyScheme = "tasuki cache key v1"
 

@@ -105,10 +105,10 @@ func mustKey(t testing.TB, in Input) string {
 	return k
 }
 
-// TestKeyChanges says, for each change, whether it must change the key:
+// TestCacheKeyChanges says, for each change, whether it must change the key:
 // what differs per run or attempt must not, anything the result may
 // depend on must.
-func TestKeyChanges(t *testing.T) {
+func TestCacheKeyChanges(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		change func(t *testing.T, in *Input)
@@ -221,9 +221,9 @@ func TestKeyChanges(t *testing.T) {
 	}
 }
 
-// TestKeyExprReplacesContext: with cache.key, only the definition, the
+// TestCacheKeyExprReplacesContext: with cache.key, only the definition, the
 // files, the version, the item and the expression's value count.
-func TestKeyExprReplacesContext(t *testing.T) {
+func TestCacheKeyExprReplacesContext(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		change func(t *testing.T, in *Input)
@@ -256,11 +256,11 @@ func TestKeyExprReplacesContext(t *testing.T) {
 	}
 }
 
-// TestGoldenKey pins the scheme: a change of what a key covers or of how
+// TestCacheGoldenKey pins the scheme: a change of what a key covers or of how
 // it is encoded must be deliberate (a new KeyScheme) and must update this
 // key; an accidental one fails here instead of silently turning every
 // stored entry into a miss (or, worse, two inputs into one key).
-func TestGoldenKey(t *testing.T) {
+func TestCacheGoldenKey(t *testing.T) {
 	in := fixture(t)
 	const golden = "a9d32b0f4a451962c78d8998936810091bca881ffab058d5c8b013f009d6a38f"
 	if got := mustKey(t, in); got != golden {
@@ -305,9 +305,9 @@ func TestGoldenKey(t *testing.T) {
 	}
 }
 
-// TestKeyInputs covers how patterns resolve: globs that match nothing,
+// TestCacheKeyInputs covers how patterns resolve: globs that match nothing,
 // ** at any depth, paths relative to the working directory or absolute.
-func TestKeyInputs(t *testing.T) {
+func TestCacheKeyInputs(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"a/1.csv":     "1",
@@ -362,9 +362,9 @@ func TestKeyInputs(t *testing.T) {
 	}
 }
 
-// TestKeyOddFiles: links, loops of links and pipes in an input directory
+// TestCacheKeyOddFiles: links, loops of links and pipes in an input directory
 // are recorded without being followed or read, so the key ends.
-func TestKeyOddFiles(t *testing.T) {
+func TestCacheKeyOddFiles(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"in/data.txt": "x", "target.txt": "linked content"})
 	for _, l := range []struct{ target, name string }{
@@ -399,7 +399,7 @@ func TestKeyOddFiles(t *testing.T) {
 	}
 }
 
-func TestKeyErrors(t *testing.T) {
+func TestCacheKeyErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"data/a.csv": "a"})
 	spec := &attempt.Spec{Kind: "shell", Body: json.RawMessage(`{}`)}
@@ -445,9 +445,9 @@ func TestKeyErrors(t *testing.T) {
 	}
 }
 
-// TestKeySecretsNeverInClear: no secret value appears in anything Key
+// TestCacheKeySecretsNeverInClear: no secret value appears in anything Key
 // returns, error messages included.
-func TestKeySecretsNeverInClear(t *testing.T) {
+func TestCacheKeySecretsNeverInClear(t *testing.T) {
 	const secret = "s3cr3t-value-0123456789"
 	in := Input{Spec: &attempt.Spec{Kind: "shell", Secrets: attempt.SecretEnv{"TOKEN": secret}, Env: map[string]string{"TOKEN": "shadowed"}}}
 	k := mustKey(t, in)
@@ -481,9 +481,9 @@ func sparseFile(t testing.TB, size int64) string {
 	return name
 }
 
-// TestKeyLargeInputStreams hashes a 100 MB input with a few hundred KB of
+// TestCacheKeyLargeInputStreams hashes a 100 MB input with a few hundred KB of
 // memory: the file is read a chunk at a time, never held.
-func TestKeyLargeInputStreams(t *testing.T) {
+func TestCacheKeyLargeInputStreams(t *testing.T) {
 	const size = 100 << 20
 	name := sparseFile(t, size)
 	in := Input{Spec: &attempt.Spec{Kind: "shell"}, Dir: filepath.Dir(name), Inputs: []string{"big.bin"}}
@@ -502,7 +502,7 @@ func TestKeyLargeInputStreams(t *testing.T) {
 
 // BenchmarkKeyLargeInput measures hashing a 100 MB input (B/op shows it
 // is not held in memory).
-func BenchmarkKeyLargeInput(b *testing.B) {
+func BenchmarkCacheKeyLargeInput(b *testing.B) {
 	const size = 100 << 20
 	name := sparseFile(b, size)
 	in := Input{Spec: &attempt.Spec{Kind: "shell"}, Dir: filepath.Dir(name), Inputs: []string{"big.bin"}}
@@ -517,7 +517,7 @@ func BenchmarkKeyLargeInput(b *testing.B) {
 
 // BenchmarkKey measures a typical key: a body, a dozen variables, two
 // needs, a few small input files.
-func BenchmarkKey(b *testing.B) {
+func BenchmarkCacheKey(b *testing.B) {
 	in := fixture(b)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -527,7 +527,7 @@ func BenchmarkKey(b *testing.B) {
 	}
 }
 
-func TestMatch(t *testing.T) {
+func TestCacheGlobMatch(t *testing.T) {
 	for _, c := range []struct {
 		pat, name string
 		match     bool

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestExpand(t *testing.T) {
+func TestCacheExpand(t *testing.T) {
 	env := map[string]string{"TASUKI_ITEM": "ana", "DATE": "2026-11-21", "EMPTY": ""}
 	for _, c := range []struct{ pattern, want string }{
 		{"users/${TASUKI_ITEM}.json", "users/ana.json"},
@@ -39,7 +39,7 @@ func decoded(t *testing.T, s string) any {
 	return v
 }
 
-func TestEvalKey(t *testing.T) {
+func TestCacheEvalKey(t *testing.T) {
 	vars := map[string]any{
 		VarParams:   decoded(t, `{"date": "2026-11-21", "region": "eu", "n": 3}`),
 		VarItem:     decoded(t, `{"user": "ana", "tags": ["b", "a"]}`),
@@ -95,7 +95,7 @@ func TestEvalKey(t *testing.T) {
 	}
 }
 
-func TestExpiresAt(t *testing.T) {
+func TestCacheExpiresAt(t *testing.T) {
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	for _, c := range []struct {
