@@ -250,6 +250,12 @@ type Result struct {
 	// Results are the per-item results of a batch attempt (Spec.Items), in
 	// item order: one JSON value (or nil) per item the attempt reported.
 	Results []json.RawMessage
+	// CachedFrom is set when nothing ran: the result (and Outputs) are a
+	// cache entry's, computed by that run.
+	CachedFrom int64
+	// CacheKey is the key a succeeded attempt of a cached task stores its
+	// result under ("" when the task is not cached).
+	CacheKey string
 }
 
 // Failedf is a failed Result with a formatted message: the attempt could

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/cache"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -53,6 +54,9 @@ type coordinator struct {
 	maps      map[int]*fanout // map tasks running, by task
 	mapInfos  []store.MapInfo // the run's expanded maps when it was loaded
 	mapStarts []int           // map tasks that became ready, to start after the next commit
+
+	hasher    *cache.Hasher      // cache keys, remembering input files' digests
+	cachePuts []store.CacheEntry // cache entries to store after the next commit
 
 	waits   map[int]*poke        // waiting tasks' next checks, by task
 	pokes   *mailbox[pokeResult] // what the checks saw
@@ -116,6 +120,7 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 		inbox:    newInbox(),
 		running:  map[unitKey]*attemptHandle{},
 		maps:     map[int]*fanout{},
+		hasher:   cache.NewHasher(),
 		done:     make(chan completion, 16),
 		control:  make(chan controlReq),
 		exited:   make(chan struct{}),
@@ -224,6 +229,7 @@ func (c *coordinator) commit(ctx context.Context) error {
 		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
 	}
 	c.pending = c.pending[:0]
+	c.storeCache(ctx)
 	if len(c.updated) > 0 {
 		if c.r.DatasetsUpdated != nil {
 			c.r.DatasetsUpdated(c.updated)
@@ -557,12 +563,15 @@ func (c *coordinator) launch(s start) {
 		if err != nil {
 			return s, err
 		}
+		if err := c.addArtifacts(&s, t, node.Needs); err != nil {
+			return s, err
+		}
 		return s, c.addSecrets(&s, t)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.running[unitKey{s.task, 0}] = &attemptHandle{cancel: cancel, pool: s.pool}
 	go func() {
-		res := c.r.Executor(ctx, a)
+		res := c.execute(ctx, a, t, nil)
 		c.done <- completion{task: s.task, attempt: s.attempt, res: res, at: c.now()}
 	}()
 }
@@ -615,6 +624,8 @@ func (c *coordinator) finish(comp completion) {
 	}
 	if res.Outcome == attempt.Succeeded {
 		c.produced(updates)
+		c.keepOutputs(comp.task, -1, res)
+		c.remember(comp.task, -1, res, comp.at)
 	}
 }
 

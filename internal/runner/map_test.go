@@ -558,3 +558,84 @@ tasks:
 		t.Errorf("%d item rows, want 50", len(rows))
 	}
 }
+
+// TestMapCacheIncremental: a cached map runs again only the items whose
+// inputs changed; the others reuse their stored results (and say so), and
+// what needs the map sees every item's result.
+func TestMapCacheIncremental(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.home, "users")
+	os.MkdirAll(dir, 0o755)
+	for i := range 100 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("u%d.json", i)), []byte(fmt.Sprintf(`{"n": %d}`, i)), 0o644)
+	}
+	os.WriteFile(filepath.Join(e.home, "shared.txt"), []byte("v1"), 0o644)
+	src := `
+name: agents
+tasks:
+  - id: prepare
+    run: printf '"%s"' "$(cat shared.txt)" > "$TASUKI_RESULT"
+    inputs: [shared.txt]
+    cache: {}
+  - id: agent
+    needs: [prepare]
+    run: |
+      echo ran >> "$TASUKI_HOME/ran.$TASUKI_RUN_ID"
+      jq -c '{n: .n, shared: $s}' --arg s "$(cat "$TASUKI_NEED_PREPARE")" "users/$TASUKI_ITEM.json" > "$TASUKI_RESULT"
+    inputs: ["users/${TASUKI_ITEM}.json"]
+    map: {range: {stop: 100}, concurrency: 8}
+    cache: {version: "1"}
+  - id: collect
+    needs: [agent]
+    run: cp "$TASUKI_NEED_AGENT" "$TASUKI_HOME/collected.$TASUKI_RUN_ID"
+`
+	// The items are u0..u99 by index: write the range's item as a name.
+	src = strings.Replace(src, `"users/$TASUKI_ITEM.json"`, `"users/u$TASUKI_ITEM.json"`, 1)
+	src = strings.Replace(src, `"users/${TASUKI_ITEM}.json"`, `"users/u${TASUKI_ITEM}.json"`, 1)
+	first, tasks := e.run(t.Context(), src, nil)
+	if first.State != engine.RunSucceeded {
+		t.Fatalf("first run %s: %+v", first.State, tasks)
+	}
+	ranCount := func(id int64) int {
+		b, _ := os.ReadFile(filepath.Join(e.home, fmt.Sprintf("ran.%d", id)))
+		return strings.Count(string(b), "ran")
+	}
+	if n := ranCount(first.ID); n != 100 {
+		t.Fatalf("first run ran %d items, want 100", n)
+	}
+	// One user's input changes.
+	os.WriteFile(filepath.Join(dir, "u42.json"), []byte(`{"n": 4200}`), 0o644)
+	second, tasks := e.run(t.Context(), src, nil)
+	if second.State != engine.RunSucceeded {
+		t.Fatalf("second run %s: %+v", second.State, tasks)
+	}
+	if n := ranCount(second.ID); n != 1 {
+		t.Errorf("second run ran %d items, want 1", n)
+	}
+	if msg := tasks["agent"].Message; msg != "100 items: 100 succeeded (99 from the cache)" {
+		t.Errorf("map message = %q", msg)
+	}
+	if msg := tasks["prepare"].Message; !strings.HasPrefix(msg, fmt.Sprintf("cached: the result of run %d", first.ID)) {
+		t.Errorf("prepare message = %q", msg)
+	}
+	if mi := e.mapInfo(second.ID, 1); mi.Counts[StateCached] != 99 {
+		t.Errorf("counts = %v", mi.Counts)
+	}
+	collected, _ := os.ReadFile(filepath.Join(e.home, fmt.Sprintf("collected.%d", second.ID)))
+	lines := strings.Split(strings.TrimSpace(string(collected)), "\n")
+	if len(lines) != 100 || lines[42] != `{"n":4200,"shared":"\"v1\""}` || lines[7] != `{"n":7,"shared":"\"v1\""}` {
+		t.Errorf("collected %d lines; 7: %s; 42: %s", len(lines), lines[7], lines[42])
+	}
+	// The shared input changes: everything downstream of it runs again.
+	os.WriteFile(filepath.Join(e.home, "shared.txt"), []byte("v2"), 0o644)
+	third, _ := e.run(t.Context(), src, nil)
+	if n := ranCount(third.ID); n != 100 {
+		t.Errorf("after the shared input changed, %d items ran, want 100", n)
+	}
+	// --no-cache runs everything.
+	e.r.NoCache = true
+	fourth, _ := e.run(t.Context(), src, nil)
+	if n := ranCount(fourth.ID); n != 100 {
+		t.Errorf("with NoCache, %d items ran, want 100", n)
+	}
+}

@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -311,12 +313,15 @@ func (c *coordinator) launchUnit(s start) {
 			return s, err
 		}
 		s.Item, s.Items = item, items
+		if err := c.addArtifacts(&s, t, node.Needs); err != nil {
+			return s, err
+		}
 		return s, c.addSecrets(&s, t)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.running[unitKey{s.task, s.unit}] = &attemptHandle{cancel: cancel, pool: s.pool}
 	go func() {
-		res := c.r.Executor(ctx, a)
+		res := c.execute(ctx, a, t, item)
 		c.done <- completion{task: s.task, unit: s.unit, attempt: s.attempt, res: res, at: c.now()}
 	}()
 }
@@ -352,7 +357,7 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 	if started.IsZero() {
 		started = at
 	}
-	o := itemOutcome{exit: res.ExitCode, message: res.Message, worker: worker, charged: true}
+	o := itemOutcome{exit: res.ExitCode, message: res.Message, worker: worker, charged: true, cached: res.CachedFrom}
 	switch res.Outcome {
 	case attempt.Succeeded:
 		o.state = itemSucceeded
@@ -377,6 +382,9 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 			}
 			if err := store.CheckJSON("result", io.result); err != nil {
 				io = itemOutcome{state: itemFailed, exit: o.exit, message: "result refused: " + err.Error(), worker: worker, charged: true}
+			} else if f.batch == 1 {
+				c.keepOutputs(f.task, i, res)
+				c.remember(f.task, i, res, at)
 			}
 		}
 		if rec := f.end(i, u.attempts[k], started, at, io, uint64(c.run.ID)); rec != nil {
@@ -583,4 +591,41 @@ func (nf *needFiles) mapFile(id string, index int) (string, error) {
 		return "", fmt.Errorf("write the item results of need %s: %w", id, err)
 	}
 	return path, nil
+}
+
+// keepOutputs records the output files of a succeeded attempt (of item
+// of map task; -1 for a task) with its success.
+func (c *coordinator) keepOutputs(task, item int, res AttemptResult) {
+	if len(res.Outputs) == 0 {
+		return
+	}
+	refs := make([]store.ArtifactRef, len(res.Outputs))
+	for k, o := range res.Outputs {
+		refs[k] = store.ArtifactRef{RunID: c.run.ID, Index: task, Item: item, ArtifactFile: o}
+	}
+	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Artifacts: refs})
+}
+
+// addArtifacts gives an attempt of task t its output patterns and the
+// output files of its needs (tasks that are not maps), read from the
+// store. It runs off the coordinator's goroutine.
+func (c *coordinator) addArtifacts(s *attempt.Spec, t *spec.Task, needs []int) error {
+	s.Outputs = t.Outputs
+	as, ok := c.r.Store.(store.Artifacts)
+	if !ok {
+		return nil
+	}
+	for _, n := range needs {
+		if c.pipeline.Tasks[n].Map != nil || len(c.pipeline.Tasks[n].Outputs) == 0 {
+			continue
+		}
+		refs, err := as.ArtifactsOf(context.Background(), c.run.ID, n, -1)
+		if err != nil {
+			return fmt.Errorf("read the output files of need %s: %w", c.pipeline.Tasks[n].ID, err)
+		}
+		for _, r := range refs {
+			s.Artifacts = append(s.Artifacts, artifact.Need{Need: c.pipeline.Tasks[n].ID, File: r.ArtifactFile})
+		}
+	}
+	return nil
 }

@@ -75,6 +75,12 @@ type Runner struct {
 	// Poker checks the conditions of waiting tasks (default one of its
 	// own, checking with Kinds); share one between runners of a process.
 	Poker *Poker
+	// NoCache runs every attempt, even of tasks with cache: (their
+	// results are still stored for later runs): 'tasuki run --no-cache'.
+	NoCache bool
+	// CacheTTL is how long a cache entry is reused when the task gives no
+	// cache.ttl (default DefaultCacheTTL).
+	CacheTTL time.Duration
 	// DatasetsUpdated, when set, is called after a commit that recorded
 	// updates of datasets (a producing task succeeded), with their names:
 	// a server wakes its scheduler for the pipelines they start.
