@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -596,36 +595,31 @@ func (nf *needFiles) mapFile(id string, index int) (string, error) {
 // keepOutputs records the output files of a succeeded attempt (of item
 // of map task; -1 for a task) with its success.
 func (c *coordinator) keepOutputs(task, item int, res AttemptResult) {
-	if len(res.Outputs) == 0 {
-		return
+	if refs := OutputRefs(c.run.ID, task, item, res.Outputs); refs != nil {
+		c.pending = append(c.pending, store.Change{RunID: c.run.ID, Artifacts: refs})
 	}
-	refs := make([]store.ArtifactRef, len(res.Outputs))
-	for k, o := range res.Outputs {
-		refs[k] = store.ArtifactRef{RunID: c.run.ID, Index: task, Item: item, ArtifactFile: o}
-	}
-	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Artifacts: refs})
 }
 
 // addArtifacts gives an attempt of task t its output patterns and the
-// output files of its needs (tasks that are not maps), read from the
-// store. It runs off the coordinator's goroutine.
+// output files of its needs that have outputs (maps' items' files are not
+// handed on), read from the store. It runs off the coordinator's
+// goroutine.
 func (c *coordinator) addArtifacts(s *attempt.Spec, t *spec.Task, needs []int) error {
 	s.Outputs = t.Outputs
 	as, ok := c.r.Store.(store.Artifacts)
 	if !ok {
 		return nil
 	}
+	byIndex := map[int]string{}
 	for _, n := range needs {
-		if c.pipeline.Tasks[n].Map != nil || len(c.pipeline.Tasks[n].Outputs) == 0 {
-			continue
-		}
-		refs, err := as.ArtifactsOf(context.Background(), c.run.ID, n, -1)
-		if err != nil {
-			return fmt.Errorf("read the output files of need %s: %w", c.pipeline.Tasks[n].ID, err)
-		}
-		for _, r := range refs {
-			s.Artifacts = append(s.Artifacts, artifact.Need{Need: c.pipeline.Tasks[n].ID, File: r.ArtifactFile})
+		if nt := &c.pipeline.Tasks[n]; nt.Map == nil && len(nt.Outputs) > 0 {
+			byIndex[n] = nt.ID
 		}
 	}
-	return nil
+	if len(byIndex) == 0 {
+		return nil
+	}
+	var err error
+	s.Artifacts, err = NeedArtifacts(context.Background(), as, c.run.ID, byIndex)
+	return err
 }
