@@ -54,6 +54,9 @@ type coordinator struct {
 	maps      map[int]*fanout // map tasks running, by task
 	mapInfos  []store.MapInfo // the run's expanded maps when it was loaded
 	mapStarts []int           // map tasks that became ready, to start after the next commit
+	itemRecs   []store.Change // timeline records of map items, written with the next commit
+	itemWrites int            // map items ended since the last commit
+	lastCommit time.Time      // when the last commit was written (wall clock)
 
 	hasher    *cache.Hasher      // cache keys, remembering input files' digests
 	cachePuts []store.CacheEntry // cache entries to store after the next commit
@@ -229,6 +232,7 @@ func (c *coordinator) commit(ctx context.Context) error {
 		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
 	}
 	c.pending = c.pending[:0]
+	c.itemWrites, c.lastCommit = 0, time.Now()
 	c.storeCache(ctx)
 	if len(c.updated) > 0 {
 		if c.r.DatasetsUpdated != nil {
@@ -271,10 +275,18 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 	cancelled := c.mem.Run().Cancelling
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	flush := time.NewTimer(time.Hour)
+	defer flush.Stop()
 	for {
 		c.enqueue()
 		starts := c.dispatch()
-		if err := c.commit(ctx); err != nil {
+		var flushC <-chan time.Time
+		if wait, ok := c.itemsMayWait(); ok {
+			// Only map items ended: their rows wait for the next group
+			// commit (a crash runs them again, as it would a lost item).
+			flush.Reset(wait)
+			flushC = flush.C
+		} else if err := c.commit(ctx); err != nil {
 			for _, st := range starts {
 				c.r.Dispatcher.release(st.pool) // granted, never launched
 			}
@@ -329,6 +341,11 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 				default:
 					more = false
 				}
+			}
+		case <-flushC:
+			if err := c.commit(ctx); err != nil {
+				c.abort()
+				return c.run, err
 			}
 		case <-c.inbox.signal:
 			// Grants are taken by dispatch at the top of the loop.

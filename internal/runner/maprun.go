@@ -394,9 +394,10 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 		}
 	}
 	if len(recs) > 0 {
-		c.pending = append(c.pending, store.Change{RunID: c.run.ID, Transition: engine.Transition{Records: recs}})
+		c.itemRecs = append(c.itemRecs, store.Change{RunID: c.run.ID, Transition: engine.Transition{Records: recs}})
 		c.records = append(c.records, recs...)
 	}
+	c.itemWrites += len(u.items)
 	if !f.stopping {
 		return
 	}
@@ -465,9 +466,31 @@ func (c *coordinator) endMapIfDone(i int) {
 
 // flushMaps queues what every running map must write with the next commit.
 func (c *coordinator) flushMaps() {
+	c.pending = append(c.pending, c.itemRecs...)
+	c.itemRecs = c.itemRecs[:0]
 	for _, f := range c.maps {
 		c.flushMap(f)
 	}
+}
+
+// Group commits of map items: the ends of items (and nothing else) are
+// written together, at most itemCommitDelay after the first of them or
+// once itemCommitBatch of them are waiting, instead of at every turn of
+// the loop: a map of cheap items would otherwise cost a commit (an fsync)
+// per handful of items.
+const (
+	itemCommitDelay = 100 * time.Millisecond
+	itemCommitBatch = 4096
+)
+
+// itemsMayWait reports whether what is pending is only the ends of map
+// items, which may wait for the next group commit, and how long.
+func (c *coordinator) itemsMayWait() (time.Duration, bool) {
+	if c.itemWrites == 0 || len(c.pending) > 0 || len(c.kills) > 0 || c.draining || c.itemWrites >= itemCommitBatch {
+		return 0, false
+	}
+	wait := itemCommitDelay - time.Since(c.lastCommit)
+	return wait, wait > 0
 }
 
 func (c *coordinator) flushMap(f *fanout) {
