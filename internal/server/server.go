@@ -155,6 +155,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.runner.Executor = s.broker.Run
 	s.setupArtifacts()
 	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
+		if a.Items > 0 {
+			return nil // a map item has no attempt row; its item row names the worker when it ends
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		att := store.Attempt{RunID: a.RunID, Index: a.Index, Attempt: a.Number, Worker: worker}
