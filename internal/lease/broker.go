@@ -208,7 +208,13 @@ func (b *Broker) take(worker string, labels []string, n int, expires bool) []*le
 			continue
 		}
 		b.offers = slices.Delete(b.offers, i, i+1)
-		l := &leaseState{id: api.LeaseID(o.a.RunID, o.a.TaskID, o.a.Number), o: o, worker: worker}
+		// A map item's lease is named by its log key's task ("task.ITEM"), so
+		// the items of one map do not share a name.
+		task := o.a.TaskID
+		if o.a.Items > 0 {
+			task = o.a.Log.TaskID
+		}
+		l := &leaseState{id: api.LeaseID(o.a.RunID, task, o.a.Number), o: o, worker: worker}
 		if expires {
 			l.deadline = b.Now().Add(b.LeaseTimeout)
 		}
