@@ -98,6 +98,9 @@ type CompleteRequest struct {
 	// Outputs are the files a succeeded attempt's outputs matched, each
 	// uploaded before (PUT /worker/artifacts/{digest}).
 	Outputs []artifact.File `json:"outputs,omitempty"`
+	// Results are the per-item results of a batch of map items
+	// (Spec.Items), in item order.
+	Results []json.RawMessage `json:"results,omitempty"`
 	// LogSize is the number of log bytes the worker sent, so the server can
 	// tell a complete log from one cut short.
 	LogSize int64 `json:"log_size"`

@@ -398,6 +398,11 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 	if !req.Outcome.Reportable() {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "outcome %q: expected succeeded, failed, timed_out, cancelled or preempted", req.Outcome)
 	}
+	for k, r := range req.Results {
+		if len(r) > 0 && !json.Valid(r) {
+			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "results[%d]: not valid JSON", k)
+		}
+	}
 	if len(req.Result) > 0 && !json.Valid(req.Result) {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "result: not valid JSON")
 	}
@@ -407,7 +412,7 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "datasets: %q: expected a JSON object of at most %d bytes", name, attempt.MaxDatasetMetadata)
 		}
 	}
-	res := runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Datasets: req.Datasets}
+	res := runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Datasets: req.Datasets, Results: req.Results}
 	if req.Outcome == attempt.Succeeded {
 		fail, err := b.checkOutputs(ctx, req.Outputs)
 		if err != nil {

@@ -88,7 +88,7 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 
 // complete is the report of an attempt that ended with res.
 func complete(res attempt.Result) api.CompleteRequest {
-	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result, Datasets: res.Datasets, Outputs: res.Outputs}
+	return api.CompleteRequest{Outcome: res.Outcome, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result, Datasets: res.Datasets, Outputs: res.Outputs, Results: res.Results}
 }
 
 // writeNeeds writes the needs' results into dir, one file each, and returns
