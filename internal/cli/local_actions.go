@@ -34,7 +34,7 @@ const triggerRerun = "rerun"
 // refuseLocalFlags refuses the flags of local execution with a server,
 // which executes runs with its own settings.
 func refuseLocalFlags(cmd *cobra.Command) error {
-	for _, name := range []string{"parallel", "quiet", "grace", "pool", "progress"} {
+	for _, name := range []string{"parallel", "quiet", "grace", "pool", "progress", "no-cache"} {
 		if cmd.Flags().Changed(name) {
 			return usageErr("--%s applies to a run executed here; with a server, the server executes it (drop --%s, or the server)", name, name)
 		}

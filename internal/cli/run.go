@@ -28,6 +28,7 @@ type execFlags struct {
 	progress string
 	grace    time.Duration
 	pools    []string
+	noCache  bool
 }
 
 func (f *execFlags) register(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (f *execFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.grace, "grace", 10*time.Second, "time a task gets between SIGTERM and SIGKILL when it is cancelled or times out")
 	cmd.Flags().StringArrayVar(&f.pools, "pool", nil, "limit a pool of task slots as name=slots (repeatable); pools not given are bounded only by --parallel")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress display: auto, tasks (a line per event) or compact (a progress line)")
+	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every task, even those with cache: (their results are still stored for later runs)")
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -163,7 +165,7 @@ func (a *app) newRunner(l *local, ef *execFlags) (*runner.Runner, error) {
 		Dir:     os.Getenv("TASUKI_SECRETS_DIR"),
 		Store:   &secret.Store{DB: l.store, Keys: secret.NewKeys(l.home, os.Getenv)},
 	}
-	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets, Kinds: kinds.WithStore(l.store, nil)}, nil
+	return &runner.Runner{Store: l.store, Logs: l.logs, Home: l.home, Dispatcher: d, Grace: ef.grace, Secrets: secrets, Kinds: kinds.WithStore(l.store, nil), NoCache: ef.noCache}, nil
 }
 
 // execute drives the run, printing progress, then the summary.
