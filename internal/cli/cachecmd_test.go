@@ -188,7 +188,7 @@ func TestCacheCommandsNeedAServer(t *testing.T) {
 	}
 }
 
-func TestSizeText(t *testing.T) {
+func TestCacheSizeText(t *testing.T) {
 	for _, c := range []struct {
 		n    int64
 		want string

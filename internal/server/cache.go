@@ -46,6 +46,16 @@ func DefaultCacheConfig() CacheConfig {
 // maxBytes is the size bound EvictCache takes: 0 for none.
 func (c CacheConfig) maxBytes() int64 { return max(int64(c.CacheMaxBytes), 0) }
 
+// runnerCacheTTL is the default expiry the runner gives the entries it
+// writes (runner.Runner.CacheTTL, where 0 is the runner's own default):
+// cache_ttl, or -1, no expiry, for cache_ttl 0.
+func (c CacheConfig) runnerCacheTTL() time.Duration {
+	if c.CacheTTL <= 0 {
+		return -1
+	}
+	return c.CacheTTL.D()
+}
+
 // applyCacheEnv reads TASUKI_CACHE_MAX_BYTES and TASUKI_CACHE_TTL.
 func applyCacheEnv(c *Config, lookup func(string) (string, bool), errs *[]error) {
 	if v, ok := lookup("TASUKI_CACHE_MAX_BYTES"); ok && v != "" {

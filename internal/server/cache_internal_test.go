@@ -14,6 +14,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
 )
 
 // countingCache counts EvictCache calls and tells each one on passes.
@@ -43,10 +44,10 @@ func cacheEntries(n int, size int64, at, expires time.Time) []store.CacheEntry {
 	return out
 }
 
-// TestEvictorPass: a pass calls EvictCache until a call deletes less than
+// TestCacheEvictorPass: a pass calls EvictCache until a call deletes less than
 // a batch, expired entries first, then the least recently used past the
 // size bound.
-func TestEvictorPass(t *testing.T) {
+func TestCacheEvictorPass(t *testing.T) {
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -92,9 +93,9 @@ func TestEvictorPass(t *testing.T) {
 	}
 }
 
-// TestEvictorRun: run passes at once and then every interval, and ends
+// TestCacheEvictorRun: run passes at once and then every interval, and ends
 // with its context.
-func TestEvictorRun(t *testing.T) {
+func TestCacheEvictorRun(t *testing.T) {
 	c := &countingCache{Cache: apitest.NewCache(), passes: make(chan int)}
 	now := time.Now()
 	if err := c.PutCache(context.Background(), cacheEntries(3, 1, now.Add(-time.Hour), now.Add(-time.Minute))...); err != nil {
@@ -133,6 +134,59 @@ func TestCacheConfigMaxBytes(t *testing.T) {
 		cfg := CacheConfig{CacheMaxBytes: logs.Size(c.size)}
 		if got := cfg.maxBytes(); got != c.want {
 			t.Errorf("maxBytes of %d = %d, want %d", c.size, got, c.want)
+		}
+	}
+}
+
+// TestCacheEvictorOnStores runs passes over the cache of a real store, SQLite
+// and PostgreSQL, in batches of two: expired entries go, then the least
+// recently used past the bound, and a pass with nothing to do deletes
+// nothing.
+func TestCacheEvictorOnStores(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			dsn := ""
+			if db == "postgres" {
+				dsn = pgtest.DSN(t)
+			}
+			now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+			ts := newTestServerDB(t, t.TempDir(), pipelineDir(t, map[string]string{"a.yaml": "name: a\ntasks: [{id: x, run: 'true'}]\n"}), dsn, now)
+			ctx := context.Background()
+			expired := cacheEntries(3, 10, now.Add(-48*time.Hour), now.Add(-time.Hour))
+			live := cacheEntries(5, 100, now.Add(-time.Hour), now.Add(time.Hour))
+			for i := range live {
+				live[i].Key = fmt.Sprintf("%064x", 100+i)
+			}
+			if err := ts.store.PutCache(ctx, append(expired, live...)...); err != nil {
+				t.Fatal(err)
+			}
+			e := evictor{cache: ts.store, maxBytes: 250, batch: 2, now: ts.now, log: ts.log}
+			if n, err := e.pass(ctx); err != nil || n != 6 {
+				t.Fatalf("pass = %d, %v; want 6 (3 expired, 3 least recently used)", n, err)
+			}
+			got, err := ts.store.ListCache(ctx, store.CacheFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, e := range got {
+				keys = append(keys, e.Key)
+			}
+			if want := []string{live[3].Key, live[4].Key}; !slices.Equal(keys, want) {
+				t.Errorf("left %v, want the two most recently used", keys)
+			}
+			if n, err := e.pass(ctx); n != 0 || err != nil {
+				t.Errorf("a pass with nothing to do = %d, %v", n, err)
+			}
+		})
+	}
+}
+
+func TestCacheConfigRunnerTTL(t *testing.T) {
+	for _, c := range []struct{ ttl, want time.Duration }{{DefaultCacheTTL, DefaultCacheTTL}, {time.Hour, time.Hour}, {0, -1}} {
+		cfg := CacheConfig{CacheTTL: Duration(c.ttl)}
+		if got := cfg.runnerCacheTTL(); got != c.want {
+			t.Errorf("runnerCacheTTL of %s = %s, want %s", c.ttl, got, c.want)
 		}
 	}
 }
