@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
 // authRules is who may call each route, written out here a second time on
@@ -38,6 +40,7 @@ var authRules = map[string][2]string{
 	"GET /runs/{id}/timeline":           {"viewer", "run"},
 	"GET /runs/{id}/tasks/{task}":       {"viewer", "run"},
 	"GET /runs/{id}/tasks/{task}/logs":  {"viewer", "run"},
+	"GET /runs/{id}/tasks/{task}/items": {"viewer", "run"},
 	"POST /runs/{id}/cancel":            {"operator", "run"},
 	"POST /runs/{id}/retry":             {"operator", "run"},
 	"POST /runs/{id}/rerun":             {"operator", "run"},
@@ -112,7 +115,11 @@ func newAuthEnv(t *testing.T) *authEnv {
 		a.secrets[string(r)] = tokens.AddAPI(string(r), r, "")
 		a.secrets["fin-"+string(r)] = tokens.AddAPI("fin-"+string(r), r, "finance")
 	}
-	a.handler = api.NewHandler(f, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
+	// The tasks the matrix names are maps, so the items route answers.
+	maps := apitest.NewMaps(f)
+	maps.AddMap(1, "greet", []json.RawMessage{json.RawMessage(`"a"`)}, 1, store.MapItem{Item: 0, State: engine.TaskSucceeded, Attempt: 1})
+	maps.AddMap(4, "post", []json.RawMessage{json.RawMessage(`"b"`)}, 1, store.MapItem{Item: 0, State: engine.TaskFailed, Attempt: 1})
+	a.handler = api.NewHandler(maps, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
 		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithLogger(slog.New(slog.DiscardHandler)))
 	return a
 }

@@ -58,7 +58,14 @@ type Service interface {
 	// CancelBackfill cancels a backfill's runs that have not finished.
 	CancelBackfill(ctx context.Context, id int64, actor string) (Backfill, error)
 
-	// LogKey names the log of a task attempt (attempt 0: the latest).
+	// Items returns one page of the items of a map task (see ItemQuery and
+	// ReadItems); a task that is not a map, or a map not started yet, is
+	// not found (NotAMap, NotExpanded).
+	Items(ctx context.Context, runID int64, task string, q ItemQuery) (Page[Item], error)
+
+	// LogKey names the log of a task attempt (attempt 0: the latest). A
+	// task of the form TASK.ITEM (ItemLogName) names an item of map task
+	// TASK, whose attempts are the item's (see ItemLogKey).
 	LogKey(ctx context.Context, runID int64, task string, attempt int) (logs.Key, error)
 
 	// Ready reports whether the service can take work (store reachable,

@@ -57,6 +57,10 @@ type Task struct {
 	// the last check saw is in Message.
 	NextPoke *time.Time `json:"next_poke,omitempty"`
 	Attempts []Attempt  `json:"attempts,omitempty"`
+	// Map is, for a map task whose items are known, what its items add
+	// up to (see MapState); absent for other tasks and for a map that has
+	// not started. Its items are paged by GET .../tasks/{task}/items.
+	Map *MapState `json:"map,omitempty"`
 }
 
 // Attempt is the JSON shape of one attempt of a task.

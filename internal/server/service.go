@@ -232,6 +232,9 @@ func (v *service) Run(ctx context.Context, id int64) (api.Run, error) {
 			out.Tasks[i].NextPoke = v.nextPoke(ctx, r, t)
 		}
 	}
+	if err := v.addMaps(ctx, r, tasks, out.Tasks); err != nil {
+		return api.Run{}, err
+	}
 	return out, nil
 }
 
@@ -290,13 +293,22 @@ func (v *service) Task(ctx context.Context, runID int64, id string) (api.Task, e
 	}
 	out := api.NewTask(t)
 	out.Waiting = v.waiting(runID, t)
+	r, err := v.s.store.Run(ctx, runID)
+	if err != nil {
+		return api.Task{}, err
+	}
 	if t.State == engine.TaskWaiting {
-		if r, err := v.s.store.Run(ctx, runID); err == nil {
-			out.NextPoke = v.nextPoke(ctx, r, t)
-		}
+		out.NextPoke = v.nextPoke(ctx, r, t)
 	}
 	for _, a := range atts {
 		out.Attempts = append(out.Attempts, api.NewAttempt(a))
+	}
+	if p, err := v.s.runner.Pipeline(ctx, r.VersionID); err != nil || (t.Index < len(p.Tasks) && p.Tasks[t.Index].Map != nil) {
+		one := []api.Task{out}
+		if err := v.addMaps(ctx, r, []store.TaskRow{t}, one); err != nil {
+			return api.Task{}, err
+		}
+		out = one[0]
 	}
 	return out, nil
 }
@@ -564,6 +576,14 @@ func (v *service) CancelBackfill(ctx context.Context, id int64, actor string) (a
 }
 
 func (v *service) LogKey(ctx context.Context, runID int64, task string, attempt int) (logs.Key, error) {
+	if name, item, ok := api.ParseItemLogName(task); ok {
+		// An item of a map task: its attempts are its own.
+		info, err := v.mapOf(ctx, runID, name)
+		if err != nil {
+			return logs.Key{}, err
+		}
+		return api.ItemLogKey(ctx, v.s.store, v.s.logs, info, name, item, attempt)
+	}
 	t, err := v.task(ctx, runID, task)
 	if err != nil {
 		return logs.Key{}, err
