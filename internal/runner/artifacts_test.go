@@ -11,6 +11,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
@@ -128,5 +129,33 @@ func TestNeedArtifactsAndOutputRefs(t *testing.T) {
 	}
 	if OutputRefs(7, 0, -1, nil) != nil {
 		t.Error("OutputRefs of no files is not nil")
+	}
+}
+
+// A two-task pipeline run as 'tasuki run' runs it: the producer's output
+// reaches the consumer under $TASUKI_ARTIFACTS/producer/, and the success
+// recorded the file as the producer's.
+func TestPipelineOutputsReachNeeds(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	run, tasks := e.run(ctx, `
+name: models
+tasks:
+  - id: producer
+    run: mkdir -p out && printf weights > out/model.bin
+    outputs: [out/model.bin]
+  - id: consumer
+    needs: [producer]
+    run: test "$(cat "$TASUKI_ARTIFACTS/producer/out/model.bin")" = weights
+`, nil)
+	if run.State != engine.RunSucceeded {
+		t.Fatalf("run %s; consumer: %s\n%s", run.State, tasks["consumer"].State, e.log(run.ID, "consumer", 1))
+	}
+	refs, err := e.st.ArtifactsOf(ctx, run.ID, tasks["producer"].Index, -1)
+	if err != nil || len(refs) != 1 || refs[0].Path != "out/model.bin" || refs[0].Size != 7 {
+		t.Fatalf("the producer's refs = %+v, %v", refs, err)
+	}
+	if ok, _ := artifact.Has(ctx, e.r.ArtifactStore(), refs[0].Digest); !ok {
+		t.Error("the store does not have the file its ref names")
 	}
 }
