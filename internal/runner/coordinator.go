@@ -51,12 +51,12 @@ type coordinator struct {
 	workDir string     // the run's scratch directory
 	needs   *needFiles // result files written for dependents
 
-	maps      map[int]*fanout // map tasks running, by task
-	mapInfos  []store.MapInfo // the run's expanded maps when it was loaded
-	mapStarts []int           // map tasks that became ready, to start after the next commit
-	itemRecs   []store.Change // timeline records of map items, written with the next commit
-	itemWrites int            // map items ended since the last commit
-	lastCommit time.Time      // when the last commit was written (wall clock)
+	maps       map[int]*fanout // map tasks running, by task
+	mapInfos   []store.MapInfo // the run's expanded maps when it was loaded
+	mapStarts  []int           // map tasks that became ready, to start after the next commit
+	itemRecs   []store.Change  // timeline records of map items, written with the next commit
+	itemWrites int             // map items ended since the last commit
+	lastCommit time.Time       // when the last commit was written (wall clock)
 
 	hasher    *cache.Hasher      // cache keys, remembering input files' digests
 	cachePuts []store.CacheEntry // cache entries to store after the next commit
@@ -83,8 +83,9 @@ type completion struct {
 
 // controlReq is an operator action for the coordinator to apply.
 type controlReq struct {
-	ev    engine.Event
-	reply chan controlResult
+	ev     engine.Event
+	mapAct *MapAction // instead of ev: an action on a map's items
+	reply  chan controlResult
 }
 
 type controlResult struct {
@@ -428,6 +429,14 @@ func (c *coordinator) startDrain() {
 
 // handleControl applies an operator action and answers once it is written.
 func (c *coordinator) handleControl(ctx context.Context, req controlReq) {
+	if req.mapAct != nil {
+		err := c.actMap(*req.mapAct)
+		if err == nil {
+			err = c.commit(ctx)
+		}
+		req.reply <- controlResult{run: c.run, err: err}
+		return
+	}
 	_, err := c.apply(req.ev, c.now())
 	if err == nil {
 		err = c.commit(ctx)

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -637,5 +638,156 @@ tasks:
 	fourth, _ := e.run(t.Context(), src, nil)
 	if n := ranCount(fourth.ID); n != 100 {
 		t.Errorf("with NoCache, %d items ran, want 100", n)
+	}
+}
+
+// TestMapActions: while a map runs, an operator cancels a running item,
+// marks a failed one skipped, retries another, and finally cancels the
+// whole map; each is in the timeline with its actor.
+func TestMapActions(t *testing.T) {
+	e := newEnv(t)
+	started := make(chan int, 100)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	fails := map[int]bool{1: true, 2: true}
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		mu.Lock()
+		fail := fails[a.Item]
+		mu.Unlock()
+		if fail {
+			return AttemptResult{Outcome: attempt.Failed, Message: "boom"}
+		}
+		if a.Item == 0 || a.Item >= 5 {
+			started <- a.Item
+			select {
+			case <-ctx.Done():
+				return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled"}
+			case <-release:
+			}
+		}
+		return AttemptResult{Outcome: attempt.Succeeded}
+	}
+	run, err := e.r.Create(t.Context(), e.pipeline(`
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {stop: 8}, concurrency: 2, tolerate: {count: 5}}
+`), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan store.Run, 1)
+	go func() {
+		r, _ := e.r.Execute(context.Background(), run.ID)
+		done <- r
+	}()
+	act := func(a MapAction) error {
+		a.Actor = "ops"
+		_, err := e.r.ActMap(t.Context(), run.ID, a)
+		return err
+	}
+	if got := <-started; got != 0 {
+		t.Fatalf("first blocking item %d", got)
+	}
+	// Item 0 runs: cancel it. Items 1 and 2 fail.
+	if err := act(MapAction{Kind: MapCancel, Task: 0, Item: 0}); err != nil {
+		t.Fatal(err)
+	}
+	<-started // the next blocking item takes its place
+	var ae *MapActionError
+	if err := act(MapAction{Kind: MapMark, Task: 0, Item: 5, State: engine.TaskSucceeded}); !errors.As(err, &ae) {
+		t.Errorf("marking a running item: %v", err)
+	}
+	if err := act(MapAction{Kind: MapMark, Task: 0, Item: 1, State: engine.TaskSkipped}); err != nil {
+		t.Errorf("marking a failed item skipped: %v", err)
+	}
+	mu.Lock()
+	fails[2] = false
+	mu.Unlock()
+	if err := act(MapAction{Kind: MapRetry, Task: 0, Item: 2}); err != nil {
+		t.Errorf("retrying a failed item: %v", err)
+	}
+	if err := act(MapAction{Kind: MapRetry, Task: 0, Item: 3}); !errors.As(err, &ae) {
+		t.Errorf("retrying an item that did not fail: %v", err)
+	}
+	close(release)
+	end := <-done
+	if end.State != engine.RunSucceeded {
+		t.Errorf("run %s", end.State)
+	}
+	each := e.tasks(run.ID)["each"]
+	if each.State != engine.TaskSucceeded || each.Message != "8 items: 6 succeeded, 1 skipped, 1 failed" {
+		t.Errorf("map %s: %q", each.State, each.Message)
+	}
+	byItem := map[int]store.MapItem{}
+	for _, r := range e.mapItems(run.ID, 0) {
+		byItem[r.Item] = r
+	}
+	if r := byItem[0]; r.State != engine.TaskCancelled {
+		t.Errorf("item 0 = %+v", r)
+	}
+	if r := byItem[1]; r.State != engine.TaskSkipped || r.Message != "marked skipped by ops" {
+		t.Errorf("item 1 = %+v", r)
+	}
+	if r := byItem[2]; r.State != engine.TaskSucceeded || r.Attempt != 2 {
+		t.Errorf("item 2 = %+v", r)
+	}
+	events, _ := e.st.Events(t.Context(), run.ID, 0, 0)
+	var actions int
+	for _, ev := range events {
+		if (ev.Kind == RecItemAction || ev.Kind == RecMapCancelled) && ev.Actor == "ops" {
+			actions++
+		}
+	}
+	if actions != 3 {
+		t.Errorf("%d operator actions in the timeline, want 3", actions)
+	}
+	if _, err := e.r.ActMap(t.Context(), run.ID, MapAction{Kind: MapCancel, Task: 0, Item: -1}); !errors.Is(err, ErrMapNotRunning) {
+		t.Errorf("action on a finished run: %v", err)
+	}
+}
+
+// TestMapCancelOne: cancelling one map stops its items and ends it
+// cancelled, with the operator in the timeline.
+func TestMapCancelOne(t *testing.T) {
+	e := newEnv(t)
+	started := make(chan int, 100)
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		started <- a.Item
+		<-ctx.Done()
+		return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled"}
+	}
+	run, err := e.r.Create(t.Context(), e.pipeline(`
+name: m
+tasks:
+  - id: each
+    run: "true"
+    map: {range: {stop: 50}, concurrency: 3}
+`), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan store.Run, 1)
+	go func() {
+		r, _ := e.r.Execute(context.Background(), run.ID)
+		done <- r
+	}()
+	<-started
+	if _, err := e.r.ActMap(t.Context(), run.ID, MapAction{Kind: MapCancel, Task: 0, Item: -1, Actor: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	end := <-done
+	each := e.tasks(run.ID)["each"]
+	if end.State.Terminal() == false || each.State != engine.TaskCancelled {
+		t.Fatalf("run %s, map %s %q", end.State, each.State, each.Message)
+	}
+	events, _ := e.st.Events(t.Context(), run.ID, 0, 0)
+	found := false
+	for _, ev := range events {
+		found = found || ev.Kind == RecMapCancelled && ev.Actor == "ops"
+	}
+	if !found {
+		t.Error("no map_cancelled record by ops in the timeline")
 	}
 }
