@@ -9,7 +9,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,9 +44,9 @@ type CacheEntry struct {
 	Task     string `json:"task"`
 	RunID    int64  `json:"run_id"`
 	Item     *int   `json:"item,omitempty"`
-	// Result is the result reused on a hit; absent when the task
-	// published none.
-	Result  json.RawMessage `json:"result,omitempty"`
+	// Outputs are the output files restored on a hit. The result reused
+	// on a hit is not shown: a page of a thousand results of up to 1 MiB
+	// each would be too large an answer; the run's task shows it.
 	Outputs []artifact.File `json:"outputs"`
 	// Size is what the entry counts against the cache's size bound: its
 	// result and output files, in bytes.
@@ -63,7 +62,7 @@ type CacheEntry struct {
 // NewCacheEntry converts a stored entry.
 func NewCacheEntry(e store.CacheEntry) CacheEntry {
 	out := CacheEntry{
-		Key: e.Key, Pipeline: e.Pipeline, Task: e.TaskID, RunID: e.RunID, Result: e.Result,
+		Key: e.Key, Pipeline: e.Pipeline, Task: e.TaskID, RunID: e.RunID,
 		Outputs: nonNil(e.Outputs), Size: e.Size, CreatedAt: e.CreatedAt, UsedAt: e.UsedAt, ExpiresAt: TimePtr(e.ExpiresAt),
 	}
 	if e.Item >= 0 {

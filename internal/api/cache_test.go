@@ -89,13 +89,13 @@ func TestCacheList(t *testing.T) {
 	}
 	fit, eval := page.Items[0], page.Items[3]
 	if fit.Key != cacheKey(1) || fit.Pipeline != "train" || fit.Task != "fit" || fit.RunID != 7 || fit.Item == nil || *fit.Item != 0 ||
-		string(fit.Result) != `{"rows":42}` || fit.ExpiresAt != nil || fit.Outputs == nil {
+		fit.ExpiresAt != nil || fit.Outputs == nil {
 		t.Errorf("a map item's entry: %+v", fit)
 	}
 	if eval.Item != nil || eval.ExpiresAt == nil || len(eval.Outputs) != 1 || eval.Outputs[0].Path != "model.bin" {
 		t.Errorf("a task's entry: %+v", eval)
 	}
-	if !strings.Contains(string(b), `"outputs":[]`) || strings.Contains(string(b), `"expires_at":null`) {
+	if !strings.Contains(string(b), `"outputs":[]`) || strings.Contains(string(b), `"expires_at":null`) || strings.Contains(string(b), `"rows"`) {
 		t.Errorf("an entry without outputs or expiry reads: %s", b)
 	}
 
