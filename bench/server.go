@@ -267,8 +267,8 @@ func (s *serverProc) rssByPhase() string {
 
 var listenRe = regexp.MustCompile(`listening on (http://\S+)`)
 
-func startServer(ctx context.Context, o *options, home, pipelines, label string) (*serverProc, error) {
-	args := []string{"server", "--home", home, "--pipelines", pipelines, "--addr", "127.0.0.1:0", "--drain-grace", "2s"}
+func startServer(ctx context.Context, o *options, home, pipelines, label string, extra ...string) (*serverProc, error) {
+	args := append([]string{"server", "--home", home, "--pipelines", pipelines, "--addr", "127.0.0.1:0", "--drain-grace", "2s"}, extra...)
 	if o.profile {
 		args = append(args, "--cpuprofile", filepath.Join(o.outDir, "profiles", "server-"+label+".prof"))
 	}

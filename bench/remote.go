@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
+)
+
+// Remote map row: how many workers, and how many attempts each runs at
+// once. 2 × 32 = 64, the server's default --parallel, so neither side caps
+// the other.
+const (
+	remoteWorkers = 2
+	remoteSlots   = 32
+)
+
+// remoteRows runs a map of no-op items on two real `tasuki worker`
+// processes leasing from a real `tasuki server` on a fresh PostgreSQL
+// database.
+func remoteRows(ctx context.Context, o *options) ([]row, error) {
+	const key = "map-remote-100k-pg"
+	if !o.want(key) {
+		return nil, nil
+	}
+	n := 100_000
+	if o.quick {
+		n = 10_000
+	}
+	m, err := remoteMap(ctx, o, key, n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	walls := make([]time.Duration, len(m.runs))
+	for i, r := range m.runs {
+		walls[i] = r.wall
+	}
+	w := best(walls)
+	rate := float64(n) / w.Seconds()
+	var mapRates []string
+	for _, r := range m.runs {
+		mapRates = append(mapRates, fmt.Sprintf("%s (%.0f items/s; the map task itself %s, %.0f items/s)", secs(r.wall), float64(n)/r.wall.Seconds(), secs(r.mapWall), float64(n)/r.mapWall.Seconds()))
+	}
+	rw := row{
+		key:  key,
+		name: fmt.Sprintf("map of %s no-op items (`http` GET of a local no-op server) on %d real `tasuki worker --slots %d` processes, a real `tasuki server --workers 0` on PostgreSQL", commas(n), remoteWorkers, remoteSlots),
+		value: fmt.Sprintf("%.0f items/s (%s for the whole map)", rate, secs(w)),
+		mem:    fmt.Sprintf("server RSS %s, workers %s", mb(m.serverRSS), mb(m.workerRSS)),
+		target: "≥ 10,000 items/s", met: metStr(rate >= 10_000),
+	}
+	rw.notes = append(rw.notes,
+		fmt.Sprintf("%s: a fresh PostgreSQL database (created on %s and dropped after), `tasuki server --db DSN --workers 0` (every attempt goes to remote workers; --parallel 64, its default), a worker token made with `tasuki token create`, and %d `tasuki worker --slots %d` processes on this machine. The pipeline is one task, `http: {url: http://127.0.0.1:PORT/noop, retries: 0}` with `map: {range: {stop: %d}}`: tasuki has no in-process no-op kind a worker runs, and `run: [\"true\"]` would measure fork/exec (the xargs floor is about 2,000/s on this machine), so each item is an HTTP GET that the worker sends in its own process to a server in the harness answering 204 at once (%d requests served in all, the expected %d × %d runs).",
+			key, m.pgHost, remoteWorkers, remoteSlots, n, m.served, n, len(m.runs)),
+		fmt.Sprintf("%s: the figure is items / wall time from the trigger (`POST /pipelines/bench-map-remote/runs`) to the run read back as succeeded (polled every 20 ms), best of %d runs on the same server: %s. Memory: the server's and the workers' peak RSS.", key, len(m.runs), strings.Join(mapRates, "; ")),
+		fmt.Sprintf("%s: the database committed %s transactions in its whole life (server start, token, %d runs of %s items: %.3f per item), from PostgreSQL's `pg_stat_database.xact_commit` read after the server stopped. Per item, the worker protocol costs the worker a temporary directory (created and removed), a new TCP connection for the request, and two HTTP requests to the server: the item's log (`POST /worker/leases/{lease}/log`, which creates a log file on the server) and its report (`POST /worker/leases/{lease}/complete`); leases are taken up to the worker's free slots at a time.",
+			key, commas(int(m.commits)), len(m.runs), commas(n), float64(m.commits)/float64(n*len(m.runs))),
+	)
+	return []row{rw}, nil
+}
+
+type remoteRun struct {
+	wall, mapWall time.Duration
+}
+
+type remoteMeasure struct {
+	runs                 []remoteRun
+	served               int64
+	serverRSS, workerRSS int64
+	pgHost               string
+	commits              int64 // transactions committed in the database, over its whole life
+}
+
+func remoteMap(ctx context.Context, o *options, key string, n int) (*remoteMeasure, error) {
+	m := &remoteMeasure{}
+	dir := filepath.Join(o.work, key)
+	pipelines, home := filepath.Join(dir, "pipelines"), filepath.Join(dir, "home")
+	for _, d := range []string{pipelines, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := createDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.pgHost = db.host
+	defer func() {
+		if err := db.drop(); err != nil {
+			progress("%s: %v", key, err)
+		}
+	}()
+
+	// The no-op the items call.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	var served atomic.Int64
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	file := filepath.Join(pipelines, "bench-map-remote.yaml")
+	text := fmt.Sprintf("name: bench-map-remote\ndescription: a map of %d no-op HTTP requests\ntasks:\n  - id: each\n    http: {url: \"http://%s/noop\", retries: 0}\n    map: {range: {stop: %d}}\n", n, ln.Addr(), n)
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	srv, err := startServer(ctx, o, home, pipelines, "remote", "--db", db.dsn, "--workers", "0")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if srv.running() {
+			srv.kill()
+		}
+	}()
+	token, err := workerToken(ctx, o, srv, dir)
+	if err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(dir, "worker.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	var workers []*workerProc
+	defer func() {
+		for _, w := range workers {
+			w.kill()
+		}
+	}()
+	for i := range remoteWorkers {
+		w, err := startWorker(ctx, o, srv, tokenFile, fmt.Sprintf("bench-w%d", i), filepath.Join(dir, fmt.Sprintf("worker%d", i)))
+		if err != nil {
+			return nil, err
+		}
+		workers = append(workers, w)
+	}
+	if err := awaitPipeline(ctx, srv, "bench-map-remote"); err != nil {
+		return nil, err
+	}
+	for rep := 1; rep <= o.reps; rep++ {
+		before := served.Load()
+		r, err := remoteOnce(ctx, srv, n)
+		if err != nil {
+			return nil, err
+		}
+		if got := served.Load() - before; got != int64(n) {
+			return nil, fmt.Errorf("run %d: the no-op server got %d requests, want %d", rep, got, n)
+		}
+		m.runs = append(m.runs, r)
+		progress("[rep %d/%d] %s: %s items in %s: %.0f items/s (map task %s)", rep, o.reps, key, commas(n), secs(r.wall), float64(n)/r.wall.Seconds(), secs(r.mapWall))
+	}
+	m.served = served.Load()
+	for _, w := range workers {
+		rss, err := w.stop()
+		if err != nil {
+			return nil, err
+		}
+		m.workerRSS = max(m.workerRSS, rss)
+	}
+	workers = nil
+	if m.serverRSS, err = srv.stop(); err != nil {
+		return nil, err
+	}
+	// Every connection has closed, so every backend has reported its
+	// transactions.
+	if m.commits, err = db.commits(ctx); err != nil {
+		return nil, fmt.Errorf("read the database's statistics: %w", err)
+	}
+	return m, nil
+}
+
+// remoteOnce triggers one run of the map and waits for it to succeed.
+func remoteOnce(ctx context.Context, srv *serverProc, n int) (remoteRun, error) {
+	var r remoteRun
+	var run apiRun
+	t0 := time.Now()
+	if err := srv.call(ctx, http.MethodPost, "/pipelines/bench-map-remote/runs", map[string]any{}, http.StatusCreated, &run); err != nil {
+		return r, err
+	}
+	limit := time.Duration(n) * time.Millisecond * 5 // 200 items/s at worst
+	for deadline := t0.Add(max(limit, time.Minute)); ; {
+		if err := srv.call(ctx, http.MethodGet, fmt.Sprintf("/runs/%d", run.ID), nil, http.StatusOK, &run); err != nil {
+			return r, err
+		}
+		switch run.State {
+		case "succeeded":
+			r.wall = time.Since(t0)
+			if len(run.Tasks) == 1 && run.Tasks[0].StartedAt != nil && run.Tasks[0].FinishedAt != nil {
+				r.mapWall = run.Tasks[0].FinishedAt.Sub(*run.Tasks[0].StartedAt)
+			}
+			return r, nil
+		case "failed", "cancelled":
+			return r, fmt.Errorf("run %d ended %s (server log: %s)", run.ID, run.State, srv.logPath)
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("run %d did not succeed within %s (state %s)", run.ID, deadline.Sub(t0), run.State)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return r, err
+		}
+	}
+}
+
+// awaitPipeline waits until the server has loaded a pipeline.
+func awaitPipeline(ctx context.Context, srv *serverProc, name string) error {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := srv.call(ctx, http.MethodGet, "/pipelines/"+name, nil, http.StatusOK, nil)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server did not load pipeline %s within 30 s: %w", name, err)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// pgDatabase is a fresh PostgreSQL database the harness created.
+type pgDatabase struct {
+	base, name string // the server's DSN (another database on it), the database's name
+	dsn, host  string // a DSN of the database; host:port, for the notes
+}
+
+// createDatabase creates a fresh PostgreSQL database on the server the
+// store's tests use (pgtest.ServerDSN: $TASUKI_TEST_POSTGRES, else
+// 127.0.0.1:5432, database test) and returns it; drop removes it.
+func createDatabase(ctx context.Context) (*pgDatabase, error) {
+	db := &pgDatabase{base: pgtest.ServerDSN()}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, db.base)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL (%s, or set %s): %w", db.base, pgtest.EnvDSN, err)
+	}
+	defer conn.Close(context.Background())
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	db.name = "tasuki_bench_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(cctx, "CREATE DATABASE "+db.name); err != nil {
+		return nil, fmt.Errorf("create database %s: %w", db.name, err)
+	}
+	cfg := conn.Config()
+	db.host = fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+	u, err := url.Parse(db.base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		db.dsn = db.base + " dbname=" + db.name
+	} else {
+		u.Path = "/" + db.name
+		db.dsn = u.String()
+	}
+	return db, nil
+}
+
+// commits is the number of transactions committed in the database so far,
+// from PostgreSQL's statistics (a backend reports its own at least every
+// second and when it exits).
+func (db *pgDatabase) commits(ctx context.Context) (int64, error) {
+	conn, err := pgx.Connect(ctx, db.base)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", db.name).Scan(&n)
+	return n, err
+}
+
+// drop removes the database, ending any connection left to it.
+func (db *pgDatabase) drop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.base)
+	if err != nil {
+		return fmt.Errorf("drop database %s: %w", db.name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db.name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", db.name, err)
+	}
+	return nil
+}
+
+// workerToken makes a worker token with `tasuki token create`, as an
+// operator would, with the server's admin token.
+func workerToken(ctx context.Context, o *options, srv *serverProc, dir string) (string, error) {
+	c, err := runChild(ctx, dir, false, o.bin, "--server", strings.TrimSuffix(srv.api, "/api/v1"), "--token", srv.token, "--home", filepath.Join(dir, "cli-home"), "token", "create", "bench")
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimRight(c.out, "\n"), "\n")
+	token := strings.TrimSpace(lines[len(lines)-1])
+	if !strings.HasPrefix(token, "tsk_") {
+		return "", fmt.Errorf("token create: the last line is not a token:\n%s", tail(c.out, 500))
+	}
+	return token, nil
+}
+
+// workerProc is a running `tasuki worker`.
+type workerProc struct {
+	cmd       *exec.Cmd
+	waited    chan error
+	logPath   string
+	parentHWM int64
+	lastHWM   atomic.Int64
+}
+
+// startWorker starts `tasuki worker` and waits for its "worker started"
+// line; its output goes to bench/out/worker-NAME.log.
+func startWorker(ctx context.Context, o *options, srv *serverProc, tokenFile, name, dir string) (*workerProc, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{"worker", "--server", strings.TrimSuffix(srv.api, "/api/v1"), "--token-file", tokenFile, "--name", name, "--dir", dir, "--slots", strconv.Itoa(remoteSlots), "--grace", "5s"}
+	if o.profile {
+		args = append(args, "--cpuprofile", filepath.Join(o.outDir, "profiles", "worker-"+name+".prof"))
+	}
+	w := &workerProc{waited: make(chan error, 1), logPath: filepath.Join(o.outDir, "worker-"+name+".log")}
+	logf, err := os.Create(w.logPath)
+	if err != nil {
+		return nil, err
+	}
+	shrink()
+	w.parentHWM = selfHWM()
+	w.cmd = exec.Command(o.bin, args...)
+	w.cmd.Dir = dir
+	w.cmd.Env = append(cleanEnv(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	w.cmd.Stdout = logf
+	stderr, err := w.cmd.StderrPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	if err := w.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	started := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		once := false
+		for sc.Scan() {
+			fmt.Fprintln(logf, sc.Text())
+			if !once && strings.Contains(sc.Text(), "worker started") {
+				once = true
+				close(started)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		err := w.cmd.Wait()
+		close(exited)
+		w.waited <- err
+		logf.Close()
+	}()
+	go func() {
+		path := fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid)
+		for {
+			select {
+			case <-exited:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if v := procStatus(path, "VmHWM:"); v > w.lastHWM.Load() {
+				w.lastHWM.Store(v)
+			}
+		}
+	}()
+	select {
+	case <-started:
+		return w, nil
+	case <-exited:
+		err := <-w.waited
+		w.waited <- err
+		return nil, fmt.Errorf("tasuki worker %s exited before it started: %v (log: %s)", name, err, w.logPath)
+	case <-time.After(30 * time.Second):
+		w.kill()
+		return nil, fmt.Errorf("tasuki worker %s did not start within 30 s (log: %s)", name, w.logPath)
+	case <-ctx.Done():
+		w.kill()
+		return nil, ctx.Err()
+	}
+}
+
+// kill ends the worker at once, if it still runs.
+func (w *workerProc) kill() {
+	_ = w.cmd.Process.Kill()
+	err := <-w.waited
+	w.waited <- err
+}
+
+// stop sends SIGTERM (the worker drains; nothing runs by then) and returns
+// its peak RSS, as serverProc.stop does.
+func (w *workerProc) stop() (int64, error) {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-w.waited:
+		w.waited <- err
+	case <-time.After(30 * time.Second):
+		w.kill()
+		err = errors.New("tasuki worker did not stop within 30 s of SIGTERM; killed")
+	}
+	var rss int64
+	if ru, ok := w.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = int64(ru.Maxrss) * 1024
+	}
+	if rss <= w.parentHWM {
+		rss = w.lastHWM.Load()
+	}
+	return rss, err
+}
