@@ -112,7 +112,7 @@ func (d *Dir) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open artifact %s: %w", digest, err)
 	}
-	return &verifier{f: f, digest: digest, h: sha256.New()}, nil
+	return Verify(f, digest, f.Name()), nil
 }
 
 // Stat implements Store.
@@ -232,11 +232,18 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// verifier hashes what is read from a kept file and turns its end into
-// an ErrCorrupt error when the content does not match its digest.
+// Verify wraps the reader of a content named digest (from where) so that
+// its end is an error wrapping ErrCorrupt, instead of io.EOF, when what
+// was read does not match the digest. Stores return their contents
+// through it.
+func Verify(rc io.ReadCloser, digest, where string) io.ReadCloser {
+	return &verifier{rc: rc, digest: digest, where: where, h: sha256.New()}
+}
+
 type verifier struct {
-	f      *os.File
+	rc     io.ReadCloser
 	digest string
+	where  string
 	h      hash.Hash
 	bad    bool
 }
@@ -245,7 +252,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 	if v.bad {
 		return 0, v.corrupt()
 	}
-	n, err := v.f.Read(p)
+	n, err := v.rc.Read(p)
 	v.h.Write(p[:n])
 	if err == io.EOF && DigestPrefix+hex.EncodeToString(v.h.Sum(nil)) != v.digest {
 		v.bad = true
@@ -255,7 +262,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 }
 
 func (v *verifier) corrupt() error {
-	return fmt.Errorf("read artifact %s (%s): %w", v.digest, v.f.Name(), ErrCorrupt)
+	return fmt.Errorf("read artifact %s (%s): %w", v.digest, v.where, ErrCorrupt)
 }
 
-func (v *verifier) Close() error { return v.f.Close() }
+func (v *verifier) Close() error { return v.rc.Close() }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/artifact"
+	"github.com/tasuki-dev/tasuki/internal/artifact/s3store"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -16,14 +17,30 @@ import (
 //
 // With several servers on one PostgreSQL database each has its own data
 // directory: the leader's holds the artifacts of the runs it executed,
-// and a new leader does not have those of the old one. Until the store is
-// an object store the servers share (artifact.Store is the seam), a
-// cluster shares Home/artifacts on a common file system.
+// and a new leader does not have those of the old one. Such a cluster
+// keeps its artifacts in a bucket the servers share (openArtifactStore:
+// s3://...), or shares Home/artifacts on a common file system.
 
 // artifactSweepAge is how old a content nothing names must be before a
 // sweep deletes it: an attempt keeps its outputs before its success is
 // recorded, and a worker uploads them before it reports.
 const artifactSweepAge = time.Hour
+
+// openArtifactStore opens the artifact store a server is configured
+// with: "" for the directory Home/artifacts, or the bucket of an
+// S3-compatible store, s3://BUCKET/PREFIX?endpoint=HOST:PORT (see
+// s3store.ParseURL; the credentials come from AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY in env).
+func openArtifactStore(home, raw string, env func(string) string) (artifact.Store, error) {
+	if raw == "" {
+		return &artifact.Dir{Root: filepath.Join(home, "artifacts")}, nil
+	}
+	cfg, err := s3store.ParseURL(raw, env)
+	if err != nil {
+		return nil, err
+	}
+	return s3store.New(cfg)
+}
 
 // setupArtifacts gives the runner and the broker the server's artifact
 // store (Home/artifacts) unless one was set.
