@@ -55,6 +55,7 @@ var authRules = map[string][2]string{
 	"POST /worker/heartbeat":               {"worker", "global"},
 	"POST /worker/leases/{lease}/log":      {"worker", "global"},
 	"POST /worker/leases/{lease}/complete": {"worker", "global"},
+	"POST /worker/complete":                {"worker", "global"},
 	"POST /tokens":                         {"admin", "global"},
 	"GET /tokens":                          {"admin", "global"},
 	"DELETE /tokens/{name}":                {"admin", "global"},
@@ -177,6 +178,8 @@ func body(method, path string, inside bool) string {
 		return `{"worker":"w","leases":[]}`
 	case "POST /worker/leases/{lease}/complete":
 		return `{"outcome":"succeeded","log_size":0}`
+	case "POST /worker/complete":
+		return `{"reports":[{"lease":"1.a.1","outcome":"succeeded","log_size":0}]}`
 	case "POST /tokens":
 		return `{"name":"new","role":"viewer"}`
 	case "PUT /secrets/{name}":

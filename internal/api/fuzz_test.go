@@ -31,6 +31,7 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	{"POST", "/api/v1/worker/heartbeat", "application/json"},
 	{"POST", "/api/v1/worker/leases/l1/log?offset=0", "application/octet-stream"},
 	{"POST", "/api/v1/worker/leases/l1/complete", "application/json"},
+	{"POST", "/api/v1/worker/complete", "application/json"},
 	{"POST", "/api/v1/tokens", "application/json"},
 	{"PUT", "/api/v1/secrets/warehouse_password", "application/json"},
 	{"POST", "/api/v1/secrets/rotate-key", "application/json"},

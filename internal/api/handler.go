@@ -159,6 +159,7 @@ func routeTable() []route {
 		{post, "/worker/heartbeat", nil, worker, global, (*handler).workerHeartbeat},
 		{post, "/worker/leases/{lease}/log", []string{"offset"}, worker, global, (*handler).workerLog},
 		{post, "/worker/leases/{lease}/complete", nil, worker, global, (*handler).workerComplete},
+		{post, "/worker/complete", nil, worker, global, (*handler).workerCompleteBatch},
 
 		{post, "/tokens", nil, admin, global, (*handler).createToken},
 		{get, "/tokens", nil, admin, global, (*handler).listTokens},

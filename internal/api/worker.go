@@ -106,6 +106,41 @@ type CompleteRequest struct {
 	LogSize int64 `json:"log_size"`
 }
 
+// CompleteBatch is the reports of several leases in one request (POST
+// /worker/complete): a worker running many short attempts (the items of a
+// map) reports them together rather than one round trip each.
+type CompleteBatch struct {
+	Reports []LeaseReport `json:"reports"`
+}
+
+// LeaseReport is one lease's report in a CompleteBatch.
+type LeaseReport struct {
+	Lease string `json:"lease"`
+	CompleteRequest
+}
+
+// CompleteBatchResponse lists the reports the server refused; every other
+// report of the batch was taken.
+type CompleteBatchResponse struct {
+	Refused []ReportRefusal `json:"refused"`
+}
+
+// ReportRefusal is a report the server did not take, and why: code
+// "lease_lost" for a lease it no longer holds (as Complete's 409), or the
+// code of another error.
+type ReportRefusal struct {
+	Lease   string `json:"lease"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// MaxCompleteBatch bounds the reports of one CompleteBatch, and
+// MaxCompleteBatchBytes its body.
+const (
+	MaxCompleteBatch      = 512
+	MaxCompleteBatchBytes = 8 << 20
+)
+
 // Duration is a time.Duration in JSON as a Go duration string ("30s").
 type Duration = attempt.Duration
 

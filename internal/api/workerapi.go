@@ -191,6 +191,18 @@ func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeWorkerBody(w, r, &req, MaxCompleteBytes); err != nil {
 		return err
 	}
+	if err := checkReport(req); err != nil {
+		return err
+	}
+	if err := h.workers.Complete(r.Context(), id, req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkReport checks what a report says about how its attempt ended.
+func checkReport(req CompleteRequest) error {
 	if !req.Outcome.Reportable() {
 		var names []string
 		for _, o := range attempt.Outcomes() {
@@ -203,10 +215,43 @@ func (h *handler) workerComplete(w http.ResponseWriter, r *http.Request) error {
 	if req.LogSize < 0 {
 		return invalid("field \"log_size\": expected a number of bytes, got %d", req.LogSize)
 	}
-	if err := h.workers.Complete(r.Context(), id, req); err != nil {
+	return nil
+}
+
+// workerCompleteBatch takes the reports of several leases: each is taken
+// or refused on its own (a lease lost, a report that says nothing valid),
+// as if each had come alone; the answer lists the refused ones.
+func (h *handler) workerCompleteBatch(w http.ResponseWriter, r *http.Request) error {
+	var batch CompleteBatch
+	if err := decodeWorkerBody(w, r, &batch, MaxCompleteBatchBytes); err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if len(batch.Reports) == 0 || len(batch.Reports) > MaxCompleteBatch {
+		return invalid("field \"reports\": expected 1 to %d reports, got %d", MaxCompleteBatch, len(batch.Reports))
+	}
+	resp := CompleteBatchResponse{Refused: []ReportRefusal{}}
+	for _, rep := range batch.Reports {
+		err := func() error {
+			if _, _, _, err := ParseLeaseID(rep.Lease); err != nil {
+				return invalid("field \"lease\": %v", err)
+			}
+			if err := checkReport(rep.CompleteRequest); err != nil {
+				return err
+			}
+			return h.workers.Complete(r.Context(), rep.Lease, rep.CompleteRequest)
+		}()
+		if err == nil {
+			continue
+		}
+		code, msg := CodeInternal, "internal error"
+		if e, ok := errors.AsType[*Error](err); ok {
+			code, msg = e.Code, e.Message
+		} else {
+			h.log.ErrorContext(r.Context(), "api: take a worker's report", "lease", rep.Lease, "err", err)
+		}
+		resp.Refused = append(resp.Refused, ReportRefusal{Lease: rep.Lease, Code: code, Message: msg})
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -48,6 +48,15 @@ func (c *Client) Complete(ctx context.Context, lease string, req CompleteRequest
 	return c.do(ctx, request{method: http.MethodPost, path: leasePath(lease) + "/complete", body: req}, nil)
 }
 
+// CompleteBatch reports several leases in one request and returns the
+// reports the server refused. A server without the route (older than the
+// worker) answers 404: the caller reports one by one then.
+func (c *Client) CompleteBatch(ctx context.Context, reports []LeaseReport) ([]ReportRefusal, error) {
+	var resp CompleteBatchResponse
+	err := c.do(ctx, request{method: http.MethodPost, path: "/worker/complete", body: CompleteBatch{Reports: reports}}, &resp)
+	return resp.Refused, err
+}
+
 // CreateToken creates a token (an API token when req.Role is set, else a
 // worker token) and returns its secret, which the server shows only this
 // once. Token management needs an admin token.

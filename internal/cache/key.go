@@ -178,7 +178,11 @@ func (e *encoder) context(s *attempt.Spec) error {
 func Volatile(name string) bool {
 	switch name {
 	case "TASUKI_HOME", "TASUKI_RUN_ID", "TASUKI_ATTEMPT", "TASUKI_TRIGGER", "TASUKI_PIPELINE",
-		"TASUKI_TASK_ID", "TRACEPARENT", "TASUKI_RESULT", "TASUKI_ARTIFACTS":
+		"TASUKI_TASK_ID", "TRACEPARENT", "TASUKI_RESULT", "TASUKI_ARTIFACTS",
+		// A map item is in the key by its value; its position is not, so
+		// an item inserted into the list does not make every item after
+		// it miss the cache.
+		"TASUKI_ITEM_INDEX":
 		return true
 	}
 	for _, prefix := range []string{"TASUKI_NEED_", attempt.DatasetEnvPrefix, attempt.SecretEnvPrefix} {

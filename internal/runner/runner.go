@@ -79,7 +79,7 @@ type Runner struct {
 	// results are still stored for later runs): 'tasuki run --no-cache'.
 	NoCache bool
 	// CacheTTL is how long a cache entry is reused when the task gives no
-	// cache.ttl (default DefaultCacheTTL).
+	// cache.ttl (0: DefaultCacheTTL; negative: no expiry).
 	CacheTTL time.Duration
 	// DatasetsUpdated, when set, is called after a commit that recorded
 	// updates of datasets (a producing task succeeded), with their names:

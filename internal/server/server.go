@@ -141,6 +141,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Logger: opts.Logger, Observe: s.observe,
 		DatasetsUpdated: s.datasetsUpdated,
 		Kinds:           kinds.WithStore(st, sqlWaits),
+		CacheTTL:        cfg.runnerCacheTTL(),
 	}
 	s.setupSecrets()
 	if err := s.setupNotify(); err != nil {
