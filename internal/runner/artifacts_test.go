@@ -151,7 +151,11 @@ tasks:
 	if run.State != engine.RunSucceeded {
 		t.Fatalf("run %s; consumer: %s\n%s", run.State, tasks["consumer"].State, e.log(run.ID, "consumer", 1))
 	}
-	refs, err := e.st.ArtifactsOf(ctx, run.ID, tasks["producer"].Index, -1)
+	st, ok := any(e.st).(store.Artifacts)
+	if !ok {
+		t.Fatal("the SQLite store keeps no artifact refs")
+	}
+	refs, err := st.ArtifactsOf(ctx, run.ID, tasks["producer"].Index, -1)
 	if err != nil || len(refs) != 1 || refs[0].Path != "out/model.bin" || refs[0].Size != 7 {
 		t.Fatalf("the producer's refs = %+v, %v", refs, err)
 	}
