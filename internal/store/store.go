@@ -454,6 +454,9 @@ type Store interface {
 	Maps
 	// Cache keeps the content cache's entries.
 	Cache
+	// Artifacts keeps which runs' tasks produced which artifact files
+	// (written through Apply).
+	Artifacts
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

@@ -121,6 +121,11 @@ type applyPlan struct {
 	maps   []*mapPlan
 	mapPos map[mapKey]int
 	mapSts []statement
+
+	// artifact refs: the last group of each task and item (artifacts.go)
+	artKeys   []artifactKey
+	artGroups []artifactGroup
+	artPos    map[artifactKey]int
 }
 
 func (p *applyPlan) build(changes []store.Change) error {
@@ -134,8 +139,11 @@ func (p *applyPlan) build(changes []store.Change) error {
 		if err := checkMaps(c); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", c.RunID, err)
 		}
+		if err := checkArtifacts(c); err != nil {
+			return fmt.Errorf("apply changes to run %d: %w", c.RunID, err)
+		}
 		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 && len(c.DatasetUpdates) == 0 &&
-			len(c.Maps) == 0 {
+			len(c.Maps) == 0 && len(c.Artifacts) == 0 {
 			continue
 		}
 		if !seen[c.RunID] {
@@ -225,6 +233,7 @@ func (p *applyPlan) build(changes []store.Change) error {
 			p.dsMeta = append(p.dsMeta, jsonText(u.Metadata))
 		}
 		p.addMaps(c.RunID, c.Maps)
+		p.addArtifacts(c.RunID, c.Artifacts)
 	}
 	slices.Sort(p.runs)
 	p.dsLocks = datasetLockKeys(p.dsName)
@@ -330,19 +339,20 @@ const defaultSetMin = 8
 type stmtKind int
 
 const (
-	stmtLock        stmtKind = iota // the run lock: every run must come back
-	stmtRuns                        // run rows: they exist (locked)
-	stmtTasks                       // task rows, set-based: every task must come back
-	stmtTask                        // one task row: it must be updated
-	stmtEvents                      // records: their runs exist
-	stmtAttempts                    // attempts: a missing task is a foreign key violation
-	stmtDatasetLock                 // the datasets' advisory locks
-	stmtDatasets                    // dataset updates: their runs exist (locked)
-	stmtDurations                   // the durations of successful attempts (deadlines.go)
-	stmtMapsExist                   // the maps changed without an expansion exist (maps.go)
-	stmtMapPut                      // an expanded map's row: a missing task is a foreign key violation
-	stmtMapInfo                     // a map's info: the map must exist
-	stmtMapWrite                    // a map's values or item rows
+	stmtLock          stmtKind = iota // the run lock: every run must come back
+	stmtRuns                          // run rows: they exist (locked)
+	stmtTasks                         // task rows, set-based: every task must come back
+	stmtTask                          // one task row: it must be updated
+	stmtEvents                        // records: their runs exist
+	stmtAttempts                      // attempts: a missing task is a foreign key violation
+	stmtDatasetLock                   // the datasets' advisory locks
+	stmtDatasets                      // dataset updates: their runs exist (locked)
+	stmtDurations                     // the durations of successful attempts (deadlines.go)
+	stmtMapsExist                     // the maps changed without an expansion exist (maps.go)
+	stmtMapPut                        // an expanded map's row: a missing task is a foreign key violation
+	stmtMapInfo                       // a map's info: the map must exist
+	stmtMapWrite                      // a map's values or item rows, artifact refs
+	stmtArtifactTasks                 // the tasks of artifact refs exist (artifacts.go)
 )
 
 // statement is one SQL statement of a plan with its arguments.
@@ -421,6 +431,7 @@ func (p *applyPlan) statements(setMin int) []statement {
 		run, idx, att, worker, started, finished, outcome, exit, msg, log)
 	sts = append(sts, p.durationStatements()...)
 	sts = append(sts, p.mapSts...)
+	sts = append(sts, p.artifactStatements()...)
 	// Dataset updates are few (a producing task's success): always the
 	// set-based insert, after the locks of their datasets.
 	if len(p.dsName) > 0 {
@@ -528,6 +539,8 @@ func (p *applyPlan) check(br pgx.BatchResults, st statement) error {
 		}
 	case stmtMapsExist:
 		return p.checkMapsExist(br)
+	case stmtArtifactTasks:
+		return p.checkArtifactTasks(br)
 	case stmtMapPut:
 		if _, err := br.Exec(); err != nil {
 			if e := pgErr(err); e != nil && e.Code == sqlstateForeignKeyViolation {

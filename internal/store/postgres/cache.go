@@ -24,7 +24,11 @@ import (
 // entries' row locks takes them in key order (PutCache's rows are sorted,
 // the others lock with ORDER BY key FOR UPDATE), so no two of them
 // deadlock; eviction never waits at all (SKIP LOCKED): an entry being
-// written is left to the next pass.
+// written is left to the next pass. The rows a statement locks are then
+// changed by their row (ctid = ANY(ARRAY(...)), which no one else can
+// move while they are locked), not by joining the table with the locked
+// keys, which PostgreSQL may plan as a hash join over a scan of the whole
+// cache.
 
 // prepareCache checks entries and returns what PutCache writes: copies,
 // one per key (the last given), in key order (the order PostgreSQL takes
@@ -260,9 +264,9 @@ func (db *DB) TouchCache(ctx context.Context, keys []string, now time.Time) erro
 	if len(keys) == 0 {
 		return nil
 	}
-	_, err := db.pool.Exec(ctx, `UPDATE cache_entries c SET used_at = $2
-		FROM (SELECT key FROM cache_entries WHERE key = ANY($1::text[]) AND used_at < $2 ORDER BY key FOR UPDATE) s
-		WHERE c.key = s.key AND c.used_at < $2`, keys, store.NormTime(now))
+	_, err := db.pool.Exec(ctx, `UPDATE cache_entries SET used_at = $2 WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM cache_entries WHERE key = ANY($1::text[]) AND used_at < $2 ORDER BY key FOR UPDATE))`,
+		keys, store.NormTime(now))
 	if err != nil {
 		return fmt.Errorf("touch %d cache entries: %w", len(keys), err)
 	}
@@ -313,8 +317,8 @@ func (db *DB) DeleteCache(ctx context.Context, keys []string) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	tag, err := db.pool.Exec(ctx, `DELETE FROM cache_entries WHERE key IN (
-		SELECT key FROM cache_entries WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE)`, keys)
+	tag, err := db.pool.Exec(ctx, `DELETE FROM cache_entries WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM cache_entries WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE))`, keys)
 	if err != nil {
 		return 0, fmt.Errorf("delete %d cache entries: %w", len(keys), err)
 	}
@@ -334,8 +338,8 @@ func (db *DB) PurgeCache(ctx context.Context, pipeline, taskID string) (int, err
 	case pipeline != "":
 		where, args = `WHERE pipeline = $1`, []any{pipeline}
 	}
-	tag, err := db.pool.Exec(ctx, `DELETE FROM cache_entries WHERE key IN (
-		SELECT key FROM cache_entries `+where+` ORDER BY key FOR UPDATE)`, args...)
+	tag, err := db.pool.Exec(ctx, `DELETE FROM cache_entries WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM cache_entries `+where+` ORDER BY key FOR UPDATE))`, args...)
 	if err != nil {
 		return 0, fmt.Errorf("purge the cache of %q %q: %w", pipeline, taskID, err)
 	}
@@ -345,9 +349,9 @@ func (db *DB) PurgeCache(ctx context.Context, pipeline, taskID string) (int, err
 // evictExpiredSQL deletes expired entries from the partial index of
 // entries with an expiry, oldest expiry first, passing over entries being
 // written (SKIP LOCKED).
-const evictExpiredSQL = `DELETE FROM cache_entries WHERE key IN (
-	SELECT key FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= $1
-	ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`
+const evictExpiredSQL = `DELETE FROM cache_entries WHERE ctid = ANY(ARRAY(
+	SELECT ctid FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= $1
+	ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))`
 
 // EvictCache deletes, in one transaction, up to limit entries: expired
 // ones, then the least recently used (ties by key) while the total is past
@@ -396,8 +400,8 @@ func (db *DB) EvictCache(ctx context.Context, maxBytes int64, now time.Time, lim
 				return 0, fmt.Errorf("evict cache entries: %w", err)
 			}
 			if len(keys) > 0 {
-				tag, err := tx.Exec(ctx, `DELETE FROM cache_entries WHERE key IN (
-					SELECT key FROM cache_entries WHERE key = ANY($1::text[]) FOR UPDATE SKIP LOCKED)`, keys)
+				tag, err := tx.Exec(ctx, `DELETE FROM cache_entries WHERE ctid = ANY(ARRAY(
+					SELECT ctid FROM cache_entries WHERE key = ANY($1::text[]) FOR UPDATE SKIP LOCKED))`, keys)
 				if err != nil {
 					return 0, fmt.Errorf("evict %d cache entries: %w", len(keys), err)
 				}

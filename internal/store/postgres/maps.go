@@ -202,8 +202,10 @@ func (p *applyPlan) addMaps(runID int64, changes []store.MapChange) {
 }
 
 const (
-	mapsExistSQL = `SELECT run_id, idx FROM task_maps
-		WHERE (run_id, idx) IN (SELECT * FROM unnest($1::bigint[], $2::int4[]))`
+	// mapsExistSQL returns the maps (run, index) of the arrays that
+	// exist, each looked up on its own (see artifactTasksSQL).
+	mapsExistSQL = `SELECT u.run_id, u.idx FROM unnest($1::bigint[], $2::int4[]) AS u(run_id, idx)
+		WHERE EXISTS (SELECT 1 FROM task_maps m WHERE m.run_id = u.run_id AND m.idx = u.idx OFFSET 0)`
 	putMapSQL = `INSERT INTO task_maps (run_id, idx, items, next, counts, slowest, updated_at)
 		VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)
 		ON CONFLICT (run_id, idx) DO UPDATE SET items = excluded.items, next = excluded.next,
@@ -214,7 +216,12 @@ const (
 	deleteMapChunksSQL = `DELETE FROM map_chunks WHERE run_id = $1 AND idx = $2`
 	insertChunksSQL    = `INSERT INTO map_chunks (run_id, idx, chunk, data)
 		SELECT $1, $2, u.ord - 1, u.data FROM unnest($3::text[]) WITH ORDINALITY AS u(data, ord)`
-	deleteItemsSQL = `DELETE FROM map_items WHERE run_id = $1 AND idx = $2 AND item = ANY($3::int4[])`
+	// deleteItemsSQL finds each item by its key and deletes it by its row
+	// (see forgetArtifactsSQL: item = ANY(array) may be left out of the
+	// index condition, which would read every row of the map).
+	deleteItemsSQL = `DELETE FROM map_items WHERE ctid = ANY(ARRAY(
+		SELECT m.ctid FROM unnest($3::int4[]) AS u(item)
+		CROSS JOIN LATERAL (SELECT ctid FROM map_items WHERE run_id = $1 AND idx = $2 AND item = u.item OFFSET 0) m))`
 	upsertItemsSQL = `INSERT INTO map_items AS m (` + itemCols + `)
 	SELECT $1::bigint, $2::int4, u.item, u.state, u.attempt, u.spent, u.worker, u.started_at, u.finished_at,
 		u.ready_at, u.exit_code, u.message, u.result::jsonb, u.cached_from, u.log

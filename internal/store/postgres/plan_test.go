@@ -48,6 +48,13 @@ func literal(t *testing.T, v any) string {
 		return arrayLiteral(t, x, "int4")
 	case []pgtype.Text:
 		return arrayLiteral(t, x, "text")
+	case []pgtype.Int8:
+		return arrayLiteral(t, x, "int8")
+	case pgtype.Int8:
+		if !x.Valid {
+			return "NULL::int8"
+		}
+		return literal(t, x.Int64)
 	case bool:
 		return strconv.FormatBool(x)
 	case int32:

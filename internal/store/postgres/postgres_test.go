@@ -379,7 +379,9 @@ func TestPruneRemovesChildRows(t *testing.T) {
 				Records: []engine.Record{{Kind: engine.EvTaskStarted, Task: 0, Attempt: 1}, {Kind: engine.EvTaskFailed, Task: 0, Attempt: 1}}},
 			Attempts: []store.Attempt{{Index: 0, Attempt: 1}, {Index: 1, Attempt: 1}, {Index: 1, Attempt: 2}},
 			Maps: []store.MapChange{{Index: 2, Values: values, Info: &store.MapInfo{Items: len(values)},
-				Items: []store.MapItem{{Item: 0, State: engine.TaskSucceeded}, {Item: 1500, State: engine.TaskFailed}}}}})
+				Items: []store.MapItem{{Item: 0, State: engine.TaskSucceeded}, {Item: 1500, State: engine.TaskFailed}}}},
+			Artifacts: []store.ArtifactRef{{Index: 0, Item: -1, ArtifactFile: store.ArtifactFile{Path: "a", Digest: "sha256:a"}},
+				{Index: 2, Item: 0, ArtifactFile: store.ArtifactFile{Path: "b", Digest: "sha256:b"}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +393,7 @@ func TestPruneRemovesChildRows(t *testing.T) {
 	if !slices.Equal(pruned, []int64{ids[0], ids[2]}) {
 		t.Fatalf("pruned %v, want %v", pruned, []int64{ids[0], ids[2]})
 	}
-	for _, table := range []string{"runs", "tasks", "attempts", "events", "task_maps", "map_chunks", "map_items"} {
+	for _, table := range []string{"runs", "tasks", "attempts", "events", "task_maps", "map_chunks", "map_items", "artifacts"} {
 		col := "run_id"
 		if table == "runs" {
 			col = "id"
@@ -414,6 +416,7 @@ func TestPruneRemovesChildRows(t *testing.T) {
 			"runs": {ids[1]: 1, ids[3]: 1}, "tasks": {ids[1]: 5, ids[3]: 5},
 			"attempts": {ids[1]: 3, ids[3]: 3}, "events": {ids[1]: 3, ids[3]: 3},
 			"task_maps": {ids[1]: 1, ids[3]: 1}, "map_chunks": {ids[1]: 3, ids[3]: 3}, "map_items": {ids[1]: 2, ids[3]: 2},
+			"artifacts": {ids[1]: 2, ids[3]: 2},
 		}[table]
 		if !maps.Equal(got, want) {
 			t.Errorf("%s rows by run = %v, want %v", table, got, want)

@@ -187,14 +187,18 @@ func itemArgs(args []any, runID int64, index int, it *store.MapItem) []any {
 // and at most one statement of each other size, none of them parsed again.
 var itemSizes = []int{256, 128, 64, 32, 16, 8, 4, 2, 1}
 
-// mapStmts are the writer's prepared statements for map writes.
-type mapStmts struct {
-	upsertItems []*sql.Stmt // itemSizes[i] rows each
-	deleteItem  *sql.Stmt
-	insertChunk *sql.Stmt
-	putMap      *sql.Stmt
-	updateMap   *sql.Stmt
-	mapExists   *sql.Stmt
+// fanoutStmts are the writer's prepared statements for the writes of map
+// tasks and artifact refs.
+type fanoutStmts struct {
+	upsertItems     []*sql.Stmt // itemSizes[i] rows each
+	deleteItem      *sql.Stmt
+	insertChunk     *sql.Stmt
+	putMap          *sql.Stmt
+	updateMap       *sql.Stmt
+	mapExists       *sql.Stmt
+	taskExists      *sql.Stmt // artifacts.go
+	forgetArtifacts *sql.Stmt
+	insertArtifact  *sql.Stmt
 }
 
 const (
@@ -208,7 +212,7 @@ const (
 	insertChunkSQL = `INSERT INTO map_chunks (run_id, idx, chunk, data) VALUES (?,?,?,?)`
 )
 
-func (s *mapStmts) list() []struct {
+func (s *fanoutStmts) list() []struct {
 	dst **sql.Stmt
 	sql string
 } {
@@ -224,6 +228,9 @@ func (s *mapStmts) list() []struct {
 		{&s.putMap, putMapSQL},
 		{&s.updateMap, updateMapSQL},
 		{&s.mapExists, mapExistsSQL},
+		{&s.taskExists, taskExistsSQL},
+		{&s.forgetArtifacts, forgetArtifactsSQL},
+		{&s.insertArtifact, insertArtifactSQL},
 	}
 	for i, n := range itemSizes {
 		l = append(l, struct {
@@ -234,8 +241,9 @@ func (s *mapStmts) list() []struct {
 	return l
 }
 
-func (s *mapStmts) all() []*sql.Stmt {
-	return append([]*sql.Stmt{s.deleteItem, s.insertChunk, s.putMap, s.updateMap, s.mapExists}, s.upsertItems...)
+func (s *fanoutStmts) all() []*sql.Stmt {
+	return append([]*sql.Stmt{s.deleteItem, s.insertChunk, s.putMap, s.updateMap, s.mapExists, s.taskExists,
+		s.forgetArtifacts, s.insertArtifact}, s.upsertItems...)
 }
 
 type mapKey struct {
@@ -250,14 +258,14 @@ type mapKey struct {
 type mapWriter struct {
 	ctx   context.Context
 	tx    *sql.Tx
-	st    *mapStmts
+	st    *fanoutStmts
 	bound map[*sql.Stmt]*sql.Stmt // the prepared statements bound to tx
 	known map[mapKey]bool         // maps that exist in tx
 	args  []any                   // queued item rows
 	n     int
 }
 
-func newMapWriter(ctx context.Context, tx *sql.Tx, st *mapStmts) *mapWriter {
+func newMapWriter(ctx context.Context, tx *sql.Tx, st *fanoutStmts) *mapWriter {
 	return &mapWriter{ctx: ctx, tx: tx, st: st, bound: map[*sql.Stmt]*sql.Stmt{}, known: map[mapKey]bool{}}
 }
 

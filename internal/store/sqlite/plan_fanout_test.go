@@ -52,6 +52,11 @@ func TestFanoutQueriesUseIndexes(t *testing.T) {
 	add("ListCache of a task", []string{"SEARCH cache_entries USING INDEX cache_entries_by_task (pipeline=? AND task_id=? AND key>?)"}, q, a)
 	add("evict expired", []string{"COVERING INDEX cache_entries_expiry (expires_at>? AND expires_at<?)"}, evictExpiredSQL, []any{1, 10})
 	add("least recently used", []string{"SCAN cache_entries USING INDEX cache_entries_lru"}, lruSQL, []any{10})
+	add("ArtifactsOf", []string{"SEARCH artifacts USING PRIMARY KEY (run_id=? AND idx=? AND item=?)"},
+		`SELECT run_id, idx, item, path, digest, size, mode FROM artifacts WHERE run_id = ? AND idx = ? AND item = ? ORDER BY path`,
+		[]any{1, 2, -1})
+	add("ArtifactDigests", []string{"SEARCH artifacts USING COVERING INDEX artifacts_by_digest (digest>?)",
+		"SEARCH cache_outputs USING COVERING INDEX cache_outputs_by_digest (digest>?)"}, artifactDigestsSQL, []any{"", 10})
 	for _, tt := range tests {
 		text := queryPlan(t, db, tt.q, tt.args...)
 		for _, w := range tt.want {

@@ -30,7 +30,7 @@ type stmts struct {
 	insertCreated *sql.Stmt // taskBatch run_created records
 	insertDataset *sql.Stmt // one dataset update
 	durations     durationStmts
-	maps          mapStmts
+	fanout        fanoutStmts
 }
 
 func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -60,7 +60,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.insertCreated, createdInsertSQL(taskBatch)},
 		{&s.insertDataset, insertDatasetUpdateSQL},
 		{&s.durations.insert, insertDurationSQL},
-	}, s.maps.list()...) {
+	}, s.fanout.list()...) {
 		st, err := w.PrepareContext(ctx, p.sql)
 		if err != nil {
 			return err
@@ -72,7 +72,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range append([]*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert}, s.maps.all()...) {
+	for _, st := range append([]*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert}, s.fanout.all()...) {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -321,6 +321,9 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		if err := checkMaps(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
+		if err := checkArtifacts(&changes[i]); err != nil {
+			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
+		}
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -341,7 +344,7 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		upsertAttempt: tx.StmtContext(ctx, db.st.upsertAttempt),
 		insertDataset: tx.StmtContext(ctx, db.st.insertDataset),
 		durations:     db.st.durations.in(ctx, tx),
-		maps:          newMapWriter(ctx, tx, &db.st.maps),
+		maps:          newMapWriter(ctx, tx, &db.st.fanout),
 	}
 	// A batch often changes one run many times (every completion counts
 	// the run's remaining tasks down): only its last state is written.
@@ -439,6 +442,11 @@ func (w *writer) apply(c *store.Change) error {
 	}
 	if len(c.Maps) > 0 {
 		if err := w.maps.apply(c.RunID, c.Maps); err != nil {
+			return err
+		}
+	}
+	if len(c.Artifacts) > 0 {
+		if err := w.artifacts(c.RunID, c.Artifacts); err != nil {
 			return err
 		}
 	}

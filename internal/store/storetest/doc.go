@@ -32,5 +32,9 @@
 // content cache (see cache.go): entries are replaced whole and never read
 // half written, however many servers write the same keys; expired entries
 // are not looked up; eviction takes the expired first, then the least
-// recently used past the size bound, a batch at a time.
+// recently used past the size bound, a batch at a time. For artifact refs
+// (see artifacts.go): a success's files replace what its task (or item)
+// recorded before, with the rest of its batch or not at all, and the
+// digests refs and cache entries name page in order, each once, until
+// their run is pruned or their entry goes.
 package storetest

@@ -112,6 +112,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EvictCache", testEvictCache},
 		{"CacheRejects", testCacheRejects},
 		{"ConcurrentPutCache", testConcurrentPutCache},
+		// artifacts.go
+		{"Artifacts", testArtifacts},
+		{"ArtifactsRejects", testArtifactsRejects},
+		{"ArtifactDigests", testArtifactDigests},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
