@@ -38,8 +38,11 @@ func (f *Fake) Items(ctx context.Context, runID int64, task string, q api.ItemQu
 type Maps struct {
 	*Fake
 	Store *MapStore
-	mu    sync.Mutex
-	maps  map[mapTask]int // map tasks by run and task id: their task index
+	// Logs, when set, is where LogKey looks for the log of an attempt
+	// under way (see api.ItemLogKey).
+	Logs logs.Store
+	mu   sync.Mutex
+	maps map[mapTask]int // map tasks by run and task id: their task index
 }
 
 type mapTask struct {
@@ -152,7 +155,7 @@ func (m *Maps) LogKey(ctx context.Context, runID int64, task string, attempt int
 	if err != nil {
 		return logs.Key{}, err
 	}
-	return api.ItemLogKey(ctx, m.Store, nil, info, name, item, attempt)
+	return api.ItemLogKey(ctx, m.Store, m.Logs, info, name, item, attempt)
 }
 
 // MapStore is an in-memory store.Maps that counts its reads, so tests can
