@@ -186,7 +186,8 @@ func NotExpanded(runID int64, task string, state engine.TaskState) *Error {
 
 // ReadItems reads one page of the items of the map info describes. Without
 // a state filter the page is a range of items in order, each with its kept
-// row or, for an item without one, pending (never started) or running; its
+// row or, for an item without one, running (below the dispatch cursor
+// while items are in flight) or pending (never started); its
 // values are read with one MapValues call. With a filter it is the rows in
 // those states, read from the store's index from q.From on (a page of the
 // failed items of a million costs the page), and their values with one
@@ -227,7 +228,7 @@ func ReadItems(ctx context.Context, ms store.Maps, info store.MapInfo, q ItemQue
 			switch {
 			case k < len(rows) && rows[k].Item == i:
 				page.Items = append(page.Items, NewItem(rows[k], value))
-			case i < info.Next:
+			case i < info.Next && inFlight(info):
 				page.Items = append(page.Items, Item{Item: i, Value: value, State: engine.TaskRunning})
 			default:
 				page.Items = append(page.Items, Item{Item: i, Value: value, State: engine.TaskPending})
@@ -257,6 +258,14 @@ func ReadItems(ctx context.Context, ms store.Maps, info store.MapInfo, q ItemQue
 		page.Items = append(page.Items, NewItem(row, values[i]))
 	}
 	return page, nil
+}
+
+// inFlight reports whether some items of the map are queued or running.
+// An item below the dispatch cursor without a row is one of them, unless
+// none is: a map that stopped early (too many failures, a cancel) leaves
+// the items it had queued pending again, behind its cursor.
+func inFlight(info store.MapInfo) bool {
+	return info.Counts[engine.TaskRunning]+info.Counts[engine.TaskReady] > 0
 }
 
 func statesText(states []engine.TaskState) []string {
@@ -354,7 +363,7 @@ func ItemLogKey(ctx context.Context, ms store.Maps, ls logs.Store, info store.Ma
 				latest++
 			}
 		}
-	case item < info.Next:
+	case item < info.Next && inFlight(info):
 		latest = 1 // started, and no attempt of it has ended yet
 	}
 	if latest == 0 {

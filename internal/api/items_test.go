@@ -429,7 +429,7 @@ func TestParseItemLogName(t *testing.T) {
 // names; a name that cannot be a log's is not used.
 func TestItemLogKeyBatch(t *testing.T) {
 	ms := apitest.NewMapStore()
-	info := store.MapInfo{RunID: 1, Index: 0, Items: 8, Next: 8}
+	info := store.MapInfo{RunID: 1, Index: 0, Items: 8, Next: 8, Counts: map[engine.TaskState]int{engine.TaskRunning: 1}}
 	ms.Put(info, make([]json.RawMessage, 8),
 		store.MapItem{RunID: 1, Item: 5, State: engine.TaskSucceeded, Attempt: 1, Log: "b.4"},
 		store.MapItem{RunID: 1, Item: 6, State: engine.TaskSucceeded, Attempt: 1, Log: "../../etc/passwd"})
@@ -439,6 +439,34 @@ func TestItemLogKeyBatch(t *testing.T) {
 		if err != nil || k != (logs.Key{RunID: 1, TaskID: want, Attempt: 1}) {
 			t.Errorf("item %d: %+v, %v; want %s attempt 1", item, k, err, want)
 		}
+	}
+}
+
+// TestStoppedMap: a map that stopped early (too many failures) left the
+// items it had queued pending behind its cursor: without items in flight,
+// an item without a row has not started, whatever the cursor says.
+func TestStoppedMap(t *testing.T) {
+	ms := apitest.NewMapStore()
+	info := store.MapInfo{RunID: 1, Index: 0, Items: 4, Next: 4,
+		Counts: map[engine.TaskState]int{engine.TaskFailed: 2, engine.TaskPending: 2}}
+	values := []json.RawMessage{json.RawMessage(`"a"`), json.RawMessage(`"b"`), json.RawMessage(`"c"`), json.RawMessage(`"d"`)}
+	ms.Put(info, values,
+		store.MapItem{RunID: 1, Item: 0, State: engine.TaskFailed, Attempt: 1},
+		store.MapItem{RunID: 1, Item: 1, State: engine.TaskFailed, Attempt: 1})
+	ctx := context.Background()
+	p, err := api.ReadItems(ctx, ms, info, api.ItemQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []engine.TaskState
+	for _, it := range p.Items {
+		got = append(got, it.State)
+	}
+	if want := []engine.TaskState{engine.TaskFailed, engine.TaskFailed, engine.TaskPending, engine.TaskPending}; !reflect.DeepEqual(got, want) {
+		t.Errorf("states %v, want %v", got, want)
+	}
+	if _, err := api.ItemLogKey(ctx, ms, nil, info, "m", 3, 0); err == nil || !strings.Contains(err.Error(), "has not started yet") {
+		t.Errorf("the log of item 3: %v", err)
 	}
 }
 

@@ -140,7 +140,8 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 	root.AddCommand(
 		a.runCmd(), a.resumeCmd(), a.validateCmd(), a.schemaCmd(),
 		a.withServer(a.runsCmd(), a.remoteRuns), a.withServer(a.statusCmd(), a.remoteStatus),
-		a.withServer(a.logsCmd(), a.remoteLogs), a.withServer(a.timelineCmd(), a.remoteTimeline), a.versionCmd(), a.serveCmd(),
+		a.withServer(a.logsCmd(), a.remoteLogs), a.withServer(a.itemsCmd(), a.remoteItems),
+		a.withServer(a.timelineCmd(), a.remoteTimeline), a.versionCmd(), a.serveCmd(),
 	)
 	root.AddCommand(a.serverCmds()...)
 	root.AddCommand(a.workerCmd(), a.tokenCmd(), a.auditCmd(), a.secretCmd(), a.userCmd())

@@ -199,7 +199,11 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			if a.output == "json" {
-				return writeJSON(a.io.Out, runView(run, tasks))
+				view := runView(run, tasks)
+				if err := addLocalMaps(cmd.Context(), l.store, &view, tasks); err != nil {
+					return err
+				}
+				return writeJSON(a.io.Out, view)
 			}
 			v := a.layout(cmd.Context(), l, run)
 			fmt.Fprintf(a.io.Out, "run %d of %s: %s (trigger %s, created %s)\n", run.ID, run.Pipeline, run.State, run.Trigger, v.at(run.CreatedAt))
@@ -222,10 +226,11 @@ func (a *app) logsCmd() *cobra.Command {
 	var (
 		attempt int
 		follow  bool
+		item    int
 	)
 	cmd := &cobra.Command{
 		Use:   "logs RUN_ID TASK",
-		Short: "Print a task's log (the latest attempt unless --attempt)",
+		Short: "Print a task's log, or a map item's (the latest attempt unless --attempt)",
 		Long: `Print the time-stamped log of a task attempt. Each line is
 '<time> <out|err> <text>'.
 
@@ -236,18 +241,35 @@ task is tried again, a line '--- attempt N ended: <outcome> ---' and a line
 from its first line. A task that will never run (its upstream failed, it
 was skipped) is reported and the command exits. With --attempt and -f,
 only that attempt is followed. Against a server, a lost connection is
-retried until the server is back, saying so on stderr.`,
+retried until the server is back, saying so on stderr.
+
+Each item of a map task has its own log: --item N (or TASK.N as the task)
+prints item N's, whose attempts are the item's own. 'tasuki items RUN_ID
+TASK --state failed' lists the items that failed.`,
+		Example: `  tasuki logs 42 load
+  tasuki logs -f 42 load --attempt 2
+  tasuki logs 42 profile --item 17          # the same as: tasuki logs 42 profile.17`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
 			if err != nil {
 				return err
 			}
+			taskID, item, err := itemTask(args[1], item)
+			if err != nil {
+				return err
+			}
+			if attempt < 0 {
+				return usageErr("--attempt %d: expected a positive number", attempt)
+			}
 			l, err := a.openLocal(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			if item >= 0 {
+				return a.localItemLog(cmd, l, id, taskID, item, attempt, follow)
+			}
 			tasks, err := l.store.Tasks(cmd.Context(), id)
 			if err != nil {
 				return runLookupErr(id, err)
@@ -263,6 +285,9 @@ retried until the server is back, saying so on stderr.`,
 			}
 			if task == nil {
 				return usageErr("run %d has no task %q", id, args[1])
+			}
+			if isMapTask(cmd.Context(), l.store, id, task.Index) {
+				return mapLogHint(id, task.TaskID)
 			}
 			if follow {
 				if attempt > task.Attempt {
@@ -294,6 +319,7 @@ retried until the server is back, saying so on stderr.`,
 	}
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "attempt number (default: the latest)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines, attempt after attempt, until the task ends")
+	cmd.Flags().IntVar(&item, "item", -1, "for a map task: the log of this item (its position, from 0)")
 	return cmd
 }
 

@@ -181,7 +181,7 @@ func printSummary(w io.Writer, run store.Run, tasks []store.TaskRow, v view) {
 		rows = nil
 		for _, t := range tasks {
 			counts[t.State]++
-			if !t.State.Satisfies() && len(rows) < 20 {
+			if (!t.State.Satisfies() || v.under[t.TaskID] != nil) && len(rows) < 20 {
 				rows = append(rows, t)
 			}
 		}

@@ -266,7 +266,7 @@ func (a *app) remoteStatus(*cobra.Command) remoteRunE {
 		if a.output == "json" {
 			return writeJSON(a.io.Out, run)
 		}
-		v := view{loc: time.Local, width: terminalWidth(a.io.Out)}
+		v := view{loc: time.Local, width: terminalWidth(a.io.Out), under: remoteUnder(cmd.Context(), c, run)}
 		if p, err := c.Pipeline(cmd.Context(), run.Pipeline); err == nil {
 			v.loc = zoneOf(p.Timezone)
 		}
@@ -292,6 +292,20 @@ func (a *app) remoteLogs(*cobra.Command) remoteRunE {
 		follow, err := flagString(cmd, "follow")
 		if err != nil {
 			return err
+		}
+		itemFlag, err := flagInt(cmd, "item")
+		if err != nil {
+			return err
+		}
+		task, item, err := itemTask(args[1], int(itemFlag))
+		if err != nil {
+			return err
+		}
+		if item >= 0 {
+			return a.remoteItemLog(cmd, c, id, task, item, int(attempt), follow == "true")
+		}
+		if t, err := c.Task(cmd.Context(), id, task); err == nil && t.Map != nil {
+			return mapLogHint(id, task) // a map has no log of its own: its items have
 		}
 		if follow == "true" {
 			src := &remoteFollow{c: c, runID: id, id: args[1], errOut: a.io.Err}

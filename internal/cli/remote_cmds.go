@@ -255,7 +255,7 @@ func (a *app) waitRun(ctx context.Context, c *api.Client, id int64) error {
 					return err
 				}
 			} else {
-				printRun(a.io.Err, run, view{loc: time.Local, width: terminalWidth(a.io.Err)})
+				printRun(a.io.Err, run, view{loc: time.Local, width: terminalWidth(a.io.Err), under: remoteUnder(ctx, c, run)})
 			}
 			switch run.State {
 			case engine.RunSucceeded:

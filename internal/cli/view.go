@@ -4,9 +4,11 @@ package cli
 // pipeline's time zone with the zone named, and task messages never cut.
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +28,9 @@ import (
 type view struct {
 	loc   *time.Location
 	width int // the terminal's columns; 0 when not printing to a terminal
+	// under holds the lines printed under a task's row, by task id: a map
+	// task's counts and first failed items (see mapUnder).
+	under map[string][]string
 }
 
 // timeLayout names the zone: "2026-11-22 02:30:00 JST".
@@ -65,7 +70,8 @@ func zoneOf(name string) *time.Location {
 }
 
 // layout is the view of a local run: the zone comes from the pipeline
-// version the run executes.
+// version the run executes, and under its map tasks go their counts and
+// first failed items.
 func (a *app) layout(ctx context.Context, l *local, run store.Run) view {
 	v := view{loc: time.Local, width: terminalWidth(a.io.Out)}
 	pv, err := l.store.PipelineVersion(ctx, run.VersionID)
@@ -73,8 +79,16 @@ func (a *app) layout(ctx context.Context, l *local, run store.Run) view {
 		return v
 	}
 	p, err := spec.Parse(pv.File, pv.Source)
-	if err == nil && p.Schedule != nil {
+	if err != nil {
+		return v
+	}
+	if p.Schedule != nil {
 		v.loc = zoneOf(p.Schedule.Timezone)
+	}
+	if slices.ContainsFunc(p.Tasks, func(t spec.Task) bool { return t.Map != nil }) {
+		if tasks, err := l.store.Tasks(ctx, run.ID); err == nil {
+			v.under = localUnder(ctx, l.store, run, tasks, p)
+		}
 	}
 	return v
 }
@@ -98,8 +112,11 @@ const minMessageWidth = 24
 
 // printTasks prints the task table. On a terminal a message wraps within
 // the columns left; off one it stays whole, its line breaks shown as ⏎.
+// The lines v.under holds for a task go right under its row, from the
+// state column on, without widening any column.
 func (v view) printTasks(w io.Writer, rows []taskLine) {
-	t := newTable(w, "TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "MESSAGE")
+	var buf bytes.Buffer
+	t := newTable(&buf, "TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "MESSAGE")
 	avail := 0
 	if v.width > 0 {
 		widths := []int{len("TASK"), len("STATE"), len("ATTEMPTS"), len("DURATION"), len("EXIT")}
@@ -114,18 +131,35 @@ func (v view) printTasks(w io.Writer, rows []taskLine) {
 		}
 		avail = max(v.width-used-1, minMessageWidth)
 	}
+	lines := 1                // the table's lines so far, with its header
+	under := map[int]string{} // the task under the table's line of this number
 	for _, r := range rows {
 		if avail == 0 {
 			t.row(r.id, r.state, r.attempts, r.duration, r.exit, oneLine(r.message))
-			continue
+			lines++
+		} else {
+			parts := wrap(r.message, avail)
+			t.row(r.id, r.state, r.attempts, r.duration, r.exit, parts[0])
+			for _, p := range parts[1:] {
+				t.row("", "", "", "", "", p)
+			}
+			lines += len(parts)
 		}
-		parts := wrap(r.message, avail)
-		t.row(r.id, r.state, r.attempts, r.duration, r.exit, parts[0])
-		for _, p := range parts[1:] {
-			t.row("", "", "", "", "", p)
+		if len(v.under[r.id]) > 0 {
+			under[lines] = r.id
 		}
 	}
 	t.flush()
+	out := strings.SplitAfter(buf.String(), "\n")
+	indent := strings.Repeat(" ", strings.Index(out[0], "STATE"))
+	for i, line := range out {
+		io.WriteString(w, line)
+		if id, ok := under[i+1]; ok {
+			for _, u := range v.under[id] {
+				io.WriteString(w, indent+u+"\n")
+			}
+		}
+	}
 }
 
 // oneLine keeps a message whole on one line.
