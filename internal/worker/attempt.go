@@ -29,16 +29,15 @@ func (s *session) runAttempt(a *leased) {
 	_ = lw.Close() // waits until the log is sent, or cannot be
 	req.LogSize = sink.sent()
 	defer s.sweepCache(context.WithoutCancel(a.report))
+	size := 0
 	if b, err := json.Marshal(req); err == nil {
-		req = fitsReport(req, len(b))
+		req, size = fitsReport(req, len(b)), len(b)
 	}
 	if a.isLost() {
 		log.Warn("attempt ended unreported: the server no longer holds its lease", "outcome", req.Outcome)
 		return
 	}
-	err := s.retry(a.report, "report attempt", l.ID, func(ctx context.Context) error {
-		return s.w.Client.Complete(ctx, l.ID, req)
-	})
+	err := s.rep.complete(a, req, size)
 	switch {
 	case err == nil:
 		log.Info("attempt reported", "outcome", req.Outcome, "exit_code", derefOr(req.ExitCode, -1), "message", req.Message, "log_bytes", req.LogSize)

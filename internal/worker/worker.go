@@ -130,6 +130,8 @@ type session struct {
 	lastContact time.Time
 	added       chan struct{} // a lease was taken (capacity 1)
 	lastSweep   time.Time     // of the artifact cache; guarded by mu
+
+	rep *reporter // sends the reports of ended attempts, in batches when many end together
 }
 
 // leased is one lease being run.
@@ -201,6 +203,7 @@ func (w *Worker) Run(ctx context.Context, drain <-chan struct{}) error {
 	finished := make(chan struct{}) // every attempt is reported
 	var bg sync.WaitGroup
 	bg.Go(func() { s.supervise(ctx, drain, finished, stopLeasing, stopReport) })
+	bg.Go(func() { s.rep.run(report, finished) })
 	hbCtx, stopHeartbeats := context.WithCancel(report)
 	bg.Go(func() { s.heartbeats(hbCtx) })
 
@@ -234,6 +237,7 @@ func (w *Worker) newSession() (*session, error) {
 		retryMin: w.retryMin, retryMax: w.retryMax,
 		running: map[string]*leased{}, slotFreed: make(chan struct{}, 1), added: make(chan struct{}, 1),
 	}
+	s.rep = newReporter(s)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
