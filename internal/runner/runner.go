@@ -601,6 +601,9 @@ func AttemptEnded(st store.Store) func(ctx context.Context, k logs.Key) bool {
 	var mu sync.Mutex
 	index := map[logs.Key]int{} // by run and task (Attempt zero)
 	return func(ctx context.Context, k logs.Key) bool {
+		if task, item, ok := strings.Cut(k.TaskID, "."); ok {
+			return itemAttemptEnded(ctx, st, k, task, item)
+		}
 		key := logs.Key{RunID: k.RunID, TaskID: k.TaskID}
 		mu.Lock()
 		i, ok := index[key]
@@ -637,4 +640,33 @@ func AttemptEnded(st store.Store) func(ctx context.Context, k logs.Key) bool {
 		}
 		return len(atts) > 0 && atts[len(atts)-1].Attempt > k.Attempt
 	}
+}
+
+// itemAttemptEnded is AttemptEnded for the log of a map item ("task.ITEM"):
+// an item's row is written when an attempt of it ends, so the attempt has
+// ended once the row names it or a later one.
+func itemAttemptEnded(ctx context.Context, st store.Store, k logs.Key, task, itemText string) bool {
+	item, err := strconv.Atoi(itemText)
+	ms, ok := st.(store.Maps)
+	if err != nil || !ok {
+		return true
+	}
+	tasks, err := st.Tasks(ctx, k.RunID)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	for _, t := range tasks {
+		if t.TaskID != task {
+			continue
+		}
+		if t.State.Terminal() {
+			return true
+		}
+		rows, err := ms.MapItems(ctx, store.MapItemFilter{RunID: k.RunID, Index: t.Index, From: item, Limit: 1})
+		if err != nil {
+			return false
+		}
+		return len(rows) == 1 && rows[0].Item == item && rows[0].Attempt >= k.Attempt && rows[0].State != engine.TaskPending
+	}
+	return true
 }
