@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -789,5 +790,36 @@ tasks:
 	}
 	if !found {
 		t.Error("no map_cancelled record by ops in the timeline")
+	}
+}
+
+// TestMapItemAttemptEnded: the log of a running item is followed until
+// the item's attempt ends.
+func TestMapItemAttemptEnded(t *testing.T) {
+	e := newEnv(t)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		if a.Item == 1 {
+			close(started)
+			<-release
+		}
+		return AttemptResult{Outcome: attempt.Succeeded}
+	}
+	run, err := e.r.Create(t.Context(), e.pipeline("name: m\ntasks:\n  - id: each\n    run: \"true\"\n    map: {items: [a, b, c]}\n"), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { e.r.Execute(context.Background(), run.ID); close(done) }()
+	<-started
+	ended := AttemptEnded(e.st)
+	if ended(t.Context(), logs.Key{RunID: run.ID, TaskID: "each.1", Attempt: 1}) {
+		t.Error("a running item's attempt is reported ended")
+	}
+	close(release)
+	<-done
+	if !ended(t.Context(), logs.Key{RunID: run.ID, TaskID: "each.1", Attempt: 1}) {
+		t.Error("a finished item's attempt is not reported ended")
 	}
 }
