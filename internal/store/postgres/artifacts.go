@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,7 +28,7 @@ func checkArtifacts(c *store.Change) error {
 		if a.RunID != 0 && a.RunID != c.RunID {
 			return fmt.Errorf("artifact %q of task %d names run %d", a.Path, a.Index, a.RunID)
 		}
-		if a.Index < 0 || a.Item < -1 {
+		if a.Index < 0 || a.Item < -1 || a.Index > math.MaxInt32 || a.Item > math.MaxInt32 {
 			return fmt.Errorf("artifact %q of task %d item %d: want a task index and an item (-1 for a task)", a.Path, a.Index, a.Item)
 		}
 		if err := checkArtifactFile(a.ArtifactFile); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -30,8 +31,8 @@ import (
 func checkMaps(c *store.Change) error {
 	for i := range c.Maps {
 		m := &c.Maps[i]
-		if m.Index < 0 {
-			return fmt.Errorf("map change of task %d: negative task index", m.Index)
+		if m.Index < 0 || m.Index > math.MaxInt32 {
+			return fmt.Errorf("map change of task %d: task index out of range", m.Index)
 		}
 		what := fmt.Sprintf("map %d", m.Index)
 		if m.Values != nil {
@@ -48,7 +49,7 @@ func checkMaps(c *store.Change) error {
 			}
 		}
 		if in := m.Info; in != nil {
-			if in.Items < 0 || in.Next < 0 || in.Next > in.Items {
+			if in.Items < 0 || in.Next < 0 || in.Next > in.Items || in.Items > math.MaxInt32 {
 				return fmt.Errorf("%s: info has %d items and cursor %d; want 0 <= cursor <= items", what, in.Items, in.Next)
 			}
 			for s, n := range in.Counts {
@@ -73,8 +74,8 @@ func checkMaps(c *store.Change) error {
 			if it.Index != 0 && it.Index != m.Index {
 				return fmt.Errorf("%s: item %d names task %d", what, it.Item, it.Index)
 			}
-			if it.Item < 0 {
-				return fmt.Errorf("%s: negative item %d", what, it.Item)
+			if it.Item < 0 || it.Item > math.MaxInt32 {
+				return fmt.Errorf("%s: item %d out of range", what, it.Item)
 			}
 			if it.State == "" {
 				return fmt.Errorf("%s: item %d has no state", what, it.Item)
@@ -82,7 +83,7 @@ func checkMaps(c *store.Change) error {
 			if err := store.CheckText("state", string(it.State)); err != nil {
 				return fmt.Errorf("%s: item %d: %w", what, it.Item, err)
 			}
-			if it.Attempt < 0 || it.Spent < 0 || it.CachedFrom < 0 {
+			if it.Attempt < 0 || it.Spent < 0 || it.CachedFrom < 0 || it.Attempt > math.MaxInt32 || it.Spent > math.MaxInt32 {
 				return fmt.Errorf("%s: item %d has a negative attempt, spent or cached-from run", what, it.Item)
 			}
 			if err := store.CheckJSON(fmt.Sprintf("result of item %d of %s", it.Item, what), it.Result); err != nil {
@@ -90,8 +91,8 @@ func checkMaps(c *store.Change) error {
 			}
 		}
 		for _, d := range m.Delete {
-			if d < 0 {
-				return fmt.Errorf("%s: delete of negative item %d", what, d)
+			if d < 0 || d > math.MaxInt32 {
+				return fmt.Errorf("%s: delete of item %d out of range", what, d)
 			}
 		}
 	}
@@ -473,6 +474,8 @@ func (db *DB) MapValues(ctx context.Context, runID int64, index, from, n int) ([
 	if from < 0 || n < 0 {
 		return nil, fmt.Errorf("values of map %d of run %d: invalid range from %d, %d values", index, runID, from, n)
 	}
+	// Items are int32: clip what is asked to what a map can hold.
+	from, n = min(from, math.MaxInt32), min(n, math.MaxInt32)
 	first, last := from/store.MapChunkItems, (from+max(n, 1)-1)/store.MapChunkItems
 	rows, err := db.r.QueryContext(ctx, mapValuesSQL, first, last, runID, index)
 	if err != nil {
@@ -563,6 +566,7 @@ func mapItemsQuery(f store.MapItemFilter) (string, []any, error) {
 	if f.From < 0 {
 		return "", nil, fmt.Errorf("negative cursor %d", f.From)
 	}
+	f.From = min(f.From, math.MaxInt32) // items are int32
 	limit := f.Limit
 	if limit <= 0 {
 		limit = store.DefaultMapItemsLimit

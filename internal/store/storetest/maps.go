@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +106,8 @@ func testMapExpand(t *testing.T, s store.Store) {
 		{n, 3, 0},        // at the end
 		{n + 4000, 1, 0}, // past it
 		{17, 0, 0},
+		{0, math.MaxInt, n},
+		{math.MaxInt - 5, 10, 0},
 	} {
 		got := mustMapValues(t, s, r.ID, 1, tt.from, tt.n)
 		end := min(tt.from+tt.want, n)
@@ -121,8 +124,10 @@ func testMapExpand(t *testing.T, s store.Store) {
 			t.Errorf("MapValues(from %d, n %d): %v, want an error", bad[0], bad[1], err)
 		}
 	}
-	if items, err := s.MapItems(ctx, store.MapItemFilter{RunID: r.ID, Index: 1}); err != nil || items == nil || len(items) != 0 {
-		t.Errorf("MapItems of a map without item rows = %#v, %v; want []", items, err)
+	for _, from := range []int{0, math.MaxInt} {
+		if items, err := s.MapItems(ctx, store.MapItemFilter{RunID: r.ID, Index: 1, From: from}); err != nil || items == nil || len(items) != 0 {
+			t.Errorf("MapItems from %d of a map without item rows = %#v, %v; want []", from, items, err)
+		}
 	}
 
 	// A run's other tasks have no map; a map of another run is apart.
@@ -356,6 +361,8 @@ func testMapRejects(t *testing.T, s store.Store) {
 			Items: []store.MapItem{{Item: 1, State: engine.TaskSucceeded, Result: json.RawMessage(`"\u0000"`)}}}}}, false, "u0000"},
 		{"item without state", store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Items: []store.MapItem{{Item: 1}}}}}, false, "state"},
 		{"negative item", store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Items: []store.MapItem{item(-1)}}}}, false, "-1"},
+		{"item past the largest", store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Items: []store.MapItem{item(1 << 31)}}}}, false, "2147483648"},
+		{"task past the largest", store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 1 << 31, Items: []store.MapItem{item(1)}}}}, false, "2147483648"},
 		{"item of another run", store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0,
 			Items: []store.MapItem{{RunID: r.ID + 1, Item: 1, State: engine.TaskFailed}}}}}, false, "run"},
 		{"delete of a negative item", store.Change{RunID: r.ID, Maps: []store.MapChange{{Index: 0, Delete: []int{-2}}}}, false, "-2"},
