@@ -436,6 +436,9 @@ func itemView(it api.Item) taskView {
 	if it.Attempt > 0 && it.FinishedAt != nil {
 		v.ended[it.Attempt] = describeEnd(string(it.State), it.Message)
 	}
+	for a := 1; a < it.Attempt; a++ {
+		v.ended[a] = "not kept for a map item" // its row holds the latest attempt only
+	}
 	return v
 }
 
