@@ -56,6 +56,9 @@ var authRules = map[string][2]string{
 	"POST /worker/leases/{lease}/log":      {"worker", "global"},
 	"POST /worker/leases/{lease}/complete": {"worker", "global"},
 	"POST /worker/complete":                {"worker", "global"},
+	"GET /worker/artifacts/{digest}":       {"worker", "global"},
+	"HEAD /worker/artifacts/{digest}":      {"worker", "global"},
+	"PUT /worker/artifacts/{digest}":       {"worker", "global"},
 	"POST /tokens":                         {"admin", "global"},
 	"GET /tokens":                          {"admin", "global"},
 	"DELETE /tokens/{name}":                {"admin", "global"},
@@ -121,7 +124,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	maps.AddMap(1, "greet", []json.RawMessage{json.RawMessage(`"a"`)}, 1, store.MapItem{Item: 0, State: engine.TaskSucceeded, Attempt: 1})
 	maps.AddMap(4, "post", []json.RawMessage{json.RawMessage(`"b"`)}, 1, store.MapItem{Item: 0, State: engine.TaskFailed, Attempt: 1})
 	a.handler = api.NewHandler(maps, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
-		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithLogger(slog.New(slog.DiscardHandler)))
+		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithWorkerArtifacts(newArtifactDir(t)), api.WithLogger(slog.New(slog.DiscardHandler)))
 	return a
 }
 
@@ -138,7 +141,8 @@ func (a *authEnv) do(cred, method, path, body string) (*http.Response, []byte) {
 func concrete(path string, inside bool) string {
 	vals := map[string][2]string{
 		"name": {"hello", "ledger"}, "task": {"greet", "post"}, "lease": {"1.greet.1", "1.greet.1"},
-		"key": {strings.Repeat("ab", 32), strings.Repeat("ab", 32)},
+		"key":    {strings.Repeat("ab", 32), strings.Repeat("ab", 32)},
+		"digest": {digestOf(artifactBody), digestOf(artifactBody)},
 	}
 	if strings.HasPrefix(path, "/backfills/") {
 		vals["id"] = [2]string{"1", "2"}
@@ -157,6 +161,9 @@ func concrete(path string, inside bool) string {
 	}
 	return regexp.MustCompile(`\{(\w+)\}`).ReplaceAllStringFunc(path, func(m string) string { return vals[m[1:len(m)-1]][i] })
 }
+
+// artifactBody is the content the matrix uploads, under its digest.
+const artifactBody = "an output file\n"
 
 // bodies are requests each route accepts, so an allowed call gets past
 // authorization into the route.
@@ -190,6 +197,8 @@ func body(method, path string, inside bool) string {
 		return `{"name":"alice","password":"correct horse","role":"viewer"}`
 	case "PUT /users/{name}/password":
 		return `{"password":"correct horse"}`
+	case "PUT /worker/artifacts/{digest}":
+		return artifactBody
 	}
 	return ""
 }

@@ -41,6 +41,9 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	{"PUT", "/api/v1/users/alice/password", "application/json"},
 	{"POST", "/api/v1/datasets/raw.orders/updates", "application/json"},
 	{"POST", "/api/v1/cache/purge", "application/json"},
+	// The content of artifactBody (auth_test.go): testdata's artifact-put
+	// uploads it, and any other body is refused as not the digest's.
+	{"PUT", "/api/v1/worker/artifacts/sha256:80111269505baadd85d9c05b638a5f3c9450d351c06317474e3533e3cfd7d87c", "application/octet-stream"},
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes
@@ -68,7 +71,7 @@ func FuzzRequestBodies(f *testing.F) {
 	h := api.Guard(api.NewHandler(apitest.NewSeeded(), logs.NewFiles(f.TempDir()),
 		api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		api.WithWorkers(workers, tokens), api.WithSecrets(apitest.NewSecrets()), api.WithUsers(apitest.NewUsers()),
-		api.WithDatasets(apitest.NewDatasets()), api.WithCache(apitest.NewCache())), api.GuardOptions{})
+		api.WithDatasets(apitest.NewDatasets()), api.WithCache(apitest.NewCache()), api.WithWorkerArtifacts(newArtifactDir(f))), api.GuardOptions{})
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := bodyRoutes[int(route)%len(bodyRoutes)]
 		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(string(body)))

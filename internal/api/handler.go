@@ -75,15 +75,16 @@ type handler struct {
 	log       *slog.Logger
 	heartbeat time.Duration
 	mux       *http.ServeMux
-	workers   Workers  // nil: the worker routes answer 503
-	tokens    Tokens   // nil: no credential is valid (every route but /health and /ready answers 401)
-	auditLog  AuditLog // nil: nothing is recorded, and GET /audit answers 503
-	secrets   Secrets  // nil: the /secrets routes answer 503
-	users     Users    // nil: the user, session and login routes answer 503, and no cookie is a credential
-	datasets  Datasets // nil: the /datasets and /lineage routes answer 503
-	slos      SLOs     // nil: GET /slo answers 503
-	alerts    Alerts   // nil: GET /runs/{id}/alerts answers 503
-	cache     Cache    // nil: the /cache routes answer 503
+	workers   Workers         // nil: the worker routes answer 503
+	tokens    Tokens          // nil: no credential is valid (every route but /health and /ready answers 401)
+	auditLog  AuditLog        // nil: nothing is recorded, and GET /audit answers 503
+	secrets   Secrets         // nil: the /secrets routes answer 503
+	users     Users           // nil: the user, session and login routes answer 503, and no cookie is a credential
+	datasets  Datasets        // nil: the /datasets and /lineage routes answer 503
+	slos      SLOs            // nil: GET /slo answers 503
+	alerts    Alerts          // nil: GET /runs/{id}/alerts answers 503
+	cache     Cache           // nil: the /cache routes answer 503
+	artifacts WorkerArtifacts // nil: the /worker/artifacts routes answer 503
 	// timelines is where GET /runs/{id}/timeline reads runs (nil: it
 	// answers 503), timelineNow its clock (nil: time.Now).
 	timelines   timeline.Source
@@ -160,6 +161,11 @@ func routeTable() []route {
 		{post, "/worker/leases/{lease}/log", []string{"offset"}, worker, global, (*handler).workerLog},
 		{post, "/worker/leases/{lease}/complete", nil, worker, global, (*handler).workerComplete},
 		{post, "/worker/complete", nil, worker, global, (*handler).workerCompleteBatch},
+		// A worker's files: what its leases' needs kept, and what its
+		// attempts' outputs matched (see workerartifacts.go).
+		{get, "/worker/artifacts/{digest}", nil, worker, global, (*handler).downloadArtifact},
+		{http.MethodHead, "/worker/artifacts/{digest}", nil, worker, global, (*handler).statArtifact},
+		{http.MethodPut, "/worker/artifacts/{digest}", nil, worker, global, (*handler).uploadArtifact},
 
 		{post, "/tokens", nil, admin, global, (*handler).createToken},
 		{get, "/tokens", nil, admin, global, (*handler).listTokens},

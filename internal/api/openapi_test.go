@@ -131,11 +131,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if op["operationId"] == nil || op["summary"] == nil {
 			t.Errorf("%s: no operationId or summary", k)
 		}
-		// Bodies of POSTs that take one: JSON, but for the raw bytes of a
-		// worker's log chunk.
+		// Bodies of the routes that take one: JSON, but for the raw bytes
+		// of a worker's log chunk and of the files it uploads.
 		if rb, ok := op["requestBody"].(map[string]any); ok {
 			content := rb["content"].(map[string]any)
-			if content["application/json"] == nil && (k != "POST /worker/leases/{lease}/log" || content["application/octet-stream"] == nil) {
+			raw := k == "POST /worker/leases/{lease}/log" || k == "PUT /worker/artifacts/{digest}"
+			if content["application/json"] == nil && (!raw || content["application/octet-stream"] == nil) {
 				t.Errorf("%s: request body is not JSON", k)
 			}
 		}

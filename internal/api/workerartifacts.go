@@ -12,8 +12,9 @@ package api
 //	PUT  /api/v1/worker/artifacts/{digest}  body: the content, with its Content-Length
 //
 // Every request carries a worker token, and what it may do depends on the
-// leases that token holds (WorkerArtifacts). The routes are served only
-// with WithWorkerArtifacts.
+// leases that token holds (WorkerArtifacts). The routes are in the route
+// table (handler.go) with the other worker routes; WithWorkerArtifacts
+// gives them what serves them, and without it they answer 503.
 
 import (
 	"context"
@@ -21,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -62,32 +62,21 @@ type ArtifactTransfer interface {
 var _ ArtifactTransfer = (*Client)(nil)
 
 // WithWorkerArtifacts serves the artifact routes of the worker protocol
-// over a. They are worker routes like the others (WithWorkers must be
-// given too, for the tokens): without both, they are not served.
+// over a. They are worker routes like the others, in the route table:
+// without WithWorkers they answer 503 like the rest of the protocol, and
+// without this option 503 too (a server that keeps no artifacts).
 func WithWorkerArtifacts(a WorkerArtifacts) Option {
-	return func(h *handler) {
-		table := routeTable()
-		for _, rt := range workerArtifactRoutes(a) {
-			// Registered here until the route table lists them; then
-			// the table's entries are the ones served.
-			if !slices.ContainsFunc(table, func(x route) bool { return x.pattern() == rt.pattern() }) {
-				h.mux.Handle(rt.pattern(), h.wrap(rt))
-			}
-		}
-	}
+	return func(h *handler) { h.artifacts = a }
 }
 
-// workerArtifactRoutes are the artifact routes over a, for the route table.
-func workerArtifactRoutes(a WorkerArtifacts) []route {
-	s := artifactRoutes{a}
-	return []route{
-		{http.MethodGet, "/worker/artifacts/{digest}", nil, worker, global, s.download},
-		{http.MethodHead, "/worker/artifacts/{digest}", nil, worker, global, s.stat},
-		{http.MethodPut, "/worker/artifacts/{digest}", nil, worker, global, s.upload},
+// workerArtifacts returns what serves the artifact routes, or the 503 of a
+// handler given none.
+func (h *handler) workerArtifacts() (WorkerArtifacts, error) {
+	if h.artifacts == nil {
+		return nil, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server keeps no artifacts")
 	}
+	return h.artifacts, nil
 }
-
-type artifactRoutes struct{ a WorkerArtifacts }
 
 // pathDigest reads and checks the digest of an artifact route.
 func pathDigest(r *http.Request) (string, error) {
@@ -98,12 +87,16 @@ func pathDigest(r *http.Request) (string, error) {
 	return d, nil
 }
 
-func (s artifactRoutes) download(h *handler, w http.ResponseWriter, r *http.Request) error {
+func (h *handler) downloadArtifact(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.workerArtifacts()
+	if err != nil {
+		return err
+	}
 	digest, err := pathDigest(r)
 	if err != nil {
 		return err
 	}
-	rc, size, err := s.a.OpenArtifact(r.Context(), digest)
+	rc, size, err := a.OpenArtifact(r.Context(), digest)
 	if err != nil {
 		return err
 	}
@@ -121,12 +114,16 @@ func (s artifactRoutes) download(h *handler, w http.ResponseWriter, r *http.Requ
 	return nil
 }
 
-func (s artifactRoutes) stat(h *handler, w http.ResponseWriter, r *http.Request) error {
+func (h *handler) statArtifact(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.workerArtifacts()
+	if err != nil {
+		return err
+	}
 	digest, err := pathDigest(r)
 	if err != nil {
 		return err
 	}
-	size, ok, err := s.a.StatArtifact(r.Context(), digest)
+	size, ok, err := a.StatArtifact(r.Context(), digest)
 	if err != nil {
 		return err
 	}
@@ -138,7 +135,11 @@ func (s artifactRoutes) stat(h *handler, w http.ResponseWriter, r *http.Request)
 	return nil
 }
 
-func (s artifactRoutes) upload(h *handler, w http.ResponseWriter, r *http.Request) error {
+func (h *handler) uploadArtifact(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.workerArtifacts()
+	if err != nil {
+		return err
+	}
 	digest, err := pathDigest(r)
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func (s artifactRoutes) upload(h *handler, w http.ResponseWriter, r *http.Reques
 	if r.ContentLength < 0 {
 		return Errorf(http.StatusLengthRequired, CodeInvalid, "artifact %s: give the content's Content-Length", digest)
 	}
-	if err := s.a.PutArtifact(r.Context(), digest, r.ContentLength, r.Body); err != nil {
+	if err := a.PutArtifact(r.Context(), digest, r.ContentLength, r.Body); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
