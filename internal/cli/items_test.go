@@ -15,6 +15,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -280,6 +281,23 @@ tasks:
 			if !strings.Contains(r.stdout+r.stderr, w) {
 				t.Errorf("%v lacks %q:\n%s%s", c.args, w, r.stdout, r.stderr)
 			}
+		}
+	}
+}
+
+// TestDescribeItemEvents: 'trigger --wait' says a map item's failure and
+// retry in words, the item named by the record's message.
+func TestDescribeItemEvents(t *testing.T) {
+	for _, c := range []struct {
+		e    api.Event
+		want string
+	}{
+		{api.Event{Kind: runner.RecItemFailed, Task: "render", Attempt: 1, Message: "item 17: exit status 3"}, "✗ render: item 17: exit status 3"},
+		{api.Event{Kind: runner.RecItemRetry, Task: "render", Attempt: 1, Message: "item 3: exit status 1; attempt 2 of 2 in 10ms"},
+			"↻ render: item 3: exit status 1; attempt 2 of 2 in 10ms"},
+	} {
+		if got := describeEvent(c.e); got != c.want {
+			t.Errorf("describeEvent(%s) = %q, want %q", c.e.Kind, got, c.want)
 		}
 	}
 }

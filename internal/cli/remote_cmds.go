@@ -16,6 +16,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/runner"
 )
 
 // waitPoll is how often `trigger --wait` asks the server how the run goes.
@@ -319,6 +320,10 @@ func describeEvent(e api.Event) string {
 		return "↻ retry of failed tasks" + by
 	case engine.EvMarkSucceeded, engine.EvMarkSkipped:
 		return fmt.Sprintf("%s marked %s%s", e.Task, strings.TrimPrefix(string(e.Kind), "mark_"), by)
+	case runner.RecItemFailed:
+		return withMsg("✗ " + e.Task) // the message names the item
+	case runner.RecItemRetry:
+		return withMsg("↻ " + e.Task)
 	case engine.RecRunFinished:
 		return withMsg("run finished")
 	case engine.EvRetryDue, engine.RecTaskReady, engine.EvTaskPreempted:
