@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
 )
 
 // countingMaps counts the map reads made through a store.
@@ -45,9 +47,22 @@ func (c *countingMaps) reads() [3]int64 {
 // TestRunDetailOfAMillionItems: the detail of a run whose map has a
 // million items carries the map's counts from one MapInfos read and reads
 // no item row or value; a task's detail likewise; a page of its failed
-// items reads the page. The map is written to the real SQLite store as
-// its coordinator would, without running a million processes.
+// items reads the page. The map is written to the real store as its
+// coordinator would, without running a million processes. On SQLite and
+// on PostgreSQL.
 func TestRunDetailOfAMillionItems(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			dsn := ""
+			if db == "postgres" {
+				dsn = pgtest.DSN(t)
+			}
+			testRunDetailOfAMillionItems(t, dsn)
+		})
+	}
+}
+
+func testRunDetailOfAMillionItems(t *testing.T, dsn string) {
 	dir := pipelineDir(t, map[string]string{
 		"huge.yaml": `name: huge
 tasks:
@@ -64,7 +79,7 @@ tasks:
     run: "true"
 `,
 	})
-	ts := newTestServer(t, t.TempDir(), dir, time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
+	ts := newTestServerDB(t, t.TempDir(), dir, dsn, time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 	svc := &service{s: ts.Server}
 	run, err := svc.Trigger(ctx, "huge", nil, "test")
@@ -149,8 +164,8 @@ tasks:
 	}{
 		{"each.1000000", "has 1000000 items (0 to 999999): no item 1000000"},
 		{"each.17", ""},
-		{"after.1", `task "after" of run 1 is not a map task`},
-		{"nope.1", `run 1 has no task "nope"`},
+		{"after.1", fmt.Sprintf(`task "after" of run %d is not a map task`, run.ID)},
+		{"nope.1", fmt.Sprintf(`run %d has no task "nope"`, run.ID)},
 	} {
 		_, err := svc.LogKey(ctx, run.ID, c.task, 0)
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
@@ -179,11 +194,11 @@ tasks:
 		run        int64
 		task, want string
 	}{
-		{again.ID, "each", `map task "each" of run 3 has no items yet: it is pending`},
-		{run.ID, "after", `task "after" of run 1 is not a map task`},
-		{plain.ID, "one", `task "one" of run 2 is not a map task`},
-		{run.ID, "nope", `run 1 has no task "nope"`},
-		{99, "each", "no run 99"},
+		{again.ID, "each", fmt.Sprintf(`map task "each" of run %d has no items yet: it is pending`, again.ID)},
+		{run.ID, "after", fmt.Sprintf(`task "after" of run %d is not a map task`, run.ID)},
+		{plain.ID, "one", fmt.Sprintf(`task "one" of run %d is not a map task`, plain.ID)},
+		{run.ID, "nope", fmt.Sprintf(`run %d has no task "nope"`, run.ID)},
+		{9999, "each", "no run 9999"},
 	} {
 		_, err := svc.Items(ctx, c.run, c.task, api.ItemQuery{})
 		if e, ok := err.(*api.Error); !ok || e.Status != 404 || !strings.Contains(e.Message, c.want) {
