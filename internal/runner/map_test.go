@@ -688,14 +688,16 @@ tasks:
 		_, err := e.r.ActMap(t.Context(), run.ID, a)
 		return err
 	}
-	if got := <-started; got != 0 {
-		t.Fatalf("first blocking item %d", got)
+	// Items 1 and 2 fail, 3 and 4 succeed; 0 and 5 hold the two slots.
+	if got := map[int]bool{<-started: true, <-started: true}; !got[0] || !got[5] {
+		t.Fatalf("blocking items %v, want 0 and 5", got)
 	}
-	// Item 0 runs: cancel it. Items 1 and 2 fail.
 	if err := act(MapAction{Kind: MapCancel, Task: 0, Item: 0}); err != nil {
 		t.Fatal(err)
 	}
-	<-started // the next blocking item takes its place
+	if got := <-started; got != 6 { // the next blocking item takes its place
+		t.Fatalf("after item 0 was cancelled, item %d started, want 6", got)
+	}
 	var ae *MapActionError
 	if err := act(MapAction{Kind: MapMark, Task: 0, Item: 5, State: engine.TaskSucceeded}); !errors.As(err, &ae) {
 		t.Errorf("marking a running item: %v", err)
