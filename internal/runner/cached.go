@@ -40,14 +40,13 @@ func (c *coordinator) execute(ctx context.Context, a *Attempt, t *spec.Task, ite
 	if err != nil {
 		c.r.Logger.Warn("cache lookup failed: running the attempt", "run", c.run.ID, "task", t.ID, "err", err)
 	} else if e, ok := hits[key]; ok {
-		if err := cs.TouchCache(ctx, []string{key}, c.now()); err != nil {
-			c.r.Logger.Warn("record a cache hit", "run", c.run.ID, "task", t.ID, "err", err)
-		}
+		// The hit is recorded (TouchCache) with the coordinator's next
+		// commit, in one write for all the hits since the last.
 		msg := fmt.Sprintf("cached: the result of run %d (task %s)", e.RunID, e.TaskID)
 		if e.Item >= 0 {
 			msg = fmt.Sprintf("cached: the result of run %d (task %s, item %d)", e.RunID, e.TaskID, e.Item)
 		}
-		return AttemptResult{Outcome: attempt.Succeeded, Result: e.Result, Outputs: e.Outputs, CachedFrom: e.RunID, Message: msg}
+		return AttemptResult{Outcome: attempt.Succeeded, Result: e.Result, Outputs: e.Outputs, CachedFrom: e.RunID, CacheKey: key, Message: msg}
 	}
 	res := c.r.Executor(ctx, a)
 	if res.Outcome == attempt.Succeeded {
@@ -127,6 +126,10 @@ func (c *coordinator) remember(task, item int, res AttemptResult, at time.Time) 
 	if res.CacheKey == "" || res.Outcome != attempt.Succeeded {
 		return
 	}
+	if res.CachedFrom != 0 {
+		c.cacheHits = append(c.cacheHits, res.CacheKey)
+		return
+	}
 	t := &c.pipeline.Tasks[task]
 	var ttl time.Duration
 	if t.Cache != nil {
@@ -150,16 +153,25 @@ func (c *coordinator) remember(task, item int, res AttemptResult, at time.Time) 
 // storeCache writes the queued cache entries. A failure costs a later
 // run a cache miss, nothing else: it is logged.
 func (c *coordinator) storeCache(ctx context.Context) {
-	if len(c.cachePuts) == 0 {
+	if len(c.cachePuts)+len(c.cacheHits) == 0 {
 		return
 	}
-	puts := c.cachePuts
-	c.cachePuts = nil
+	puts, hits := c.cachePuts, c.cacheHits
+	c.cachePuts, c.cacheHits = nil, nil
 	cs, ok := c.r.Store.(store.Cache)
 	if !ok {
 		return
 	}
-	if err := cs.PutCache(context.WithoutCancel(ctx), puts...); err != nil && !errors.Is(err, context.Canceled) {
-		c.r.Logger.Warn("store cache entries", "run", c.run.ID, "entries", len(puts), "err", err)
+	ctx = context.WithoutCancel(ctx)
+	if len(puts) > 0 {
+		if err := cs.PutCache(ctx, puts...); err != nil && !errors.Is(err, context.Canceled) {
+			c.r.Logger.Warn("store cache entries", "run", c.run.ID, "entries", len(puts), "err", err)
+		}
+	}
+	if len(hits) > 0 {
+		// A failure only makes the entries look less recently used.
+		if err := cs.TouchCache(ctx, hits, c.now()); err != nil {
+			c.r.Logger.Warn("record cache hits", "run", c.run.ID, "entries", len(hits), "err", err)
+		}
 	}
 }

@@ -60,6 +60,7 @@ type coordinator struct {
 
 	hasher    *cache.Hasher      // cache keys, remembering input files' digests
 	cachePuts []store.CacheEntry // cache entries to store after the next commit
+	cacheHits []string           // keys of cache hits to record after the next commit
 
 	waits   map[int]*poke        // waiting tasks' next checks, by task
 	pokes   *mailbox[pokeResult] // what the checks saw
