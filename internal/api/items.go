@@ -184,10 +184,10 @@ func NotExpanded(runID int64, task string, state engine.TaskState) *Error {
 	return NotFound("map task %q of run %d has no items yet: it is %s, and a map's items are known once it starts", task, runID, state)
 }
 
-// ReadItems reads one page of the items of the map info describes. Without
-// a state filter the page is a range of items in order, each with its kept
-// row or, for an item without one, running (below the dispatch cursor
-// while items are in flight) or pending (never started); its
+// ReadItems reads one page of the items of the map info describes.
+// Without a state filter the page is a range of items in order, each with
+// its kept row or, for an item without one, running (below the dispatch
+// cursor while items are in flight) or pending (never started); their
 // values are read with one MapValues call. With a filter it is the rows in
 // those states, read from the store's index from q.From on (a page of the
 // failed items of a million costs the page), and their values with one
