@@ -825,3 +825,20 @@ func TestMapItemAttemptEnded(t *testing.T) {
 		t.Error("a finished item's attempt is not reported ended")
 	}
 }
+
+// TestMapBatchLogAndWorker: the items of a batch name the log of their
+// process; items run here name this executor.
+func TestMapBatchLogAndWorker(t *testing.T) {
+	e := newEnv(t)
+	e.r.Worker = "local:test"
+	run, tasks := e.run(t.Context(), "name: m\ntasks:\n  - id: each\n    run: cat > /dev/null\n    map: {range: {stop: 5}, batch: 3}\n", nil)
+	if run.State != engine.RunSucceeded {
+		t.Fatalf("run %s: %+v", run.State, tasks)
+	}
+	want := map[int]string{0: "each.0", 1: "each.0", 2: "each.0", 3: "each.3", 4: "each.3"}
+	for _, r := range e.mapItems(run.ID, 0) {
+		if r.Log != want[r.Item] || r.Worker != "local:test" {
+			t.Errorf("item %d: log %q worker %q, want log %q", r.Item, r.Log, r.Worker, want[r.Item])
+		}
+	}
+}

@@ -356,6 +356,9 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 	if started.IsZero() {
 		started = at
 	}
+	if worker == "" {
+		worker = c.r.Worker // this machine's executor, as for a task's attempt
+	}
 	o := itemOutcome{exit: res.ExitCode, message: res.Message, worker: worker, charged: true, cached: res.CachedFrom}
 	switch res.Outcome {
 	case attempt.Succeeded:
@@ -391,6 +394,11 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 		}
 		if f.state[i] == itemRetryWait {
 			c.wakeItem(f.task, i, f.tries[i].readyAt)
+		}
+		if row, ok := f.dirty[i]; ok && len(u.items) > 1 {
+			// The items of a batch share the log of the process that ran them.
+			row.Log = ItemLogID(c.eng.Graph.Node(f.task).ID, u.items[0])
+			f.dirty[i] = row
 		}
 	}
 	if len(recs) > 0 {

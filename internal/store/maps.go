@@ -43,9 +43,10 @@ type MapInfo struct {
 	Index int // the map task's position in the run's graph
 	// Items is the number of items the map was expanded to.
 	Items int
-	// Next is the dispatch cursor: items [0, Next) have been started at
-	// least once (or ended without starting, from the cache); items at or
-	// past it have not.
+	// Next is the dispatch cursor: items [0, Next) have been taken for
+	// dispatch at least once (queued for a slot, started, or ended); items
+	// at or past it never were. An item below it without a row is queued
+	// or running (or was, when its executor stopped: it runs again).
 	Next int
 	// Counts is the number of items in each state (pending included), as
 	// the coordinator last wrote it. States without items may be absent.
