@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -60,17 +61,25 @@ func remoteRows(ctx context.Context, o *options) ([]row, error) {
 		mapRates = append(mapRates, fmt.Sprintf("%s (%.0f items/s; the map task itself %s, %.0f items/s)", secs(r.wall), float64(n)/r.wall.Seconds(), secs(r.mapWall), float64(n)/r.mapWall.Seconds()))
 	}
 	rw := row{
-		key:  key,
-		name: fmt.Sprintf("map of %s no-op items (`http` GET of a local no-op server) on %d real `tasuki worker --slots %d` processes, a real `tasuki server --workers 0` on PostgreSQL", commas(n), remoteWorkers, remoteSlots),
-		value: fmt.Sprintf("%.0f items/s (%s for the whole map)", rate, secs(w)),
+		key:    key,
+		name:   fmt.Sprintf("map of %s no-op items (`http` GET of a local no-op server) on %d real `tasuki worker --slots %d` processes, a real `tasuki server --workers 0` on PostgreSQL", commas(n), remoteWorkers, remoteSlots),
+		value:  fmt.Sprintf("%.0f items/s (%s for the whole map)", rate, secs(w)),
 		mem:    fmt.Sprintf("server RSS %s, workers %s", mb(m.serverRSS), mb(m.workerRSS)),
 		target: "≥ 10,000 items/s", met: metStr(rate >= 10_000),
 	}
+	var cs, cw, cp, ch time.Duration
+	for _, r := range m.runs {
+		cs, cw, cp, ch = cs+r.cpuServer, cw+r.cpuWorkers, cp+r.cpuPG, ch+r.cpuHarness
+	}
+	items := n * len(m.runs)
+	total := cs + cw + cp + ch
 	rw.notes = append(rw.notes,
-		fmt.Sprintf("%s: a fresh PostgreSQL database (created on %s and dropped after), `tasuki server --db DSN --workers 0` (every attempt goes to remote workers; --parallel 64, its default), a worker token made with `tasuki token create`, and %d `tasuki worker --slots %d` processes on this machine. The pipeline is one task, `http: {url: http://127.0.0.1:PORT/noop, retries: 0}` with `map: {range: {stop: %d}}`: tasuki has no in-process no-op kind a worker runs, and `run: [\"true\"]` would measure fork/exec (the xargs floor is about 2,000/s on this machine), so each item is an HTTP GET that the worker sends in its own process to a server in the harness answering 204 at once (%d requests served in all, the expected %d × %d runs).",
-			key, m.pgHost, remoteWorkers, remoteSlots, n, m.served, n, len(m.runs)),
-		fmt.Sprintf("%s: the figure is items / wall time from the trigger (`POST /pipelines/bench-map-remote/runs`) to the run read back as succeeded (polled every 20 ms), best of %d runs on the same server: %s. Memory: the server's and the workers' peak RSS.", key, len(m.runs), strings.Join(mapRates, "; ")),
-		fmt.Sprintf("%s: the database committed %s transactions in its whole life (server start, token, %d runs of %s items: %.3f per item), from PostgreSQL's `pg_stat_database.xact_commit` read after the server stopped. Per item, the worker protocol costs the worker a temporary directory (created and removed), a new TCP connection for the request, and two HTTP requests to the server: the item's log (`POST /worker/leases/{lease}/log`, which creates a log file on the server) and its report (`POST /worker/leases/{lease}/complete`); leases are taken up to the worker's free slots at a time.",
+		fmt.Sprintf("%s: a fresh PostgreSQL database (created on %s and dropped after), `tasuki server --db DSN --workers 0` (every attempt goes to remote workers; --parallel 64, its default), a worker token made with `tasuki token create`, and %d `tasuki worker --slots %d` processes on this machine. The pipeline is one task, `http: {url: http://127.0.0.1:PORT/noop, retries: 0}` with `map: {range: {stop: %d}}`: tasuki has no in-process no-op kind a worker runs, and `run: [\"true\"]` would measure fork/exec (xargs starts fewer than 2,000 `true` a second on this machine: see the proc rows), so each item is an HTTP GET that the worker sends in its own process to a server in the harness answering 204 at once (%s requests served in all, the expected %s × %d runs).",
+			key, m.pgHost, remoteWorkers, remoteSlots, n, commas(int(m.served)), commas(n), len(m.runs)),
+		fmt.Sprintf("%s: the figure is items / wall time from the trigger (`POST /pipelines/bench-map-remote/runs`) to the run's end as the server recorded it (`finished_at`; the harness polls `GET /runs/{id}` once a second), best of %d runs on the same server: %s. Memory: the server's and the workers' peak RSS.", key, len(m.runs), strings.Join(mapRates, "; ")),
+		fmt.Sprintf("%s: CPU time per item during the runs (user + system, from /proc): server %s, both workers %s, PostgreSQL backends of the database %s, the harness (the no-op HTTP server, reading the processes' logs) %s; %s in all: at that cost the machine's %d cores could complete at most %.0f items/s with nothing else running.",
+			key, perTask(cs, items), perTask(cw, items), perTask(cp, items), perTask(ch, items), perTask(total, items), runtime.NumCPU(), float64(runtime.NumCPU())*float64(items)/total.Seconds()),
+		fmt.Sprintf("%s: the database committed %s transactions in its whole life (server start, token, %d runs of %s items and the harness's polls: %.3f per item), from PostgreSQL's `pg_stat_database.xact_commit` (reads count too) read after the server stopped. Per item, the worker protocol costs the worker a temporary directory (created and removed), a new TCP connection for the request, and two HTTP requests to the server: the item's log (`POST /worker/leases/{lease}/log`, which creates a log file on the server) and its report (`POST /worker/leases/{lease}/complete`); leases are taken up to the worker's free slots at a time.",
 			key, commas(int(m.commits)), len(m.runs), commas(n), float64(m.commits)/float64(n*len(m.runs))),
 	)
 	return []row{rw}, nil
@@ -78,6 +87,8 @@ func remoteRows(ctx context.Context, o *options) ([]row, error) {
 
 type remoteRun struct {
 	wall, mapWall time.Duration
+	// CPU (user + system) each side used during the run.
+	cpuServer, cpuWorkers, cpuPG, cpuHarness time.Duration
 }
 
 type remoteMeasure struct {
@@ -161,12 +172,22 @@ func remoteMap(ctx context.Context, o *options, key string, n int) (*remoteMeasu
 	if err := awaitPipeline(ctx, srv, "bench-map-remote"); err != nil {
 		return nil, err
 	}
+	cpu := func() (server, workerSum, pg, harness time.Duration) {
+		server = procCPU(srv.cmd.Process.Pid)
+		for _, w := range workers {
+			workerSum += procCPU(w.cmd.Process.Pid)
+		}
+		return server, workerSum, db.backendsCPU(ctx), selfCPU()
+	}
 	for rep := 1; rep <= o.reps; rep++ {
 		before := served.Load()
+		s0, w0, p0, h0 := cpu()
 		r, err := remoteOnce(ctx, srv, n)
 		if err != nil {
 			return nil, err
 		}
+		s1, w1, p1, h1 := cpu()
+		r.cpuServer, r.cpuWorkers, r.cpuPG, r.cpuHarness = s1-s0, w1-w0, p1-p0, h1-h0
 		if got := served.Load() - before; got != int64(n) {
 			return nil, fmt.Errorf("run %d: the no-op server got %d requests, want %d", rep, got, n)
 		}
@@ -193,7 +214,10 @@ func remoteMap(ctx context.Context, o *options, key string, n int) (*remoteMeasu
 	return m, nil
 }
 
-// remoteOnce triggers one run of the map and waits for it to succeed.
+// remoteOnce triggers one run of the map and waits for it to succeed. It
+// polls only once a second, so that its reads are not what the store
+// spends its transactions on; the end is the run's finish time as the
+// server recorded it (the same clock: both run on this machine).
 func remoteOnce(ctx context.Context, srv *serverProc, n int) (remoteRun, error) {
 	var r remoteRun
 	var run apiRun
@@ -203,24 +227,25 @@ func remoteOnce(ctx context.Context, srv *serverProc, n int) (remoteRun, error) 
 	}
 	limit := time.Duration(n) * time.Millisecond * 5 // 200 items/s at worst
 	for deadline := t0.Add(max(limit, time.Minute)); ; {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return r, err
+		}
 		if err := srv.call(ctx, http.MethodGet, fmt.Sprintf("/runs/%d", run.ID), nil, http.StatusOK, &run); err != nil {
 			return r, err
 		}
 		switch run.State {
 		case "succeeded":
-			r.wall = time.Since(t0)
-			if len(run.Tasks) == 1 && run.Tasks[0].StartedAt != nil && run.Tasks[0].FinishedAt != nil {
-				r.mapWall = run.Tasks[0].FinishedAt.Sub(*run.Tasks[0].StartedAt)
+			if run.FinishedAt == nil || len(run.Tasks) != 1 || run.Tasks[0].StartedAt == nil || run.Tasks[0].FinishedAt == nil {
+				return r, fmt.Errorf("run %d succeeded without its times: %+v", run.ID, run)
 			}
+			r.wall = run.FinishedAt.Sub(t0)
+			r.mapWall = run.Tasks[0].FinishedAt.Sub(*run.Tasks[0].StartedAt)
 			return r, nil
 		case "failed", "cancelled":
 			return r, fmt.Errorf("run %d ended %s (server log: %s)", run.ID, run.State, srv.logPath)
 		}
 		if time.Now().After(deadline) {
 			return r, fmt.Errorf("run %d did not succeed within %s (state %s)", run.ID, deadline.Sub(t0), run.State)
-		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return r, err
 		}
 	}
 }
@@ -289,6 +314,31 @@ func (db *pgDatabase) commits(ctx context.Context) (int64, error) {
 	var n int64
 	err = conn.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", db.name).Scan(&n)
 	return n, err
+}
+
+// backendsCPU is the CPU time used so far by the PostgreSQL backends
+// connected to the database (PostgreSQL runs on this machine), read from
+// /proc; 0 when it cannot be read. A backend that exits takes its time with
+// it, so it measures the server's pool, which stays connected.
+func (db *pgDatabase) backendsCPU(ctx context.Context) time.Duration {
+	conn, err := pgx.Connect(ctx, db.base)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1", db.name)
+	if err != nil {
+		return 0
+	}
+	defer rows.Close()
+	var total time.Duration
+	for rows.Next() {
+		var pid int
+		if rows.Scan(&pid) == nil {
+			total += procCPU(pid)
+		}
+	}
+	return total
 }
 
 // drop removes the database, ending any connection left to it.
