@@ -46,6 +46,11 @@ var authRules = map[string][2]string{
 	"POST /runs/{id}/rerun":             {"operator", "run"},
 	"POST /runs/{id}/tasks/{task}/mark": {"operator", "run"},
 
+	"POST /runs/{id}/tasks/{task}/cancel":              {"operator", "run"},
+	"POST /runs/{id}/tasks/{task}/items/{item}/cancel": {"operator", "run"},
+	"POST /runs/{id}/tasks/{task}/items/{item}/retry":  {"operator", "run"},
+	"POST /runs/{id}/tasks/{task}/items/{item}/mark":   {"operator", "run"},
+
 	"POST /backfills":             {"operator", "listed"},
 	"GET /backfills":              {"viewer", "listed"},
 	"GET /backfills/{id}":         {"viewer", "backfill"},
@@ -143,6 +148,7 @@ func concrete(path string, inside bool) string {
 		"name": {"hello", "ledger"}, "task": {"greet", "post"}, "lease": {"1.greet.1", "1.greet.1"},
 		"key":    {strings.Repeat("ab", 32), strings.Repeat("ab", 32)},
 		"digest": {digestOf(artifactBody), digestOf(artifactBody)},
+		"item":   {"0", "0"},
 	}
 	if strings.HasPrefix(path, "/backfills/") {
 		vals["id"] = [2]string{"1", "2"}
@@ -175,7 +181,7 @@ func body(method, path string, inside bool) string {
 	switch method + " " + path {
 	case "POST /pipelines/{name}/runs":
 		return `{}`
-	case "POST /runs/{id}/tasks/{task}/mark":
+	case "POST /runs/{id}/tasks/{task}/mark", "POST /runs/{id}/tasks/{task}/items/{item}/mark":
 		return `{"state":"skipped"}`
 	case "POST /backfills":
 		return `{"pipeline":"` + pipeline + `","from":"2026-01-01T00:00:00Z","to":"2026-01-02T00:00:00Z"}`

@@ -44,6 +44,10 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	// The content of artifactBody (auth_test.go): testdata's artifact-put
 	// uploads it, and any other body is refused as not the digest's.
 	{"PUT", "/api/v1/worker/artifacts/sha256:80111269505baadd85d9c05b638a5f3c9450d351c06317474e3533e3cfd7d87c", "application/octet-stream"},
+	{"POST", "/api/v1/runs/3/tasks/greet/cancel", "application/json"},
+	{"POST", "/api/v1/runs/3/tasks/greet/items/0/cancel", "application/json"},
+	{"POST", "/api/v1/runs/3/tasks/greet/items/0/retry", "application/json"},
+	{"POST", "/api/v1/runs/3/tasks/greet/items/0/mark", "application/json"},
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes

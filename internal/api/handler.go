@@ -150,6 +150,11 @@ func routeTable() []route {
 		{post, "/runs/{id}/retry", nil, operator, byRun, (*handler).retry},
 		{post, "/runs/{id}/rerun", nil, operator, byRun, (*handler).rerun},
 		{post, "/runs/{id}/tasks/{task}/mark", nil, operator, byRun, (*handler).mark},
+		// A running map and its items (see mapact.go).
+		{post, "/runs/{id}/tasks/{task}/cancel", nil, operator, byRun, (*handler).cancelMap},
+		{post, "/runs/{id}/tasks/{task}/items/{item}/cancel", nil, operator, byRun, (*handler).cancelItem},
+		{post, "/runs/{id}/tasks/{task}/items/{item}/retry", nil, operator, byRun, (*handler).retryItem},
+		{post, "/runs/{id}/tasks/{task}/items/{item}/mark", nil, operator, byRun, (*handler).markItem},
 
 		{post, "/backfills", nil, operator, listed, (*handler).createBackfill},
 		{get, "/backfills", []string{"pipeline", "cursor", "limit"}, viewer, listed, (*handler).backfills},

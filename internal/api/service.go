@@ -48,6 +48,14 @@ type Service interface {
 	Rerun(ctx context.Context, runID int64, actor string) (Run, error)
 	// MarkTask marks a task that is not running as "succeeded" or "skipped".
 	MarkTask(ctx context.Context, runID int64, task string, state engine.TaskState, actor string) (Run, error)
+	// ActOnMap cancels a running map task, or cancels, retries or marks
+	// one of its items (see MapAction). It answers the run once the action
+	// is written. A map that is not running is a 409 (MapNotRunning), as
+	// is an action that does not apply to the item's state now
+	// (MapActionRefused); an item of a task that is not a map, or past the
+	// map's end, is not found, and cancelling a task that is not a map on
+	// its own is a 400 (CancelNotAMap).
+	ActOnMap(ctx context.Context, runID int64, task string, act MapAction, actor string) (Run, error)
 
 	// CreateBackfill creates one run per schedule interval in [From, To).
 	CreateBackfill(ctx context.Context, req BackfillRequest, actor string) (Backfill, error)
