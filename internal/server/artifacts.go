@@ -12,19 +12,22 @@ import (
 
 // The artifact store of a server: the output files of attempts run here
 // (the runner collects them) and on remote workers (uploaded over the
-// worker protocol, which the broker serves), in Home/artifacts, swept by
-// the leader after it prunes history.
+// worker protocol, which the broker serves, each file within
+// artifact_max_file), in Home/artifacts or the bucket artifact_store
+// names, swept by the leader after it prunes history.
 //
 // With several servers on one PostgreSQL database each has its own data
 // directory: the leader's holds the artifacts of the runs it executed,
 // and a new leader does not have those of the old one. Such a cluster
-// keeps its artifacts in a bucket the servers share (openArtifactStore:
-// s3://...), or shares Home/artifacts on a common file system.
+// keeps its artifacts in a bucket the servers share (artifact_store:
+// s3://..., see openArtifactStore), or shares Home/artifacts on a common
+// file system.
 
-// artifactSweepAge is how old a content nothing names must be before a
+// ArtifactSweepAge is how old a content nothing names must be before a
 // sweep deletes it: an attempt keeps its outputs before its success is
-// recorded, and a worker uploads them before it reports.
-const artifactSweepAge = time.Hour
+// recorded, and a worker uploads them before it reports. `tasuki run`
+// sweeps its data directory with it too.
+const ArtifactSweepAge = time.Hour
 
 // openArtifactStore opens the artifact store a server is configured
 // with: "" for the directory Home/artifacts, or the bucket of an
@@ -42,8 +45,8 @@ func openArtifactStore(home, raw string, env func(string) string) (artifact.Stor
 	return s3store.New(cfg)
 }
 
-// setupArtifacts gives the runner and the broker the server's artifact
-// store (Home/artifacts) unless one was set.
+// setupArtifacts gives the broker the runner's artifact store (New opens
+// the one artifact_store names), Home/artifacts when none was set.
 func (s *Server) setupArtifacts() {
 	if s.runner.Artifacts == nil {
 		s.runner.Artifacts = &artifact.Dir{Root: filepath.Join(s.cfg.Home, "artifacts")}
@@ -59,7 +62,7 @@ func (s *Server) sweepArtifacts(ctx context.Context) {
 	if !ok {
 		return
 	}
-	n, err := artifact.Sweep(ctx, s.runner.ArtifactStore(), refs.ArtifactDigests, s.now().Add(-artifactSweepAge))
+	n, err := artifact.Sweep(ctx, s.runner.ArtifactStore(), refs.ArtifactDigests, s.now().Add(-ArtifactSweepAge))
 	if err != nil {
 		s.log.Error("sweep artifacts", "err", err, "deleted", n)
 		return

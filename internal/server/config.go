@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"sort"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact/s3store"
+	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 )
 
@@ -87,6 +90,15 @@ type Config struct {
 	NotifyConfig `yaml:",inline"`
 	// CacheConfig bounds the content cache (cache.go).
 	CacheConfig `yaml:",inline"`
+	// ArtifactStore is where the output files of tasks are kept: "" for
+	// the directory artifacts in Home, or the bucket of an S3-compatible
+	// store, s3://BUCKET/PREFIX?endpoint=HOST:PORT, which every server of
+	// a cluster must share (see artifacts.go).
+	ArtifactStore string `yaml:"artifact_store"`
+	// ArtifactMaxFile bounds one output file a remote worker uploads
+	// ("1GiB", the default; "none" for no bound), so a worker token
+	// cannot fill the store with one request.
+	ArtifactMaxFile logs.Size `yaml:"artifact_max_file"`
 
 	// Network and browser security (transport.go, docs/security.md).
 
@@ -171,6 +183,7 @@ func DefaultConfig() Config {
 		DeadlineInterval: Duration(DefaultDeadlineInterval),
 		SessionTTL:       Duration(DefaultSessionTTL),
 		CacheConfig:      DefaultCacheConfig(),
+		ArtifactMaxFile:  lease.DefaultArtifactMaxFile,
 	}
 }
 
@@ -199,8 +212,9 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_CA, TASUKI_ALLOWED_HOSTS and TASUKI_CORS_ORIGINS (comma-separated),
 // TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR, and the
 // notification settings applyNotifyEnv reads (TASUKI_PUBLIC_URL,
-// TASUKI_NOTIFY, TASUKI_SMTP_*) and the cache's bounds applyCacheEnv
-// reads (TASUKI_CACHE_MAX_BYTES, TASUKI_CACHE_TTL).
+// TASUKI_NOTIFY, TASUKI_SMTP_*), the cache's bounds applyCacheEnv
+// reads (TASUKI_CACHE_MAX_BYTES, TASUKI_CACHE_TTL), TASUKI_ARTIFACT_STORE
+// and TASUKI_ARTIFACT_MAX_FILE.
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	var errs []error
 	str := func(key string, dst *string) {
@@ -224,6 +238,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	str("TASUKI_PIPELINES", &c.Pipelines)
 	str("TASUKI_TIMEZONE", &c.Timezone)
 	str("TASUKI_SECRETS_DIR", &c.SecretsDir)
+	str("TASUKI_ARTIFACT_STORE", &c.ArtifactStore)
 	if v, ok := lookup("TASUKI_WORKERS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -269,14 +284,18 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	applyTransportEnv(c, lookup, &errs)
 	applyNotifyEnv(c, lookup, &errs)
 	applyCacheEnv(c, lookup, &errs)
-	if v, ok := lookup("TASUKI_LOG_LIMIT"); ok && v != "" {
-		n, err := logs.ParseSize(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TASUKI_LOG_LIMIT: %w", err))
-		} else {
-			c.LogLimit = n
+	size := func(key string, dst *logs.Size) {
+		if v, ok := lookup(key); ok && v != "" {
+			n, err := logs.ParseSize(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				return
+			}
+			*dst = n
 		}
 	}
+	size("TASUKI_LOG_LIMIT", &c.LogLimit)
+	size("TASUKI_ARTIFACT_MAX_FILE", &c.ArtifactMaxFile)
 	return errors.Join(errs...)
 }
 
@@ -342,7 +361,38 @@ func (c *Config) Validate() error {
 	if c.DeadlineInterval < 0 {
 		errs = append(errs, errors.New("deadline_interval must be positive (0 means the default, 2s)"))
 	}
+	if err := checkArtifactStore(c.ArtifactStore); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// checkArtifactStore checks the artifact_store setting as far as it can
+// without reaching the store: nothing, or an s3:// address without
+// credentials in it.
+func checkArtifactStore(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	// Credentials in the address would be ignored (the store reads them
+	// from the environment), and an address is shown in errors and logs.
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return fmt.Errorf("artifact_store %q: credentials do not go in the address: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment", u.Redacted())
+	}
+	if _, err := s3store.ParseURL(raw, func(string) string { return "" }); err != nil {
+		return fmt.Errorf("artifact_store: %w, or nothing for the directory artifacts in home", err)
+	}
+	return nil
+}
+
+// artifactMaxFile is the bound the broker puts on one uploaded file
+// (lease.Broker.ArtifactMaxFile, where 0 is the default): "none" is no
+// bound.
+func (c *Config) artifactMaxFile() int64 {
+	if c.ArtifactMaxFile < 0 {
+		return math.MaxInt64
+	}
+	return int64(c.ArtifactMaxFile)
 }
 
 func isPostgresURL(s string) bool {

@@ -154,6 +154,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
 	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
 	s.runner.Executor = s.broker.Run
+	if s.runner.Artifacts, err = openArtifactStore(cfg.Home, cfg.ArtifactStore, os.Getenv); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.broker.ArtifactMaxFile = cfg.artifactMaxFile()
 	s.setupArtifacts()
 	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
 		if a.Items > 0 {
