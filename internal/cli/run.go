@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/runner"
@@ -192,6 +193,7 @@ func (a *app) execute(ctx context.Context, l *local, r *runner.Runner, id int64,
 	} else {
 		printSummary(a.io.Out, run, tasks, a.layout(context.WithoutCancel(ctx), l, run))
 	}
+	a.sweepArtifacts(ctx, l, r)
 	switch run.State {
 	case engine.RunSucceeded:
 		return nil
@@ -199,6 +201,22 @@ func (a *app) execute(ctx context.Context, l *local, r *runner.Runner, id int64,
 		return &exitError{code: exitCancelled}
 	default:
 		return &exitError{code: exitFailed}
+	}
+}
+
+// sweepArtifacts deletes the files of the data directory's artifact store
+// that no run and no cache entry of it names, once they are
+// server.ArtifactSweepAge old. A server sweeps after it prunes history;
+// without one, each run sweeps when it ends (files of runs still going,
+// here or in another process, are newer than that or named). A run that
+// was interrupted leaves it to the next one, and a sweep that fails is a
+// warning: the run's outcome stands.
+func (a *app) sweepArtifacts(ctx context.Context, l *local, r *runner.Runner) {
+	if ctx.Err() != nil {
+		return
+	}
+	if _, err := artifact.Sweep(ctx, r.ArtifactStore(), l.store.ArtifactDigests, time.Now().Add(-server.ArtifactSweepAge)); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(a.io.Err, "tasuki: warning: %v (the files stay until a later run sweeps them)\n", err)
 	}
 }
 
