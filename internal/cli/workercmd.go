@@ -30,10 +30,10 @@ var errSecondSignal = errors.New("a second signal asked to stop at once")
 
 func (a *app) workerCmd() *cobra.Command {
 	var (
-		token, tokenFile, name, dir string
-		labels                      []string
-		slots                       int
-		grace, killGrace            time.Duration
+		token, tokenFile, name, dir, cacheDir string
+		labels                                []string
+		slots                                 int
+		grace, killGrace, cacheKeep           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -50,6 +50,11 @@ machine). Create one on the server's host with 'tasuki token create NAME'.
 Over TLS with a private CA, pass the CA's certificate with --ca (or
 $TASUKI_CA); a server that requires client certificates of workers
 (client_ca) needs --cert and --key too.
+
+The output files of tasks' needs are downloaded into an artifact cache,
+and those of its attempts' outputs kept there before they are uploaded:
+--artifact-cache (default: tasuki/artifacts in the user's cache
+directory). A file no attempt has used for --cache-keep leaves it.
 
 SIGTERM or Ctrl-C drains (a spot preemption notice): no new leases; running
 attempts get --grace to finish by themselves (no signal reaches them
@@ -95,9 +100,20 @@ runs those attempts again elsewhere.`,
 					return usageErr("--dir %s: not a directory", dir)
 				}
 			}
+			if cacheKeep <= 0 {
+				return usageErr("--cache-keep %s: expected a duration of more than 0s, like 24h or 30m", cacheKeep)
+			}
+			if cacheDir != "" {
+				// Created with its parents when missing, like the
+				// default; something else in the way is a mistake.
+				if fi, err := os.Stat(cacheDir); err == nil && !fi.IsDir() {
+					return usageErr("--artifact-cache %s: not a directory", cacheDir)
+				}
+			}
 			w := &worker.Worker{
 				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
 				Grace: grace, KillGrace: killGrace,
+				ArtifactCache: cacheDir, CacheKeep: cacheKeep,
 				Logger: slog.New(slog.NewTextHandler(a.io.Err, nil)),
 			}
 			sigs := make(chan os.Signal, 2)
@@ -122,6 +138,8 @@ runs those attempts again elsewhere.`,
 	f.DurationVar(&killGrace, "kill-grace", shell.DefaultGrace, "time between SIGTERM and SIGKILL when an attempt's process group is ended")
 	f.StringVar(&dir, "dir", "", "directory that relative task working directories are resolved against (default: the current directory)")
 	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
+	f.StringVar(&cacheDir, "artifact-cache", "", "directory of the artifact cache: the files of needs downloaded, and of outputs kept (default: tasuki/artifacts in the user's cache directory)")
+	f.DurationVar(&cacheKeep, "cache-keep", worker.DefaultCacheKeep, "how long a file of the artifact cache that no attempt used since is kept")
 	addClientCertFlags(cmd)
 	return cmd
 }
