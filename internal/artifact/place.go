@@ -14,19 +14,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // Place puts the files of a task's needs under dir (an attempt's
 // artifacts directory, TASUKI_ARTIFACTS): each at dir/<need>/<path>.
 //
-// From a Dir store on the same file system a file is a hard link to the
-// kept content, which costs nothing whatever its size; otherwise it is a
-// copy, checked against its digest as it is read. Either way the placed
-// file is read-only: 0400, or 0500 when its owner could execute it. The
-// directory is the attempt's own, so group and other bits would give
-// nothing, and a mode of its own would keep a file from being a link.
+// Each file is a copy of the kept content, checked against its digest as
+// it is read: never a hard link, which a task that changes its copy (a
+// chmod, or root) would turn into a change of the kept file for every
+// later run. The placed file is read-only: 0400, or 0500 when its owner
+// could execute it; the directory is the attempt's own, so group and
+// other bits would give nothing.
 //
 // Every path is checked before anything is written: one that would
 // climb out of dir, two different files for one path, or a digest that
@@ -118,12 +116,10 @@ func (p placer) place(rel string, f Need) error {
 			return err
 		}
 	}
-	if d, ok := p.st.(*Dir); ok && mode == 0o400 {
-		linked, err := p.link(d, name, f)
-		if linked || err != nil {
-			return err
-		}
-	}
+	// Always a copy, never a hard link to the kept file: a task can
+	// chmod a file it owns (and root writes through any mode), and a
+	// write through a link would change the kept content for every later
+	// run.
 	return p.copy(name, f, mode)
 }
 
@@ -145,33 +141,6 @@ func (p placer) same(name string, fi fs.FileInfo, digest string) bool {
 		return false
 	}
 	return DigestPrefix+hex.EncodeToString(h.Sum(nil)) == digest
-}
-
-// link hard-links the kept file of a Dir at name. It reports false, with
-// no error, when a link cannot be made here (another file system, a
-// file system without links): the caller copies instead.
-func (p placer) link(d *Dir, name string, f Need) (bool, error) {
-	kept := d.path(f.Digest)
-	fi, err := os.Stat(kept)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", f.Digest, err)
-	}
-	if fi.Size() != f.Size {
-		// The kept file was damaged (truncated, or written through a link
-		// by a task running as root): refuse it rather than pass it on.
-		return false, fmt.Errorf("%s has %d bytes, not %d: %w", kept, fi.Size(), f.Size, ErrCorrupt)
-	}
-	err = os.Link(kept, filepath.Join(p.dir, name))
-	switch {
-	case err == nil:
-		// Used now: a sweep of a cache by age keeps it (best effort).
-		now := time.Now()
-		os.Chtimes(kept, now, now)
-		return true, nil
-	case errors.Is(err, syscall.EXDEV), errors.Is(err, syscall.EMLINK), errors.Is(err, syscall.EPERM), errors.Is(err, syscall.ENOTSUP):
-		return false, nil
-	}
-	return false, err
 }
 
 // copy writes the content of f at name through a temporary file, checked

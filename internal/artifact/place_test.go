@@ -3,6 +3,7 @@ package artifact
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,12 +36,12 @@ func TestPlace(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		link bool
-	}{{"from a directory store: links", true}, {"from another store: copies", false}} {
+	}{{"from a directory store", true}, {"from another store", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			d := &Dir{Root: t.TempDir()}
 			var st Store = d
-			if !tc.link {
+			if !tc.link { // (the field names the store, not a link: files are always copies)
 				st = otherStore{d}
 			}
 			in := putAll(t, d, "weights", "#!/bin/sh\necho hi\n")
@@ -60,9 +61,9 @@ func TestPlace(t *testing.T) {
 				mode          fs.FileMode
 				linked        bool
 			}{
-				{"train/out/model.bin", "weights", 0o400, tc.link},
+				{"train/out/model.bin", "weights", 0o400, false},
 				{"train/bin/run.sh", "#!/bin/sh\necho hi\n", 0o500, false},
-				{"eval/model.bin", "weights", 0o400, tc.link},
+				{"eval/model.bin", "weights", 0o400, false},
 			} {
 				p := filepath.Join(dir, c.path)
 				b, err := os.ReadFile(p)
@@ -76,6 +77,20 @@ func TestPlace(t *testing.T) {
 				kept, _ := os.Stat(d.path(strings.TrimSpace(digestOf(c.content))))
 				if os.SameFile(fi, kept) != c.linked {
 					t.Errorf("%s: linked to the kept file = %v, want %v", c.path, !c.linked, c.linked)
+				}
+			}
+			// A task that makes its copy writable and changes it does not
+			// change the kept file.
+			model := filepath.Join(dir, "train/out/model.bin")
+			os.Chmod(model, 0o600)
+			os.WriteFile(model, []byte("CORRUPTED"), 0o600)
+			if r, err := d.Open(ctx, in[0].Digest); err != nil {
+				t.Errorf("the kept file after a placed copy was changed: %v", err)
+			} else {
+				b, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || string(b) != "weights" {
+					t.Errorf("the kept file after a placed copy was changed: %q, %v", b, err)
 				}
 			}
 			// A file changed in place since is put back.
