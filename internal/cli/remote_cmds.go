@@ -26,15 +26,15 @@ const waitPoll = 500 * time.Millisecond
 func (a *app) serverCmds() []*cobra.Command {
 	return []*cobra.Command{
 		a.pipelinesCmd(), a.triggerCmd(),
-		a.runActionCmd("cancel", "Cancel a run", `Cancel a run on the server: tasks not started will not start, running ones
-are stopped. The run ends as cancelled.`, (*api.Client).Cancel, nil),
-		a.runActionCmd("retry", "Retry a failed run's failed tasks and what follows them", `Retry a failed run in place: its unsuccessful tasks (failed, timed out,
+		a.withMapFlags(a.runActionCmd("cancel", "Cancel a run (or a map task of it, or one item)", `Cancel a run on the server: tasks not started will not start, running ones
+are stopped. The run ends as cancelled.`, (*api.Client).Cancel, nil), api.MapCancel),
+		a.withMapFlags(a.runActionCmd("retry", "Retry a failed run's failed tasks and what follows them (or one item of a map)", `Retry a failed run in place: its unsuccessful tasks (failed, timed out,
 cancelled, not run because a need failed) and everything after them run
-again; tasks that succeeded are kept.`, (*api.Client).RetryFailed, a.localRetry),
+again; tasks that succeeded are kept.`, (*api.Client).RetryFailed, a.localRetry), api.MapRetry),
 		a.runActionCmd("rerun", "Start a new run like an old one", `Start a new run of the same pipeline version, with the same parameters and
 interval as the given run. With a server it prints the new run's id; without
 one the new run executes here, and its id is on the first line on stderr.`, (*api.Client).Rerun, a.localRerun),
-		a.markCmd(),
+		a.withItemFlag(a.markCmd()),
 		a.pauseCmd(true), a.pauseCmd(false),
 		a.backfillCmd(),
 	}
