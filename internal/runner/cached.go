@@ -25,7 +25,7 @@ const DefaultCacheTTL = 30 * 24 * time.Hour
 // once its success is written. It runs on the attempt's goroutine.
 func (c *coordinator) execute(ctx context.Context, a *Attempt, t *spec.Task, item json.RawMessage) AttemptResult {
 	cs, ok := c.r.Store.(store.Cache)
-	if t.Cache == nil || c.r.NoCache || !ok || a.Items > 1 {
+	if t.Cache == nil || !ok || a.Items > 1 {
 		return c.r.Executor(ctx, a)
 	}
 	s, err := a.Spec()
@@ -35,6 +35,15 @@ func (c *coordinator) execute(ctx context.Context, a *Attempt, t *spec.Task, ite
 	key, err := c.cacheKey(ctx, s, t, item)
 	if err != nil {
 		return attempt.Failedf("cache key: %v", err)
+	}
+	if c.r.NoCache {
+		// Run, and store the result under the key: it replaces the
+		// entry a later run would have reused.
+		res := c.r.Executor(ctx, a)
+		if res.Outcome == attempt.Succeeded {
+			res.CacheKey = key
+		}
+		return res
 	}
 	hits, err := cs.LookupCache(ctx, []string{key}, c.now())
 	if err != nil {

@@ -3,6 +3,7 @@ package runner
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/tasuki-dev/tasuki/internal/spec"
+	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
 // maxItemSize bounds one item's value (a line of a file, an element of a
@@ -145,6 +147,9 @@ func (c *coordinator) itemsFrom(id string, v *itemValues) error {
 	case res[0] == '"':
 		var p string
 		if err := json.Unmarshal(res, &p); err != nil {
+			return err
+		}
+		if found, err := c.itemsFromOutput(j, p, v); found || err != nil {
 			return err
 		}
 		if !filepath.IsAbs(p) {
@@ -297,4 +302,32 @@ func matchParts(pat, name []string) bool {
 		pat, name = pat[1:], name[1:]
 	}
 	return len(name) == 0
+}
+
+// itemsFromOutput reads the items from the output file path of task j
+// when j kept one by that path (outputs:): the task may have run on a
+// remote worker, whose disk the file is on, and the artifact store has
+// it wherever the task ran. It reports whether j kept such a file.
+func (c *coordinator) itemsFromOutput(j int, p string, v *itemValues) (bool, error) {
+	as, ok := c.r.Store.(store.Artifacts)
+	if !ok || filepath.IsAbs(p) || len(c.pipeline.Tasks[j].Outputs) == 0 {
+		return false, nil
+	}
+	want := filepath.ToSlash(filepath.Clean(p))
+	refs, err := as.ArtifactsOf(context.Background(), c.run.ID, j, -1)
+	if err != nil {
+		return false, fmt.Errorf("read its output files: %w", err)
+	}
+	for _, r := range refs {
+		if r.Path != want {
+			continue
+		}
+		f, err := c.r.ArtifactStore().Open(context.Background(), r.Digest)
+		if err != nil {
+			return true, fmt.Errorf("its result names its output %s: %w", want, err)
+		}
+		defer f.Close()
+		return true, readItems(f, v)
+	}
+	return false, nil
 }

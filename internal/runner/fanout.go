@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,8 +392,13 @@ func (f *fanout) verdict(attempt int) engine.Event {
 	if n := f.counts[itemSkipped]; n > 0 {
 		counts += fmt.Sprintf(", %d skipped", n)
 	}
-	if f.unsuccessful > 0 {
-		counts += fmt.Sprintf(", %d failed", f.unsuccessful)
+	for _, s := range []struct {
+		state itemState
+		word  string
+	}{{itemFailed, "failed"}, {itemTimedOut, "timed out"}, {itemCancelled, "cancelled"}} {
+		if n := f.counts[s.state]; n > 0 {
+			counts += fmt.Sprintf(", %d %s", n, s.word)
+		}
 	}
 	if n := f.n - f.counts[itemSucceeded] - f.counts[itemSkipped] - f.unsuccessful; n > 0 {
 		counts += fmt.Sprintf(", %d not run", n)
@@ -406,11 +412,26 @@ func (f *fanout) verdict(attempt int) engine.Event {
 			msg += fmt.Sprintf(", more than the %d tolerated", f.allowed)
 		}
 		if len(f.messages) > 0 {
-			msg += "; " + strings.Join(f.messages, "; ")
+			msg += "; " + strings.Join(f.firstFailures(), "; ")
 		}
 		return engine.Event{Kind: engine.EvTaskFailed, Task: f.task, Attempt: attempt, Message: msg, Result: summary}
 	}
 	return engine.Event{Kind: engine.EvTaskSucceeded, Task: f.task, Attempt: attempt, Message: counts, Result: summary}
+}
+
+// firstFailures are the messages of the first failed items, in item
+// order (they end in whatever order their attempts did).
+func (f *fanout) firstFailures() []string {
+	out := slices.Clone(f.messages)
+	slices.SortFunc(out, func(a, b string) int { return itemOfMessage(a) - itemOfMessage(b) })
+	return out
+}
+
+// itemOfMessage reads N back from "item N: ...".
+func itemOfMessage(m string) int {
+	num, _, _ := strings.Cut(strings.TrimPrefix(m, "item "), ":")
+	n, _ := strconv.Atoi(num)
+	return n
 }
 
 // summary is the map task's own result: its counts.
@@ -480,26 +501,25 @@ func itemEnv(vars map[string]string, index int, raw json.RawMessage) {
 			return // not flat: the JSON in TASUKI_ITEM is the way in
 		}
 	}
-	for k, v := range obj {
+	// In key order, the first key of those that make the same variable
+	// wins (user-id and user_id); INDEX is the item's position's.
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		name := "TASUKI_ITEM_" + spec.EnvSafe(k)
-		if name == "TASUKI_ITEM_INDEX" {
+		if _, taken := vars[name]; taken {
 			continue
 		}
-		vars[name] = scalarText(v)
+		vars[name] = scalarText(obj[k])
 	}
 }
 
 // scalarText renders a JSON value for a variable: a string without its
-// quotes, null as empty, anything else as its JSON.
+// quotes, anything else (null included) as its JSON.
 func scalarText(raw json.RawMessage) string {
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s
 		}
-	}
-	if string(raw) == "null" {
-		return ""
 	}
 	return string(raw)
 }

@@ -473,7 +473,7 @@ tasks:
 		t.Errorf("%d items started after the cancel", n)
 	}
 	each := e.tasks(run.ID)["each"]
-	if each.State != engine.TaskCancelled || !strings.HasPrefix(each.Message, "map cancelled: 100 items: 0 succeeded, 2 failed, 98 not run") {
+	if each.State != engine.TaskCancelled || !strings.HasPrefix(each.Message, "map cancelled: 100 items: 0 succeeded, 2 cancelled, 98 not run") {
 		t.Errorf("map = %s %q", each.State, each.Message)
 	}
 }
@@ -634,11 +634,61 @@ tasks:
 	if n := ranCount(third.ID); n != 100 {
 		t.Errorf("after the shared input changed, %d items ran, want 100", n)
 	}
-	// --no-cache runs everything.
+	// --no-cache runs everything, and refreshes the entries: the next
+	// run reuses its results.
 	e.r.NoCache = true
 	fourth, _ := e.run(t.Context(), src, nil)
 	if n := ranCount(fourth.ID); n != 100 {
 		t.Errorf("with NoCache, %d items ran, want 100", n)
+	}
+	e.r.NoCache = false
+	_, tasks = e.run(t.Context(), src, nil)
+	if msg := tasks["prepare"].Message; !strings.HasPrefix(msg, fmt.Sprintf("cached: the result of run %d", fourth.ID)) {
+		t.Errorf("after a --no-cache run, prepare = %q, want the result of run %d", msg, fourth.ID)
+	}
+}
+
+func TestItemEnv(t *testing.T) {
+	for _, tc := range []struct {
+		item string
+		want map[string]string
+	}{
+		{`"plain"`, map[string]string{"TASUKI_ITEM": "plain", "TASUKI_ITEM_INDEX": "3"}},
+		{`null`, map[string]string{"TASUKI_ITEM": "null", "TASUKI_ITEM_INDEX": "3"}},
+		{`""`, map[string]string{"TASUKI_ITEM": "", "TASUKI_ITEM_INDEX": "3"}},
+		{`{"index":99,"a-b":1,"a_b":2,"id":"x","n":null}`, map[string]string{
+			"TASUKI_ITEM": `{"index":99,"a-b":1,"a_b":2,"id":"x","n":null}`, "TASUKI_ITEM_INDEX": "3",
+			"TASUKI_ITEM_A_B": "1", "TASUKI_ITEM_ID": "x", "TASUKI_ITEM_N": "null"}},
+		{`{"nested":{"a":1}}`, map[string]string{"TASUKI_ITEM": `{"nested":{"a":1}}`, "TASUKI_ITEM_INDEX": "3"}},
+	} {
+		got := map[string]string{}
+		itemEnv(got, 3, json.RawMessage(tc.item))
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("itemEnv(%s) = %v, want %v", tc.item, got, tc.want)
+		}
+	}
+}
+
+// TestMapItemOutputs: ${TASUKI_ITEM} in outputs names each item's files,
+// kept with each item's success.
+func TestMapItemOutputs(t *testing.T) {
+	e := newEnv(t)
+	run, tasks := e.run(t.Context(), `
+name: m
+tasks:
+  - id: tiles
+    run: mkdir -p tiles && echo "tile $TASUKI_ITEM" > "tiles/tile-$TASUKI_ITEM.txt"
+    outputs: ["tiles/tile-${TASUKI_ITEM}.txt"]
+    map: {items: [a, b]}
+`, nil)
+	if run.State != engine.RunSucceeded {
+		t.Fatalf("run %s: %+v", run.State, tasks)
+	}
+	for i, name := range []string{"a", "b"} {
+		refs, err := e.st.ArtifactsOf(t.Context(), run.ID, 0, i)
+		if err != nil || len(refs) != 1 || refs[0].Path != "tiles/tile-"+name+".txt" {
+			t.Errorf("item %d's outputs: %+v, %v", i, refs, err)
+		}
 	}
 }
 
@@ -720,7 +770,7 @@ tasks:
 		t.Errorf("run %s", end.State)
 	}
 	each := e.tasks(run.ID)["each"]
-	if each.State != engine.TaskSucceeded || each.Message != "8 items: 6 succeeded, 1 skipped, 1 failed" {
+	if each.State != engine.TaskSucceeded || each.Message != "8 items: 6 succeeded, 1 skipped, 1 cancelled" {
 		t.Errorf("map %s: %q", each.State, each.Message)
 	}
 	byItem := map[int]store.MapItem{}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/cache"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/spec"
@@ -636,7 +637,10 @@ func (c *coordinator) keepOutputs(task, item int, res AttemptResult) {
 // handed on), read from the store. It runs off the coordinator's
 // goroutine.
 func (c *coordinator) addArtifacts(s *attempt.Spec, t *spec.Task, needs []int) error {
-	s.Outputs = t.Outputs
+	s.Outputs = nil
+	for _, o := range t.Outputs {
+		s.Outputs = append(s.Outputs, cache.Expand(o, s.Env))
+	}
 	as, ok := c.r.Store.(store.Artifacts)
 	if !ok {
 		return nil

@@ -75,8 +75,9 @@ type Runner struct {
 	// Poker checks the conditions of waiting tasks (default one of its
 	// own, checking with Kinds); share one between runners of a process.
 	Poker *Poker
-	// NoCache runs every attempt, even of tasks with cache: (their
-	// results are still stored for later runs): 'tasuki run --no-cache'.
+	// NoCache runs every attempt, even of tasks with cache:, and stores
+	// their results, replacing the entries of their keys: 'tasuki run
+	// --no-cache' refreshes a cached result.
 	NoCache bool
 	// CacheTTL is how long a cache entry is reused when the task gives no
 	// cache.ttl (0: DefaultCacheTTL; negative: no expiry).

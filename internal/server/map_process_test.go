@@ -30,6 +30,16 @@ tasks:
       test "$W" = w1
       echo "$((TASUKI_ITEM * TASUKI_ITEM))" > "$TASUKI_RESULT"
     map: {range: {stop: 40}, concurrency: 8}
+  - id: list
+    labels: [remote]
+    run: |
+      mkdir -p lists && printf 'u1\nu2\nu3\n' > lists/users.txt
+      echo '"lists/users.txt"' > "$TASUKI_RESULT"
+    outputs: [lists/users.txt]
+  - id: per-user
+    labels: [remote]
+    run: echo "$TASUKI_ITEM"
+    map: {from: list}
   - id: double
     labels: [remote]
     run: |
@@ -69,6 +79,11 @@ tasks:
 	for _, task := range detail.Tasks {
 		if task.ID == "double" && !strings.HasPrefix(task.Message, "40 items: 40 succeeded") {
 			t.Errorf("double: %q", task.Message)
+		}
+		// The list was written on the worker: the server read its items
+		// from the artifact store.
+		if task.ID == "per-user" && task.Message != "3 items: 3 succeeded" {
+			t.Errorf("per-user: %q", task.Message)
 		}
 	}
 }

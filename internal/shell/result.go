@@ -80,27 +80,29 @@ func readResultFile(path string) ([]byte, error) {
 }
 
 // ReadResultLines reads the results of a batch of n map items at path:
-// one JSON value per line, in item order (a blank line, or a missing line at
-// the end, is an item without a result). No file means no results. More
-// lines than items, or a line that is not JSON, is an error naming the
-// line.
+// exactly one line per item, in item order, each a JSON value or blank
+// (an item without a result). No file means no results at all. Fewer or
+// more lines than items (a process that stopped half way, or printed
+// more), or a line that is not JSON, is an error saying which: a result
+// silently missing would pass for an item without one.
 func ReadResultLines(path string, n int) ([]json.RawMessage, error) {
 	data, err := readResultFile(path)
 	if err != nil || data == nil {
 		return nil, err
 	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if len(lines) != n {
+		return nil, fmt.Errorf("%d result lines for a batch of %d items: write one line per item, in order (a blank line for an item without a result)", len(lines), n)
+	}
 	out := make([]json.RawMessage, 0, n)
-	for i, line := range bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n")) {
-		if i >= n {
-			return nil, fmt.Errorf("read task results %s: %d lines for a batch of %d items", path, bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n"))+1, n)
-		}
+	for i, line := range lines {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			out = append(out, nil)
 			continue
 		}
 		if !json.Valid(line) {
-			return nil, fmt.Errorf("read task results %s: line %d is not valid JSON", path, i+1)
+			return nil, fmt.Errorf("result line %d (of the batch's item %d) is not valid JSON", i+1, i+1)
 		}
 		out = append(out, json.RawMessage(bytes.Clone(line)))
 	}
