@@ -664,6 +664,10 @@ func (d *decoder) object(n ast.Node, sh *shape, v reflect.Value, at pos, label s
 		}
 		seen[fl.ord] = e.keyPos
 		if !fl.required && isNull(e.value) {
+			if fl.noNull {
+				d.errorf(e.keyPos, "%s: expected %s, got no value", e.key, fl.shape.describe())
+				continue
+			}
 			// An optional key with no value ("env:" with every line commented
 			// out) is the same as leaving the key out.
 			continue

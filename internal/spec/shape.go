@@ -120,6 +120,10 @@ type field struct {
 	min, max *float64
 	aka      []string
 	ptr      bool // the Go field is a pointer to the struct
+	// noNull refuses the key with no value (tag null:"refuse"), where
+	// leaving it out would be a surprise: "map:" with its lines commented
+	// out would run the task once instead of per item.
+	noNull bool
 	// secretEnv is the index of the Go field that receives the {secret:
 	// NAME} values of an env map (tag secretenv), or -1.
 	secretEnv int
@@ -225,7 +229,8 @@ func (b *formatBuilder) object(t reflect.Type) (*shape, error) {
 			return nil, fmt.Errorf("field %s.%s has no yaml tag", t.Name(), sf.Name)
 		}
 		key, _, _ := strings.Cut(tag, ",")
-		fl := &field{key: key, index: i, ord: len(sh.fields), doc: sf.Tag.Get("doc"), required: sf.Tag.Get("required") == "true", secretEnv: -1}
+		fl := &field{key: key, index: i, ord: len(sh.fields), doc: sf.Tag.Get("doc"), required: sf.Tag.Get("required") == "true", secretEnv: -1,
+			noNull: sf.Tag.Get("null") == "refuse"}
 		if name := sf.Tag.Get("secretenv"); name != "" {
 			target, ok := t.FieldByName(name)
 			if !ok || target.Type != sf.Type || target.Type.Kind() != reflect.Map {
