@@ -176,12 +176,14 @@ func (a *app) actOnMap(cmd *cobra.Command, runArg, task string, act api.MapActio
 	if act.Item == api.WholeMap {
 		what = fmt.Sprintf("map task %s of run %d", task, id)
 	}
-	switch act.Kind {
-	case api.MapCancel:
-		what += ": cancelled"
-	case api.MapRetry:
+	switch {
+	case act.Kind == api.MapCancel && act.Item == api.WholeMap:
+		what += ": cancelled (once its running items have stopped)"
+	case act.Kind == api.MapCancel:
+		what += ": cancelled (if it runs, once it has stopped)"
+	case act.Kind == api.MapRetry:
 		what += ": runs again"
-	case api.MapMark:
+	case act.Kind == api.MapMark:
 		what += ": marked " + string(act.State)
 	}
 	fmt.Fprintln(a.io.Out, what)

@@ -31,12 +31,12 @@ func TestMapActionCommands(t *testing.T) {
 	}
 	cases := []tc{
 		{name: "cancel an item", args: []string{"cancel", "10", "--task", "each", "--item", "2995"}, asked: act(api.MapCancel, 2995, ""),
-			stdout: []string{"item 2995 of map task each (run 10): cancelled\n",
+			stdout: []string{"item 2995 of map task each (run 10): cancelled (if it runs, once it has stopped)\n",
 				"run 10 of hello: running; map 3000 items: 10 succeeded, 2 failed, 1 timed out, 1 cancelled, 2977 running, 9 pending\n"}},
 		{name: "cancel an item by its name", args: []string{"cancel", "10", "--task", "each.21"}, asked: act(api.MapCancel, 21, ""),
 			stdout: []string{"item 21 of map task each (run 10): cancelled"}},
 		{name: "cancel the map", args: []string{"cancel", "10", "--task", "each"}, asked: act(api.MapCancel, api.WholeMap, ""),
-			stdout: []string{"map task each of run 10: cancelled\n", "2987 cancelled"}},
+			stdout: []string{"map task each of run 10: cancelled (once its running items have stopped)\n", "2987 cancelled"}},
 		{name: "cancel json", args: []string{"cancel", "10", "--task", "each", "--item", "21", "-o", "json"}, asked: act(api.MapCancel, 21, ""),
 			stdout: []string{`"id": 10`, `"cancelled": 1`}},
 		{name: "retry an item", args: []string{"retry", "10", "--task", "each", "--item", "17"}, asked: act(api.MapRetry, 17, ""),
