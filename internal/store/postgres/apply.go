@@ -124,7 +124,7 @@ type applyPlan struct {
 
 	// artifact refs: the last group of each task and item (artifacts.go)
 	artKeys   []artifactKey
-	artGroups []artifactGroup
+	artGroups []store.ArtifactGroup
 	artPos    map[artifactKey]int
 }
 
@@ -136,10 +136,10 @@ func (p *applyPlan) build(changes []store.Change) error {
 	for ci := range changes {
 		c := &changes[ci]
 		tr := &c.Transition
-		if err := checkMaps(c); err != nil {
+		if err := store.CheckMaps(c); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", c.RunID, err)
 		}
-		if err := checkArtifacts(c); err != nil {
+		if err := store.CheckArtifacts(c); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", c.RunID, err)
 		}
 		if tr.Run == nil && len(tr.Tasks) == 0 && len(tr.Records) == 0 && len(c.Attempts) == 0 && len(c.DatasetUpdates) == 0 &&

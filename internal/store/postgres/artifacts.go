@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,68 +11,6 @@ import (
 
 // Artifact refs (see store.Artifacts): which files each task (or item of a
 // map) of a run produced, written with its success, deleted with its run.
-
-// Page sizes of ArtifactDigests (the contract leaves them to the driver;
-// the sweep reads pages until an empty one).
-const (
-	defaultDigestsLimit = 1000
-	maxDigestsLimit     = 10000
-)
-
-// checkArtifacts rejects what Apply would refuse about c's artifact refs
-// before the transaction starts. It is the same check, with the same
-// messages, as the SQLite driver's.
-func checkArtifacts(c *store.Change) error {
-	for _, a := range c.Artifacts {
-		if a.RunID != 0 && a.RunID != c.RunID {
-			return fmt.Errorf("artifact %q of task %d names run %d", a.Path, a.Index, a.RunID)
-		}
-		if a.Index < 0 || a.Item < -1 || a.Index > math.MaxInt32 || a.Item > math.MaxInt32 {
-			return fmt.Errorf("artifact %q of task %d item %d: want a task index and an item (-1 for a task)", a.Path, a.Index, a.Item)
-		}
-		if err := checkArtifactFile(a.ArtifactFile); err != nil {
-			return fmt.Errorf("artifact of task %d: %w", a.Index, err)
-		}
-	}
-	return nil
-}
-
-// artifactGroup is the refs of one task (or item) of a change: the files
-// of one success, which replace any it had (a task run again by an
-// operator lists what its new success produced, not the files of the
-// old one too). A path given twice is its last ref.
-type artifactGroup struct {
-	index, item int
-	refs        []store.ArtifactRef
-}
-
-// artifactGroups groups refs by task and item, in the order first seen.
-func artifactGroups(refs []store.ArtifactRef) []artifactGroup {
-	type key struct{ index, item int }
-	pos := map[key]int{}
-	var out []artifactGroup
-	for _, r := range refs {
-		k := key{r.Index, r.Item}
-		i, ok := pos[k]
-		if !ok {
-			i = len(out)
-			pos[k] = i
-			out = append(out, artifactGroup{index: r.Index, item: r.Item})
-		}
-		g := &out[i]
-		replaced := false
-		for j := range g.refs {
-			if g.refs[j].Path == r.Path {
-				g.refs[j], replaced = r, true
-				break
-			}
-		}
-		if !replaced {
-			g.refs = append(g.refs, r)
-		}
-	}
-	return out
-}
 
 type artifactKey struct {
 	run         int64
@@ -86,8 +23,8 @@ func (p *applyPlan) addArtifacts(runID int64, refs []store.ArtifactRef) {
 	if p.artPos == nil {
 		p.artPos = map[artifactKey]int{}
 	}
-	for _, g := range artifactGroups(refs) {
-		k := artifactKey{runID, g.index, g.item}
+	for _, g := range store.ArtifactGroups(refs) {
+		k := artifactKey{runID, g.Index, g.Item}
 		if i, ok := p.artPos[k]; ok {
 			p.artGroups[i] = g
 			continue
@@ -142,7 +79,7 @@ func (p *applyPlan) artifactStatements() []statement {
 			tRun, tIdx = append(tRun, k.run), append(tIdx, int32(k.index))
 		}
 		gRun, gIdx, gItem = append(gRun, k.run), append(gIdx, int32(k.index)), append(gItem, int32(k.item))
-		for _, r := range p.artGroups[i].refs {
+		for _, r := range p.artGroups[i].Refs {
 			run, idx, item = append(run, k.run), append(idx, int32(k.index)), append(item, int32(k.item))
 			path, digest = append(path, r.Path), append(digest, r.Digest)
 			size, mode = append(size, r.Size), append(mode, int64(r.Mode))
@@ -223,11 +160,8 @@ SELECT v FROM d WHERE v IS NOT NULL LIMIT $2`
 // ArtifactDigests pages through the digests that artifact refs and cache
 // entries name.
 func (db *DB) ArtifactDigests(ctx context.Context, after string, limit int) ([]string, error) {
-	if limit <= 0 {
-		limit = defaultDigestsLimit
-	}
-	limit = min(limit, maxDigestsLimit)
-	if err := store.CheckText("cursor", after); err != nil {
+	limit, err := store.DigestsLimit(after, limit)
+	if err != nil {
 		return nil, fmt.Errorf("artifact digests: %w", err)
 	}
 	rows, err := db.pool.Query(ctx, artifactDigestsSQL, after, limit)

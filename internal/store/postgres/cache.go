@@ -3,10 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,117 +26,6 @@ import (
 // move while they are locked), not by joining the table with the locked
 // keys, which PostgreSQL may plan as a hash join over a scan of the whole
 // cache.
-
-// prepareCache checks entries and returns what PutCache writes: copies,
-// one per key (the last given), in key order (the order PostgreSQL takes
-// their row locks in), with zero times now and times normalised. It is the
-// same check, with the same messages, as the SQLite driver's.
-func prepareCache(entries []store.CacheEntry, now time.Time) ([]store.CacheEntry, error) {
-	byKey := make(map[string]int, len(entries))
-	out := make([]store.CacheEntry, 0, len(entries))
-	for _, e := range entries {
-		if e.Key == "" {
-			return nil, errors.New("cache entry with an empty key")
-		}
-		if err := store.CheckText("cache key", e.Key); err != nil {
-			return nil, err
-		}
-		what := fmt.Sprintf("cache entry %.16s", e.Key)
-		if err := store.CheckText("pipeline name", e.Pipeline); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		if err := store.CheckText("task id", e.TaskID); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		switch {
-		case e.Item < -1:
-			return nil, fmt.Errorf("%s: item %d (want -1 for a task, or an item of a map)", what, e.Item)
-		case e.Size < 0:
-			return nil, fmt.Errorf("%s: negative size %d", what, e.Size)
-		case e.RunID < 0:
-			return nil, fmt.Errorf("%s: invalid run id %d", what, e.RunID)
-		}
-		if err := store.CheckJSON("result of "+what, e.Result); err != nil {
-			return nil, err
-		}
-		for _, f := range e.Outputs {
-			if err := checkArtifactFile(f); err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		if e.CreatedAt.IsZero() {
-			e.CreatedAt = now
-		}
-		if e.UsedAt.IsZero() {
-			e.UsedAt = now
-		}
-		e.CreatedAt, e.UsedAt, e.ExpiresAt = store.NormTime(e.CreatedAt), store.NormTime(e.UsedAt), store.NormTime(e.ExpiresAt)
-		e.Result = store.NormJSON(e.Result)
-		if len(e.Outputs) == 0 {
-			e.Outputs = nil
-		}
-		if i, ok := byKey[e.Key]; ok {
-			out[i] = e
-			continue
-		}
-		byKey[e.Key] = len(out)
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b store.CacheEntry) int { return strings.Compare(a.Key, b.Key) })
-	return out, nil
-}
-
-// checkArtifactFile rejects an output file no store could name or find
-// again.
-func checkArtifactFile(f store.ArtifactFile) error {
-	switch {
-	case f.Path == "":
-		return errors.New("output file with an empty path")
-	case f.Digest == "":
-		return fmt.Errorf("output file %q without a digest", f.Path)
-	case f.Size < 0:
-		return fmt.Errorf("output file %q has a negative size", f.Path)
-	}
-	if err := store.CheckText("output path", f.Path); err != nil {
-		return err
-	}
-	return store.CheckText("digest", f.Digest)
-}
-
-// digests are the distinct digests of files, in order.
-func digests(files []store.ArtifactFile) []string {
-	out := make([]string, 0, len(files))
-	for _, f := range files {
-		out = append(out, f.Digest)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// checkCacheFilter rejects a pipeline and task a listing or a purge names
-// that no entry can have: a task without its pipeline (task ids are per
-// pipeline), names that are not text.
-func checkCacheFilter(pipeline, taskID string) error {
-	if taskID != "" && pipeline == "" {
-		return fmt.Errorf("task %q needs its pipeline (task ids are per pipeline)", taskID)
-	}
-	return errors.Join(store.CheckText("pipeline name", pipeline), store.CheckText("task id", taskID))
-}
-
-// cacheKeys are keys without repeats and without those no entry can have
-// (empty, or not text), which a driver could not even send as given.
-func cacheKeys(keys []string) []string {
-	out := make([]string, 0, len(keys))
-	seen := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		if k == "" || seen[k] || store.CheckText("", k) != nil {
-			continue
-		}
-		seen[k] = true
-		out = append(out, k)
-	}
-	return out
-}
 
 const cacheCols = `key, pipeline, task_id, run_id, item, result::text, outputs::text, size, created_at, used_at,
 	expires_at`
@@ -167,7 +53,7 @@ func (db *DB) LookupCache(ctx context.Context, keys []string, now time.Time) (ma
 		now = time.Now()
 	}
 	out := map[string]store.CacheEntry{}
-	keys = cacheKeys(keys)
+	keys = store.CacheKeys(keys)
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -203,7 +89,7 @@ const putCacheSQL = `INSERT INTO cache_entries AS c (key, pipeline, task_id, run
 // PutCache upserts the entries, forgets their old digests and names their
 // new ones, in one pipelined batch in one transaction.
 func (db *DB) PutCache(ctx context.Context, entries ...store.CacheEntry) error {
-	es, err := prepareCache(entries, time.Now())
+	es, err := store.PrepareCache(entries, time.Now())
 	if err != nil {
 		return fmt.Errorf("put cache entries: %w", err)
 	}
@@ -230,7 +116,7 @@ func (db *DB) PutCache(ctx context.Context, entries ...store.CacheEntry) error {
 			outputs[i] = pgtype.Text{String: string(b), Valid: true}
 		}
 		created[i], used[i], expires[i] = tsArg(e.CreatedAt), tsArg(e.UsedAt), tsArg(e.ExpiresAt)
-		for _, d := range digests(e.Outputs) {
+		for _, d := range store.Digests(e.Outputs) {
 			dKey, dDigest = append(dKey, e.Key), append(dDigest, d)
 		}
 	}
@@ -260,7 +146,7 @@ func (db *DB) TouchCache(ctx context.Context, keys []string, now time.Time) erro
 	if now.IsZero() {
 		now = time.Now()
 	}
-	keys = cacheKeys(keys)
+	keys = store.CacheKeys(keys)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -276,17 +162,11 @@ func (db *DB) TouchCache(ctx context.Context, keys []string, now time.Time) erro
 // ListCache reads a page in key order: from the (pipeline, task_id, key)
 // or (pipeline, key) index with filters, the key's otherwise.
 func (db *DB) ListCache(ctx context.Context, f store.CacheFilter) ([]store.CacheEntry, error) {
-	if err := checkCacheFilter(f.Pipeline, f.TaskID); err != nil {
-		return nil, fmt.Errorf("list cache entries: %w", err)
-	}
-	if err := store.CheckText("cursor", f.AfterKey); err != nil {
+	f, err := store.PrepareCacheFilter(f)
+	if err != nil {
 		return nil, fmt.Errorf("list cache entries: %w", err)
 	}
 	limit := f.Limit
-	if limit <= 0 {
-		limit = store.DefaultCacheLimit
-	}
-	limit = min(limit, store.MaxCacheLimit)
 	q, args := `SELECT `+cacheCols+` FROM cache_entries WHERE key > $1 ORDER BY key LIMIT $2`, []any{f.AfterKey, limit}
 	switch {
 	case f.TaskID != "":
@@ -313,7 +193,7 @@ func (db *DB) ListCache(ctx context.Context, f store.CacheFilter) ([]store.Cache
 // DeleteCache deletes the entries, locked in key order (their digests go
 // by the cascade).
 func (db *DB) DeleteCache(ctx context.Context, keys []string) (int, error) {
-	keys = cacheKeys(keys)
+	keys = store.CacheKeys(keys)
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -328,7 +208,7 @@ func (db *DB) DeleteCache(ctx context.Context, keys []string) (int, error) {
 // PurgeCache deletes a pipeline's entries (of one task), or all, locked in
 // key order.
 func (db *DB) PurgeCache(ctx context.Context, pipeline, taskID string) (int, error) {
-	if err := checkCacheFilter(pipeline, taskID); err != nil {
+	if err := store.CheckCacheFilter(pipeline, taskID); err != nil {
 		return 0, fmt.Errorf("purge the cache: %w", err)
 	}
 	where, args := ``, []any(nil)

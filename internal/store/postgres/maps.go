@@ -1,16 +1,12 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -24,119 +20,6 @@ import (
 // per item worth keeping. Apply reduces a batch's map changes to their
 // effect on each map (see mapPlan) and writes each map's item rows with one
 // set-based upsert, whatever their number.
-
-// checkMaps rejects what Apply would refuse about c's map changes before
-// the transaction starts. It is the same check, with the same messages, as
-// the SQLite driver's checkMaps.
-func checkMaps(c *store.Change) error {
-	for i := range c.Maps {
-		m := &c.Maps[i]
-		if m.Index < 0 || m.Index > math.MaxInt32 {
-			return fmt.Errorf("map change of task %d: task index out of range", m.Index)
-		}
-		what := fmt.Sprintf("map %d", m.Index)
-		if m.Values != nil {
-			if m.Info == nil {
-				return fmt.Errorf("%s: an expansion (%d values) needs its info", what, len(m.Values))
-			}
-			if m.Info.Items != len(m.Values) {
-				return fmt.Errorf("%s: expanded to %d values, but its info says %d items", what, len(m.Values), m.Info.Items)
-			}
-			for j, v := range m.Values {
-				if err := checkMapValue(v); err != nil {
-					return fmt.Errorf("%s: value of item %d: %w", what, j, err)
-				}
-			}
-		}
-		if in := m.Info; in != nil {
-			if in.Items < 0 || in.Next < 0 || in.Next > in.Items || in.Items > math.MaxInt32 {
-				return fmt.Errorf("%s: info has %d items and cursor %d; want 0 <= cursor <= items", what, in.Items, in.Next)
-			}
-			for s, n := range in.Counts {
-				if s == "" || store.CheckText("", string(s)) != nil || n < 0 {
-					return fmt.Errorf("%s: info counts %d items in state %q", what, n, s)
-				}
-			}
-			if len(in.Slowest) > store.MaxSlowItems {
-				return fmt.Errorf("%s: info has %d slowest items; at most %d are kept", what, len(in.Slowest), store.MaxSlowItems)
-			}
-			for _, s := range in.Slowest {
-				if s.Item < 0 || s.Attempt < 0 || s.Duration < 0 {
-					return fmt.Errorf("%s: slow item %+v has a negative field", what, s)
-				}
-			}
-		}
-		for j := range m.Items {
-			it := &m.Items[j]
-			if it.RunID != 0 && it.RunID != c.RunID {
-				return fmt.Errorf("%s: item %d names run %d", what, it.Item, it.RunID)
-			}
-			if it.Index != 0 && it.Index != m.Index {
-				return fmt.Errorf("%s: item %d names task %d", what, it.Item, it.Index)
-			}
-			if it.Item < 0 || it.Item > math.MaxInt32 {
-				return fmt.Errorf("%s: item %d out of range", what, it.Item)
-			}
-			if it.State == "" {
-				return fmt.Errorf("%s: item %d has no state", what, it.Item)
-			}
-			if err := store.CheckText("state", string(it.State)); err != nil {
-				return fmt.Errorf("%s: item %d: %w", what, it.Item, err)
-			}
-			if it.Attempt < 0 || it.Spent < 0 || it.CachedFrom < 0 || it.Attempt > math.MaxInt32 || it.Spent > math.MaxInt32 {
-				return fmt.Errorf("%s: item %d has a negative attempt, spent or cached-from run", what, it.Item)
-			}
-			if err := store.CheckJSON(fmt.Sprintf("result of item %d of %s", it.Item, what), it.Result); err != nil {
-				return err
-			}
-		}
-		for _, d := range m.Delete {
-			if d < 0 || d > math.MaxInt32 {
-				return fmt.Errorf("%s: delete of item %d out of range", what, d)
-			}
-		}
-	}
-	return nil
-}
-
-// checkMapValue accepts one compact JSON value on one line, in UTF-8 (text
-// every database keeps byte for byte).
-func checkMapValue(v json.RawMessage) error {
-	switch {
-	case len(v) == 0:
-		return errors.New("empty (want a JSON value)")
-	case bytes.IndexByte(v, '\n') >= 0:
-		return errors.New("contains a newline (want one JSON value on one line)")
-	case !utf8.Valid(v):
-		return errors.New("is not valid UTF-8")
-	case !json.Valid(v):
-		return fmt.Errorf("is not valid JSON: %.40q", v)
-	}
-	return nil
-}
-
-// chunks are the values as map_chunks rows: store.MapChunkItems lines each.
-func chunks(values []json.RawMessage) []string {
-	out := make([]string, 0, (len(values)+store.MapChunkItems-1)/store.MapChunkItems)
-	var b strings.Builder
-	for start := 0; start < len(values); start += store.MapChunkItems {
-		part := values[start:min(start+store.MapChunkItems, len(values))]
-		size := len(part) - 1
-		for _, v := range part {
-			size += len(v)
-		}
-		b.Reset()
-		b.Grow(size)
-		for i, v := range part {
-			if i > 0 {
-				b.WriteByte('\n')
-			}
-			b.Write(v)
-		}
-		out = append(out, b.String())
-	}
-	return out
-}
 
 type mapKey struct {
 	run int64
@@ -299,7 +182,7 @@ func (p *applyPlan) mapStatements() ([]statement, error) {
 			sts = append(sts,
 				statement{sql: deleteMapItemsSQL, args: []any{k.run, int32(k.idx)}, kind: stmtMapWrite, what: "delete the earlier items of " + what},
 				statement{sql: deleteMapChunksSQL, args: []any{k.run, int32(k.idx)}, kind: stmtMapWrite, what: "delete the earlier values of " + what},
-				statement{sql: insertChunksSQL, args: []any{k.run, int32(k.idx), chunks(mp.values)}, kind: stmtMapWrite, what: "write the values of " + what})
+				statement{sql: insertChunksSQL, args: []any{k.run, int32(k.idx), store.MapChunks(mp.values)}, kind: stmtMapWrite, what: "write the values of " + what})
 		}
 		if st, ok := mp.itemStatement(what); ok {
 			sts = append(sts, st)
@@ -394,17 +277,7 @@ func scanMapInfo(row pgx.Row) (store.MapInfo, error) {
 	if err := row.Scan(&m.RunID, &m.Index, &m.Items, &m.Next, jsonCol{&counts}, jsonCol{&slowest}, timeCol{&m.UpdatedAt}); err != nil {
 		return m, err
 	}
-	if len(counts) > 0 {
-		if err := json.Unmarshal(counts, &m.Counts); err != nil {
-			return m, fmt.Errorf("counts of map %d: %w", m.Index, err)
-		}
-	}
-	if len(slowest) > 0 {
-		if err := json.Unmarshal(slowest, &m.Slowest); err != nil {
-			return m, fmt.Errorf("slowest items of map %d: %w", m.Index, err)
-		}
-	}
-	return m, nil
+	return m, store.DecodeMapInfo(&m, counts, slowest)
 }
 
 // mapValuesSQL reads the map's item count and the chunks of a range in one
@@ -416,63 +289,32 @@ const mapValuesSQL = `SELECT m.items, c.chunk, c.data FROM task_maps m
 
 // MapValues reads the chunks that hold items [from, from+n).
 func (db *DB) MapValues(ctx context.Context, runID int64, index, from, n int) ([]json.RawMessage, error) {
-	if from < 0 || n < 0 {
-		return nil, fmt.Errorf("values of map %d of run %d: invalid range from %d, %d values", index, runID, from, n)
+	read, err := store.NewMapValuesRead(from, n)
+	if err != nil {
+		return nil, fmt.Errorf("values of map %d of run %d: %w", index, runID, err)
 	}
-	// Items are int32: clip what is asked to what a map can hold.
-	from, n = min(from, math.MaxInt32), min(n, math.MaxInt32)
-	first, last := from/store.MapChunkItems, (from+max(n, 1)-1)/store.MapChunkItems
-	rows, err := db.pool.Query(ctx, mapValuesSQL, first, last, runID, index)
+	rows, err := db.pool.Query(ctx, mapValuesSQL, read.First, read.Last, runID, index)
 	if err != nil {
 		return nil, fmt.Errorf("values of map %d of run %d: %w", index, runID, err)
 	}
 	defer rows.Close()
-	found := false
-	var out []json.RawMessage
 	for rows.Next() {
 		var items int
-		var chunk *int
+		var chunk pgtype.Int4 // NULL: no chunk in the range
 		var data []byte
 		if err := rows.Scan(&items, &chunk, &data); err != nil {
 			return nil, fmt.Errorf("values of map %d of run %d: %w", index, runID, err)
 		}
-		if !found {
-			found = true
-			n = max(0, min(n, items-from))
-			out = make([]json.RawMessage, 0, n)
-		}
-		if chunk == nil || len(out) == n {
-			continue
-		}
-		out, err = appendValues(out, *chunk, data, from, n)
-		if err != nil {
+		if err := read.Add(items, int(chunk.Int32), chunk.Valid, data); err != nil {
 			return nil, fmt.Errorf("values of map %d of run %d: %w", index, runID, err)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("values of map %d of run %d: %w", index, runID, err)
 	}
-	if !found {
-		return nil, fmt.Errorf("values of map %d of run %d: never expanded: %w", index, runID, store.ErrNotFound)
-	}
-	if len(out) != n {
-		return nil, fmt.Errorf("values of map %d of run %d: %d of %d values from item %d found (a chunk is missing)", index, runID, len(out), n, from)
-	}
-	return out, nil
-}
-
-// appendValues appends the values of chunk (its data, JSON lines) that
-// fall in [from, from+n) to out, which holds those before it.
-func appendValues(out []json.RawMessage, chunk int, data []byte, from, n int) ([]json.RawMessage, error) {
-	if want := from + len(out); want/store.MapChunkItems != chunk {
-		return nil, fmt.Errorf("chunk %d read where item %d was wanted (a chunk is missing)", chunk, want)
-	}
-	item := chunk * store.MapChunkItems
-	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
-		if item >= from && len(out) < n {
-			out = append(out, json.RawMessage(line))
-		}
-		item++
+	out, err := read.Values()
+	if err != nil {
+		return nil, fmt.Errorf("values of map %d of run %d: %w", index, runID, err)
 	}
 	return out, nil
 }
@@ -511,20 +353,14 @@ const itemSelect = `SELECT run_id, idx, item, state, attempt, spent, worker, sta
 	exit_code, message, result::text, cached_from, log FROM map_items`
 
 func mapItemsQuery(f store.MapItemFilter) (string, []any, error) {
-	if f.From < 0 {
-		return "", nil, fmt.Errorf("negative cursor %d", f.From)
+	f, err := store.PrepareMapItemFilter(f)
+	if err != nil {
+		return "", nil, err
 	}
-	f.From = min(f.From, math.MaxInt32) // items are int32
 	limit := f.Limit
-	if limit <= 0 {
-		limit = store.DefaultMapItemsLimit
-	}
-	limit = min(limit, store.MaxMapItemsLimit)
-	var states []string
-	for _, s := range f.States {
-		if !slices.Contains(states, string(s)) {
-			states = append(states, string(s))
-		}
+	states := make([]string, len(f.States))
+	for i, s := range f.States {
+		states[i] = string(s)
 	}
 	if len(states) == 0 {
 		return itemSelect + ` WHERE run_id = $1 AND idx = $2 AND item >= $3 ORDER BY item LIMIT $4`,

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
@@ -13,93 +12,31 @@ import (
 // Artifact refs (see store.Artifacts): which files each task (or item of a
 // map) of a run produced, written with its success, deleted with its run.
 
-// Page sizes of ArtifactDigests (the contract leaves them to the driver;
-// the sweep reads pages until an empty one).
-const (
-	defaultDigestsLimit = 1000
-	maxDigestsLimit     = 10000
-)
-
-// checkArtifacts rejects what Apply would refuse about c's artifact refs
-// before the transaction starts. It is the same check, with the same
-// messages, as the PostgreSQL driver's.
-func checkArtifacts(c *store.Change) error {
-	for _, a := range c.Artifacts {
-		if a.RunID != 0 && a.RunID != c.RunID {
-			return fmt.Errorf("artifact %q of task %d names run %d", a.Path, a.Index, a.RunID)
-		}
-		if a.Index < 0 || a.Item < -1 || a.Index > math.MaxInt32 || a.Item > math.MaxInt32 {
-			return fmt.Errorf("artifact %q of task %d item %d: want a task index and an item (-1 for a task)", a.Path, a.Index, a.Item)
-		}
-		if err := checkArtifactFile(a.ArtifactFile); err != nil {
-			return fmt.Errorf("artifact of task %d: %w", a.Index, err)
-		}
-	}
-	return nil
-}
-
-// artifactGroup is the refs of one task (or item) of a change: the files
-// of one success, which replace any it had (a task run again by an
-// operator lists what its new success produced, not the files of the
-// old one too). A path given twice is its last ref.
-type artifactGroup struct {
-	index, item int
-	refs        []store.ArtifactRef
-}
-
-// artifactGroups groups refs by task and item, in the order first seen.
-func artifactGroups(refs []store.ArtifactRef) []artifactGroup {
-	type key struct{ index, item int }
-	pos := map[key]int{}
-	var out []artifactGroup
-	for _, r := range refs {
-		k := key{r.Index, r.Item}
-		i, ok := pos[k]
-		if !ok {
-			i = len(out)
-			pos[k] = i
-			out = append(out, artifactGroup{index: r.Index, item: r.Item})
-		}
-		g := &out[i]
-		replaced := false
-		for j := range g.refs {
-			if g.refs[j].Path == r.Path {
-				g.refs[j], replaced = r, true
-				break
-			}
-		}
-		if !replaced {
-			g.refs = append(g.refs, r)
-		}
-	}
-	return out
-}
-
 // artifacts writes the artifact refs of change c of run runID: each group
 // replaces the refs of its task and item. The task must exist (refs have
 // no foreign key: see migration 0011).
 func (w *writer) artifacts(runID int64, refs []store.ArtifactRef) error {
 	m := w.maps
 	checked := map[int]bool{}
-	for _, g := range artifactGroups(refs) {
-		if !checked[g.index] {
+	for _, g := range store.ArtifactGroups(refs) {
+		if !checked[g.Index] {
 			var one int
-			err := m.stmt(m.st.taskExists).QueryRowContext(w.ctx, runID, g.index).Scan(&one)
+			err := m.stmt(m.st.taskExists).QueryRowContext(w.ctx, runID, g.Index).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) {
 				err = fmt.Errorf("task: %w", store.ErrNotFound)
 			}
 			if err != nil {
-				return fmt.Errorf("record the artifacts of task %d: %w", g.index, err)
+				return fmt.Errorf("record the artifacts of task %d: %w", g.Index, err)
 			}
-			checked[g.index] = true
+			checked[g.Index] = true
 		}
-		if _, err := m.stmt(m.st.forgetArtifacts).ExecContext(w.ctx, runID, g.index, g.item); err != nil {
-			return fmt.Errorf("record the artifacts of task %d item %d: %w", g.index, g.item, err)
+		if _, err := m.stmt(m.st.forgetArtifacts).ExecContext(w.ctx, runID, g.Index, g.Item); err != nil {
+			return fmt.Errorf("record the artifacts of task %d item %d: %w", g.Index, g.Item, err)
 		}
-		for _, r := range g.refs {
-			_, err := m.stmt(m.st.insertArtifact).ExecContext(w.ctx, runID, g.index, g.item, r.Path, r.Digest, r.Size, int64(r.Mode))
+		for _, r := range g.Refs {
+			_, err := m.stmt(m.st.insertArtifact).ExecContext(w.ctx, runID, g.Index, g.Item, r.Path, r.Digest, r.Size, int64(r.Mode))
 			if err != nil {
-				return fmt.Errorf("record artifact %q of task %d item %d: %w", r.Path, g.index, g.item, err)
+				return fmt.Errorf("record artifact %q of task %d item %d: %w", r.Path, g.Index, g.Item, err)
 			}
 		}
 	}
@@ -159,11 +96,8 @@ SELECT v FROM d WHERE v IS NOT NULL`
 // ArtifactDigests pages through the digests that artifact refs and cache
 // entries name.
 func (db *DB) ArtifactDigests(ctx context.Context, after string, limit int) ([]string, error) {
-	if limit <= 0 {
-		limit = defaultDigestsLimit
-	}
-	limit = min(limit, maxDigestsLimit)
-	if err := store.CheckText("cursor", after); err != nil {
+	limit, err := store.DigestsLimit(after, limit)
+	if err != nil {
 		return nil, fmt.Errorf("artifact digests: %w", err)
 	}
 	rows, err := db.r.QueryContext(ctx, artifactDigestsSQL, after, limit)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,117 +16,6 @@ import (
 // the digests its outputs name in cache_outputs (deleted with it by the
 // foreign key's cascade), so a sweep of the artifact store reads an index
 // instead of the JSON of every entry.
-
-// prepareCache checks entries and returns what PutCache writes: copies,
-// one per key (the last given), in key order (the order PostgreSQL takes
-// their row locks in), with zero times now and times normalised. It is the
-// same check, with the same messages, as the PostgreSQL driver's.
-func prepareCache(entries []store.CacheEntry, now time.Time) ([]store.CacheEntry, error) {
-	byKey := make(map[string]int, len(entries))
-	out := make([]store.CacheEntry, 0, len(entries))
-	for _, e := range entries {
-		if e.Key == "" {
-			return nil, errors.New("cache entry with an empty key")
-		}
-		if err := store.CheckText("cache key", e.Key); err != nil {
-			return nil, err
-		}
-		what := fmt.Sprintf("cache entry %.16s", e.Key)
-		if err := store.CheckText("pipeline name", e.Pipeline); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		if err := store.CheckText("task id", e.TaskID); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		switch {
-		case e.Item < -1:
-			return nil, fmt.Errorf("%s: item %d (want -1 for a task, or an item of a map)", what, e.Item)
-		case e.Size < 0:
-			return nil, fmt.Errorf("%s: negative size %d", what, e.Size)
-		case e.RunID < 0:
-			return nil, fmt.Errorf("%s: invalid run id %d", what, e.RunID)
-		}
-		if err := store.CheckJSON("result of "+what, e.Result); err != nil {
-			return nil, err
-		}
-		for _, f := range e.Outputs {
-			if err := checkArtifactFile(f); err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		if e.CreatedAt.IsZero() {
-			e.CreatedAt = now
-		}
-		if e.UsedAt.IsZero() {
-			e.UsedAt = now
-		}
-		e.CreatedAt, e.UsedAt, e.ExpiresAt = store.NormTime(e.CreatedAt), store.NormTime(e.UsedAt), store.NormTime(e.ExpiresAt)
-		e.Result = store.NormJSON(e.Result)
-		if len(e.Outputs) == 0 {
-			e.Outputs = nil
-		}
-		if i, ok := byKey[e.Key]; ok {
-			out[i] = e
-			continue
-		}
-		byKey[e.Key] = len(out)
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b store.CacheEntry) int { return strings.Compare(a.Key, b.Key) })
-	return out, nil
-}
-
-// checkArtifactFile rejects an output file no store could name or find
-// again.
-func checkArtifactFile(f store.ArtifactFile) error {
-	switch {
-	case f.Path == "":
-		return errors.New("output file with an empty path")
-	case f.Digest == "":
-		return fmt.Errorf("output file %q without a digest", f.Path)
-	case f.Size < 0:
-		return fmt.Errorf("output file %q has a negative size", f.Path)
-	}
-	if err := store.CheckText("output path", f.Path); err != nil {
-		return err
-	}
-	return store.CheckText("digest", f.Digest)
-}
-
-// digests are the distinct digests of files, in order.
-func digests(files []store.ArtifactFile) []string {
-	out := make([]string, 0, len(files))
-	for _, f := range files {
-		out = append(out, f.Digest)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// checkCacheFilter rejects a pipeline and task a listing or a purge names
-// that no entry can have: a task without its pipeline (task ids are per
-// pipeline), names that are not text.
-func checkCacheFilter(pipeline, taskID string) error {
-	if taskID != "" && pipeline == "" {
-		return fmt.Errorf("task %q needs its pipeline (task ids are per pipeline)", taskID)
-	}
-	return errors.Join(store.CheckText("pipeline name", pipeline), store.CheckText("task id", taskID))
-}
-
-// cacheKeys are keys without repeats and without those no entry can have
-// (empty, or not text), which a driver could not even send as given.
-func cacheKeys(keys []string) []string {
-	out := make([]string, 0, len(keys))
-	seen := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		if k == "" || seen[k] || store.CheckText("", k) != nil {
-			continue
-		}
-		seen[k] = true
-		out = append(out, k)
-	}
-	return out
-}
 
 // inChunk is how many keys one IN list holds.
 const inChunk = 500
@@ -169,7 +57,7 @@ func (db *DB) LookupCache(ctx context.Context, keys []string, now time.Time) (ma
 		now = time.Now()
 	}
 	out := map[string]store.CacheEntry{}
-	err := inChunks(cacheKeys(keys), func(in string, args []any) error {
+	err := inChunks(store.CacheKeys(keys), func(in string, args []any) error {
 		rows, err := db.r.QueryContext(ctx, `SELECT `+cacheCols+` FROM cache_entries WHERE key IN `+in+`
 			AND (expires_at IS NULL OR expires_at > ?)`, append(args, now.UnixMicro())...)
 		if err != nil {
@@ -189,7 +77,7 @@ func (db *DB) LookupCache(ctx context.Context, keys []string, now time.Time) (ma
 
 // PutCache replaces the entries and their digests in one transaction.
 func (db *DB) PutCache(ctx context.Context, entries ...store.CacheEntry) error {
-	es, err := prepareCache(entries, time.Now())
+	es, err := store.PrepareCache(entries, time.Now())
 	if err != nil {
 		return fmt.Errorf("put cache entries: %w", err)
 	}
@@ -236,7 +124,7 @@ func (db *DB) PutCache(ctx context.Context, entries ...store.CacheEntry) error {
 		if _, err := forget.ExecContext(ctx, e.Key); err != nil {
 			return fmt.Errorf("put cache entry %.16s: forget its outputs: %w", e.Key, err)
 		}
-		for _, d := range digests(e.Outputs) {
+		for _, d := range store.Digests(e.Outputs) {
 			if _, err := name.ExecContext(ctx, e.Key, d); err != nil {
 				return fmt.Errorf("put cache entry %.16s: name output %s: %w", e.Key, d, err)
 			}
@@ -253,7 +141,7 @@ func (db *DB) TouchCache(ctx context.Context, keys []string, now time.Time) erro
 	if now.IsZero() {
 		now = time.Now()
 	}
-	keys = cacheKeys(keys)
+	keys = store.CacheKeys(keys)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -299,17 +187,11 @@ func (db *DB) ListCache(ctx context.Context, f store.CacheFilter) ([]store.Cache
 }
 
 func listCacheQuery(f store.CacheFilter) (string, []any, error) {
-	if err := checkCacheFilter(f.Pipeline, f.TaskID); err != nil {
-		return "", nil, err
-	}
-	if err := store.CheckText("cursor", f.AfterKey); err != nil {
+	f, err := store.PrepareCacheFilter(f)
+	if err != nil {
 		return "", nil, err
 	}
 	limit := f.Limit
-	if limit <= 0 {
-		limit = store.DefaultCacheLimit
-	}
-	limit = min(limit, store.MaxCacheLimit)
 	switch {
 	case f.TaskID != "":
 		return `SELECT ` + cacheCols + ` FROM cache_entries INDEXED BY cache_entries_by_task
@@ -324,7 +206,7 @@ func listCacheQuery(f store.CacheFilter) (string, []any, error) {
 
 // DeleteCache deletes the entries (their digests go by the cascade).
 func (db *DB) DeleteCache(ctx context.Context, keys []string) (int, error) {
-	keys = cacheKeys(keys)
+	keys = store.CacheKeys(keys)
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -354,7 +236,7 @@ func (db *DB) DeleteCache(ctx context.Context, keys []string) (int, error) {
 
 // PurgeCache deletes a pipeline's entries (of one task), or all.
 func (db *DB) PurgeCache(ctx context.Context, pipeline, taskID string) (int, error) {
-	if err := checkCacheFilter(pipeline, taskID); err != nil {
+	if err := store.CheckCacheFilter(pipeline, taskID); err != nil {
 		return 0, fmt.Errorf("purge the cache: %w", err)
 	}
 	q, args := `DELETE FROM cache_entries`, []any(nil)

@@ -318,10 +318,10 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		if err := store.CheckChange(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
-		if err := checkMaps(&changes[i]); err != nil {
+		if err := store.CheckMaps(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
-		if err := checkArtifacts(&changes[i]); err != nil {
+		if err := store.CheckArtifacts(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
 	}
