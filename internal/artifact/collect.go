@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/tasuki-dev/tasuki/internal/pathglob"
 )
 
 // MaxFiles bounds the files one attempt's outputs may keep: each becomes
@@ -24,7 +26,9 @@ const MaxFiles = 10000
 //
 // A pattern is a path relative to dir, slash-separated, with the
 // wildcards of path.Match in any segment and ** as a whole segment for
-// any number of directories (model/*.bin, reports/**/*.csv). A pattern
+// any number of directories (model/*.bin, reports/**/*.csv): the globs of
+// package pathglob, walked here by a walk of its own that follows links
+// inside dir. A pattern
 // that matches a directory takes every file under it. A pattern that
 // matches nothing is an error naming it: the task said it writes a file
 // and did not, which is better found here than by the task that needs it.
@@ -109,7 +113,7 @@ func splitPattern(p string) ([]string, error) {
 		if s == ".." {
 			return nil, fmt.Errorf("%s: climbs out of the working directory (..)", p)
 		}
-		if _, err := path.Match(s, ""); err != nil {
+		if err := pathglob.Check(s); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 	}
@@ -149,7 +153,7 @@ func (c *collector) expand(rel string, segs []string, matched map[string]bool) e
 		}
 		return nil
 	}
-	if !hasMeta(seg) {
+	if !pathglob.HasMeta(seg) {
 		if _, err := os.Lstat(filepath.Join(c.dir, filepath.FromSlash(join(rel, seg)))); err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 				return nil
@@ -163,7 +167,7 @@ func (c *collector) expand(rel string, segs []string, matched map[string]bool) e
 		return err
 	}
 	for _, e := range entries {
-		if ok, _ := path.Match(seg, e.Name()); ok {
+		if pathglob.Match(seg, e.Name()) {
 			if err := c.expand(join(rel, e.Name()), rest, matched); err != nil {
 				return err
 			}
@@ -248,6 +252,3 @@ func displayRel(rel string) string {
 	}
 	return rel
 }
-
-// hasMeta reports whether a pattern segment has wildcards.
-func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }

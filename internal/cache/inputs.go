@@ -9,10 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tasuki-dev/tasuki/internal/pathglob"
 )
 
 // MaxInputFiles bounds the files and directories a task's inputs may name
@@ -134,20 +135,13 @@ func (c *collector) pattern(p string) error {
 	if p == "" {
 		return errors.New("empty path")
 	}
-	segs := strings.Split(filepath.ToSlash(p), "/")
-	root := c.base
-	if filepath.IsAbs(p) {
-		root, segs = string(filepath.Separator), segs[1:]
-	}
-	// The literal segments before the first with a metacharacter are
-	// where the walk starts; the rest must match.
-	lit := 0
-	for lit < len(segs) && !hasMeta(segs[lit]) {
-		lit++
-	}
-	root = filepath.Join(append([]string{root}, segs[:lit]...)...)
-	rest := slices.DeleteFunc(slices.Clone(segs[lit:]), func(s string) bool { return s == "" })
-	if len(rest) == 0 {
+	pat := filepath.ToSlash(p)
+	if !pathglob.HasMeta(pat) {
+		root := c.base
+		if filepath.IsAbs(p) {
+			root = string(filepath.Separator)
+		}
+		root = filepath.Join(root, p)
 		info, err := os.Stat(root)
 		if errors.Is(err, fs.ErrNotExist) {
 			return errors.New("no such file")
@@ -157,38 +151,17 @@ func (c *collector) pattern(p string) error {
 		}
 		return c.add(root, info)
 	}
-	for _, s := range rest {
-		if _, err := path.Match(s, ""); err != nil {
-			return fmt.Errorf("not a valid glob: %w", err)
-		}
+	if err := pathglob.Check(pat); err != nil {
+		return fmt.Errorf("not a valid glob: %w", err)
 	}
 	var matches []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if p == root {
-			if errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipAll // nothing to match: no file
-			}
-			if err == nil && !d.IsDir() {
-				return filepath.SkipAll
-			}
-			return err
+	err := pathglob.WalkDir(c.base, pat, func(p string, d fs.DirEntry) error {
+		matches = append(matches, p)
+		if len(c.seen)+len(matches) > MaxInputFiles {
+			return errTooMany
 		}
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		name := strings.Split(filepath.ToSlash(rel), "/")
-		if match(rest, name) {
-			matches = append(matches, p)
-			if len(c.seen)+len(matches) > MaxInputFiles {
-				return errTooMany
-			}
-			if d.IsDir() {
-				return filepath.SkipDir // all of it counts (add); no need to match inside
-			}
-		}
-		if d.IsDir() && !canDescend(rest, name) {
-			return filepath.SkipDir
+		if d.IsDir() {
+			return filepath.SkipDir // all of it counts (add); no need to match inside
 		}
 		return nil
 	})
@@ -287,49 +260,6 @@ func (c *collector) record(abs string, info fs.FileInfo) error {
 	}
 	c.seen[rel] = f
 	return nil
-}
-
-// hasMeta reports whether a path segment is a glob rather than a name.
-func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
-
-// match reports whether the segments of a path match those of a pattern,
-// where a segment "**" matches any number of segments (none included)
-// and any other is a path.Match pattern.
-func match(pat, name []string) bool {
-	if len(pat) == 0 {
-		return len(name) == 0
-	}
-	if pat[0] == "**" {
-		for i := 0; i <= len(name); i++ {
-			if match(pat[1:], name[i:]) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(name) == 0 {
-		return false
-	}
-	ok, _ := path.Match(pat[0], name[0])
-	return ok && match(pat[1:], name[1:])
-}
-
-// canDescend reports whether a path under the directory name could match
-// pat, so a walk skips the directories nothing under can match.
-func canDescend(pat, name []string) bool {
-	for len(name) > 0 {
-		if len(pat) == 0 {
-			return false
-		}
-		if pat[0] == "**" {
-			return true
-		}
-		if ok, _ := path.Match(pat[0], name[0]); !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
-	}
-	return len(pat) > 0
 }
 
 // pathErr is the cause of a failed file operation without the absolute

@@ -526,30 +526,3 @@ func BenchmarkCacheKey(b *testing.B) {
 		}
 	}
 }
-
-func TestCacheGlobMatch(t *testing.T) {
-	for _, c := range []struct {
-		pat, name string
-		match     bool
-		descend   bool
-	}{
-		{"*.csv", "a.csv", true, false},
-		{"*.csv", "a.txt", false, false},
-		{"*/x", "a", false, true},
-		{"*/x", "a/x", true, false},
-		{"**", "a/b/c", true, true},
-		{"**/x", "x", true, true},
-		{"**/x", "a/b/x", true, true},
-		{"a/**/x", "a/x", true, true},
-		{"a/**/x", "b/x", false, false},
-		{"a/**", "a", true, true},
-	} {
-		pat, name := strings.Split(c.pat, "/"), strings.Split(c.name, "/")
-		if got := match(pat, name); got != c.match {
-			t.Errorf("match(%s, %s) = %v", c.pat, c.name, got)
-		}
-		if got := canDescend(pat, name); got != c.descend {
-			t.Errorf("canDescend(%s, %s) = %v", c.pat, c.name, got)
-		}
-	}
-}

@@ -10,12 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
+	"github.com/tasuki-dev/tasuki/internal/pathglob"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
@@ -228,49 +227,23 @@ func jsonItem(text []byte) bool {
 }
 
 // globFiles returns the regular files under dir matching pattern (relative
-// to dir unless absolute; *, ?, [...] within a path element, ** for any
-// number of elements), sorted, as paths relative to dir (absolute for an
-// absolute pattern).
+// to dir unless absolute; see pathglob), sorted, as paths relative to dir
+// (absolute for an absolute pattern).
 func globFiles(dir, pattern string) ([]string, error) {
 	abs := filepath.IsAbs(pattern)
-	root := dir
 	pat := filepath.ToSlash(pattern)
-	if abs {
-		root = "/"
-		pat = strings.TrimPrefix(pat, "/")
-	}
-	if _, err := path.Match(strings.ReplaceAll(pat, "**", "*"), ""); err != nil {
+	if err := pathglob.Check(pat); err != nil {
 		return nil, fmt.Errorf("%s: %w", pattern, err)
 	}
-	// Walk from the longest prefix without a wildcard.
-	parts := strings.Split(pat, "/")
-	fixed := 0
-	for fixed < len(parts)-1 && !strings.ContainsAny(parts[fixed], "*?[") {
-		fixed++
-	}
-	base := filepath.Join(root, filepath.FromSlash(strings.Join(parts[:fixed], "/")))
-	rest := parts[fixed:]
 	var out []string
-	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == base && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
-			}
-			return err
-		}
+	err := pathglob.WalkDir(dir, pat, func(p string, d fs.DirEntry) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		rel, err := filepath.Rel(base, p)
-		if err != nil {
-			return err
-		}
-		if matchParts(rest, strings.Split(filepath.ToSlash(rel), "/")) {
-			if abs {
-				out = append(out, p)
-			} else if r, err := filepath.Rel(dir, p); err == nil {
-				out = append(out, filepath.ToSlash(r))
-			}
+		if abs {
+			out = append(out, p)
+		} else if r, err := filepath.Rel(dir, p); err == nil {
+			out = append(out, filepath.ToSlash(r))
 		}
 		return nil
 	})
@@ -279,29 +252,6 @@ func globFiles(dir, pattern string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// matchParts matches path elements against pattern elements, where "**"
-// matches any number of elements.
-func matchParts(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for k := 0; k <= len(name); k++ {
-				if matchParts(pat[1:], name[k:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(name) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], name[0]); !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
-	}
-	return len(name) == 0
 }
 
 // itemsFromOutput reads the items from the output file path of task j
