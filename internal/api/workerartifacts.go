@@ -69,30 +69,22 @@ func WithWorkerArtifacts(a WorkerArtifacts) Option {
 	return func(h *handler) { h.artifacts = a }
 }
 
-// workerArtifacts returns what serves the artifact routes, or the 503 of a
-// handler given none.
-func (h *handler) workerArtifacts() (WorkerArtifacts, error) {
+// artifactRoute is the prelude of every artifact route: what serves them
+// (a handler given none answers 503) and the digest the path names,
+// checked.
+func (h *handler) artifactRoute(r *http.Request) (WorkerArtifacts, string, error) {
 	if h.artifacts == nil {
-		return nil, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server keeps no artifacts")
+		return nil, "", Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server keeps no artifacts")
 	}
-	return h.artifacts, nil
-}
-
-// pathDigest reads and checks the digest of an artifact route.
-func pathDigest(r *http.Request) (string, error) {
 	d := r.PathValue("digest")
 	if err := artifact.CheckDigest(d); err != nil {
-		return "", invalid("%v", err)
+		return nil, "", invalid("%v", err)
 	}
-	return d, nil
+	return h.artifacts, d, nil
 }
 
 func (h *handler) downloadArtifact(w http.ResponseWriter, r *http.Request) error {
-	a, err := h.workerArtifacts()
-	if err != nil {
-		return err
-	}
-	digest, err := pathDigest(r)
+	a, digest, err := h.artifactRoute(r)
 	if err != nil {
 		return err
 	}
@@ -115,11 +107,7 @@ func (h *handler) downloadArtifact(w http.ResponseWriter, r *http.Request) error
 }
 
 func (h *handler) statArtifact(w http.ResponseWriter, r *http.Request) error {
-	a, err := h.workerArtifacts()
-	if err != nil {
-		return err
-	}
-	digest, err := pathDigest(r)
+	a, digest, err := h.artifactRoute(r)
 	if err != nil {
 		return err
 	}
@@ -136,11 +124,7 @@ func (h *handler) statArtifact(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) uploadArtifact(w http.ResponseWriter, r *http.Request) error {
-	a, err := h.workerArtifacts()
-	if err != nil {
-		return err
-	}
-	digest, err := pathDigest(r)
+	a, digest, err := h.artifactRoute(r)
 	if err != nil {
 		return err
 	}
