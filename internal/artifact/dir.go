@@ -219,7 +219,13 @@ func (d *Dir) tidy(olderThan time.Time) (int, error) {
 	return n, nil
 }
 
-// ctxReader stops a copy when ctx is done.
+// ContextReader reads r until ctx is done, then fails with ctx's error:
+// a copy of a large file into a store (a Dir, a bucket's spool) stops
+// when its caller gives up instead of running to the end.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return ctxReader{ctx, r}
+}
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

@@ -132,7 +132,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want string) (artifact.Inf
 	defer os.Remove(f.Name())
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(f, h), artifact.ContextReader(ctx, r))
 	if err != nil {
 		return artifact.Info{}, fmt.Errorf("put artifact: read: %w", err)
 	}
@@ -227,17 +227,4 @@ func (s *Store) List(ctx context.Context, after string, limit int) ([]artifact.I
 		}
 	}
 	return out, nil
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
