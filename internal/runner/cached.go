@@ -25,7 +25,7 @@ const DefaultCacheTTL = 30 * 24 * time.Hour
 // once its success is written. It runs on the attempt's goroutine.
 func (c *coordinator) execute(ctx context.Context, a *Attempt, t *spec.Task, item json.RawMessage) AttemptResult {
 	cs, ok := c.r.Store.(store.Cache)
-	if t.Cache == nil || !ok || a.Items > 1 {
+	if t.Cache == nil || !ok || (t.Map != nil && t.Map.Batch > 1) {
 		return c.r.Executor(ctx, a)
 	}
 	s, err := a.Spec()

@@ -457,8 +457,11 @@ func (c *coordinator) recover() error {
 	}
 	lost := map[string]int{}
 	for i := 0; i < c.eng.Graph.Len(); i++ {
-		if t := c.mem.Task(i); t.State == engine.TaskRunning && c.pipeline.Tasks[i].Map == nil {
+		if t := c.mem.Task(i); t.State == engine.TaskRunning {
 			lost[c.eng.Graph.Node(i).ID] = t.Attempt
+			if c.pipeline.Tasks[i].Map != nil {
+				lost[c.eng.Graph.Node(i).ID] = 0 // every item's process, whatever its attempt
+			}
 		}
 	}
 	if n := reapOrphans(c.r.home(), c.run.ID, lost); n > 0 {

@@ -189,6 +189,9 @@ func readItems(r io.Reader, v *itemValues) error {
 		if len(text) == 0 {
 			continue
 		}
+		if v.len() >= spec.MaxMapItems {
+			return fmt.Errorf("more than the %d items a map may have", spec.MaxMapItems)
+		}
 		if jsonItem(text) {
 			b.Reset()
 			if err := json.Compact(&b, text); err != nil {
@@ -199,9 +202,6 @@ func readItems(r io.Reader, v *itemValues) error {
 		}
 		raw, _ := json.Marshal(string(text))
 		v.add(raw)
-		if v.len() > spec.MaxMapItems {
-			return fmt.Errorf("more than the %d items a map may have", spec.MaxMapItems)
-		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {

@@ -122,7 +122,12 @@ type fanout struct {
 
 	values itemValues
 	n      int
-	next   int // items below it have been started (or ended) at least once
+	next   int // items below it have been taken for dispatch at least once
+	// mark is the cursor the store has (MapInfo.Next): ahead of next, so
+	// that the store never says "never taken" of an item that may run,
+	// and moved on (forcing a commit) only once next passes it, not at
+	// every item.
+	mark int
 	state  []itemState
 	tries  map[int]itemTry
 	counts [numItemStates]int
@@ -138,7 +143,8 @@ type fanout struct {
 	slow         []store.SlowItem
 
 	// What the next commit writes.
-	expanded bool
+	markMoved bool // mark moved: commit before launching what was taken
+	expanded  bool
 	dirty    map[int]store.MapItem
 	changed  bool
 }
@@ -223,7 +229,10 @@ func (f *fanout) take() []*unit {
 	for f.active < f.window && f.next < f.n {
 		i := f.next
 		f.next++
-		f.changed = true
+		if f.next > f.mark {
+			f.mark = min(f.n, f.next+markAhead)
+			f.changed, f.markMoved = true, true
+		}
 		if f.state[i] == itemPending {
 			add(i)
 		}
@@ -278,6 +287,7 @@ func (f *fanout) end(i, attempt int, started, at time.Time, o itemOutcome, seed 
 		f.noteSlow(i, attempt, at.Sub(started))
 	case o.state == itemPending && f.cancelling:
 		f.set(i, itemCancelled)
+		f.unsuccessful++
 		row.Message = "map cancelled"
 	case o.state == itemPending:
 		// Lost or handed back: not charged, ready again at once.
@@ -315,6 +325,9 @@ func (f *fanout) end(i, attempt int, started, at time.Time, o itemOutcome, seed 
 	}
 	return rec
 }
+
+// markAhead is how far the stored cursor runs ahead of the items taken.
+const markAhead = 4096
 
 // Records of map items in a run's timeline: failures and retries only (a
 // million successes write none).
@@ -457,7 +470,7 @@ func (f *fanout) info() *store.MapInfo {
 	if f.cached > 0 {
 		counts[StateCached] = f.cached
 	}
-	return &store.MapInfo{Items: f.n, Next: f.next, Counts: counts, Slowest: slices.Clone(f.slow)}
+	return &store.MapInfo{Items: f.n, Next: max(f.mark, f.next), Counts: counts, Slowest: slices.Clone(f.slow)}
 }
 
 // flush returns what the next commit must write about the map, and
@@ -477,9 +490,13 @@ func (f *fanout) flush() *store.MapChange {
 			mc.Items = append(mc.Items, row)
 		}
 		slices.SortFunc(mc.Items, func(a, b store.MapItem) int { return a.Item - b.Item })
-		clear(f.dirty)
+		if len(f.dirty) > 4096 {
+			f.dirty = map[int]store.MapItem{} // a map does not shrink when cleared
+		} else {
+			clear(f.dirty)
+		}
 	}
-	f.changed = false
+	f.changed, f.markMoved = false, false
 	return mc
 }
 

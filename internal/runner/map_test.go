@@ -892,3 +892,81 @@ func TestMapBatchLogAndWorker(t *testing.T) {
 		}
 	}
 }
+
+// failingStore fails Apply once fail is set.
+type failingStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) Apply(ctx context.Context, changes ...store.Change) error {
+	if s.fail.Load() {
+		return fmt.Errorf("injected: the disk is gone")
+	}
+	return s.Store.Apply(ctx, changes...)
+}
+
+// TestMapResumeAfterLostItems: the executor stops (a store failure here)
+// while items are in flight; the next executor runs them again as new
+// attempts, each with a log of its own, and every item ends succeeded.
+func TestMapResumeAfterLostItems(t *testing.T) {
+	e := newEnv(t)
+	fs := &failingStore{Store: e.st}
+	e.r.Store = fs
+	var mu sync.Mutex
+	succeeded := map[int]int{}
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		if a.Item == 20 && a.Number == 1 {
+			fs.fail.Store(true) // the next commit fails: the run stops with this item in flight
+			<-ctx.Done()
+			return AttemptResult{Outcome: attempt.Cancelled}
+		}
+		mu.Lock()
+		succeeded[a.Item]++
+		mu.Unlock()
+		return AttemptResult{Outcome: attempt.Succeeded}
+	}
+	run, err := e.r.Create(t.Context(), e.pipeline("name: m\ntasks:\n  - id: each\n    run: \"true\"\n    map: {range: {stop: 50}, concurrency: 4}\n"), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.Execute(t.Context(), run.ID); err == nil {
+		t.Fatal("the run went on through a failing store")
+	}
+	fs.fail.Store(false)
+	r2 := &Runner{Store: e.st, Logs: e.logs, Home: e.home, Parallel: 4, Executor: e.r.Executor}
+	end, err := r2.Execute(t.Context(), run.ID)
+	if err != nil || end.State != engine.RunSucceeded {
+		t.Fatalf("resume: %s, %v", end.State, err)
+	}
+	// Items whose ends were not written yet when the store failed run
+	// again (at least once, not exactly once); none is lost.
+	for i := range 50 {
+		if succeeded[i] < 1 || succeeded[i] > 2 {
+			t.Errorf("item %d succeeded %d times", i, succeeded[i])
+		}
+	}
+	rows := e.mapItems(run.ID, 0)
+	if len(rows) != 50 {
+		t.Errorf("%d item rows, want 50", len(rows))
+	}
+	for _, r := range rows {
+		if r.State != engine.TaskSucceeded {
+			t.Errorf("item %d is %s", r.Item, r.State)
+		}
+		if r.Item == 20 && r.Attempt < 2 {
+			t.Errorf("item 20, lost in flight, ended as attempt %d: want a new attempt", r.Attempt)
+		}
+	}
+}
+
+// TestMapPoolNotConfigured: a map whose pool the executor does not have
+// fails its items and ends, rather than wait for ever.
+func TestMapPoolNotConfigured(t *testing.T) {
+	e := newEnv(t)
+	e.r.Dispatcher = NewDispatcher(4, nil)
+	run, tasks := e.run(t.Context(), "name: m\ntasks:\n  - id: each\n    run: \"true\"\n    pool: nope\n    map: {range: {stop: 5}}\n", nil)
+	if run.State != engine.RunFailed || !strings.Contains(tasks["each"].Message, `pool "nope" is not configured`) {
+		t.Fatalf("run %s, map %q", run.State, tasks["each"].Message)
+	}
+}

@@ -95,6 +95,7 @@ func (c *coordinator) actMap(act MapAction) error {
 		}
 		rec.Kind, rec.Message = RecMapCancelled, "map cancelled"
 		c.itemRecs = append(c.itemRecs, store.Change{RunID: c.run.ID, Transition: engine.Transition{Records: []engine.Record{rec}}})
+		c.records = append(c.records, rec)
 		c.cancelMap(act.Task)
 		return nil
 	}

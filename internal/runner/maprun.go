@@ -49,10 +49,14 @@ func (c *coordinator) startMap(i int) {
 		return
 	}
 	f := c.newFanout(i)
-	var err error
-	if info, ok := c.mapInfo(i); ok {
+	info, ok, err := c.mapInfo(i)
+	switch {
+	case err != nil:
+		// Not "never expanded": expanding again would delete every item
+		// row of the map (and run what succeeded again).
+	case ok:
 		err = c.loadMap(f, info, true)
-	} else {
+	default:
 		var v itemValues
 		if v, err = c.expand(i); err == nil {
 			f.setItems(v)
@@ -79,24 +83,24 @@ func (c *coordinator) newFanout(i int) *fanout {
 }
 
 // mapInfo returns the stored state of map task i, if it was expanded
-// before (the run was loaded with it).
-func (c *coordinator) mapInfo(i int) (store.MapInfo, bool) {
+// before. An error reading the store is not "never expanded": the caller
+// must not expand again (which would delete the map's item rows).
+func (c *coordinator) mapInfo(i int) (store.MapInfo, bool, error) {
 	if c.mapInfos == nil {
 		ms, err := c.mapStore()
 		if err != nil {
-			return store.MapInfo{}, false
+			return store.MapInfo{}, false, err
 		}
 		if c.mapInfos, err = ms.MapInfos(context.Background(), c.run.ID); err != nil {
-			c.r.Logger.Warn("read the run's maps", "run", c.run.ID, "err", err)
-			return store.MapInfo{}, false
+			return store.MapInfo{}, false, fmt.Errorf("read the run's maps: %w", err)
 		}
 	}
 	for _, mi := range c.mapInfos {
 		if mi.Index == i {
-			return mi, true
+			return mi, true, nil
 		}
 	}
-	return store.MapInfo{}, false
+	return store.MapInfo{}, false, nil
 }
 
 // resumeMap takes up map task i, found running when the run was loaded:
@@ -106,7 +110,10 @@ func (c *coordinator) mapInfo(i int) (store.MapInfo, bool) {
 // runs them).
 func (c *coordinator) resumeMap(i int) error {
 	f := c.newFanout(i)
-	info, ok := c.mapInfo(i)
+	info, ok, err := c.mapInfo(i)
+	if err != nil {
+		return fmt.Errorf("resume map %s: %w", c.eng.Graph.Node(i).ID, err)
+	}
 	if !ok {
 		// Started but never expanded: expand now.
 		v, err := c.expand(i)
@@ -159,6 +166,7 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 	}
 	f.setItems(v)
 	f.next = info.Next
+	f.mark = info.Next
 	f.slow = append(f.slow[:0], info.Slowest...)
 	var hold time.Duration
 	if !restart && c.r.LostHold != nil {
@@ -166,6 +174,26 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 	}
 	now := c.now()
 	lost := func(i int) {
+		// The attempt that was in flight (if it started: which is not
+		// known for an item without a row) counts, uncharged, so the next
+		// is a new number with a log of its own, and an item that brings
+		// every executor down stops at engine.MaxUncharged.
+		tr := f.tries[i]
+		tr.attempt++
+		f.tries[i] = tr
+		row := store.MapItem{Index: f.task, Item: i, State: engine.TaskPending, Attempt: tr.attempt, Spent: tr.spent, FinishedAt: now,
+			Message: "lost: the executor stopped while the item was in flight"}
+		if tr.attempt-tr.spent > engine.MaxUncharged {
+			f.set(i, itemFailed)
+			f.unsuccessful++
+			row.State, row.Message = engine.TaskFailed, fmt.Sprintf("lost %d times: the item stops every executor it runs on", tr.attempt-tr.spent)
+			if len(f.messages) < 3 {
+				f.messages = append(f.messages, fmt.Sprintf("item %d: %s", i, row.Message))
+			}
+			f.dirty[i] = row
+			return
+		}
+		f.dirty[i] = row
 		if hold > 0 {
 			tr := f.tries[i]
 			tr.readyAt = now.Add(hold)
@@ -208,10 +236,15 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 				if len(f.messages) < 3 {
 					f.messages = append(f.messages, fmt.Sprintf("item %d: %s", row.Item, nonEmpty(row.Message, string(row.State))))
 				}
-			case st == itemRetryWait:
+			case st == itemRetryWait && row.ReadyAt.After(now):
 				f.tries[row.Item] = itemTry{attempt: row.Attempt, spent: row.Spent, readyAt: row.ReadyAt}
 				f.set(row.Item, itemRetryWait)
 				c.wakeItem(f.task, row.Item, row.ReadyAt)
+			case st == itemRetryWait:
+				// Its retry was due: it may have been running (as its
+				// next attempt) when the executor stopped.
+				f.tries[row.Item] = itemTry{attempt: row.Attempt, spent: row.Spent}
+				lost(row.Item)
 			default:
 				f.tries[row.Item] = itemTry{attempt: row.Attempt, spent: row.Spent}
 				lost(row.Item)
@@ -255,6 +288,7 @@ func (c *coordinator) startUnit(g grant) (start, bool) {
 		if u != nil && u.queued {
 			// The pool is not configured: every item of the unit fails.
 			c.unitDone(f, u, attempt.Result{Outcome: attempt.Failed, Message: g.err}, c.now(), "")
+			c.endMapIfDone(g.task)
 		}
 		return start{}, false
 	}
@@ -497,6 +531,11 @@ const (
 func (c *coordinator) itemsMayWait() (time.Duration, bool) {
 	if c.itemWrites == 0 || len(c.pending) > 0 || len(c.kills) > 0 || c.draining || c.itemWrites >= itemCommitBatch {
 		return 0, false
+	}
+	for _, f := range c.maps {
+		if f.markMoved {
+			return 0, false // the store learns the new cursor before the items past the old one run
+		}
 	}
 	wait := itemCommitDelay - time.Since(c.lastCommit)
 	return wait, wait > 0

@@ -43,7 +43,9 @@ func reapOrphans(home string, runID int64, lost map[string]int) int {
 			continue
 		}
 		task, attempt := varValue(vars, "TASUKI_TASK_ID="), varValue(vars, "TASUKI_ATTEMPT=")
-		if n, ok := lost[task]; !ok || strconv.Itoa(n) != attempt {
+		// Attempt 0 stands for any attempt: the items of a map that was
+		// running are all orphans, whichever attempt each was on.
+		if n, ok := lost[task]; !ok || (n != 0 && strconv.Itoa(n) != attempt) {
 			continue
 		}
 		pgid, err := syscall.Getpgid(pid)
