@@ -52,6 +52,16 @@ func (s *session) runAttempt(a *leased) {
 // runs it with its kind, which says how it ended.
 func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 	l := a.lease
+	if !filesKind(l.Spec.Kind) {
+		// An in-process kind (http, sql) reads its needs from the spec and
+		// hands its result back itself: no directory to make and remove
+		// (that was half a worker's CPU on a map of HTTP calls).
+		h := &attempt.Host{
+			Environ: slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TASUKI_TOKEN=") }),
+			Dir:     s.dir, Stdout: lw.Stdout(), Stderr: lw.Stderr(), Grace: s.killGrace,
+		}
+		return complete(s.kinds.Run(a.proc, &l.Spec, h))
+	}
 	tmp, err := os.MkdirTemp("", "tasuki-attempt-")
 	if err != nil {
 		return complete(attempt.Failedf("worker %s: create the attempt's directory: %v", s.name, err))
@@ -76,10 +86,8 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 		// the report.
 		DatasetFiles: attempt.DatasetFiles(tmp, "attempt", l.Spec.Produces),
 	}
-	if filesKind(l.Spec.Kind) {
-		if err := s.placeArtifacts(a, filepath.Join(tmp, "artifacts"), h); err != nil {
-			return complete(l.Spec.Redact(attempt.Failedf("worker %s: %v", s.name, err)))
-		}
+	if err := s.placeArtifacts(a, filepath.Join(tmp, "artifacts"), h); err != nil {
+		return complete(l.Spec.Redact(attempt.Failedf("worker %s: %v", s.name, err)))
 	}
 	res := s.kinds.Run(a.proc, &l.Spec, h)
 	return complete(s.collectOutputs(a, h, res))
