@@ -127,7 +127,7 @@ type fanout struct {
 	// that the store never says "never taken" of an item that may run,
 	// and moved on (forcing a commit) only once next passes it, not at
 	// every item.
-	mark int
+	mark   int
 	state  []itemState
 	tries  map[int]itemTry
 	counts [numItemStates]int
@@ -145,8 +145,8 @@ type fanout struct {
 	// What the next commit writes.
 	markMoved bool // mark moved: commit before launching what was taken
 	expanded  bool
-	dirty    map[int]store.MapItem
-	changed  bool
+	dirty     map[int]store.MapItem
+	changed   bool
 }
 
 func newFanout(task int, t *spec.Task, retry engine.RetryPolicy, parallel int) *fanout {

@@ -52,6 +52,32 @@ func (e *env) mapInfo(runID int64, index int) store.MapInfo {
 	return store.MapInfo{}
 }
 
+// startRun creates a run of src and executes it in the background (with
+// ctx); the run as it ended comes on the channel.
+func (e *env) startRun(ctx context.Context, src string) (store.Run, <-chan store.Run) {
+	e.t.Helper()
+	run, err := e.r.Create(e.t.Context(), e.pipeline(src), nil, "manual")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan store.Run, 1)
+	go func() {
+		r, _ := e.r.Execute(ctx, run.ID)
+		done <- r
+	}()
+	return run, done
+}
+
+// blockingItems is an executor whose items say they started and then
+// wait to be stopped.
+func blockingItems(started chan<- int) TaskFunc {
+	return func(ctx context.Context, a *Attempt) AttemptResult {
+		started <- a.Item
+		<-ctx.Done()
+		return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled"}
+	}
+}
+
 // TestMapShellItems runs a map of shell items end to end: each item gets
 // TASUKI_ITEM (and the keys of a flat object), its index, its own result;
 // the task that needs the map reads every item's result as JSON lines, in
@@ -441,27 +467,15 @@ tasks:
 func TestMapCancel(t *testing.T) {
 	e := newEnv(t)
 	started := make(chan int, 100)
-	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
-		started <- a.Item
-		<-ctx.Done()
-		return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled"}
-	}
-	run, err := e.r.Create(t.Context(), e.pipeline(`
+	e.r.Executor = blockingItems(started)
+	ctx, cancel := context.WithCancel(t.Context())
+	run, done := e.startRun(ctx, `
 name: m
 tasks:
   - id: each
     run: "true"
     map: {range: {stop: 100}, concurrency: 2}
-`), nil, "manual")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan store.Run, 1)
-	go func() {
-		r, _ := e.r.Execute(ctx, run.ID)
-		done <- r
-	}()
+`)
 	<-started
 	<-started
 	cancel()
@@ -806,26 +820,14 @@ tasks:
 func TestMapCancelOne(t *testing.T) {
 	e := newEnv(t)
 	started := make(chan int, 100)
-	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
-		started <- a.Item
-		<-ctx.Done()
-		return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled"}
-	}
-	run, err := e.r.Create(t.Context(), e.pipeline(`
+	e.r.Executor = blockingItems(started)
+	run, done := e.startRun(context.Background(), `
 name: m
 tasks:
   - id: each
     run: "true"
     map: {range: {stop: 50}, concurrency: 3}
-`), nil, "manual")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan store.Run, 1)
-	go func() {
-		r, _ := e.r.Execute(context.Background(), run.ID)
-		done <- r
-	}()
+`)
 	<-started
 	if _, err := e.r.ActMap(t.Context(), run.ID, MapAction{Kind: MapCancel, Task: 0, Item: -1, Actor: "ops"}); err != nil {
 		t.Fatal(err)
