@@ -27,3 +27,16 @@ func redactLocalRun(ctx context.Context, st store.Store, run *store.Run) {
 	}
 	run.Params = runner.RedactParams(p, run.Params)
 }
+
+// redactRun is redactLocalRun with the run's pipeline already parsed (nil
+// when it could not be read).
+func redactRun(p *spec.Pipeline, run *store.Run) {
+	if len(run.Params) == 0 {
+		return
+	}
+	if p == nil {
+		run.Params = nil
+		return
+	}
+	run.Params = runner.RedactParams(p, run.Params)
+}

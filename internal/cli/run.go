@@ -185,13 +185,19 @@ func (a *app) execute(ctx context.Context, l *local, r *runner.Runner, id int64,
 	if err != nil {
 		return err
 	}
-	redactLocalRun(context.WithoutCancel(ctx), l.store, &run)
+	// The runner has the run's pipeline parsed already: the summary reads
+	// it from there rather than parse the stored version again.
+	p, perr := r.Pipeline(context.WithoutCancel(ctx), run.VersionID)
+	if perr != nil {
+		p = nil
+	}
+	redactRun(p, &run)
 	if a.output == "json" {
 		if err := writeJSON(a.io.Out, runView(run, tasks)); err != nil {
 			return err
 		}
 	} else {
-		printSummary(a.io.Out, run, tasks, a.layout(context.WithoutCancel(ctx), l, run))
+		printSummary(a.io.Out, run, tasks, a.layoutOf(context.WithoutCancel(ctx), l, run, p))
 	}
 	a.sweepArtifacts(ctx, l, r)
 	switch run.State {
