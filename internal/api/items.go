@@ -301,33 +301,13 @@ func clusterValues(ctx context.Context, ms store.Maps, info store.MapInfo, rows 
 	return out, nil
 }
 
-// ItemLogName is the name of the log of an item of a map task: TASK.ITEM,
-// the task part of its logs.Key (runner.ItemLogID). Task ids hold no dot,
-// so it names no task.
-func ItemLogName(task string, item int) string { return task + "." + strconv.Itoa(item) }
+// ItemLogName is the name of the log of an item of a map task: TASK.ITEM
+// (logs.ItemTask, the one definition the runner uses too).
+func ItemLogName(task string, item int) string { return logs.ItemTask(task, item) }
 
-// ParseItemLogName splits an item's log name TASK.ITEM; ok is false for
-// anything else (a task id, which holds no dot).
-func ParseItemLogName(name string) (task string, item int, ok bool) {
-	dot := strings.LastIndexByte(name, '.')
-	if dot <= 0 || strings.IndexByte(name[:dot], '.') >= 0 {
-		return "", 0, false
-	}
-	digits := name[dot+1:]
-	if digits == "" || len(digits) > 10 || (len(digits) > 1 && digits[0] == '0') {
-		return "", 0, false
-	}
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return "", 0, false
-		}
-	}
-	n, err := strconv.Atoi(digits)
-	if err != nil || n > maxItem {
-		return "", 0, false
-	}
-	return name[:dot], n, true
-}
+// ParseItemLogName splits an item's log name TASK.ITEM (logs.ParseItemTask);
+// ok is false for anything else (a task id, which holds no dot).
+func ParseItemLogName(name string) (task string, item int, ok bool) { return logs.ParseItemTask(name) }
 
 // maxItem bounds an item's position in requests.
 const maxItem = 1<<31 - 1

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
@@ -34,8 +33,8 @@ func (c *coordinator) mapStore() (store.Maps, error) {
 }
 
 // ItemLogID is the task part of the log key of a map item's attempts:
-// "task.ITEM". Task ids cannot hold a dot, so it names no task.
-func ItemLogID(task string, item int) string { return task + "." + strconv.Itoa(item) }
+// "task.ITEM" (logs.ItemTask).
+func ItemLogID(task string, item int) string { return logs.ItemTask(task, item) }
 
 // startMap starts map task i, which just became ready: its attempt begins
 // and its items are expanded (or, for a map that ran before in this run

@@ -602,7 +602,7 @@ func AttemptEnded(st store.Store) func(ctx context.Context, k logs.Key) bool {
 	var mu sync.Mutex
 	index := map[logs.Key]int{} // by run and task (Attempt zero)
 	return func(ctx context.Context, k logs.Key) bool {
-		if task, item, ok := strings.Cut(k.TaskID, "."); ok {
+		if task, item, ok := logs.ParseItemTask(k.TaskID); ok {
 			return itemAttemptEnded(ctx, st, k, task, item)
 		}
 		key := logs.Key{RunID: k.RunID, TaskID: k.TaskID}
@@ -646,10 +646,9 @@ func AttemptEnded(st store.Store) func(ctx context.Context, k logs.Key) bool {
 // itemAttemptEnded is AttemptEnded for the log of a map item ("task.ITEM"):
 // an item's row is written when an attempt of it ends, so the attempt has
 // ended once the row names it or a later one.
-func itemAttemptEnded(ctx context.Context, st store.Store, k logs.Key, task, itemText string) bool {
-	item, err := strconv.Atoi(itemText)
+func itemAttemptEnded(ctx context.Context, st store.Store, k logs.Key, task string, item int) bool {
 	ms, ok := st.(store.Maps)
-	if err != nil || !ok {
+	if !ok {
 		return true
 	}
 	tasks, err := st.Tasks(ctx, k.RunID)
