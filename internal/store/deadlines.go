@@ -72,7 +72,13 @@ type DeadlineUpdate struct {
 // CreateRun, Run.Deadline), and the durations of recent successful attempts
 // per pipeline and task, which Apply records when it writes an attempt
 // that succeeded (with its start and end known): one insert and one trim
-// to the newest DurationSamples of that task, each an index lookup.
+// to the newest DurationSamples of that task, each an index lookup. A
+// driver may record them after the commit of the success, in a later one
+// (SQLite gathers a second of them into one statement): TaskDurations of
+// the same store still reads every success Apply has returned, and another
+// store on the database sees them once their run has ended, once the store
+// that wrote them has closed, or a second later; a crash may lose that
+// second of samples, which only feed predictions.
 type Deadlines interface {
 	// DeadlineRuns returns up to limit runs with a deadline that is not
 	// yet met or missed (any run state: a finished run is judged once

@@ -47,6 +47,17 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
+func TestConformanceTwoStores(t *testing.T) {
+	storetest.RunTwoStores(t, func(t *testing.T) (store.Store, func() store.Store) {
+		dsn := pgtest.DSN(t)
+		first, err := Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first, func() store.Store { return openDSN(t, dsn) }
+	})
+}
+
 // TestConformanceSetBased runs the suite again with Apply writing every
 // table of a batch with its set-based statement (the suite's batches are
 // small, so by default they mostly take the one-row statements), and with

@@ -5,24 +5,28 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
-// insertDurationSQL records the duration of one successful attempt, read
-// from its row (just written by Apply), its task's and its run's: three
-// primary-key lookups, and one insert into the clustered durations, which
-// the task_durations_trim trigger (migration 0008) follows by trimming the
-// task's durations to the newest store.DurationSamples. An attempt recorded
-// before (its success written twice) is the same key and adds nothing.
+// insertDurationSQL records the durations of successful attempts, each
+// read from its row (written by Apply), its task's and its run's: per
+// attempt, three primary-key lookups and one insert into the clustered
+// durations, which the task_durations_trim trigger (migration 0008) follows
+// by trimming the task's durations to the newest store.DurationSamples. Its
+// one argument is a JSON array of [run_id, idx, attempt] (pendingDurations
+// records many at once). An attempt recorded before (its success written
+// twice) is the same key and adds nothing.
 const insertDurationSQL = `INSERT INTO task_durations (pipeline, task_id, finished_at, run_id, idx, attempt, duration)
 	SELECT r.pipeline, t.task_id, a.finished_at, a.run_id, a.idx, a.attempt, max(a.finished_at - a.started_at, 0)
-	FROM attempts a
+	FROM json_each(?) AS k
+	JOIN attempts a ON a.run_id = k.value ->> 0 AND a.idx = k.value ->> 1 AND a.attempt = k.value ->> 2
 	JOIN tasks t ON t.run_id = a.run_id AND t.idx = a.idx
 	JOIN runs r ON r.id = a.run_id
-	WHERE a.run_id = ? AND a.idx = ? AND a.attempt = ? AND a.outcome = 'succeeded'
-		AND a.started_at IS NOT NULL AND a.finished_at IS NOT NULL
+	WHERE a.outcome = 'succeeded' AND a.started_at IS NOT NULL AND a.finished_at IS NOT NULL
 	ON CONFLICT DO NOTHING`
 
 // trimDurationsSQL is what the task_durations_trim trigger runs for a new
@@ -54,12 +58,30 @@ func (s durationStmts) in(ctx context.Context, tx *sql.Tx) durationStmts {
 	return durationStmts{insert: tx.StmtContext(ctx, s.insert)}
 }
 
-// record adds the duration of attempt (run, idx, attempt), which Apply has
-// just written as succeeded (nothing when it has no start time to measure
-// from).
-func (s durationStmts) record(ctx context.Context, run int64, idx, attempt int) error {
-	if _, err := s.insert.ExecContext(ctx, run, idx, attempt); err != nil {
-		return fmt.Errorf("record duration: %w", err)
+// record adds the durations of attempts, which Apply has written as
+// succeeded (nothing for one without a start time to measure from), in one
+// statement.
+func (s durationStmts) record(ctx context.Context, keys []durationKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	b := make([]byte, 0, 24*len(keys)+2)
+	b = append(b, '[')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, k.run, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k.idx), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k.attempt), 10)
+		b = append(b, ']')
+	}
+	b = append(b, ']')
+	if _, err := s.insert.ExecContext(ctx, string(b)); err != nil {
+		return fmt.Errorf("record durations: %w", err)
 	}
 	return nil
 }
@@ -124,8 +146,111 @@ func (db *DB) SetRunDeadline(ctx context.Context, fence *store.Fence, u store.De
 	return nil
 }
 
+// durationFlushEvery is how long the durations of successful attempts wait
+// for the commit that records them (see pendingDurations).
+const durationFlushEvery = time.Second
+
+// pendingDurations holds the successful attempts whose durations are not
+// recorded yet. Recording each in the commit of its success wrote a page of
+// task_durations (and ran the trim trigger) in every commit of a run of
+// short tasks, a seventh of its write cost; they are recorded together, in
+// one statement: in the first commit a second after the last recording, in
+// the commit that ends a run, and before anything reads them
+// (TaskDurations) or could delete the attempts they are read from
+// (PruneRuns, Close). A crash loses at most a second of samples, which only
+// feed predictions. Another process reading the file (a second store on
+// it) sees them up to a second late, or when the run ends.
+type pendingDurations struct {
+	mu       sync.Mutex
+	keys     []durationKey
+	inflight int       // takes whose transaction has not ended (done)
+	last     time.Time // of the last take
+}
+
+type durationKey struct {
+	run          int64
+	idx, attempt int
+}
+
+// take returns the pending keys if they are due (or force), for the caller
+// to record in its transaction and then hand to done; else nil.
+func (p *pendingDurations) take(now time.Time, force bool) []durationKey {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.keys) == 0 || (!force && now.Sub(p.last) < durationFlushEvery) {
+		return nil
+	}
+	keys := p.keys
+	p.keys = nil
+	p.last = now
+	p.inflight++
+	return keys
+}
+
+// done ends a take: keys are recorded if its transaction committed, and
+// pending again if not.
+func (p *pendingDurations) done(keys []durationKey, committed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inflight--
+	if !committed {
+		p.keys = append(p.keys, keys...)
+	}
+}
+
+// add queues keys written by a committed transaction.
+func (p *pendingDurations) add(keys []durationKey) {
+	if len(keys) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = append(p.keys, keys...)
+}
+
+// idle reports whether every duration is recorded: none pending, none
+// being recorded by a transaction that has not ended.
+func (p *pendingDurations) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.keys) == 0 && p.inflight == 0
+}
+
+// flushDurations records every pending duration, in a transaction of its
+// own, and returns once every one is recorded, including those an Apply
+// was recording meanwhile: its transaction begins after that Apply's has
+// ended (there is one writer connection), and takes what it left pending
+// if it failed.
+func (db *DB) flushDurations(ctx context.Context) error {
+	if db.durs.idle() {
+		return nil
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record durations: %w", err)
+	}
+	defer tx.Rollback()
+	keys := db.durs.take(time.Now(), true)
+	if keys == nil {
+		return nil
+	}
+	committed := false
+	defer func() { db.durs.done(keys, committed) }()
+	if err := db.st.durations.in(ctx, tx).record(ctx, keys); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record durations: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
 // TaskDurations reads one range of the durations index.
 func (db *DB) TaskDurations(ctx context.Context, pipeline string) (map[string][]time.Duration, error) {
+	if err := db.flushDurations(ctx); err != nil {
+		return nil, fmt.Errorf("durations of pipeline %q: %w", pipeline, err)
+	}
 	rows, err := db.r.QueryContext(ctx, taskDurationsSQL, pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("durations of pipeline %q: %w", pipeline, err)

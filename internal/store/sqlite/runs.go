@@ -200,6 +200,9 @@ var pruneTables = []string{"attempts", "events", "map_items", "map_chunks", "tas
 // deleted explicitly, each by a range of its primary key or index, before
 // the runs, so the cascades find nothing left to do.
 func (db *DB) PruneRuns(ctx context.Context, createdBefore time.Time, limit int) ([]int64, error) {
+	if err := db.flushDurations(ctx); err != nil {
+		return nil, fmt.Errorf("prune runs: %w", err)
+	}
 	if limit <= 0 {
 		limit = store.DefaultPruneLimit
 	}

@@ -49,6 +49,7 @@ type DB struct {
 	st   stmts    // prepared on w
 	lock *os.File // the lock file, held until Close (nil for Inspect)
 	use  Use
+	durs pendingDurations // successes whose durations wait for a commit (deadlines.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -328,6 +329,8 @@ func (db *DB) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// The durations still waiting for a commit, while the writer is open.
+	errs = append(errs, db.flushDurations(ctx))
 	// Statistics only: never a reason to fail Close.
 	_, _ = db.w.ExecContext(ctx, "PRAGMA analysis_limit = 400; PRAGMA optimize")
 	errs = append(errs, db.st.close(), db.w.Close())

@@ -41,6 +41,28 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
+func TestConformanceTwoStores(t *testing.T) {
+	storetest.RunTwoStores(t, func(t *testing.T) (store.Store, func() store.Store) {
+		path := filepath.Join(t.TempDir(), "tasuki.db")
+		first, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first, func() store.Store {
+			db, err := Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := db.Close(); err != nil {
+					t.Error(err)
+				}
+			})
+			return db
+		}
+	})
+}
+
 func TestReopenKeepsData(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "tasuki.db")

@@ -21,6 +21,7 @@ import (
 // connection so Apply does not parse SQL on every call.
 type stmts struct {
 	updateRun     *sql.Stmt
+	updateCounts  *sql.Stmt // updateRun when only the counts changed
 	updateTask    *sql.Stmt
 	insertEvent   *sql.Stmt
 	upsertAttempt *sql.Stmt
@@ -40,8 +41,15 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 	}{
 		{&s.updateRun, `UPDATE runs SET state = ?, remaining = ?, unsuccessful = ?, cancelling = ?,
 			started_at = ?, finished_at = ? WHERE id = ?`},
-		{&s.updateTask, `UPDATE tasks SET state = ?, attempt = ?, spent = ?, pending_needs = ?, ready_at = ?,
-			started_at = ?, finished_at = ?, exit_code = ?, message = ?, result = ? WHERE run_id = ? AND idx = ?`},
+		// Most changes of a run only count its tasks down. SQLite
+		// rewrites every index on a column an UPDATE sets, changed or
+		// not (runs_by_state, runs_by_pipeline_state, ...: three pages
+		// of the WAL against one, checked with sqlite3): this one sets
+		// the counts alone, and matches no row when anything else
+		// changed, which updateRun then writes.
+		{&s.updateCounts, `UPDATE runs SET remaining = ?, unsuccessful = ?
+			WHERE id = ? AND state = ? AND cancelling = ? AND started_at IS ? AND finished_at IS ?`},
+		{&s.updateTask, updateTaskSQL},
 		{&s.insertEvent, `INSERT INTO events (run_id, task_idx, time, kind, attempt, exit_code, message, actor, data)
 			VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&s.upsertAttempt, `INSERT INTO attempts (run_id, idx, attempt, worker, started_at, finished_at, outcome,
@@ -72,7 +80,7 @@ func (s *stmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range append([]*sql.Stmt{s.updateRun, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert}, s.fanout.all()...) {
+	for _, st := range append([]*sql.Stmt{s.updateRun, s.updateCounts, s.updateTask, s.insertEvent, s.upsertAttempt, s.insertRun, s.insertTasks, s.insertFresh, s.insertCreated, s.insertDataset, s.durations.insert}, s.fanout.all()...) {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -191,6 +199,15 @@ func (db *DB) runMissing(ctx context.Context, id int64) error {
 const taskCols = `run_id, idx, task_id, state, attempt, spent, pending_needs, ready_at, started_at,
 	finished_at, exit_code, message, result`
 
+// tasksOfRunSQL reads a run's tasks: one range of the primary key, in its
+// order. Tasks are only ever found by their key (run_id, idx), never by
+// state (migration 0012 dropped the index by state no query read).
+const tasksOfRunSQL = `SELECT ` + taskCols + ` FROM tasks WHERE run_id = ? ORDER BY idx`
+
+// updateTaskSQL writes one task, found by its primary key.
+const updateTaskSQL = `UPDATE tasks SET state = ?, attempt = ?, spent = ?, pending_needs = ?, ready_at = ?,
+	started_at = ?, finished_at = ?, exit_code = ?, message = ?, result = ? WHERE run_id = ? AND idx = ?`
+
 // Tasks returns every task of run runID in index order. It reads the run's
 // task count first: that is the existence check, and it sizes the result so
 // a 100,000-task run is not copied while growing.
@@ -203,7 +220,7 @@ func (db *DB) Tasks(ctx context.Context, runID int64) ([]store.TaskRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tasks of run %d: %w", runID, err)
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE run_id = ? ORDER BY idx`, runID)
+	rows, err := db.r.QueryContext(ctx, tasksOfRunSQL, runID)
 	if err != nil {
 		return nil, fmt.Errorf("tasks of run %d: %w", runID, err)
 	}
@@ -263,6 +280,13 @@ func (db *DB) Attempts(ctx context.Context, runID int64, index int) ([]store.Att
 	return out, nil
 }
 
+// eventsSQL reads a page of a run's events, each task-level one with its
+// task's id, found by the task's primary key.
+const eventsSQL = `SELECT e.seq, e.run_id, coalesce(t.task_id, ''), e.time, e.kind, e.task_idx,
+	e.attempt, e.exit_code, e.message, e.actor, e.data
+	FROM events e LEFT JOIN tasks t ON t.run_id = e.run_id AND t.idx = e.task_idx
+	WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
+
 // Events returns up to limit events of run runID after seq afterSeq, with
 // the task id of task-level events filled in from the tasks table.
 func (db *DB) Events(ctx context.Context, runID int64, afterSeq int64, limit int) ([]store.Event, error) {
@@ -270,10 +294,7 @@ func (db *DB) Events(ctx context.Context, runID int64, afterSeq int64, limit int
 		limit = store.DefaultEventsLimit
 	}
 	limit = min(limit, store.MaxEventsLimit)
-	rows, err := db.r.QueryContext(ctx, `SELECT e.seq, e.run_id, coalesce(t.task_id, ''), e.time, e.kind, e.task_idx,
-		e.attempt, e.exit_code, e.message, e.actor, e.data
-		FROM events e LEFT JOIN tasks t ON t.run_id = e.run_id AND t.idx = e.task_idx
-		WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`, runID, afterSeq, limit)
+	rows, err := db.r.QueryContext(ctx, eventsSQL, runID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("events of run %d: %w", runID, err)
 	}
@@ -339,6 +360,7 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 		ctx:           ctx,
 		tx:            tx,
 		updateRun:     tx.StmtContext(ctx, db.st.updateRun),
+		updateCounts:  tx.StmtContext(ctx, db.st.updateCounts),
 		updateTask:    tx.StmtContext(ctx, db.st.updateTask),
 		insertEvent:   tx.StmtContext(ctx, db.st.insertEvent),
 		upsertAttempt: tx.StmtContext(ctx, db.st.upsertAttempt),
@@ -360,12 +382,31 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 			w.lastTask[taskKey{changes[i].RunID, tc.Index}] = [2]int{i, j}
 		}
 	}
+	ended := false
 	for i := range changes {
 		w.change = i
 		w.skipRun = lastRun[changes[i].RunID] != i
 		if err := w.apply(&changes[i]); err != nil {
 			return fmt.Errorf("apply changes to run %d: %w", changes[i].RunID, err)
 		}
+		if r := changes[i].Transition.Run; r != nil && r.State.Terminal() {
+			ended = true
+		}
+	}
+	// The durations of earlier commits, when they are due, and this one's
+	// when it ends a run (see pendingDurations). Those of earlier commits
+	// are pending again if this one fails.
+	earlier := db.durs.take(time.Now(), ended)
+	committed := false
+	if earlier != nil {
+		defer func() { db.durs.done(earlier, committed) }()
+	}
+	due := earlier
+	if ended {
+		due, w.durs = append(due, w.durs...), nil
+	}
+	if err := w.durations.record(ctx, due); err != nil {
+		return fmt.Errorf("apply %d changes: %w", len(changes), err)
 	}
 	if err := w.maps.flush(); err != nil {
 		return fmt.Errorf("apply %d changes: %w", len(changes), err)
@@ -373,6 +414,8 @@ func (db *DB) applyChanges(ctx context.Context, fence *store.Fence, changes []st
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("apply %d changes: commit: %w", len(changes), err)
 	}
+	committed = true
+	db.durs.add(w.durs)
 	return nil
 }
 
@@ -381,12 +424,14 @@ type writer struct {
 	ctx                                               context.Context
 	tx                                                *sql.Tx
 	updateRun, updateTask, insertEvent, upsertAttempt *sql.Stmt
+	updateCounts                                      *sql.Stmt
 	insertDataset                                     *sql.Stmt
 	durations                                         durationStmts
 	maps                                              *mapWriter
 	skipRun                                           bool // a later change of the batch writes the run
 	change                                            int  // index of the change being written
 	lastTask                                          map[taskKey][2]int
+	durs                                              []durationKey // successes of this transaction
 }
 
 type taskKey struct {
@@ -397,9 +442,14 @@ type taskKey struct {
 func (w *writer) apply(c *store.Change) error {
 	tr := &c.Transition
 	if r := tr.Run; r != nil && !w.skipRun {
-		res, err := w.updateRun.ExecContext(w.ctx, string(r.State), r.Remaining, r.Unsuccessful, boolArg(r.Cancelling),
-			timeArg(r.StartedAt), timeArg(r.FinishedAt), c.RunID)
-		if err := affectedOne(res, err); err != nil {
+		res, err := w.updateCounts.ExecContext(w.ctx, r.Remaining, r.Unsuccessful, c.RunID, string(r.State),
+			boolArg(r.Cancelling), timeArg(r.StartedAt), timeArg(r.FinishedAt))
+		if err = affectedOne(res, err); errors.Is(err, store.ErrNotFound) {
+			res, err = w.updateRun.ExecContext(w.ctx, string(r.State), r.Remaining, r.Unsuccessful, boolArg(r.Cancelling),
+				timeArg(r.StartedAt), timeArg(r.FinishedAt), c.RunID)
+			err = affectedOne(res, err)
+		}
+		if err != nil {
 			return fmt.Errorf("update run: %w", err)
 		}
 	}
@@ -435,9 +485,7 @@ func (w *writer) apply(c *store.Change) error {
 			return fmt.Errorf("write attempt %d of task %d: %w", a.Attempt, a.Index, err)
 		}
 		if a.Outcome == store.OutcomeSucceeded {
-			if err := w.durations.record(w.ctx, c.RunID, a.Index, a.Attempt); err != nil {
-				return fmt.Errorf("attempt %d of task %d: %w", a.Attempt, a.Index, err)
-			}
+			w.durs = append(w.durs, durationKey{c.RunID, a.Index, a.Attempt})
 		}
 	}
 	if len(c.Maps) > 0 {

@@ -36,5 +36,7 @@
 // (see artifacts.go): a success's files replace what its task (or item)
 // recorded before, with the rest of its batch or not at all, and the
 // digests refs and cache entries name page in order, each once, until
-// their run is pruned or their entry goes.
+// their run is pruned or their entry goes. RunTwoStores looks at one
+// database through two stores: durations a store records late reach the
+// other when their run ends or the store closes.
 package storetest

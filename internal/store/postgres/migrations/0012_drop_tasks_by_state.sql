@@ -1,0 +1,13 @@
+-- 0012: drop tasks_by_state. Mirrors
+-- internal/store/sqlite/migrations/0012_drop_tasks_by_state.sql.
+--
+-- No query reads tasks by state: a run's tasks are read, updated and
+-- deleted by the primary key (run_id, then idx), and nothing looks for the
+-- tasks in a state (the plan tests check that no query's plan uses the
+-- index, and 0001 made it state first so that none could). Yet every change
+-- of a task's state wrote an entry into it, and an update of an indexed
+-- column cannot be a heap-only (HOT) update: without it, a task's update
+-- that changes only non-key columns writes no index at all when its page
+-- has room. DROP INDEX takes an exclusive lock on tasks for the moment it
+-- runs, in the migration's transaction.
+DROP INDEX IF EXISTS tasks_by_state;
