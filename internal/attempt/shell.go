@@ -19,7 +19,12 @@ const shellKind = "shell"
 
 // Shell is the kind of tasks that run a command as a process group
 // (internal/shell): a script for /bin/sh -c, or an argv run directly.
-type Shell struct{}
+type Shell struct {
+	// Exec runs the commands, keeping what they can share from one
+	// attempt to the next (shell.Executor); nil runs each with shell.Run,
+	// which keeps nothing. Builtin gives each registry one.
+	Exec *shell.Executor
+}
 
 // shellBody is the Spec.Body of a shell attempt. Exactly one field is set.
 type shellBody struct {
@@ -37,7 +42,7 @@ func (Shell) Body(t *spec.Task) (json.RawMessage, error) {
 
 // Run implements Kind: it runs the command in its own process group and
 // returns once the whole group is gone.
-func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
+func (k Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 	var b shellBody
 	if err := json.Unmarshal(s.Body, &b); err != nil {
 		return Failedf("read the shell command of the attempt: %v", err)
@@ -52,7 +57,11 @@ func (Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 		}
 		stdin = &buf
 	}
-	res := shell.Run(ctx, shell.Command{
+	run := shell.Run
+	if k.Exec != nil {
+		run = k.Exec.Run
+	}
+	res := run(ctx, shell.Command{
 		Stdin:   stdin,
 		Script:  b.Shell,
 		Argv:    b.Argv,

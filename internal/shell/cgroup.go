@@ -79,6 +79,11 @@ type cgroup2Cage struct {
 	// reused: Linux (seen on 6.18) then kills every process started into
 	// it with CLONE_INTO_CGROUP.
 	killed atomic.Bool
+	// empty is set once cgroup.events said no process is left, after the
+	// main process started. It stays so (nothing joins the cgroup but by
+	// tasuki's doing, at start), so kill, finish and close do not read
+	// the file again: three reads per attempt were one.
+	empty atomic.Bool
 }
 
 // openCgroup2 makes the cgroup dir, or takes an empty one from pool.
@@ -123,7 +128,17 @@ func (g *cgroup2Cage) kill(pgid int) {
 }
 
 func (g *cgroup2Cage) wait(pgid int, deadline time.Time) bool {
-	return awaitUnpopulated(filepath.Join(g.dir, "cgroup.events"), deadline)
+	if g.empty.Load() {
+		return true
+	}
+	if !awaitUnpopulated(filepath.Join(g.dir, "cgroup.events"), deadline) {
+		return false
+	}
+	if pgid != 0 {
+		// Before the start (pgid 0), empty says nothing about later.
+		g.empty.Store(true)
+	}
+	return true
 }
 
 func (g *cgroup2Cage) close(pgid int) error {

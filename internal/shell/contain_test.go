@@ -20,6 +20,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// runIn runs c as Run does, in the containment ct.
+func runIn(ctx context.Context, c Command, ct *container) Result {
+	e := Executor{ct: ct}
+	defer e.Close()
+	return e.Run(ctx, c)
+}
+
 // testContainer sets up mechanism m for one test, under a cgroup directory
 // of the test's own where m uses cgroups, or skips the test if this system
 // does not allow it.
@@ -660,5 +667,54 @@ func TestEscapeeWithoutEnvironmentEnds(t *testing.T) {
 			}
 			assertNoCages(t, ct)
 		})
+	}
+}
+
+// TestCgroupEmptyRemembered: a cgroup v2 cage found empty after its main
+// process started is not read again (the flag that saves two reads of
+// cgroup.events per attempt), but one found empty before the start says
+// nothing: what the attempt leaves behind is still found and killed.
+func TestCgroupEmptyRemembered(t *testing.T) {
+	ct := testContainer(t, Cgroup2)
+	cg, err := ct.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cg.(*cgroup2Cage)
+	if !g.wait(0, time.Time{}) || g.empty.Load() {
+		t.Fatalf("before the start: wait %v, empty remembered %v; want empty, not remembered", g.wait(0, time.Time{}), g.empty.Load())
+	}
+	cmd := exec.Command("/bin/sh", "-c", "sleep 1013 & exit 0")
+	cmd.Env = testEnv
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := g.start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	awaitLeaderExit(pgid)
+	if g.wait(pgid, time.Time{}) || g.empty.Load() {
+		t.Fatal("the leftover sleep is in the cgroup, yet it was found empty")
+	}
+	g.kill(pgid)
+	_ = cmd.Wait()
+	if !g.wait(pgid, time.Now().Add(killWait)) {
+		t.Fatal("the cgroup did not empty after the kill")
+	}
+	if !g.empty.Load() {
+		t.Error("an empty cgroup after the start is not remembered as empty")
+	}
+	// Remembered: cgroup.events is not read again (a stand-in that says
+	// populated would make wait answer false).
+	dir := g.dir
+	g.dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(g.dir, "cgroup.events"), []byte("populated 1\nfrozen 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !g.wait(pgid, time.Time{}) {
+		t.Error("wait read cgroup.events again")
+	}
+	g.dir = dir
+	if err := g.close(pgid); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }

@@ -21,4 +21,9 @@
 // from the attempt. CurrentContainment says which one is in use. When the
 // attempt ends, its cage is emptied: whatever it left, in its group or
 // not, is killed.
+//
+// Run keeps nothing from one command to the next. An Executor runs commands
+// the same way and keeps what they can share (epoll instances, where
+// programs were found in PATH, /dev/null), for as long as it lives: a
+// registry of attempt kinds holds one.
 package shell

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,21 +56,22 @@ type output struct {
 	read  [2]int      // read ends, non-blocking; -1 once closed
 	dst   [2]io.Writer
 	ep    *os.File // epoll instance watching read, in the runtime's poller
+	pool  *epollPool
 	done  chan struct{}
 }
 
 // wireOutput sets cmd.Stdout and cmd.Stderr: the writers themselves, for
 // os/exec to copy, unless they are the two streams of one OrderedStream
 // sink, in which case they get pipes read in order by one goroutine that
-// the returned output runs.
-func wireOutput(cmd *exec.Cmd, stdout, stderr io.Writer) (*output, error) {
+// the returned output runs, with an epoll instance from pool.
+func wireOutput(cmd *exec.Cmd, stdout, stderr io.Writer, pool *epollPool) (*output, error) {
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	o1, ok1 := stdout.(OrderedStream)
 	o2, ok2 := stderr.(OrderedStream)
 	if !ok1 || !ok2 || stdout == stderr || o1.OutputSink() != o2.OutputSink() {
 		return nil, nil
 	}
-	o, err := newOutput(stdout, stderr)
+	o, err := newOutput(stdout, stderr, pool)
 	if err != nil {
 		return nil, fmt.Errorf("output pipes: %w", err)
 	}
@@ -77,9 +79,10 @@ func wireOutput(cmd *exec.Cmd, stdout, stderr io.Writer) (*output, error) {
 	return o, nil
 }
 
-// newOutput creates the pipes and the epoll instance and starts reading.
-func newOutput(stdout, stderr io.Writer) (o *output, err error) {
-	o = &output{read: [2]int{-1, -1}, dst: [2]io.Writer{stdout, stderr}, done: make(chan struct{})}
+// newOutput creates the pipes, takes an epoll instance from pool, and
+// starts reading.
+func newOutput(stdout, stderr io.Writer, pool *epollPool) (o *output, err error) {
+	o = &output{read: [2]int{-1, -1}, dst: [2]io.Writer{stdout, stderr}, pool: pool, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			o.closeAll()
@@ -92,32 +95,116 @@ func newOutput(stdout, stderr io.Writer) (o *output, err error) {
 		}
 		o.read[i] = p[0]
 		o.child[i] = os.NewFile(uintptr(p[1]), "|"+[]string{"1", "2"}[i])
-		if err := unix.SetNonblock(p[0], true); err != nil {
+		// Only the read end is non-blocking: the child's write end must
+		// block when the pipe is full. A new pipe's read end has no other
+		// status flag to keep, so it is set without reading them first.
+		if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
 			return o, fmt.Errorf("pipe: %w", err)
 		}
 	}
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if o.ep, err = pool.get(); err != nil {
+		return o, fmt.Errorf("epoll: %w", err)
+	}
+	rc, err := o.ep.SyscallConn()
 	if err != nil {
 		return o, fmt.Errorf("epoll: %w", err)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return o, fmt.Errorf("epoll: %w", err)
-	}
-	// A non-blocking descriptor goes into the runtime's poller: the reader
-	// parks like any goroutine on a pipe, and holds no thread while waiting.
-	o.ep = os.NewFile(uintptr(epfd), "epoll")
-	for i, fd := range o.read {
-		// Edge-triggered: a pipe joins the ready list when it goes from
-		// empty to holding data, which is the ordering this relies on.
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(i)}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return o, fmt.Errorf("epoll: %w", err)
+	var cerr error
+	if err := rc.Control(func(epfd uintptr) {
+		for i, fd := range o.read {
+			// Edge-triggered: a pipe joins the ready list when it goes
+			// from empty to holding data, which is the ordering this
+			// relies on.
+			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(i)}
+			if cerr = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_ADD, fd, &ev); cerr != nil {
+				return
+			}
 		}
+	}); err != nil || cerr != nil {
+		return o, fmt.Errorf("epoll: %w", errors.Join(err, cerr))
 	}
 	go o.copy()
 	return o, nil
 }
+
+// maxEpolls bounds epollPool: about the attempts a process runs at once,
+// beyond which a burst's instances are closed.
+const maxEpolls = 64
+
+// epollPool keeps the epoll instances of finished attempts for the next
+// ones: making one and entering it in the runtime's poller, then leaving
+// the poller and closing it, took seven system calls per attempt. A kept
+// instance watches nothing (closeRead takes each pipe out) and is in the
+// runtime's poller. Its zero value is empty and ready.
+type epollPool struct {
+	mu     sync.Mutex
+	free   []*os.File
+	closed bool // put closes what it is given
+}
+
+// get returns an epoll instance that watches nothing, non-blocking and
+// with no read deadline: from the pool, or new.
+func (p *epollPool) get() (*os.File, error) {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		ep := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		// The last attempt's reader was stopped by a deadline.
+		if err := ep.SetReadDeadline(time.Time{}); err == nil {
+			return ep, nil
+		}
+		ep.Close()
+	} else {
+		p.mu.Unlock()
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	// A non-blocking descriptor goes into the runtime's poller: the reader
+	// parks like any goroutine on a pipe, and holds no thread while waiting.
+	return os.NewFile(uintptr(epfd), "epoll"), nil
+}
+
+// put keeps ep, which must watch nothing, for another attempt, or closes
+// it when the pool is full or closed.
+func (p *epollPool) put(ep *os.File) {
+	p.mu.Lock()
+	if !p.closed && len(p.free) < maxEpolls {
+		p.free = append(p.free, ep)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	ep.Close()
+}
+
+// close closes the instances kept, and those put from now on.
+func (p *epollPool) close() error {
+	p.mu.Lock()
+	free := p.free
+	p.free, p.closed = nil, true
+	p.mu.Unlock()
+	var errs []error
+	for _, ep := range free {
+		errs = append(errs, ep.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// copyBufs holds the read buffers of finished attempts for the next ones:
+// most attempts print little or nothing, and a 32 KiB buffer made for each
+// was most of what a run of many short tasks allocated (and collected). A
+// package-level sync.Pool, unlike the Executor's pools: it holds only
+// memory, which the garbage collector takes back from it, so it has no
+// lifetime to own, and every Executor can share it (the idiom of fmt and
+// encoding/json).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // copy reads both pipes until both are at end of file, or until the
 // deadline wait sets. A write error of a destination stops writing to it
@@ -128,7 +215,9 @@ func (o *output) copy() {
 	if err != nil {
 		return
 	}
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var (
 		events  [2]unix.EpollEvent
 		pending []int   // streams with output to read, in ready order
@@ -187,8 +276,7 @@ func (o *output) drain(i int, buf []byte, hungUp bool, failed *bool) bool {
 			return true
 		case err != nil || n == 0:
 			// End of file (every writer closed it) or a broken pipe.
-			unix.Close(fd)
-			o.read[i] = -1
+			o.closeRead(i)
 			return true
 		}
 		total += n
@@ -243,7 +331,8 @@ func (o *output) close() {
 	o.closeAll()
 }
 
-// closeAll closes the descriptors. The reader must not be running.
+// closeAll closes the descriptors, and gives the epoll instance back to
+// its pool if it watches nothing any more. The reader must not be running.
 func (o *output) closeAll() {
 	for i, f := range o.child {
 		if f != nil {
@@ -251,13 +340,42 @@ func (o *output) closeAll() {
 			o.child[i] = nil
 		}
 	}
-	for i, fd := range o.read {
-		if fd >= 0 {
-			unix.Close(fd)
-			o.read[i] = -1
-		}
+	clean := true
+	for i := range o.read {
+		clean = o.closeRead(i) && clean
 	}
 	if o.ep != nil {
-		o.ep.Close()
+		if clean {
+			o.pool.put(o.ep)
+		} else {
+			o.ep.Close()
+		}
+		o.ep = nil
 	}
+}
+
+// closeRead takes read end i out of the epoll instance, then closes it,
+// and reports whether the instance no longer watches it. Closing the
+// descriptor alone would not take the pipe out while another copy of it is
+// open: a process being started elsewhere in tasuki (another attempt) holds
+// copies of every descriptor until its exec closes them, and the pipe
+// would stay in the instance, which the next attempt reuses.
+func (o *output) closeRead(i int) bool {
+	fd := o.read[i]
+	if fd < 0 {
+		return true
+	}
+	clean := false
+	if o.ep != nil {
+		if rc, err := o.ep.SyscallConn(); err == nil {
+			_ = rc.Control(func(epfd uintptr) {
+				err := unix.EpollCtl(int(epfd), unix.EPOLL_CTL_DEL, fd, nil)
+				// ENOENT: never added (newOutput failed first).
+				clean = err == nil || errors.Is(err, unix.ENOENT)
+			})
+		}
+	}
+	unix.Close(fd)
+	o.read[i] = -1
+	return clean
 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -140,12 +138,21 @@ var ErrKill = errors.New("shell: kill at once")
 // Grace later, SIGKILL; Run returns as soon as they are all gone. When the
 // main process exits on its own, whatever it left running is killed at
 // once.
+//
+// Run keeps nothing for the next command; a caller that runs many uses an
+// Executor, whose Run is the same with less work per command.
 func Run(ctx context.Context, c Command) Result {
-	return runIn(ctx, c, processContainer())
+	var e Executor
+	defer e.Close()
+	return e.Run(ctx, c)
 }
 
-// runIn is Run with the containment given, so tests can use each.
-func runIn(ctx context.Context, c Command, ct *container) Result {
+// Run is the package's Run, with what e keeps between commands.
+func (e *Executor) Run(ctx context.Context, c Command) Result {
+	ct := e.ct
+	if ct == nil {
+		ct = processContainer()
+	}
 	res := Result{ExitCode: -1}
 	name, argv, err := c.argv()
 	if err != nil {
@@ -174,7 +181,7 @@ func runIn(ctx context.Context, c Command, ct *container) Result {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
 		return res
 	}
-	path, err := lookPath(name, env)
+	path, err := e.paths.lookPath(name, env, time.Now())
 	if err != nil {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
 		return res
@@ -205,10 +212,15 @@ func runIn(ctx context.Context, c Command, ct *container) Result {
 	cmd.Env = env
 	cmd.Dir = c.Dir
 	cmd.Stdin = c.Stdin
+	if c.Stdin == nil {
+		if f := e.devNull(); f != nil {
+			cmd.Stdin = f // else os/exec opens /dev/null for each process
+		}
+	}
 	if script != nil {
 		cmd.ExtraFiles = []*os.File{script} // descriptor 3
 	}
-	out, err := wireOutput(cmd, c.Stdout, c.Stderr) // see output.go
+	out, err := wireOutput(cmd, c.Stdout, c.Stderr, &e.epolls) // see output.go
 	if err != nil {
 		res.StartErr = fmt.Errorf("start %q: %w", name, err)
 		return res
@@ -396,36 +408,6 @@ func (c Command) argv() (string, []string, error) {
 		return c.Argv[0], c.Argv, nil
 	}
 	return "", nil, errors.New("start: command has neither a script nor argv")
-}
-
-// lookPath finds name the way a shell would with the PATH from env rather
-// than tasuki's own. A name with a slash is used as given (relative to the
-// working directory).
-func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		if filepath.IsAbs(name) {
-			if _, err := exec.LookPath(name); err != nil {
-				return "", unwrapExecError(err)
-			}
-		}
-		// A relative name is resolved against Dir by exec at start.
-		return name, nil
-	}
-	pathEnv := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathEnv = v // the last one wins, as in exec.Cmd
-		}
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if !filepath.IsAbs(dir) {
-			continue
-		}
-		if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
 }
 
 // unwrapExecError drops exec.Error's own "exec: name:" prefix, which Run's
