@@ -124,11 +124,15 @@ func ParseSystemctlUnits(out []byte) ([]Service, error) {
 }
 
 // unitFiles reads the unit file states of the root's service units
-// without systemctl: masked (linked to /dev/null in /etc), enabled (linked
-// from a .wants or .requires directory of /etc/systemd/system), disabled
-// (it has an [Install] section saying what wants it) or static.
+// without systemctl, as systemctl names them: masked (linked to /dev/null
+// in /etc), alias (a link under another name), enabled (linked from a
+// .wants or .requires directory of /etc/systemd/system; for a template,
+// its default instance), indirect (a template with another instance
+// enabled), disabled (it has an [Install] section saying what wants it) or
+// static.
 func (c *collector) unitFiles() map[string]string {
 	states := map[string]string{}
+	defaults := map[string]string{} // template -> its DefaultInstance
 	for _, dir := range unitDirs {
 		entries, err := fs.ReadDir(c.fsys, dir)
 		if err != nil {
@@ -164,32 +168,40 @@ func (c *collector) unitFiles() map[string]string {
 				}
 			}
 			states[name] = "static"
-			if hasInstall(c.readSmall(p)) {
+			install, def := installSection(c.readSmall(p))
+			if install {
 				states[name] = "disabled"
 			}
+			defaults[name] = def
 		}
 	}
 	wants, _ := fs.Glob(c.fsys, "etc/systemd/system/*.wants/*.service")
 	requires, _ := fs.Glob(c.fsys, "etc/systemd/system/*.requires/*.service")
 	for _, p := range append(wants, requires...) {
 		name := path.Base(p)
-		// An instance (getty@tty1.service) enables its template, which is
-		// what systemctl lists.
+		// An instance (getty@tty1.service) is listed by systemctl as its
+		// template: enabled if it is the template's default instance,
+		// else indirect.
+		state := "enabled"
 		if at := strings.IndexByte(name, '@'); at > 0 && name[at+1:] != ".service" {
 			if tmpl := name[:at] + "@.service"; states[tmpl] != "" {
+				if instance := strings.TrimSuffix(name[at+1:], ".service"); defaults[tmpl] != instance {
+					state = "indirect"
+				}
 				name = tmpl
 			}
 		}
-		if states[name] != "masked" {
-			states[name] = "enabled"
+		if states[name] != "masked" && states[name] != "enabled" {
+			states[name] = state
 		}
 	}
 	return states
 }
 
-// hasInstall reports whether a unit file's [Install] section says what
-// wants or requires it, or what other name it has.
-func hasInstall(unit string) bool {
+// installSection reads a unit file's [Install] section: whether it says
+// what wants or requires the unit, or what other name it has (then the
+// unit can be enabled), and its DefaultInstance (for a template).
+func installSection(unit string) (install bool, defaultInstance string) {
 	in := false
 	for line := range strings.Lines(unit) {
 		line = strings.TrimSpace(line)
@@ -197,13 +209,16 @@ func hasInstall(unit string) bool {
 			in = line == "[Install]"
 			continue
 		}
-		key, _, ok := strings.Cut(line, "=")
-		if in && ok {
-			switch strings.TrimSpace(key) {
-			case "WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also":
-				return true
-			}
+		key, val, ok := strings.Cut(line, "=")
+		if !in || !ok {
+			continue
+		}
+		switch strings.TrimSpace(key) {
+		case "WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also":
+			install = true
+		case "DefaultInstance":
+			defaultInstance = strings.TrimSpace(val)
 		}
 	}
-	return false
+	return install, defaultInstance
 }
