@@ -133,8 +133,14 @@ type ClientTLS struct {
 // (the system's CAs and no client certificate when c is zero). It has no
 // overall timeout, as NewClient asks.
 func (c ClientTLS) HTTPClient(log *slog.Logger) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// A worker sends a log and a report for each of its running attempts
+	// at once: keep a connection for each rather than the default two per
+	// host, which made a worker open (and the server accept) a new TCP
+	// connection for most requests.
+	tr.MaxIdleConnsPerHost = MaxLeaseFree + 8
 	if c == (ClientTLS{}) {
-		return &http.Client{}, nil
+		return &http.Client{Transport: tr}, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
@@ -154,7 +160,6 @@ func (c ClientTLS) HTTPClient(log *slog.Logger) (*http.Client, error) {
 		}
 		cfg.GetClientCertificate = files.GetClientCertificate
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg
 	return &http.Client{Transport: tr}, nil
 }

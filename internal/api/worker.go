@@ -59,6 +59,11 @@ type Lease struct {
 	// not heard of for LeaseTimeout is lost.
 	HeartbeatEvery Duration `json:"heartbeat_every"`
 	LeaseTimeout   Duration `json:"lease_timeout"`
+	// InlineLog is the most log bytes the worker may send in its report
+	// (CompleteRequest.Log) instead of through the log route, when it has
+	// sent none of the log before; 0 (a server that predates it): none.
+	// The many short items of a map then cost no log request each.
+	InlineLog int `json:"inline_log,omitempty"`
 }
 
 // HeartbeatRequest keeps a worker's leases alive.
@@ -104,6 +109,10 @@ type CompleteRequest struct {
 	// LogSize is the number of log bytes the worker sent, so the server can
 	// tell a complete log from one cut short.
 	LogSize int64 `json:"log_size"`
+	// Log is the attempt's whole log when the worker sent none of it
+	// before and it fits the lease's InlineLog; its bytes are not counted
+	// in LogSize.
+	Log []byte `json:"log,omitempty"`
 }
 
 // CompleteBatch is the reports of several leases in one request (POST
@@ -192,6 +201,13 @@ type Workers interface {
 	Complete(ctx context.Context, lease string, req CompleteRequest) error
 }
 
+// BatchWorkers is a Workers that takes the reports of a batch together
+// (POST /worker/complete), which lets it keep their logs in one write.
+// Its answer has one error (or nil) per report, as Complete would give.
+type BatchWorkers interface {
+	CompleteMany(ctx context.Context, reports []LeaseReport) []error
+}
+
 // Tokens manages tokens, of workers and of the API, and authenticates
 // requests by them. Only a hash of each token is stored; the token itself is
 // shown once, when it is created.
@@ -237,6 +253,9 @@ const (
 	// task printed since the last append, so under load a chunk is large;
 	// the bound keeps the server's memory per request fixed.
 	MaxLogChunk = 4 << 20
+	// MaxInlineLog bounds the log a report carries (CompleteRequest.Log):
+	// the InlineLog this server offers.
+	MaxInlineLog = 64 << 10
 	// MaxCompleteBytes bounds a completion body: it must hold a task result
 	// of up to shell.MaxResultSize (1 MiB) and a message, so it is larger
 	// than MaxBodyBytes.

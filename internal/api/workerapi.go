@@ -215,6 +215,9 @@ func checkReport(req CompleteRequest) error {
 	if req.LogSize < 0 {
 		return invalid("field \"log_size\": expected a number of bytes, got %d", req.LogSize)
 	}
+	if len(req.Log) > MaxInlineLog {
+		return invalid("field \"log\": %d bytes is more than the %d a report may carry; send the log through the log route", len(req.Log), MaxInlineLog)
+	}
 	return nil
 }
 
@@ -230,16 +233,32 @@ func (h *handler) workerCompleteBatch(w http.ResponseWriter, r *http.Request) er
 		return invalid("field \"reports\": expected 1 to %d reports, got %d", MaxCompleteBatch, len(batch.Reports))
 	}
 	resp := CompleteBatchResponse{Refused: []ReportRefusal{}}
-	for _, rep := range batch.Reports {
-		err := func() error {
-			if _, _, _, err := ParseLeaseID(rep.Lease); err != nil {
-				return invalid("field \"lease\": %v", err)
-			}
-			if err := checkReport(rep.CompleteRequest); err != nil {
-				return err
-			}
-			return h.workers.Complete(r.Context(), rep.Lease, rep.CompleteRequest)
-		}()
+	errs := make([]error, len(batch.Reports))
+	var valid []LeaseReport
+	var at []int // index in batch.Reports of each valid report
+	for i, rep := range batch.Reports {
+		if _, _, _, err := ParseLeaseID(rep.Lease); err != nil {
+			errs[i] = invalid("field \"lease\": %v", err)
+			continue
+		}
+		if err := checkReport(rep.CompleteRequest); err != nil {
+			errs[i] = err
+			continue
+		}
+		valid = append(valid, rep)
+		at = append(at, i)
+	}
+	if bw, ok := h.workers.(BatchWorkers); ok && len(valid) > 0 {
+		for j, err := range bw.CompleteMany(r.Context(), valid) {
+			errs[at[j]] = err
+		}
+	} else {
+		for j, rep := range valid {
+			errs[at[j]] = h.workers.Complete(r.Context(), rep.Lease, rep.CompleteRequest)
+		}
+	}
+	for i, rep := range batch.Reports {
+		err := errs[i]
 		if err == nil {
 			continue
 		}

@@ -197,6 +197,16 @@ func clientFor(c *http.Client) (*http.Client, func()) {
 	if c != nil {
 		return c, func() {}
 	}
+	c = NewClient()
+	return c, c.CloseIdleConnections
+}
+
+// NewClient returns a client with the package's time limits and redirect
+// policy (see Task.Client). A process that runs many attempts (a worker
+// running the items of a map) gives one to Task.Client, so the requests
+// of successive attempts to one host reuse connections instead of opening
+// one each; it closes the client's idle connections when it is done.
+func NewClient() *http.Client {
 	var tr *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr = dt.Clone()
@@ -206,7 +216,10 @@ func clientFor(c *http.Client) (*http.Client, func()) {
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = 10 * time.Second
 	tr.MaxResponseHeaderBytes = 1 << 20
-	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}, tr.CloseIdleConnections
+	// Attempts run side by side (a map's concurrency): keep a connection
+	// for each, not the default two per host.
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 }
 
 // redirectError is a redirect the default client refuses to follow. It is

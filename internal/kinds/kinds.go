@@ -1,6 +1,8 @@
 package kinds
 
 import (
+	"net/http"
+
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/datawait"
 	"github.com/tasuki-dev/tasuki/internal/filewait"
@@ -12,9 +14,14 @@ import (
 // Builtin returns a registry of the kinds and conditions that need nothing
 // but the machine they run on: what a remote worker runs, and what the
 // server and 'tasuki run' start from.
-func Builtin() *attempt.Registry {
+func Builtin() *attempt.Registry { return BuiltinWith(nil) }
+
+// BuiltinWith is Builtin with the HTTP tasks sending through hc (nil: a
+// client per attempt). A worker passes one client for all its attempts,
+// so a map of requests to one service reuses connections.
+func BuiltinWith(hc *http.Client) *attempt.Registry {
 	r, err := attempt.Builtin().With(
-		httptask.Task{}, httptask.Wait{},
+		httptask.Task{Client: hc}, httptask.Wait{},
 		sqltask.Task{}, sqltask.Wait{},
 		filewait.Wait{},
 	)

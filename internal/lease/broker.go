@@ -76,16 +76,6 @@ type leaseState struct {
 	closed  bool
 }
 
-// closeLog ends the lease's log once; later appends are refused.
-func (l *leaseState) closeLog() {
-	l.logMu.Lock()
-	defer l.logMu.Unlock()
-	if l.sink != nil {
-		l.sink.Close()
-	}
-	l.closed = true
-}
-
 // New returns a broker; Start runs its lease janitor.
 func New(lf *logs.Files, logger *slog.Logger) *Broker {
 	return &Broker{
@@ -130,7 +120,7 @@ func (b *Broker) expire() {
 	b.mu.Unlock()
 	for _, l := range lost {
 		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
-		l.closeLog()
+		l.endLog(nil)
 		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
 	}
 }
@@ -329,6 +319,7 @@ func (b *Broker) describe(l *leaseState) api.Lease {
 	return api.Lease{
 		ID: l.id, RunID: a.RunID, Pipeline: a.Pipeline, Task: a.TaskID, Attempt: a.Number, Spec: *s,
 		HeartbeatEvery: api.Duration(b.HeartbeatEvery), LeaseTimeout: api.Duration(b.LeaseTimeout),
+		InlineLog: api.MaxInlineLog,
 	}
 }
 
@@ -395,28 +386,78 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 
 // Complete implements api.Workers.
 func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteRequest) error {
+	return b.CompleteMany(ctx, []api.LeaseReport{{Lease: id, CompleteRequest: req}})[0]
+}
+
+var _ api.BatchWorkers = (*Broker)(nil)
+
+// CompleteMany implements api.BatchWorkers: the reports of a batch are
+// taken one by one, but the whole logs they carry are kept in one write
+// (logs.Files.WriteWhole packs a map's item logs), before any of their
+// attempts is handed back to the runner, so a log is in place once the
+// store says its attempt ended.
+func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []error {
+	errs := make([]error, len(reports))
+	type taken struct {
+		l   *leaseState
+		res runner.AttemptResult
+	}
+	var done []taken
+	var wholes []logs.Whole
+	for i, rep := range reports {
+		l, res, err := b.claim(ctx, rep.Lease, rep.CompleteRequest)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if !l.endLog(rep.Log) {
+			wholes = append(wholes, logs.Whole{Key: l.o.a.Log, Data: rep.Log})
+		}
+		done = append(done, taken{l, res})
+	}
+	if len(wholes) > 0 {
+		if err := b.Logs.WriteWhole(context.WithoutCancel(ctx), wholes); err != nil {
+			// The outcomes matter more than the logs: they are still taken.
+			b.Logger.Error("could not keep the logs a worker sent with its reports", "logs", len(wholes), "err", err)
+		}
+	}
+	for _, t := range done {
+		t.l.o.result <- t.res
+		b.Logger.Info("attempt reported", "lease", t.l.id, "worker", t.l.worker, "outcome", t.res.Outcome)
+	}
+	return errs
+}
+
+// claim checks a report and takes its lease out of the held ones, closing
+// its log (a later append is refused); the attempt's result is then the
+// caller's to deliver.
+func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) (*leaseState, runner.AttemptResult, error) {
+	var none runner.AttemptResult
 	if !req.Outcome.Reportable() {
-		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "outcome %q: expected succeeded, failed, timed_out, cancelled or preempted", req.Outcome)
+		return nil, none, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "outcome %q: expected succeeded, failed, timed_out, cancelled or preempted", req.Outcome)
 	}
 	for k, r := range req.Results {
 		if len(r) > 0 && !json.Valid(r) {
-			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "results[%d]: not valid JSON", k)
+			return nil, none, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "results[%d]: not valid JSON", k)
 		}
 	}
 	if len(req.Result) > 0 && !json.Valid(req.Result) {
-		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "result: not valid JSON")
+		return nil, none, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "result: not valid JSON")
+	}
+	if len(req.Log) > api.MaxInlineLog {
+		return nil, none, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log: %d bytes is more than the %d a report may carry", len(req.Log), api.MaxInlineLog)
 	}
 	for name, meta := range req.Datasets {
 		var obj map[string]json.RawMessage
 		if len(meta) > attempt.MaxDatasetMetadata || json.Unmarshal(meta, &obj) != nil || obj == nil {
-			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "datasets: %q: expected a JSON object of at most %d bytes", name, attempt.MaxDatasetMetadata)
+			return nil, none, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "datasets: %q: expected a JSON object of at most %d bytes", name, attempt.MaxDatasetMetadata)
 		}
 	}
 	res := runner.AttemptResult{Outcome: req.Outcome, ExitCode: req.ExitCode, Message: req.Message, Result: req.Result, Datasets: req.Datasets, Results: req.Results}
 	if req.Outcome == attempt.Succeeded {
 		fail, err := b.checkOutputs(ctx, req.Outputs)
 		if err != nil {
-			return err
+			return nil, none, err
 		}
 		res.Outputs = req.Outputs
 		if fail != "" {
@@ -433,13 +474,32 @@ func (b *Broker) Complete(ctx context.Context, id string, req api.CompleteReques
 	}
 	b.mu.Unlock()
 	if !held {
-		return leaseLost(id)
+		return nil, none, leaseLost(id)
 	}
-	l.closeLog()
 	res.Worker = l.worker
-	l.o.result <- res
-	b.Logger.Info("attempt reported", "lease", id, "worker", l.worker, "outcome", res.Outcome)
-	return nil
+	return l, res, nil
+}
+
+// endLog ends the lease's log once (later appends are refused), with
+// data, the last of it, appended when part of the log came through
+// AppendLog before. It reports false when data is a whole log for the
+// caller to keep: none of the log came before, and data holds some.
+func (l *leaseState) endLog(data []byte) bool {
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	if l.closed {
+		return true
+	}
+	l.closed = true
+	if l.sink == nil {
+		return len(data) == 0
+	}
+	if len(data) > 0 {
+		n, _ := l.sink.Write(data)
+		l.logSize += int64(n)
+	}
+	l.sink.Close()
+	return true
 }
 
 // RunLocal is the server's in-process executor: slots goroutines that take

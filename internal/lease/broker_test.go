@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -353,5 +354,72 @@ func TestUndescribedAttemptIsNotOffered(t *testing.T) {
 	}
 	if got := lease(t, b, "w", 1); len(got) != 0 {
 		t.Fatalf("leased %+v", got)
+	}
+}
+
+// TestReportedLogs: the logs that reports carry are kept before the
+// attempts are handed back: the whole logs of a batch's map items in the
+// map's pack, a plain task's as its own file, and the last bytes of a log
+// that was partly appended before at its end. A report for a lease no
+// longer held keeps nothing.
+func TestReportedLogs(t *testing.T) {
+	b, _, lf := newBroker(t)
+	ctx := t.Context()
+	item := func(i int) *runner.Attempt {
+		a := offered(4, logs.ItemTask("each", i), 0)
+		a.TaskID, a.Items = "each", 1
+		return a
+	}
+	var results []<-chan runner.AttemptResult
+	attempts := []*runner.Attempt{item(0), item(1), offered(4, "plain", 0), offered(4, "partial", 0)}
+	for _, a := range attempts {
+		results = append(results, submit(ctx, b, a))
+	}
+	got := lease(t, b, "w", 4)
+	if len(got) != 4 {
+		t.Fatalf("leased %d", len(got))
+	}
+	for _, l := range got {
+		if l.InlineLog != api.MaxInlineLog {
+			t.Fatalf("lease %s offers inline_log %d", l.ID, l.InlineLog)
+		}
+	}
+	if err := b.AppendLog(ctx, got[3].ID, 0, []byte("x out first\n")); err != nil {
+		t.Fatal(err)
+	}
+	var reports []api.LeaseReport
+	for i, l := range got {
+		reports = append(reports, api.LeaseReport{Lease: l.ID, CompleteRequest: api.CompleteRequest{Outcome: attempt.Succeeded, Log: fmt.Appendf(nil, "x out whole %d\n", i)}})
+	}
+	reports = append(reports, api.LeaseReport{Lease: "4.gone.1", CompleteRequest: api.CompleteRequest{Outcome: attempt.Succeeded, Log: []byte("x out never\n")}})
+	errs := b.CompleteMany(ctx, reports)
+	for i, err := range errs[:4] {
+		if err != nil {
+			t.Errorf("report %d: %v", i, err)
+		}
+	}
+	if errs[4] == nil {
+		t.Error("a report for a lease never held was taken")
+	}
+	for _, ch := range results {
+		if res := <-ch; res.Outcome != attempt.Succeeded {
+			t.Errorf("result %+v", res)
+		}
+	}
+	want := map[string]string{}
+	for i, l := range got {
+		want[l.ID] = fmt.Sprintf("x out whole %d\n", i)
+	}
+	want[got[3].ID] = "x out first\n" + want[got[3].ID]
+	for i, a := range attempts {
+		r, err := lf.Open(ctx, a.Log, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(r)
+		r.Close()
+		if string(data) != want[got[i].ID] {
+			t.Errorf("log of %s: %q, want %q", a.Log, data, want[got[i].ID])
+		}
 	}
 }

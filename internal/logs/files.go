@@ -165,6 +165,11 @@ func (f *Files) Open(ctx context.Context, k Key, offset int64) (io.ReadCloser, e
 		return nil, fmt.Errorf("open log of %s at %d: %w", k, offset, errNegativeOffset)
 	}
 	file, err := os.Open(f.path(k))
+	if errors.Is(err, fs.ErrNotExist) {
+		if r, ok, err := f.openPacked(k, offset); ok || err != nil {
+			return r, err
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) && offset == 0 {
 		// Never written (the attempt printed nothing, or has not yet).
 		return io.NopCloser(strings.NewReader("")), nil
@@ -186,7 +191,8 @@ func (f *Files) Size(ctx context.Context, k Key) (int64, error) {
 	}
 	fi, err := os.Stat(f.path(k))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil // never written
+		_, e, _, err := f.packed(k)
+		return e.length, err // 0: never written
 	}
 	if err != nil {
 		return 0, fmt.Errorf("size of log of %s: %w", k, err)
@@ -221,13 +227,23 @@ func (f *Files) Follow(ctx context.Context, k Key, offset int64, w io.Writer) (i
 		if done {
 			return fl.pos, nil
 		}
+		if fl.file == nil {
+			if pos, ok, err := f.followPacked(k, fl.pos, w); ok || err != nil {
+				return pos, err
+			}
+		}
 		if fl.file == nil && (t.closed() || (f.Ended != nil && f.Ended(ctx, k))) {
 			// The writer is gone and the log was never created: unless it
-			// appeared just now, the attempt printed nothing.
-			if done, err := fl.step(f.path(k)); err != nil || done || fl.file == nil {
-				return fl.pos, err
+			// appeared just now (as a file, or whole in its pack before the
+			// attempt was recorded ended), the attempt printed nothing.
+			if done, err := fl.step(f.path(k)); err != nil || done || fl.file != nil {
+				if err != nil || done {
+					return fl.pos, err
+				}
+				continue
 			}
-			continue
+			pos, _, err := f.followPacked(k, fl.pos, w)
+			return pos, err
 		}
 		select {
 		case <-ctx.Done():

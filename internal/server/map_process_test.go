@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 )
 
 // TestProcessMapOnRemoteWorker fans a map out to a real remote worker:
@@ -85,6 +86,17 @@ tasks:
 		if task.ID == "per-user" && task.Message != "3 items: 3 succeeded" {
 			t.Errorf("per-user: %q", task.Message)
 		}
+	}
+	// The items' short logs came with the worker's reports and were kept
+	// in the map's pack, not a file each: they read back as any log does.
+	for i, user := range []string{"u1", "u2", "u3"} {
+		if log := runLog(t, s.c, run.ID, logs.ItemTask("per-user", i)); !strings.HasSuffix(log, " out "+user+"\n") || strings.Count(log, "\n") != 1 {
+			t.Errorf("log of per-user item %d: %q", i, log)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(home, "logs", strconv.FormatInt(run.ID, 10), "per-user.*"))
+	if err != nil || len(files) != 2 {
+		t.Errorf("the item logs of per-user are in %v, want a pack and its index", files)
 	}
 }
 

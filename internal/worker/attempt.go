@@ -28,6 +28,7 @@ func (s *session) runAttempt(a *leased) {
 	req := s.execute(a, lw)
 	_ = lw.Close() // waits until the log is sent, or cannot be
 	req.LogSize = sink.sent()
+	req.Log = sink.whole()
 	defer s.sweepCache(context.WithoutCancel(a.report))
 	size := 0
 	if b, err := json.Marshal(req); err == nil {
@@ -140,13 +141,20 @@ type logSink struct {
 	dropped int64 // bytes dropped since the last marker line
 	closed  bool
 	done    bool // nothing more will be sent
+	sending bool // a request with bytes of the log is in flight
+	// inline is the most bytes the report may carry as the whole log
+	// (the lease's InlineLog), and kept is that log, set by Close when
+	// nothing was sent before and everything fits: a short attempt (a map
+	// item) then costs no log request.
+	inline int
+	kept   []byte
 
 	wake     chan struct{} // capacity 1
 	finished chan struct{} // closed when the sending goroutine returns
 }
 
 func newLogSink(s *session, a *leased) *logSink {
-	k := &logSink{s: s, a: a, wake: make(chan struct{}, 1), finished: make(chan struct{})}
+	k := &logSink{s: s, a: a, inline: a.lease.InlineLog, wake: make(chan struct{}, 1), finished: make(chan struct{})}
 	go k.run()
 	return k
 }
@@ -172,6 +180,9 @@ func (k *logSink) Write(p []byte) (int, error) {
 func (k *logSink) Close() error {
 	k.mu.Lock()
 	k.closed = true
+	if k.offset == 0 && !k.sending && k.dropped == 0 && len(k.buf) > 0 && len(k.buf) <= k.inline {
+		k.kept, k.buf = k.buf, nil
+	}
 	k.mu.Unlock()
 	signal(k.wake)
 	<-k.finished
@@ -183,6 +194,13 @@ func (k *logSink) sent() int64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.offset
+}
+
+// whole is the log for the report to carry (see kept), after Close.
+func (k *logSink) whole() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.kept
 }
 
 // run sends the buffer every flushEvery, or at once when it is large or
@@ -229,6 +247,7 @@ func (k *logSink) flush() bool {
 			return closed
 		}
 		chunk, offset := k.buf[:min(len(k.buf), api.MaxLogChunk)], k.offset
+		k.sending = true
 		k.mu.Unlock()
 
 		err := k.s.retry(k.a.report, "send log", id, func(ctx context.Context) error {
@@ -249,6 +268,7 @@ func (k *logSink) flush() bool {
 			return true
 		}
 		k.mu.Lock()
+		k.sending = false
 		k.offset += int64(len(chunk))
 		k.buf = k.buf[len(chunk):]
 		if len(k.buf) == 0 {

@@ -3,7 +3,12 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
@@ -51,5 +56,42 @@ func TestKinds(t *testing.T) {
 	}
 	if err := h.stop(t); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHTTPAttemptsShareConnections: the worker's http attempts (the items
+// of a map calling one service) reuse connections: 30 requests, two at a
+// time, open at most a connection per slot, not one each.
+func TestHTTPAttemptsShareConnections(t *testing.T) {
+	var opened atomic.Int64
+	svc := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	svc.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	svc.Start()
+	defer svc.Close()
+	h := newHarness(t)
+	var leases []api.Lease
+	for i := range 30 {
+		l := shellLease(fmt.Sprintf("15.call.%d", i+1), "")
+		l.Spec.Kind, l.Spec.Body = "http", json.RawMessage(fmt.Sprintf(`{"url": %q}`, svc.URL+"/noop"))
+		leases = append(leases, l)
+	}
+	h.fake.Add(leases...)
+	h.start(t, h.worker()) // 2 slots
+	for _, l := range leases {
+		if c := h.completion(t, l.ID); c.Outcome != api.OutcomeSucceeded {
+			t.Fatalf("%s: %+v", l.ID, c)
+		}
+	}
+	if err := h.stop(t); err != nil {
+		t.Error(err)
+	}
+	if n := opened.Load(); n > 2 {
+		t.Errorf("30 requests two at a time opened %d connections, want at most 2", n)
 	}
 }

@@ -764,3 +764,37 @@ func TestEnvironment(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestShortLogRidesWithTheReport: a lease that offers InlineLog gets the
+// whole log of a short attempt in its report, with no log request; a log
+// larger than the offer, or a lease without one, goes through the log
+// route as before, and the report then carries none.
+func TestShortLogRidesWithTheReport(t *testing.T) {
+	h := newHarness(t)
+	small := shellLease("10.small.1", "echo one; echo two >&2")
+	small.InlineLog = api.MaxInlineLog
+	big := shellLease("10.big.1", "for i in $(seq 40); do echo line $i; done")
+	big.InlineLog = 100
+	old := shellLease("10.old.1", "echo from an older server")
+	h.fake.Add(small, big, old)
+	h.start(t, h.worker())
+
+	c := h.completion(t, small.ID)
+	lines := parseLog(t, c.Log)
+	if want := []logLine{{"out", "one"}, {"err", "two"}}; !reflect.DeepEqual(lines, want) {
+		t.Errorf("the report's log %q, want the lines %v", c.Log, want)
+	}
+	if got := h.fake.Log(small.ID); len(got) != 0 || c.LogSize != 0 {
+		t.Errorf("a short log also went through the log route: %q (log_size %d)", got, c.LogSize)
+	}
+	for _, l := range []api.Lease{big, old} {
+		c := h.completion(t, l.ID)
+		sent := h.fake.Log(l.ID)
+		if len(c.Log) != 0 || len(sent) == 0 || c.LogSize != int64(len(sent)) {
+			t.Errorf("%s: report log %q, log route %d bytes, log_size %d", l.ID, c.Log, len(sent), c.LogSize)
+		}
+	}
+	if err := h.stop(t); err != nil {
+		t.Error(err)
+	}
+}
