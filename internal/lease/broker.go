@@ -264,7 +264,7 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 					continue
 				}
 				resp.Leases = append(resp.Leases, b.describe(l))
-				b.Logger.Info("attempt leased", "lease", l.id, "worker", l.worker)
+				b.Logger.Log(ctx, attemptLevel(l.o.a), "attempt leased", "lease", l.id, "worker", l.worker)
 			}
 			if len(resp.Leases) > 0 || ctx.Err() != nil {
 				return resp, nil
@@ -423,9 +423,21 @@ func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []
 	}
 	for _, t := range done {
 		t.l.o.result <- t.res
-		b.Logger.Info("attempt reported", "lease", t.l.id, "worker", t.l.worker, "outcome", t.res.Outcome)
+		b.Logger.Log(ctx, attemptLevel(t.l.o.a), "attempt reported", "lease", t.l.id, "worker", t.l.worker, "outcome", t.res.Outcome)
 	}
 	return errs
+}
+
+// attemptLevel is the level of the lines about one attempt: info, but
+// debug for the items of a map, which come by the thousand a second (a
+// line each was a tenth of the server's CPU per item, and a million-item
+// map would write four million lines); the map's own events and its
+// failed items say what matters about them.
+func attemptLevel(a *runner.Attempt) slog.Level {
+	if a.Items > 0 {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // claim checks a report and takes its lease out of the held ones, closing

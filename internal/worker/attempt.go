@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,7 +23,13 @@ import (
 func (s *session) runAttempt(a *leased) {
 	l := a.lease
 	log := s.log.With("lease", l.ID)
-	log.Info("attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
+	// A map item's lines are debug: they come by the thousand a second
+	// (a failed one is still a warning below).
+	level := slog.LevelInfo
+	if l.Spec.Item != nil || len(l.Spec.Items) > 0 {
+		level = slog.LevelDebug
+	}
+	log.Log(context.Background(), level, "attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
 	sink := newLogSink(s, a)
 	lw := logs.NewWriter(sink, l.Spec.MaskValues())
 	req := s.execute(a, lw)
@@ -41,7 +48,7 @@ func (s *session) runAttempt(a *leased) {
 	err := s.rep.complete(a, req, size)
 	switch {
 	case err == nil:
-		log.Info("attempt reported", "outcome", req.Outcome, "exit_code", derefOr(req.ExitCode, -1), "message", req.Message, "log_bytes", req.LogSize)
+		log.Log(context.Background(), level, "attempt reported", "outcome", req.Outcome, "exit_code", derefOr(req.ExitCode, -1), "message", req.Message, "log_bytes", req.LogSize+int64(len(req.Log)))
 	case isLeaseLost(err):
 		log.Warn("the server refused the report: it no longer holds the lease (the attempt may run again elsewhere)", "outcome", req.Outcome, "err", err)
 	default:
