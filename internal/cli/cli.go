@@ -148,6 +148,7 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 	root.AddCommand(a.datasetsCmd(), a.datasetCmd(), a.lineageCmd(), a.sloCmd(), a.cacheCmd())
 	root.AddCommand(a.withServer(a.alertsCmd(), a.remoteAlerts))
 	root.AddCommand(a.hostsCmd())
+	root.AddCommand(a.backupCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	for _, c := range root.Commands() {
 		if !c.Runnable() && c.HasSubCommands() {
@@ -228,37 +229,99 @@ func (a *app) versionCmd() *cobra.Command {
 	}
 }
 
+// The commit and the date of a release build, set at link time (see
+// docs/operations.md, "Release builds"):
+//
+//	go build -ldflags "-X main.version=v1.2.0
+//	  -X github.com/tasuki-dev/tasuki/internal/cli.buildCommit=$(git rev-parse HEAD)
+//	  -X github.com/tasuki-dev/tasuki/internal/cli.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+//
+// They exist for builds without the repository's history (an archive, a
+// container build that leaves .git out), where Go records no VCS settings;
+// empty, the build information Go records speaks alone.
+var buildCommit, buildDate string
+
 // versionString is what --version and 'tasuki version' print: the version
-// given at link time, else the module version with the commit it was built
-// from (from the build information Go records), so that a bug report names
-// the exact source.
+// given at link time, else the module version, with the commit it was built
+// from and a date (the build's, given at link time, else the commit's), so
+// that a bug report names the exact source.
 func (a *app) versionString() string {
 	bi, _ := debug.ReadBuildInfo()
-	return describeBuild(a.version, bi)
+	if buildCommit == "" && buildDate == "" {
+		return describeBuild(a.version, bi)
+	}
+	// The link-time values stand in for the VCS settings Go records: a
+	// copy of the build information with them in place.
+	info := debug.BuildInfo{}
+	if bi != nil {
+		info = *bi
+	}
+	var settings []debug.BuildSetting
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.time" && buildDate != "":
+		case (s.Key == "vcs.revision" || s.Key == "vcs.modified") && buildCommit != "":
+			// The modified flag belongs to the revision Go saw; keep it
+			// only if that is the commit given.
+			if s.Key == "vcs.modified" && revision(info.Settings) == buildCommit {
+				settings = append(settings, s)
+			}
+		default:
+			settings = append(settings, s)
+		}
+	}
+	if buildCommit != "" {
+		settings = append(settings, debug.BuildSetting{Key: "vcs.revision", Value: buildCommit})
+	}
+	if buildDate != "" {
+		settings = append(settings, debug.BuildSetting{Key: "vcs.time", Value: buildDate})
+	}
+	info.Settings = settings
+	return describeBuild(a.version, &info)
+}
+
+// revision is the vcs.revision of build settings, "" without one.
+func revision(settings []debug.BuildSetting) string {
+	for _, s := range settings {
+		if s.Key == "vcs.revision" {
+			return s.Value
+		}
+	}
+	return ""
 }
 
 // describeBuild renders a version and build information as
-// "v1.2.0 (commit 0123456789ab, modified, go1.26.0)".
+// "v1.2.0 (commit 0123456789ab, 2026-12-07T03:15:00Z, modified, go1.26.0)":
+// the commit (vcs.revision), the date (vcs.time) and whether the tree had
+// changes (vcs.modified), unless the version is one Go derived from the
+// commit, which names the commit and its time already.
 func describeBuild(version string, bi *debug.BuildInfo) string {
 	var details []string
 	if bi != nil {
 		if version == "" {
 			version = bi.Main.Version
 		}
-		var rev, modified string
+		var rev, modified, when string
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
 				rev = s.Value
 			case "vcs.modified":
 				modified = s.Value
+			case "vcs.time":
+				when = s.Value
 			}
 		}
 		// A version Go derived from the commit (v0.0.0-20261207031500-
 		// 0123456789ab+dirty) names it already.
-		if short := rev[:min(len(rev), 12)]; rev != "" && !strings.Contains(version, short) {
-			details = append(details, "commit "+short)
-			if modified == "true" {
+		if short := rev[:min(len(rev), 12)]; rev == "" || !strings.Contains(version, short) {
+			if rev != "" {
+				details = append(details, "commit "+short)
+			}
+			if when != "" {
+				details = append(details, when)
+			}
+			if rev != "" && modified == "true" {
 				details = append(details, "modified")
 			}
 		}
