@@ -26,6 +26,7 @@ var authRules = map[string][2]string{
 	"GET /health":       {"public", "global"},
 	"GET /ready":        {"public", "global"},
 	"GET /openapi.json": {"public", "global"},
+	"GET /metrics":      {"viewer", "global"},
 
 	"GET /pipelines":                 {"viewer", "listed"},
 	"GET /pipelines/{name}":          {"viewer", "pipeline"},

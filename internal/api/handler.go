@@ -89,6 +89,18 @@ type handler struct {
 	// answers 503), timelineNow its clock (nil: time.Now).
 	timelines   timeline.Source
 	timelineNow func() time.Time
+	// metrics serves GET /metrics (nil: it answers 503), and observe is
+	// told of every request the routes answer (nil: nothing is).
+	metrics http.Handler
+	observe func(route string, status int, took time.Duration)
+}
+
+// WithMetrics serves the Prometheus metrics m at GET /metrics, to viewers
+// (Prometheus sends a token: authorization.credentials_file), and tells
+// observe of every request the API answers: its route (the pattern, never
+// the path, so ids do not become labels), status and duration.
+func WithMetrics(m http.Handler, observe func(route string, status int, took time.Duration)) Option {
+	return func(h *handler) { h.metrics, h.observe = m, observe }
 }
 
 // NewHandler returns the HTTP handler of the API under Prefix. It only
@@ -131,6 +143,7 @@ func routeTable() []route {
 		{get, "/health", nil, public, global, (*handler).health},
 		{get, "/ready", nil, public, global, (*handler).ready},
 		{get, "/openapi.json", nil, public, global, (*handler).openAPI},
+		{get, "/metrics", nil, viewer, global, (*handler).serveMetrics},
 
 		{get, "/pipelines", nil, viewer, listed, (*handler).pipelines},
 		{get, "/pipelines/{name}", nil, viewer, byPipeline, (*handler).pipeline},
@@ -264,7 +277,18 @@ func (h *handler) recoverPanic(w *trackingWriter, r *http.Request) {
 // parameters, runs it, writes the error it returns, and records it in the
 // audit log when it asked to change something.
 func (h *handler) wrap(rt route) http.Handler {
+	name := rt.method + " " + rt.path
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.observe != nil {
+			began := time.Now()
+			defer func() {
+				status := http.StatusOK
+				if tw, ok := w.(*trackingWriter); ok && tw.status != 0 {
+					status = tw.status
+				}
+				h.observe(name, status, time.Since(began))
+			}()
+		}
 		ar, err := h.authorize(w, r, rt)
 		if ar != nil {
 			r = ar
@@ -568,6 +592,14 @@ func paramText(name string, raw json.RawMessage) (string, error) {
 }
 
 // ---- handlers ----
+
+func (h *handler) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	if h.metrics == nil {
+		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this server exports no metrics")
+	}
+	h.metrics.ServeHTTP(w, r)
+	return nil
+}
 
 func (h *handler) health(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, Status{Status: "ok"})

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tasuki-dev/tasuki/internal/metrics"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/worker"
 )
@@ -30,10 +33,10 @@ var errSecondSignal = errors.New("a second signal asked to stop at once")
 
 func (a *app) workerCmd() *cobra.Command {
 	var (
-		token, tokenFile, name, dir, cacheDir string
-		labels                                []string
-		slots                                 int
-		grace, killGrace, cacheKeep           time.Duration
+		token, tokenFile, name, dir, cacheDir, metricsAddr string
+		labels                                             []string
+		slots                                              int
+		grace, killGrace, cacheKeep                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -110,11 +113,19 @@ runs those attempts again elsewhere.`,
 					return usageErr("--artifact-cache %s: not a directory", cacheDir)
 				}
 			}
+			logger := slog.New(slog.NewTextHandler(a.io.Err, nil))
 			w := &worker.Worker{
 				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
 				Grace: grace, KillGrace: killGrace,
 				ArtifactCache: cacheDir, CacheKeep: cacheKeep,
-				Logger: slog.New(slog.NewTextHandler(a.io.Err, nil)),
+				Logger: logger,
+			}
+			if metricsAddr != "" {
+				stop, err := serveWorkerMetrics(metricsAddr, w, logger)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -140,6 +151,7 @@ runs those attempts again elsewhere.`,
 	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
 	f.StringVar(&cacheDir, "artifact-cache", "", "directory of the artifact cache: the files of needs downloaded, and of outputs kept (default: tasuki/artifacts in the user's cache directory)")
 	f.DurationVar(&cacheKeep, "cache-keep", worker.DefaultCacheKeep, "how long a file of the artifact cache that no attempt used since is kept")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, without authentication: bind it where only your Prometheus reaches (e.g. 127.0.0.1:9464)")
 	addClientCertFlags(cmd)
 	return cmd
 }
@@ -206,4 +218,21 @@ func runWorker(ctx context.Context, w *worker.Worker, sigs <-chan os.Signal, std
 		}
 	}()
 	return w.Run(runCtx, drain)
+}
+
+// serveWorkerMetrics serves the worker's metrics on addr until stop is
+// called; the listener is opened now, so a taken port fails the command.
+func serveWorkerMetrics(addr string, w *worker.Worker, log *slog.Logger) (stop func(), err error) {
+	m := metrics.NewWorker()
+	w.Metrics = m
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageErr("--metrics-addr %s: %v", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { srv.Close() }, nil
 }

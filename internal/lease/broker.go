@@ -41,8 +41,14 @@ type Broker struct {
 	// DefaultArtifactMaxFile).
 	ArtifactMaxFile int64
 
+	// Observe, when set, is told of each attempt taken by an executor and
+	// of each that ends (for metrics). It is called without the broker's
+	// lock and must not block.
+	Observe func(Observation)
+
 	mu      sync.Mutex
-	offers  []*offer // waiting, by priority then arrival
+	seen    map[string]time.Time // remote workers, by name: when last heard of (lease requests, heartbeats)
+	offers  []*offer             // waiting, by priority then arrival
 	seq     uint64
 	leases  map[string]*leaseState
 	changed chan struct{} // closed when offers are added
@@ -57,6 +63,30 @@ type offer struct {
 	result   chan runner.AttemptResult // buffered 1
 	lease    *leaseState               // nil while waiting
 	ctx      context.Context           // cancelled, with its cause, when the run no longer wants the attempt
+	offered  time.Time                 // when it was put in line (again, after a hand-back)
+	taken    time.Time                 // when an executor last took it
+}
+
+// Observation is what Broker.Observe is told of an attempt.
+type Observation struct {
+	// Ended is false when an executor took the attempt (Waited is how long
+	// it was in line), true when it ended (Ran is how long it was held,
+	// zero if never taken).
+	Ended    bool
+	Pipeline string
+	Labels   []string
+	Outcome  attempt.Outcome
+	Waited   time.Duration
+	Ran      time.Duration
+	// Event is set for what happened to a remote lease: "expired" (the
+	// worker went silent) or "refused" (a report for a lease not held).
+	Event string
+}
+
+func (b *Broker) observe(o Observation) {
+	if b.Observe != nil {
+		b.Observe(o)
+	}
 }
 
 // leaseState is an offer taken by a worker.
@@ -119,6 +149,7 @@ func (b *Broker) expire() {
 	}
 	b.mu.Unlock()
 	for _, l := range lost {
+		b.observe(Observation{Event: "expired", Pipeline: l.o.a.Pipeline})
 		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
 		l.endLog(nil)
 		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
@@ -134,7 +165,20 @@ func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResul
 	if _, err := a.Spec(); err != nil {
 		return attempt.Failedf("%v", err)
 	}
-	o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx}
+	o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx, offered: b.Now()}
+	res := b.wait(ctx, o)
+	ran := time.Duration(0)
+	b.mu.Lock()
+	if !o.taken.IsZero() {
+		ran = b.Now().Sub(o.taken)
+	}
+	b.mu.Unlock()
+	b.observe(Observation{Ended: true, Pipeline: a.Pipeline, Labels: a.Labels, Outcome: res.Outcome, Ran: ran})
+	return res
+}
+
+// wait puts o in line and waits for its result.
+func (b *Broker) wait(ctx context.Context, o *offer) runner.AttemptResult {
 	b.mu.Lock()
 	b.seq++
 	o.seq = b.seq
@@ -209,10 +253,21 @@ func (b *Broker) take(worker string, labels []string, n int, expires bool) []*le
 			l.deadline = b.Now().Add(b.LeaseTimeout)
 		}
 		o.lease = l
+		o.taken = b.Now()
 		b.leases[l.id] = l
 		out = append(out, l)
 	}
 	return out
+}
+
+// observeTaken tells Observe of leases just taken; b.mu is not held.
+func (b *Broker) observeTaken(got []*leaseState) {
+	if b.Observe == nil {
+		return
+	}
+	for _, l := range got {
+		b.observe(Observation{Pipeline: l.o.a.Pipeline, Labels: l.o.labels, Waited: l.o.taken.Sub(l.o.offered)})
+	}
 }
 
 func hasAll(have, want []string) bool {
@@ -243,8 +298,10 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 		for _, l := range got {
 			l.owner = owner
 		}
+		b.heard(req.Worker)
 		changed := b.changed
 		b.mu.Unlock()
+		b.observeTaken(got)
 		if len(got) > 0 {
 			resp := api.LeaseResponse{Leases: make([]api.Lease, 0, len(got))}
 			for _, l := range got {
@@ -290,6 +347,7 @@ func (b *Broker) giveBack(l *leaseState) {
 	}
 	delete(b.leases, l.id)
 	l.o.lease = nil
+	l.o.offered = b.Now()
 	i, _ := slices.BinarySearchFunc(b.offers, l.o, compareOffers)
 	b.offers = slices.Insert(b.offers, i, l.o)
 	close(b.changed)
@@ -329,6 +387,7 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 	var resp api.HeartbeatResponse
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.heard(req.Worker)
 	owner := api.TokenName(ctx)
 	for _, id := range req.Leases {
 		l, ok := b.leases[id]
@@ -486,6 +545,7 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 	}
 	b.mu.Unlock()
 	if !held {
+		b.observe(Observation{Event: "refused"})
 		return nil, none, leaseLost(id)
 	}
 	res.Worker = l.worker
@@ -536,6 +596,7 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 					}
 				}
 				l := got[0]
+				b.observeTaken(got)
 				res := run(l.o.ctx, l.o.a)
 				b.mu.Lock()
 				_, held := b.leases[l.id]
@@ -564,4 +625,52 @@ func (b *Broker) Waiting(run int64, task string, attempt int) bool {
 		}
 	}
 	return false
+}
+
+// heard records that a remote worker called; b.mu is held. Names not heard
+// of for a lease timeout are forgotten, so the map holds the live fleet.
+func (b *Broker) heard(worker string) {
+	if b.seen == nil {
+		b.seen = map[string]time.Time{}
+	}
+	b.seen[worker] = b.Now()
+}
+
+// Stats is the broker's state at one moment, for the server's gauges.
+type Stats struct {
+	// Waiting counts attempts in line for an executor, by their labels
+	// joined with commas ("" for none).
+	Waiting map[string]int
+	// Running counts attempts held by an executor (remote or local).
+	Running int
+	// Workers counts the remote workers heard from within a lease
+	// timeout, and OldestHeartbeat is the longest silence of a worker
+	// holding a lease.
+	Workers         int
+	OldestHeartbeat time.Duration
+}
+
+// Stats returns the broker's state now.
+func (b *Broker) Stats() Stats {
+	now := b.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := Stats{Waiting: map[string]int{}, Running: len(b.leases)}
+	for _, o := range b.offers {
+		st.Waiting[strings.Join(o.labels, ",")]++
+	}
+	for name, at := range b.seen {
+		if now.Sub(at) > b.LeaseTimeout {
+			delete(b.seen, name)
+			continue
+		}
+		st.Workers++
+	}
+	for _, l := range b.leases {
+		if l.deadline.IsZero() {
+			continue
+		}
+		st.OldestHeartbeat = max(st.OldestHeartbeat, now.Sub(l.deadline.Add(-b.LeaseTimeout)))
+	}
+	return st
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -421,5 +422,51 @@ func TestReportedLogs(t *testing.T) {
 		if string(data) != want[got[i].ID] {
 			t.Errorf("log of %s: %q, want %q", a.Log, data, want[got[i].ID])
 		}
+	}
+}
+
+// TestObserveAndStats: what the broker tells its observer (a take with
+// the time in line, an end with the time held, an expiry and a refused
+// report) and what Stats shows: attempts in line by labels, attempts
+// held, live workers and the longest silence.
+func TestObserveAndStats(t *testing.T) {
+	b, clk, _ := newBroker(t)
+	var mu sync.Mutex
+	var seen []Observation
+	b.Observe = func(o Observation) { mu.Lock(); seen = append(seen, o); mu.Unlock() }
+	res := submit(context.Background(), b, offered(1, "a", 0, "gpu"))
+	other, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	submit(other, b, offered(1, "b", 0))
+	if st := b.Stats(); st.Waiting["gpu"] != 1 || st.Waiting[""] != 1 || st.Running != 0 || st.Workers != 0 {
+		t.Fatalf("stats before a lease %+v", st)
+	}
+	clk.Add(3 * time.Second)
+	if got := lease(t, b, "w1", 1, "gpu"); len(got) != 1 {
+		t.Fatal("no lease")
+	}
+	clk.Add(2 * time.Second)
+	if st := b.Stats(); st.Waiting["gpu"] != 0 || st.Running != 1 || st.Workers != 1 || st.OldestHeartbeat != 2*time.Second {
+		t.Fatalf("stats with a lease %+v", st)
+	}
+	clk.Add(b.LeaseTimeout)
+	b.expire()
+	if r := <-res; r.Outcome != attempt.Lost {
+		t.Fatalf("result %+v", r)
+	}
+	_ = b.Complete(context.Background(), "1.a.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded})
+	if st := b.Stats(); st.Workers != 0 || st.Running != 0 {
+		t.Errorf("a worker silent for a lease timeout is still counted: %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []Observation{
+		{Pipeline: "p", Labels: []string{"gpu"}, Waited: 3 * time.Second},
+		{Event: "expired", Pipeline: "p"},
+		{Ended: true, Pipeline: "p", Labels: []string{"gpu"}, Outcome: attempt.Lost, Ran: 2*time.Second + b.LeaseTimeout},
+		{Event: "refused"},
+	}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("observed\n %+v\nwant\n %+v", seen, want)
 	}
 }

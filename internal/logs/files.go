@@ -56,6 +56,10 @@ type Files struct {
 	// finishes instead of waiting for the file. Servers and the CLI set it
 	// from the store.
 	Ended func(ctx context.Context, k Key) bool
+
+	// Wrote, when set, is told how many bytes each write added to the
+	// logs (for metrics). Set it before the first write.
+	Wrote func(n int)
 }
 
 var _ Store = (*Files)(nil)
@@ -470,6 +474,9 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	}
 	n, err := s.file.Write(p)
 	s.written += int64(n)
+	if s.files.Wrote != nil {
+		s.files.Wrote(n)
+	}
 	s.topic.notify()
 	return n, err
 }

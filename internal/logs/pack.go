@@ -140,6 +140,9 @@ func (f *Files) appendPack(run int64, task string, logs []Whole) error {
 	if _, err := pack.Write(data); err != nil {
 		return fmt.Errorf("write the item logs of run %d task %q: %w", run, task, err)
 	}
+	if f.Wrote != nil {
+		f.Wrote(len(data))
+	}
 	idx, err := os.OpenFile(idxPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("write the item logs of run %d task %q: %w", run, task, err)

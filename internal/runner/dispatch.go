@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Dispatcher hands execution slots to ready tasks of every run in this
@@ -24,6 +25,12 @@ type Dispatcher struct {
 	tickets  map[int64]map[unitKey]*ticket // by run, then task (or map unit)
 	seq      uint64
 	paused   bool
+
+	// Waited, when set, is told how long each task (or map unit) waited
+	// in line for a slot, by pool ("default" for none), when it gets one
+	// (for metrics). It is called with the dispatcher's lock held and
+	// must be quick.
+	Waited func(pool string, waited time.Duration)
 
 	// OpenPools makes a pool the dispatcher does not know unlimited
 	// (bounded only by parallelism) instead of an error. 'tasuki run' sets
@@ -53,7 +60,8 @@ type ticket struct {
 	pool     string
 	seq      uint64
 	inbox    *inbox
-	index    int // in its pool's heap
+	index    int       // in its pool's heap
+	queued   time.Time // when it joined the line (for Waited)
 }
 
 // grant is a slot given to a task. The coordinator either starts the task or
@@ -147,6 +155,9 @@ func (d *Dispatcher) push(run int64, in *inbox, rt readyTask) error {
 	}
 	d.seq++
 	t := &ticket{run: run, task: rt.task, unit: rt.unit, priority: rt.priority, pool: rt.pool, seq: d.seq, inbox: in}
+	if d.Waited != nil {
+		t.queued = time.Now()
+	}
 	byTask[key] = t
 	heap.Push(&p.queue, t)
 	return nil
@@ -206,6 +217,13 @@ func (d *Dispatcher) pump() {
 		}
 		best.used++
 		d.running++
+		if d.Waited != nil {
+			name := t.pool
+			if name == "" {
+				name = "default"
+			}
+			d.Waited(name, time.Since(t.queued))
+		}
 		t.inbox.put(grant{task: t.task, unit: t.unit, pool: t.pool})
 	}
 }

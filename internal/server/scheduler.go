@@ -228,6 +228,11 @@ func (s *Server) scheduleOne(ctx context.Context, st store.PipelineState, now ti
 		nr.Datasets = datasets
 		s.setDeadline(p, &nr)
 		run, err := s.store.CreateRun(ctx, nr)
+		if err == nil && len(p.Schedule.Datasets) == 0 {
+			// Planned at the end of its interval; a run that also waits for
+			// datasets starts when they arrive, which is not lateness.
+			s.metrics.SchedulerLag(s.now().Sub(iv.End))
+		}
 		if errors.Is(err, store.ErrConflict) {
 			cur, rerr := s.store.PipelineState(ctx, st.Name)
 			if rerr != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/metrics"
 	"github.com/tasuki-dev/tasuki/internal/notify"
 	"github.com/tasuki-dev/tasuki/internal/runner"
 	"github.com/tasuki-dev/tasuki/internal/secret"
@@ -50,8 +51,10 @@ type Server struct {
 	logs   *logs.Files
 	runner *runner.Runner
 	broker *lease.Broker
-	reg    *Registry
-	http   *http.Server
+	// metrics is what /api/v1/metrics serves (metrics.go).
+	metrics *metrics.Server
+	reg     *Registry
+	http    *http.Server
 	// elector is nil on the embedded store, where one server is all there
 	// is and always leads.
 	elector *elector
@@ -160,6 +163,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	s.broker.ArtifactMaxFile = cfg.artifactMaxFile()
 	s.setupArtifacts()
+	s.setupMetrics()
+	s.runner.Store = timedStore{Store: s.runner.Store, m: s.metrics}
 	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
 		if a.Items > 0 {
 			return nil // a map item has no attempt row; its item row names the worker when it ends
@@ -268,7 +273,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		s.elector.transport = tr
-		s.runner.Store = fencedStore{Store: s.store, e: s.elector}
+		s.runner.Store = timedStore{Store: fencedStore{Store: s.store, e: s.elector}, m: s.metrics}
 	}
 	// Start-up finishes even if a signal arrives meanwhile: what it starts
 	// is then drained like everything else.
@@ -292,7 +297,8 @@ func (s *Server) Run(ctx context.Context) error {
 	people := newUsers(s, s.cfg.SessionTTL.D())
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithAlerts(alertsAPI{s}), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
 		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
-		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)), api.WithWorkerArtifacts(s.broker))
+		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)), api.WithWorkerArtifacts(s.broker),
+		api.WithMetrics(s.metrics.Handler(), s.metrics.HTTPDone))
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
 		return err
@@ -483,6 +489,7 @@ func (s *Server) pass(ctx context.Context) {
 // observe is told of every committed batch of every run; a finished run frees
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
+	s.observeMetrics(p)
 	s.deadlineProgress(p)
 	s.runEnded(p)
 	if p.Run.State.Terminal() {

@@ -30,6 +30,7 @@ func (s *session) runAttempt(a *leased) {
 		level = slog.LevelDebug
 	}
 	log.Log(context.Background(), level, "attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
+	began := time.Now()
 	sink := newLogSink(s, a)
 	lw := logs.NewWriter(sink, l.Spec.MaskValues())
 	req := s.execute(a, lw)
@@ -41,6 +42,7 @@ func (s *session) runAttempt(a *leased) {
 	if b, err := json.Marshal(req); err == nil {
 		req, size = fitsReport(req, len(b)), len(b)
 	}
+	s.m.AttemptEnded(string(req.Outcome), time.Since(began))
 	if a.isLost() {
 		log.Warn("attempt ended unreported: the server no longer holds its lease", "outcome", req.Outcome)
 		return
@@ -258,7 +260,9 @@ func (k *logSink) flush() bool {
 		k.mu.Unlock()
 
 		err := k.s.retry(k.a.report, "send log", id, func(ctx context.Context) error {
-			return k.s.w.Client.AppendLog(ctx, id, offset, chunk)
+			err := k.s.w.Client.AppendLog(ctx, id, offset, chunk)
+			k.s.m.Call("log", err)
+			return err
 		})
 		if err != nil {
 			k.stop()

@@ -70,7 +70,9 @@ func (rp *reporter) complete(a *leased, req api.CompleteRequest, size int) error
 func (rp *reporter) single(a *leased, req api.CompleteRequest) error {
 	l := a.lease
 	return rp.s.retry(a.report, "report attempt", l.ID, func(ctx context.Context) error {
-		return rp.s.w.Client.Complete(ctx, l.ID, req)
+		err := rp.s.w.Client.Complete(ctx, l.ID, req)
+		rp.s.m.Call("report", err)
+		return err
 	})
 }
 
@@ -132,6 +134,7 @@ func (rp *reporter) send(ctx context.Context, batch []*pendingReport) {
 	err := rp.s.retry(ctx, "report attempts", "", func(ctx context.Context) error {
 		var err error
 		refused, err = bc.CompleteBatch(ctx, reports)
+		rp.s.m.Call("report", err)
 		return err
 	})
 	if e, ok := errors.AsType[*api.Error](err); ok && (e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed) {

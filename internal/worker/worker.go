@@ -90,10 +90,32 @@ type Worker struct {
 	// used since is kept (default DefaultCacheKeep).
 	CacheKeep time.Duration
 
+	// Metrics receives what the worker counts (metrics.Worker implements
+	// it); nil counts nothing.
+	Metrics Metrics
+
 	// retryMin and retryMax bound the wait between retries of a failed
 	// call (tests shorten them); zero means 250ms and 10s.
 	retryMin, retryMax time.Duration
 }
+
+// Metrics is what a worker tells its metrics (package metrics, on
+// --metrics-addr): its slots, the attempts it holds, each attempt's end,
+// and each call to the server.
+type Metrics interface {
+	Slots(n int)
+	Running(n int)
+	AttemptEnded(outcome string, ran time.Duration)
+	Call(call string, err error)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Slots(int)                          {}
+func (noMetrics) Running(int)                        {}
+func (noMetrics) AttemptEnded(string, time.Duration) {}
+func (noMetrics) Call(string, error)                 {}
 
 // session is the state of one Run.
 type session struct {
@@ -133,6 +155,7 @@ type session struct {
 	lastSweep   time.Time     // of the artifact cache; guarded by mu
 
 	rep *reporter // sends the reports of ended attempts, in batches when many end together
+	m   Metrics
 
 	httpClient *http.Client // of the http kind when the worker chose the kinds; nil otherwise
 }
@@ -244,6 +267,9 @@ func (w *Worker) newSession() (*session, error) {
 		running: map[string]*leased{}, slotFreed: make(chan struct{}, 1), added: make(chan struct{}, 1),
 	}
 	s.rep = newReporter(s)
+	if s.m = w.Metrics; s.m == nil {
+		s.m = noMetrics{}
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -264,6 +290,7 @@ func (w *Worker) newSession() (*session, error) {
 	if s.slots <= 0 {
 		s.slots = 1
 	}
+	s.m.Slots(s.slots)
 	if s.slots > api.MaxLeaseFree {
 		return nil, fmt.Errorf("worker: %d slots is more than the protocol's %d", s.slots, api.MaxLeaseFree)
 	}
@@ -368,6 +395,9 @@ func (s *session) leaseLoop(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, api.MaxLeaseWait*time.Second+callTimeout)
 		resp, err := s.w.Client.Lease(cctx, api.LeaseRequest{Worker: s.name, Labels: s.w.Labels, Free: free, WaitSeconds: api.MaxLeaseWait})
 		cancel()
+		if ctx.Err() == nil {
+			s.m.Call("lease", err)
+		}
 		if err == nil {
 			s.contact()
 			for i, l := range resp.Leases {
@@ -429,6 +459,7 @@ func (s *session) start(l api.Lease, preempt bool) {
 		return
 	}
 	s.running[l.ID] = a
+	s.m.Running(len(s.running))
 	if s.draining || preempt {
 		a.stop(attempt.ErrPreempted)
 	}
@@ -448,6 +479,7 @@ func (s *session) release(a *leased) {
 	a.drop()
 	s.mu.Lock()
 	delete(s.running, a.lease.ID)
+	s.m.Running(len(s.running))
 	s.mu.Unlock()
 	signal(s.slotFreed)
 }
@@ -505,6 +537,7 @@ func (s *session) heartbeats(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, max(every/2, 100*time.Millisecond))
 		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids})
 		cancel()
+		s.m.Call("heartbeat", err)
 		if err != nil {
 			if ctx.Err() != nil {
 				continue

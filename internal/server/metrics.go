@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/lease"
+	"github.com/tasuki-dev/tasuki/internal/metrics"
+	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// setupMetrics creates the server's metrics and connects them to what
+// they count: the broker's attempts and leases, the logs written, and (in
+// observeMetrics, timedStore, the scheduler and the API) the rest.
+func (s *Server) setupMetrics() {
+	s.metrics = metrics.NewServer(metrics.NewGauges(s.snapshot))
+	s.logs.Wrote = s.metrics.LogBytes
+	s.runner.Dispatcher.Waited = s.metrics.PoolWaited
+	s.broker.Observe = func(o lease.Observation) {
+		switch {
+		case o.Event == "expired":
+			s.metrics.LeaseEvent(metrics.LeaseExpired, 1)
+		case o.Event == "refused":
+			s.metrics.LeaseEvent(metrics.LeaseRefused, 1)
+		case o.Ended:
+			s.metrics.AttemptEnded(o.Pipeline, string(o.Outcome), o.Ran)
+		default:
+			s.metrics.LeaseEvent(metrics.LeaseGranted, 1)
+			s.metrics.AttemptWaited(strings.Join(o.Labels, ","), o.Waited)
+		}
+	}
+}
+
+// snapshot is what the gauges show, read at each scrape.
+func (s *Server) snapshot() metrics.Snapshot {
+	st := s.broker.Stats()
+	snap := metrics.Snapshot{Leader: s.leading(), Waiting: st.Waiting, Running: st.Running, Workers: st.Workers, OldestHeartbeat: st.OldestHeartbeat,
+		PoolWaiting: map[string]int{}, PoolInUse: map[string]int{}}
+	for _, p := range s.runner.Dispatcher.Pools() {
+		snap.PoolWaiting[p.Name] = p.Waiting
+		snap.PoolInUse[p.Name] = p.Used
+	}
+	return snap
+}
+
+// observeMetrics counts the runs and tasks a committed batch started or
+// ended.
+func (s *Server) observeMetrics(p runner.Progress) {
+	for _, r := range p.Records {
+		switch {
+		case r.Kind == engine.EvRunStarted:
+			s.metrics.RunStarted(p.Run.Pipeline)
+		case r.Kind == engine.RecRunFinished:
+			s.metrics.RunEnded(p.Run.Pipeline, string(p.Run.State))
+		case r.Task >= 0 && p.Task != nil && taskEnding(r.Kind):
+			if t := p.Task(r.Task); t.State.Terminal() {
+				s.metrics.TaskEnded(p.Run.Pipeline, string(t.State))
+			}
+		}
+	}
+}
+
+// taskEnding reports whether a record can leave its task in a final state.
+func taskEnding(k engine.EventKind) bool {
+	switch k {
+	case engine.EvTaskSucceeded, engine.EvTaskFailed, engine.EvTaskTimedOut, engine.EvTaskLost, engine.EvTaskCancelled,
+		engine.RecTaskUpstreamFailed, engine.EvMarkSucceeded, engine.EvMarkSkipped:
+		return true
+	}
+	return false
+}
+
+// timedStore times the runner's transactions (what a run's progress costs
+// the database) for the metrics.
+type timedStore struct {
+	store.Store
+	m *metrics.Server
+}
+
+func (t timedStore) Apply(ctx context.Context, changes ...store.Change) error {
+	began := time.Now()
+	err := t.Store.Apply(ctx, changes...)
+	t.m.StoreDone("apply", time.Since(began), err)
+	return err
+}
