@@ -457,6 +457,8 @@ type Store interface {
 	// Artifacts keeps which runs' tasks produced which artifact files
 	// (written through Apply).
 	Artifacts
+	// Inventory keeps what hosts report of themselves, and its history.
+	Inventory
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

@@ -116,6 +116,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Artifacts", testArtifacts},
 		{"ArtifactsRejects", testArtifactsRejects},
 		{"ArtifactDigests", testArtifactDigests},
+		// inventory.go
+		{"InventoryReports", testInventoryReports},
+		{"InventoryIdentity", testInventoryIdentity},
+		{"InventoryRejects", testInventoryRejects},
+		{"SearchHosts", testSearchHosts},
+		{"PruneInventory", testPruneInventory},
+		{"ConcurrentHostReports", testConcurrentHostReports},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
