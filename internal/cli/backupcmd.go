@@ -65,7 +65,10 @@ pg_dump; this command says so and exits 1.`,
 					"for example 'pg_dump --format=custom --file=tasuki.dump \"$TASUKI_DB\"', and restore it with pg_restore; " +
 					"'tasuki backup' copies the embedded SQLite store of a data directory")}
 			}
-			src := filepath.Join(cfg.Home, "tasuki.db")
+			src, err := filepath.Abs(filepath.Join(cfg.Home, "tasuki.db"))
+			if err != nil {
+				return err
+			}
 			info, err := sqlite.Backup(cmd.Context(), src, args[0], sqlite.BackupOptions{Overwrite: force})
 			if errors.Is(err, sqlite.ErrBackupExists) {
 				return &exitError{code: exitFailed, err: fmt.Errorf("%s exists; give another name, or --force to replace it", args[0])}
@@ -77,8 +80,12 @@ pg_dump; this command says so and exits 1.`,
 			if info.SchemaVersion > info.Known {
 				newer = fmt.Sprintf(" (newer than this tasuki's %d: restore it with the tasuki that wrote it)", info.Known)
 			}
-			fmt.Fprintf(a.io.Out, "backed up %s to %s: %d runs (newest run %d), schema version %d%s, %d bytes\n",
-				src, info.Path, info.Runs, info.NewestRun, info.SchemaVersion, newer, info.Bytes)
+			runs := "runs"
+			if info.Runs == 1 {
+				runs = "run"
+			}
+			fmt.Fprintf(a.io.Out, "backed up %s to %s: %d %s (newest run %d), schema version %d%s, %d bytes\n",
+				src, info.Path, info.Runs, runs, info.NewestRun, info.SchemaVersion, newer, info.Bytes)
 			fmt.Fprintf(a.io.Out, "to restore: stop the server, delete %s-wal and %s-shm, copy %s to %s (mode 0600), start the server; logs/, artifacts/ and secret.key are not in the copy\n",
 				src, src, info.Path, src)
 			return nil
