@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/server"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
+	"github.com/tasuki-dev/tasuki/internal/tracing"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -115,6 +117,19 @@ grace period, and what is left resumes at the next start.`,
 			}
 			network.apply(cmd, &cfg)
 			opts := server.Options{Logger: slog.New(slog.NewTextHandler(a.io.Err, nil))}
+			// Traces, when the OTEL_* variables ask for them.
+			tp, traced, err := tracing.FromEnv(cmd.Context(), "tasuki-server", os.Getenv)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			if traced {
+				opts.TracerProvider = tp
+				defer func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					_ = tp.Shutdown(ctx) // flushes the spans still buffered
+				}()
+			}
 			if spec := os.Getenv("TASUKI_TEST_CLOCK"); spec != "" {
 				now, err := acceleratedClock(spec)
 				if err != nil {

@@ -6,17 +6,23 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/tracing"
 )
 
 // Broker matches offers (attempts waiting for an executor) with workers.
@@ -41,6 +47,14 @@ type Broker struct {
 	// DefaultArtifactMaxFile).
 	ArtifactMaxFile int64
 
+	// Tracer, when set, records each attempt as a span from its offer to
+	// its end, with its hand-off to an executor as an event, as a child of
+	// its run's root span (RunTrace), and gives the attempt's process that
+	// span as TRACEPARENT, so a task's own spans join the run's trace.
+	// Nil (tracing off) costs nothing.
+	Tracer   trace.Tracer
+	RunTrace func(run int64) (trace.SpanContext, bool)
+
 	// Observe, when set, is told of each attempt taken by an executor and
 	// of each that ends (for metrics). It is called without the broker's
 	// lock and must not block.
@@ -63,6 +77,7 @@ type offer struct {
 	result   chan runner.AttemptResult // buffered 1
 	lease    *leaseState               // nil while waiting
 	ctx      context.Context           // cancelled, with its cause, when the run no longer wants the attempt
+	span     trace.Span                // nil without a Tracer
 	offered  time.Time                 // when it was put in line (again, after a hand-back)
 	taken    time.Time                 // when an executor last took it
 }
@@ -149,6 +164,9 @@ func (b *Broker) expire() {
 	}
 	b.mu.Unlock()
 	for _, l := range lost {
+		if l.o.span != nil {
+			l.o.span.AddEvent("lease expired", trace.WithAttributes(attribute.String("tasuki.worker", l.worker)))
+		}
 		b.observe(Observation{Event: "expired", Pipeline: l.o.a.Pipeline})
 		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
 		l.endLog(nil)
@@ -166,7 +184,17 @@ func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResul
 		return attempt.Failedf("%v", err)
 	}
 	o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx, offered: b.Now()}
+	if b.Tracer != nil {
+		b.startSpan(o)
+	}
 	res := b.wait(ctx, o)
+	if o.span != nil {
+		o.span.SetAttributes(attribute.String("tasuki.outcome", string(res.Outcome)))
+		if res.Outcome != attempt.Succeeded {
+			o.span.SetStatus(codes.Error, res.Message)
+		}
+		o.span.End()
+	}
 	ran := time.Duration(0)
 	b.mu.Lock()
 	if !o.taken.IsZero() {
@@ -175,6 +203,40 @@ func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResul
 	b.mu.Unlock()
 	b.observe(Observation{Ended: true, Pipeline: a.Pipeline, Labels: a.Labels, Outcome: res.Outcome, Ran: ran})
 	return res
+}
+
+// startSpan starts the span of o's attempt and gives the attempt its
+// TRACEPARENT.
+func (b *Broker) startSpan(o *offer) {
+	a := o.a
+	ctx := context.Background()
+	if b.RunTrace != nil {
+		if parent, ok := b.RunTrace(a.RunID); ok {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+		}
+	}
+	task := a.TaskID
+	if a.Items > 0 {
+		task = a.Log.TaskID // TASK.ITEM
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("tasuki.pipeline", a.Pipeline), attribute.Int64("tasuki.run", a.RunID),
+		attribute.String("tasuki.task", a.TaskID), attribute.Int("tasuki.attempt", a.Number),
+	}
+	s, _ := a.Spec() // described without error (Run checked)
+	if a.Items > 0 {
+		attrs = append(attrs, attribute.Int("tasuki.item", a.Item), attribute.Int("tasuki.items", a.Items))
+	}
+	if start := s.Env["TASUKI_INTERVAL_START"]; start != "" {
+		attrs = append(attrs, attribute.String("tasuki.interval_start", start), attribute.String("tasuki.interval_end", s.Env["TASUKI_INTERVAL_END"]))
+	}
+	_, o.span = b.Tracer.Start(ctx, "attempt "+task, trace.WithTimestamp(o.offered), trace.WithAttributes(attrs...))
+	env := maps.Clone(s.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["TRACEPARENT"] = tracing.Traceparent(o.span.SpanContext())
+	s.Env = env
 }
 
 // wait puts o in line and waits for its result.
@@ -254,6 +316,10 @@ func (b *Broker) take(worker string, labels []string, n int, expires bool) []*le
 		}
 		o.lease = l
 		o.taken = b.Now()
+		if o.span != nil {
+			o.span.AddEvent("leased", trace.WithTimestamp(o.taken), trace.WithAttributes(attribute.String("tasuki.worker", worker)))
+			o.span.SetAttributes(attribute.String("tasuki.worker", worker))
+		}
 		b.leases[l.id] = l
 		out = append(out, l)
 	}
@@ -348,6 +414,9 @@ func (b *Broker) giveBack(l *leaseState) {
 	delete(b.leases, l.id)
 	l.o.lease = nil
 	l.o.offered = b.Now()
+	if l.o.span != nil {
+		l.o.span.AddEvent("handed back", trace.WithAttributes(attribute.String("tasuki.worker", l.worker)))
+	}
 	i, _ := slices.BinarySearchFunc(b.offers, l.o, compareOffers)
 	b.offers = slices.Insert(b.offers, i, l.o)
 	close(b.changed)

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/metrics"
@@ -77,12 +81,36 @@ func taskEnding(k engine.EventKind) bool {
 // the database) for the metrics.
 type timedStore struct {
 	store.Store
-	m *metrics.Server
+	m      *metrics.Server
+	tracer trace.Tracer // nil: tracing is off
+	// runTrace is the root span of a run executing here.
+	runTrace func(run int64) (trace.SpanContext, bool)
 }
 
 func (t timedStore) Apply(ctx context.Context, changes ...store.Change) error {
+	var span trace.Span
+	if t.tracer != nil && len(changes) > 0 {
+		// A transaction of one run is a child of the run's root span.
+		run := changes[0].RunID
+		for _, c := range changes[1:] {
+			if c.RunID != run {
+				run = 0
+			}
+		}
+		parent := ctx
+		if sc, ok := t.runTrace(run); ok && run != 0 {
+			parent = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
+		_, span = t.tracer.Start(parent, "store apply", trace.WithAttributes(attribute.Int("tasuki.changes", len(changes))))
+	}
 	began := time.Now()
 	err := t.Store.Apply(ctx, changes...)
 	t.m.StoreDone("apply", time.Since(began), err)
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 	return err
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/kinds"
@@ -29,6 +31,7 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/store"
 	"github.com/tasuki-dev/tasuki/internal/store/postgres"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
+	"github.com/tasuki-dev/tasuki/internal/tracing"
 )
 
 // Server is one tasuki server process.
@@ -53,8 +56,11 @@ type Server struct {
 	broker *lease.Broker
 	// metrics is what /api/v1/metrics serves (metrics.go).
 	metrics *metrics.Server
-	reg     *Registry
-	http    *http.Server
+	// tp and tracer are nil when tracing is off (tracing.go).
+	tp     trace.TracerProvider
+	tracer trace.Tracer
+	reg    *Registry
+	http   *http.Server
 	// elector is nil on the embedded store, where one server is all there
 	// is and always leads.
 	elector *elector
@@ -85,6 +91,7 @@ type backoff struct {
 type execInfo struct {
 	pipeline string
 	backfill int64
+	trace    trace.SpanContext // the run's root span, when tracing is on
 }
 
 // Options are what tests and embedders may inject.
@@ -96,6 +103,10 @@ type Options struct {
 	// Notice is where a new server prints its first admin token, once
 	// (default os.Stderr); see ensureAdminToken.
 	Notice io.Writer
+	// TracerProvider records runs, attempts, store transactions and API
+	// requests as OpenTelemetry spans (see internal/tracing); nil: tracing
+	// is off and costs nothing. The caller shuts it down.
+	TracerProvider trace.TracerProvider
 }
 
 // New opens the data directory and prepares a server; Run starts it.
@@ -164,7 +175,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.broker.ArtifactMaxFile = cfg.artifactMaxFile()
 	s.setupArtifacts()
 	s.setupMetrics()
-	s.runner.Store = timedStore{Store: s.runner.Store, m: s.metrics}
+	s.setupTracing(opts.TracerProvider)
+	s.runner.Store = timedStore{Store: s.runner.Store, m: s.metrics, tracer: s.tracer, runTrace: s.runTrace}
 	s.broker.OnLease = func(a *runner.Attempt, worker string) error {
 		if a.Items > 0 {
 			return nil // a map item has no attempt row; its item row names the worker when it ends
@@ -273,7 +285,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		s.elector.transport = tr
-		s.runner.Store = timedStore{Store: fencedStore{Store: s.store, e: s.elector}, m: s.metrics}
+		s.runner.Store = timedStore{Store: fencedStore{Store: s.store, e: s.elector}, m: s.metrics, tracer: s.tracer, runTrace: s.runTrace}
 	}
 	// Start-up finishes even if a signal arrives meanwhile: what it starts
 	// is then drained like everything else.
@@ -306,7 +318,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.elector != nil {
 		handler = s.forward(handler)
 	}
-	handler = api.Guard(handler, s.net.guardOptions())
+	handler = api.Guard(s.traceHTTP(handler), s.net.guardOptions())
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -490,6 +502,7 @@ func (s *Server) pass(ctx context.Context) {
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
 	s.observeMetrics(p)
+	s.traceRunEnded(p)
 	s.deadlineProgress(p)
 	s.runEnded(p)
 	if p.Run.State.Terminal() {
@@ -551,7 +564,11 @@ func (s *Server) execute(r store.Run) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.executing[r.ID] = execInfo{pipeline: r.Pipeline, backfill: r.BackfillID}
+	info := execInfo{pipeline: r.Pipeline, backfill: r.BackfillID}
+	if s.tracer != nil {
+		info.trace = tracing.RunSpanContext(r.ID, r.CreatedAt)
+	}
+	s.executing[r.ID] = info
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
