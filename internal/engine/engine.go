@@ -172,6 +172,10 @@ func (tx *txn) taskStarted(ev Event) error {
 	t.ExitCode = nil
 	t.Message = ""
 	tx.record(Record{Kind: EvTaskStarted, Task: ev.Task, Attempt: t.Attempt, Actor: ev.Actor})
+	// Dependents that zip with it may start now, beside it.
+	for _, d := range tx.e.Graph.Node(ev.Task).ZipDependents {
+		tx.needSatisfied(d)
+	}
 	return nil
 }
 
@@ -186,6 +190,7 @@ func (tx *txn) retryDue(ev Event) error {
 		return nil
 	}
 	tx.makeReady(ev.Task)
+	tx.checkDone() // a task that zips with a need may end instead (zipHeld)
 	return nil
 }
 
@@ -258,7 +263,9 @@ func (tx *txn) taskEnded(ev Event) error {
 		t.Result = ev.Result
 		tx.finished(ev.Task)
 		for _, d := range tx.e.Graph.Node(ev.Task).Dependents {
-			tx.needSatisfied(d)
+			if !tx.e.Graph.Zips(d, ev.Task) { // a zip need was satisfied at the start
+				tx.needSatisfied(d)
+			}
 		}
 		tx.checkDone()
 		return nil
@@ -279,8 +286,10 @@ func (tx *txn) taskEnded(ev Event) error {
 			tx.record(Record{Kind: RecRetryScheduled, Task: ev.Task, Attempt: t.Attempt,
 				Message: fmt.Sprintf("held %s: the lost attempt's worker may still be running it", ev.Hold.Round(time.Millisecond))})
 			tx.actions = append(tx.actions, Action{Kind: ActWake, Task: ev.Task, At: t.ReadyAt})
+			tx.unzip(ev.Task)
 		default:
 			tx.makeReady(ev.Task)
+			tx.unzip(ev.Task)
 		}
 		tx.checkDone()
 		return nil
@@ -292,6 +301,7 @@ func (tx *txn) taskEnded(ev Event) error {
 			tx.endUnsuccessful(ev.Task, TaskCancelled, "run cancelled")
 		} else {
 			tx.makeReady(ev.Task)
+			tx.unzip(ev.Task)
 		}
 		tx.checkDone()
 		return nil
@@ -317,6 +327,7 @@ func (tx *txn) taskEnded(ev Event) error {
 		tx.record(Record{Kind: RecRetryScheduled, Task: ev.Task, Attempt: t.Attempt,
 			Message: fmt.Sprintf("attempt %d of %d in %s", t.Spent+1, policy.Attempts, delay.Round(time.Millisecond))})
 		tx.actions = append(tx.actions, Action{Kind: ActWake, Task: ev.Task, At: t.ReadyAt})
+		tx.unzip(ev.Task)
 	default:
 		tx.endUnsuccessful(ev.Task, final, t.Message)
 	}
@@ -445,7 +456,8 @@ func (tx *txn) mark(ev Event) error {
 	// include a failure; visit in breadth-first order so each is judged after
 	// its needs. A descendant reached this way never ran (its need was never
 	// satisfied), so a cancelled one was ended by a cancel of the run, not
-	// in the middle of an attempt.
+	// in the middle of an attempt; except one that zips with its need,
+	// which may have run beside it and was ended with it.
 	var revived []int
 	isRevived := map[int]bool{}
 	queue := append([]int(nil), tx.e.Graph.Node(ev.Task).Dependents...)
@@ -458,6 +470,7 @@ func (tx *txn) mark(ev Event) error {
 		dt.State = TaskPending
 		dt.Message = ""
 		dt.FinishedAt = time.Time{}
+		dt.Spent = 0 // one that zips with a need may have run beside it: a fresh budget, as a retry gives
 		r.Remaining++
 		r.Unsuccessful--
 		revived = append(revived, d)
@@ -481,15 +494,36 @@ func (tx *txn) mark(ev Event) error {
 	return nil
 }
 
-// unsatisfied counts the needs of task i that are not succeeded or skipped.
+// unsatisfied counts the needs of task i that are not succeeded or skipped
+// (nor running, for a need it zips with).
 func (tx *txn) unsatisfied(i int) int {
 	n := 0
 	for _, need := range tx.e.Graph.Node(i).Needs {
-		if !tx.task(need).State.Satisfies() {
+		if s := tx.task(need).State; !s.Satisfies() && (s != TaskRunning || !tx.e.Graph.Zips(i, need)) {
 			n++
 		}
 	}
 	return n
+}
+
+// unzip takes back what task i's start gave the dependents that zip with
+// it: its attempt ended and it will run again, so it lets none start until
+// its next start. One pending counts the need again; one ready (it has not
+// started) goes back to pending; one running carries on beside the next
+// attempt.
+func (tx *txn) unzip(i int) {
+	for _, d := range tx.e.Graph.Node(i).ZipDependents {
+		switch tx.task(d).State {
+		case TaskPending:
+			tx.touch(d).PendingNeeds++
+		case TaskReady:
+			t := tx.touch(d)
+			t.State = TaskPending
+			t.PendingNeeds++
+			tx.record(Record{Kind: RecTaskPending, Task: d,
+				Message: fmt.Sprintf("waits for %q to start again: its attempt ended and it runs again", tx.e.Graph.Node(i).ID)})
+		}
+	}
 }
 
 // blocked reports whether a need of task i ended without success.
@@ -526,6 +560,9 @@ func (tx *txn) reopen() {
 // makeReady moves task i to ready and asks the caller to queue it; a wait
 // task starts waiting instead.
 func (tx *txn) makeReady(i int) {
+	if len(tx.e.Graph.Node(i).Zip) > 0 && tx.zipHeld(i) {
+		return
+	}
 	if tx.e.Graph.Node(i).Wait != nil {
 		tx.startWait(i)
 		return
@@ -535,6 +572,33 @@ func (tx *txn) makeReady(i int) {
 	t.ReadyAt = time.Time{}
 	tx.record(Record{Kind: RecTaskReady, Task: i})
 	tx.actions = append(tx.actions, Action{Kind: ActReady, Task: i})
+}
+
+// zipHeld keeps task i, which zips with a need, from becoming ready again
+// after an attempt of its own ended, when that need no longer lets it
+// start: a need that ended without success makes it upstream_failed, one
+// that stopped running to run again leaves it pending. (Where readiness
+// comes from its needs' count, nothing holds it: the count said so.)
+func (tx *txn) zipHeld(i int) bool {
+	g := tx.e.Graph
+	for _, need := range g.Node(i).Needs {
+		if s := tx.task(need).State; s.Terminal() && !s.Satisfies() {
+			msg := fmt.Sprintf("needs %q, which ended %s", g.Node(need).ID, s)
+			tx.record(Record{Kind: RecTaskUpstreamFailed, Task: i, Message: msg})
+			tx.endUnsuccessful(i, TaskUpstreamFailed, msg)
+			return true
+		}
+	}
+	n := tx.unsatisfied(i)
+	if n == 0 {
+		return false
+	}
+	t := tx.touch(i)
+	t.State = TaskPending
+	t.PendingNeeds = n
+	t.ReadyAt = time.Time{}
+	tx.record(Record{Kind: RecTaskPending, Task: i, Message: "waits for a need it zips with to start again"})
+	return true
 }
 
 // needSatisfied counts one satisfied need of task d; at zero, d becomes ready.
@@ -580,7 +644,9 @@ func (tx *txn) endUnsuccessful(i int, s TaskState, msg string) {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		for _, d := range tx.e.Graph.Node(n).Dependents {
-			if tx.task(d).State != TaskPending {
+			// A dependent that zips with it may be ready already (not
+			// started): it will not start either.
+			if s := tx.task(d).State; s != TaskPending && (s != TaskReady || !tx.e.Graph.Zips(d, n)) {
 				continue
 			}
 			dt := tx.touch(d)

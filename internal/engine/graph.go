@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,13 @@ type Node struct {
 	// Wait is set for a task that waits for a condition instead of running
 	// something: it goes from pending straight to waiting, holding no slot.
 	Wait *WaitPolicy
+	// Zip are the needs (among Needs) this task zips with: such a need
+	// lets the task start once it is running, not once it succeeded, so
+	// the two run side by side (a map whose item i runs as soon as item i
+	// of the map it reads succeeded). ZipDependents are the dependents
+	// that zip with this task.
+	Zip           []int
+	ZipDependents []int
 }
 
 // WaitPolicy says how often a waiting task's condition is checked and how
@@ -115,6 +123,9 @@ type NodeDef struct {
 	Needs []string
 	Retry RetryPolicy
 	Wait  *WaitPolicy // nil for a task that runs something
+	// Zip names the needs (each also in Needs) that let the task start
+	// once they are running rather than once they succeeded.
+	Zip []string
 }
 
 // NewGraph builds a graph from task definitions. It checks that ids are unique,
@@ -152,6 +163,22 @@ func NewGraph(defs []NodeDef) (*Graph, error) {
 		if len(needs) == 0 {
 			g.roots = append(g.roots, i)
 		}
+		for _, z := range d.Zip {
+			j, ok := g.index[z]
+			switch {
+			case !ok || !seen[j]:
+				return nil, fmt.Errorf("build graph: task %q zips with %q, which is not one of its needs", d.ID, z)
+			case g.nodes[j].Wait != nil:
+				// A wait is never running: its dependents could only
+				// start once it succeeded, which is a need like any other.
+				return nil, fmt.Errorf("build graph: task %q zips with %q, a wait, which never runs", d.ID, z)
+			}
+			if slices.Contains(g.nodes[i].Zip, j) {
+				continue
+			}
+			g.nodes[i].Zip = append(g.nodes[i].Zip, j)
+			g.nodes[j].ZipDependents = append(g.nodes[j].ZipDependents, i)
+		}
 	}
 	// Kahn's algorithm: every node must be reachable by removing satisfied edges.
 	indeg := make([]int, len(g.nodes))
@@ -188,6 +215,10 @@ func (g *Graph) Node(i int) *Node { return &g.nodes[i] }
 
 // Roots returns the tasks without needs.
 func (g *Graph) Roots() []int { return g.roots }
+
+// Zips reports whether task d zips with its need n: the need lets d start
+// once it is running (see Node.Zip).
+func (g *Graph) Zips(d, n int) bool { return slices.Contains(g.nodes[d].Zip, n) }
 
 // Index returns the position of the task with the given id.
 func (g *Graph) Index(id string) (int, bool) {

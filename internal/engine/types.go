@@ -122,6 +122,9 @@ const (
 	RecRetryScheduled     EventKind = "retry_scheduled"
 	RecTaskUpstreamFailed EventKind = "task_upstream_failed"
 	RecRunFinished        EventKind = "run_finished"
+	// RecTaskPending: a ready task went back to pending, because a need it
+	// zips with (Node.Zip) stopped running and will run again.
+	RecTaskPending EventKind = "task_pending"
 )
 
 // Event is one input to the engine.

@@ -192,16 +192,11 @@ func readItems(r io.Reader, v *itemValues) error {
 		if v.len() >= spec.MaxMapItems {
 			return fmt.Errorf("more than the %d items a map may have", spec.MaxMapItems)
 		}
-		if jsonItem(text) {
-			b.Reset()
-			if err := json.Compact(&b, text); err != nil {
-				return fmt.Errorf("line %d: %w", line, err)
-			}
-			v.add(b.Bytes())
-			continue
+		it, err := itemOfLine(text, &b)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
 		}
-		raw, _ := json.Marshal(string(text))
-		v.add(raw)
+		v.add(it)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -210,6 +205,21 @@ func readItems(r io.Reader, v *itemValues) error {
 		return err
 	}
 	return nil
+}
+
+// itemOfLine is the item a line of items (trimmed, not blank) stands for:
+// the JSON value it holds, compacted (in b), or the line as a string. A
+// zipped map's items are read by the same rule (zipItem).
+func itemOfLine(text []byte, b *bytes.Buffer) (json.RawMessage, error) {
+	if jsonItem(text) {
+		b.Reset()
+		if err := json.Compact(b, text); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	}
+	raw, _ := json.Marshal(string(text))
+	return raw, nil
 }
 
 // jsonItem reports whether a line is meant as a JSON value: an object, an

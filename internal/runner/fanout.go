@@ -121,6 +121,7 @@ type fanout struct {
 	allowed int // unsuccessful items tolerated
 
 	values itemValues
+	zip    *zipLink // a map that zips with a map upstream (zip.go); its values are there
 	n      int
 	next   int // items below it have been taken for dispatch at least once
 	// mark is the cursor the store has (MapInfo.Next): ahead of next, so
@@ -133,10 +134,12 @@ type fanout struct {
 	counts [numItemStates]int
 	cached int
 	again  []int         // items ready again (retries due, lost, handed back), in order
+	fresh  []int         // a zipped map's items whose values arrived, in order (its cursor is not the way in)
 	units  map[int]*unit // queued or running, by first item
 	active int           // items queued or running
 
 	unsuccessful int
+	upSkipped    int  // skipped because their upstream item did not succeed; they count toward tolerate (zip)
 	stopping     bool // start nothing more: too many failures, or cancelled
 	cancelling   bool
 	messages     []string // the first failures, for the map's message
@@ -166,7 +169,13 @@ func newFanout(task int, t *spec.Task, retry engine.RetryPolicy, parallel int) *
 // tolerates.
 func (f *fanout) setItems(v itemValues) {
 	f.values = v
-	f.n = v.len()
+	f.setCount(v.len())
+}
+
+// setCount gives the map n items, all pending, and computes what it
+// tolerates.
+func (f *fanout) setCount(n int) {
+	f.n = n
 	f.state = make([]itemState, f.n)
 	f.counts = [numItemStates]int{}
 	f.counts[itemPending] = f.n
@@ -214,6 +223,14 @@ func (f *fanout) take() []*unit {
 		cur.attempts = append(cur.attempts, a+1)
 		f.set(i, itemQueued)
 		f.active++
+		if f.zip != nil && i >= f.next {
+			// Taken out of order: the cursor is the highest item taken.
+			f.next = i + 1
+			if f.next > f.mark {
+				f.mark = min(f.n, f.next+markAhead)
+				f.changed, f.markMoved = true, true
+			}
+		}
 		if len(cur.items) == f.batch {
 			flush()
 		}
@@ -221,12 +238,19 @@ func (f *fanout) take() []*unit {
 	for f.active < f.window && len(f.again) > 0 {
 		i := f.again[0]
 		f.again = f.again[1:]
+		if f.state[i] == itemPending && f.runnable(i) {
+			add(i) // one whose value has not arrived is put in line when it does
+		}
+	}
+	flush() // retries do not share a batch with new items
+	for f.active < f.window && len(f.fresh) > 0 {
+		i := f.fresh[0]
+		f.fresh = f.fresh[1:]
 		if f.state[i] == itemPending {
 			add(i)
 		}
 	}
-	flush() // retries do not share a batch with new items
-	for f.active < f.window && f.next < f.n {
+	for f.active < f.window && f.next < f.n && f.zip == nil {
 		i := f.next
 		f.next++
 		if f.next > f.mark {
@@ -315,7 +339,7 @@ func (f *fanout) end(i, attempt int, started, at time.Time, o itemOutcome, seed 
 			f.messages = append(f.messages, msg)
 		}
 		note(RecItemFailed, msg)
-		if f.unsuccessful > f.allowed {
+		if f.bad() > f.allowed {
 			f.stopping = true
 		}
 	}
@@ -392,6 +416,9 @@ func (f *fanout) finished() bool {
 	if f.stopping || f.cancelling {
 		return true
 	}
+	if f.zip != nil && !f.zip.ended {
+		return false // its items end with its upstream's
+	}
 	return f.counts[itemSucceeded]+f.counts[itemSkipped]+f.counts[itemFailed]+f.counts[itemTimedOut]+f.counts[itemCancelled] == f.n
 }
 
@@ -419,7 +446,13 @@ func (f *fanout) verdict(attempt int) engine.Event {
 	switch {
 	case f.cancelling:
 		return engine.Event{Kind: engine.EvTaskCancelled, Task: f.task, Attempt: attempt, Message: "map cancelled: " + counts, Result: summary}
-	case f.unsuccessful > f.allowed || f.stopping:
+	case f.zip != nil && f.zip.upFailed():
+		msg := fmt.Sprintf("map %s ended %s: %s", f.zip.id, f.zip.upState, counts)
+		if len(f.messages) > 0 {
+			msg += "; " + strings.Join(f.firstFailures(), "; ")
+		}
+		return engine.Event{Kind: engine.EvTaskFailed, Task: f.task, Attempt: attempt, Message: msg, Result: summary}
+	case f.bad() > f.allowed || f.stopping:
 		msg := counts
 		if f.allowed > 0 {
 			msg += fmt.Sprintf(", more than the %d tolerated", f.allowed)
@@ -483,6 +516,9 @@ func (f *fanout) flush() *store.MapChange {
 	if f.expanded {
 		mc.Values = f.values.all()
 		f.expanded = false
+		if f.zip != nil {
+			f.values = itemValues{} // placeholders, written once: the values are in f.zip
+		}
 	}
 	if len(f.dirty) > 0 {
 		mc.Items = make([]store.MapItem, 0, len(f.dirty))

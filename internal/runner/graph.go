@@ -14,6 +14,10 @@ func Graph(p *spec.Pipeline) (*engine.Graph, error) {
 			// A map's items are retried one by one (fanout); the map
 			// itself is not run again as a whole.
 			defs[i].Retry = engine.RetryPolicy{Attempts: 1}
+			if t.Map.Zip {
+				// It starts beside the map it reads (zip.go).
+				defs[i].Zip = []string{t.Map.From}
+			}
 		}
 		if w := t.Wait; w != nil {
 			defs[i].Wait = &engine.WaitPolicy{Poke: w.PokeEvery(), Timeout: w.Timeout.D()}

@@ -125,7 +125,7 @@ func (c *coordinator) actMap(act MapAction) error {
 			}
 			f.set(i, itemCancelled)
 			f.unsuccessful++
-			if f.unsuccessful > f.allowed {
+			if f.bad() > f.allowed {
 				f.stopping = true
 				f.unqueue()
 			}
@@ -143,9 +143,7 @@ func (c *coordinator) actMap(act MapAction) error {
 		f.tries[i] = itemTry{attempt: tr.attempt}
 		f.set(i, itemPending)
 		f.again = append(f.again, i)
-		if f.unsuccessful <= f.allowed && !f.cancelling {
-			f.stopping = false
-		}
+		f.restop()
 		row.State, row.Spent, row.Message = engine.TaskPending, 0, "retry asked by "+nonEmpty(act.Actor, "an operator")
 		f.dirty[i] = row
 		rec.Message = fmt.Sprintf("item %d: retry", i)
@@ -164,9 +162,7 @@ func (c *coordinator) actMap(act MapAction) error {
 		}
 		if st.unsuccessful() {
 			f.unsuccessful--
-			if f.unsuccessful <= f.allowed && !f.cancelling {
-				f.stopping = false
-			}
+			f.restop()
 		}
 		delete(f.tries, i)
 		f.set(i, to)
@@ -178,6 +174,7 @@ func (c *coordinator) actMap(act MapAction) error {
 	}
 	c.itemRecs = append(c.itemRecs, store.Change{RunID: c.run.ID, Transition: engine.Transition{Records: []engine.Record{rec}}})
 	c.records = append(c.records, rec)
+	c.zipFeed(f, i, nil) // the maps that zip with it learn how the item ended
 	c.endMapIfDone(act.Task)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
@@ -55,6 +56,8 @@ func (c *coordinator) startMap(i int) {
 		// row of the map (and run what succeeded again).
 	case ok:
 		err = c.loadMap(f, info, true)
+	case f.zip != nil:
+		err = c.zipExpand(f)
 	default:
 		var v itemValues
 		if v, err = c.expand(i); err == nil {
@@ -78,7 +81,11 @@ func (c *coordinator) startMap(i int) {
 
 func (c *coordinator) newFanout(i int) *fanout {
 	t := &c.pipeline.Tasks[i]
-	return newFanout(i, t, retryPolicy(t.Retry), c.r.Dispatcher.Parallel())
+	f := newFanout(i, t, retryPolicy(t.Retry), c.r.Dispatcher.Parallel())
+	if up, ok := c.zipFrom(i); ok {
+		f.zip = &zipLink{from: up, id: c.eng.Graph.Node(up).ID, counted: map[int]struct{}{}}
+	}
+	return f
 }
 
 // mapInfo returns the stored state of map task i, if it was expanded
@@ -113,7 +120,12 @@ func (c *coordinator) resumeMap(i int) error {
 	if err != nil {
 		return fmt.Errorf("resume map %s: %w", c.eng.Graph.Node(i).ID, err)
 	}
-	if !ok {
+	switch {
+	case !ok && f.zip != nil:
+		if err := c.zipExpand(f); err != nil {
+			return c.failMapNow(i, err.Error())
+		}
+	case !ok:
 		// Started but never expanded: expand now.
 		v, err := c.expand(i)
 		if err != nil {
@@ -122,8 +134,10 @@ func (c *coordinator) resumeMap(i int) error {
 		f.setItems(v)
 		f.expanded = true
 		f.changed = true
-	} else if err := c.loadMap(f, info, false); err != nil {
-		return fmt.Errorf("resume map %s: %w", c.eng.Graph.Node(i).ID, err)
+	default:
+		if err := c.loadMap(f, info, false); err != nil {
+			return fmt.Errorf("resume map %s: %w", c.eng.Graph.Node(i).ID, err)
+		}
 	}
 	c.maps[i] = f
 	c.endMapIfDone(i)
@@ -149,21 +163,31 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 		return err
 	}
 	ctx := context.Background()
-	var v itemValues
-	const page = 1 << 16
-	for from := 0; from < info.Items; from += page {
-		vals, err := ms.MapValues(ctx, c.run.ID, f.task, from, page)
-		if err != nil {
-			return fmt.Errorf("read the items: %w", err)
+	var verdicts map[int]zipVerdict
+	if f.zip != nil {
+		// Its values are its upstream's items' results.
+		f.setCount(info.Items)
+		f.zip.vals.init(info.Items)
+		if verdicts, err = c.zipLoad(f); err != nil {
+			return err
 		}
-		for _, raw := range vals {
-			v.add(raw)
+	} else {
+		var v itemValues
+		const page = 1 << 16
+		for from := 0; from < info.Items; from += page {
+			vals, err := ms.MapValues(ctx, c.run.ID, f.task, from, page)
+			if err != nil {
+				return fmt.Errorf("read the items: %w", err)
+			}
+			for _, raw := range vals {
+				v.add(raw)
+			}
 		}
+		if v.len() != info.Items {
+			return fmt.Errorf("read %d item values of %d", v.len(), info.Items)
+		}
+		f.setItems(v)
 	}
-	if v.len() != info.Items {
-		return fmt.Errorf("read %d item values of %d", v.len(), info.Items)
-	}
-	f.setItems(v)
 	f.next = info.Next
 	f.mark = info.Next
 	f.slow = append(f.slow[:0], info.Slowest...)
@@ -190,6 +214,7 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 				f.messages = append(f.messages, fmt.Sprintf("item %d: %s", i, row.Message))
 			}
 			f.dirty[i] = row
+			c.zipFeed(f, i, nil)
 			return
 		}
 		f.dirty[i] = row
@@ -211,7 +236,9 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 		}
 		for _, row := range rows {
 			for ; seen < row.Item && seen < f.next; seen++ {
-				lost(seen) // started, never ended: in flight when the executor stopped
+				if f.runnable(seen) {
+					lost(seen) // started, never ended: in flight when the executor stopped
+				}
 			}
 			seen = max(seen, row.Item+1)
 			if row.Item >= f.n {
@@ -219,6 +246,25 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 			}
 			st := itemStateOf(row.State)
 			switch {
+			case st == itemSkipped && f.zip != nil && strings.HasPrefix(row.Message, zipNotRun):
+				// Skipped because its upstream item did not succeed: it
+				// is looked at again (zipSettle) on a reset, or when the
+				// upstream item has succeeded since; otherwise it counts.
+				if restart || f.runnable(row.Item) {
+					msg := "reset: run again"
+					if !restart {
+						msg = fmt.Sprintf("item %d of %s succeeded: run after all", row.Item, f.zip.id)
+					}
+					f.tries[row.Item] = itemTry{attempt: row.Attempt}
+					f.dirty[row.Item] = store.MapItem{Index: f.task, Item: row.Item, State: engine.TaskPending, Attempt: row.Attempt, Message: msg}
+					continue
+				}
+				f.set(row.Item, itemSkipped)
+				f.zip.counted[row.Item] = struct{}{}
+				f.upSkipped++
+				if len(f.messages) < 3 {
+					f.messages = append(f.messages, fmt.Sprintf("item %d: %s", row.Item, row.Message))
+				}
 			case st == itemSucceeded || st == itemSkipped:
 				f.set(row.Item, st)
 				if row.CachedFrom != 0 {
@@ -255,9 +301,14 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 		from = rows[len(rows)-1].Item + 1
 	}
 	for ; seen < f.next; seen++ {
-		lost(seen)
+		if f.runnable(seen) {
+			lost(seen)
+		}
 	}
-	if f.unsuccessful > f.allowed {
+	if f.zip != nil {
+		c.zipSettle(f, verdicts)
+	}
+	if f.bad() > f.allowed {
 		f.stopping = true
 	}
 	f.changed = true
@@ -330,10 +381,10 @@ func (c *coordinator) launchUnit(s start) {
 	if f.batch > 1 {
 		items = make([]json.RawMessage, len(u.items))
 		for k, i := range u.items {
-			items[k] = f.values.at(i)
+			items[k] = f.value(i)
 		}
 	} else {
-		item = f.values.at(first)
+		item = f.value(first)
 	}
 	trigger := c.run.Trigger
 	a.describe = func() (attempt.Spec, error) {
@@ -426,6 +477,7 @@ func (c *coordinator) unitDone(f *fanout, u *unit, res attempt.Result, at time.T
 		if rec := f.end(i, u.attempts[k], started, at, io, uint64(c.run.ID)); rec != nil {
 			recs = append(recs, *rec)
 		}
+		c.zipFeed(f, i, io.result)
 		if f.state[i] == itemRetryWait {
 			c.wakeItem(f.task, i, f.tries[i].readyAt)
 		}
@@ -504,14 +556,25 @@ func (c *coordinator) endMapIfDone(i int) {
 		c.r.Logger.Warn("map end rejected", "run", c.run.ID, "task", c.eng.Graph.Node(i).ID, "err", err)
 	}
 	delete(c.maps, i)
+	c.zipUpstreamEnded(i)
 }
 
 // flushMaps queues what every running map must write with the next commit.
 func (c *coordinator) flushMaps() {
 	c.pending = append(c.pending, c.itemRecs...)
 	c.itemRecs = c.itemRecs[:0]
+	released := false
 	for _, f := range c.maps {
 		c.flushMap(f)
+		released = f.zipRelease() || released // their upstream items' successes are in this commit
+	}
+	if released {
+		// Wake the loop, which may be about to wait: what the commit
+		// released is taken at its top, like a grant.
+		select {
+		case c.inbox.signal <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -530,6 +593,9 @@ const (
 func (c *coordinator) itemsMayWait() (time.Duration, bool) {
 	if c.itemWrites == 0 || len(c.pending) > 0 || len(c.kills) > 0 || c.draining || c.itemWrites >= itemCommitBatch {
 		return 0, false
+	}
+	if len(c.mapStarts) > 0 {
+		return 0, false // a map that starts reads its upstream's items from the store (zipExpand)
 	}
 	for _, f := range c.maps {
 		if f.markMoved {
@@ -557,6 +623,11 @@ func (c *coordinator) needResults(a *Attempt, i int) map[string]json.RawMessage 
 	}
 	needs := make(map[string]json.RawMessage, len(node.Needs))
 	for _, n := range node.Needs {
+		if c.eng.Graph.Zips(i, n) {
+			// A zipped map's item gets its upstream item's result as its
+			// item; the upstream map has not ended, so it has no file.
+			continue
+		}
 		id := c.eng.Graph.Node(n).ID
 		needs[id] = c.mem.Task(n).Result
 		if c.pipeline.Tasks[n].Map != nil {

@@ -545,6 +545,10 @@ func (c *checker) fanout(p *Pipeline, index map[string]int) {
 			tat, _ := c.at(tl)
 			c.errorf(tat, "map.tolerate: give count or percent, not both")
 		}
+		if m.Zip && m.From == "" {
+			zat, _ := c.at(&m.Zip)
+			c.errorf(zat, "map.zip: pairs item i with item i of a map upstream: name that map with from")
+		}
 		if m.From == "" {
 			continue
 		}
@@ -552,7 +556,7 @@ func (c *checker) fanout(p *Pipeline, index map[string]int) {
 		if !ok {
 			continue
 		}
-		_, known := index[m.From]
+		j, known := index[m.From]
 		switch {
 		case m.From == t.ID:
 			c.errorf(fat, "map.from: task %q cannot take its items from itself", t.ID)
@@ -560,6 +564,9 @@ func (c *checker) fanout(p *Pipeline, index map[string]int) {
 		case !known:
 			c.errorf(fat, "map.from: %s is not a task in this pipeline", quoteShort(m.From))
 			continue
+		case m.Zip && p.Tasks[j].Map == nil:
+			zat, _ := c.at(&m.Zip)
+			c.errorf(zat, "map.zip: task %q is not a map, so it has no item i to pair with item i; drop zip to take its result as the items", m.From)
 		}
 		if !slices.Contains(t.Needs, m.From) {
 			// The upstream becomes a need, positioned at map.from for

@@ -100,7 +100,10 @@ func TestParseErrors(t *testing.T) {
 		{"map from itself", "name: x\ntasks:\n  - id: a\n    run: b\n    map: {from: a}\n", []string{`map.from: task "a" cannot take its items from itself`}},
 		{"map from unknown", "name: x\ntasks:\n  - id: a\n    run: b\n    map: {from: nope}\n", []string{`map.from: "nope" is not a task in this pipeline`}},
 		{"map on a wait", "name: x\ntasks:\n  - id: a\n    wait: {file: x}\n    map: {items: [1]}\n", []string{`map: a wait has nothing to fan out`}},
-		{"map zip reserved", "name: x\ntasks:\n  - id: a\n    run: b\n    map: {items: [1], zip: true}\n", []string{`"zip" is not supported in format v1 yet (in map)`}},
+		{"map zip without from", "name: x\ntasks:\n  - id: a\n    run: b\n    map: {items: [1], zip: true}\n", []string{`5:28: map.zip: pairs item i with item i of a map upstream: name that map with from`}},
+		{"map zip with a task", "name: x\ntasks:\n  - id: a\n    run: b\n  - id: c\n    run: d\n    map: {from: a, zip: true}\n", []string{`7:25: map.zip: task "a" is not a map, so it has no item i to pair with item i; drop zip to take its result as the items`}},
+		{"map zip not a bool", "name: x\ntasks:\n  - id: a\n    run: b\n    map: {items: [1]}\n  - id: c\n    run: d\n    map: {from: a, zip: yes please}\n", []string{`8:25: map.zip: expected true or false, got the string "yes please"`}},
+		{"map zip cycle", "name: x\ntasks:\n  - id: a\n    run: b\n    map: {from: c, zip: true}\n  - id: c\n    run: d\n    map: {from: a, zip: true}\n", []string{`dependency cycle`}},
 		{"missing name", "tasks: [{id: a, run: b}]\n", []string{`1:1: missing required key "name" in pipeline`}},
 		{"missing tasks", "name: x\n", []string{`1:1: missing required key "tasks" in pipeline`}},
 		{"missing task id", "name: x\ntasks:\n  - run: b\n", []string{`3:5: missing required key "id" in task`}},
@@ -324,6 +327,23 @@ func TestParseValidExamples(t *testing.T) {
 				t.Errorf("a parsed pipeline fails Validate: %v", err)
 			}
 		})
+	}
+}
+
+// TestParseMapZip: a map that zips with a map upstream needs it, like any
+// map.from, and keeps zip for the runner.
+func TestParseMapZip(t *testing.T) {
+	src := "name: x\ntasks:\n  - id: a\n    run: b\n    map: {range: {stop: 3}}\n  - id: c\n    run: d\n    map: {from: a, zip: true, batch: 2}\n"
+	p, err := Parse("x.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Tasks[1]
+	if !c.Map.Zip || c.Map.From != "a" || len(c.Needs) != 1 || c.Needs[0] != "a" {
+		t.Fatalf("map %+v, needs %v", c.Map, c.Needs)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -37,7 +37,6 @@ func reservedKeys() map[reflect.Type][]string {
 		},
 		reflect.TypeFor[Param](): {"choices", "min", "max", "pattern"},
 		reflect.TypeFor[Retry](): {"when", "on_exit_codes"},
-		reflect.TypeFor[Map]():   {"zip"},
 	}
 }
 

@@ -145,6 +145,7 @@ type Map struct {
 	Concurrency int       `yaml:"concurrency,omitempty" doc:"Most items running at once (with batch, most batches); each also needs an execution slot. Default: no limit of its own." min:"1" aka:"parallel,parallelism,max_parallel,max_concurrency,limit"`
 	Tolerate    *Tolerate `yaml:"tolerate,omitempty" doc:"Failed items the map accepts and still succeeds. Default: none, and the map stops starting items at the first failure (after its retries)." aka:"allow_failures,max_failures,failure_tolerance,tolerated_failures"`
 	Batch       int       `yaml:"batch,omitempty" doc:"Run this many items per process (run tasks only): the items reach its standard input as JSON lines, TASUKI_ITEM is not set, and it writes one JSON result line per item, in order, to $TASUKI_RESULT. For items too cheap for a process each." min:"1" aka:"batch_size,chunk,chunk_size"`
+	Zip         bool      `yaml:"zip,omitempty" doc:"With from naming a map: item i runs as soon as item i of that map succeeded, with its result as the item, while the map still runs (instead of once it ended). An item whose upstream item did not succeed is skipped." aka:"zipped,pairwise,stream,streaming,item_wise,per_item"`
 }
 
 // Range is a map over numbers.
