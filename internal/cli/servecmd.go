@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +26,7 @@ func (a *app) serveCmd() *cobra.Command {
 			pools, labels                                        []string
 		}
 		network networkFlags
+		logs    logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -116,7 +116,12 @@ grace period, and what is left resumes at the next start.`,
 				cfg.Pools = pools
 			}
 			network.apply(cmd, &cfg)
-			opts := server.Options{Logger: slog.New(slog.NewTextHandler(a.io.Err, nil))}
+			logger, level, err := logs.logger(a.io.Err)
+			if err != nil {
+				return err
+			}
+			watchLevel(cmd.Context(), level, logger)
+			opts := server.Options{Logger: logger}
 			// Traces, when the OTEL_* variables ask for them.
 			tp, traced, err := tracing.FromEnv(cmd.Context(), "tasuki-server", os.Getenv)
 			if err != nil {
@@ -167,6 +172,7 @@ grace period, and what is left resumes at the next start.`,
 	f.StringVar(&flags.retention, "retention", "", "keep finished runs this long, e.g. 90d (default 90d; 0 keeps all)")
 	f.StringVar(&flags.secretsDir, "secrets-dir", "", "directory of secrets, one file per secret (e.g. /run/secrets); they override the secret store")
 	network.register(cmd)
+	logs.register(cmd)
 	f.StringVar(&flags.drainGrace, "drain-grace", "", "on shutdown, how long running attempts get before they are handed back (default 30s)")
 	return cmd
 }

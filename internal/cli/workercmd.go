@@ -37,6 +37,7 @@ func (a *app) workerCmd() *cobra.Command {
 		labels                                             []string
 		slots                                              int
 		grace, killGrace, cacheKeep                        time.Duration
+		logs                                               logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -113,7 +114,11 @@ runs those attempts again elsewhere.`,
 					return usageErr("--artifact-cache %s: not a directory", cacheDir)
 				}
 			}
-			logger := slog.New(slog.NewTextHandler(a.io.Err, nil))
+			logger, level, err := logs.logger(a.io.Err)
+			if err != nil {
+				return err
+			}
+			watchLevel(cmd.Context(), level, logger)
 			w := &worker.Worker{
 				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
 				Grace: grace, KillGrace: killGrace,
@@ -151,6 +156,7 @@ runs those attempts again elsewhere.`,
 	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
 	f.StringVar(&cacheDir, "artifact-cache", "", "directory of the artifact cache: the files of needs downloaded, and of outputs kept (default: tasuki/artifacts in the user's cache directory)")
 	f.DurationVar(&cacheKeep, "cache-keep", worker.DefaultCacheKeep, "how long a file of the artifact cache that no attempt used since is kept")
+	logs.register(cmd)
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, without authentication: bind it where only your Prometheus reaches (e.g. 127.0.0.1:9464)")
 	addClientCertFlags(cmd)
 	return cmd

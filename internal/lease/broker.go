@@ -168,7 +168,7 @@ func (b *Broker) expire() {
 			l.o.span.AddEvent("lease expired", trace.WithAttributes(attribute.String("tasuki.worker", l.worker)))
 		}
 		b.observe(Observation{Event: "expired", Pipeline: l.o.a.Pipeline})
-		b.Logger.Warn("lease lost: no heartbeat from its worker", "lease", l.id, "worker", l.worker)
+		b.Logger.Warn("lease lost: no heartbeat from its worker", attemptAttrs(l, "worker", l.worker)...)
 		l.endLog(nil)
 		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
 	}
@@ -387,7 +387,7 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 					continue
 				}
 				resp.Leases = append(resp.Leases, b.describe(l))
-				b.Logger.Log(ctx, attemptLevel(l.o.a), "attempt leased", "lease", l.id, "worker", l.worker)
+				b.Logger.Log(ctx, attemptLevel(l.o.a), "attempt leased", attemptAttrs(l, "worker", l.worker)...)
 			}
 			if len(resp.Leases) > 0 || ctx.Err() != nil {
 				return resp, nil
@@ -551,9 +551,21 @@ func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []
 	}
 	for _, t := range done {
 		t.l.o.result <- t.res
-		b.Logger.Log(ctx, attemptLevel(t.l.o.a), "attempt reported", "lease", t.l.id, "worker", t.l.worker, "outcome", t.res.Outcome)
+		b.Logger.Log(ctx, attemptLevel(t.l.o.a), "attempt reported", attemptAttrs(t.l, "worker", t.l.worker, "outcome", t.res.Outcome)...)
 	}
 	return errs
+}
+
+// attemptAttrs are the attributes of a line about a lease's attempt: every
+// line about a run names the run, the pipeline, the task and the attempt
+// (and the item of a map), then more.
+func attemptAttrs(l *leaseState, more ...any) []any {
+	a := l.o.a
+	attrs := []any{"lease", l.id, "run", a.RunID, "pipeline", a.Pipeline, "task", a.TaskID, "attempt", a.Number}
+	if a.Items > 0 {
+		attrs = append(attrs, "item", a.Item)
+	}
+	return append(attrs, more...)
 }
 
 // attemptLevel is the level of the lines about one attempt: info, but
@@ -666,7 +678,9 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 				}
 				l := got[0]
 				b.observeTaken(got)
+				b.Logger.Debug("attempt started", attemptAttrs(l, "worker", localWorker)...)
 				res := run(l.o.ctx, l.o.a)
+				b.Logger.Debug("attempt ended", attemptAttrs(l, "worker", localWorker, "outcome", res.Outcome)...)
 				b.mu.Lock()
 				_, held := b.leases[l.id]
 				delete(b.leases, l.id)

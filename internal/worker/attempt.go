@@ -22,14 +22,14 @@ import (
 // runAttempt runs one lease to its end and reports it.
 func (s *session) runAttempt(a *leased) {
 	l := a.lease
-	log := s.log.With("lease", l.ID)
+	log := s.log.With("lease", l.ID, "run", l.RunID, "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
 	// A map item's lines are debug: they come by the thousand a second
 	// (a failed one is still a warning below).
 	level := slog.LevelInfo
 	if l.Spec.Item != nil || len(l.Spec.Items) > 0 {
 		level = slog.LevelDebug
 	}
-	log.Log(context.Background(), level, "attempt started", "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
+	log.Log(context.Background(), level, "attempt started")
 	began := time.Now()
 	sink := newLogSink(s, a)
 	lw := logs.NewWriter(sink, l.Spec.MaskValues())

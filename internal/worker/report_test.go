@@ -67,7 +67,7 @@ func TestReporterBatches(t *testing.T) {
 	for _, noBatch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noBatch=%t", noBatch), func(t *testing.T) {
 			c := &batchClient{release: make(chan struct{}), entered: make(chan struct{}, 1), complete: map[string]api.CompleteRequest{}, refuse: "1.t.5", noBatch: noBatch}
-			s := &session{w: &Worker{Client: c}, log: slog.New(slog.DiscardHandler), retryMin: 1, retryMax: 1}
+			s := &session{w: &Worker{Client: c}, log: slog.New(slog.DiscardHandler), retryMin: 1, retryMax: 1, m: noMetrics{}}
 			s.rep = newReporter(s)
 			queued := make(chan struct{}, 100)
 			s.rep.queued = func() { queued <- struct{}{} }
