@@ -47,7 +47,7 @@ func (c *coordinator) execute(ctx context.Context, a *Attempt, t *spec.Task, ite
 	}
 	hits, err := cs.LookupCache(ctx, []string{key}, c.now())
 	if err != nil {
-		c.r.Logger.Warn("cache lookup failed: running the attempt", "run", c.run.ID, "task", t.ID, "err", err)
+		c.log.Warn("cache lookup failed: running the attempt", "task", t.ID, "err", err)
 	} else if e, ok := hits[key]; ok {
 		// The hit is recorded (TouchCache) with the coordinator's next
 		// commit, in one write for all the hits since the last.
@@ -174,13 +174,13 @@ func (c *coordinator) storeCache(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	if len(puts) > 0 {
 		if err := cs.PutCache(ctx, puts...); err != nil && !errors.Is(err, context.Canceled) {
-			c.r.Logger.Warn("store cache entries", "run", c.run.ID, "entries", len(puts), "err", err)
+			c.log.Warn("store cache entries", "entries", len(puts), "err", err)
 		}
 	}
 	if len(hits) > 0 {
 		// A failure only makes the entries look less recently used.
 		if err := cs.TouchCache(ctx, hits, c.now()); err != nil {
-			c.r.Logger.Warn("record cache hits", "run", c.run.ID, "entries", len(hits), "err", err)
+			c.log.Warn("record cache hits", "entries", len(hits), "err", err)
 		}
 	}
 }

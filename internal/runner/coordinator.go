@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 // the done channel and control requests.
 type coordinator struct {
 	r        *Runner
+	log      *slog.Logger // the runner's, naming the run and its pipeline on every line
 	run      store.Run
 	pipeline *spec.Pipeline
 	dir      string
@@ -118,6 +120,7 @@ func (r *Runner) load(ctx context.Context, runID int64) (*coordinator, error) {
 	tasks := make([]engine.Task, len(rows))
 	c := &coordinator{
 		r: r, run: run, pipeline: p, dir: filepath.Dir(pv.file),
+		log:      r.Logger.With("run", run.ID, "pipeline", run.Pipeline),
 		params:   params,
 		interval: r.intervalEnv(p, run),
 		eng:      &engine.Engine{Graph: g, Seed: uint64(runID)},
@@ -217,7 +220,7 @@ func (c *coordinator) enqueue() {
 	for _, qe := range c.r.Dispatcher.enqueue(c.run.ID, c.inbox, batch...) {
 		// The pipeline names a pool this executor does not have: fail the
 		// attempt with the reason rather than wait forever.
-		c.r.Logger.Warn("task cannot be queued", "run", c.run.ID, "task", c.eng.Graph.Node(qe.task).ID, "err", qe.err)
+		c.log.Warn("task cannot be queued", "task", c.eng.Graph.Node(qe.task).ID, "err", qe.err)
 		c.inbox.put(grant{task: qe.task, unit: qe.unit, err: qe.err.Error()})
 	}
 }
@@ -398,7 +401,7 @@ func (c *coordinator) loop(ctx context.Context) (store.Run, error) {
 // recorded as what it was (finish).
 func (c *coordinator) handBack() {
 	if len(c.running) > 0 {
-		c.r.Logger.Info("drain grace over: ending the running attempts to hand them back", "run", c.run.ID, "running", len(c.running))
+		c.log.Info("drain grace over: ending the running attempts to hand them back", "running", len(c.running))
 	}
 	for _, h := range c.running {
 		h.preempt = true
@@ -465,7 +468,7 @@ func (c *coordinator) recover() error {
 		}
 	}
 	if n := reapOrphans(c.r.home(), c.run.ID, lost); n > 0 {
-		c.r.Logger.Info("killed leftover processes of lost attempts", "run", c.run.ID, "process_groups", n)
+		c.log.Info("killed leftover processes of lost attempts", "process_groups", n)
 	}
 	for i := 0; i < c.eng.Graph.Len(); i++ {
 		t := c.mem.Task(i)
@@ -539,7 +542,7 @@ func (c *coordinator) dispatch() []start {
 		key := logs.Key{RunID: c.run.ID, TaskID: c.eng.Graph.Node(i).ID, Attempt: attempt}
 		att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: attempt, Worker: c.r.Worker, StartedAt: now, Log: key.String()}
 		if _, err := c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: i}, now, att); err != nil {
-			c.r.Logger.Warn("start rejected", "run", c.run.ID, "task", key.TaskID, "err", err)
+			c.log.Warn("start rejected", "task", key.TaskID, "err", err)
 			c.r.Dispatcher.release(g.pool)
 			continue
 		}
@@ -560,7 +563,7 @@ func (c *coordinator) failStart(i int, msg string) {
 	n := c.mem.Task(i).Attempt
 	att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: n, Worker: c.r.Worker, StartedAt: now, FinishedAt: now, Outcome: attempt.Failed, Message: msg}
 	if _, err := c.apply(engine.Event{Kind: attempt.Failed.Event(), Task: i, Attempt: n, Message: msg}, now, att); err != nil {
-		c.r.Logger.Warn("record failed start", "run", c.run.ID, "err", err)
+		c.log.Warn("record failed start", "err", err)
 	}
 }
 
@@ -649,7 +652,7 @@ func (c *coordinator) finish(comp completion) {
 	}
 	ev := engine.Event{Kind: res.Outcome.Event(), Task: comp.task, Attempt: comp.attempt, ExitCode: res.ExitCode, Message: res.Message, Result: res.Result}
 	if _, err := c.apply(ev, comp.at, att); err != nil {
-		c.r.Logger.Warn("attempt result rejected", "run", c.run.ID, "task", c.eng.Graph.Node(comp.task).ID, "attempt", comp.attempt, "err", err)
+		c.log.Warn("attempt result rejected", "task", c.eng.Graph.Node(comp.task).ID, "attempt", comp.attempt, "err", err)
 		return
 	}
 	if res.Outcome == attempt.Succeeded {
@@ -741,7 +744,7 @@ func (nf *needFiles) paths(results map[string]json.RawMessage) (map[string]strin
 // the store.
 func (c *coordinator) cleanup() {
 	if err := os.RemoveAll(c.workDir); err != nil {
-		c.r.Logger.Warn("remove scratch directory", "dir", c.workDir, "err", err)
+		c.log.Warn("remove scratch directory", "dir", c.workDir, "err", err)
 	}
 }
 

@@ -45,7 +45,7 @@ func (c *coordinator) startMap(i int) {
 	n := c.mem.Task(i).Attempt + 1
 	att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: n, Worker: c.r.Worker, StartedAt: now}
 	if _, err := c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: i}, now, att); err != nil {
-		c.r.Logger.Warn("map start rejected", "run", c.run.ID, "task", c.eng.Graph.Node(i).ID, "err", err)
+		c.log.Warn("map start rejected", "task", c.eng.Graph.Node(i).ID, "err", err)
 		return
 	}
 	f := c.newFanout(i)
@@ -70,7 +70,7 @@ func (c *coordinator) startMap(i int) {
 		msg := err.Error()
 		att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: n, FinishedAt: now, Outcome: attempt.Failed, Message: msg}
 		if _, err := c.apply(engine.Event{Kind: engine.EvTaskFailed, Task: i, Attempt: n, Message: msg}, now, att); err != nil {
-			c.r.Logger.Warn("record failed map", "run", c.run.ID, "err", err)
+			c.log.Warn("record failed map", "err", err)
 		}
 		return
 	}
@@ -553,7 +553,7 @@ func (c *coordinator) endMapIfDone(i int) {
 	// The map's last item rows go with its end, in the same commit.
 	c.flushMap(f)
 	if _, err := c.apply(ev, now, att); err != nil {
-		c.r.Logger.Warn("map end rejected", "run", c.run.ID, "task", c.eng.Graph.Node(i).ID, "err", err)
+		c.log.Warn("map end rejected", "task", c.eng.Graph.Node(i).ID, "err", err)
 	}
 	delete(c.maps, i)
 	c.zipUpstreamEnded(i)

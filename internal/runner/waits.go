@@ -104,7 +104,7 @@ func (c *coordinator) poked(pr pokeResult) {
 	}
 	if _, err := c.apply(ev, at); err != nil {
 		if !errors.Is(err, engine.ErrRejected) {
-			c.r.Logger.Warn("record a check of a wait", "run", c.run.ID, "task", c.eng.Graph.Node(pr.task).ID, "err", err)
+			c.log.Warn("record a check of a wait", "task", c.eng.Graph.Node(pr.task).ID, "err", err)
 		}
 		return
 	}

@@ -213,3 +213,48 @@ tasks:
 		}
 	}
 }
+
+// TestProcessMetricsLostAttempt: a remote worker killed with SIGKILL in
+// the middle of an attempt: its lease expires, the attempt counts as lost,
+// and the retry on another worker as succeeded.
+func TestProcessMetricsLostAttempt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and workers")
+	}
+	home, pipelines, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	fifo := mkfifo(t, dir)
+	writeFile(t, pipelines, "doomed.yaml", `
+name: doomed
+tasks:
+  - id: long
+    labels: [remote]
+    run: |
+      if [ "$W" = w1 ]; then echo started > `+fifo+`; sleep 600; fi
+`)
+	s := startServer(t, home, pipelines, []string{"TASUKI_LEASE_TIMEOUT=1s"})
+	serverTokens.Store(s.url, s.token)
+	_, tokenFile := createToken(t, s.url, "workers")
+	w1 := startWorker(t, s.url, tokenFile, "w1", nil, "--labels", "remote")
+	run, err := s.c.Trigger(context.Background(), "doomed", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitFifo(t, fifo, s, 30*time.Second)
+	w1.kill9()
+	startWorker(t, s.url, tokenFile, "w2", nil, "--labels", "remote")
+	if got := waitRunEnd(t, s.c, run.ID); got.State != engine.RunSucceeded {
+		t.Fatalf("run: %s\n%s", got.State, s.logs())
+	}
+	m := scrape(t, s)
+	for k, v := range map[string]float64{
+		`tasuki_attempts_total{outcome="lost",pipeline="doomed"}`:       1,
+		`tasuki_attempts_total{outcome="succeeded",pipeline="doomed"}`:  1,
+		`tasuki_lease_events_total{event="expired"}`:                    1,
+		`tasuki_lease_events_total{event="granted"}`:                    2,
+		`tasuki_tasks_ended_total{pipeline="doomed",state="succeeded"}`: 1,
+	} {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+}
