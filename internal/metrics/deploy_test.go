@@ -33,6 +33,8 @@ func exported(t *testing.T) map[string]bool {
 	s.StoreDone("apply", time.Millisecond, os.ErrClosed)
 	s.LogBytes(1)
 	s.HTTPDone("GET /runs", 200, time.Millisecond)
+	s.DeadlineJudged("p", "at_risk", true, -time.Minute, true)
+	s.SLOs(map[[2]string]bool{{"p", "dataset:d"}: true})
 	w := NewWorker()
 	w.AttemptEnded("succeeded", time.Second)
 	w.Call("lease", nil)

@@ -37,6 +37,9 @@ type Server struct {
 	logBytes     prometheus.Counter
 	httpRequests *prometheus.CounterVec   // route, code
 	httpTime     *prometheus.HistogramVec // route
+	deadlines    *prometheus.CounterVec   // pipeline, state
+	slack        *prometheus.GaugeVec     // pipeline
+	sloBreached  *prometheus.GaugeVec     // pipeline, objective
 }
 
 // NewServer registers the server's metrics, the Go runtime's and the
@@ -60,6 +63,10 @@ func NewServer(gauges prometheus.Collector) *Server {
 	m.logBytes = f.counter("tasuki_log_bytes_total", "Bytes of task logs written on this server.").WithLabelValues()
 	m.httpRequests = f.counter("tasuki_http_requests_total", "HTTP requests answered, by route (the API's pattern, not the path) and status code.", "route", "code")
 	m.httpTime = f.histogram("tasuki_http_request_duration_seconds", "Time to answer HTTP requests, by route; log follows and long polls end when the client or the server does.", latencyBuckets, "route")
+	m.deadlines = f.counter("tasuki_deadline_states_total", "Runs whose deadline state changed, by pipeline and the new state (on_track, at_risk, missed, met).", "pipeline", "state")
+	m.slack = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasuki_deadline_slack_seconds", Help: "Deadline minus predicted finish of the pipeline's latest judged run (negative: predicted late)."}, []string{"pipeline"})
+	m.sloBreached = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasuki_slo_breached", Help: "1 while a freshness objective has an open breach, 0 while it is met."}, []string{"pipeline", "objective"})
+	m.reg.MustRegister(m.slack, m.sloBreached)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if gauges != nil {
 		m.reg.MustRegister(gauges)
@@ -122,6 +129,31 @@ func (m *Server) StoreDone(op string, took time.Duration, err error) {
 	m.storeTime.WithLabelValues(op).Observe(took.Seconds())
 	if err != nil {
 		m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// DeadlineJudged records the judgement of a run's deadline: its
+// predicted slack (when predicted) and, when the state changed, the new
+// state.
+func (m *Server) DeadlineJudged(pipeline, state string, changed bool, slack time.Duration, predicted bool) {
+	if predicted {
+		m.slack.WithLabelValues(pipeline).Set(slack.Seconds())
+	}
+	if changed {
+		m.deadlines.WithLabelValues(pipeline, state).Inc()
+	}
+}
+
+// SLOs records which freshness objectives are breached now, by pipeline
+// and objective; objectives not given are forgotten (no longer declared).
+func (m *Server) SLOs(breached map[[2]string]bool) {
+	m.sloBreached.Reset()
+	for k, b := range breached {
+		v := 0.0
+		if b {
+			v = 1
+		}
+		m.sloBreached.WithLabelValues(k[0], k[1]).Set(v)
 	}
 }
 

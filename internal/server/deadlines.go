@@ -238,6 +238,9 @@ func (s *Server) judgeDeadline(ctx context.Context, r store.Run) error {
 		return err
 	}
 	changed := j.state != r.DeadlineState
+	if s.metrics != nil {
+		s.metrics.DeadlineJudged(r.Pipeline, j.state, changed, r.Deadline.Sub(j.predicted), !j.predicted.IsZero() && !r.Deadline.IsZero())
+	}
 	if !changed && slices.Equal(j.path, r.CriticalPath) && absDuration(j.predicted.Sub(r.PredictedFinish)) < predictionMoved &&
 		j.predicted.IsZero() == r.PredictedFinish.IsZero() {
 		return nil

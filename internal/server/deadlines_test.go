@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/notify"
@@ -292,6 +295,15 @@ func TestDeadlineMissed(t *testing.T) {
 	if kinds := alerts.kinds(); !slices.Equal(kinds, []notify.Kind{notify.AtRisk, notify.Missed}) {
 		t.Errorf("published %v, want at_risk then missed (for relay only)", kinds)
 	}
+	// The metrics counted both changes of state.
+	for _, c := range []struct {
+		pipeline, state string
+		want            float64
+	}{{"relay", "at_risk", 1}, {"relay", "missed", 1}, {"quick", "met", 1}} {
+		if got := counterValue(t, ts.metrics.Registry(), "tasuki_deadline_states_total", "pipeline", c.pipeline, "state", c.state); got != c.want {
+			t.Errorf("tasuki_deadline_states_total{%s,%s} = %v, want %v", c.pipeline, c.state, got, c.want)
+		}
+	}
 	// Missed is final, and stays so.
 	ts.clock.Set(start.Add(time.Hour))
 	ts.deadlinePass(ctx, nil)
@@ -484,4 +496,32 @@ func TestBackfillDeadline(t *testing.T) {
 			}
 		}
 	}
+}
+
+// counterValue is the value of the series of a metric family whose labels
+// are the given name-value pairs (0 when there is none).
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for i := 0; i < len(labels); i += 2 {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == labels[i] && l.GetValue() == labels[i+1] }) {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }

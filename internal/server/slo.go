@@ -161,6 +161,18 @@ func (s *Server) judgeObjectives(ctx context.Context) {
 	if err != nil {
 		s.log.Error("list open breaches of freshness objectives", "err", err)
 	}
+	if s.metrics != nil && err == nil {
+		state := map[[2]string]bool{}
+		for _, ob := range s.objectives() {
+			state[[2]string{ob.pipeline, ob.key}] = false
+		}
+		for _, b := range open {
+			if k := [2]string{b.Pipeline, b.Objective}; judged[b.Pipeline+"\x00"+b.Objective] {
+				state[k] = true
+			}
+		}
+		s.metrics.SLOs(state)
+	}
 	for _, b := range open {
 		if !judged[b.Pipeline+"\x00"+b.Objective] {
 			if err := s.store.EndSLOBreach(ctx, b.ID, now); err != nil {

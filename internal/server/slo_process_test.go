@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 )
@@ -36,6 +38,16 @@ tasks:
 		list[1].Name != "dataset:raw.quotes" || list[1].State != api.SLOMet || list[1].LastUpdate == nil {
 		t.Fatalf("objectives: %+v", list)
 	}
+	// Both objectives are exported as met (not breached) once judged.
+	eventually(t, 10*time.Second, "the objectives in the metrics", func() (bool, string) {
+		n := 0
+		for k, v := range scrape(t, s) {
+			if strings.HasPrefix(k, "tasuki_slo_breached{") && strings.Contains(k, `pipeline="feed"`) && v == 0 {
+				n++
+			}
+		}
+		return n == 2, fmt.Sprint(keysWith(scrape(t, s), "tasuki_slo"))
+	})
 	code, out, errOut := runCLI(t, nil, "slo", "--server", s.url, "--home", home)
 	if code != 0 || !strings.Contains(out, "dataset:raw.quotes") || !strings.Contains(out, "max age 1h0m0s during 00:00-24:00 UTC, daily") ||
 		!strings.Contains(out, "pipeline:feed") {
