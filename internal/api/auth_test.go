@@ -90,6 +90,12 @@ var authRules = map[string][2]string{
 	"GET /cache":          {"viewer", "global"},
 	"DELETE /cache/{key}": {"operator", "global"},
 	"POST /cache/purge":   {"operator", "global"},
+
+	"POST /worker/hosts":       {"worker", "global"},
+	"GET /hosts":               {"viewer", "global"},
+	"GET /hosts/{name}":        {"viewer", "global"},
+	"GET /hosts/{name}/events": {"viewer", "global"},
+	"GET /advisories":          {"viewer", "global"},
 }
 
 // authEnv is a handler over a seeded fake with a namespace "finance" (its
@@ -130,7 +136,8 @@ func newAuthEnv(t *testing.T) *authEnv {
 	maps.AddMap(1, "greet", []json.RawMessage{json.RawMessage(`"a"`)}, 1, store.MapItem{Item: 0, State: engine.TaskSucceeded, Attempt: 1})
 	maps.AddMap(4, "post", []json.RawMessage{json.RawMessage(`"b"`)}, 1, store.MapItem{Item: 0, State: engine.TaskFailed, Attempt: 1})
 	a.handler = api.NewHandler(maps, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
-		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithWorkerArtifacts(newArtifactDir(t)), api.WithLogger(slog.New(slog.DiscardHandler)))
+		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithWorkerArtifacts(newArtifactDir(t)), api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithInventory(apitest.NewInventory()))
 	return a
 }
 
@@ -169,6 +176,13 @@ func concrete(path string, inside bool) string {
 	return regexp.MustCompile(`\{(\w+)\}`).ReplaceAllStringFunc(path, func(m string) string { return vals[m[1:len(m)-1]][i] })
 }
 
+// hostReportBody is a host report the matrix sends (the fuzz corpus's
+// host-report, shortened).
+const hostReportBody = `{"version":1,"collected_at":"2026-03-14T09:26:53Z","hostname":"dns1","os":{"id":"debian","version_id":"10"},` +
+	`"cpu":{"count":1},"memory":{"total":1,"available":1},"disks":[],"scheme":"deb",` +
+	`"packages":[{"name":"dnsmasq-base","version":"2.80-1+b1","source":"dnsmasq","source_version":"2.80-1"}],` +
+	`"services":[],"listeners":[],"container_runtimes":[]}`
+
 // artifactBody is the content the matrix uploads, under its digest.
 const artifactBody = "an output file\n"
 
@@ -206,6 +220,8 @@ func body(method, path string, inside bool) string {
 		return `{"password":"correct horse"}`
 	case "PUT /worker/artifacts/{digest}":
 		return artifactBody
+	case "POST /worker/hosts":
+		return hostReportBody
 	}
 	return ""
 }

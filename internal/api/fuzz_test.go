@@ -48,6 +48,7 @@ var bodyRoutes = []struct{ method, path, contentType string }{
 	{"POST", "/api/v1/runs/3/tasks/greet/items/0/cancel", "application/json"},
 	{"POST", "/api/v1/runs/3/tasks/greet/items/0/retry", "application/json"},
 	{"POST", "/api/v1/runs/3/tasks/greet/items/0/mark", "application/json"},
+	{"POST", "/api/v1/worker/hosts", "application/json"},
 }
 
 // FuzzRequestBodies sends arbitrary bodies to every route that decodes
@@ -75,7 +76,8 @@ func FuzzRequestBodies(f *testing.F) {
 	h := api.Guard(api.NewHandler(apitest.NewSeeded(), logs.NewFiles(f.TempDir()),
 		api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		api.WithWorkers(workers, tokens), api.WithSecrets(apitest.NewSecrets()), api.WithUsers(apitest.NewUsers()),
-		api.WithDatasets(apitest.NewDatasets()), api.WithCache(apitest.NewCache()), api.WithWorkerArtifacts(newArtifactDir(f))), api.GuardOptions{})
+		api.WithDatasets(apitest.NewDatasets()), api.WithCache(apitest.NewCache()), api.WithWorkerArtifacts(newArtifactDir(f)),
+		api.WithInventory(apitest.NewInventory())), api.GuardOptions{})
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		rt := bodyRoutes[int(route)%len(bodyRoutes)]
 		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(string(body)))

@@ -85,6 +85,7 @@ type handler struct {
 	alerts    Alerts          // nil: GET /runs/{id}/alerts answers 503
 	cache     Cache           // nil: the /cache routes answer 503
 	artifacts WorkerArtifacts // nil: the /worker/artifacts routes answer 503
+	inventory Inventory       // nil: the /hosts, /advisories and /worker/hosts routes answer 503
 	// timelines is where GET /runs/{id}/timeline reads runs (nil: it
 	// answers 503), timelineNow its clock (nil: time.Now).
 	timelines   timeline.Source
@@ -221,6 +222,15 @@ func routeTable() []route {
 		{get, "/cache", []string{"pipeline", "task", "after", "limit"}, viewer, global, (*handler).listCache},
 		{del, "/cache/{key}", nil, operator, global, (*handler).deleteCacheEntry},
 		{post, "/cache/purge", nil, operator, global, (*handler).purgeCache},
+
+		// The host inventory is global: hosts are in no namespace (see
+		// hosts.go). Workers and agents report with their worker token.
+		{post, "/worker/hosts", nil, worker, global, (*handler).reportHost},
+		{get, "/hosts", []string{"package", "version_lt", "version_le", "version_eq", "service", "active", "port", "os", "stale",
+			"advisory", "cursor", "limit"}, viewer, global, (*handler).searchHosts},
+		{get, "/hosts/{name}", nil, viewer, global, (*handler).host},
+		{get, "/hosts/{name}/events", []string{"cursor", "limit"}, viewer, global, (*handler).hostEvents},
+		{get, "/advisories", []string{"id"}, viewer, global, (*handler).advisories},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
+	"github.com/tasuki-dev/tasuki/internal/hostfacts"
 	"github.com/tasuki-dev/tasuki/internal/timeline"
 )
 
@@ -209,7 +210,13 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Alert": api.Alert{}, "AlertPage": api.Page[api.Alert]{},
 		"Timeline": timeline.Document{}, "TimelineRun": timeline.Run{}, "TimelineDeadline": timeline.Deadline{}, "TimelineSummary": timeline.Summary{},
 		"TimelineFailure": timeline.Failure{}, "TimelineAction": timeline.Action{}, "TimelineAttempt": timeline.Attempt{}, "TimelineLogTail": timeline.LogTail{},
-		"TimelineEvent": timeline.Event{},
+		"TimelineEvent": timeline.Event{}, "HostOS": hostfacts.OS{}, "HostCPU": hostfacts.CPU{}, "HostMemory": hostfacts.Memory{}, "HostDisk": hostfacts.Disk{},
+		"HostPackageFacts": hostfacts.Package{}, "HostService": hostfacts.Service{}, "HostListener": hostfacts.Listener{},
+		"HostRuntime": hostfacts.Runtime{}, "HostReport": hostfacts.Report{}, "HostReported": api.HostReported{}, "Host": api.Host{},
+		"AdvisoryFinding": api.AdvisoryFinding{}, "HostPackage": api.HostPackage{}, "HostMatch": api.HostMatch{},
+		"HostPage": api.Page[api.HostMatch]{}, "HostDetail": api.HostDetail{}, "HostEvent": api.HostEvent{},
+		"HostEventPage": api.Page[api.HostEvent]{}, "AdvisoryLoadError": api.AdvisoryLoadError{}, "AdvisoryAffected": api.AdvisoryAffected{},
+		"Advisory": api.Advisory{}, "AdvisoryStatus": api.AdvisoryStatus{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)

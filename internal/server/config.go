@@ -90,6 +90,9 @@ type Config struct {
 	NotifyConfig `yaml:",inline"`
 	// CacheConfig bounds the content cache (cache.go).
 	CacheConfig `yaml:",inline"`
+	// InventoryConfig is the host inventory: advisories, staleness and
+	// history (inventory.go).
+	InventoryConfig `yaml:",inline"`
 	// ArtifactStore is where the output files of tasks are kept: "" for
 	// the directory artifacts in Home, or the bucket of an S3-compatible
 	// store, s3://BUCKET/PREFIX?endpoint=HOST:PORT, which every server of
@@ -183,6 +186,7 @@ func DefaultConfig() Config {
 		DeadlineInterval: Duration(DefaultDeadlineInterval),
 		SessionTTL:       Duration(DefaultSessionTTL),
 		CacheConfig:      DefaultCacheConfig(),
+		InventoryConfig:  DefaultInventoryConfig(),
 		ArtifactMaxFile:  lease.DefaultArtifactMaxFile,
 	}
 }
@@ -213,8 +217,10 @@ func LoadConfigFile(c *Config, path string) error {
 // TASUKI_INSECURE_NETWORK (true or false), TASUKI_SECRETS_DIR, and the
 // notification settings applyNotifyEnv reads (TASUKI_PUBLIC_URL,
 // TASUKI_NOTIFY, TASUKI_SMTP_*), the cache's bounds applyCacheEnv
-// reads (TASUKI_CACHE_MAX_BYTES, TASUKI_CACHE_TTL), TASUKI_ARTIFACT_STORE
-// and TASUKI_ARTIFACT_MAX_FILE.
+// reads (TASUKI_CACHE_MAX_BYTES, TASUKI_CACHE_TTL), the inventory's
+// applyInventoryEnv reads (TASUKI_ADVISORIES, TASUKI_ADVISORIES_INTERVAL,
+// TASUKI_HOST_STALE_AFTER, TASUKI_HOST_HISTORY), TASUKI_ARTIFACT_STORE and
+// TASUKI_ARTIFACT_MAX_FILE.
 func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	var errs []error
 	str := func(key string, dst *string) {
@@ -284,6 +290,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	applyTransportEnv(c, lookup, &errs)
 	applyNotifyEnv(c, lookup, &errs)
 	applyCacheEnv(c, lookup, &errs)
+	applyInventoryEnv(c, lookup, &errs)
 	size := func(key string, dst *logs.Size) {
 		if v, ok := lookup(key); ok && v != "" {
 			n, err := logs.ParseSize(v)
@@ -350,6 +357,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateTransport()...)
 	errs = append(errs, c.validateNotify()...)
+	errs = append(errs, c.validateInventory()...)
 	if c.SecretsDir != "" {
 		if fi, err := os.Stat(c.SecretsDir); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("secrets_dir %q: not a directory", c.SecretsDir))

@@ -233,6 +233,8 @@ func (e *elector) proxy(addr string) *httputil.ReverseProxy {
 func leaderOnly(r *http.Request) bool {
 	p := r.URL.Path
 	switch {
+	case p == "/api/v1/worker/hosts":
+		return false // a host's report only writes the store (inventory.go)
 	case strings.HasPrefix(p, "/api/v1/worker/"):
 		return true
 	case strings.HasPrefix(p, "/api/v1/runs/") && strings.Contains(p, "/logs"):

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/inventory"
 	"github.com/tasuki-dev/tasuki/internal/kinds"
 	"github.com/tasuki-dev/tasuki/internal/lease"
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -80,6 +81,7 @@ type Server struct {
 	deadlines deadlineWatch      // the leader's deadline watcher (deadlines.go)
 	slos      sloTracker         // the leader's judgement of freshness objectives
 	repair    repairs            // failed runs watched for their missing data
+	inventory *inventory.Service // the host inventory the API serves (inventory.go)
 }
 
 // backoff spaces out attempts to execute a run that failed to start.
@@ -195,6 +197,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return cfg.LeaseTimeout.D()
 	}
 	s.logs.Ended = runner.AttemptEnded(st)
+	if err := s.setupInventory(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.reg = NewRegistry(cfg.Pipelines, opts.Logger, s.checkPipeline)
 	if opts.Notice == nil {
 		opts.Notice = os.Stderr
@@ -310,7 +316,8 @@ func (s *Server) Run(ctx context.Context) error {
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithAlerts(alertsAPI{s}), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
 		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
 		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)), api.WithWorkerArtifacts(s.broker),
-		api.WithMetrics(s.metrics.Handler(), s.metrics.HTTPDone))
+		api.WithMetrics(s.metrics.Handler(), s.metrics.HTTPDone), api.WithInventory(s.inventory))
+	defer s.watchAdvisories(brokerCtx)()
 	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
 	if err != nil {
 		return err
@@ -413,6 +420,7 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 	}
 	defer s.startDeadlines(ctx)()
 	defer s.startCacheEviction(ctx)()
+	defer s.startInventoryPrune(ctx)()
 	return s.loop(ctx, lost)
 }
 
