@@ -147,7 +147,7 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 	root.AddCommand(a.workerCmd(), a.tokenCmd(), a.auditCmd(), a.secretCmd(), a.userCmd())
 	root.AddCommand(a.datasetsCmd(), a.datasetCmd(), a.lineageCmd(), a.sloCmd(), a.cacheCmd())
 	root.AddCommand(a.withServer(a.alertsCmd(), a.remoteAlerts))
-	root.AddCommand(a.hostsCmd())
+	root.AddCommand(a.hostsCmd(), a.agentCmd())
 	root.AddCommand(a.backupCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	for _, c := range root.Commands() {

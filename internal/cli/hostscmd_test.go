@@ -95,3 +95,31 @@ func TestHostsGroup(t *testing.T) {
 		t.Errorf("hosts bogus: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+// TestHostsSearchUsage checks the search's and the agent's flags before
+// any server is asked.
+func TestHostsSearchUsage(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"hosts", "--version-lt", "2.83"}, "--version-lt needs --package"},
+		{[]string{"hosts", "--package", "dnsmasq", "--version-lt", "2.83", "--version-eq", "2.80"}, "give one version bound"},
+		{[]string{"hosts", "--package", "dnsmasq", "--version-le", "a:b:c"}, `--version-le "a:b:c": not a version`},
+		{[]string{"hosts", "--active"}, "--active needs --service"},
+		{[]string{"hosts", "--port", "70000"}, "--port 70000: expected 1 to 65535"},
+		{[]string{"hosts", "--os", "debian:12:x"}, `--os "debian:12:x": expected a distribution`},
+		{[]string{"hosts", "--stale", "-o", "yaml"}, `--output "yaml": expected table, json or csv`},
+		{[]string{"hosts", "--stale"}, "needs a server"},
+		{[]string{"hosts", "history", "dns1", "--limit", "0"}, "--limit 0: expected 1 or more"},
+		{[]string{"agent", "--server", "http://127.0.0.1:1"}, "a worker token is required"},
+		{[]string{"agent", "--server", "http://127.0.0.1:1", "--token", "x", "--every", "10s"}, "--every 10s: expected 1m or more"},
+		{[]string{"agent", "--server", "http://127.0.0.1:1", "--token", "x", "--root", "/nonexistent"}, "--root /nonexistent: not a directory"},
+		{[]string{"worker", "--server", "http://127.0.0.1:1", "--token", "x", "--inventory-every", "5s"}, "--inventory-every 5s: expected 1m or more"},
+	} {
+		r := call(c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.stderr) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, r.code, r.stderr, c.stderr)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tasuki-dev/tasuki/internal/agent"
 	"github.com/tasuki-dev/tasuki/internal/metrics"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/worker"
@@ -36,7 +37,7 @@ func (a *app) workerCmd() *cobra.Command {
 		token, tokenFile, name, dir, cacheDir, metricsAddr string
 		labels                                             []string
 		slots                                              int
-		grace, killGrace, cacheKeep                        time.Duration
+		grace, killGrace, cacheKeep, inventoryEvery        time.Duration
 		logs                                               logFlags
 	)
 	cmd := &cobra.Command{
@@ -59,6 +60,11 @@ The output files of tasks' needs are downloaded into an artifact cache,
 and those of its attempts' outputs kept there before they are uploaded:
 --artifact-cache (default: tasuki/artifacts in the user's cache
 directory). A file no attempt has used for --cache-keep leaves it.
+
+The worker reports its host's facts to the server (the host inventory:
+operating system, packages, services, listening sockets; see 'tasuki hosts'),
+at start and every --inventory-every (0 sends none). A report that fails is
+tried again later and never stops the worker.
 
 SIGTERM or Ctrl-C drains (a spot preemption notice): no new leases; running
 attempts get --grace to finish by themselves (no signal reaches them
@@ -107,6 +113,9 @@ runs those attempts again elsewhere.`,
 			if cacheKeep <= 0 {
 				return usageErr("--cache-keep %s: expected a duration of more than 0s, like 24h or 30m", cacheKeep)
 			}
+			if inventoryEvery != 0 && inventoryEvery < time.Minute {
+				return usageErr("--inventory-every %s: expected 1m or more, or 0 to send no reports", inventoryEvery)
+			}
 			if cacheDir != "" {
 				// Created with its parents when missing, like the
 				// default; something else in the way is a mistake.
@@ -123,7 +132,7 @@ runs those attempts again elsewhere.`,
 				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
 				Grace: grace, KillGrace: killGrace,
 				ArtifactCache: cacheDir, CacheKeep: cacheKeep,
-				Logger: logger,
+				Logger: logger, InventoryEvery: inventoryEvery,
 			}
 			if metricsAddr != "" {
 				stop, err := serveWorkerMetrics(metricsAddr, w, logger)
@@ -156,6 +165,7 @@ runs those attempts again elsewhere.`,
 	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
 	f.StringVar(&cacheDir, "artifact-cache", "", "directory of the artifact cache: the files of needs downloaded, and of outputs kept (default: tasuki/artifacts in the user's cache directory)")
 	f.DurationVar(&cacheKeep, "cache-keep", worker.DefaultCacheKeep, "how long a file of the artifact cache that no attempt used since is kept")
+	f.DurationVar(&inventoryEvery, "inventory-every", agent.DefaultEvery, "how often to report this host's facts to the server (0: never)")
 	logs.register(cmd)
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, without authentication: bind it where only your Prometheus reaches (e.g. 127.0.0.1:9464)")
 	addClientCertFlags(cmd)

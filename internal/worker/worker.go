@@ -93,6 +93,13 @@ type Worker struct {
 	// Metrics receives what the worker counts (metrics.Worker implements
 	// it); nil counts nothing.
 	Metrics Metrics
+	// InventoryEvery is how often the worker reports its host's facts to
+	// the server, the first time at start (see inventory.go); 0 reports
+	// none.
+	InventoryEvery time.Duration
+	// inventoryRoot is where those facts are read ("/" when empty; tests
+	// give a fixture).
+	inventoryRoot string
 
 	// retryMin and retryMax bound the wait between retries of a failed
 	// call (tests shorten them); zero means 250ms and 10s.
@@ -223,6 +230,7 @@ func (w *Worker) Run(ctx context.Context, drain <-chan struct{}) error {
 	defer stopReport()
 	s.report = report
 	s.log.Info("worker started", "worker", s.name, "slots", s.slots, "labels", w.Labels, "dir", s.dir)
+	defer w.startInventory(ctx, s.log)()
 
 	leaseCtx, stopLeasing := context.WithCancel(ctx)
 	defer stopLeasing()
