@@ -448,3 +448,31 @@ func (c *Client) Item(ctx context.Context, runID int64, task string, item int) (
 	}
 	return p.Items[0], nil
 }
+
+// ZipValues returns ms reading the values of a zipped map's items (map:
+// {from: A, zip: true}) from the results of A, the map task at index up:
+// a zipped map's item i is A's item i's result, not stored with it. An
+// item of A that did not succeed gives null.
+func ZipValues(ms store.Maps, up int) store.Maps { return zipValues{Maps: ms, up: up} }
+
+type zipValues struct {
+	store.Maps
+	up int
+}
+
+func (z zipValues) MapValues(ctx context.Context, runID int64, _, from, n int) ([]json.RawMessage, error) {
+	rows, err := z.MapItems(ctx, store.MapItemFilter{RunID: runID, Index: z.up, From: from, Limit: n})
+	if err != nil {
+		return nil, fmt.Errorf("read the results of items %d to %d of map %d of run %d: %w", from, from+n-1, z.up, runID, err)
+	}
+	out := make([]json.RawMessage, n)
+	for i := range out {
+		out[i] = json.RawMessage("null")
+	}
+	for _, row := range rows {
+		if k := row.Item - from; k >= 0 && k < n && row.State == engine.TaskSucceeded && len(row.Result) > 0 {
+			out[k] = row.Result
+		}
+	}
+	return out, nil
+}

@@ -214,6 +214,29 @@ func addLocalMaps(ctx context.Context, st store.Store, v *api.Run, tasks []store
 
 // localMap finds map task id of a local run and its stored state, with
 // the errors the server would answer, as usage errors.
+// localValues is where the values of a map's items are read: the store,
+// or for a zipped map the results of the map it zips with (api.ZipValues).
+func localValues(ctx context.Context, l *local, runID int64, info store.MapInfo) store.Maps {
+	run, err := l.store.Run(ctx, runID)
+	if err != nil {
+		return l.store
+	}
+	pv, err := l.store.PipelineVersion(ctx, run.VersionID)
+	if err != nil {
+		return l.store
+	}
+	p, err := spec.Parse(pv.File, pv.Source)
+	if err != nil || info.Index >= len(p.Tasks) {
+		return l.store
+	}
+	if m := p.Tasks[info.Index].Map; m != nil && m.Zip {
+		if up := slices.IndexFunc(p.Tasks, func(t spec.Task) bool { return t.ID == m.From }); up >= 0 {
+			return api.ZipValues(l.store, up)
+		}
+	}
+	return l.store
+}
+
 func localMap(ctx context.Context, l *local, runID int64, id string) (store.MapInfo, store.TaskRow, error) {
 	run, err := l.store.Run(ctx, runID)
 	if err != nil {
@@ -324,7 +347,7 @@ The map's counts are under its task in 'tasuki status'; an item's log is
 			if err != nil {
 				return err
 			}
-			page, err := api.ReadItems(cmd.Context(), l.store, info, q)
+			page, err := api.ReadItems(cmd.Context(), localValues(cmd.Context(), l, id, info), info, q)
 			if err != nil {
 				return apiUsageErr(err)
 			}

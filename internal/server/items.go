@@ -90,5 +90,33 @@ func (v *service) Items(ctx context.Context, runID int64, task string, q api.Ite
 	if err != nil {
 		return api.Page[api.Item]{}, err
 	}
-	return api.ReadItems(ctx, v.s.store, info, q)
+	ms, err := v.itemValues(ctx, runID, info)
+	if err != nil {
+		return api.Page[api.Item]{}, err
+	}
+	return api.ReadItems(ctx, ms, info, q)
+}
+
+// itemValues is where the values of a map's items are read: the map's own
+// rows, except for a map that zips with another (map: {from: A, zip:
+// true}), whose item i is A's item i's result and is not stored with it.
+func (v *service) itemValues(ctx context.Context, runID int64, info store.MapInfo) (store.Maps, error) {
+	r, err := v.s.store.Run(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := v.s.runner.Pipeline(ctx, r.VersionID)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline version of run %d: %w", runID, err)
+	}
+	m := p.Tasks[info.Index].Map
+	if m == nil || !m.Zip || m.From == "" {
+		return v.s.store, nil
+	}
+	for i, t := range p.Tasks {
+		if t.ID == m.From {
+			return api.ZipValues(v.s.store, i), nil
+		}
+	}
+	return v.s.store, nil
 }

@@ -78,6 +78,16 @@ tasks:
 	if err != nil || it.Worker != "w1" {
 		t.Errorf("item 0 of b: %+v (%v), want it run by w1", it, err)
 	}
+	// b's items are a's results, read from a's rows (not stored with b).
+	page, err := s.c.Items(context.Background(), run.ID, "b", api.ItemQuery{})
+	if err != nil || len(page.Items) != 4 {
+		t.Fatalf("items of b: %+v %v", page, err)
+	}
+	for i, it := range page.Items {
+		if want := fmt.Sprintf(`{"n":%d}`, i*10); strings.ReplaceAll(string(it.Value), " ", "") != want {
+			t.Errorf("item %d of b has value %s, want %s (a's result)", i, it.Value, want)
+		}
+	}
 }
 
 // TestProcessZipKilledAndResumed: a server is killed with SIGKILL while a
