@@ -461,18 +461,27 @@ type zipValues struct {
 }
 
 func (z zipValues) MapValues(ctx context.Context, runID int64, _, from, n int) ([]json.RawMessage, error) {
-	rows, err := z.MapItems(ctx, store.MapItemFilter{RunID: runID, Index: z.up, From: from, Limit: n})
-	if err != nil {
-		return nil, fmt.Errorf("read the results of items %d to %d of map %d of run %d: %w", from, from+n-1, z.up, runID, err)
-	}
 	out := make([]json.RawMessage, n)
 	for i := range out {
 		out[i] = json.RawMessage("null")
 	}
-	for _, row := range rows {
-		if k := row.Item - from; k >= 0 && k < n && row.State == engine.TaskSucceeded && len(row.Result) > 0 {
-			out[k] = row.Result
+	// The range may be longer than one read of rows may be (a cluster of
+	// sparse rows of a large map): read it page by page.
+	for cur := from; cur < from+n; {
+		want := min(from+n-cur, store.MaxMapItemsLimit)
+		rows, err := z.MapItems(ctx, store.MapItemFilter{RunID: runID, Index: z.up, From: cur, Limit: want})
+		if err != nil {
+			return nil, fmt.Errorf("read the results of items %d to %d of map %d of run %d: %w", cur, from+n-1, z.up, runID, err)
 		}
+		for _, row := range rows {
+			if k := row.Item - from; k >= 0 && k < n && row.State == engine.TaskSucceeded && len(row.Result) > 0 {
+				out[k] = row.Result
+			}
+		}
+		if len(rows) < want {
+			break
+		}
+		cur = rows[len(rows)-1].Item + 1
 	}
 	return out, nil
 }

@@ -21,8 +21,25 @@ type logFlags struct {
 
 func (l *logFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&l.format, "log-format", "text", "format of this process's own log on stderr: text (readable, key=value) or json (one object per line)")
-	f.StringVar(&l.level, "log-level", "info", "least level logged: debug, info, warn or error; SIGHUP switches between it and debug while running")
+	f.StringVar(&l.format, "log-format", envOr("TASUKI_LOG_FORMAT", "text"), "format of this process's own log on stderr: text (readable, key=value) or json (one object per line); $TASUKI_LOG_FORMAT")
+	f.StringVar(&l.level, "log-level", envOr("TASUKI_LOG_LEVEL", "info"), "least level logged: debug, info, warn or error; SIGHUP switches between it and debug while running; $TASUKI_LOG_LEVEL")
+}
+
+// envOr is the variable's value, or def when it is unset or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// durationsAsText writes durations as "1.5s" rather than nanoseconds in
+// JSON, as the text format does.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // logger returns the process's logger and the level it follows, which
@@ -32,7 +49,7 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
 	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, nil, usageErr("--log-level %q: expected debug, info, warn or error", l.level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationsAsText}
 	switch strings.ToLower(l.format) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), lv, nil

@@ -128,6 +128,9 @@ grace period, and what is left resumes at the next start.`,
 				return usageErr("%v", err)
 			}
 			if traced {
+				protocol, endpoint := tracing.Describe(os.Getenv)
+				logger.Info("traces on: exporting over OTLP", "protocol", protocol, "endpoint", endpoint)
+				tracing.LogErrors(logger)
 				opts.TracerProvider = tp
 				defer func() {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

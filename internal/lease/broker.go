@@ -96,6 +96,9 @@ type Observation struct {
 	// Event is set for what happened to a remote lease: "expired" (the
 	// worker went silent) or "refused" (a report for a lease not held).
 	Event string
+	// Remote is whether a remote worker took it (not the server's own
+	// executor).
+	Remote bool
 }
 
 func (b *Broker) observe(o Observation) {
@@ -332,7 +335,7 @@ func (b *Broker) observeTaken(got []*leaseState) {
 		return
 	}
 	for _, l := range got {
-		b.observe(Observation{Pipeline: l.o.a.Pipeline, Labels: l.o.labels, Waited: l.o.taken.Sub(l.o.offered)})
+		b.observe(Observation{Pipeline: l.o.a.Pipeline, Labels: l.o.labels, Waited: l.o.taken.Sub(l.o.offered), Remote: !l.deadline.IsZero()})
 	}
 }
 
@@ -367,7 +370,6 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 		b.heard(req.Worker)
 		changed := b.changed
 		b.mu.Unlock()
-		b.observeTaken(got)
 		if len(got) > 0 {
 			resp := api.LeaseResponse{Leases: make([]api.Lease, 0, len(got))}
 			for _, l := range got {
@@ -387,6 +389,7 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 					continue
 				}
 				resp.Leases = append(resp.Leases, b.describe(l))
+				b.observeTaken([]*leaseState{l}) // handed out for good
 				b.Logger.Log(ctx, attemptLevel(l.o.a), "attempt leased", attemptAttrs(l, "worker", l.worker)...)
 			}
 			if len(resp.Leases) > 0 || ctx.Err() != nil {
@@ -413,6 +416,17 @@ func (b *Broker) giveBack(l *leaseState) {
 	}
 	delete(b.leases, l.id)
 	l.o.lease = nil
+	l.o.taken = time.Time{}
+	if l.stop != nil || l.o.ctx.Err() != nil {
+		// The run stopped wanting the attempt while it was being handed
+		// out: Run waits for a result, not for a worker; nobody runs it.
+		res := runner.AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled before a worker took it"}
+		if errors.Is(l.stop, attempt.ErrPreempted) || errors.Is(context.Cause(l.o.ctx), attempt.ErrPreempted) {
+			res = runner.AttemptResult{Outcome: attempt.Preempted, Message: "handed back before a worker took it"}
+		}
+		l.o.result <- res
+		return
+	}
 	l.o.offered = b.Now()
 	if l.o.span != nil {
 		l.o.span.AddEvent("handed back", trace.WithAttributes(attribute.String("tasuki.worker", l.worker)))
@@ -456,7 +470,9 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 	var resp api.HeartbeatResponse
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.heard(req.Worker)
+	if req.Worker != "" && len(req.Worker) <= maxWorkerName {
+		b.heard(req.Worker)
+	}
 	owner := api.TokenName(ctx)
 	for _, id := range req.Leases {
 		l, ok := b.leases[id]
@@ -551,7 +567,11 @@ func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []
 	}
 	for _, t := range done {
 		t.l.o.result <- t.res
-		b.Logger.Log(ctx, attemptLevel(t.l.o.a), "attempt reported", attemptAttrs(t.l, "worker", t.l.worker, "outcome", t.res.Outcome)...)
+		level := attemptLevel(t.l.o.a)
+		if t.res.Outcome != attempt.Succeeded {
+			level = slog.LevelWarn // a failure shows at the default level
+		}
+		b.Logger.Log(ctx, level, "attempt reported", attemptAttrs(t.l, "worker", t.l.worker, "outcome", t.res.Outcome, "message", t.res.Message)...)
 	}
 	return errs
 }
@@ -680,7 +700,11 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 				b.observeTaken(got)
 				b.Logger.Debug("attempt started", attemptAttrs(l, "worker", localWorker)...)
 				res := run(l.o.ctx, l.o.a)
-				b.Logger.Debug("attempt ended", attemptAttrs(l, "worker", localWorker, "outcome", res.Outcome)...)
+				level := slog.LevelDebug
+				if res.Outcome != attempt.Succeeded {
+					level = slog.LevelWarn // a failure shows at the default level
+				}
+				b.Logger.Log(ctx, level, "attempt ended", attemptAttrs(l, "worker", localWorker, "outcome", res.Outcome, "message", res.Message)...)
 				b.mu.Lock()
 				_, held := b.leases[l.id]
 				delete(b.leases, l.id)
@@ -710,13 +734,25 @@ func (b *Broker) Waiting(run int64, task string, attempt int) bool {
 	return false
 }
 
+// maxWorkerName bounds the worker names the broker remembers.
+const maxWorkerName = 256
+
 // heard records that a remote worker called; b.mu is held. Names not heard
-// of for a lease timeout are forgotten, so the map holds the live fleet.
+// of for a lease timeout are forgotten (here and in Stats), so the map
+// holds the live fleet.
 func (b *Broker) heard(worker string) {
+	now := b.Now()
 	if b.seen == nil {
 		b.seen = map[string]time.Time{}
 	}
-	b.seen[worker] = b.Now()
+	if len(b.seen) >= 1024 {
+		for name, at := range b.seen {
+			if now.Sub(at) > b.LeaseTimeout {
+				delete(b.seen, name)
+			}
+		}
+	}
+	b.seen[worker] = now
 }
 
 // Stats is the broker's state at one moment, for the server's gauges.

@@ -461,12 +461,41 @@ func TestObserveAndStats(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []Observation{
-		{Pipeline: "p", Labels: []string{"gpu"}, Waited: 3 * time.Second},
+		{Pipeline: "p", Labels: []string{"gpu"}, Waited: 3 * time.Second, Remote: true},
 		{Event: "expired", Pipeline: "p"},
 		{Ended: true, Pipeline: "p", Labels: []string{"gpu"}, Outcome: attempt.Lost, Ran: 2*time.Second + b.LeaseTimeout},
 		{Event: "refused"},
 	}
 	if !reflect.DeepEqual(seen, want) {
 		t.Errorf("observed\n %+v\nwant\n %+v", seen, want)
+	}
+}
+
+// TestCancelledWhileHandedOut: a run cancelled while its attempt is being
+// handed to a worker (recording the worker failed, so the lease is given
+// back) ends the attempt as cancelled instead of putting it in line again,
+// where Run would wait for ever or a worker would run it.
+func TestCancelledWhileHandedOut(t *testing.T) {
+	b, _, _ := newBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.OnLease = func(*runner.Attempt, string) error {
+		cancel()
+		return errors.New("the store is gone")
+	}
+	res := submit(ctx, b, offered(1, "a", 0))
+	resp, err := b.Lease(context.Background(), api.LeaseRequest{Worker: "w1", Free: 1})
+	if err != nil || len(resp.Leases) != 0 {
+		t.Fatalf("lease: %+v %v", resp, err)
+	}
+	select {
+	case r := <-res:
+		if r.Outcome != attempt.Cancelled {
+			t.Errorf("result %+v, want cancelled", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return: the cancelled attempt went back in line")
+	}
+	if st := b.Stats(); st.Waiting[""] != 0 || st.Running != 0 {
+		t.Errorf("stats after: %+v", st)
 	}
 }

@@ -42,10 +42,12 @@ func (f *Files) WriteWhole(ctx context.Context, logs []Whole) error {
 		logs []Whole
 	}
 	var groups []*group
+	var errs []error // one log that cannot be kept does not cost the others
 	byPack := map[string]*group{}
 	for _, w := range logs {
 		if err := w.Key.validate(); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		if len(w.Data) == 0 {
 			continue // an empty log is no log
@@ -53,7 +55,7 @@ func (f *Files) WriteWhole(ctx context.Context, logs []Whole) error {
 		task, _, ok := ParseItemTask(w.Key.TaskID)
 		if !ok {
 			if err := f.writeFile(ctx, w); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			continue
 		}
@@ -68,13 +70,14 @@ func (f *Files) WriteWhole(ctx context.Context, logs []Whole) error {
 	}
 	for _, g := range groups {
 		if err := f.appendPack(g.run, g.task, g.logs); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		for _, w := range g.logs {
 			f.wake(w.Key)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // writeFile writes one whole log as its own file.
@@ -143,9 +146,18 @@ func (f *Files) appendPack(run int64, task string, logs []Whole) error {
 	if f.Wrote != nil {
 		f.Wrote(len(data))
 	}
-	idx, err := os.OpenFile(idxPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	idx, err := os.OpenFile(idxPath, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("write the item logs of run %d task %q: %w", run, task, err)
+	}
+	// A line cut short by a crash (or a full disk) is ended first, so the
+	// lines appended now stay lines of their own: the cut one then fails
+	// to parse and is skipped, rather than run into the next.
+	if st, serr := idx.Stat(); serr == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, rerr := idx.ReadAt(last, st.Size()-1); rerr == nil && last[0] != '\n' {
+			index = append([]byte{'\n'}, index...)
+		}
 	}
 	_, err = idx.Write(index)
 	if cerr := idx.Close(); err == nil {
@@ -270,6 +282,10 @@ func (f *Files) openPacked(k Key, offset int64) (io.ReadCloser, bool, error) {
 	file, err := os.Open(packPath)
 	if err != nil {
 		return nil, true, fmt.Errorf("open log of %s: %w", k, err)
+	}
+	if fi, err := file.Stat(); err != nil || e.offset+e.length > fi.Size() {
+		file.Close()
+		return nil, true, fmt.Errorf("open log of %s: its pack %s is shorter than its index says", k, packPath)
 	}
 	return packReader{io.NewSectionReader(file, e.offset+offset, e.length-offset), file}, true, nil
 }

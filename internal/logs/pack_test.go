@@ -107,6 +107,21 @@ func TestPackIndexCutShort(t *testing.T) {
 	if got := readAll(t, f, b.Key, 0); got != "" {
 		t.Errorf("b, whose index line was cut: %q, want nothing", got)
 	}
+	// The next batch after the cut starts on a line of its own: the cut
+	// line is skipped, not joined to the new one (which would give item
+	// 2's log to another item).
+	c := Whole{Key: Key{RunID: 1, TaskID: ItemTask("m", 2), Attempt: 1}, Data: []byte("t out c\n")}
+	if err := f.WriteWhole(ctx, []Whole{c}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, f, c.Key, 0); got != string(c.Data) {
+		t.Errorf("c, written after the cut line: %q", got)
+	}
+	for _, item := range []int{12, 21} {
+		if got := readAll(t, f, Key{RunID: 1, TaskID: ItemTask("m", item), Attempt: 1}, 0); got != "" {
+			t.Errorf("item %d, never written, reads %q", item, got)
+		}
+	}
 	// Garbage lines are skipped too.
 	if err := os.WriteFile(idx, append(data[:len(data):len(data)], "x y\n1 2 3\n-1 1 0 4\n"...), 0o600); err != nil {
 		t.Fatal(err)

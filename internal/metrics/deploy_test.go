@@ -24,7 +24,7 @@ func exported(t *testing.T) map[string]bool {
 	// Vectors export nothing until a label set is used: use each once.
 	s.RunStarted("p")
 	s.RunEnded("p", "succeeded")
-	s.TaskEnded("p", "succeeded")
+	s.TaskEnded("p", "succeeded", 1)
 	s.AttemptEnded("p", "succeeded", time.Second)
 	s.AttemptWaited("", time.Second)
 	s.PoolWaited("default", time.Second)

@@ -56,7 +56,7 @@ func NewServer(gauges prometheus.Collector) *Server {
 	m.attemptTime = f.histogram("tasuki_attempt_duration_seconds", "Time from an attempt's start on its executor to its report, by pipeline and outcome.", durationBuckets, "pipeline", "outcome")
 	m.waitTime = f.histogram("tasuki_attempt_wait_seconds", "Time an attempt waited for an executor slot after it was ready, by the labels it asked for (\"\" for none).", durationBuckets, "labels")
 	m.poolWait = f.histogram("tasuki_pool_wait_seconds", "Time a ready task (or a unit of a map's items) waited for a slot of its pool, or of the server's parallelism for the default pool.", durationBuckets, "pool")
-	m.leases = f.counter("tasuki_lease_events_total", "Leases of attempts to remote workers: granted, expired (the worker stopped sending heartbeats: the attempt is lost) and refused reports (a lease no longer held).", "event")
+	m.leases = f.counter("tasuki_lease_events_total", "Leases of attempts to remote workers (not the server's own executor): granted, expired (the worker stopped sending heartbeats: the attempt is lost) and refused reports (a lease no longer held).", "event")
 	m.schedLag = f.histogram("tasuki_scheduler_lag_seconds", "How late a scheduled run was created after its planned time (the end of its interval).", durationBuckets).WithLabelValues()
 	m.storeTime = f.histogram("tasuki_store_seconds", "Duration of store transactions that record what runs do, by operation.", latencyBuckets, "op")
 	m.storeErrors = f.counter("tasuki_store_errors_total", "Store transactions that failed, by operation.", "op")
@@ -67,6 +67,12 @@ func NewServer(gauges prometheus.Collector) *Server {
 	m.slack = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasuki_deadline_slack_seconds", Help: "Deadline minus predicted finish of the pipeline's latest judged run (negative: predicted late)."}, []string{"pipeline"})
 	m.sloBreached = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasuki_slo_breached", Help: "1 while a freshness objective has an open breach, 0 while it is met."}, []string{"pipeline", "objective"})
 	m.reg.MustRegister(m.slack, m.sloBreached)
+	// Series that alerts take a rate of exist from the start at 0, so the
+	// first event is an increase and dashboards show 0, not "no data".
+	for _, e := range []string{LeaseGranted, LeaseExpired, LeaseRefused} {
+		m.leases.WithLabelValues(e)
+	}
+	m.storeErrors.WithLabelValues("apply")
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if gauges != nil {
 		m.reg.MustRegister(gauges)
@@ -89,9 +95,9 @@ func (m *Server) RunStarted(pipeline string) { m.runsStarted.WithLabelValues(pip
 // RunEnded counts a run that ended in state.
 func (m *Server) RunEnded(pipeline, state string) { m.runsEnded.WithLabelValues(pipeline, state).Inc() }
 
-// TaskEnded counts a task that reached its final state.
-func (m *Server) TaskEnded(pipeline, state string) {
-	m.tasksEnded.WithLabelValues(pipeline, state).Inc()
+// TaskEnded counts n tasks that reached their final state.
+func (m *Server) TaskEnded(pipeline, state string, n int) {
+	m.tasksEnded.WithLabelValues(pipeline, state).Add(float64(n))
 }
 
 // AttemptEnded records an attempt that ended with outcome after running

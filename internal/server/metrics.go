@@ -32,7 +32,9 @@ func (s *Server) setupMetrics() {
 		case o.Ended:
 			s.metrics.AttemptEnded(o.Pipeline, string(o.Outcome), o.Ran)
 		default:
-			s.metrics.LeaseEvent(metrics.LeaseGranted, 1)
+			if o.Remote {
+				s.metrics.LeaseEvent(metrics.LeaseGranted, 1)
+			}
 			s.metrics.AttemptWaited(strings.Join(o.Labels, ","), o.Waited)
 		}
 	}
@@ -51,7 +53,9 @@ func (s *Server) snapshot() metrics.Snapshot {
 }
 
 // observeMetrics counts the runs and tasks a committed batch started or
-// ended.
+// ended. Tasks ended by a record of their own are counted as they end;
+// when the run ends, the tasks that ended without one (the pending tasks
+// of a cancelled run) are counted from the run's final counts.
 func (s *Server) observeMetrics(p runner.Progress) {
 	for _, r := range p.Records {
 		switch {
@@ -59,12 +63,42 @@ func (s *Server) observeMetrics(p runner.Progress) {
 			s.metrics.RunStarted(p.Run.Pipeline)
 		case r.Kind == engine.RecRunFinished:
 			s.metrics.RunEnded(p.Run.Pipeline, string(p.Run.State))
+			s.log.Info("run ended", "run", p.Run.ID, "pipeline", p.Run.Pipeline, "state", p.Run.State)
+			counted := s.tasksCounted(p.Run.ID, "", true)
+			for state, n := range p.Counts {
+				if state.Terminal() && n > counted[state] {
+					s.metrics.TaskEnded(p.Run.Pipeline, string(state), n-counted[state])
+				}
+			}
 		case r.Task >= 0 && p.Task != nil && taskEnding(r.Kind):
 			if t := p.Task(r.Task); t.State.Terminal() {
-				s.metrics.TaskEnded(p.Run.Pipeline, string(t.State))
+				s.metrics.TaskEnded(p.Run.Pipeline, string(t.State), 1)
+				s.tasksCounted(p.Run.ID, t.State, false)
 			}
 		}
 	}
+}
+
+// tasksCounted notes a task of run counted in state (when state is not
+// empty), and returns (and forgets, with done) what was counted of it.
+func (s *Server) tasksCounted(run int64, state engine.TaskState, done bool) map[engine.TaskState]int {
+	s.countedMu.Lock()
+	defer s.countedMu.Unlock()
+	if s.counted == nil {
+		s.counted = map[int64]map[engine.TaskState]int{}
+	}
+	c := s.counted[run]
+	if state != "" {
+		if c == nil {
+			c = map[engine.TaskState]int{}
+			s.counted[run] = c
+		}
+		c[state]++
+	}
+	if done {
+		delete(s.counted, run)
+	}
+	return c
 }
 
 // taskEnding reports whether a record can leave its task in a final state.

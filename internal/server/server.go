@@ -55,8 +55,11 @@ type Server struct {
 	logs   *logs.Files
 	runner *runner.Runner
 	broker *lease.Broker
-	// metrics is what /api/v1/metrics serves (metrics.go).
-	metrics *metrics.Server
+	// metrics is what /api/v1/metrics serves (metrics.go); counted is
+	// what it counted of the tasks of each executing run.
+	metrics   *metrics.Server
+	countedMu sync.Mutex
+	counted   map[int64]map[engine.TaskState]int
 	// tp and tracer are nil when tracing is off (tracing.go).
 	tp     trace.TracerProvider
 	tracer trace.Tracer
@@ -574,7 +577,7 @@ func (s *Server) execute(r store.Run) bool {
 	}
 	info := execInfo{pipeline: r.Pipeline, backfill: r.BackfillID}
 	if s.tracer != nil {
-		info.trace = tracing.RunSpanContext(r.ID, r.CreatedAt)
+		info.trace = tracing.Sample(s.tracer, tracing.RunSpanContext(r.ID, r.CreatedAt))
 	}
 	s.executing[r.ID] = info
 	s.wg.Add(1)

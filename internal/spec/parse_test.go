@@ -488,7 +488,11 @@ func TestAliasBomb(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	// The error below is what bounds the work (the expansion is counted
+	// and refused); the time is only a backstop against an unbounded
+	// expansion, generous because CI shares 2 cores under the race
+	// detector (about 3 s here, 10.6 s once under load).
+	if d := time.Since(start); d > time.Minute {
 		t.Errorf("Parse took %v", d)
 	}
 	if !strings.Contains(err.Error(), "aliases expand the document") {

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -29,7 +31,8 @@ func Enabled(getenv func(string) string) bool {
 	switch strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))) {
 	case "none":
 		return false
-	case "otlp":
+	case "":
+	default: // otlp, and the exporters FromEnv refuses
 		return true
 	}
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
@@ -46,9 +49,14 @@ func FromEnv(ctx context.Context, service string, getenv func(string) string) (t
 	if !Enabled(getenv) {
 		return nil, false, nil
 	}
-	proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if e := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))); e != "" && e != "otlp" {
+		return nil, false, fmt.Errorf("OTEL_TRACES_EXPORTER %q: tasuki exports traces over OTLP only (otlp, or none)", e)
+	}
+	protoVar := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	proto := getenv(protoVar)
 	if proto == "" {
-		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+		protoVar = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		proto = getenv(protoVar)
 	}
 	var exp sdktrace.SpanExporter
 	switch strings.ToLower(strings.TrimSpace(proto)) {
@@ -57,7 +65,7 @@ func FromEnv(ctx context.Context, service string, getenv func(string) string) (t
 	case "grpc":
 		exp, err = otlptracegrpc.New(ctx)
 	default:
-		return nil, false, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: expected http/protobuf or grpc", proto)
+		return nil, false, fmt.Errorf("%s %q: expected http/protobuf or grpc", protoVar, proto)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("traces: OTLP exporter: %w", err)
@@ -152,4 +160,45 @@ func (g *IDGenerator) NewSpanID(ctx context.Context, tid trace.TraceID) trace.Sp
 		g.random(sid[:])
 	}
 	return sid
+}
+
+// Describe says where traces go, for the line a process logs when it
+// starts with tracing on.
+func Describe(getenv func(string) string) (protocol, endpoint string) {
+	protocol = getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if protocol == "" {
+		protocol = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if protocol == "" {
+		protocol = "http/protobuf"
+	}
+	endpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if endpoint == "" {
+		endpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
+	if endpoint == "" {
+		endpoint = "the OTLP default (localhost)"
+	}
+	return protocol, endpoint
+}
+
+// LogErrors sends the errors of the OpenTelemetry SDK (an export that
+// failed) to log instead of Go's standard logger, so they are lines of the
+// process's own log, in its format. The SDK's error handler is global to
+// the process: there is one provider per process.
+func LogErrors(log *slog.Logger) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("traces: export failed", "err", err)
+	}))
+}
+
+// Sample returns sc (a run's root span context) with the sampling decision
+// the provider's sampler makes for the run's root span, taken once when
+// the run starts executing: the attempts and store transactions that name
+// it as their parent follow it (parent-based samplers), so a run is kept
+// or dropped whole. A trace-id ratio decides the same for the same run on
+// every server. The probe span is never ended, so never exported.
+func Sample(tr trace.Tracer, sc trace.SpanContext) trace.SpanContext {
+	_, probe := tr.Start(WithIDs(context.Background(), sc), "sampling probe")
+	return sc.WithTraceFlags(sc.TraceFlags().WithSampled(probe.SpanContext().IsSampled()))
 }

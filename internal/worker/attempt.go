@@ -24,7 +24,7 @@ func (s *session) runAttempt(a *leased) {
 	l := a.lease
 	log := s.log.With("lease", l.ID, "run", l.RunID, "pipeline", l.Pipeline, "task", l.Task, "attempt", l.Attempt)
 	// A map item's lines are debug: they come by the thousand a second
-	// (a failed one is still a warning below).
+	// (a failed one's report is a warning).
 	level := slog.LevelInfo
 	if l.Spec.Item != nil || len(l.Spec.Items) > 0 {
 		level = slog.LevelDebug
@@ -50,6 +50,9 @@ func (s *session) runAttempt(a *leased) {
 	err := s.rep.complete(a, req, size)
 	switch {
 	case err == nil:
+		if req.Outcome != api.OutcomeSucceeded {
+			level = slog.LevelWarn // a failure shows at the default level
+		}
 		log.Log(context.Background(), level, "attempt reported", "outcome", req.Outcome, "exit_code", derefOr(req.ExitCode, -1), "message", req.Message, "log_bytes", req.LogSize+int64(len(req.Log)))
 	case isLeaseLost(err):
 		log.Warn("the server refused the report: it no longer holds the lease (the attempt may run again elsewhere)", "outcome", req.Outcome, "err", err)
