@@ -513,6 +513,7 @@ func (s *Server) pass(ctx context.Context) {
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
 	s.observeMetrics(p)
+	s.traceWaits(p)
 	s.traceRunEnded(p)
 	s.deadlineProgress(p)
 	s.runEnded(p)

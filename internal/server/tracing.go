@@ -11,6 +11,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/tracing"
 )
 
@@ -32,6 +33,48 @@ func (s *Server) runTrace(run int64) (trace.SpanContext, bool) {
 	defer s.mu.Unlock()
 	e, ok := s.executing[run]
 	return e.trace, ok && e.trace.IsValid()
+}
+
+// traceWaits records each wait task that ended in the batch as a span,
+// child of its run's root span, from its start to its end: a wait is
+// poked by the runner, not handed to an executor, so the broker has no
+// attempt span of it.
+func (s *Server) traceWaits(p runner.Progress) {
+	if s.tracer == nil || p.Task == nil || p.TaskID == nil {
+		return
+	}
+	sc, ok := s.runTrace(p.Run.ID)
+	if !ok {
+		return
+	}
+	var pl *spec.Pipeline
+	for _, r := range p.Records {
+		if r.Task < 0 || !taskEnding(r.Kind) || r.Kind == engine.RecTaskUpstreamFailed {
+			continue
+		}
+		if pl == nil {
+			var err error
+			if pl, err = s.runner.Pipeline(context.Background(), p.Run.VersionID); err != nil {
+				return
+			}
+		}
+		if r.Task >= len(pl.Tasks) || pl.Tasks[r.Task].Wait == nil {
+			continue
+		}
+		t := p.Task(r.Task)
+		if t.StartedAt.IsZero() {
+			continue
+		}
+		ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
+		_, span := s.tracer.Start(ctx, "wait "+p.TaskID(r.Task), trace.WithTimestamp(t.StartedAt), trace.WithAttributes(
+			attribute.String("tasuki.pipeline", p.Run.Pipeline), attribute.Int64("tasuki.run", p.Run.ID),
+			attribute.String("tasuki.task", p.TaskID(r.Task)), attribute.Int("tasuki.attempt", t.Attempt),
+			attribute.String("tasuki.outcome", string(t.State))))
+		if t.State != engine.TaskSucceeded {
+			span.SetStatus(codes.Error, t.Message)
+		}
+		span.End(trace.WithTimestamp(r.Time))
+	}
 }
 
 // traceRunEnded records a run's root span once the run ended, with its

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,8 @@ tasks:
       echo "traceparent=$TRACEPARENT"
       m="$TASUKI_RUN_ID.mark"; test -f "$m" || { touch "$m"; exit 3; }
     retry: {attempts: 2, backoff: 10ms, max_backoff: 10ms}
+  - id: arrived
+    wait: {file: `+filepath.Join(pipelines, "traced.yaml")+`}
 `)
 	s := startServer(t, home, pipelines, []string{
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + collector.URL + "/v1/traces",
@@ -197,5 +200,18 @@ tasks:
 	}
 	if !outcomes["failed"] || !outcomes["succeeded"] {
 		t.Errorf("attempt outcomes %v, want failed and succeeded", outcomes)
+	}
+	// The wait is a span of its own under the root.
+	waits := 0
+	for _, sp := range spans {
+		if sp.Name == "wait arrived" {
+			waits++
+			if string(sp.ParentSpanId) != string(root.SpanId) || attr(sp, "tasuki.outcome") != "succeeded" {
+				t.Errorf("wait span %+v", sp)
+			}
+		}
+	}
+	if waits != 1 {
+		t.Errorf("%d wait spans, want 1", waits)
 	}
 }
