@@ -37,7 +37,7 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newBroker(t *testing.T) (*Broker, *clock, *logs.Files) {
+func newBroker(t testing.TB) (*Broker, *clock, *logs.Files) {
 	lf := logs.NewFiles(filepath.Join(t.TempDir(), "logs"))
 	b := New(lf, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c := &clock{now: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
