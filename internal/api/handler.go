@@ -296,6 +296,11 @@ func (h *handler) wrap(rt route) http.Handler {
 				if tw, ok := w.(*trackingWriter); ok && tw.status != 0 {
 					status = tw.status
 				}
+				if p := recover(); p != nil {
+					// Answered 500 by the recovery further out.
+					h.observe(name, http.StatusInternalServerError, time.Since(began))
+					panic(p)
+				}
 				h.observe(name, status, time.Since(began))
 			}()
 		}
