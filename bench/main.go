@@ -75,7 +75,7 @@ func run() error {
 		rowsExp string
 	)
 	flag.BoolVar(&o.quick, "quick", false, "a smaller subset that runs in under a minute")
-	flag.StringVar(&rowsExp, "rows", "", "run only rows whose key matches this regular expression (keys: proc-…, chain-…, orch-…, server-…, waits-…, map-…, cache-…)")
+	flag.StringVar(&rowsExp, "rows", "", "run only rows whose key matches this regular expression (keys: proc-…, chain-…, orch-…, server-…, waits-…, map-…, cache-…, hosts-…)")
 	flag.StringVar(&o.bin, "bin", "", "tasuki binary to measure (default bench/out/tasuki, built if missing)")
 	flag.StringVar(&o.outFile, "out", "", "where to write the table (default bench/out/results.md)")
 	flag.IntVar(&o.reps, "reps", 0, "repetitions of each process and orchestration row; the best is reported (default 3, 1 with -quick)")
@@ -159,6 +159,7 @@ func run() error {
 		{"orchestration", 2, orchRows},
 		{"waits", 4, waitsRows},
 		{"maps and cache", 5, mapRows},
+		{"host inventory", 6, inventoryRows},
 	}
 	byOrder := make([][]row, len(groups))
 	for _, g := range groups {
