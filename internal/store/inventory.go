@@ -579,3 +579,26 @@ func FillMatch(m *HostMatch, q HostQuery, services []hostfacts.Service, listener
 	}
 	SortPackageVersions(m.Packages)
 }
+
+// IDChanges returns the ids of next not in prev and of prev not in next,
+// each sorted: the package versions a host's report adds and removes, as
+// both drivers write them.
+func IDChanges(prev, next []int64) (added, removed []int64) {
+	in := make(map[int64]bool, len(prev))
+	for _, id := range prev {
+		in[id] = true
+	}
+	for _, id := range next {
+		if in[id] {
+			delete(in, id)
+		} else {
+			added = append(added, id)
+		}
+	}
+	for id := range in {
+		removed = append(removed, id)
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return slices.Compact(added), removed
+}

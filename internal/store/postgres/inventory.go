@@ -39,13 +39,15 @@ const reportAttempts = 3
 const hostCols = `id, name, machine_id, os_id, os_version, os_codename, os_like, os_name, scheme, kernel, arch, facts::text,
 	packages, collected_at, reported_at, first_reported_at, reported_by`
 
-func scanHost(row pgx.Row) (store.Host, error) {
+// scanHost reads a host row of hostColumns, then the columns of more.
+func scanHost(row pgx.Row, more ...any) (store.Host, error) {
 	var h store.Host
 	var like, scheme string
 	var facts json.RawMessage
-	err := row.Scan(&h.ID, &h.Name, &h.MachineID, &h.OS.ID, &h.OS.VersionID, &h.OS.VersionCodename, &like, &h.OS.PrettyName,
+	dest := []any{&h.ID, &h.Name, &h.MachineID, &h.OS.ID, &h.OS.VersionID, &h.OS.VersionCodename, &like, &h.OS.PrettyName,
 		&scheme, &h.Kernel, &h.Arch, jsonCol{&facts}, &h.Packages, timeCol{&h.CollectedAt}, timeCol{&h.ReportedAt},
-		timeCol{&h.FirstReportAt}, &h.ReportedBy)
+		timeCol{&h.FirstReportAt}, &h.ReportedBy}
+	err := row.Scan(append(dest, more...)...)
 	if err != nil {
 		return h, err
 	}
@@ -205,7 +207,7 @@ func (db *DB) putHostReport(ctx context.Context, rep *hostfacts.Report, by strin
 	if err != nil {
 		return store.Host{}, nil, err
 	}
-	added, removed := idChanges(oldIDs, ids)
+	added, removed := store.IDChanges(oldIDs, ids)
 	if len(removed) > 0 {
 		if _, err := tx.Exec(ctx, `DELETE FROM host_packages WHERE host_id = $1 AND package_id = ANY($2::bigint[])`, h.ID, removed); err != nil {
 			return store.Host{}, nil, fmt.Errorf("remove %d packages: %w", len(removed), err)
@@ -239,24 +241,7 @@ func (db *DB) putHostReport(ctx context.Context, rep *hostfacts.Report, by strin
 // scanHostLocked scans the host row the locking upsert returns, and
 // whether it inserted it.
 func scanHostLocked(row pgx.Row, inserted *bool) (store.Host, error) {
-	var h store.Host
-	var like, scheme string
-	var facts json.RawMessage
-	err := row.Scan(&h.ID, &h.Name, &h.MachineID, &h.OS.ID, &h.OS.VersionID, &h.OS.VersionCodename, &like, &h.OS.PrettyName,
-		&scheme, &h.Kernel, &h.Arch, jsonCol{&facts}, &h.Packages, timeCol{&h.CollectedAt}, timeCol{&h.ReportedAt},
-		timeCol{&h.FirstReportAt}, &h.ReportedBy, inserted)
-	if err != nil {
-		return h, err
-	}
-	h.Scheme = pkgver.Scheme(scheme)
-	h.OS.IDLike = strings.Fields(like)
-	if len(h.OS.IDLike) == 0 {
-		h.OS.IDLike = nil
-	}
-	if err := json.Unmarshal(facts, &h.Facts); err != nil {
-		return h, fmt.Errorf("facts of host %d: %w", h.ID, err)
-	}
-	return h, nil
+	return scanHost(row, inserted)
 }
 
 // packageIDs returns the ids of a report's package versions, in its
@@ -311,28 +296,6 @@ func packageIDs(ctx context.Context, tx pgx.Tx, rep *hostfacts.Report, had map[s
 		}
 	}
 	return ids, nil
-}
-
-// idChanges returns the ids of next not in prev and of prev not in next,
-// each sorted.
-func idChanges(prev, next []int64) (added, removed []int64) {
-	in := make(map[int64]bool, len(prev))
-	for _, id := range prev {
-		in[id] = true
-	}
-	for _, id := range next {
-		if in[id] {
-			delete(in, id)
-		} else {
-			added = append(added, id)
-		}
-	}
-	for id := range in {
-		removed = append(removed, id)
-	}
-	slices.Sort(added)
-	slices.Sort(removed)
-	return slices.Compact(added), removed
 }
 
 func putServices(ctx context.Context, tx pgx.Tx, hostID int64, services []hostfacts.Service) error {

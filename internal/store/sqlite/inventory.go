@@ -185,7 +185,7 @@ func (db *DB) PutHostReport(ctx context.Context, r *hostfacts.Report, by string,
 	if err != nil {
 		return fail(err)
 	}
-	added, removed := idChanges(oldIDs, ids)
+	added, removed := store.IDChanges(oldIDs, ids)
 	if len(removed) > 0 {
 		list, err := jsonList(removed)
 		if err != nil {
@@ -293,28 +293,6 @@ func packageIDs(ctx context.Context, tx *sql.Tx, rep *hostfacts.Report, had map[
 		}
 	}
 	return ids, nil
-}
-
-// idChanges returns the ids of next not in prev and of prev not in next,
-// each sorted.
-func idChanges(prev, next []int64) (added, removed []int64) {
-	in := make(map[int64]bool, len(prev))
-	for _, id := range prev {
-		in[id] = true
-	}
-	for _, id := range next {
-		if in[id] {
-			delete(in, id)
-		} else {
-			added = append(added, id)
-		}
-	}
-	for id := range in {
-		removed = append(removed, id)
-	}
-	slices.Sort(added)
-	slices.Sort(removed)
-	return slices.Compact(added), removed
 }
 
 func putServices(ctx context.Context, tx *sql.Tx, hostID int64, services []hostfacts.Service) error {
