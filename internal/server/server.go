@@ -37,6 +37,8 @@ import (
 
 // Server is one tasuki server process.
 type Server struct {
+	// live wakes the web UI's live views of the runs this server executes.
+	live *liveHub
 	// sqlWaits keeps the connections of SQL waits between their checks;
 	// Run closes it.
 	sqlWaits *sqltask.Pool
@@ -144,7 +146,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	sqlWaits := sqltask.NewPool()
-	s := &Server{alerts: notify.Discard{}, sqlWaits: sqlWaits,
+	s := &Server{alerts: notify.Discard{}, sqlWaits: sqlWaits, live: newLiveHub(),
 		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr,
 		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
@@ -321,7 +323,11 @@ func (s *Server) Run(ctx context.Context) error {
 		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)), api.WithWorkerArtifacts(s.broker),
 		api.WithMetrics(s.metrics.Handler(), s.metrics.HTTPDone), api.WithInventory(s.inventory))
 	defer s.watchAdvisories(brokerCtx)()
-	handler, err := s.withOIDC(handler, people) // /auth/oidc/ beside the API
+	handler, err := s.site(handler, people) // the web UI beside the API
+	if err != nil {
+		return err
+	}
+	handler, err = s.withOIDC(handler, people) // /auth/oidc/ beside both
 	if err != nil {
 		return err
 	}
@@ -513,6 +519,7 @@ func (s *Server) pass(ctx context.Context) {
 // room for queued ones.
 func (s *Server) observe(p runner.Progress) {
 	s.observeMetrics(p)
+	s.live.progress(p)
 	s.traceWaits(p)
 	s.traceRunEnded(p)
 	s.deadlineProgress(p)

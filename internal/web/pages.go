@@ -1,0 +1,139 @@
+package web
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/engine"
+)
+
+// login shows the login form. Its script posts to the API's login route,
+// which opens the session; the page itself changes nothing.
+func (u *UI) login(w http.ResponseWriter, r *http.Request) error {
+	next := r.URL.Query().Get("next")
+	if !localPath(next) {
+		next = "/"
+	}
+	if v, err := u.authenticate(r); err == nil && v.P.Name != "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return nil
+	}
+	return u.render(w, r, http.StatusOK, "login", viewData{Title: "Log in", Data: struct {
+		Next string
+		OIDC bool
+	}{next, u.o.OIDC}})
+}
+
+// localPath reports whether p is a path on this server (not another site's
+// URL, not a protocol-relative one), where a login may return to.
+func localPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && !strings.ContainsAny(p, "\r\n")
+}
+
+// staticFiles are the embedded assets with their ETags, computed once.
+var staticFiles = sync.OnceValue(func() map[string]staticFile {
+	m := map[string]staticFile{}
+	_ = fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ct := mime.TypeByExtension(path.Ext(p))
+		if ct == "" {
+			ct = "text/plain; charset=utf-8"
+		}
+		m[path.Base(p)] = staticFile{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, ctype: ct}
+		return nil
+	})
+	return m
+})
+
+type staticFile struct {
+	body  []byte
+	etag  string
+	ctype string
+}
+
+// static serves the embedded assets: revalidated by ETag on each load, so
+// a new binary's assets are never hidden behind an old cache.
+func (u *UI) static(w http.ResponseWriter, r *http.Request) error {
+	f, ok := staticFiles()[r.PathValue("file")]
+	if !ok {
+		return api.NotFound("no file %q", r.PathValue("file"))
+	}
+	h := w.Header()
+	h.Set("ETag", f.etag)
+	h.Set("Cache-Control", "no-cache")
+	if r.Header.Get("If-None-Match") == f.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h.Set("Content-Type", f.ctype)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(f.body)
+	}
+	return nil
+}
+
+// pipelineRow is one pipeline of the pipelines page.
+type pipelineRow struct {
+	P    api.Pipeline
+	Last engine.RunState // of its newest run; "" for none
+}
+
+// rank orders the pipelines page: broken and failing first, then running,
+// then the rest, each by name: the person on call reads the top.
+func (p pipelineRow) rank() int {
+	switch {
+	case p.P.Error != "":
+		return 0
+	case p.Last == engine.RunFailed:
+		return 1
+	case p.Last == engine.RunRunning || p.Last == engine.RunQueued:
+		return 2
+	}
+	return 3
+}
+
+func (u *UI) pipelines(w http.ResponseWriter, r *http.Request) error {
+	list, err := u.o.Service.Pipelines(r.Context())
+	if err != nil {
+		return err
+	}
+	v := viewerFrom(r.Context())
+	if v.P.Namespace != "" {
+		list.Items = slices.DeleteFunc(list.Items, func(p api.Pipeline) bool { return !v.P.Sees(p.Namespace) })
+		list.Problems = nil // a broken file's namespace may be unreadable, as in the API
+	}
+	rows := make([]pipelineRow, 0, len(list.Items))
+	for _, p := range list.Items {
+		row := pipelineRow{P: p}
+		if len(p.LastRuns) > 0 {
+			row.Last = p.LastRuns[0].State
+		}
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(a, b pipelineRow) int {
+		return cmp.Or(cmp.Compare(a.rank(), b.rank()), strings.Compare(a.P.Name, b.P.Name))
+	})
+	return u.render(w, r, http.StatusOK, "pipelines", viewData{Title: "Pipelines", Nav: "pipelines", Data: struct {
+		api.PipelineList
+		Rows []pipelineRow
+	}{list, rows}})
+}
+
+// errNotBuilt answers a page that is not written yet.
+var errNotBuilt = &api.Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this page is not built yet"}
