@@ -159,6 +159,7 @@ grace period, and what is left resumes at the next start.`,
 				return err
 			}
 			fmt.Fprintf(a.io.Err, "tasuki server listening on %s (pipelines: %s, data: %s)\n", srv.URL(), cfg.Pipelines, cfg.Home)
+			fmt.Fprintf(a.io.Err, "web UI: %s/ (people log in as users: tasuki user add NAME --role admin)\n", srv.URL())
 			return srv.Run(cmd.Context())
 		},
 	}

@@ -216,6 +216,10 @@ type viewerInfo struct {
 	CSRF string
 }
 
+// Name is the viewer's name as people read it: a user's name without the
+// "user:" of its actor name.
+func (v viewerInfo) Name() string { return strings.TrimPrefix(v.P.Name, api.UserActorPrefix) }
+
 // CanOperate reports whether the viewer's role may act on runs.
 func (v viewerInfo) CanOperate() bool { return v.P.Role.Rank() >= api.RoleOperator.Rank() }
 

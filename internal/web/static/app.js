@@ -24,7 +24,7 @@ const tasuki = (() => {
       const err = new Error(data?.error?.message || `${res.status} ${res.statusText}`);
       err.status = res.status;
       err.code = data?.error?.code || "";
-      if (res.status === 401) {
+      if (res.status === 401 && path !== "/login") {
         location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
       }
       throw err;
