@@ -23,6 +23,7 @@ func (s *Server) site(apiHandler http.Handler, people *users) (http.Handler, err
 		Graphs:   webGraphs{s},
 		Live:     s.live,
 		Audit:    auditLog{s},
+		Logs:     s.logs,
 		Logger:   s.log,
 		Now:      s.now,
 		OIDC:     s.cfg.OIDC.Issuer != "",

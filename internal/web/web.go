@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 )
 
 //go:embed templates/*.html
@@ -65,8 +66,11 @@ type Options struct {
 	Live     Live     // nil: live views check every PollEvery
 	Workers  Workers  // nil: the workers page says the server has none to show
 	Audit    api.AuditLog
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Logs is where the task page reads attempts' logs (the store the
+	// API's log route reads); nil: the page shows no logs.
+	Logs   logs.Store
+	Logger *slog.Logger
+	Now    func() time.Time
 	// PollEvery is how often a live view checks a run that no Live wakes
 	// (a run another server executes); default 2s.
 	PollEvery time.Duration
