@@ -10,11 +10,14 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -22,11 +25,14 @@ import (
 
 // Bounds of one search request.
 const (
-	// searchBudget is how many bytes of a log one request reads at most:
-	// at the measured ~1 GB/s of the scan (BenchmarkLogSearch) a request
-	// takes some tens of milliseconds, and a 1 GB log is searched in about
-	// 30 requests, each answering what it found so far.
+	// searchBudget is how many bytes of a log one request reads at most,
+	// and searchTime how long it reads at most (on a busy machine the
+	// bytes take longer): the scan measured 440-560 MB/s on a 2-core VM
+	// at load 17 (BenchmarkSearchLog), so a request takes up to about a
+	// tenth of a second and a 1 GB log is searched in some 30 requests,
+	// each answering what it found so far.
 	searchBudget = 32 << 20
+	searchTime   = 250 * time.Millisecond
 	// searchChunk is the size of the buffer the log is read through. A line
 	// longer than it is searched in overlapping pieces of this size.
 	searchChunk = 1 << 20
@@ -45,11 +51,12 @@ var errorWords = []string{"error", "fail", "exception", "panic", "traceback", "f
 
 // searchQuery is what to look for in a log and where to start.
 type searchQuery struct {
-	Needles []string // lower-case ASCII letters; any of them matches
-	After   int64    // byte offset to start at
-	Line    int64    // the line number at After (from 1); 0 when unknown
-	Budget  int64    // bytes to read at most (0: searchBudget)
-	Max     int      // matches to answer at most (0: maxHits)
+	Needles []string      // lower-case ASCII letters; any of them matches
+	After   int64         // byte offset to start at
+	Line    int64         // the line number at After (from 1); 0 when unknown
+	Budget  int64         // bytes to read at most (0: searchBudget)
+	Max     int           // matches to answer at most (0: maxHits)
+	Time    time.Duration // time to read at most (0: searchTime)
 }
 
 // searchHit is one matching line.
@@ -76,14 +83,70 @@ type searchResult struct {
 
 // lowerASCII writes src with ASCII letters in lower case to dst, which
 // must be as long: the same length, so offsets in one are offsets in the
-// other (full Unicode case folding would change lengths).
+// other (full Unicode case folding would change lengths). It works on
+// eight bytes at a time: a byte is an upper-case letter when adding
+// 0x80-'A' to its low seven bits sets its top bit and adding 0x80-'Z'-1
+// does not (and its own top bit is clear); 0x20 is that bit shifted.
 func lowerASCII(dst, src []byte) {
-	for i, c := range src {
+	const ones, top = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		w := binary.LittleEndian.Uint64(src[i:])
+		low7 := w &^ top
+		upper := (low7 + ones*(0x80-'A')) &^ (low7 + ones*(0x80-'Z'-1)) &^ w & top
+		binary.LittleEndian.PutUint64(dst[i:], w|upper>>2)
+	}
+	for ; i < len(src); i++ {
+		c := src[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		dst[i] = c
 	}
+}
+
+// commonness ranks bytes by how often they appear in logs, most common
+// last: a needle is looked for from its rarest byte, since bytes.Index
+// costs a call per occurrence of the first byte of what it looks for.
+const commonness = "qzjxkvbywgpfmucdhlsrnioate"
+
+// rarest returns the position in needle of the byte to look for first.
+func rarest(needle []byte) int {
+	best, rank := 0, len(commonness)+1
+	for i, c := range needle {
+		r := strings.IndexByte(commonness, c)
+		switch {
+		case r >= 0:
+		case c == ' ' || c == '\t':
+			r = len(commonness) // the most common byte of all
+		case c >= 0x80:
+			r = -1 // a byte of a non-ASCII letter: rare in logs
+		default:
+			r = strings.IndexByte(commonness, 'm') // digits and punctuation: middling
+		}
+		if r < rank {
+			best, rank = i, r
+		}
+	}
+	return best
+}
+
+// indexFrom finds needle in low at or after from, by its part from
+// position p (its rarest byte), checking the part before.
+func indexFrom(low []byte, from int, needle []byte, p int) int {
+	tail := needle[p:]
+	for at := from + p; at <= len(low)-len(tail); {
+		i := bytes.Index(low[at:], tail)
+		if i < 0 {
+			return -1
+		}
+		j := at + i - p
+		if bytes.Equal(low[j:j+p], needle[:p]) {
+			return j
+		}
+		at += i + 1
+	}
+	return -1
 }
 
 // foldNeedle is a query as searchLog compares it.
@@ -106,6 +169,7 @@ func searchLog(ctx context.Context, store logs.Store, key logs.Key, q searchQuer
 		budget = searchBudget
 	}
 	limit := q.Max
+	deadline := time.Now().Add(cmp.Or(q.Time, searchTime))
 	if limit <= 0 {
 		limit = maxHits
 	}
@@ -130,6 +194,7 @@ func searchLog(ctx context.Context, store logs.Store, key logs.Key, q searchQuer
 	}
 	for _, n := range q.Needles {
 		s.needles = append(s.needles, []byte(n))
+		s.from = append(s.from, rarest([]byte(n)))
 		s.overlap = max(s.overlap, len(n)-1)
 	}
 	buf := make([]byte, searchChunk)
@@ -177,6 +242,9 @@ func searchLog(ctx context.Context, store logs.Store, key logs.Key, q searchQuer
 		copy(buf, buf[consumed:n])
 		n -= consumed
 		res.Next, res.NextLine = s.base, s.line
+		if !eof && time.Now().After(deadline) {
+			return res, nil // the rest of the budget waits for the next request
+		}
 		if eof {
 			res.Done = atEnd
 			if res.Done {
@@ -190,6 +258,7 @@ func searchLog(ctx context.Context, store logs.Store, key logs.Key, q searchQuer
 // scanner finds matching lines in the buffers searchLog reads.
 type scanner struct {
 	needles  [][]byte
+	from     []int // per needle, the position of its rarest byte
 	next     []int // per needle, the next occurrence at or after pos in the buffer being scanned; -1: none
 	overlap  int   // longest needle - 1: the bytes a piece of a long line keeps for the next
 	limit    int
@@ -221,12 +290,12 @@ func (s *scanner) scan(buf, low []byte) bool {
 				continue
 			}
 			if s.next[k] < pos {
-				i := bytes.Index(low[pos:], nd)
+				i := indexFrom(low, pos, nd, s.from[k])
 				if i < 0 {
 					s.next[k] = -1
 					continue
 				}
-				s.next[k] = pos + i
+				s.next[k] = i
 			}
 			if m < 0 || s.next[k] < m || (s.next[k] == m && len(nd) > width) {
 				m, width = s.next[k], len(nd)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/logs"
 )
@@ -125,8 +126,15 @@ func TestSearchLog(t *testing.T) {
 		})
 	}
 
+	// A request out of time stops after the piece it read, and the next
+	// goes on from there.
+	hits := searchAll(t, f, k, searchQuery{Needles: errorWords, Budget: searchBudget, Time: time.Nanosecond})
+	if wantOff, _ := bruteHits(data, errorWords); len(hits) != len(wantOff) {
+		t.Errorf("out of time at each piece: %d hits, want %d", len(hits), len(wantOff))
+	}
+
 	// One needle, the boundary match among them.
-	hits := searchAll(t, f, k, searchQuery{Needles: []string{foldNeedle("PANIC AT")}, Budget: 1 << 20})
+	hits = searchAll(t, f, k, searchQuery{Needles: []string{foldNeedle("PANIC AT")}, Budget: 1 << 20})
 	if len(hits) != 1 || hits[0].Offset != searchChunk-3 || hits[0].Match != "PANIC at" {
 		t.Errorf("the match across the first buffer's end: %+v", hits)
 	}
@@ -168,5 +176,56 @@ func TestReadLogWindow(t *testing.T) {
 	}
 	if v.Hit != "line 50000" || data[v.Start-1] != '\n' || data[v.End-1] != '\n' || v.Start+int64(len(v.Before)) != at-3 {
 		t.Errorf("window at %d: %d-%d, hit %q", at, v.Start, v.End, v.Hit)
+	}
+}
+
+// BenchmarkSearchLog measures one search request (searchBudget bytes read,
+// no match) for the error words and for one word.
+//
+//	go test -run '^$' -bench SearchLog ./internal/web/
+func BenchmarkSearchLog(b *testing.B) {
+	f := logs.NewFiles(b.TempDir())
+	k := logs.Key{RunID: 1, TaskID: "t", Attempt: 1}
+	var chunk bytes.Buffer
+	for i := 0; chunk.Len() < searchBudget; i++ {
+		fmt.Fprintf(&chunk, "2026-03-01T09:00:00.000Z stdout Copied block %d of the table into the warehouse\n", i)
+	}
+	writeLog(b, f, k, chunk.Bytes())
+	for _, c := range []struct {
+		name    string
+		needles []string
+	}{{"errors", errorWords}, {"word", []string{"disk full"}}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(searchBudget)
+			for b.Loop() {
+				res, err := searchLog(context.Background(), f, k, searchQuery{Needles: c.needles, Line: 1})
+				if err != nil || len(res.Hits) != 0 {
+					b.Fatal(err, len(res.Hits))
+				}
+			}
+		})
+	}
+}
+
+func TestLowerASCII(t *testing.T) {
+	src := make([]byte, 4099)
+	for i := range src {
+		src[i] = byte(i*7 + i/256)
+	}
+	dst := make([]byte, len(src))
+	for _, n := range []int{0, 1, 7, 8, 9, 4099} {
+		lowerASCII(dst[:n], src[:n])
+		for i := range n {
+			want := src[i]
+			if 'A' <= want && want <= 'Z' {
+				want += 32
+			}
+			if dst[i] != want {
+				t.Fatalf("byte %d (%#x) of %d: %#x, want %#x", i, src[i], n, dst[i], want)
+			}
+		}
+	}
+	if rarest([]byte("disk full")) == 4 || rarest([]byte("exception")) != 1 {
+		t.Errorf("rarest: %d, %d", rarest([]byte("disk full")), rarest([]byte("exception")))
 	}
 }
