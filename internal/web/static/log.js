@@ -111,6 +111,8 @@
       setEdges();
       mark.scrollIntoView({ block: "center" });
       const u = new URL(location.href);
+      // A link to share: the attempt (and item) shown, at the match.
+      for (const [k, v] of new URL(src, location.href).searchParams) u.searchParams.set(k, v);
       u.searchParams.set("at", at);
       u.hash = "log";
       history.replaceState(null, "", u);
