@@ -253,12 +253,12 @@ func (b *browser) login(base, user, next string) {
 // axeResult is what axe.run answers, the parts the test reads.
 type axeResult struct {
 	Violations []struct {
-		ID          string   `json:"id"`
-		Impact      string   `json:"impact"`
-		Help        string   `json:"help"`
-		Tags        []string `json:"tags"`
-		HelpURL     string   `json:"helpUrl"`
-		Nodes       []struct {
+		ID      string   `json:"id"`
+		Impact  string   `json:"impact"`
+		Help    string   `json:"help"`
+		Tags    []string `json:"tags"`
+		HelpURL string   `json:"helpUrl"`
+		Nodes   []struct {
 			Target []any  `json:"target"`
 			HTML   string `json:"html"`
 		} `json:"nodes"`
