@@ -167,9 +167,11 @@ func (s *uiServer) cli(stdin string, args ...string) string {
 	cmd := exec.Command(exe, append(args, "--server", s.url)...)
 	cmd.Env = cliEnv("TASUKI_HOME=" + s.home)
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		s.t.Fatalf("tasuki %s: %v\n%s", strings.Join(args, " "), err, out)
+		s.t.Fatalf("tasuki %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
 }
@@ -336,8 +338,7 @@ params:
   - {name: hold, type: string, default: /dev/null, description: A file the first task reads to its end}
 tasks:
   - id: hold
-    run: 'cat "$HOLD" > /dev/null'
-    env: {HOLD: "${TASUKI_PARAM_HOLD}"}
+    run: 'cat "$TASUKI_PARAM_HOLD" > /dev/null'
   - id: greet
     needs: [hold]
     run: 'for i in $(seq "$TASUKI_PARAM_TIMES"); do echo "hello $TASUKI_PARAM_WHO"; done; echo "ERROR: not really"'
@@ -369,4 +370,25 @@ func TestBrowserPages(t *testing.T) {
 		t.Errorf("after login: h1 %q", h1)
 	}
 	b.check("pipelines")
+
+	// A finished run's task: its log, searched.
+	run := strings.TrimSpace(srv.cli("", "trigger", "greet", "-p", "who=Ada", "-p", "times=3", "--wait"))
+	b.run("open a task's log",
+		chromedp.Navigate(srv.url+"/runs/"+run+"/tasks/greet"),
+		chromedp.WaitVisible(css(`#attempts-table`)),
+		chromedp.WaitVisible(css(`#log`)),
+	)
+	if log := value(b, "read the log", chromedp.Text(css(`#log`))); !strings.Contains(log, "hello Ada") {
+		t.Errorf("the task page's log shows %q", log)
+	}
+	b.check("task")
+	b.run("search the log",
+		chromedp.SendKeys(css(`#log-q`), "not really"),
+		chromedp.Click(css(`#log-search button[type=submit]`)),
+		chromedp.WaitVisible(css(`#log-hits ol.hits li a[data-at]`)),
+	)
+	if hits := value(b, "read the hits", chromedp.Text(css(`#log-hits`))); !strings.Contains(hits, "ERROR: not really") {
+		t.Errorf("the search found %q", hits)
+	}
+	b.check("task-search")
 }
