@@ -69,6 +69,7 @@ var authRules = map[string][2]string{
 	"GET /tokens":                          {"admin", "global"},
 	"DELETE /tokens/{name}":                {"admin", "global"},
 	"GET /audit":                           {"admin", "global"},
+	"GET /workers":                         {"viewer", "listed"},
 	"GET /secrets":                         {"admin", "global"},
 	"PUT /secrets/{name}":                  {"admin", "global"},
 	"DELETE /secrets/{name}":               {"admin", "global"},
@@ -106,6 +107,7 @@ type authEnv struct {
 	fake    *apitest.Fake
 	audit   *apitest.AuditLog
 	secrets map[string]string // credential name -> secret
+	workers *apitest.WorkerList
 }
 
 // credentials are the callers of the matrix: none, a token the server does
@@ -124,7 +126,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 		Tasks: []api.Task{{ID: "post", State: engine.TaskFailed, Attempt: 1, StartedAt: &now, FinishedAt: &now,
 			Attempts: []api.Attempt{{Attempt: 1, StartedAt: now, FinishedAt: &now, Outcome: "failed"}}}}})
 	f.AddBackfill(api.Backfill{ID: 2, Pipeline: "ledger", From: now.Add(-72 * time.Hour), To: now, Parallel: 1, State: "running", CreatedAt: now, Runs: 3})
-	a := &authEnv{fake: f, audit: &apitest.AuditLog{}, secrets: map[string]string{"unknown": "tsk_unknown"}}
+	a := &authEnv{fake: f, audit: &apitest.AuditLog{}, secrets: map[string]string{"unknown": "tsk_unknown"}, workers: &apitest.WorkerList{}}
 	tokens := apitest.NewTokens()
 	a.secrets["worker"] = tokens.Add("worker")
 	for _, r := range api.Roles() {
@@ -137,7 +139,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	maps.AddMap(4, "post", []json.RawMessage{json.RawMessage(`"b"`)}, 1, store.MapItem{Item: 0, State: engine.TaskFailed, Attempt: 1})
 	a.handler = api.NewHandler(maps, e.logs, api.WithWorkers(apitest.NewWorkers(), tokens), api.WithAuditLog(a.audit), api.WithSecrets(apitest.NewSecrets("hello", "ledger")),
 		api.WithDatasets(apitest.NewDatasets()), api.WithSLOs(apitest.NewSLOs()), api.WithWorkerArtifacts(newArtifactDir(t)), api.WithLogger(slog.New(slog.DiscardHandler)),
-		api.WithInventory(apitest.NewInventory()))
+		api.WithInventory(apitest.NewInventory()), api.WithWorkerList(a.workers))
 	return a
 }
 

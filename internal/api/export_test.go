@@ -79,6 +79,8 @@ func RoleTable() string {
 		switch {
 		case rt.scope == listed && rt.method != http.MethodGet:
 			confined = "only for its namespace's pipelines; others 404"
+		case rt.path == "/workers":
+			confined = "every worker, with only its namespace's running attempts"
 		}
 		fmt.Fprintf(&b, "| `%s %s` | %s | %s |\n", rt.method, Prefix+rt.path, who, confined)
 	}

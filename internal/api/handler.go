@@ -86,6 +86,8 @@ type handler struct {
 	cache     Cache           // nil: the /cache routes answer 503
 	artifacts WorkerArtifacts // nil: the /worker/artifacts routes answer 503
 	inventory Inventory       // nil: the /hosts, /advisories and /worker/hosts routes answer 503
+
+	workerList WorkerList // nil: GET /workers answers 503 (workerlist.go)
 	// timelines is where GET /runs/{id}/timeline reads runs (nil: it
 	// answers 503), timelineNow its clock (nil: time.Now).
 	timelines   timeline.Source
@@ -174,6 +176,10 @@ func routeTable() []route {
 		{get, "/backfills", []string{"pipeline", "cursor", "limit"}, viewer, listed, (*handler).backfills},
 		{get, "/backfills/{id}", nil, viewer, byBackfill, (*handler).backfill},
 		{post, "/backfills/{id}/cancel", nil, operator, byBackfill, (*handler).cancelBackfill},
+
+		// The executors and what they run (see workerlist.go): listed,
+		// since a confined token sees only its namespace's attempts.
+		{get, "/workers", nil, viewer, listed, (*handler).listWorkers},
 
 		{post, "/worker/lease", nil, worker, global, (*handler).workerLease},
 		{post, "/worker/heartbeat", nil, worker, global, (*handler).workerHeartbeat},

@@ -217,6 +217,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"HostPage": api.Page[api.HostMatch]{}, "HostDetail": api.HostDetail{}, "HostEvent": api.HostEvent{},
 		"HostEventPage": api.Page[api.HostEvent]{}, "AdvisoryLoadError": api.AdvisoryLoadError{}, "AdvisoryAffected": api.AdvisoryAffected{},
 		"Advisory": api.Advisory{}, "AdvisoryStatus": api.AdvisoryStatus{},
+		"WorkerList": api.WorkerListBody{}, "WorkerInfo": api.WorkerInfo{}, "WorkerAttempt": api.WorkerAttempt{},
 	}
 	for name, v := range types {
 		s, ok := schemas[name].(map[string]any)

@@ -66,6 +66,8 @@ type Broker struct {
 	seq     uint64
 	leases  map[string]*leaseState
 	changed chan struct{} // closed when offers are added
+
+	fleet fleet // what Workers lists beyond seen (workers.go)
 }
 
 // offer is an attempt waiting for, or held by, a worker.
@@ -368,6 +370,7 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 			l.owner = owner
 		}
 		b.heard(req.Worker)
+		b.heardLease(req)
 		changed := b.changed
 		b.mu.Unlock()
 		if len(got) > 0 {
@@ -680,6 +683,7 @@ func (l *leaseState) endLog(data []byte) bool {
 // process executor), until ctx ends. A local lease never expires: it ends
 // with the attempt.
 func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run runner.TaskFunc) {
+	b.runsLocal(slots, labels)
 	var wg sync.WaitGroup
 	for range slots {
 		wg.Go(func() {

@@ -235,8 +235,8 @@ func leaderOnly(r *http.Request) bool {
 	switch {
 	case p == "/api/v1/worker/hosts":
 		return false // a host's report only writes the store (inventory.go)
-	case strings.HasPrefix(p, "/api/v1/worker/"):
-		return true
+	case strings.HasPrefix(p, "/api/v1/worker/"), p == "/api/v1/workers":
+		return true // the leader's broker hands out work and knows the workers
 	case strings.HasPrefix(p, "/api/v1/runs/") && strings.Contains(p, "/logs"):
 		return true
 	case r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/runs/"):

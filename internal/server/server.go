@@ -321,7 +321,7 @@ func (s *Server) Run(ctx context.Context) error {
 	handler := api.NewHandler(&service{s: s}, s.logs, api.WithLogger(s.log), api.WithAlerts(alertsAPI{s}), api.WithWorkers(s.broker, &tokens{s: s}), api.WithSecrets(secretsAPI{s}), api.WithAuditLog(auditLog{s}),
 		api.WithUsers(people), api.WithDatasets(datasetsAPI{s}), api.WithSLOs(sloAPI{s}),
 		api.WithTimelines(s.store, s.now), api.WithCache(cacheAPI(s.store)), api.WithWorkerArtifacts(s.broker),
-		api.WithMetrics(s.metrics.Handler(), s.metrics.HTTPDone), api.WithInventory(s.inventory))
+		api.WithMetrics(s.metrics.Handler(), s.metrics.HTTPDone), api.WithInventory(s.inventory), api.WithWorkerList(workerList{s}))
 	defer s.watchAdvisories(brokerCtx)()
 	handler, err := s.site(handler, people) // the web UI beside the API
 	if err != nil {

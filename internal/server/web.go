@@ -27,6 +27,7 @@ func (s *Server) site(apiHandler http.Handler, people *users) (http.Handler, err
 		Logger:   s.log,
 		Now:      s.now,
 		OIDC:     s.cfg.OIDC.Issuer != "",
+		Workers:  workerList{s}, Inventory: s.inventory,
 	})
 	if err != nil {
 		return nil, err

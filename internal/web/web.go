@@ -55,7 +55,7 @@ type Live interface {
 
 // Workers lists the executors a server knows.
 type Workers interface {
-	Workers(ctx context.Context) ([]WorkerInfo, error)
+	Workers(ctx context.Context) ([]api.WorkerInfo, error)
 }
 
 // Options configure the UI.
@@ -77,6 +77,10 @@ type Options struct {
 	// OIDC is true when single sign-on is configured: the login page
 	// offers it (/auth/oidc/login).
 	OIDC bool
+
+	// Inventory is the host inventory (nil: the hosts pages say the
+	// server keeps none).
+	Inventory api.Inventory
 }
 
 // access is who may open a page.
@@ -403,6 +407,3 @@ func (u *UI) sees(ctx context.Context, name string) bool {
 	pl, err := u.o.Service.Pipeline(ctx, name)
 	return err == nil && p.Sees(pl.Namespace)
 }
-
-// WorkerInfo is placeholder until the API lists workers.
-type WorkerInfo struct{ Name string }
