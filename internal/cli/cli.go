@@ -144,7 +144,7 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 		a.withServer(a.timelineCmd(), a.remoteTimeline), a.versionCmd(), a.serveCmd(),
 	)
 	root.AddCommand(a.serverCmds()...)
-	root.AddCommand(a.workerCmd(), a.tokenCmd(), a.auditCmd(), a.secretCmd(), a.userCmd())
+	root.AddCommand(a.workerCmd(), a.workersCmd(), a.tokenCmd(), a.auditCmd(), a.secretCmd(), a.userCmd())
 	root.AddCommand(a.datasetsCmd(), a.datasetCmd(), a.lineageCmd(), a.sloCmd(), a.cacheCmd())
 	root.AddCommand(a.withServer(a.alertsCmd(), a.remoteAlerts))
 	root.AddCommand(a.hostsCmd(), a.agentCmd())
