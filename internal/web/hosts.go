@@ -6,6 +6,7 @@ package web
 // API's confined tokens do.
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -46,7 +47,7 @@ type hostForm struct {
 	Any      bool // a filter is set
 }
 
-// hostForm reads the form from the query: the fields of GET
+// readHostForm reads the form from the query: the fields of GET
 // /api/v1/hosts, with the version bound also as op and version (the form's
 // select and field), checked as the API checks them, each error beside
 // its field.
@@ -120,12 +121,6 @@ func readHostForm(r *http.Request) (hostForm, api.HostQuery) {
 	return f, q
 }
 
-// hostRow is a host the search found.
-type hostRow struct {
-	api.HostMatch
-	Active []hostfacts.Service // the matched services that are active
-}
-
 func (u *UI) hosts(w http.ResponseWriter, r *http.Request) error {
 	if err := global(r.Context(), "hosts"); err != nil {
 		return err
@@ -150,7 +145,7 @@ func (u *UI) hosts(w http.ResponseWriter, r *http.Request) error {
 	default:
 		q.Cursor, q.Limit = cursor, hostsPage
 		page, err := u.o.Inventory.SearchHosts(r.Context(), q)
-		if e, ok := err.(*api.Error); ok && e.Status == http.StatusBadRequest {
+		if e, ok := errors.AsType[*api.Error](err); ok && e.Status == http.StatusBadRequest {
 			// What the form does not check (an advisory id, a cursor):
 			// beside the form.
 			d.Form.Errors["form"] = e.Message

@@ -90,7 +90,6 @@ func global(ctx context.Context, what string) error {
 // workerRow is one executor of the workers page.
 type workerRow struct {
 	api.WorkerInfo
-	Free int
 }
 
 func (u *UI) workers(w http.ResponseWriter, r *http.Request) error {
@@ -113,7 +112,7 @@ func (u *UI) workers(w http.ResponseWriter, r *http.Request) error {
 		s := u.seer(r.Context())
 		for _, wk := range list {
 			wk.Running = slices.DeleteFunc(slices.Clone(wk.Running), func(a api.WorkerAttempt) bool { return !s.sees(a.Pipeline) })
-			d.Rows = append(d.Rows, workerRow{WorkerInfo: wk, Free: max(wk.Slots-wk.InUse, 0)})
+			d.Rows = append(d.Rows, workerRow{WorkerInfo: wk})
 			d.Running += wk.InUse
 			d.Slots += wk.Slots
 		}
@@ -137,7 +136,7 @@ type backfillRow struct {
 	api.Backfill
 	Done   int // runs finished (succeeded, failed, cancelled)
 	Failed int
-	Bar  []barPart
+	Bar    []barPart
 }
 
 // barPart is one state's part of a progress bar, in a 0-100 wide SVG.
