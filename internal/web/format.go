@@ -22,7 +22,6 @@ func funcs() template.FuncMap {
 		"add":      func(a, b int) int { return a + b },
 		"pct":      pct,
 		"deref":    derefTime,
-		"query":    queryEscape,
 	}
 }
 
@@ -152,5 +151,3 @@ func pct(part, whole int) string {
 	}
 	return fmt.Sprintf("%.0f", math.Floor(100*float64(part)/float64(whole)))
 }
-
-func queryEscape(s string) string { return template.URLQueryEscaper(s) }
