@@ -330,6 +330,13 @@ func clip(s string, n int) string {
 
 // pipelines the browser tests run.
 var browserPipelines = map[string]string{
+	"nightly.yaml": `name: nightly
+description: A nightly job in Tokyo, for backfills.
+schedule: {cron: "30 2 * * *", timezone: Asia/Tokyo}
+tasks:
+  - id: load
+    run: 'echo "loading $TASUKI_INTERVAL_START"'
+`,
 	"greet.yaml": `name: greet
 description: Greets someone after a wait the test controls.
 params:
@@ -391,4 +398,30 @@ func TestBrowserPages(t *testing.T) {
 		t.Errorf("the search found %q", hits)
 	}
 	b.check("task-search")
+
+	// Backfills, workers, hosts.
+	out := srv.cli("", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-03")
+	var bf int
+	if _, err := fmt.Sscanf(out, "backfill %d", &bf); err != nil {
+		t.Fatalf("backfill said %q: %v", out, err)
+	}
+	b.run("the backfills", chromedp.Navigate(srv.url+"/backfills"), chromedp.WaitVisible(css(`#backfills`)))
+	b.check("backfills")
+	b.run("one backfill", chromedp.Navigate(fmt.Sprintf("%s/backfills/%d", srv.url, bf)), chromedp.WaitVisible(css(`#backfill-facts`)))
+	b.check("backfill")
+	b.run("the workers", chromedp.Navigate(srv.url+"/workers"), chromedp.WaitVisible(css(`#workers`)))
+	b.check("workers")
+	token := strings.TrimSpace(srv.cli("", "token", "create", "agent-1"))
+	srv.cli("", "agent", "--token", token, "--root", "../hostfacts/testdata/root-debian", "--once")
+	b.run("the hosts", chromedp.Navigate(srv.url+"/hosts?package=dnsmasq"), chromedp.WaitVisible(css(`#hosts tr.host`)))
+	b.check("hosts")
+	b.run("one host", chromedp.Click(css(`#hosts tr.host a`)), chromedp.WaitVisible(css(`#host-facts`)))
+	b.check("host")
+
+	// The audit log is for admins: an operator is refused, an admin reads it.
+	b.run("the audit log as an operator", chromedp.Navigate(srv.url+"/audit"), chromedp.WaitVisible(css(`p.error`)))
+	admin := newBrowser(t, exe)
+	admin.login(srv.url, "ada", "/audit")
+	admin.run("the audit log", chromedp.WaitVisible(css(`#audit tr.entry`)))
+	admin.check("audit")
 }
