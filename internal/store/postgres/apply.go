@@ -63,9 +63,51 @@ func (db *DB) Apply(ctx context.Context, changes ...store.Change) error {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("apply %d changes: commit: %w", len(changes), err)
+		return db.commitFailed(fmt.Errorf("apply %d changes: commit: %w", len(changes), err), p.xid)
 	}
 	return nil
+}
+
+// commitFailed is the error of a COMMIT that failed. An error the server
+// answered with (a deferred check, a serialization failure) means it rolled
+// back; but a connection that broke once COMMIT was on its way leaves the
+// outcome unknown, and retrying blindly could write the batch twice. (pgx's
+// SafeToRetry cannot tell: a COMMIT whose answer was lost comes back as
+// "conn closed", which it calls safe.) The transaction's id (xid, taken in
+// the batch) tells: Committed asks PostgreSQL for its status
+// (txid_status), which survives a restart of the server.
+func (db *DB) commitFailed(err error, xid int64) error {
+	if _, answered := errors.AsType[*pgconn.PgError](err); answered || xid == 0 {
+		return err
+	}
+	return &store.OutcomeUnknownError{Err: err, Committed: func(ctx context.Context) (bool, error) {
+		return db.committed(ctx, xid)
+	}}
+}
+
+// errInProgress says a transaction whose connection broke is not yet known
+// to have ended: the server has not noticed the broken connection yet (it
+// then rolls it back), or is still recovering.
+var errInProgress = errors.New("the transaction is still in progress on the server")
+
+// committed reports whether transaction xid committed, from the server's
+// commit log.
+func (db *DB) committed(ctx context.Context, xid int64) (bool, error) {
+	var status *string
+	if err := db.pool.QueryRow(ctx, `SELECT txid_status($1)`, xid).Scan(&status); err != nil {
+		return false, fmt.Errorf("ask whether transaction %d committed: %w", xid, err)
+	}
+	switch {
+	case status == nil:
+		return false, fmt.Errorf("ask whether transaction %d committed: the server no longer knows it", xid)
+	case *status == "committed":
+		return true, nil
+	case *status == "aborted":
+		return false, nil
+	}
+	// Transient (the caller asks again): pgconn's error class for a
+	// connection, which Transient counts.
+	return false, fmt.Errorf("ask whether transaction %d committed: %w", xid, &pgconn.PgError{Code: "08000", Message: errInProgress.Error()})
 }
 
 type taskKey struct {
@@ -82,6 +124,7 @@ type attemptKey struct {
 // statement.
 type applyPlan struct {
 	runs []int64 // every run the batch changes, sorted, for the lock
+	xid  int64   // the writing transaction's id, read by write (see commitFailed)
 
 	// run rows
 	runID                           []int64
@@ -339,7 +382,8 @@ const defaultSetMin = 8
 type stmtKind int
 
 const (
-	stmtLock          stmtKind = iota // the run lock: every run must come back
+	stmtXid           stmtKind = iota // the transaction's id (applyPlan.xid)
+	stmtLock                          // the run lock: every run must come back
 	stmtRuns                          // run rows: they exist (locked)
 	stmtTasks                         // task rows, set-based: every task must come back
 	stmtTask                          // one task row: it must be updated
@@ -395,7 +439,7 @@ func col(i int, arrays ...any) []any {
 // batch has, each table as one set-based statement when it has at least
 // setMin rows and as one statement per row otherwise.
 func (p *applyPlan) statements(setMin int) []statement {
-	sts := []statement{{sql: lockRunsSQL, args: []any{p.runs}, kind: stmtLock}}
+	sts := []statement{{sql: `SELECT txid_current()`, kind: stmtXid}, {sql: lockRunsSQL, args: []any{p.runs}, kind: stmtLock}}
 	add := func(kind, oneKind stmtKind, setSQL, oneSQL string, n int, arrays ...any) {
 		if n == 0 {
 			return
@@ -467,6 +511,10 @@ func (p *applyPlan) write(ctx context.Context, tx pgx.Tx, setMin int) error {
 // check reads the result of statement st from br.
 func (p *applyPlan) check(br pgx.BatchResults, st statement) error {
 	switch st.kind {
+	case stmtXid:
+		if err := br.QueryRow().Scan(&p.xid); err != nil {
+			return fmt.Errorf("apply changes: transaction id: %w", err)
+		}
 	case stmtLock:
 		rows, err := br.Query()
 		if err != nil {

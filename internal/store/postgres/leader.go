@@ -117,7 +117,7 @@ func (db *DB) ApplyFenced(ctx context.Context, fence store.Fence, changes ...sto
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("apply %d changes: commit: %w", len(changes), err)
+		return db.commitFailed(fmt.Errorf("apply %d changes: commit: %w", len(changes), err), p.xid)
 	}
 	return nil
 }

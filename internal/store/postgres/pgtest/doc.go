@@ -10,4 +10,10 @@
 // be reached the test is skipped with a message saying how to enable it,
 // except under CI=true, where it fails: CI must never pass by silently
 // skipping the PostgreSQL tests.
+//
+// Tests that stop, restart or cut off PostgreSQL never touch that shared
+// server: Private starts one of the test's own (initdb and pg_ctl in a
+// temporary directory, on a free port), and NewProxy puts a TCP proxy in
+// front of a server that the test can cut, restore, or have lose the answer
+// of a COMMIT.
 package pgtest
