@@ -342,6 +342,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := AsError(err)
 	if e.Code == CodeInternal {
 		h.log.ErrorContext(r.Context(), "api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else if e.Status == http.StatusServiceUnavailable && storeDown(err) {
+		h.log.WarnContext(r.Context(), "api: the store is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if tw, ok := w.(*trackingWriter); ok && tw.wroteHeader {
 		if e.Code != CodeInternal {

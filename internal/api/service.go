@@ -162,8 +162,9 @@ func NotFound(format string, args ...any) *Error {
 
 // AsError turns any error into an *Error: an *Error as is, a missing row
 // as not found, a rejected engine event or a lost write race as a
-// conflict, anything else as an internal error (whose message is not shown
-// to the client).
+// conflict, a transient failure of the store (store.Transient) as 503
+// unavailable, anything else as an internal error (whose message is not
+// shown to the client).
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -175,5 +176,17 @@ func AsError(err error) *Error {
 	if errors.Is(err, engine.ErrRejected) || errors.Is(err, store.ErrConflict) {
 		return Errorf(http.StatusConflict, CodeConflict, "%s", err.Error())
 	}
+	if storeDown(err) {
+		// The database is restarting or unreachable: the client retries
+		// (the worker does), and the detail stays in the server's log.
+		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the store is unavailable right now (restarting, unreachable or full); try again shortly")
+	}
 	return Errorf(http.StatusInternalServerError, CodeInternal, "internal error")
+}
+
+// storeDown reports whether err is a transient failure of the store (see
+// store.Transient), which the API answers with 503.
+func storeDown(err error) bool {
+	_, isAPI := errors.AsType[*Error](err)
+	return !isAPI && store.Transient(err)
 }

@@ -233,7 +233,7 @@ func (c *coordinator) commit(ctx context.Context) error {
 	}
 	// Writes finish even when the run is being cancelled: the store must
 	// learn how the attempts it started ended.
-	if err := c.r.Store.Apply(context.WithoutCancel(ctx), c.pending...); err != nil {
+	if err := c.write(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("write run %d state: %w", c.run.ID, err)
 	}
 	c.pending = c.pending[:0]
@@ -265,6 +265,73 @@ func (c *coordinator) commit(ctx context.Context) error {
 	c.records = c.records[:0]
 	return nil
 }
+
+// write applies what is pending in one transaction. A transient failure
+// (store.Transient) is tried again, waiting longer each time, for up to
+// Runner.StoreOutage: the run stands still meanwhile (nothing it granted
+// starts before its start is written, nothing is told of what is not
+// written), while its running attempts run on and their ends wait in the
+// done channel. A write whose outcome is unknown (its COMMIT's answer was
+// lost) is not written again before the store says it was not committed:
+// written twice, its records and dataset updates would be doubled. A Hurry
+// (the server stops at once) ends the wait.
+func (c *coordinator) write(ctx context.Context) error {
+	wait := c.r.RetryMin
+	var began time.Time
+	var unknown *store.OutcomeUnknownError
+	for tries := 0; ; tries++ {
+		var err error
+		tctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		if unknown != nil {
+			var committed bool
+			committed, err = unknown.Committed(tctx)
+			if err == nil {
+				c.log.Info("a write whose answer was lost is known now", "committed", committed)
+				unknown = nil
+				if committed {
+					cancel()
+					return nil
+				}
+				err = c.r.Store.Apply(tctx, c.pending...)
+			}
+		} else {
+			err = c.r.Store.Apply(tctx, c.pending...)
+		}
+		cancel()
+		if err == nil {
+			if tries > 0 {
+				c.log.Info("the store accepts writes again; the run goes on", "tries", tries+1, "after", time.Since(began).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if ou, ok := errors.AsType[*store.OutcomeUnknownError](err); ok {
+			unknown = ou
+		}
+		if !store.Transient(err) {
+			return err
+		}
+		if began.IsZero() {
+			began = time.Now()
+		}
+		if time.Since(began) > c.r.StoreOutage {
+			return fmt.Errorf("the store failed for %s, giving up: %w", time.Since(began).Round(time.Second), err)
+		}
+		c.log.Warn("write run state: the store failed, trying again; nothing new starts meanwhile",
+			"err", err, "in", wait, "changes", len(c.pending), "running", len(c.running))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.r.hurry:
+			t.Stop()
+			return fmt.Errorf("stopping while the store fails: %w", err)
+		}
+		wait = min(2*wait, c.r.RetryMax)
+	}
+}
+
+// writeTimeout bounds one try of a write, so that a connection that stopped
+// answering (a network cut) fails the try rather than hangs the run.
+const writeTimeout = time.Minute
 
 // loop drives the run until it ends, or until a drain has handed every
 // attempt back.

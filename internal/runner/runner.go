@@ -86,6 +86,14 @@ type Runner struct {
 	// updates of datasets (a producing task succeeded), with their names:
 	// a server wakes its scheduler for the pipelines they start.
 	DatasetsUpdated func(names []string)
+	// StoreOutage is how long a run keeps trying to write its state
+	// through transient store failures (store.Transient: the database
+	// restarting, unreachable, a disk full) before its execution gives up
+	// as it does on a permanent error (default 10 minutes). Meanwhile its
+	// running attempts run on and nothing new starts. RetryMin and
+	// RetryMax bound the wait between tries (defaults 100 ms and 5 s).
+	StoreOutage        time.Duration
+	RetryMin, RetryMax time.Duration
 
 	initOnce  sync.Once
 	drain     chan struct{} // closed by Drain
@@ -247,6 +255,15 @@ func (r *Runner) init() {
 	}
 	if r.Timezone == nil {
 		r.Timezone = time.UTC
+	}
+	if r.StoreOutage <= 0 {
+		r.StoreOutage = 10 * time.Minute
+	}
+	if r.RetryMin <= 0 {
+		r.RetryMin = 100 * time.Millisecond
+	}
+	if r.RetryMax <= 0 {
+		r.RetryMax = 5 * time.Second
 	}
 	if r.DrainGrace <= 0 {
 		r.DrainGrace = 30 * time.Second

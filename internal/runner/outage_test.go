@@ -1,0 +1,194 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/store"
+)
+
+// flakyStore fails the Applies a test chooses: fail says, for the n-th
+// Apply (from 1), whether it is refused before writing anything (a
+// connection refused), written and then answered with an unknown outcome
+// (a COMMIT whose answer was lost), or passed through.
+type flakyStore struct {
+	store.Store
+	mu     sync.Mutex
+	n      int
+	fail   func(n int) fault
+	faults []fault
+	asked  int // Committed calls
+}
+
+type fault int
+
+const (
+	pass fault = iota
+	refuse
+	lostAnswer
+	permanent
+)
+
+func (f *flakyStore) Apply(ctx context.Context, changes ...store.Change) error {
+	f.mu.Lock()
+	f.n++
+	what := f.fail(f.n)
+	f.faults = append(f.faults, what)
+	f.mu.Unlock()
+	switch what {
+	case refuse:
+		return fmt.Errorf("apply: %w", syscall.ECONNREFUSED)
+	case permanent:
+		return errors.New("apply: a bug")
+	case lostAnswer:
+		if err := f.Store.Apply(ctx, changes...); err != nil {
+			return err
+		}
+		return &store.OutcomeUnknownError{Err: fmt.Errorf("commit: %w", syscall.ECONNRESET),
+			Committed: func(context.Context) (bool, error) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				if f.asked++; f.asked == 1 {
+					return false, fmt.Errorf("ask: %w", syscall.ECONNREFUSED) // still down
+				}
+				return true, nil
+			}}
+	}
+	return f.Store.Apply(ctx, changes...)
+}
+
+const outagePipeline = `
+name: outage
+tasks:
+  - id: a
+    run: "true"
+  - id: b
+    needs: [a]
+    run: "true"
+  - id: c
+    needs: [a]
+    run: "true"
+  - id: d
+    needs: [b, c]
+    run: "true"
+`
+
+// TestCommitRetriedThroughOutage: a run whose writes fail for a while (the
+// database refusing connections), and some of whose commits succeed with
+// their answer lost, ends as a run without faults does: succeeded, each
+// task's one attempt, and the same records (in any order), none twice.
+func TestCommitRetriedThroughOutage(t *testing.T) {
+	clean := newEnv(t)
+	want, _ := clean.run(context.Background(), outagePipeline, nil)
+	wantEvents := eventKinds(t, clean.st, want.ID)
+
+	for _, tc := range []struct {
+		name string
+		fail func(n int) fault
+	}{
+		{"refused for a while", func(n int) fault {
+			if n >= 2 && n <= 6 {
+				return refuse
+			}
+			return pass
+		}},
+		{"answers lost", func(n int) fault {
+			if n%2 == 0 {
+				return lostAnswer
+			}
+			return pass
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			fs := &flakyStore{Store: e.st, fail: tc.fail}
+			e.r.Store = fs
+			e.r.RetryMin, e.r.RetryMax = time.Millisecond, 10*time.Millisecond
+			run, tasks := e.run(context.Background(), outagePipeline, nil)
+			if run.State != engine.RunSucceeded {
+				t.Fatalf("run %s: %+v", run.State, tasks)
+			}
+			for id, row := range tasks {
+				atts, err := e.st.Attempts(context.Background(), run.ID, row.Index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(atts) != 1 || atts[0].Outcome != store.OutcomeSucceeded || row.Attempt != 1 {
+					t.Errorf("task %s: attempts %+v, row attempt %d; want one that succeeded", id, atts, row.Attempt)
+				}
+			}
+			got := eventKinds(t, e.st, run.ID)
+			if fmt.Sprint(got) != fmt.Sprint(wantEvents) {
+				t.Errorf("timeline:\n got %v\nwant %v", got, wantEvents)
+			}
+			t.Logf("faults: %v", fs.faults)
+		})
+	}
+}
+
+// TestCommitPermanentErrorStops: a permanent error is not retried: the
+// run's execution ends with it, as before.
+func TestCommitPermanentErrorStops(t *testing.T) {
+	e := newEnv(t)
+	fs := &flakyStore{Store: e.st, fail: func(n int) fault {
+		if n == 2 {
+			return permanent
+		}
+		return pass
+	}}
+	e.r.Store = fs
+	run, err := e.r.Create(context.Background(), e.pipeline(outagePipeline), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.Execute(context.Background(), run.ID); err == nil || len(fs.faults) != 2 {
+		t.Fatalf("Execute = %v after %d applies; want the permanent error at once", err, len(fs.faults))
+	}
+}
+
+// TestCommitGivesUpAfterOutage: past StoreOutage the run's execution ends
+// with the store's error (the server tries it again later).
+func TestCommitGivesUpAfterOutage(t *testing.T) {
+	e := newEnv(t)
+	fs := &flakyStore{Store: e.st, fail: func(n int) fault {
+		if n >= 2 {
+			return refuse
+		}
+		return pass
+	}}
+	e.r.Store = fs
+	e.r.RetryMin, e.r.RetryMax, e.r.StoreOutage = time.Millisecond, 5*time.Millisecond, 100*time.Millisecond
+	run, err := e.r.Create(context.Background(), e.pipeline(outagePipeline), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.r.Execute(context.Background(), run.ID)
+	if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Execute = %v; want the refusal once the outage outlasts StoreOutage", err)
+	}
+	if len(fs.faults) < 3 {
+		t.Errorf("gave up after %d applies; want it to have retried", len(fs.faults))
+	}
+}
+
+func eventKinds(t *testing.T, st store.Store, run int64) []string {
+	t.Helper()
+	evs, err := st.Events(context.Background(), run, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%s/%s/%d", ev.Kind, ev.TaskID, ev.Attempt))
+	}
+	// b and c run at once: their records may come in either order.
+	slices.Sort(out)
+	return out
+}
