@@ -38,6 +38,11 @@ type elector struct {
 	mu   sync.Mutex
 	cur  store.Leadership
 	term int64 // the term this server won; 0 before
+	// suspended: renewals have failed for longer than the lease is safe
+	// (the store is unreachable), so this server no longer knows that it
+	// leads: it schedules nothing and starts nothing until a renewal in its
+	// term succeeds (keepLeading).
+	suspended bool
 
 	proxyMu sync.Mutex
 	proxies map[string]*httputil.ReverseProxy
@@ -128,7 +133,16 @@ func (e *elector) abdicate() {
 
 // keepLeading renews the lease until ctx ends; it returns
 // errLostLeadership when another server took it, or when renewals failed
-// for longer than the lease lives.
+// with a permanent error for longer than the lease lives.
+//
+// Renewals that fail because the store is unreachable (store.Transient: a
+// restart, a network cut) for longer than is safe suspend this server
+// instead: before its lease can expire, it stops scheduling and starting
+// attempts (it is no longer known to lead; runs' writes are fenced anyway),
+// while its running attempts run on and workers' reports are kept. When the
+// store answers again, a renewal in the same term (nobody took over: an
+// expired lease taken back by its holder keeps its term) resumes it where
+// it was; a lease another server took meanwhile ends it as before.
 func (s *Server) keepLeading(ctx context.Context) error {
 	t := time.NewTicker(s.elector.ttl / 3)
 	defer t.Stop()
@@ -144,20 +158,48 @@ func (s *Server) keepLeading(ctx context.Context) error {
 		switch {
 		case err == nil && ok && s.elector.current().Term == s.elector.wonTerm():
 			lastOK = time.Now()
+			if s.elector.suspend(false) {
+				s.log.Info("the store answers again: leading again in the same term; scheduling and new attempts resume", "term", s.elector.wonTerm())
+				s.poke()
+			}
 		case err == nil:
 			// Another server leads, or this one won the lease back under a
 			// new term after losing it: either way its runs may have moved.
 			s.elector.abdicate()
 			return errLostLeadership
+		case time.Since(lastOK) > s.elector.ttl*2/3 && store.Transient(err):
+			// Stop acting before the lease can expire under us, so two
+			// servers never both believe they lead; wait for the store.
+			if !s.elector.suspend(true) {
+				s.log.Warn("the store is unreachable: no longer known to lead; scheduling and new attempts stop until it answers (running attempts go on)", "err", err)
+			} else {
+				s.log.Warn("renew leadership: the store is still unreachable", "err", err, "for", time.Since(lastOK).Round(time.Second))
+			}
 		case time.Since(lastOK) > s.elector.ttl*2/3:
-			// Stop before the lease can expire under us, so two servers
-			// never both believe they lead.
 			s.elector.abdicate()
 			return fmt.Errorf("%w (renewals failing: %v)", errLostLeadership, err)
 		default:
 			s.log.Warn("renew leadership", "err", err)
 		}
 	}
+}
+
+// suspend sets whether this server is suspended (see keepLeading) and
+// returns what it was.
+func (e *elector) suspend(on bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	was := e.suspended
+	e.suspended = on
+	return was
+}
+
+// isSuspended reports whether this server waits for the store to know
+// whether it still leads.
+func (e *elector) isSuspended() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.suspended
 }
 
 // resign gives the lease up on a clean stop, so a follower takes over at

@@ -433,8 +433,11 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 	return s.loop(ctx, lost)
 }
 
-// leading reports whether this server runs the scheduler and executes runs.
-func (s *Server) leading() bool { return s.elector == nil || s.elector.leading() }
+// leading reports whether this server runs the scheduler and executes runs:
+// not while it is suspended for want of the store (keepLeading).
+func (s *Server) leading() bool {
+	return s.elector == nil || (s.elector.leading() && !s.elector.isSuspended())
+}
 
 // loop is the scheduler: it reloads pipelines, starts due intervals, admits
 // queued runs and prunes history, each tick and whenever poked.
@@ -463,9 +466,13 @@ func (s *Server) loop(ctx context.Context, lost <-chan error) error {
 		case <-tick.C:
 		case <-s.wake:
 		case <-prune.C:
-			s.prune(ctx)
+			if s.leading() {
+				s.prune(ctx)
+			}
 		}
-		s.pass(ctx)
+		if s.leading() {
+			s.pass(ctx)
+		}
 	}
 }
 

@@ -40,6 +40,12 @@ type cached struct {
 
 const tokenCacheTTL = 5 * time.Second
 
+// tokenOutageGrace is how long after its cache entry expired a token found
+// valid is still accepted while the store fails transiently (see
+// Authenticate); it matches how long a run waits for the store
+// (runner.Runner.StoreOutage's default).
+const tokenOutageGrace = 10 * time.Minute
+
 // tokenPrefix marks tasuki tokens, so secret scanners can find them.
 const tokenPrefix = "tsk_"
 
@@ -121,7 +127,8 @@ func (t *tokens) Authenticate(ctx context.Context, secret string) (api.Principal
 	hash := hashToken(secret)
 	now := t.s.now()
 	t.mu.Lock()
-	if c, ok := t.valid[string(hash)]; ok && time.Now().Before(c.expires) {
+	c, known := t.valid[string(hash)]
+	if known && time.Now().Before(c.expires) {
 		t.mu.Unlock()
 		if !c.ends.IsZero() && !now.Before(c.ends) {
 			return api.Principal{}, refused
@@ -133,6 +140,14 @@ func (t *tokens) Authenticate(ctx context.Context, secret string) (api.Principal
 	tok, err := t.s.store.TokenByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.Principal{}, refused
+	}
+	if err != nil && known && store.Transient(err) && time.Since(c.expires) < tokenOutageGrace &&
+		(c.ends.IsZero() || now.Before(c.ends)) {
+		// The store cannot be asked (restarting, unreachable): a token
+		// found valid shortly before goes on working, so workers' heartbeats
+		// and reports keep their attempts alive through the outage. A
+		// revocation meanwhile takes effect once the store answers.
+		return c.who, nil
 	}
 	if err != nil {
 		return api.Principal{}, err
