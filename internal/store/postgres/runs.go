@@ -308,11 +308,15 @@ func listRunsQuery(f store.RunFilter) (string, []any) {
 }
 
 // CountRuns counts from the (pipeline, state, id) or (state, id) index; the
-// count reads only the index entries it counts.
+// count reads only the index entries it counts. Like ListRuns' page, it is
+// planned for its values every time (pgx.QueryExecModeExec): a generic plan
+// does not know that the states asked for (queued, running) are a few rows
+// among a long history, and under a stale visibility map it chose to read
+// the whole table.
 func (db *DB) CountRuns(ctx context.Context, pipeline string, states []engine.RunState) (int, error) {
 	q, args := countRunsQuery(pipeline, states)
 	var n int
-	if err := db.pool.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+	if err := db.pool.QueryRow(ctx, q, append([]any{pgx.QueryExecModeExec}, args...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count runs of %q in %v: %w", pipeline, states, err)
 	}
 	return n, nil
