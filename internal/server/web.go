@@ -6,12 +6,15 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/runner"
+	"github.com/tasuki-dev/tasuki/internal/store"
 	"github.com/tasuki-dev/tasuki/internal/web"
 )
 
@@ -62,6 +65,38 @@ func (g webGraphs) RunGraph(ctx context.Context, runID int64) ([]web.GraphTask, 
 		if t.Map != nil {
 			out[i].Kind += " · map"
 		}
+	}
+	return out, nil
+}
+
+// RunAttempts implements web.RunAttempts: the attempts of some tasks of a
+// run for the run page's chart. Many tasks are read in one query of the
+// whole run; a few, one query each.
+func (g webGraphs) RunAttempts(ctx context.Context, runID int64, indexes []int) (map[int][]api.Attempt, error) {
+	out := make(map[int][]api.Attempt, len(indexes))
+	add := func(as []store.Attempt) {
+		for _, a := range as {
+			out[a.Index] = append(out[a.Index], api.NewAttempt(a))
+		}
+	}
+	if len(indexes) > 8 {
+		want := make(map[int]bool, len(indexes))
+		for _, i := range indexes {
+			want[i] = true
+		}
+		as, err := g.s.store.Attempts(ctx, runID, -1)
+		if err != nil {
+			return nil, fmt.Errorf("read the attempts of run %d: %w", runID, err)
+		}
+		add(slices.DeleteFunc(as, func(a store.Attempt) bool { return !want[a.Index] }))
+		return out, nil
+	}
+	for _, i := range indexes {
+		as, err := g.s.store.Attempts(ctx, runID, i)
+		if err != nil {
+			return nil, fmt.Errorf("read the attempts of run %d task %d: %w", runID, i, err)
+		}
+		add(as)
 	}
 	return out, nil
 }
