@@ -210,7 +210,7 @@ func ganttTicks(t0, t1 time.Time, x func(time.Time) int) []ganttTick {
 	span := t1.Sub(t0)
 	steps := []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
 		15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
-	step := steps[len(steps)-1]
+	step := 24 * time.Hour * ((span/(24*time.Hour) + 5) / 6) // whole days past the list
 	for _, s := range steps {
 		if span/s <= 6 {
 			step = s

@@ -436,9 +436,9 @@ func nextFrom(next string) int {
 // actionsFor says which of the run's actions the viewer may take now.
 func actionsFor(v viewerInfo, run api.Run) runActions {
 	a := runActions{
-		CancelPath: fmt.Sprintf("POST /runs/%d/cancel", run.ID),
-		RetryPath:  fmt.Sprintf("POST /runs/%d/retry", run.ID),
-		RerunPath:  fmt.Sprintf("POST /runs/%d/rerun", run.ID),
+		CancelPath: fmt.Sprintf("/runs/%d/cancel", run.ID),
+		RetryPath:  fmt.Sprintf("/runs/%d/retry", run.ID),
+		RerunPath:  fmt.Sprintf("/runs/%d/rerun", run.ID),
 	}
 	unsuccessful := 0
 	for _, t := range run.Tasks {
