@@ -184,12 +184,6 @@ func rankOf(state string) int {
 	return len(stateRank)
 }
 
-// stateCount is how many tasks (or items) are in a state.
-type stateCount struct {
-	State string
-	N     int
-}
-
 // sortedCounts lists counts failures first, leaving out empty states.
 func sortedCounts(m map[string]int) []stateCount {
 	out := make([]stateCount, 0, len(m))
@@ -375,6 +369,9 @@ func (tg taskGroup) name() string {
 	return fmt.Sprintf("%s, layers %d–%d", p, tg.FromL+1, tg.ToL+1)
 }
 
+// label is the group's name with its size, as drawn.
+func (tg taskGroup) label() string { return fmt.Sprintf("%s (%d)", tg.name(), len(tg.Members)) }
+
 // groupLive is what a page shows of a group and a live update changes.
 type groupLive struct {
 	Class string `json:"class"`
@@ -392,11 +389,10 @@ func (tg taskGroup) live(tasks []api.Task) groupLive {
 	for k, c := range cs {
 		short[k] = glyph(c.State) + strconv.Itoa(c.N)
 	}
-	return groupLive{
-		Class: class,
-		Sub:   strings.Join(short, " "),
-		Title: fmt.Sprintf("%s: %d tasks: %s", tg.name(), len(tg.Members), countsText(cs)),
-	}
+	// The accessible name holds the text drawn (label and counts), then
+	// the counts in words.
+	sub := strings.Join(short, " ")
+	return groupLive{Class: class, Sub: sub, Title: tg.label() + " " + sub + ": " + countsText(cs)}
 }
 
 // layoutGraph places a run's graph for drawing. runID makes the links.
@@ -441,7 +437,7 @@ func layoutGraph(runID int64, tasks []api.Task, shape graphShape) graphView {
 			}
 			v.Nodes = append(v.Nodes, graphNode{
 				ID: t.ID, Href: fmt.Sprintf("/runs/%d/tasks/%s", runID, t.ID), X: x, Y: y, W: nodeW, H: nodeH,
-				Class: "s-" + st, Label: label, Sub: sub, Title: t.ID + ": " + strings.ReplaceAll(st, "_", " ") + kindSuffix(shape.kinds[i]),
+				Class: "s-" + st, Label: label, Sub: sub, Title: t.ID + " " + sub, // the text drawn, whole
 			})
 		}
 	}
@@ -453,13 +449,6 @@ func layoutGraph(runID int64, tasks []api.Task, shape graphShape) graphView {
 	v.Width = 2*margin + len(cols)*(nodeW+gapX) - gapX
 	v.Height = 2*margin + rows*(nodeH+gapY) - gapY
 	return v
-}
-
-func kindSuffix(kind string) string {
-	if kind == "" {
-		return ""
-	}
-	return " (" + kind + ")"
 }
 
 // compact renumbers layers 0..n-1 keeping their order.
@@ -494,7 +483,7 @@ func layoutGroups(runID int64, tasks []api.Task, layer []int, needs [][]int, v g
 			x, y := margin+c*(groupW+gapX), margin+k*(groupH+gapY)
 			at[gi] = struct{ x, y int }{x, y}
 			lv := tg.live(tasks)
-			label := fmt.Sprintf("%s (%d)", tg.name(), len(tg.Members))
+			label := tg.label()
 			v.Nodes = append(v.Nodes, graphNode{
 				ID: tg.ID, Href: fmt.Sprintf("/runs/%d?group=%s#tasks", runID, tg.ID), X: x, Y: y, W: groupW, H: groupH,
 				Class: lv.Class, Label: label, Sub: lv.Sub, Title: lv.Title, Group: true,

@@ -5,7 +5,7 @@ package web
 // tasks' counts and failed items, and its timeline. A running run's page
 // follows it over Server-Sent Events (live.go). However big the run, the
 // page draws a bounded amount: the graph collapses past maxGraphNodes,
-// tasks come taskPage at a time, the chart ganttPage rows at a time, maps
+// tasks come runTaskPage at a time, the chart ganttPage rows at a time, maps
 // mapsShown at a time with failedPage failed items each.
 
 import (
@@ -36,10 +36,10 @@ func runRoutes() []page {
 
 // Page sizes of the run page.
 const (
-	taskPage   = 100 // tasks in the list
-	eventPage  = 50  // timeline entries
-	mapsShown  = 10  // map tasks with their failed items
-	failedPage = 10  // failed items of one map
+	runTaskPage = 100 // tasks in the list
+	eventPage   = 50  // timeline entries
+	mapsShown   = 10  // map tasks with their failed items
+	failedPage  = 10  // failed items of one map
 )
 
 // runView is what run.html gets.
@@ -54,7 +54,7 @@ type runView struct {
 	Tasks    taskList
 	Gantt    ganttView
 	Events   api.Page[api.Event]
-	Maps     []mapView
+	Maps     []runMapView
 	MoreMaps int // map tasks not shown
 	Actions  runActions
 	// Query is the page's query without the parameter a link changes,
@@ -80,8 +80,8 @@ type taskRow struct {
 	Kind string
 }
 
-// mapView is a map task's counts and its first failed items.
-type mapView struct {
+// runMapView is a map task's counts and its first failed items.
+type runMapView struct {
 	Task   api.Task
 	Counts []stateCount
 	Failed []api.Item
@@ -153,7 +153,7 @@ type failedData struct {
 }
 
 // FailedPage is a map's first page of failed items.
-func (v runView) FailedPage(m mapView) failedData {
+func (v runView) FailedPage(m runMapView) failedData {
 	return failedData{Run: v.Run, Task: m.Task.ID, Failed: m.Failed, Next: m.Next}
 }
 
@@ -336,12 +336,12 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) error {
 	})
 	v.Tasks.Total, v.Tasks.From, v.Tasks.Prev, v.Tasks.Next = len(sel), from, -1, -1
 	if from > 0 {
-		v.Tasks.Prev = max(0, from-taskPage)
+		v.Tasks.Prev = max(0, from-runTaskPage)
 	}
-	if from+taskPage < len(sel) {
-		v.Tasks.Next = from + taskPage
+	if from+runTaskPage < len(sel) {
+		v.Tasks.Next = from + runTaskPage
 	}
-	for _, i := range sel[min(from, len(sel)):min(from+taskPage, len(sel))] {
+	for _, i := range sel[min(from, len(sel)):min(from+runTaskPage, len(sel))] {
 		v.Tasks.Rows = append(v.Tasks.Rows, taskRow{Task: run.Tasks[i], Kind: shape.kinds[i]})
 	}
 
@@ -393,7 +393,7 @@ var failedStates = []engine.TaskState{engine.TaskFailed, engine.TaskTimedOut}
 
 // maps reads the counts and first failed items of the run's map tasks,
 // the most failed first.
-func (u *UI) maps(ctx context.Context, run api.Run) ([]mapView, int) {
+func (u *UI) maps(ctx context.Context, run api.Run) ([]runMapView, int) {
 	var ms []api.Task
 	for _, t := range run.Tasks {
 		if t.Map != nil {
@@ -404,9 +404,9 @@ func (u *UI) maps(ctx context.Context, run api.Run) ([]mapView, int) {
 	slices.SortStableFunc(ms, func(a, b api.Task) int { return cmp.Compare(failed(b), failed(a)) })
 	more := max(0, len(ms)-mapsShown)
 	ms = ms[:min(len(ms), mapsShown)]
-	out := make([]mapView, 0, len(ms))
+	out := make([]runMapView, 0, len(ms))
 	for _, t := range ms {
-		mv := mapView{Task: t, Counts: sortedCounts(t.Map.Counts), Next: -1}
+		mv := runMapView{Task: t, Counts: sortedCounts(t.Map.Counts), Next: -1}
 		if failed(t) > 0 {
 			p, err := u.o.Service.Items(ctx, run.ID, t.ID, api.ItemQuery{States: failedStates, Limit: failedPage})
 			if err != nil {
@@ -559,10 +559,10 @@ func (u *UI) renderPart(w http.ResponseWriter, r *http.Request, name string, d a
 	return nil
 }
 
-// pageLink is the run page's URL with one query parameter set (removed
+// runPageLink is the run page's URL with one query parameter set (removed
 // when value is "" or "0"), keeping the others: paging one part keeps the
 // rest.
-func pageLink(runID int64, q url.Values, name, value, fragment string) string {
+func runPageLink(runID int64, q url.Values, name, value, fragment string) string {
 	c := url.Values{}
 	for k, vs := range q {
 		c[k] = slices.Clone(vs)
@@ -584,7 +584,7 @@ func pageLink(runID int64, q url.Values, name, value, fragment string) string {
 
 // Link is the page with query parameter name set to value (for paging).
 func (v runView) Link(name string, value int, fragment string) string {
-	return pageLink(v.Run.ID, v.Query, name, strconv.Itoa(value), fragment)
+	return runPageLink(v.Run.ID, v.Query, name, strconv.Itoa(value), fragment)
 }
 
 // StateLink is the task list filtered to a state ("": unfiltered); the

@@ -39,7 +39,7 @@
       setStateClass(node, t.state);
       const sub = node.querySelector("text.sub");
       if (sub) sub.textContent = t.sub;
-      const label = t.id + ": " + t.sub.replace(/^\S+ /, "");
+      const label = t.id + " " + t.sub; // the text drawn, as the server writes it
       node.setAttribute("aria-label", label);
       const title = node.querySelector("title");
       if (title) title.textContent = label;
