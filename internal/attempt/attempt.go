@@ -482,12 +482,12 @@ func (r *Registry) add(e any) error {
 }
 
 // Builtin returns a registry of the kinds this build of tasuki runs
-// without a store: the shell kind, with a shell.Executor of the registry's
+// without a store: noop, and the shell kind, with a shell.Executor of the registry's
 // own (and of the registries With derives from it), which lives as long as
 // they do. Executors add the in-process kinds and the waits with With
 // (package kinds assembles them).
 func Builtin() *Registry {
-	return &Registry{kinds: map[string]Kind{shellKind: Shell{Exec: new(shell.Executor)}}, conditions: map[string]Condition{}}
+	return &Registry{kinds: map[string]Kind{shellKind: Shell{Exec: new(shell.Executor)}, noopKind: Noop{}}, conditions: map[string]Condition{}}
 }
 
 // body returns the Spec.Body of task t from its kind or condition.

@@ -17,6 +17,7 @@ func TestEveryTaskKindIsRegistered(t *testing.T) {
 		{ID: "c", Wait: &spec.Wait{File: "x"}},
 		{ID: "d", Wait: &spec.Wait{HTTP: "http://127.0.0.1/"}},
 		{ID: "e", SQL: &spec.SQL{DSN: "sqlite:x.db", Query: "select 1"}},
+		{ID: "g", Noop: &spec.Noop{}},
 		{ID: "f", Wait: &spec.Wait{SQL: "select 1", DSN: "sqlite:x.db"}},
 	} {
 		if _, err := r.Describe(&task, nil, nil); err != nil {

@@ -451,6 +451,9 @@ func (c *checker) work(t *Task) {
 	if t.HTTP != nil {
 		given = append(given, "http")
 	}
+	if t.Noop != nil {
+		given = append(given, "noop")
+	}
 	taskAt, ok := c.at(t)
 	if !ok {
 		return
@@ -461,11 +464,11 @@ func (c *checker) work(t *Task) {
 	}
 	switch len(given) {
 	case 0:
-		c.errorf(taskAt, "missing required key \"run\" in %s: a task needs one of run, wait, sql and http", who)
+		c.errorf(taskAt, "missing required key \"run\" in %s: a task needs one of run, wait, sql, http and noop", who)
 		return
 	case 1:
 	default:
-		c.errorf(taskAt, "%s has %s: a task does exactly one of run, wait, sql and http", who, strings.Join(given, " and "))
+		c.errorf(taskAt, "%s has %s: a task does exactly one of run, wait, sql, http and noop", who, strings.Join(given, " and "))
 		return
 	}
 	switch {

@@ -668,6 +668,10 @@ func (d *decoder) object(n ast.Node, sh *shape, v reflect.Value, at pos, label s
 				d.errorf(e.keyPos, "%s: expected %s, got no value", e.key, fl.shape.describe())
 				continue
 			}
+			if fl.nullEmpty && fl.ptr {
+				v.Field(fl.index).Set(reflect.New(fl.shape.goType))
+				continue
+			}
 			// An optional key with no value ("env:" with every line commented
 			// out) is the same as leaving the key out.
 			continue
@@ -701,6 +705,8 @@ func (d *decoder) unknownKey(sh *shape, e entry, label string) {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	} else if other := d.ownerOf(e.key, sh); other != nil {
 		msg += fmt.Sprintf("; %q is a key of %s, not of %s", e.key, article(other.name), article(where))
+	} else if len(sh.keys) == 0 {
+		msg += fmt.Sprintf("; %s takes no keys", where)
 	} else {
 		msg += "; expected one of " + strings.Join(sh.keys, ", ")
 	}

@@ -108,7 +108,9 @@ func TestParseErrors(t *testing.T) {
 		{"missing tasks", "name: x\n", []string{`1:1: missing required key "tasks" in pipeline`}},
 		{"missing task id", "name: x\ntasks:\n  - run: b\n", []string{`3:5: missing required key "id" in task`}},
 		{"missing task run", "name: x\ntasks:\n  - id: a\n", []string{`3:5: missing required key "run" in task "a"`}},
-		{"two kinds of work", "name: x\ntasks:\n  - id: a\n    run: b\n    http: {url: \"http://h/\"}\n", []string{`3:5: task "a" has run and http: a task does exactly one of run, wait, sql and http`}},
+		{"two kinds of work", "name: x\ntasks:\n  - id: a\n    run: b\n    http: {url: \"http://h/\"}\n", []string{`3:5: task "a" has run and http: a task does exactly one of run, wait, sql, http and noop`}},
+		{"noop with a key", "name: x\ntasks:\n  - id: a\n    noop: {x: 1}\n", []string{`4:12: unknown key "x" in noop; noop takes no keys`}},
+		{"noop and run", "name: x\ntasks:\n  - id: a\n    noop: {}\n    run: b\n", []string{`task "a" has run and noop`}},
 		{"wait without condition", "name: x\ntasks:\n  - id: a\n    wait: {poke: 1s}\n", []string{`wait: expected one of file, http, sql, pipeline and dataset`}},
 		{"wait with two conditions", "name: x\ntasks:\n  - id: a\n    wait: {file: x, dataset: d}\n", []string{`wait: has file and dataset: a wait checks exactly one condition`}},
 		{"wait key of another condition", "name: x\ntasks:\n  - id: a\n    wait: {http: \"http://h/\", stable_for: 1s}\n", []string{`4:43: wait.stable_for: applies to file waits, not to an http wait`}},
@@ -551,5 +553,21 @@ func TestHTTPRetriesDefault(t *testing.T) {
 	}
 	if a, b := p.Tasks[0].HTTP.Retries, p.Tasks[1].HTTP.Retries; a != DefaultHTTPRetries || b != 0 {
 		t.Fatalf("retries: absent gave %d, explicit 0 gave %d", a, b)
+	}
+}
+
+// TestParseNoop: noop: {} is a task of kind noop that needs nothing else.
+func TestParseNoop(t *testing.T) {
+	p, err := Parse("n.yaml", []byte("name: n\ntasks:\n  - id: a\n    run: b\n  - id: join\n    needs: [a]\n    noop: {}\n    map: {range: {stop: 3}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := p.Tasks[1]; j.Noop == nil || j.Kind() != "noop" || j.Map == nil {
+		t.Errorf("join = %+v, kind %q", j, j.Kind())
+	}
+	// "noop:" with no value is noop: {}.
+	p, err = Parse("n.yaml", []byte("name: n\ntasks:\n  - id: a\n    noop:\n"))
+	if err != nil || p.Tasks[0].Kind() != "noop" {
+		t.Fatalf("noop with no value: %v", err)
 	}
 }

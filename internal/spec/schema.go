@@ -128,7 +128,7 @@ var alternatives = map[string]struct {
 	rule string
 	keys []string
 }{
-	"task":     {"oneOf", []string{"run", "wait", "sql", "http"}},
+	"task":     {"oneOf", []string{"run", "wait", "sql", "http", "noop"}},
 	"wait":     {"oneOf", []string{"file", "http", "sql", "pipeline", "dataset"}},
 	"schedule": {"anyOf", []string{"cron", "datasets"}},
 }

@@ -123,6 +123,10 @@ type field struct {
 	// leaving it out would be a surprise: "map:" with its lines commented
 	// out would run the task once instead of per item.
 	noNull bool
+	// nullEmpty takes the key with no value as an empty mapping (tag
+	// null:"empty"), for a key whose mapping has no keys: "noop:" is
+	// "noop: {}".
+	nullEmpty bool
 	// secretEnv is the index of the Go field that receives the {secret:
 	// NAME} values of an env map (tag secretenv), or -1.
 	secretEnv int
@@ -229,7 +233,7 @@ func (b *formatBuilder) object(t reflect.Type) (*shape, error) {
 		}
 		key, _, _ := strings.Cut(tag, ",")
 		fl := &field{key: key, index: i, ord: len(sh.fields), doc: sf.Tag.Get("doc"), required: sf.Tag.Get("required") == "true", secretEnv: -1,
-			noNull: sf.Tag.Get("null") == "refuse"}
+			noNull: sf.Tag.Get("null") == "refuse", nullEmpty: sf.Tag.Get("null") == "empty"}
 		if name := sf.Tag.Get("secretenv"); name != "" {
 			target, ok := t.FieldByName(name)
 			if !ok || target.Type != sf.Type || target.Type.Kind() != reflect.Map {

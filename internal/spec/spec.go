@@ -99,14 +99,15 @@ func EnvSafe(name string) string {
 }
 
 // Task is one node of the pipeline graph. It does exactly one kind of work:
-// run a command (Run), wait for a condition (Wait), run SQL statements (SQL)
-// or make an HTTP request (HTTP); Kind names which.
+// run a command (Run), wait for a condition (Wait), run SQL statements (SQL),
+// make an HTTP request (HTTP) or nothing (Noop); Kind names which.
 type Task struct {
 	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
-	Run     Command           `yaml:"run,omitempty" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell. A task has exactly one of run, wait, sql and http." aka:"command,cmd,script,shell,exec"`
+	Run     Command           `yaml:"run,omitempty" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell. A task has exactly one of run, wait, sql, http and noop." aka:"command,cmd,script,shell,exec"`
 	Wait    *Wait             `yaml:"wait,omitempty" doc:"Instead of running something, wait until a condition holds: a file arrived, an HTTP endpoint answers, a SQL query returns true, another pipeline's run of the same interval succeeded, a dataset was updated. Between checks (pokes) the wait holds no execution slot." aka:"sensor,await,until"`
 	SQL     *SQL              `yaml:"sql,omitempty" doc:"Run SQL statements in one transaction against PostgreSQL, MySQL/MariaDB or SQLite, in-process (no shell). Parameters are bound, never spliced." aka:"query,database,db"`
 	HTTP    *HTTP             `yaml:"http,omitempty" doc:"Make an HTTP request in-process (no shell), retried on 5xx and connection errors; the response body is the task's result." aka:"request,webhook,url"`
+	Noop    *Noop             `yaml:"noop,omitempty" null:"empty" doc:"Do nothing and succeed at once, in-process: a join point for tasks that need several others, a placeholder, or a map whose items cost only their orchestration. Write noop: {} (or noop: with no value)." aka:"empty,dummy,nop,pass,join"`
 	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
 	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
 	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
@@ -148,6 +149,11 @@ type Map struct {
 	Zip         bool      `yaml:"zip,omitempty" doc:"With from naming a map: item i runs as soon as item i of that map succeeded, with its result as the item, while the map still runs (instead of once it ended). An item whose upstream item did not succeed is skipped." aka:"zipped,pairwise,stream,streaming,item_wise,per_item"`
 }
 
+// Noop is the body of a task that does nothing (noop: {}): it has no keys.
+// Like Airflow's EmptyOperator, it joins branches (a task that needs
+// several others and that others need) without running anything.
+type Noop struct{}
+
 // Range is a map over numbers.
 type Range struct {
 	Start int `yaml:"start,omitempty" doc:"First number. Default 0." aka:"from,begin,first"`
@@ -169,7 +175,7 @@ type Cache struct {
 }
 
 // Kind names the kind of work a task does: "shell" (run), "sql", "http",
-// or "wait.<condition>" (wait.file, wait.http, wait.sql, wait.pipeline,
+// "noop", or "wait.<condition>" (wait.file, wait.http, wait.sql, wait.pipeline,
 // wait.dataset). It is the key of the executor that runs the task's attempts.
 func (t Task) Kind() string {
 	switch {
@@ -179,6 +185,8 @@ func (t Task) Kind() string {
 		return "sql"
 	case t.HTTP != nil:
 		return "http"
+	case t.Noop != nil:
+		return "noop"
 	}
 	return "shell"
 }
