@@ -36,19 +36,35 @@ const (
 
 // remoteRows runs a map of no-op items on two real `tasuki worker`
 // processes leasing from a real `tasuki server` on a fresh PostgreSQL
-// database.
+// database: items of the noop kind (orchestration alone: the target's
+// row), and items that each make an HTTP request to a no-op server in the
+// harness (the row before the noop kind existed, kept for comparison).
 func remoteRows(ctx context.Context, o *options) ([]row, error) {
-	const key = "map-remote-100k-pg"
-	if !o.want(key) {
-		return nil, nil
+	var rows []row
+	for _, v := range []struct {
+		key  string
+		http bool
+	}{{"map-remote-100k-pg", false}, {"map-remote-http-100k-pg", true}} {
+		if !o.want(v.key) {
+			continue
+		}
+		rw, err := remoteRow(ctx, o, v.key, v.http)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v.key, err)
+		}
+		rows = append(rows, rw)
 	}
+	return rows, nil
+}
+
+func remoteRow(ctx context.Context, o *options, key string, viaHTTP bool) (row, error) {
 	n := 100_000
 	if o.quick {
 		n = 10_000
 	}
-	m, err := remoteMap(ctx, o, key, n)
+	m, err := remoteMap(ctx, o, key, n, viaHTTP)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		return row{}, err
 	}
 	walls := make([]time.Duration, len(m.runs))
 	for i, r := range m.runs {
@@ -60,12 +76,19 @@ func remoteRows(ctx context.Context, o *options) ([]row, error) {
 	for _, r := range m.runs {
 		mapRates = append(mapRates, fmt.Sprintf("%s (%.0f items/s; the map task itself %s, %.0f items/s)", secs(r.wall), float64(n)/r.wall.Seconds(), secs(r.mapWall), float64(n)/r.mapWall.Seconds()))
 	}
+	what, task, harness := "`noop: {}`", "`noop: {}`", "reading the processes' logs"
+	if viaHTTP {
+		what, task, harness = "`http` GET of a local no-op server", "`http: {url: http://127.0.0.1:PORT/noop, retries: 0}`", "the no-op HTTP server, reading the processes' logs"
+	}
 	rw := row{
 		key:    key,
-		name:   fmt.Sprintf("map of %s no-op items (`http` GET of a local no-op server) on %d real `tasuki worker --slots %d` processes, a real `tasuki server --workers 0` on PostgreSQL", commas(n), remoteWorkers, remoteSlots),
+		name:   fmt.Sprintf("map of %s no-op items (%s) on %d real `tasuki worker --slots %d` processes, a real `tasuki server --workers 0` on PostgreSQL", commas(n), what, remoteWorkers, remoteSlots),
 		value:  fmt.Sprintf("%.0f items/s (%s for the whole map)", rate, secs(w)),
 		mem:    fmt.Sprintf("server RSS %s, workers %s", mb(m.serverRSS), mb(m.workerRSS)),
 		target: "≥ 10,000 items/s", met: metStr(rate >= 10_000),
+	}
+	if viaHTTP {
+		rw.target, rw.met = "— (the noop row is the target's)", "—"
 	}
 	var cs, cw, cp, ch time.Duration
 	for _, r := range m.runs {
@@ -73,16 +96,20 @@ func remoteRows(ctx context.Context, o *options) ([]row, error) {
 	}
 	items := n * len(m.runs)
 	total := cs + cw + cp + ch
+	itemNote := "each item is the in-process `noop` kind: the worker runs nothing, so the row measures orchestration (lease, run, report, the store) alone."
+	if viaHTTP {
+		itemNote = fmt.Sprintf("each item is an HTTP GET that the worker sends in its own process to a server in the harness answering 204 at once (%s requests served in all, the expected %s × %d runs).", commas(int(m.served)), commas(n), len(m.runs))
+	}
 	rw.notes = append(rw.notes,
-		fmt.Sprintf("%s: a fresh PostgreSQL database (created on %s and dropped after), `tasuki server --db DSN --workers 0` (every attempt goes to remote workers; --parallel 64, its default), a worker token made with `tasuki token create`, and %d `tasuki worker --slots %d` processes on this machine. The pipeline is one task, `http: {url: http://127.0.0.1:PORT/noop, retries: 0}` with `map: {range: {stop: %d}}`: tasuki has no in-process no-op kind a worker runs, and `run: [\"true\"]` would measure fork/exec (xargs starts fewer than 2,000 `true` a second on this machine: see the proc rows), so each item is an HTTP GET that the worker sends in its own process to a server in the harness answering 204 at once (%s requests served in all, the expected %s × %d runs).",
-			key, m.pgHost, remoteWorkers, remoteSlots, n, commas(int(m.served)), commas(n), len(m.runs)),
+		fmt.Sprintf("%s: a fresh PostgreSQL database (created on %s and dropped after), `tasuki server --db DSN --workers 0` (every attempt goes to remote workers; --parallel 64, its default), a worker token made with `tasuki token create`, and %d `tasuki worker --slots %d` processes on this machine. The pipeline is one task, %s with `map: {range: {stop: %d}}`: %s",
+			key, m.pgHost, remoteWorkers, remoteSlots, task, n, itemNote),
 		fmt.Sprintf("%s: the figure is items / wall time from the trigger (`POST /pipelines/bench-map-remote/runs`) to the run's end as the server recorded it (`finished_at`; the harness polls `GET /runs/{id}` once a second), best of %d runs on the same server: %s. Memory: the server's and the workers' peak RSS.", key, len(m.runs), strings.Join(mapRates, "; ")),
-		fmt.Sprintf("%s: CPU time per item during the runs (user + system, from /proc): server %s, both workers %s, PostgreSQL backends of the database %s, the harness (the no-op HTTP server, reading the processes' logs) %s; %s in all: at that cost the machine's %d cores could complete at most %.0f items/s with nothing else running.",
-			key, perTask(cs, items), perTask(cw, items), perTask(cp, items), perTask(ch, items), perTask(total, items), runtime.NumCPU(), float64(runtime.NumCPU())*float64(items)/total.Seconds()),
-		fmt.Sprintf("%s: the database committed %s transactions in its whole life (server start, token, %d runs of %s items and the harness's polls: %.3f per item), from PostgreSQL's `pg_stat_database.xact_commit` (reads count too) read after the server stopped. Per item, the worker protocol costs a share of one lease request (up to the worker's free slots at a time) and of one batched report (`POST /worker/complete`), which carries the item's short log (no log request; the server keeps the items' logs in one pack per map, not a file each); the item's own request reuses a kept-alive connection, as do the worker's calls to the server.",
+		fmt.Sprintf("%s: CPU time per item during the runs (user + system, from /proc): server %s, both workers %s, PostgreSQL backends of the database %s, the harness (%s) %s; %s in all: at that cost the machine's %d cores could complete at most %.0f items/s with nothing else running.",
+			key, perTask(cs, items), perTask(cw, items), perTask(cp, items), harness, perTask(ch, items), perTask(total, items), runtime.NumCPU(), float64(runtime.NumCPU())*float64(items)/total.Seconds()),
+		fmt.Sprintf("%s: the database committed %s transactions in its whole life (server start, token, %d runs of %s items and the harness's polls: %.3f per item), from PostgreSQL's `pg_stat_database.xact_commit` (reads count too) read after the server stopped. The workers lease a map's items in bundles (the attempt's description once, the items as a list, up to the worker's free slots; one heartbeat per bundle) and report them in batches (`POST /worker/complete`), each report carrying the item's short log (no log request; the server keeps the items' logs in one pack per map, not a file each); the worker's calls to the server reuse kept-alive connections.",
 			key, commas(int(m.commits)), len(m.runs), commas(n), float64(m.commits)/float64(n*len(m.runs))),
 	)
-	return []row{rw}, nil
+	return rw, nil
 }
 
 type remoteRun struct {
@@ -99,7 +126,7 @@ type remoteMeasure struct {
 	commits              int64 // transactions committed in the database, over its whole life
 }
 
-func remoteMap(ctx context.Context, o *options, key string, n int) (*remoteMeasure, error) {
+func remoteMap(ctx context.Context, o *options, key string, n int, viaHTTP bool) (*remoteMeasure, error) {
 	m := &remoteMeasure{}
 	dir := filepath.Join(o.work, key)
 	pipelines, home := filepath.Join(dir, "pipelines"), filepath.Join(dir, "home")
@@ -135,7 +162,10 @@ func remoteMap(ctx context.Context, o *options, key string, n int) (*remoteMeasu
 	defer hs.Close()
 
 	file := filepath.Join(pipelines, "bench-map-remote.yaml")
-	text := fmt.Sprintf("name: bench-map-remote\ndescription: a map of %d no-op HTTP requests\ntasks:\n  - id: each\n    http: {url: \"http://%s/noop\", retries: 0}\n    map: {range: {stop: %d}}\n", n, ln.Addr(), n)
+	text := fmt.Sprintf("name: bench-map-remote\ndescription: a map of %d no-op items\ntasks:\n  - id: each\n    noop: {}\n    map: {range: {stop: %d}}\n", n, n)
+	if viaHTTP {
+		text = fmt.Sprintf("name: bench-map-remote\ndescription: a map of %d no-op HTTP requests\ntasks:\n  - id: each\n    http: {url: \"http://%s/noop\", retries: 0}\n    map: {range: {stop: %d}}\n", n, ln.Addr(), n)
+	}
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
@@ -188,7 +218,7 @@ func remoteMap(ctx context.Context, o *options, key string, n int) (*remoteMeasu
 		}
 		s1, w1, p1, h1 := cpu()
 		r.cpuServer, r.cpuWorkers, r.cpuPG, r.cpuHarness = s1-s0, w1-w0, p1-p0, h1-h0
-		if got := served.Load() - before; got != int64(n) {
+		if got := served.Load() - before; viaHTTP && got != int64(n) {
 			return nil, fmt.Errorf("run %d: the no-op server got %d requests, want %d", rep, got, n)
 		}
 		m.runs = append(m.runs, r)

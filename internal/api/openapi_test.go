@@ -197,7 +197,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Param": api.Param{}, "Backfill": api.Backfill{}, "BackfillRequest": api.BackfillRequest{}, "TriggerRequest": api.TriggerRequest{},
 		"MarkRequest": api.MarkRequest{}, "Status": api.Status{}, "ErrorBody": api.ErrorBody{}, "ErrorDetail": api.ErrorDetail{},
 		"RunPage": api.Page[api.Run]{}, "EventPage": api.Page[api.Event]{}, "BackfillPage": api.Page[api.Backfill]{}, "PipelineList": api.PipelineList{}, "FileProblem": api.FileProblem{},
-		"LeaseRequest": api.LeaseRequest{}, "LeaseResponse": api.LeaseResponse{}, "Lease": api.Lease{}, "AttemptSpec": attempt.Spec{},
+		"LeaseRequest": api.LeaseRequest{}, "LeaseResponse": api.LeaseResponse{}, "Lease": api.Lease{}, "Bundle": api.Bundle{}, "BundleItem": api.BundleItem{}, "AttemptSpec": attempt.Spec{},
 		"HeartbeatRequest": api.HeartbeatRequest{}, "HeartbeatResponse": api.HeartbeatResponse{}, "CompleteRequest": api.CompleteRequest{},
 		"TokenInfo": api.TokenInfo{}, "TokenPage": api.Page[api.TokenInfo]{}, "CreateTokenRequest": api.CreateTokenRequest{}, "CreatedToken": api.CreatedToken{},
 		"AuditEntry": api.AuditEntry{}, "AuditPage": api.Page[api.AuditEntry]{},

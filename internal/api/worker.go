@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,15 @@ import (
 // missed heartbeats, the attempt was declared lost and started again
 // elsewhere) is refused with 409 when it reports, and cannot overwrite the
 // result of the newer attempt.
+//
+// The items of a map come by the thousand a second, so a worker that asks
+// (LeaseRequest.Bundle) gets them in bundles: several items of one map in
+// one Bundle, their shared description once. Each item is still a lease of
+// its own, reported, logged and cancelled under its own id; only the
+// heartbeat is the bundle's (HeartbeatRequest.Bundles). A worker that does
+// not ask gets every item as a Lease, as before bundles; a server older
+// than bundles refuses the field with 400, and the worker asks again
+// without it.
 
 // LeaseRequest asks for up to Free attempts the worker can run.
 type LeaseRequest struct {
@@ -35,11 +45,72 @@ type LeaseRequest struct {
 	// WaitSeconds is how long the server may hold the request when nothing
 	// is ready (long-poll), at most 30.
 	WaitSeconds int `json:"wait_seconds,omitempty"`
+	// Bundle is the most items of one map the worker takes as one Bundle
+	// (at most MaxBundle; the server hands no more than Free items in all);
+	// 0: none, every attempt comes as a Lease.
+	Bundle int `json:"bundle,omitempty"`
 }
 
 // LeaseResponse hands attempts to a worker; empty when none came in time.
 type LeaseResponse struct {
 	Leases []Lease `json:"leases"`
+	// Bundles are items of maps, several to a bundle, for a worker that
+	// asked for them (LeaseRequest.Bundle). Leases and the items of
+	// Bundles together are at most LeaseRequest.Free.
+	Bundles []Bundle `json:"bundles,omitempty"`
+}
+
+// Bundle is several attempts of one map task's items handed to a worker
+// at once: the description they share once, and each item's own lease.
+// Each item is run, logged (AppendLog under its lease), reported
+// (Complete or CompleteBatch under its lease) and cancelled as if it had
+// come as a Lease; the bundle is kept alive as one (HeartbeatRequest.Bundles)
+// and is lost as one: when its heartbeats stop, every item not yet reported
+// is lost, and retried as the task's policy says.
+type Bundle struct {
+	// ID names the bundle in heartbeats: the lease id of its first item.
+	ID       string `json:"id"`
+	RunID    int64  `json:"run_id"`
+	Pipeline string `json:"pipeline"`
+	Task     string `json:"task"`
+	// Spec is what every item runs: the Spec of the first item without
+	// its Item and Items; Items say what differs.
+	Spec  attempt.Spec `json:"spec"`
+	Items []BundleItem `json:"items"`
+	// HeartbeatEvery, LeaseTimeout and InlineLog are as a Lease's.
+	HeartbeatEvery Duration `json:"heartbeat_every"`
+	LeaseTimeout   Duration `json:"lease_timeout"`
+	InlineLog      int      `json:"inline_log,omitempty"`
+}
+
+// BundleItem is one item's attempt in a Bundle.
+type BundleItem struct {
+	Lease   string `json:"lease"` // LeaseID(run, task.ITEM, attempt), as the Lease of the item would be named
+	Attempt int    `json:"attempt"`
+	// Item and Items are the item (or a batch's items) of its Spec.
+	Item  json.RawMessage   `json:"item,omitempty"`
+	Items []json.RawMessage `json:"items,omitempty"`
+	// Env are the item's variables whose values differ from the bundle's
+	// Spec.Env (TASUKI_ITEM, TASUKI_ITEM_INDEX, TASUKI_ATTEMPT, ...): the
+	// item runs with the bundle's variables and these.
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// Lease returns item i of the bundle as the Lease it would have come as.
+// The Spec's maps are the bundle's, shared, but for the variables of an
+// item that has its own.
+func (b *Bundle) Lease(i int) Lease {
+	it := b.Items[i]
+	s := b.Spec
+	s.Item, s.Items = it.Item, it.Items
+	if len(it.Env) > 0 {
+		env := make(map[string]string, len(s.Env)+len(it.Env))
+		maps.Copy(env, s.Env)
+		maps.Copy(env, it.Env)
+		s.Env = env
+	}
+	return Lease{ID: it.Lease, RunID: b.RunID, Pipeline: b.Pipeline, Task: b.Task, Attempt: it.Attempt, Spec: s,
+		HeartbeatEvery: b.HeartbeatEvery, LeaseTimeout: b.LeaseTimeout, InlineLog: b.InlineLog}
 }
 
 // Lease is one attempt handed to a worker: who it is, the attempt's Spec
@@ -66,10 +137,12 @@ type Lease struct {
 	InlineLog int `json:"inline_log,omitempty"`
 }
 
-// HeartbeatRequest keeps a worker's leases alive.
+// HeartbeatRequest keeps a worker's leases alive: those it got as Leases
+// by their ids, those it got in bundles by their bundles' ids.
 type HeartbeatRequest struct {
-	Worker string   `json:"worker"`
-	Leases []string `json:"leases"`
+	Worker  string   `json:"worker"`
+	Leases  []string `json:"leases"`
+	Bundles []string `json:"bundles,omitempty"`
 }
 
 // HeartbeatResponse tells the worker what to stop.
@@ -84,7 +157,9 @@ type HeartbeatResponse struct {
 	// end them.
 	Preempt []string `json:"preempt,omitempty"`
 	// Unknown lists leases the server no longer holds (expired, or given to
-	// another worker): end them; their completion would be refused.
+	// another worker): end them; their completion would be refused. An id
+	// the request gave in Bundles means every item of that bundle. (Cancel
+	// and Preempt name the items of a bundle by their own lease ids.)
 	Unknown []string `json:"unknown,omitempty"`
 }
 
@@ -249,6 +324,8 @@ const (
 	// MaxLeaseFree bounds LeaseRequest.Free, so one request cannot ask the
 	// server to build an unbounded answer.
 	MaxLeaseFree = 1000
+	// MaxBundle bounds LeaseRequest.Bundle: the items of one Bundle.
+	MaxBundle = 256
 	// MaxLogChunk bounds the body of one log append. A worker sends what its
 	// task printed since the last append, so under load a chunk is large;
 	// the bound keeps the server's memory per request fixed.

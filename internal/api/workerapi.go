@@ -121,14 +121,17 @@ func (h *handler) workerLease(w http.ResponseWriter, r *http.Request) error {
 	if req.WaitSeconds < 0 || req.WaitSeconds > MaxLeaseWait {
 		return invalid("field \"wait_seconds\": expected 0 to %d, got %d", MaxLeaseWait, req.WaitSeconds)
 	}
+	if req.Bundle < 0 || req.Bundle > MaxBundle {
+		return invalid("field \"bundle\": expected the most items of a bundle, 0 to %d, got %d", MaxBundle, req.Bundle)
+	}
 	resp, err := h.workers.Lease(r.Context(), req)
 	if err != nil {
 		return err
 	}
-	if len(resp.Leases) > 0 && r.Context().Err() != nil {
+	if len(resp.Leases)+len(resp.Bundles) > 0 && r.Context().Err() != nil {
 		// The worker hung up while the server was handing it attempts.
 		h.log.WarnContext(r.Context(), "api: leases handed to a worker that went away; they are lost at their lease timeout",
-			"worker", req.Worker, "leases", len(resp.Leases))
+			"worker", req.Worker, "leases", len(resp.Leases), "bundles", len(resp.Bundles))
 	}
 	resp.Leases = nonNil(resp.Leases)
 	writeJSON(w, http.StatusOK, resp)
@@ -146,6 +149,11 @@ func (h *handler) workerHeartbeat(w http.ResponseWriter, r *http.Request) error 
 	for _, id := range req.Leases {
 		if _, _, _, err := ParseLeaseID(id); err != nil {
 			return invalid("field \"leases\": %v", err)
+		}
+	}
+	for _, id := range req.Bundles {
+		if _, _, _, err := ParseLeaseID(id); err != nil {
+			return invalid("field \"bundles\": %v", err)
 		}
 	}
 	resp, err := h.workers.Heartbeat(r.Context(), req)

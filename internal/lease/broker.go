@@ -65,7 +65,8 @@ type Broker struct {
 	offers  []*offer             // waiting, by priority then arrival
 	seq     uint64
 	leases  map[string]*leaseState
-	changed chan struct{} // closed when offers are added
+	bundles map[string]*bundleState // by id, while an item of theirs is held (bundle.go)
+	changed chan struct{}           // closed when offers are added
 
 	fleet fleet // what Workers lists beyond seen (workers.go)
 }
@@ -114,9 +115,10 @@ type leaseState struct {
 	id       string
 	o        *offer
 	worker   string
-	owner    string    // the token the lease was handed to ("" for the in-process executor)
-	deadline time.Time // zero for the in-process executor, which cannot vanish alone
-	stop     error     // why the run asked to end the attempt (attempt.ErrCancelled, attempt.ErrPreempted); nil while it runs
+	owner    string       // the token the lease was handed to ("" for the in-process executor)
+	deadline time.Time    // zero for the in-process executor, which cannot vanish alone
+	bundle   *bundleState // the bundle it was handed out in; nil for a lease alone
+	stop     error        // why the run asked to end the attempt (attempt.ErrCancelled, attempt.ErrPreempted); nil while it runs
 	// logMu orders a lease's log appends and its close: a worker may retry
 	// an append while the first is still being written, and an expiry or a
 	// report may come in between.
@@ -161,9 +163,9 @@ func (b *Broker) expire() {
 	now := b.Now()
 	b.mu.Lock()
 	var lost []*leaseState
-	for id, l := range b.leases {
+	for _, l := range b.leases {
 		if !l.deadline.IsZero() && now.After(l.deadline) {
-			delete(b.leases, id)
+			b.drop(l)
 			lost = append(lost, l)
 		}
 	}
@@ -298,10 +300,34 @@ func (b *Broker) remove(o *offer) {
 	}
 }
 
-// take gives up to n waiting offers whose labels the worker has, as leases;
-// b.mu is held.
-func (b *Broker) take(worker string, labels []string, n int, expires bool) []*leaseState {
+// take gives up to n waiting offers whose labels the worker has, as leases
+// to owner (the token; "" for the in-process executor); b.mu is held. With
+// bundle > 1, the items of a map that wait together go in bundles of up to
+// that many (bundle.go), each bundle's leases one after the other in the
+// answer.
+func (b *Broker) take(worker, owner string, labels []string, n int, expires bool, bundle int) []*leaseState {
 	var out []*leaseState
+	now := b.Now()
+	lease := func(o *offer) *leaseState {
+		// A map item's lease is named by its log key's task ("task.ITEM"), so
+		// the items of one map do not share a name.
+		task := o.a.TaskID
+		if o.a.Items > 0 {
+			task = o.a.Log.TaskID
+		}
+		l := &leaseState{id: api.LeaseID(o.a.RunID, task, o.a.Number), o: o, worker: worker, owner: owner}
+		if expires {
+			l.deadline = now.Add(b.LeaseTimeout)
+		}
+		o.lease = l
+		o.taken = now
+		if o.span != nil {
+			o.span.AddEvent("leased", trace.WithTimestamp(o.taken), trace.WithAttributes(attribute.String("tasuki.worker", worker)))
+			o.span.SetAttributes(attribute.String("tasuki.worker", worker))
+		}
+		b.leases[l.id] = l
+		return l
+	}
 	for i := 0; i < len(b.offers) && len(out) < n; {
 		o := b.offers[i]
 		if !hasAll(labels, o.labels) {
@@ -309,24 +335,11 @@ func (b *Broker) take(worker string, labels []string, n int, expires bool) []*le
 			continue
 		}
 		b.offers = slices.Delete(b.offers, i, i+1)
-		// A map item's lease is named by its log key's task ("task.ITEM"), so
-		// the items of one map do not share a name.
-		task := o.a.TaskID
-		if o.a.Items > 0 {
-			task = o.a.Log.TaskID
-		}
-		l := &leaseState{id: api.LeaseID(o.a.RunID, task, o.a.Number), o: o, worker: worker}
-		if expires {
-			l.deadline = b.Now().Add(b.LeaseTimeout)
-		}
-		o.lease = l
-		o.taken = b.Now()
-		if o.span != nil {
-			o.span.AddEvent("leased", trace.WithTimestamp(o.taken), trace.WithAttributes(attribute.String("tasuki.worker", worker)))
-			o.span.SetAttributes(attribute.String("tasuki.worker", worker))
-		}
-		b.leases[l.id] = l
+		l := lease(o)
 		out = append(out, l)
+		if bundle > 1 && o.a.Items > 0 && len(out) < n {
+			out = append(out, b.gather(l, i, min(bundle, n-len(out)+1), lease)...)
+		}
 	}
 	return out
 }
@@ -365,16 +378,20 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 	defer timer.Stop()
 	for {
 		b.mu.Lock()
-		got := b.take(req.Worker, req.Labels, req.Free, true)
-		for _, l := range got {
-			l.owner = owner
-		}
+		got := b.take(req.Worker, owner, req.Labels, req.Free, true, min(req.Bundle, api.MaxBundle))
 		b.heard(req.Worker)
 		b.heardLease(req)
 		changed := b.changed
 		b.mu.Unlock()
 		if len(got) > 0 {
 			resp := api.LeaseResponse{Leases: make([]api.Lease, 0, len(got))}
+			var inBundle []*leaseState // the leases of the bundle being described
+			endBundle := func() {
+				if len(inBundle) > 0 {
+					resp.Bundles = append(resp.Bundles, b.describeBundle(inBundle[0].bundle, inBundle))
+					inBundle = inBundle[:0]
+				}
+			}
 			for _, l := range got {
 				// The worker must be known to hold it before it may run it:
 				// a server taking over relies on that to hold the task.
@@ -391,11 +408,19 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 					b.giveBack(l)
 					continue
 				}
-				resp.Leases = append(resp.Leases, b.describe(l))
+				if len(inBundle) > 0 && inBundle[0].bundle != l.bundle {
+					endBundle()
+				}
+				if l.bundle != nil {
+					inBundle = append(inBundle, l)
+				} else {
+					resp.Leases = append(resp.Leases, b.describe(l))
+				}
 				b.observeTaken([]*leaseState{l}) // handed out for good
 				b.Logger.Log(ctx, attemptLevel(l.o.a), "attempt leased", attemptAttrs(l, "worker", l.worker)...)
 			}
-			if len(resp.Leases) > 0 || ctx.Err() != nil {
+			endBundle()
+			if len(resp.Leases)+len(resp.Bundles) > 0 || ctx.Err() != nil {
 				return resp, nil
 			}
 			continue
@@ -417,7 +442,7 @@ func (b *Broker) giveBack(l *leaseState) {
 	if b.leases[l.id] != l {
 		return
 	}
-	delete(b.leases, l.id)
+	b.drop(l)
 	l.o.lease = nil
 	l.o.taken = time.Time{}
 	if l.stop != nil || l.o.ctx.Err() != nil {
@@ -477,21 +502,36 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 		b.heard(req.Worker)
 	}
 	owner := api.TokenName(ctx)
+	keep := func(l *leaseState) {
+		l.deadline = now.Add(b.LeaseTimeout)
+		if errors.Is(l.stop, attempt.ErrPreempted) {
+			resp.Preempt = append(resp.Preempt, l.id)
+		}
+		if l.stop != nil {
+			// A hand-back is listed under cancel too, so a worker that
+			// predates preempt still ends it (and the runner records its
+			// "cancelled" as preempted).
+			resp.Cancel = append(resp.Cancel, l.id)
+		}
+	}
 	for _, id := range req.Leases {
 		l, ok := b.leases[id]
 		if !ok || l.worker != req.Worker || l.owner != owner || l.deadline.IsZero() {
 			resp.Unknown = append(resp.Unknown, id)
 			continue
 		}
-		l.deadline = now.Add(b.LeaseTimeout)
-		if errors.Is(l.stop, attempt.ErrPreempted) {
-			resp.Preempt = append(resp.Preempt, id)
+		keep(l)
+	}
+	for _, id := range req.Bundles {
+		bs, ok := b.bundles[id]
+		if !ok || bs.worker != req.Worker || bs.owner != owner {
+			resp.Unknown = append(resp.Unknown, id)
+			continue
 		}
-		if l.stop != nil {
-			// A hand-back is listed under cancel too, so a worker that
-			// predates preempt still ends it (and the runner records its
-			// "cancelled" as preempted).
-			resp.Cancel = append(resp.Cancel, id)
+		for _, l := range bs.leases {
+			if b.leases[l.id] == l {
+				keep(l)
+			}
 		}
 	}
 	return resp, nil
@@ -645,7 +685,7 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 		held = false // the in-process executor's, or another token's
 	}
 	if held {
-		delete(b.leases, id)
+		b.drop(l)
 	}
 	b.mu.Unlock()
 	if !held {
@@ -689,7 +729,7 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 		wg.Go(func() {
 			for {
 				b.mu.Lock()
-				got := b.take(localWorker, labels, 1, false)
+				got := b.take(localWorker, "", labels, 1, false, 0)
 				changed := b.changed
 				b.mu.Unlock()
 				if len(got) == 0 {
@@ -710,8 +750,10 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 				}
 				b.Logger.Log(ctx, level, "attempt ended", attemptAttrs(l, "worker", localWorker, "outcome", res.Outcome, "message", res.Message)...)
 				b.mu.Lock()
-				_, held := b.leases[l.id]
-				delete(b.leases, l.id)
+				held := b.leases[l.id] == l
+				if held {
+					b.drop(l)
+				}
 				b.mu.Unlock()
 				if held {
 					l.o.result <- res

@@ -161,14 +161,36 @@ type logSink struct {
 	inline int
 	kept   []byte
 
+	// The sending goroutine starts only when there is something to send
+	// that the report will not carry: a flushEvery after the first write
+	// (timer), at once when the buffer is large, or at Close for what the
+	// report cannot carry. Most items of a map end before, so they cost
+	// neither a goroutine nor a ticker.
+	started  bool
+	timer    *time.Timer
 	wake     chan struct{} // capacity 1
 	finished chan struct{} // closed when the sending goroutine returns
 }
 
 func newLogSink(s *session, a *leased) *logSink {
-	k := &logSink{s: s, a: a, inline: a.lease.InlineLog, wake: make(chan struct{}, 1), finished: make(chan struct{})}
-	go k.run()
-	return k
+	return &logSink{s: s, a: a, inline: a.lease.InlineLog, wake: make(chan struct{}, 1), finished: make(chan struct{})}
+}
+
+// startLocked starts the sending goroutine; k.mu is held.
+func (k *logSink) startLocked() {
+	if !k.started {
+		k.started = true
+		go k.run()
+	}
+}
+
+// startLater is the timer's: the first write is flushEvery old.
+func (k *logSink) startLater() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.closed {
+		k.startLocked()
+	}
 }
 
 // Write buffers p. It always succeeds.
@@ -182,8 +204,12 @@ func (k *logSink) Write(p []byte) (int, error) {
 	default:
 		k.buf = append(k.buf, p...)
 		if len(k.buf) >= flushSize {
+			k.startLocked()
 			signal(k.wake)
 		}
+	}
+	if !k.started && k.timer == nil {
+		k.timer = time.AfterFunc(flushEvery, k.startLater)
 	}
 	return len(p), nil
 }
@@ -192,12 +218,21 @@ func (k *logSink) Write(p []byte) (int, error) {
 func (k *logSink) Close() error {
 	k.mu.Lock()
 	k.closed = true
+	if k.timer != nil {
+		k.timer.Stop()
+	}
 	if k.offset == 0 && !k.sending && k.dropped == 0 && len(k.buf) > 0 && len(k.buf) <= k.inline {
 		k.kept, k.buf = k.buf, nil
 	}
+	if len(k.buf) > 0 || k.dropped > 0 {
+		k.startLocked()
+	}
+	started := k.started
 	k.mu.Unlock()
-	signal(k.wake)
-	<-k.finished
+	if started {
+		signal(k.wake)
+		<-k.finished
+	}
 	return nil
 }
 

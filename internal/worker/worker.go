@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,11 +166,18 @@ type session struct {
 	m   Metrics
 
 	httpClient *http.Client // of the http kind when the worker chose the kinds; nil otherwise
+
+	// noBundles is set once the server refused the bundle field of a lease
+	// request (it predates bundles): the worker asks for leases alone.
+	noBundles bool
 }
 
 // leased is one lease being run.
 type leased struct {
 	lease api.Lease
+	// bundle is the id of the bundle the lease came in ("" for a lease
+	// alone): the heartbeats name the bundle, not its items.
+	bundle string
 	// proc is the context of the process; stop ends it, its cause saying
 	// why (attempt.ErrCancelled, attempt.ErrLost, attempt.ErrPreempted).
 	proc context.Context
@@ -400,18 +408,37 @@ func (s *session) leaseLoop(ctx context.Context) error {
 			}
 		}
 		asked := time.Now()
+		req := api.LeaseRequest{Worker: s.name, Labels: s.w.Labels, Free: free, WaitSeconds: api.MaxLeaseWait}
+		if !s.noBundles {
+			req.Bundle = min(s.slots, api.MaxBundle)
+		}
 		cctx, cancel := context.WithTimeout(ctx, api.MaxLeaseWait*time.Second+callTimeout)
-		resp, err := s.w.Client.Lease(cctx, api.LeaseRequest{Worker: s.name, Labels: s.w.Labels, Free: free, WaitSeconds: api.MaxLeaseWait})
+		resp, err := s.w.Client.Lease(cctx, req)
 		cancel()
 		if ctx.Err() == nil {
 			s.m.Call("lease", err)
 		}
+		if req.Bundle > 0 && refusesBundles(err) {
+			s.log.Info("the server hands out no bundles (it predates them): leasing map items one by one", "err", err)
+			s.noBundles = true
+			continue
+		}
 		if err == nil {
 			s.contact()
-			for i, l := range resp.Leases {
+			n := 0
+			for _, l := range resp.Leases {
 				// More than asked for is the server's mistake; hand the
 				// extra ones back at once rather than overload the machine.
-				s.start(l, i >= free)
+				s.start(l, "", n >= free)
+				n++
+			}
+			for k := range resp.Bundles {
+				bd := &resp.Bundles[k]
+				s.log.Debug("bundle leased", "bundle", bd.ID, "run", bd.RunID, "pipeline", bd.Pipeline, "task", bd.Task, "items", len(bd.Items))
+				for i := range bd.Items {
+					s.start(bd.Lease(i), bd.ID, n >= free)
+					n++
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -429,7 +456,7 @@ func (s *session) leaseLoop(ctx context.Context) error {
 			continue
 		}
 		wait = s.retryMin
-		if len(resp.Leases) == 0 && time.Since(asked) < s.retryMin {
+		if len(resp.Leases)+len(resp.Bundles) == 0 && time.Since(asked) < s.retryMin {
 			// A server that answers at once instead of holding the request
 			// must not make the worker spin.
 			if !sleep(ctx, s.retryMin) {
@@ -437,6 +464,14 @@ func (s *session) leaseLoop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// refusesBundles reports whether err is a server's refusal of the bundle
+// field of a lease request: a server older than bundles refuses fields it
+// does not know.
+func refusesBundles(err error) bool {
+	e, ok := errors.AsType[*api.Error](err)
+	return ok && e.Status == http.StatusBadRequest && strings.Contains(e.Message, `"bundle"`)
 }
 
 // free is the number of free slots.
@@ -453,9 +488,10 @@ func (s *session) count() int {
 	return len(s.running)
 }
 
-// start runs a lease in its own goroutine; preempt hands it back at once.
-func (s *session) start(l api.Lease, preempt bool) {
-	a := &leased{lease: l}
+// start runs a lease (of bundle, when not "") in its own goroutine;
+// preempt hands it back at once.
+func (s *session) start(l api.Lease, bundle string, preempt bool) {
+	a := &leased{lease: l, bundle: bundle}
 	a.proc, a.stop = context.WithCancelCause(context.Background())
 	a.report, a.drop = context.WithCancel(s.report)
 	s.mu.Lock()
@@ -508,6 +544,28 @@ func (s *session) held(id string) *leased {
 	return s.running[id]
 }
 
+// named returns the attempts a heartbeat's answer names by id: the lease
+// of that id, or, when bundle is set, every held item of the bundle of
+// that id (a bundle's id is its first item's lease id: which one the
+// server means is said by the list the id came in).
+func (s *session) named(id string, bundle bool) []*leased {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !bundle {
+		if a := s.running[id]; a != nil {
+			return []*leased{a}
+		}
+		return nil
+	}
+	var out []*leased
+	for _, a := range s.running {
+		if a.bundle == id {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // heartbeats keeps the held leases alive and applies what the server
 // answers, until ctx is done. A failed heartbeat is only logged: the next
 // one may get through before the lease timeout, and if none does the
@@ -536,14 +594,14 @@ func (s *session) heartbeats(ctx context.Context) {
 		if !sleep(ctx, every) {
 			return
 		}
-		ids := s.heldIDs()
-		if len(ids) == 0 {
+		ids, bundles := s.heldIDs()
+		if len(ids)+len(bundles) == 0 {
 			continue
 		}
 		// A heartbeat that hangs must not hide a cut-off server: each call
 		// gets half the interval, so the silence check below runs in time.
 		cctx, cancel := context.WithTimeout(ctx, max(every/2, 100*time.Millisecond))
-		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids})
+		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids, Bundles: bundles})
 		cancel()
 		s.m.Call("heartbeat", err)
 		if err != nil {
@@ -552,51 +610,67 @@ func (s *session) heartbeats(ctx context.Context) {
 			}
 			if silent := s.sinceContact(); silent > timeout/2 {
 				s.log.Error("no answer from the server for half the lease timeout; ending the attempts before they are given to another worker",
-					"leases", len(ids), "silent", silent.Round(time.Millisecond), "err", err)
+					"leases", len(ids), "bundles", len(bundles), "silent", silent.Round(time.Millisecond), "err", err)
 				for _, id := range ids {
-					if a := s.held(id); a != nil {
+					for _, a := range s.named(id, false) {
+						a.markLost()
+					}
+				}
+				for _, id := range bundles {
+					for _, a := range s.named(id, true) {
 						a.markLost()
 					}
 				}
 				continue
 			}
-			s.log.Warn("heartbeat failed; attempts keep running", "leases", len(ids), "err", err)
+			s.log.Warn("heartbeat failed; attempts keep running", "leases", len(ids), "bundles", len(bundles), "err", err)
 			continue
 		}
 		s.contact()
 		for _, id := range resp.Preempt {
-			if a := s.held(id); a != nil {
-				s.log.Info("the server hands the attempt back (it is shutting down); ending it", "lease", id)
+			for _, a := range s.named(id, false) {
+				s.log.Info("the server hands the attempt back (it is shutting down); ending it", "lease", a.lease.ID)
 				a.stop(attempt.ErrPreempted)
 			}
 		}
 		for _, id := range resp.Cancel {
 			// A lease handed back is listed to cancel as well, for workers
 			// that predate preempt: it is already being ended.
-			if a := s.held(id); a != nil && !slices.Contains(resp.Preempt, id) {
-				s.log.Info("the server cancelled the attempt; ending it", "lease", id)
+			if slices.Contains(resp.Preempt, id) {
+				continue
+			}
+			for _, a := range s.named(id, false) {
+				s.log.Info("the server cancelled the attempt; ending it", "lease", a.lease.ID)
 				a.stop(attempt.ErrCancelled)
 			}
 		}
 		for _, id := range resp.Unknown {
-			if a := s.held(id); a != nil {
-				s.log.Warn("the server no longer holds the lease; ending the attempt without reporting it", "lease", id)
+			// An id sent as a bundle's is the bundle's; else a lease's.
+			for _, a := range s.named(id, slices.Contains(bundles, id)) {
+				s.log.Warn("the server no longer holds the lease; ending the attempt without reporting it", "lease", a.lease.ID, "bundle", a.bundle)
 				a.markLost()
 			}
 		}
 	}
 }
 
-// heldIDs lists the held leases, sorted.
-func (s *session) heldIDs() []string {
+// heldIDs lists the held leases that came alone and the bundles of
+// those that came in one, each sorted.
+func (s *session) heldIDs() (ids, bundles []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.running))
-	for id := range s.running {
-		ids = append(ids, id)
+	ids = make([]string, 0, len(s.running))
+	for id, a := range s.running {
+		switch {
+		case a.bundle == "":
+			ids = append(ids, id)
+		case !slices.Contains(bundles, a.bundle):
+			bundles = append(bundles, a.bundle)
+		}
 	}
 	slices.Sort(ids)
-	return ids
+	slices.Sort(bundles)
+	return ids, bundles
 }
 
 // retry calls f until it succeeds, fails permanently, or ctx is done,

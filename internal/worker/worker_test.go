@@ -798,3 +798,29 @@ func TestShortLogRidesWithTheReport(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestServerWithoutBundles: the worker asks for bundles of up to its slots;
+// a server that predates them refuses the field (as any unknown field), and
+// the worker asks again without it and runs what it gets.
+func TestServerWithoutBundles(t *testing.T) {
+	h := newHarness(t)
+	h.fake.LeaseErr = func(req api.LeaseRequest) error {
+		if req.Bundle > 0 {
+			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, `invalid JSON body: unknown field "bundle"`)
+		}
+		return nil
+	}
+	h.fake.Add(shellLease("1.a.1", "echo hi"))
+	h.start(t, h.worker())
+	if c := h.completion(t, "1.a.1"); c.Outcome != api.OutcomeSucceeded {
+		t.Fatalf("completion %+v", c)
+	}
+	h.wlog.await(t, "the server hands out no bundles")
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	reqs := h.fake.LeaseRequests()
+	if len(reqs) < 2 || reqs[0].Bundle != 2 || reqs[len(reqs)-1].Bundle != 0 {
+		t.Fatalf("lease requests %+v: want bundles of 2 (the slots) asked for once, then none", reqs)
+	}
+}
