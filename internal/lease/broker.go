@@ -417,7 +417,9 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 					resp.Leases = append(resp.Leases, b.describe(l))
 				}
 				b.observeTaken([]*leaseState{l}) // handed out for good
-				b.Logger.Log(ctx, attemptLevel(l.o.a), "attempt leased", attemptAttrs(l, "worker", l.worker)...)
+				if level := attemptLevel(l.o.a); b.Logger.Enabled(ctx, level) {
+					b.Logger.Log(ctx, level, "attempt leased", attemptAttrs(l, "worker", l.worker)...)
+				}
 			}
 			endBundle()
 			if len(resp.Leases)+len(resp.Bundles) > 0 || ctx.Err() != nil {
@@ -614,7 +616,9 @@ func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []
 		if t.res.Outcome != attempt.Succeeded {
 			level = slog.LevelWarn // a failure shows at the default level
 		}
-		b.Logger.Log(ctx, level, "attempt reported", attemptAttrs(t.l, "worker", t.l.worker, "outcome", t.res.Outcome, "message", t.res.Message)...)
+		if b.Logger.Enabled(ctx, level) { // the attributes cost more than the line's check
+			b.Logger.Log(ctx, level, "attempt reported", attemptAttrs(t.l, "worker", t.l.worker, "outcome", t.res.Outcome, "message", t.res.Message)...)
+		}
 	}
 	return errs
 }
@@ -742,13 +746,17 @@ func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run r
 				}
 				l := got[0]
 				b.observeTaken(got)
-				b.Logger.Debug("attempt started", attemptAttrs(l, "worker", localWorker)...)
+				if b.Logger.Enabled(ctx, slog.LevelDebug) {
+					b.Logger.Debug("attempt started", attemptAttrs(l, "worker", localWorker)...)
+				}
 				res := run(l.o.ctx, l.o.a)
 				level := slog.LevelDebug
 				if res.Outcome != attempt.Succeeded {
 					level = slog.LevelWarn // a failure shows at the default level
 				}
-				b.Logger.Log(ctx, level, "attempt ended", attemptAttrs(l, "worker", localWorker, "outcome", res.Outcome, "message", res.Message)...)
+				if b.Logger.Enabled(ctx, level) {
+					b.Logger.Log(ctx, level, "attempt ended", attemptAttrs(l, "worker", localWorker, "outcome", res.Outcome, "message", res.Message)...)
+				}
 				b.mu.Lock()
 				held := b.leases[l.id] == l
 				if held {

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -145,6 +147,12 @@ type fanout struct {
 	messages     []string // the first failures, for the map's message
 	slow         []store.SlowItem
 
+	// The description every item's attempt starts from (describe), built
+	// once, off the coordinator's goroutine, by the first to need it.
+	descOnce sync.Once
+	desc     attempt.Spec
+	descErr  error
+
 	// What the next commit writes.
 	markMoved bool // mark moved: commit before launching what was taken
 	expanded  bool
@@ -163,6 +171,18 @@ func newFanout(task int, t *spec.Task, retry engine.RetryPolicy, parallel int) *
 	}
 	f.window *= f.batch
 	return f
+}
+
+// describe is Kinds.Describe for an attempt of the map's items: the kind
+// and body come from the task alone, so they are built once per map (an
+// http task's compiles its conditions, a shell task's encodes its
+// command) and every item's Spec shares them, with its own variables and
+// needs' results.
+func (f *fanout) describe(kinds *attempt.Registry, env map[string]string, needs map[string]json.RawMessage) (attempt.Spec, error) {
+	f.descOnce.Do(func() { f.desc, f.descErr = kinds.Describe(f.t, nil, nil) })
+	s := f.desc
+	s.Env, s.Needs = env, needs
+	return s, f.descErr
 }
 
 // setItems gives the map its items (all pending) and computes what it

@@ -392,7 +392,7 @@ func (c *coordinator) launchUnit(s start) {
 		if item != nil {
 			itemEnv(env, first, item)
 		}
-		s, err := c.r.Kinds.Describe(t, env, needs)
+		s, err := f.describe(c.r.Kinds, env, needs)
 		if err != nil {
 			return s, err
 		}

@@ -174,9 +174,11 @@ func fitsReport(req api.CompleteRequest, size int) api.CompleteRequest {
 func (s *session) sweepCache(ctx context.Context) {
 	s.mu.Lock()
 	due := time.Since(s.lastSweep) >= time.Hour
-	if due {
-		s.lastSweep = time.Now()
+	if !due {
+		s.mu.Unlock()
+		return
 	}
+	s.lastSweep = time.Now()
 	var named []string
 	for _, a := range s.running {
 		for _, n := range a.lease.Spec.Artifacts {
@@ -184,9 +186,6 @@ func (s *session) sweepCache(ctx context.Context) {
 		}
 	}
 	s.mu.Unlock()
-	if !due {
-		return
-	}
 	slices.Sort(named)
 	named = slices.Compact(named)
 	inUse := func(_ context.Context, after string, limit int) ([]string, error) {
