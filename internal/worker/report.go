@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 )
@@ -85,12 +86,46 @@ func (rp *reporter) run(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-rp.wake:
 		}
+		rp.linger(stop)
 		for {
 			batch := rp.take()
 			if len(batch) == 0 {
 				break
 			}
 			rp.send(ctx, batch)
+		}
+	}
+}
+
+// lingerFor bounds how long the first report of a bundle's items waits
+// for the others (linger).
+const lingerFor = time.Millisecond
+
+// linger waits, at most lingerFor, while attempts that came in bundles
+// still run: the items of a bundle start together and, when they are
+// short, end within microseconds of each other, so their reports go in
+// one request (and their slots come back together, for one lease request)
+// rather than the first alone and the rest in a second. Attempts that came
+// alone are reported at once, as before bundles.
+func (rp *reporter) linger(stop <-chan struct{}) {
+	var t *time.Timer
+	for {
+		rp.mu.Lock()
+		queued := len(rp.queue)
+		rp.mu.Unlock()
+		if queued == 0 || queued >= rp.s.bundled() {
+			return
+		}
+		if t == nil {
+			t = time.NewTimer(lingerFor)
+			defer t.Stop()
+		}
+		select {
+		case <-rp.wake:
+		case <-t.C:
+			return
+		case <-stop:
+			return
 		}
 	}
 }
@@ -146,6 +181,15 @@ func (rp *reporter) send(ctx context.Context, batch []*pendingReport) {
 	why := map[string]api.ReportRefusal{}
 	for _, r := range refused {
 		why[r.Lease] = r
+	}
+	// The batch's attempts free their slots together: the lease loop wakes
+	// once for them all (release), and asks for as many attempts, rather
+	// than for one at the first.
+	rp.s.settling.Add(int64(len(batch)))
+	for _, p := range batch {
+		if !p.a.markSettle() {
+			rp.s.settled() // already let go (its reporting ended): nothing to wait for
+		}
 	}
 	for _, p := range batch {
 		switch r, ok := why[p.a.lease.ID]; {

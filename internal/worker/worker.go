@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
@@ -153,8 +154,11 @@ type session struct {
 	wg       sync.WaitGroup
 
 	slotFreed chan struct{} // a lease was let go (capacity 1)
-	idle      chan *leased  // to a runner goroutine waiting for its next attempt (unbuffered)
-	ended     chan struct{} // closed when Run ends: idle runners return
+	// settling counts the attempts reported in a batch that have not let
+	// their slots go yet; the last of them wakes the lease loop.
+	settling atomic.Int64
+	idle     chan *leased  // to a runner goroutine waiting for its next attempt (unbuffered)
+	ended    chan struct{} // closed when Run ends: idle runners return
 
 	// lastContact is when the server last answered a lease or heartbeat
 	// request; guarded by mu. A worker cut off from the server for most of
@@ -180,6 +184,7 @@ type leased struct {
 	// bundle is the id of the bundle the lease came in ("" for a lease
 	// alone): the heartbeats name the bundle, not its items.
 	bundle string
+
 	// proc is the context of the process; stop ends it, its cause saying
 	// why (attempt.ErrCancelled, attempt.ErrLost, attempt.ErrPreempted).
 	proc context.Context
@@ -191,6 +196,30 @@ type leased struct {
 
 	mu   sync.Mutex
 	lost bool
+	// settle: the lease was reported in a batch and is counted in
+	// session.settling until it lets its slot go (let).
+	settle, let bool
+}
+
+// markSettle counts the lease among those of a batch about to let go; it
+// reports false when it has let go already.
+func (a *leased) markSettle() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.let {
+		return false
+	}
+	a.settle = true
+	return true
+}
+
+// letGo records that the lease let its slot go, and says whether it was
+// counted in session.settling.
+func (a *leased) letGo() (settle bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.let = true
+	return a.settle
 }
 
 // markLost ends the attempt for good: the server no longer holds its
@@ -485,6 +514,19 @@ func (s *session) free() int {
 	return s.slots - len(s.running)
 }
 
+// bundled is the number of leases held that came in bundles.
+func (s *session) bundled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, a := range s.running {
+		if a.bundle != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // count is the number of leases held.
 func (s *session) count() int {
 	s.mu.Lock()
@@ -551,7 +593,19 @@ func (s *session) release(a *leased) {
 	delete(s.running, a.lease.ID)
 	s.m.Running(len(s.running))
 	s.mu.Unlock()
+	if a.letGo() {
+		s.settled()
+		return
+	}
 	signal(s.slotFreed)
+}
+
+// settled is told that an attempt of a batch let its slot go; the last of
+// the batch wakes the lease loop, once for them all.
+func (s *session) settled() {
+	if s.settling.Add(-1) <= 0 {
+		signal(s.slotFreed)
+	}
 }
 
 // stopAll ends every running attempt with cause.
