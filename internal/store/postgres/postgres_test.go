@@ -513,8 +513,9 @@ func TestBackfillIDsWhileOthersCreate(t *testing.T) {
 	}
 }
 
-// TestListRunsNotPrepared: the run list is planned for its values on every
-// call (see ListRuns), so no prepared statement of it is cached on the
+// TestListRunsNotPrepared: the run list and the run count are planned for
+// their values on every call (see ListRuns, CountRuns), so no prepared
+// statement of either is cached on the
 // connection, while the driver's other statements are.
 func TestListRunsNotPrepared(t *testing.T) {
 	ctx := t.Context()
@@ -526,12 +527,16 @@ func TestListRunsNotPrepared(t *testing.T) {
 		if _, err := db.CountRuns(ctx, "", []engine.RunState{engine.RunQueued}); err != nil {
 			t.Fatal(err)
 		}
+		// A statement that is prepared, so the view is known to show them.
+		if _, err := db.PipelineStates(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rows, err := db.pool.Query(ctx, "SELECT statement FROM pg_prepared_statements")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list, count int
+	var list, count, other int
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
@@ -540,11 +545,14 @@ func TestListRunsNotPrepared(t *testing.T) {
 		if strings.Contains(s, "FROM runs WHERE state") && strings.Contains(s, "ORDER BY id") {
 			list++
 		}
-		if strings.Contains(s, "count(*) FROM runs") {
+		switch {
+		case strings.Contains(s, "count(*) FROM runs"):
 			count++
+		case !strings.Contains(s, "FROM runs"):
+			other++
 		}
 	}
-	if list != 0 || count != 1 {
-		t.Errorf("prepared statements: %d of ListRuns (want 0), %d of CountRuns (want 1)", list, count)
+	if list != 0 || count != 0 || other == 0 {
+		t.Errorf("prepared statements: %d of ListRuns (want 0), %d of CountRuns (want 0), %d others (want some)", list, count, other)
 	}
 }
