@@ -515,8 +515,8 @@ func TestBackfillIDsWhileOthersCreate(t *testing.T) {
 
 // TestListRunsNotPrepared: the run list and the run count are planned for
 // their values on every call (see ListRuns, CountRuns), so no prepared
-// statement of either is cached on the
-// connection, while the driver's other statements are.
+// statement of either is cached on the connection, while the driver's other
+// statements are.
 func TestListRunsNotPrepared(t *testing.T) {
 	ctx := t.Context()
 	db := openDSN(t, withParam(pgtest.DSN(t), "pool_max_conns", "1"))
