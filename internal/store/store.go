@@ -459,6 +459,8 @@ type Store interface {
 	Artifacts
 	// Inventory keeps what hosts report of themselves, and its history.
 	Inventory
+	// Logs keeps attempt logs as chunks, for servers that share the store.
+	Logs
 
 	// PutPipelineVersion stores a pipeline file by hash and returns the stored
 	// version; storing the same hash again returns the existing row.

@@ -123,6 +123,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchHosts", testSearchHosts},
 		{"PruneInventory", testPruneInventory},
 		{"ConcurrentHostReports", testConcurrentHostReports},
+		// logs.go
+		{"LogChunks", testLogChunks},
+		{"LogChunksPaging", testLogChunksPaging},
+		{"LogChunksRejects", testLogChunksRejects},
+		{"ConcurrentLogChunks", testConcurrentLogChunks},
+		{"PruneTakesLogs", testPruneTakesLogs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
