@@ -32,7 +32,7 @@ type Broker struct {
 	// LeaseTimeout is how long a lease lives without a heartbeat.
 	LeaseTimeout time.Duration
 	// Logs receives the log bytes remote workers send.
-	Logs   *logs.Files
+	Logs   logs.Store
 	Now    func() time.Time
 	Logger *slog.Logger
 	// OnLease, when set, is told which remote worker took an attempt, so the
@@ -129,7 +129,7 @@ type leaseState struct {
 }
 
 // New returns a broker; Start runs its lease janitor.
-func New(lf *logs.Files, logger *slog.Logger) *Broker {
+func New(lf logs.Store, logger *slog.Logger) *Broker {
 	return &Broker{
 		HeartbeatEvery: 5 * time.Second,
 		LeaseTimeout:   20 * time.Second,
@@ -559,7 +559,7 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 	}
 	skip := l.logSize - offset // bytes the server already has (a retried request)
 	if skip >= int64(len(data)) {
-		return nil
+		return syncLog(ctx, l.sink) // a retry after a failed sync syncs again
 	}
 	if l.sink == nil {
 		sink, err := b.Logs.Sink(ctx, l.o.a.Log)
@@ -570,7 +570,23 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 	}
 	n, err := l.sink.Write(data[skip:])
 	l.logSize += int64(n)
-	return err
+	if err != nil {
+		return err
+	}
+	return syncLog(ctx, l.sink)
+}
+
+// syncLog makes what a worker sent durable where every server reads it
+// (logs.Syncer: in the database several servers share) before the worker
+// is told it was taken, so a worker whose server dies resends the rest to
+// the next one rather than lose it.
+func syncLog(ctx context.Context, sink io.WriteCloser) error {
+	if s, ok := sink.(logs.Syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "%v", err)
+		}
+	}
+	return nil
 }
 
 // Complete implements api.Workers.
@@ -582,7 +598,7 @@ var _ api.BatchWorkers = (*Broker)(nil)
 
 // CompleteMany implements api.BatchWorkers: the reports of a batch are
 // taken one by one, but the whole logs they carry are kept in one write
-// (logs.Files.WriteWhole packs a map's item logs), before any of their
+// (logs.Files.WriteWhole packs a map's item logs, logs.Cluster writes them in one statement), before any of their
 // attempts is handed back to the runner, so a log is in place once the
 // store says its attempt ended.
 func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []error {

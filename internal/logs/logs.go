@@ -34,9 +34,10 @@ func (k Key) validate() error {
 	return nil
 }
 
-// Store keeps attempt logs. The interface is small so that a second
-// implementation (chunks in the database, for remote workers and several
-// servers) fits behind it.
+// Store keeps attempt logs: Files on one server's disk, Cluster in the
+// database several servers share. Everything that writes or reads a log
+// (the runner, the lease broker for remote workers, the API) goes through
+// it.
 //
 // Offsets are byte offsets into the formatted log. Offsets returned by
 // Follow, and Size once the writer is closed, always fall at the start of a
@@ -46,6 +47,14 @@ type Store interface {
 	// fs.ErrExist) if that log exists, so two workers cannot interleave one
 	// attempt's output. secrets are masked in everything written.
 	Create(ctx context.Context, k Key, secrets []string) (*Writer, error)
+	// Sink returns a raw appender for the log of k, for bytes already
+	// formatted by a Writer elsewhere (a remote worker's), with Create's
+	// checks. A sink that is also a Syncer must be synced before the
+	// bytes are acknowledged to whoever sent them.
+	Sink(ctx context.Context, k Key) (io.WriteCloser, error)
+	// WriteWhole stores the complete logs of ended attempts, each written
+	// once and never through Create or Sink (see Files.WriteWhole).
+	WriteWhole(ctx context.Context, logs []Whole) error
 	// Open reads a log from offset to its current end. A missing log is an
 	// error matching fs.ErrNotExist.
 	Open(ctx context.Context, k Key, offset int64) (io.ReadCloser, error)

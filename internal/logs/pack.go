@@ -81,20 +81,7 @@ func (f *Files) WriteWhole(ctx context.Context, logs []Whole) error {
 }
 
 // writeFile writes one whole log as its own file.
-func (f *Files) writeFile(ctx context.Context, w Whole) error {
-	sink, err := f.Sink(ctx, w.Key)
-	if err != nil {
-		return err
-	}
-	_, err = sink.Write(w.Data)
-	if cerr := sink.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write log of %s: %w", w.Key, err)
-	}
-	return nil
-}
+func (f *Files) writeFile(ctx context.Context, w Whole) error { return writeWhole(ctx, f, w) }
 
 // wake tells the followers of k in this process that its log changed.
 func (f *Files) wake(k Key) {

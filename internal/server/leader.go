@@ -234,8 +234,9 @@ func (e *elector) wonTerm() int64 {
 }
 
 // forward sends the requests only the leader can serve (actions on runs it
-// executes, the worker protocol, logs on its disk) to the leader when this
-// server follows.
+// executes, the worker protocol) to the leader when this server follows.
+// Logs are not among them: every server reads them from the database
+// (logs.Cluster), across a change of leader.
 func (s *Server) forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.elector.leading() || !leaderOnly(r) {
@@ -279,8 +280,6 @@ func leaderOnly(r *http.Request) bool {
 		return false // a host's report only writes the store (inventory.go)
 	case strings.HasPrefix(p, "/api/v1/worker/"), p == "/api/v1/workers":
 		return true // the leader's broker hands out work and knows the workers
-	case strings.HasPrefix(p, "/api/v1/runs/") && strings.Contains(p, "/logs"):
-		return true
 	case r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/runs/"):
 		return strings.HasSuffix(p, "/cancel") || strings.HasSuffix(p, "/retry") || strings.HasSuffix(p, "/mark")
 	case r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/backfills/"):

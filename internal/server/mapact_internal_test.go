@@ -24,6 +24,9 @@ func TestMapActionsGoToTheLeader(t *testing.T) {
 		{"POST", "/runs/7/tasks/render/mark", true},
 		{"GET", "/runs/7/tasks/render/items?state=failed", false},
 		{"GET", "/runs/7/tasks/render", false},
+		// Logs are in the database every server reads (logs.Cluster).
+		{"GET", "/runs/7/tasks/render/logs?follow=true", false},
+		{"GET", "/runs/7/tasks/render/logs?item=3", false},
 	} {
 		r := httptest.NewRequest(c.method, api.Prefix+c.path, nil)
 		if got := leaderOnly(r); got != c.leader {

@@ -21,7 +21,7 @@ import (
 // observeMetrics, timedStore, the scheduler and the API) the rest.
 func (s *Server) setupMetrics() {
 	s.metrics = metrics.NewServer(metrics.NewGauges(s.snapshot))
-	s.logs.Wrote = s.metrics.LogBytes
+	s.files.Wrote = s.metrics.LogBytes
 	s.runner.Dispatcher.Waited = s.metrics.PoolWaited
 	s.broker.Observe = func(o lease.Observation) {
 		switch {

@@ -54,7 +54,10 @@ type Server struct {
 	now    func() time.Time
 	loc    *time.Location
 	store  store.Store
-	logs   *logs.Files
+	// logs is where attempt logs are written and read: files, the write
+	// buffer of Cluster where the store is shared (see newLogs).
+	logs  logs.Store
+	files *logs.Files
 	runner *runner.Runner
 	broker *lease.Broker
 	// metrics is what /api/v1/metrics serves (metrics.go); counted is
@@ -148,13 +151,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	sqlWaits := sqltask.NewPool()
 	s := &Server{alerts: notify.Discard{}, sqlWaits: sqlWaits, live: newLiveHub(),
 		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr,
-		logs:      logs.NewFiles(filepath.Join(cfg.Home, "logs")),
+		files:     logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
 		executing: map[int64]execInfo{},
 		failed:    map[int64]backoff{},
 		backfills: map[int64]bool{},
 	}
-	s.logs.Limit = int64(cfg.LogLimit)
+	s.files.Limit = int64(cfg.LogLimit)
+	s.logs = s.newLogs()
 	s.runner = &runner.Runner{
 		Store: st, Logs: s.logs, Home: cfg.Home,
 		Dispatcher: runner.NewDispatcher(cfg.Parallel, cfg.Pools),
@@ -201,7 +205,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		}
 		return cfg.LeaseTimeout.D()
 	}
-	s.logs.Ended = runner.AttemptEnded(st)
+	s.files.Ended = runner.AttemptEnded(st)
+	if c, ok := s.logs.(*logs.Cluster); ok {
+		c.Ended = s.files.Ended
+	}
 	if err := s.setupInventory(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -215,6 +222,19 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newLogs is the log store: on PostgreSQL, which several servers share,
+// logs go to the database (logs.Cluster, with the local files as their
+// write buffer), so every server reads every log whichever server wrote
+// it, and a leader's disk can be lost; on SQLite, where one server is the
+// whole cluster, its files (logs.Files), which cost no transaction on the
+// single writer every run shares.
+func (s *Server) newLogs() logs.Store {
+	if s.cfg.DB == "" {
+		return s.files
+	}
+	return logs.NewCluster(s.files, s.store, s.log)
 }
 
 // openStore opens the embedded SQLite store of the data directory, or the

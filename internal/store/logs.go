@@ -2,7 +2,8 @@ package store
 
 import (
 	"context"
-	"fmt"
+
+	"github.com/tasuki-dev/tasuki/internal/logs"
 )
 
 // Attempt logs in the database: where several servers share a store, the
@@ -13,15 +14,16 @@ import (
 // the last one marked Final once the log is complete. Chunks are deleted
 // with their run (PruneRuns): logs follow the run history's retention.
 
-// Chunk codecs.
-const (
-	LogRaw  = 0 // the bytes as they are
-	LogZstd = 1 // a zstd frame
-)
+// LogChunk is one piece of the log of an attempt (logs.Chunk: the logs
+// package reads and writes them, and this one cannot be imported there).
+type LogChunk = logs.Chunk
 
-// MaxLogChunk bounds the bytes of log one chunk holds (Length), and so
-// what one read decompresses into memory.
-const MaxLogChunk = 4 << 20
+// Chunk codecs and bound (see logs.Chunk).
+const (
+	LogRaw      = logs.CodecRaw
+	LogZstd     = logs.CodecZstd
+	MaxLogChunk = logs.MaxChunk
+)
 
 // DefaultLogChunksLimit is how many chunks one LogChunks call returns when
 // its limit is zero; MaxLogChunksLimit caps it.
@@ -29,43 +31,6 @@ const (
 	DefaultLogChunksLimit = 16
 	MaxLogChunksLimit     = 256
 )
-
-// LogChunk is one piece of the log of an attempt (RunID, TaskID, Attempt:
-// a map item's log has the TaskID "task.ITEM").
-type LogChunk struct {
-	RunID   int64
-	TaskID  string
-	Attempt int
-	// Offset is where the chunk's bytes start in the log, Length how many
-	// bytes of log it holds once decoded (0 only for a Final chunk that
-	// adds nothing).
-	Offset int64
-	Length int64
-	Codec  int
-	Data   []byte
-	// Final marks the end of the log: nothing follows it.
-	Final bool
-}
-
-// End is the offset just past the chunk.
-func (c LogChunk) End() int64 { return c.Offset + c.Length }
-
-// Check rejects a chunk no log is made of.
-func (c LogChunk) Check() error {
-	switch {
-	case c.RunID <= 0 || c.Attempt < 0 || c.TaskID == "":
-		return fmt.Errorf("log chunk of run %d task %q attempt %d: not an attempt's log", c.RunID, c.TaskID, c.Attempt)
-	case c.Offset < 0 || c.Length < 0 || c.Length > MaxLogChunk:
-		return fmt.Errorf("log chunk of run %d task %q attempt %d at %d: length %d out of range (0 to %d)", c.RunID, c.TaskID, c.Attempt, c.Offset, c.Length, MaxLogChunk)
-	case c.Length == 0 && !c.Final:
-		return fmt.Errorf("log chunk of run %d task %q attempt %d at %d: empty and not final", c.RunID, c.TaskID, c.Attempt, c.Offset)
-	case c.Codec != LogRaw && c.Codec != LogZstd:
-		return fmt.Errorf("log chunk of run %d task %q attempt %d at %d: unknown codec %d", c.RunID, c.TaskID, c.Attempt, c.Offset, c.Codec)
-	case c.Codec == LogRaw && int64(len(c.Data)) != c.Length:
-		return fmt.Errorf("log chunk of run %d task %q attempt %d at %d: %d bytes for a length of %d", c.RunID, c.TaskID, c.Attempt, c.Offset, len(c.Data), c.Length)
-	}
-	return nil
-}
 
 // Logs keeps attempt logs as chunks.
 type Logs interface {

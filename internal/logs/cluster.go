@@ -1,0 +1,590 @@
+package logs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Cluster is the Store of servers that share a database (PostgreSQL): every
+// log is kept as chunks in it (store.Logs), compressed, so any server reads
+// any log, follows it live while another server writes it, and still has
+// it after the server that wrote it changed leadership, was killed or lost
+// its disk.
+//
+// The local file is the write buffer: a log is written through Files (its
+// bound, its lock, its wake-ups) and what the file gains is shipped to the
+// database every Ship interval, when a remote worker's append is
+// acknowledged (Syncer), and when the log is closed, the last chunk
+// marked final; the file is then removed. The database copy is the file's
+// bytes, so offsets are the same wherever a log is read. A log the
+// database does not have (written before this store was used, or whose
+// last shipping failed) is read from the local files.
+//
+// A server alone on SQLite uses Files: its disk is the only disk, and a
+// file per log costs a write where the database would cost a write, a
+// compression and a transaction on the single writer every run shares.
+type Cluster struct {
+	Local *Files
+	DB    Chunks
+	// Ended tells Follow that an attempt has ended, so following the log
+	// of an attempt whose writer died (its server killed) or that printed
+	// nothing finishes. Servers set it from the store.
+	Ended  func(ctx context.Context, k Key) bool
+	Logger *slog.Logger
+	// Ship is how often an open log's new bytes go to the database
+	// (DefaultShip when zero), and Poll how often a follower looks for
+	// chunks shipped by another server (defaultPoll when zero).
+	Ship time.Duration
+	Poll time.Duration
+
+	mu     sync.Mutex
+	topics map[Key]*topic
+
+	codecOnce sync.Once
+	enc       *zstd.Encoder
+	dec       *zstd.Decoder
+}
+
+// DefaultShip is how long a line waits in a server's log file before it is
+// in the database: like a worker's flush interval, it keeps a follower on
+// another server close to live without a transaction per line.
+const DefaultShip = 200 * time.Millisecond
+
+// shipChunk bounds the bytes of log one chunk holds: a read decompresses at
+// most this much per chunk, and zstd has all the context it needs.
+const shipChunk = 1 << 20
+
+// minCompress is the shortest chunk worth compressing; shorter ones (and
+// any that compression does not shrink) are stored as they are.
+const minCompress = 128
+
+var _ Store = (*Cluster)(nil)
+
+// NewCluster returns a Cluster writing through local into db.
+func NewCluster(local *Files, db Chunks, logger *slog.Logger) *Cluster {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Cluster{Local: local, DB: db, Logger: logger, topics: map[Key]*topic{}}
+}
+
+// Syncer is a log sink whose Sync returns once everything written to it
+// is where every server reads it: the lease broker acknowledges a remote
+// worker's append only then, so the worker keeps (and resends) what a
+// server that dies meanwhile had not stored.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+func (c *Cluster) codec() (*zstd.Encoder, *zstd.Decoder) {
+	c.codecOnce.Do(func() {
+		// Errors are only for invalid options.
+		c.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(shipChunk),
+			zstd.WithEncoderConcurrency(2), zstd.WithLowerEncoderMem(true))
+		c.dec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(MaxChunk),
+			zstd.WithDecodeAllCapLimit(true))
+	})
+	return c.enc, c.dec
+}
+
+// chunk makes the chunk of k holding data at offset.
+func (c *Cluster) chunk(k Key, offset int64, data []byte, final bool) Chunk {
+	ch := Chunk{RunID: k.RunID, TaskID: k.TaskID, Attempt: k.Attempt, Offset: offset, Length: int64(len(data)),
+		Codec: CodecRaw, Data: data, Final: final}
+	if len(data) >= minCompress {
+		enc, _ := c.codec()
+		if z := enc.EncodeAll(data, make([]byte, 0, len(data)/4)); len(z) < len(data) {
+			ch.Codec, ch.Data = CodecZstd, z
+		}
+	}
+	return ch
+}
+
+// decode returns the bytes of log a chunk holds.
+func (c *Cluster) decode(ch Chunk) ([]byte, error) {
+	if ch.Codec == CodecRaw {
+		return ch.Data, nil
+	}
+	if ch.Codec != CodecZstd {
+		return nil, fmt.Errorf("log chunk at %d: unknown codec %d", ch.Offset, ch.Codec)
+	}
+	_, dec := c.codec()
+	data, err := dec.DecodeAll(ch.Data, make([]byte, 0, ch.Length))
+	if err == nil && int64(len(data)) != ch.Length {
+		err = fmt.Errorf("%d bytes, want %d", len(data), ch.Length)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode log chunk at %d: %w", ch.Offset, err)
+	}
+	return data, nil
+}
+
+// Create implements Store.
+func (c *Cluster) Create(ctx context.Context, k Key, secrets []string) (*Writer, error) {
+	sink, err := c.Sink(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return NewWriter(sink, secrets), nil
+}
+
+// Sink implements Store: a Files sink whose file is shipped to the
+// database as it grows. Its Sync ships at once (Syncer). A log the
+// database has already is refused like an existing file.
+func (c *Cluster) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
+	if err := k.validate(); err != nil {
+		return nil, err
+	}
+	if _, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt); err != nil {
+		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	} else if ok {
+		return nil, fmt.Errorf("create log of %s: %w", k, fs.ErrExist)
+	}
+	local, err := c.Local.Sink(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return &shipSink{c: c, k: k, local: local, path: c.Local.path(k)}, nil
+}
+
+// shipSink writes to the local file and ships what it gains.
+type shipSink struct {
+	c     *Cluster
+	k     Key
+	local io.WriteCloser
+	path  string
+
+	mu      sync.Mutex // held while shipping, so ships go in order
+	shipped int64      // bytes of the file in the database
+	warned  bool       // a failed ship was logged
+
+	tmu    sync.Mutex
+	timer  *time.Timer // a ship is due; nil if none
+	closed bool
+}
+
+var _ Syncer = (*shipSink)(nil)
+
+func (s *shipSink) Write(p []byte) (int, error) {
+	n, err := s.local.Write(p)
+	s.tmu.Lock()
+	if !s.closed && s.timer == nil {
+		s.timer = time.AfterFunc(s.c.ship(), s.tick)
+	}
+	s.tmu.Unlock()
+	return n, err
+}
+
+func (c *Cluster) ship() time.Duration {
+	if c.Ship > 0 {
+		return c.Ship
+	}
+	return DefaultShip
+}
+
+// tick ships on the timer; a failure is logged once and tried again at
+// the next write's tick, at Sync or at Close.
+func (s *shipSink) tick() {
+	s.tmu.Lock()
+	s.timer = nil
+	closed := s.closed
+	s.tmu.Unlock()
+	if closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.send(ctx, false); err != nil {
+		s.mu.Lock()
+		warned := s.warned
+		s.warned = true
+		s.mu.Unlock()
+		if !warned {
+			s.c.Logger.Warn("ship a log to the database; trying again", "log", s.k.String(), "err", err)
+		}
+	}
+}
+
+// Sync implements Syncer.
+func (s *shipSink) Sync(ctx context.Context) error { return s.send(ctx, false) }
+
+// send ships what the file holds past what was shipped: whole lines only
+// unless final (a line is shipped cut only when a chunk holds no line
+// end), and with final the last chunk marks the log complete. A log that
+// never got a file ships nothing: followers learn its end from Ended.
+func (s *shipSink) send(ctx context.Context, final bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	file, err := os.Open(s.path)
+	if errors.Is(err, fs.ErrNotExist) && s.shipped == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ship log of %s: %w", s.k, err)
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return fmt.Errorf("ship log of %s: %w", s.k, err)
+	}
+	var chunks []Chunk
+	for at, size := s.shipped, fi.Size(); at < size; {
+		buf := make([]byte, min(size-at, shipChunk))
+		n, err := file.ReadAt(buf, at)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("ship log of %s: %w", s.k, err)
+		}
+		buf = buf[:n]
+		if !final && at+int64(n) >= size {
+			// The last piece: whole lines only, unless it is a full chunk
+			// of one line.
+			if cut := bytes.LastIndexByte(buf, '\n') + 1; cut > 0 || n < shipChunk {
+				buf = buf[:cut]
+			}
+		}
+		if len(buf) == 0 {
+			break
+		}
+		chunks = append(chunks, s.c.chunk(s.k, at, buf, false))
+		at += int64(len(buf))
+	}
+	if final {
+		if len(chunks) > 0 {
+			chunks[len(chunks)-1].Final = true
+		} else {
+			chunks = append(chunks, Chunk{RunID: s.k.RunID, TaskID: s.k.TaskID, Attempt: s.k.Attempt, Offset: s.shipped, Final: true})
+		}
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+	// One transaction: a follower never sees a log's end without its
+	// bytes. Large logs go in several, a few MiB each.
+	for start := 0; start < len(chunks); start += 4 {
+		part := chunks[start:min(start+4, len(chunks))]
+		if err := s.c.DB.PutLogChunks(ctx, part...); err != nil {
+			return fmt.Errorf("ship log of %s: %w", s.k, err)
+		}
+		s.shipped = part[len(part)-1].End()
+	}
+	s.c.wake(s.k)
+	return nil
+}
+
+// Close closes the file (a log past its bound gets its tail), then ships
+// the rest, marked final, and removes the file: the database has it. If
+// the database cannot be reached for a while, the file stays, and this
+// server reads the log from it.
+func (s *shipSink) Close() error {
+	s.tmu.Lock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.tmu.Unlock()
+	err := s.local.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		serr := s.send(ctx, true)
+		if serr == nil {
+			break
+		}
+		if !sleep(ctx, wait) {
+			s.c.Logger.Error("ship a log to the database: it stays on this server's disk", "log", s.k.String(), "err", serr)
+			return errors.Join(err, serr)
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		s.c.Logger.Warn("remove a shipped log file", "log", s.k.String(), "err", rerr)
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// WriteWhole implements Store. The logs of map items go to the database
+// in one statement per call, a chunk each (a map of 100,000 short items
+// costs 100,000 rows, not 100,000 files); others as if written through
+// Sink.
+func (c *Cluster) WriteWhole(ctx context.Context, logs []Whole) error {
+	var chunks []Chunk
+	var errs []error
+	for _, w := range logs {
+		if err := w.Key.validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if len(w.Data) == 0 {
+			continue
+		}
+		if _, _, ok := ParseItemTask(w.Key.TaskID); !ok || len(w.Data) > shipChunk {
+			if err := writeWhole(ctx, c, w); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		chunks = append(chunks, c.chunk(w.Key, 0, w.Data, true))
+	}
+	if len(chunks) > 0 {
+		if err := c.DB.PutLogChunks(ctx, chunks...); err != nil {
+			errs = append(errs, fmt.Errorf("write %d item logs: %w", len(chunks), err))
+		} else {
+			for _, ch := range chunks {
+				c.wake(Key{RunID: ch.RunID, TaskID: ch.TaskID, Attempt: ch.Attempt})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeWhole writes one whole log through s's Sink.
+func writeWhole(ctx context.Context, s interface {
+	Sink(context.Context, Key) (io.WriteCloser, error)
+}, w Whole) error {
+	sink, err := s.Sink(ctx, w.Key)
+	if err != nil {
+		return err
+	}
+	_, err = sink.Write(w.Data)
+	if cerr := sink.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write log of %s: %w", w.Key, err)
+	}
+	return nil
+}
+
+// Open implements Store.
+func (c *Cluster) Open(ctx context.Context, k Key, offset int64) (io.ReadCloser, error) {
+	if err := k.validate(); err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("open log of %s at %d: %w", k, offset, errNegativeOffset)
+	}
+	_, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt)
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", k, err)
+	}
+	if !ok {
+		return c.Local.Open(ctx, k, offset)
+	}
+	return &chunkReader{ctx: ctx, c: c, k: k, pos: offset}, nil
+}
+
+// chunkReader reads a log's chunks from pos on, a page at a time.
+type chunkReader struct {
+	ctx  context.Context
+	c    *Cluster
+	k    Key
+	pos  int64  // offset of buf[0]
+	buf  []byte // decoded, not yet read
+	done bool
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.done {
+			return 0, io.EOF
+		}
+		chunks, err := r.c.DB.LogChunks(r.ctx, r.k.RunID, r.k.TaskID, r.k.Attempt, r.pos, 4)
+		if err != nil {
+			return 0, fmt.Errorf("read log of %s: %w", r.k, err)
+		}
+		r.done = len(chunks) == 0
+		for _, ch := range chunks {
+			if ch.End() <= r.pos {
+				r.done = r.done || ch.Final
+				continue
+			}
+			data, err := r.c.decode(ch)
+			if err != nil {
+				return 0, fmt.Errorf("read log of %s: %w", r.k, err)
+			}
+			r.buf = append(r.buf, data[max(r.pos-ch.Offset, 0):]...)
+			r.pos = ch.End()
+			r.done = r.done || ch.Final
+		}
+		if len(r.buf) == 0 {
+			r.done = true
+		}
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *chunkReader) Close() error { return nil }
+
+// Size implements Store.
+func (c *Cluster) Size(ctx context.Context, k Key) (int64, error) {
+	if err := k.validate(); err != nil {
+		return 0, err
+	}
+	end, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt)
+	if err != nil {
+		return 0, fmt.Errorf("size of log of %s: %w", k, err)
+	}
+	if !ok {
+		return c.Local.Size(ctx, k)
+	}
+	return end.End(), nil
+}
+
+// Follow implements Store. It reads the chunks past offset, wakes when
+// this server ships some, and polls for those of other servers. It ends
+// at the final chunk; or, for a log whose writer died before shipping it
+// (the attempt has ended without one), once the attempt has ended and
+// nothing more came. A log the database does not have but the local files
+// do is followed there.
+func (c *Cluster) Follow(ctx context.Context, k Key, offset int64, w io.Writer) (int64, error) {
+	if err := k.validate(); err != nil {
+		return offset, err
+	}
+	if offset < 0 {
+		return offset, fmt.Errorf("follow log of %s at %d: %w", k, offset, errNegativeOffset)
+	}
+	t := c.acquire(k)
+	defer c.release(k)
+	poll := c.Poll
+	if poll <= 0 {
+		poll = defaultPoll
+	}
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+
+	pos := offset // offset of pending[0]
+	var pending []byte
+	seen := false // the database has chunks of the log
+	deliver := func(all bool) error {
+		end := len(pending)
+		if !all {
+			end = bytes.LastIndexByte(pending, '\n') + 1
+		}
+		if end == 0 {
+			return nil
+		}
+		if _, err := w.Write(pending[:end]); err != nil {
+			return fmt.Errorf("follow log of %s: write: %w", k, err)
+		}
+		pos += int64(end)
+		pending = append(pending[:0], pending[end:]...)
+		return nil
+	}
+	// read takes the chunks shipped so far, and says whether the final one
+	// was among them.
+	read := func() (bool, error) {
+		for {
+			at := pos + int64(len(pending))
+			chunks, err := c.DB.LogChunks(ctx, k.RunID, k.TaskID, k.Attempt, at, 4)
+			if err != nil {
+				return false, fmt.Errorf("follow log of %s: %w", k, err)
+			}
+			final := false
+			for _, ch := range chunks {
+				seen = true
+				final = final || ch.Final
+				if ch.End() <= at {
+					continue
+				}
+				data, err := c.decode(ch)
+				if err != nil {
+					return false, fmt.Errorf("follow log of %s: %w", k, err)
+				}
+				pending = append(pending, data[max(at-ch.Offset, 0):]...)
+				at = ch.End()
+			}
+			if err := deliver(final); err != nil {
+				return false, err
+			}
+			if final || len(chunks) < 4 {
+				return final, nil
+			}
+		}
+	}
+	for {
+		changed := t.changed()
+		final, err := read()
+		if err != nil || final {
+			return pos, err
+		}
+		if !seen {
+			if n, err := c.Local.Size(ctx, k); err == nil && n > 0 {
+				return c.Local.Follow(ctx, k, pos, w)
+			}
+		}
+		if c.Ended != nil && c.Ended(ctx, k) {
+			// The attempt has ended: what its writer shipped before that is
+			// all there is, once read.
+			if _, err := read(); err != nil {
+				return pos, err
+			}
+			return pos, deliver(true)
+		}
+		select {
+		case <-ctx.Done():
+			return pos, ctx.Err()
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// wake tells the followers of k in this process that chunks were shipped.
+func (c *Cluster) wake(k Key) {
+	c.mu.Lock()
+	t := c.topics[k]
+	c.mu.Unlock()
+	if t != nil {
+		t.notify()
+	}
+}
+
+func (c *Cluster) acquire(k Key) *topic {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.topics == nil {
+		c.topics = map[Key]*topic{}
+	}
+	t := c.topics[k]
+	if t == nil {
+		t = &topic{}
+		c.topics[k] = t
+	}
+	t.refs++
+	return t
+}
+
+func (c *Cluster) release(k Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.topics[k]; t != nil {
+		if t.refs--; t.refs == 0 {
+			delete(c.topics, k)
+		}
+	}
+}
