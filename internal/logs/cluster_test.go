@@ -1,0 +1,323 @@
+package logs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
+	"github.com/tasuki-dev/tasuki/internal/store"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres"
+	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
+	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
+)
+
+// forEachDB runs a test on a SQLite store and on a PostgreSQL one (skipped
+// without PostgreSQL, except in CI).
+func forEachDB(t *testing.T, fn func(t *testing.T, db store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "tasuki.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		fn(t, db)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db, err := postgres.Open(context.Background(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		fn(t, db)
+	})
+}
+
+// server is one server's log store: files of its own, the shared database.
+func server(t *testing.T, db store.Store) *logs.Cluster {
+	c := logs.NewCluster(logs.NewFiles(t.TempDir()), db, nil)
+	c.Ship, c.Poll = 20*time.Millisecond, 20*time.Millisecond
+	return c
+}
+
+func readCluster(t *testing.T, c *logs.Cluster, k logs.Key, offset int64) string {
+	t.Helper()
+	r, err := c.Open(t.Context(), k, offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// lineWriter collects what Follow writes and says when a line arrives.
+type lineWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+	ch     chan struct{}
+}
+
+func newLineWriter() *lineWriter { return &lineWriter{ch: make(chan struct{}, 1000)} }
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(p) == 0 || p[len(p)-1] != '\n' {
+		return 0, fmt.Errorf("a write of %q: not whole lines", p)
+	}
+	w.writes++
+	w.buf.Write(p)
+	w.ch <- struct{}{}
+	return len(p), nil
+}
+
+func (w *lineWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitFor waits until the follower received want.
+func (w *lineWriter) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(w.String(), want) {
+		select {
+		case <-w.ch:
+		case <-deadline:
+			t.Fatalf("follower never got %q; got %q", want, w.String())
+		}
+	}
+}
+
+func newRun(t *testing.T, db store.Store) int64 {
+	t.Helper()
+	r, err := db.CreateRun(t.Context(), store.NewRun{
+		Run:   store.Run{Pipeline: "p", Trigger: store.TriggerManual, Run: engine.Run{State: engine.RunRunning, Remaining: 1}, CreatedAt: time.Now()},
+		Tasks: []store.TaskRow{{TaskID: "a", Task: engine.Task{State: engine.TaskRunning}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}
+
+// TestClusterReadsAcrossServers: a log written on one server is read
+// whole, by range and live from another, and is not on the writer's disk
+// once it is complete.
+func TestClusterReadsAcrossServers(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 1}
+
+		w, err := a.Create(ctx, k, []string{"hunter2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw := newLineWriter()
+		followed := make(chan error, 1)
+		var end int64
+		go func() {
+			var err error
+			end, err = b.Follow(ctx, k, 0, fw)
+			followed <- err
+		}()
+		fmt.Fprintln(w.Stdout(), "first line, password hunter2")
+		fw.waitFor(t, "first line, password ***\n")
+		fmt.Fprintln(w.Stderr(), "second line")
+		fw.waitFor(t, " err second line\n")
+		select {
+		case err := <-followed:
+			t.Fatalf("follow ended while the log is open: %v", err)
+		default:
+		}
+		// A whole chunk's worth, compressible.
+		big := strings.Repeat("all work and no play makes jack a dull boy\n", 50000)
+		io.WriteString(w.Stdout(), big)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-followed; err != nil {
+			t.Fatal(err)
+		}
+		whole := readCluster(t, b, k, 0)
+		if fw.String() != whole || end != int64(len(whole)) {
+			t.Errorf("follow got %d bytes, ending at %d; the log has %d", len(fw.String()), end, len(whole))
+		}
+		if n := strings.Count(whole, "jack a dull boy"); n != 50000 {
+			t.Errorf("the log has %d lines of the big write, want 50000", n)
+		}
+		if size, err := b.Size(ctx, k); err != nil || size != int64(len(whole)) {
+			t.Errorf("Size = %d, %v; want %d", size, err, len(whole))
+		}
+		for _, off := range []int64{1, 10, int64(len(whole)) - 100, int64(len(whole))} {
+			if got := readCluster(t, b, k, off); got != whole[off:] {
+				t.Errorf("from %d: %d bytes, want %d", off, len(got), len(whole)-int(off))
+			}
+		}
+		// Compressed in the database: the repeated lines take far less.
+		var stored int64
+		for off := int64(0); ; {
+			cs, err := db.LogChunks(ctx, k.RunID, k.TaskID, k.Attempt, off, 0)
+			if err != nil || len(cs) == 0 {
+				break
+			}
+			for _, c := range cs {
+				stored += int64(len(c.Data))
+			}
+			off = cs[len(cs)-1].End()
+			if cs[len(cs)-1].Final {
+				break
+			}
+		}
+		if stored == 0 || stored > int64(len(whole))/5 {
+			t.Errorf("%d bytes stored for a log of %d", stored, len(whole))
+		}
+		// The writer's file is gone; the log is in the database alone.
+		if n, err := a.Local.Size(ctx, k); err != nil || n != 0 {
+			t.Errorf("the writer's file: %d bytes, %v", n, err)
+		}
+		if got := readCluster(t, a, k, 0); got != whole {
+			t.Errorf("the writer reads %d bytes, want %d", len(got), len(whole))
+		}
+		// One writer per log, across servers.
+		if _, err := b.Create(ctx, k, nil); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("a second Create on another server: %v", err)
+		}
+		// A follower that starts late gets it all at once.
+		late := newLineWriter()
+		if _, err := b.Follow(ctx, k, 5, late); err != nil || late.String() != whole[5:] {
+			t.Errorf("late follow: %d bytes, %v", len(late.String()), err)
+		}
+	})
+}
+
+// TestClusterSyncAndDeadWriter: a sink's Sync puts what it was given in
+// the database at once (the broker acknowledges a worker's append only
+// then); a writer that dies without closing leaves what it synced, and a
+// follower ends once the attempt is recorded ended.
+func TestClusterSyncAndDeadWriter(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		a.Ship = time.Hour // only Sync ships
+		var ended atomic.Bool
+		b.Ended = func(context.Context, logs.Key) bool { return ended.Load() }
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 2}
+		sink, err := a.Sink(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := "2026-01-02T03:04:05Z out synced\n"
+		sink.Write([]byte(line))
+		if err := sink.(logs.Syncer).Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := readCluster(t, b, k, 0); got != line {
+			t.Fatalf("after Sync another server reads %q", got)
+		}
+		sink.Write([]byte("2026-01-02T03:04:06Z out never synced\n"))
+		// The writer's server dies here: the sink is never closed.
+		fw := newLineWriter()
+		done := make(chan error, 1)
+		go func() { _, err := b.Follow(ctx, k, 0, fw); done <- err }()
+		fw.waitFor(t, line)
+		ended.Store(true)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if fw.String() != line {
+			t.Errorf("follow of a dead writer's log: %q", fw.String())
+		}
+	})
+}
+
+// TestClusterLimit: the database holds what the bounded file holds, the
+// first and last parts with the lines saying what was dropped.
+func TestClusterLimit(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		a.Local.Limit = 64 << 10
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 1}
+		w, err := a.Create(ctx, k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20000 {
+			fmt.Fprintf(w.Stdout(), "line %d\n", i)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := readCluster(t, b, k, 0)
+		if len(got) > 64<<10 {
+			t.Errorf("%d bytes kept, over the limit", len(got))
+		}
+		for _, want := range []string{" out line 0\n", " log log limit of 64 KiB reached", " lines (", "dropped here\n", " out line 19999\n"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("the log lacks %q", want)
+			}
+		}
+	})
+}
+
+// TestClusterItemsAndLocal: the whole logs of map items are written in
+// one statement and read anywhere; a log the database lacks but the local
+// files have (written before) is read from them.
+func TestClusterItemsAndLocal(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		run := newRun(t, db)
+		var wholes []logs.Whole
+		for i := range 100 {
+			wholes = append(wholes, logs.Whole{Key: logs.Key{RunID: run, TaskID: logs.ItemTask("m", i), Attempt: 1},
+				Data: fmt.Appendf(nil, "2026-01-02T03:04:05Z out item %d\n", i)})
+		}
+		wholes = append(wholes, logs.Whole{Key: logs.Key{RunID: run, TaskID: "a", Attempt: 1}, Data: []byte("2026-01-02T03:04:05Z out a task\n")})
+		if err := a.WriteWhole(ctx, wholes); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []logs.Whole{wholes[0], wholes[99], wholes[100]} {
+			if got := readCluster(t, b, w.Key, 0); got != string(w.Data) {
+				t.Errorf("%s: %q", w.Key, got)
+			}
+			fw := newLineWriter()
+			if _, err := b.Follow(ctx, w.Key, 0, fw); err != nil || fw.String() != string(w.Data) {
+				t.Errorf("follow %s: %q, %v", w.Key, fw.String(), err)
+			}
+		}
+		// Written by Files alone (before this server used the database).
+		old := logs.Key{RunID: run, TaskID: "old", Attempt: 1}
+		w, err := a.Local.Create(ctx, old, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(w.Stdout(), "from before")
+		w.Close()
+		if got := readCluster(t, a, old, 0); !strings.HasSuffix(got, " out from before\n") {
+			t.Errorf("a local log: %q", got)
+		}
+		fw := newLineWriter()
+		if _, err := a.Follow(ctx, old, 0, fw); err != nil || !strings.HasSuffix(fw.String(), " out from before\n") {
+			t.Errorf("follow a local log: %q, %v", fw.String(), err)
+		}
+	})
+}
