@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasuki-dev/tasuki/internal/agent"
+	tlogs "github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/metrics"
 	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/worker"
@@ -39,6 +40,7 @@ func (a *app) workerCmd() *cobra.Command {
 		slots                                              int
 		grace, killGrace, cacheKeep, inventoryEvery        time.Duration
 		logs                                               logFlags
+		logBuffer                                          string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -47,7 +49,10 @@ func (a *app) workerCmd() *cobra.Command {
 at once as --slots, only of tasks whose labels this worker has (--labels).
 The worker long-polls the server, streams each attempt's log back, keeps
 its leases alive with heartbeats and reports how each attempt ended. If the
-server is unreachable the attempts keep running and the calls are retried.
+server is unreachable the attempts keep running and the calls are retried;
+each attempt holds up to --log-buffer of its log meanwhile (past it, the
+first and last parts, with a line saying what was dropped between them)
+and sends it when the server is back.
 
 The worker authenticates with a worker token: --token, --token-file, or
 $TASUKI_TOKEN (preferred: a command line is visible to every user of the
@@ -116,6 +121,10 @@ runs those attempts again elsewhere.`,
 			if inventoryEvery != 0 && inventoryEvery < time.Minute {
 				return usageErr("--inventory-every %s: expected 1m or more, or 0 to send no reports", inventoryEvery)
 			}
+			bufSize, err := tlogs.ParseSize(logBuffer)
+			if err != nil || bufSize < 64<<10 {
+				return usageErr("--log-buffer %s: expected a size of 64KiB or more, like 16MiB", logBuffer)
+			}
 			if cacheDir != "" {
 				// Created with its parents when missing, like the
 				// default; something else in the way is a mistake.
@@ -132,7 +141,7 @@ runs those attempts again elsewhere.`,
 				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
 				Grace: grace, KillGrace: killGrace,
 				ArtifactCache: cacheDir, CacheKeep: cacheKeep,
-				Logger: logger, InventoryEvery: inventoryEvery,
+				Logger: logger, InventoryEvery: inventoryEvery, LogBuffer: int(bufSize),
 			}
 			if metricsAddr != "" {
 				stop, err := serveWorkerMetrics(metricsAddr, w, logger)
@@ -165,6 +174,7 @@ runs those attempts again elsewhere.`,
 	f.StringVar(&name, "name", "", "name of this worker in the server's records (default host:pid)")
 	f.StringVar(&cacheDir, "artifact-cache", "", "directory of the artifact cache: the files of needs downloaded, and of outputs kept (default: tasuki/artifacts in the user's cache directory)")
 	f.DurationVar(&cacheKeep, "cache-keep", worker.DefaultCacheKeep, "how long a file of the artifact cache that no attempt used since is kept")
+	f.StringVar(&logBuffer, "log-buffer", "16MiB", "the most of each attempt's log held while the server does not take it (past it, the first and last parts are kept)")
 	f.DurationVar(&inventoryEvery, "inventory-every", agent.DefaultEvery, "how often to report this host's facts to the server (0: never)")
 	logs.register(cmd)
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, without authentication: bind it where only your Prometheus reaches (e.g. 127.0.0.1:9464)")

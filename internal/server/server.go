@@ -48,16 +48,16 @@ type Server struct {
 	alerts notify.Publisher
 	// notes is the outbox alerts writes to and the deliverer that sends
 	// what it holds while this server leads (notify.go).
-	notes  *notifier
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	loc    *time.Location
-	store  store.Store
+	notes *notifier
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	loc   *time.Location
+	store store.Store
 	// logs is where attempt logs are written and read: files, the write
 	// buffer of Cluster where the store is shared (see newLogs).
-	logs  logs.Store
-	files *logs.Files
+	logs   logs.Store
+	files  *logs.Files
 	runner *runner.Runner
 	broker *lease.Broker
 	// metrics is what /api/v1/metrics serves (metrics.go); counted is

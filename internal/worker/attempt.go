@@ -162,16 +162,18 @@ func derefOr(p *int, def int) int {
 // logSink is where an attempt's formatted log lines go: a buffer that a
 // goroutine sends to the server in batches, at least every flushEvery,
 // with the running offset, retrying what fails. It never blocks or fails a
-// write (a task must not stall on its log); what the server cannot take is
-// dropped, beyond maxBuffered, with a line saying so.
+// write (a task must not stall on its log). While the server does not
+// take the log (it is unreachable, or slower than the task) the buffer is
+// bounded by the worker's LogBuffer: past it, the first and last parts are
+// kept and a line says how much was dropped between them (logs.Buffer),
+// all sent once the server is back.
 type logSink struct {
 	s *session
 	a *leased
 
 	mu      sync.Mutex
-	buf     []byte
+	buf     logs.Buffer
 	offset  int64 // bytes the server has taken
-	dropped int64 // bytes dropped since the last marker line
 	closed  bool
 	done    bool // nothing more will be sent
 	sending bool // a request with bytes of the log is in flight
@@ -194,7 +196,8 @@ type logSink struct {
 }
 
 func newLogSink(s *session, a *leased) *logSink {
-	return &logSink{s: s, a: a, inline: a.lease.InlineLog, wake: make(chan struct{}, 1), finished: make(chan struct{})}
+	return &logSink{s: s, a: a, inline: a.lease.InlineLog, wake: make(chan struct{}, 1), finished: make(chan struct{}),
+		buf: logs.Buffer{Limit: s.logBuffer, Why: "tasuki worker: the server did not take the log as fast as the task wrote it"}}
 }
 
 // startLocked starts the sending goroutine; k.mu is held.
@@ -218,13 +221,9 @@ func (k *logSink) startLater() {
 func (k *logSink) Write(p []byte) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	switch {
-	case k.done:
-	case len(k.buf)+len(p) > maxBuffered:
-		k.dropped += int64(len(p))
-	default:
-		k.buf = append(k.buf, p...)
-		if len(k.buf) >= flushSize {
+	if !k.done {
+		k.buf.Write(p)
+		if k.buf.Len() >= flushSize {
 			k.startLocked()
 			signal(k.wake)
 		}
@@ -242,10 +241,11 @@ func (k *logSink) Close() error {
 	if k.timer != nil {
 		k.timer.Stop()
 	}
-	if k.offset == 0 && !k.sending && k.dropped == 0 && len(k.buf) > 0 && len(k.buf) <= k.inline {
-		k.kept, k.buf = k.buf, nil
+	if n := k.buf.Len(); k.offset == 0 && !k.sending && !k.buf.Full() && n > 0 && n <= k.inline {
+		k.kept = k.buf.Pending()
+		k.buf.Advance(n)
 	}
-	if len(k.buf) > 0 || k.dropped > 0 {
+	if k.buf.Len() > 0 {
 		k.startLocked()
 	}
 	started := k.started
@@ -295,7 +295,8 @@ func (k *logSink) run() {
 func (k *logSink) stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.done, k.buf = true, nil
+	k.done = true
+	k.buf = logs.Buffer{}
 }
 
 // flush sends the buffer in chunks of at most api.MaxLogChunk bytes. It
@@ -304,17 +305,15 @@ func (k *logSink) flush() bool {
 	id := k.a.lease.ID
 	for {
 		k.mu.Lock()
-		if k.dropped > 0 && len(k.buf) == 0 {
-			k.buf = fmt.Appendf(k.buf, "%s err [tasuki worker: %d bytes of output dropped: the server did not take the log as fast as the task wrote it]\n",
-				time.Now().UTC().Format(time.RFC3339Nano), k.dropped)
-			k.dropped = 0
-		}
-		if len(k.buf) == 0 {
+		pending := k.buf.Pending()
+		if len(pending) == 0 {
 			closed := k.closed
 			k.mu.Unlock()
 			return closed
 		}
-		chunk, offset := k.buf[:min(len(k.buf), api.MaxLogChunk)], k.offset
+		// pending's bytes stay as they are until Advance: writes meanwhile
+		// only append.
+		chunk, offset := pending[:min(len(pending), api.MaxLogChunk)], k.offset
 		k.sending = true
 		k.mu.Unlock()
 
@@ -340,10 +339,7 @@ func (k *logSink) flush() bool {
 		k.mu.Lock()
 		k.sending = false
 		k.offset += int64(len(chunk))
-		k.buf = k.buf[len(chunk):]
-		if len(k.buf) == 0 {
-			k.buf = nil
-		}
+		k.buf.Advance(len(chunk))
 		k.mu.Unlock()
 	}
 }

@@ -34,10 +34,6 @@ const (
 	flushEvery = 200 * time.Millisecond
 	// flushSize sends buffered log bytes at once, before the next tick.
 	flushSize = 1 << 20
-	// maxBuffered bounds the log bytes one attempt buffers while the server
-	// does not take them (it is unreachable, or slower than the task);
-	// output beyond it is dropped and a line in the log says how much.
-	maxBuffered = 16 << 20
 	// callTimeout bounds one heartbeat, log or completion request, so that a
 	// connection that died silently (a cut network) is noticed and retried.
 	callTimeout = 30 * time.Second
@@ -92,6 +88,13 @@ type Worker struct {
 	// used since is kept (default DefaultCacheKeep).
 	CacheKeep time.Duration
 
+	// LogBuffer bounds the log bytes one attempt holds while the server
+	// does not take them (it is unreachable, or slower than the task):
+	// past it, the first and last parts are kept and a line in the log
+	// says how much was dropped between them (logs.Buffer). Default
+	// logs.DefaultBuffer (16 MiB).
+	LogBuffer int
+
 	// Metrics receives what the worker counts (metrics.Worker implements
 	// it); nil counts nothing.
 	Metrics Metrics
@@ -138,6 +141,7 @@ type session struct {
 	kinds     *attempt.Registry
 	retryMin  time.Duration
 	retryMax  time.Duration
+	logBuffer int
 	// cache is the artifact cache, transfer the artifact routes of the
 	// server (nil: it has none), cacheKeep how long an unused file stays.
 	cache     *artifact.Dir
@@ -311,7 +315,7 @@ func (w *Worker) newSession() (*session, error) {
 	}
 	s := &session{
 		w: w, log: w.Logger, name: w.Name, dir: w.Dir, slots: w.Slots, grace: w.Grace, killGrace: w.KillGrace, kinds: w.Kinds,
-		retryMin: w.retryMin, retryMax: w.retryMax,
+		retryMin: w.retryMin, retryMax: w.retryMax, logBuffer: w.LogBuffer,
 		running: map[string]*leased{}, slotFreed: make(chan struct{}, 1), added: make(chan struct{}, 1),
 		idle: make(chan *leased), ended: make(chan struct{}),
 	}
