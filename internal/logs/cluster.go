@@ -164,9 +164,10 @@ type shipSink struct {
 	local io.WriteCloser
 	path  string
 
-	mu      sync.Mutex // held while shipping, so ships go in order
-	shipped int64      // bytes of the file in the database
-	warned  bool       // a failed ship was logged
+	mu       sync.Mutex // held while shipping, so ships go in order
+	shipped  int64      // bytes of the file in the database
+	finished bool       // the final chunk is in: the file may be gone
+	warned   bool       // a failed ship was logged
 
 	tmu    sync.Mutex
 	timer  *time.Timer // a ship is due; nil if none
@@ -225,8 +226,12 @@ func (s *shipSink) Sync(ctx context.Context) error { return s.send(ctx, false) }
 func (s *shipSink) send(ctx context.Context, final bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.finished {
+		return nil // a tick that fired as the sink closed
+	}
 	file, err := os.Open(s.path)
 	if errors.Is(err, fs.ErrNotExist) && s.shipped == 0 {
+		s.finished = final
 		return nil
 	}
 	if err != nil {
@@ -277,6 +282,7 @@ func (s *shipSink) send(ctx context.Context, final bool) error {
 		}
 		s.shipped = part[len(part)-1].End()
 	}
+	s.finished = final
 	s.c.wake(s.k)
 	return nil
 }

@@ -321,3 +321,115 @@ func TestClusterItemsAndLocal(t *testing.T) {
 		}
 	})
 }
+
+// benchLines is 64 KiB of log lines, about what a busy task writes between
+// two of a worker's batches.
+func benchLines() []byte {
+	var b bytes.Buffer
+	for i := 0; b.Len() < 64<<10; i++ {
+		fmt.Fprintf(&b, "2026-01-02T03:04:05.%09dZ out processed record %d of batch %d: ok (%d ms)\n", i*7919, i, i/100, i%37)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkLogAppend measures a remote worker's append as the broker makes
+// it: write a batch of lines to the log's sink, then make it durable where
+// every server reads it (Cluster: compress, insert a chunk; Files: the
+// write alone). stored/raw is the size in the database over the log's.
+func BenchmarkLogAppend(b *testing.B) {
+	data := benchLines()
+	run := func(b *testing.B, ls logs.Store, db store.Store) {
+		ctx := b.Context()
+		b.SetBytes(int64(len(data)))
+		var k logs.Key
+		var sink io.WriteCloser
+		written := 0
+		for i := 0; b.Loop(); i++ {
+			if i%100 == 0 { // a new log every 6.4 MiB
+				if sink != nil {
+					sink.Close()
+				}
+				k = logs.Key{RunID: 1, TaskID: "t", Attempt: i/100 + 1}
+				var err error
+				if sink, err = ls.Sink(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sink.Write(data)
+			written += len(data)
+			if s, ok := sink.(logs.Syncer); ok {
+				if err := s.Sync(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		sink.Close()
+		if db != nil {
+			var stored int64
+			for a := 1; a <= k.Attempt; a++ {
+				for off := int64(0); ; {
+					cs, err := db.LogChunks(ctx, 1, "t", a, off, 0)
+					if err != nil || len(cs) == 0 {
+						break
+					}
+					for _, c := range cs {
+						stored += int64(len(c.Data))
+					}
+					off = cs[len(cs)-1].End()
+					if cs[len(cs)-1].Final {
+						break
+					}
+				}
+			}
+			b.ReportMetric(float64(stored)/float64(written), "stored/raw")
+		}
+	}
+	b.Run("files", func(b *testing.B) { run(b, logs.NewFiles(b.TempDir()), nil) })
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run("cluster-"+name, func(b *testing.B) {
+			var db store.Store
+			var err error
+			if name == "sqlite" {
+				db, err = sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "tasuki.db"))
+			} else {
+				db, err = postgres.Open(context.Background(), pgtest.DSN(b))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			run(b, logs.NewCluster(logs.NewFiles(b.TempDir()), db, nil), db)
+		})
+	}
+}
+
+// BenchmarkItemLogs measures the whole logs of map items that a batch of
+// worker reports carries (100 items of one short line each) written in
+// one call: packs on disk, or rows in the database.
+func BenchmarkItemLogs(b *testing.B) {
+	run := func(b *testing.B, ls logs.Store) {
+		ctx := b.Context()
+		item := 0
+		for b.Loop() {
+			wholes := make([]logs.Whole, 100)
+			for i := range wholes {
+				wholes[i] = logs.Whole{Key: logs.Key{RunID: 1, TaskID: logs.ItemTask("m", item), Attempt: 1},
+					Data: fmt.Appendf(nil, "2026-01-02T03:04:05.000000001Z out item %d done\n", item)}
+				item++
+			}
+			if err := ls.WriteWhole(ctx, wholes); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(item), "ns/item")
+	}
+	b.Run("files", func(b *testing.B) { run(b, logs.NewFiles(b.TempDir())) })
+	b.Run("cluster-postgres", func(b *testing.B) {
+		db, err := postgres.Open(context.Background(), pgtest.DSN(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		run(b, logs.NewCluster(logs.NewFiles(b.TempDir()), db, nil))
+	})
+}
