@@ -7,6 +7,9 @@
 // are masked before anything is stored. Lines of tasuki's own, where a log
 // that outgrew Files.Limit was cut, have the stream name `log`. Writer does the formatting and
 // masking; a Store decides where the bytes live. Files keeps one file per
-// attempt, which is all a single machine needs; with remote workers a
-// database-backed Store can serve every log from every server.
+// attempt, which is all a single server needs; Cluster keeps every log as
+// compressed chunks in the database several servers share (the file as its
+// write buffer), so any server serves any log, across a change of leader.
+// Buffer bounds what a remote worker holds while its server does not take
+// its log.
 package logs
