@@ -50,6 +50,12 @@ type Cluster struct {
 	mu     sync.Mutex
 	topics map[Key]*topic
 
+	// Item logs of concurrent WriteWhole calls share a statement: one
+	// is written at a time, and those that come meanwhile gather in next.
+	bmu     sync.Mutex
+	writing bool
+	next    *chunkBatch
+
 	codecOnce sync.Once
 	enc       *zstd.Encoder
 	dec       *zstd.Decoder
@@ -355,15 +361,64 @@ func (c *Cluster) WriteWhole(ctx context.Context, logs []Whole) error {
 		chunks = append(chunks, c.chunk(w.Key, 0, w.Data, true))
 	}
 	if len(chunks) > 0 {
-		if err := c.DB.PutLogChunks(ctx, chunks...); err != nil {
+		if err := c.putBatched(chunks); err != nil {
 			errs = append(errs, fmt.Errorf("write %d item logs: %w", len(chunks), err))
-		} else {
-			for _, ch := range chunks {
-				c.wake(Key{RunID: ch.RunID, TaskID: ch.TaskID, Attempt: ch.Attempt})
-			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// chunkBatch is the item logs of one or more WriteWhole calls, written in
+// one statement.
+type chunkBatch struct {
+	chunks []Chunk
+	done   chan struct{} // closed once written (or not: err)
+	err    error
+}
+
+// putBatched writes chunks, with those of the calls that come while a
+// statement is under way in the next one: the lease broker writes the item
+// logs of each batch of worker reports, and a map's many slots report at
+// once, so this makes one transaction of several batches (a commit each
+// was most of the database's work per item on a busy map).
+func (c *Cluster) putBatched(chunks []Chunk) error {
+	c.bmu.Lock()
+	if c.next == nil {
+		c.next = &chunkBatch{done: make(chan struct{})}
+	}
+	b := c.next
+	b.chunks = append(b.chunks, chunks...)
+	if c.writing {
+		c.bmu.Unlock()
+		<-b.done
+		return b.err
+	}
+	c.writing, c.next = true, nil
+	c.bmu.Unlock()
+	c.writeBatch(b)
+	return b.err
+}
+
+// writeBatch writes b, then hands what gathered meanwhile to a goroutine
+// of its own, so that b's callers do not wait for it.
+func (c *Cluster) writeBatch(b *chunkBatch) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	b.err = c.DB.PutLogChunks(ctx, b.chunks...)
+	cancel()
+	if b.err == nil {
+		for _, ch := range b.chunks {
+			c.wake(Key{RunID: ch.RunID, TaskID: ch.TaskID, Attempt: ch.Attempt})
+		}
+	}
+	close(b.done)
+	c.bmu.Lock()
+	next := c.next
+	c.next = nil
+	c.writing = next != nil
+	c.bmu.Unlock()
+	if next != nil {
+		go c.writeBatch(next)
+	}
 }
 
 // writeWhole writes one whole log through s's Sink.

@@ -433,3 +433,32 @@ func BenchmarkItemLogs(b *testing.B) {
 		run(b, logs.NewCluster(logs.NewFiles(b.TempDir()), db, nil))
 	})
 }
+
+// TestClusterItemsConcurrent: item logs written by many calls at once
+// (a map's slots reporting together) share statements, and every call
+// returns once its own logs are in.
+func TestClusterItemsConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		run := newRun(t, db)
+		var wg sync.WaitGroup
+		for g := range 16 {
+			wg.Go(func() {
+				for i := range 20 {
+					item := g*100 + i
+					k := logs.Key{RunID: run, TaskID: logs.ItemTask("m", item), Attempt: 1}
+					data := fmt.Appendf(nil, "2026-01-02T03:04:05Z out item %d\n", item)
+					if err := a.WriteWhole(ctx, []logs.Whole{{Key: k, Data: data}}); err != nil {
+						t.Error(err)
+						return
+					}
+					if got := readCluster(t, b, k, 0); got != string(data) {
+						t.Errorf("item %d right after its write: %q", item, got)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
