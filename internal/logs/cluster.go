@@ -50,11 +50,18 @@ type Cluster struct {
 	mu     sync.Mutex
 	topics map[Key]*topic
 
-	// Item logs of concurrent WriteWhole calls share a statement: one
-	// is written at a time, and those that come meanwhile gather in next.
-	bmu     sync.Mutex
-	writing bool
-	next    *chunkBatch
+	// ItemFlush is how often the item logs WriteWhole queued go to the
+	// database (DefaultItemFlush when zero).
+	ItemFlush time.Duration
+
+	imu     sync.Mutex
+	queue   []Chunk        // item logs not yet in the database, in order
+	pending map[Key][]byte // their bytes, for this server's readers
+	queued  int            // bytes in queue
+	stop    chan struct{}  // closed by Close
+	closed  bool           // Close was called: WriteWhole writes at once
+	flusher chan struct{}  // closed when the flushing goroutine returns; nil before it starts
+	fmu     sync.Mutex     // one flush at a time
 
 	codecOnce sync.Once
 	enc       *zstd.Encoder
@@ -337,10 +344,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// WriteWhole implements Store. The logs of map items go to the database
-// in one statement per call, a chunk each (a map of 100,000 short items
-// costs 100,000 rows, not 100,000 files); others as if written through
-// Sink.
+// WriteWhole implements Store. The logs of map items are queued and go to
+// the database every ItemFlush, a row each, in one statement with all the
+// others queued meanwhile (a map of 100,000 short items costs 100,000
+// rows, not 100,000 files, and a few hundred transactions); this server
+// reads them from the queue until then, others a moment later (see
+// Follow). Other logs are written as if through Sink.
 func (c *Cluster) WriteWhole(ctx context.Context, logs []Whole) error {
 	var chunks []Chunk
 	var errs []error
@@ -360,65 +369,136 @@ func (c *Cluster) WriteWhole(ctx context.Context, logs []Whole) error {
 		}
 		chunks = append(chunks, c.chunk(w.Key, 0, w.Data, true))
 	}
-	if len(chunks) > 0 {
-		if err := c.putBatched(chunks); err != nil {
-			errs = append(errs, fmt.Errorf("write %d item logs: %w", len(chunks), err))
-		}
-	}
+	c.enqueue(ctx, chunks, logs)
 	return errors.Join(errs...)
 }
 
-// chunkBatch is the item logs of one or more WriteWhole calls, written in
-// one statement.
-type chunkBatch struct {
-	chunks []Chunk
-	done   chan struct{} // closed once written (or not: err)
-	err    error
-}
+// DefaultItemFlush is how long the logs of map items wait in a server
+// before they go to the database, in one statement with every other item
+// log that came meanwhile. Written with each batch of worker reports, they
+// cost a transaction per batch, which on a busy map was more than all the
+// rest of the database's work per item (the results of items are applied
+// in batches of their own).
+const DefaultItemFlush = 100 * time.Millisecond
 
-// putBatched writes chunks, with those of the calls that come while a
-// statement is under way in the next one: the lease broker writes the item
-// logs of each batch of worker reports, and a map's many slots report at
-// once, so this makes one transaction of several batches (a commit each
-// was most of the database's work per item on a busy map).
-func (c *Cluster) putBatched(chunks []Chunk) error {
-	c.bmu.Lock()
-	if c.next == nil {
-		c.next = &chunkBatch{done: make(chan struct{})}
-	}
-	b := c.next
-	b.chunks = append(b.chunks, chunks...)
-	if c.writing {
-		c.bmu.Unlock()
-		<-b.done
-		return b.err
-	}
-	c.writing, c.next = true, nil
-	c.bmu.Unlock()
-	c.writeBatch(b)
-	return b.err
-}
+// maxQueued bounds the bytes of item logs waiting: past it, WriteWhole
+// writes them itself before it returns.
+const maxQueued = 8 << 20
 
-// writeBatch writes b, then hands what gathered meanwhile to a goroutine
-// of its own, so that b's callers do not wait for it.
-func (c *Cluster) writeBatch(b *chunkBatch) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	b.err = c.DB.PutLogChunks(ctx, b.chunks...)
-	cancel()
-	if b.err == nil {
-		for _, ch := range b.chunks {
-			c.wake(Key{RunID: ch.RunID, TaskID: ch.TaskID, Attempt: ch.Attempt})
+// enqueue queues the chunks of item logs (wholes holds their bytes) for
+// the flusher; this server reads them from the queue meanwhile.
+func (c *Cluster) enqueue(ctx context.Context, chunks []Chunk, wholes []Whole) {
+	if len(chunks) == 0 {
+		return
+	}
+	c.imu.Lock()
+	if c.pending == nil {
+		c.pending = map[Key][]byte{}
+	}
+	for _, w := range wholes {
+		if _, _, ok := ParseItemTask(w.Key.TaskID); ok && len(w.Data) > 0 && len(w.Data) <= shipChunk {
+			c.pending[w.Key] = w.Data
 		}
 	}
-	close(b.done)
-	c.bmu.Lock()
-	next := c.next
-	c.next = nil
-	c.writing = next != nil
-	c.bmu.Unlock()
-	if next != nil {
-		go c.writeBatch(next)
+	for _, ch := range chunks {
+		c.queue = append(c.queue, ch)
+		c.queued += len(ch.Data)
 	}
+	full := c.queued > maxQueued || c.closed
+	if c.flusher == nil && !c.closed {
+		c.stop, c.flusher = make(chan struct{}), make(chan struct{})
+		go c.flushLoop(c.stop, c.flusher)
+	}
+	c.imu.Unlock()
+	for _, ch := range chunks {
+		c.wake(Key{RunID: ch.RunID, TaskID: ch.TaskID, Attempt: ch.Attempt})
+	}
+	if full {
+		if err := c.Flush(context.WithoutCancel(ctx)); err != nil {
+			c.Logger.Warn("write item logs to the database; trying again", "err", err)
+		}
+	}
+}
+
+func (c *Cluster) itemFlush() time.Duration {
+	if c.ItemFlush > 0 {
+		return c.ItemFlush
+	}
+	return DefaultItemFlush
+}
+
+// flushLoop writes the queued item logs every ItemFlush until stop.
+func (c *Cluster) flushLoop(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(c.itemFlush())
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := c.Flush(ctx)
+		cancel()
+		if err != nil && !warned {
+			c.Logger.Warn("write item logs to the database; trying again", "err", err)
+		}
+		warned = err != nil
+	}
+}
+
+// Flush writes the queued item logs to the database now.
+func (c *Cluster) Flush(ctx context.Context) error {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.imu.Lock()
+	batch := c.queue
+	c.queue, c.queued = nil, 0
+	c.imu.Unlock()
+	for start := 0; start < len(batch); start += 2000 {
+		part := batch[start:min(start+2000, len(batch))]
+		if err := c.DB.PutLogChunks(ctx, part...); err != nil {
+			c.imu.Lock() // back in line, first
+			c.queue, c.queued = append(batch[start:len(batch):len(batch)], c.queue...), 0
+			for _, ch := range c.queue {
+				c.queued += len(ch.Data)
+			}
+			c.imu.Unlock()
+			return fmt.Errorf("write %d item logs: %w", len(batch)-start, err)
+		}
+		c.imu.Lock()
+		for _, ch := range part {
+			delete(c.pending, Key{RunID: ch.RunID, TaskID: ch.TaskID, Attempt: ch.Attempt})
+		}
+		c.imu.Unlock()
+	}
+	return nil
+}
+
+// Close writes the queued item logs and stops the flusher. Servers close
+// their log store before their database.
+func (c *Cluster) Close(ctx context.Context) error {
+	c.imu.Lock()
+	stop, done := c.stop, c.flusher
+	if stop != nil && !c.closed {
+		close(stop)
+	}
+	c.closed = true
+	c.imu.Unlock()
+	if done != nil {
+		<-done
+	}
+	return c.Flush(ctx)
+}
+
+// queuedItem returns the bytes of an item log still in the queue.
+func (c *Cluster) queuedItem(k Key) ([]byte, bool) {
+	c.imu.Lock()
+	defer c.imu.Unlock()
+	data, ok := c.pending[k]
+	return data, ok
 }
 
 // writeWhole writes one whole log through s's Sink.
@@ -446,6 +526,9 @@ func (c *Cluster) Open(ctx context.Context, k Key, offset int64) (io.ReadCloser,
 	}
 	if offset < 0 {
 		return nil, fmt.Errorf("open log of %s at %d: %w", k, offset, errNegativeOffset)
+	}
+	if data, ok := c.queuedItem(k); ok {
+		return io.NopCloser(bytes.NewReader(data[min(offset, int64(len(data))):])), nil
 	}
 	_, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt)
 	if err != nil {
@@ -505,6 +588,9 @@ func (r *chunkReader) Close() error { return nil }
 func (c *Cluster) Size(ctx context.Context, k Key) (int64, error) {
 	if err := k.validate(); err != nil {
 		return 0, err
+	}
+	if data, ok := c.queuedItem(k); ok {
+		return int64(len(data)), nil
 	}
 	end, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt)
 	if err != nil {
@@ -587,8 +673,18 @@ func (c *Cluster) Follow(ctx context.Context, k Key, offset int64, w io.Writer) 
 			}
 		}
 	}
+	var endedAt time.Time
 	for {
 		changed := t.changed()
+		if data, ok := c.queuedItem(k); ok && !seen {
+			// A map item's whole log, not yet in the database.
+			if pos < int64(len(data)) {
+				if _, err := w.Write(data[pos:]); err != nil {
+					return pos, fmt.Errorf("follow log of %s: write: %w", k, err)
+				}
+			}
+			return max(pos, int64(len(data))), nil
+		}
 		final, err := read()
 		if err != nil || final {
 			return pos, err
@@ -600,11 +696,17 @@ func (c *Cluster) Follow(ctx context.Context, k Key, offset int64, w io.Writer) 
 		}
 		if c.Ended != nil && c.Ended(ctx, k) {
 			// The attempt has ended: what its writer shipped before that is
-			// all there is, once read.
-			if _, err := read(); err != nil {
-				return pos, err
+			// all there is, once read. A map item's whole log may still be
+			// on its way from another server's queue: it gets a moment.
+			if endedAt.IsZero() {
+				endedAt = time.Now()
 			}
-			return pos, deliver(true)
+			if seen || time.Since(endedAt) >= 3*c.itemFlush() {
+				if _, err := read(); err != nil {
+					return pos, err
+				}
+				return pos, deliver(true)
+			}
 		}
 		select {
 		case <-ctx.Done():

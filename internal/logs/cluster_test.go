@@ -46,7 +46,8 @@ func forEachDB(t *testing.T, fn func(t *testing.T, db store.Store)) {
 // server is one server's log store: files of its own, the shared database.
 func server(t *testing.T, db store.Store) *logs.Cluster {
 	c := logs.NewCluster(logs.NewFiles(t.TempDir()), db, nil)
-	c.Ship, c.Poll = 20*time.Millisecond, 20*time.Millisecond
+	c.Ship, c.Poll, c.ItemFlush = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 
@@ -295,6 +296,22 @@ func TestClusterItemsAndLocal(t *testing.T) {
 		if err := a.WriteWhole(ctx, wholes); err != nil {
 			t.Fatal(err)
 		}
+		// The writing server reads the items' logs at once, from its queue;
+		// another follows one until it arrives.
+		if got := readCluster(t, a, wholes[5].Key, 0); got != string(wholes[5].Data) {
+			t.Errorf("item 5 on the writing server: %q", got)
+		}
+		if n, err := a.Size(ctx, wholes[5].Key); err != nil || n != int64(len(wholes[5].Data)) {
+			t.Errorf("Size of item 5 on the writing server: %d, %v", n, err)
+		}
+		fw := newLineWriter()
+		b.Ended = func(context.Context, logs.Key) bool { return true }
+		if _, err := b.Follow(ctx, wholes[7].Key, 0, fw); err != nil || fw.String() != string(wholes[7].Data) {
+			t.Errorf("follow of a queued item from another server: %q, %v", fw.String(), err)
+		}
+		if err := a.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 		for _, w := range []logs.Whole{wholes[0], wholes[99], wholes[100]} {
 			if got := readCluster(t, b, w.Key, 0); got != string(w.Data) {
 				t.Errorf("%s: %q", w.Key, got)
@@ -315,7 +332,7 @@ func TestClusterItemsAndLocal(t *testing.T) {
 		if got := readCluster(t, a, old, 0); !strings.HasSuffix(got, " out from before\n") {
 			t.Errorf("a local log: %q", got)
 		}
-		fw := newLineWriter()
+		fw = newLineWriter()
 		if _, err := a.Follow(ctx, old, 0, fw); err != nil || !strings.HasSuffix(fw.String(), " out from before\n") {
 			t.Errorf("follow a local log: %q, %v", fw.String(), err)
 		}
@@ -434,9 +451,9 @@ func BenchmarkItemLogs(b *testing.B) {
 	})
 }
 
-// TestClusterItemsConcurrent: item logs written by many calls at once
-// (a map's slots reporting together) share statements, and every call
-// returns once its own logs are in.
+// TestClusterItemsConcurrent: item logs written by many calls at once (a
+// map's slots reporting together) are read at once on the server that
+// took them, and everywhere once flushed.
 func TestClusterItemsConcurrent(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db store.Store) {
 		ctx := t.Context()
@@ -453,12 +470,22 @@ func TestClusterItemsConcurrent(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					if got := readCluster(t, b, k, 0); got != string(data) {
+					if got := readCluster(t, a, k, 0); got != string(data) {
 						t.Errorf("item %d right after its write: %q", item, got)
 					}
 				}
 			})
 		}
 		wg.Wait()
+		if err := a.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for g := range 16 {
+			item := g*100 + 19
+			k := logs.Key{RunID: run, TaskID: logs.ItemTask("m", item), Attempt: 1}
+			if got := readCluster(t, b, k, 0); got != fmt.Sprintf("2026-01-02T03:04:05Z out item %d\n", item) {
+				t.Errorf("item %d from another server: %q", item, got)
+			}
+		}
 	})
 }

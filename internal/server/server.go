@@ -237,6 +237,20 @@ func (s *Server) newLogs() logs.Store {
 	return logs.NewCluster(s.files, s.store, s.log)
 }
 
+// closeLogs writes what the log store holds back (the item logs a Cluster
+// queues) while the store is still open.
+func (s *Server) closeLogs() {
+	c, ok := s.logs.(*logs.Cluster)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		s.log.Error("write the last item logs to the database", "err", err)
+	}
+}
+
 // openStore opens the embedded SQLite store of the data directory, or the
 // PostgreSQL database cfg.DB names.
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
@@ -299,6 +313,7 @@ func (s *Server) Listen() error {
 // to resume at the next start. Run closes the store before returning.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
+	defer s.closeLogs() // before the store: item logs may wait in a queue
 	defer s.sqlWaits.Close()
 	if s.ln == nil {
 		if err := s.Listen(); err != nil {
