@@ -206,8 +206,8 @@ func (c *Cluster) ship() time.Duration {
 	return DefaultShip
 }
 
-// tick ships on the timer; a failure is logged once and tried again at
-// the next write's tick, at Sync or at Close.
+// tick ships on the timer; a failure is logged once and tried again a
+// second later (or at Sync, or at Close).
 func (s *shipSink) tick() {
 	s.tmu.Lock()
 	s.timer = nil
@@ -226,6 +226,11 @@ func (s *shipSink) tick() {
 		if !warned {
 			s.c.Logger.Warn("ship a log to the database; trying again", "log", s.k.String(), "err", err)
 		}
+		s.tmu.Lock()
+		if !s.closed && s.timer == nil {
+			s.timer = time.AfterFunc(max(s.c.ship(), time.Second), s.tick)
+		}
+		s.tmu.Unlock()
 	}
 }
 
