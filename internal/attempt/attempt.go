@@ -419,6 +419,16 @@ type Kind interface {
 	Run(ctx context.Context, s *Spec, h *Host) Result
 }
 
+// ServerOnly is implemented by the kinds whose attempts read the server's
+// own state (its store: the host inventory), which a remote worker does
+// not have. The broker never leases their attempts to a remote worker; the
+// server's in-process executor runs them (lease.Broker.RunServerOnly),
+// whatever its workers setting. A kind answering false runs anywhere.
+type ServerOnly interface {
+	Kind
+	ServerOnly() bool
+}
+
 // Registry holds the kinds of work and the wait conditions an executor
 // can run, by name.
 type Registry struct {
@@ -539,6 +549,13 @@ func (r *Registry) Check(ctx context.Context, s *Spec, h *Host, memo json.RawMes
 		obs.Fail = s.Redact(Result{Message: obs.Fail}).Message
 	}
 	return obs
+}
+
+// ServerOnly reports whether attempts of kind must run in the server's
+// process (the kind implements ServerOnly and says so).
+func (r *Registry) ServerOnly(kind string) bool {
+	k, ok := r.kinds[kind].(ServerOnly)
+	return ok && k.ServerOnly()
 }
 
 // IsCondition reports whether kind names a wait condition of this registry.

@@ -55,6 +55,11 @@ type Broker struct {
 	Tracer   trace.Tracer
 	RunTrace func(run int64) (trace.SpanContext, bool)
 
+	// ServerOnly, when set, says which kinds of attempt read the server's
+	// own state (attempt.Registry.ServerOnly): those are never leased to a
+	// remote worker, nor taken by RunLocal's slots, but by RunServerOnly's.
+	ServerOnly func(kind string) bool
+
 	// Observe, when set, is told of each attempt taken by an executor and
 	// of each that ends (for metrics). It is called without the broker's
 	// lock and must not block.
@@ -76,6 +81,7 @@ type offer struct {
 	a        *runner.Attempt
 	priority int
 	labels   []string
+	server   bool // server-only (Broker.ServerOnly): only RunServerOnly takes it
 	seq      uint64
 	result   chan runner.AttemptResult // buffered 1
 	lease    *leaseState               // nil while waiting
@@ -191,6 +197,10 @@ func (b *Broker) Run(ctx context.Context, a *runner.Attempt) runner.AttemptResul
 		return attempt.Failedf("%v", err)
 	}
 	o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx, offered: b.Now()}
+	if b.ServerOnly != nil {
+		s, _ := a.Spec()
+		o.server = b.ServerOnly(s.Kind)
+	}
 	if b.Tracer != nil {
 		b.startSpan(o)
 	}
@@ -304,8 +314,10 @@ func (b *Broker) remove(o *offer) {
 // to owner (the token; "" for the in-process executor); b.mu is held. With
 // bundle > 1, the items of a map that wait together go in bundles of up to
 // that many (bundle.go), each bundle's leases one after the other in the
-// answer.
-func (b *Broker) take(worker, owner string, labels []string, n int, expires bool, bundle int) []*leaseState {
+// answer. Server-only offers go to the server's own executor's server slots
+// only (server true), which take nothing else and ignore labels: they
+// choose among workers, and these run on none.
+func (b *Broker) take(worker, owner string, labels []string, n int, expires bool, bundle int, server bool) []*leaseState {
 	var out []*leaseState
 	now := b.Now()
 	lease := func(o *offer) *leaseState {
@@ -330,7 +342,7 @@ func (b *Broker) take(worker, owner string, labels []string, n int, expires bool
 	}
 	for i := 0; i < len(b.offers) && len(out) < n; {
 		o := b.offers[i]
-		if !hasAll(labels, o.labels) {
+		if o.server != server || (!server && !hasAll(labels, o.labels)) {
 			i++
 			continue
 		}
@@ -378,7 +390,7 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 	defer timer.Stop()
 	for {
 		b.mu.Lock()
-		got := b.take(req.Worker, owner, req.Labels, req.Free, true, min(req.Bundle, api.MaxBundle))
+		got := b.take(req.Worker, owner, req.Labels, req.Free, true, min(req.Bundle, api.MaxBundle), false)
 		b.heard(req.Worker)
 		b.heardLease(req)
 		changed := b.changed
@@ -741,15 +753,27 @@ func (l *leaseState) endLog(data []byte) bool {
 // RunLocal is the server's in-process executor: slots goroutines that take
 // offers like a remote worker would and run them with run (the runner's
 // process executor), until ctx ends. A local lease never expires: it ends
-// with the attempt.
+// with the attempt. Server-only offers are RunServerOnly's.
 func (b *Broker) RunLocal(ctx context.Context, slots int, labels []string, run runner.TaskFunc) {
 	b.runsLocal(slots, labels)
+	b.runLocal(ctx, slots, labels, false, run)
+}
+
+// RunServerOnly is the server's executor of server-only attempts
+// (ServerOnly): slots goroutines that take those and nothing else, so they
+// run with no remote worker and with RunLocal's slots at 0 (workers: 0),
+// and never wait behind long tasks in RunLocal's slots.
+func (b *Broker) RunServerOnly(ctx context.Context, slots int, run runner.TaskFunc) {
+	b.runLocal(ctx, slots, nil, true, run)
+}
+
+func (b *Broker) runLocal(ctx context.Context, slots int, labels []string, server bool, run runner.TaskFunc) {
 	var wg sync.WaitGroup
 	for range slots {
 		wg.Go(func() {
 			for {
 				b.mu.Lock()
-				got := b.take(localWorker, "", labels, 1, false, 0)
+				got := b.take(localWorker, "", labels, 1, false, 0, server)
 				changed := b.changed
 				b.mu.Unlock()
 				if len(got) == 0 {

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -498,4 +499,94 @@ func TestCancelledWhileHandedOut(t *testing.T) {
 	if st := b.Stats(); st.Waiting[""] != 0 || st.Running != 0 {
 		t.Errorf("stats after: %+v", st)
 	}
+}
+
+// serverKind stands for a kind that reads the server's store (the
+// inventory kind): attempt.ServerOnly.
+type serverKind struct{}
+
+func (serverKind) Name() string                             { return "inventory" }
+func (serverKind) Body(*spec.Task) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+func (serverKind) ServerOnly() bool                         { return true }
+func (serverKind) Run(context.Context, *attempt.Spec, *attempt.Host) attempt.Result {
+	return attempt.Result{}
+}
+
+// TestServerOnly: an attempt of a server-only kind is never leased to a
+// remote worker (whatever labels it asks with) nor taken by RunLocal's
+// slots, which take the attempts offered after it; RunServerOnly runs it,
+// labels or not, and nothing else.
+func TestServerOnly(t *testing.T) {
+	b, _, _ := newBroker(t)
+	kinds, err := attempt.Builtin().With(serverKind{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ServerOnly = kinds.ServerOnly
+	if !kinds.ServerOnly("inventory") || kinds.ServerOnly("shell") || kinds.ServerOnly("nope") {
+		t.Fatal("Registry.ServerOnly does not follow the kinds")
+	}
+	sweep := func(run int64, labels ...string) *runner.Attempt {
+		task := &spec.Task{ID: "sweep", Inventory: &spec.Inventory{Package: "dnsmasq"}}
+		s, err := kinds.Describe(task, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &runner.Attempt{RunID: run, Pipeline: "p", TaskID: "sweep", Number: 1, Labels: labels, Log: logs.Key{RunID: run, TaskID: "sweep", Attempt: 1}}
+		return a.WithSpec(s)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	first := submit(ctx, b, sweep(1))
+	gpu := submit(ctx, b, sweep(2, "gpu"))
+	shell := submit(ctx, b, offered(3, "build", 0))
+	if got := lease(t, b, "w1", 5, "gpu"); len(got) != 1 || got[0].Task != "build" {
+		t.Fatalf("a remote worker got %+v: want the shell attempt only", got)
+	}
+	if err := b.Complete(context.Background(), "3.build.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	<-shell
+
+	// RunLocal's slots look at the line in order: the sweeps come first,
+	// and they take the shell attempt after them.
+	local := make(chan struct{})
+	go func() {
+		defer close(local)
+		b.RunLocal(ctx, 2, []string{"gpu"}, func(context.Context, *runner.Attempt) runner.AttemptResult {
+			return runner.AttemptResult{Outcome: attempt.Succeeded, Message: "local"}
+		})
+	}()
+	if r := b.Run(ctx, offered(4, "later", 0)); r.Message != "local" {
+		t.Fatalf("local run: %+v", r)
+	}
+	if !b.Waiting(1, "sweep", 1) || !b.Waiting(2, "sweep", 1) {
+		t.Fatal("RunLocal took a server-only attempt")
+	}
+	if st := b.Stats(); st.Waiting[""] != 1 || st.Waiting["gpu"] != 1 {
+		t.Errorf("stats %+v: want both sweeps waiting", st)
+	}
+
+	server := make(chan struct{})
+	go func() {
+		defer close(server)
+		b.RunServerOnly(ctx, 1, func(_ context.Context, a *runner.Attempt) runner.AttemptResult {
+			if s, _ := a.Spec(); s.Kind != "inventory" {
+				t.Errorf("RunServerOnly got an attempt of kind %q", s.Kind)
+			}
+			return runner.AttemptResult{Outcome: attempt.Succeeded, Message: "server"}
+		})
+	}()
+	for _, ch := range []<-chan runner.AttemptResult{first, gpu} {
+		if r := <-ch; r.Message != "server" {
+			t.Fatalf("a sweep ran as %+v, want on the server-only slot", r)
+		}
+	}
+	if r := b.Run(ctx, offered(5, "last", 0)); r.Message != "local" {
+		t.Fatalf("a shell attempt after the sweeps: %+v", r)
+	}
+	stop()
+	<-local
+	<-server
 }

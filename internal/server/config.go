@@ -34,7 +34,8 @@ type Config struct {
 	// Pipelines is the directory of pipeline files, watched for changes.
 	Pipelines string `yaml:"pipelines"`
 	// Workers is the number of task attempts this server's in-process
-	// executor runs at once (0: none; remote workers run everything).
+	// executor runs at once (0: none; remote workers run everything but
+	// the server-only attempts, which have ServerOnlySlots of their own).
 	Workers int `yaml:"workers"`
 	// Labels are the labels of the in-process executor; a task with labels
 	// runs only on workers having all of them.
@@ -167,6 +168,11 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return v, nil
 }
+
+// ServerOnlySlots is how many server-only attempts (inventory tasks, which
+// read this server's store) the server runs at once, besides and whatever
+// its Workers: no remote worker may run them. Each is a few store reads.
+const ServerOnlySlots = 4
 
 // DefaultConfig is the configuration before any file, variable or flag.
 func DefaultConfig() Config {

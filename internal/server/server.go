@@ -213,6 +213,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	// Inventory tasks search this server's inventory, in this process only
+	// (attempt.ServerOnly): the broker keeps them from remote workers.
+	if s.runner.Kinds, err = s.runner.Kinds.With(inventory.Task{Service: s.inventory}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.broker.ServerOnly = s.runner.Kinds.ServerOnly
 	s.reg = NewRegistry(cfg.Pipelines, opts.Logger, s.checkPipeline)
 	if opts.Notice == nil {
 		opts.Notice = os.Stderr
@@ -346,10 +353,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopBroker()
 	go s.broker.Start(brokerCtx)
 	localDone := make(chan struct{})
-	go func() {
-		defer close(localDone)
-		s.broker.RunLocal(brokerCtx, s.cfg.Workers, s.cfg.Labels, s.runner.RunProcess)
-	}()
+	var local sync.WaitGroup
+	local.Go(func() { s.broker.RunLocal(brokerCtx, s.cfg.Workers, s.cfg.Labels, s.runner.RunProcess) })
+	// Server-only attempts (inventory tasks) have slots of their own, so
+	// they run with workers: 0 too, and never wait behind long tasks.
+	local.Go(func() { s.broker.RunServerOnly(brokerCtx, ServerOnlySlots, s.runner.RunProcess) })
+	go func() { local.Wait(); close(localDone) }()
 	defer func() { stopBroker(); <-localDone }()
 
 	people := newUsers(s, s.cfg.SessionTTL.D())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/cond"
+	"github.com/tasuki-dev/tasuki/internal/pkgver"
 	"github.com/tasuki-dev/tasuki/internal/schedule"
 )
 
@@ -454,6 +455,9 @@ func (c *checker) work(t *Task) {
 	if t.Noop != nil {
 		given = append(given, "noop")
 	}
+	if t.Inventory != nil {
+		given = append(given, "inventory")
+	}
 	taskAt, ok := c.at(t)
 	if !ok {
 		return
@@ -464,11 +468,11 @@ func (c *checker) work(t *Task) {
 	}
 	switch len(given) {
 	case 0:
-		c.errorf(taskAt, "missing required key \"run\" in %s: a task needs one of run, wait, sql, http and noop", who)
+		c.errorf(taskAt, "missing required key \"run\" in %s: a task needs one of run, wait, sql, http, noop and inventory", who)
 		return
 	case 1:
 	default:
-		c.errorf(taskAt, "%s has %s: a task does exactly one of run, wait, sql, http and noop", who, strings.Join(given, " and "))
+		c.errorf(taskAt, "%s has %s: a task does exactly one of run, wait, sql, http, noop and inventory", who, strings.Join(given, " and "))
 		return
 	}
 	switch {
@@ -478,6 +482,8 @@ func (c *checker) work(t *Task) {
 		c.sql(t.SQL)
 	case t.HTTP != nil:
 		c.http(t.HTTP)
+	case t.Inventory != nil:
+		c.inventory(t)
 	}
 	c.datasets(t.Produces, "produces")
 	c.datasets(t.Consumes, "consumes")
@@ -747,6 +753,53 @@ func (c *checker) http(h *HTTP) {
 	if h.Method == "HEAD" && h.Body != "" {
 		at, _ := c.at(&h.Body)
 		c.errorf(at, "http.body: a HEAD request has no body")
+	}
+}
+
+// inventory checks an inventory task as 'tasuki hosts' checks its flags:
+// one version bound, and only with a package or an advisory; active only
+// with a service; a well-formed os; versions dpkg or rpm can read (unless
+// a ${VAR} decides them). The task runs on the server, so labels, which
+// choose workers, are refused.
+func (c *checker) inventory(t *Task) {
+	inv := t.Inventory
+	var bound *string
+	for _, b := range []struct {
+		key string
+		v   *string
+	}{{"version_lt", &inv.VersionLT}, {"version_le", &inv.VersionLE}, {"version_eq", &inv.VersionEQ}} {
+		if *b.v == "" {
+			continue
+		}
+		bat, _ := c.at(b.v)
+		if bound != nil {
+			c.errorf(bat, "inventory.%s: give one version bound (version_lt, version_le or version_eq)", b.key)
+			continue
+		}
+		bound = b.v
+		if inv.Package == "" && inv.Advisory == "" {
+			c.errorf(bat, "inventory.%s needs package (or advisory): the version of which package?", b.key)
+		}
+		if !strings.Contains(*b.v, "${") {
+			if debErr := pkgver.Deb.Check(*b.v); debErr != nil && pkgver.RPM.Check(*b.v) != nil {
+				c.errorf(bat, "inventory.%s: %s is not a version by dpkg's or rpm's rules: %v", b.key, quoteShort(*b.v), debErr)
+			}
+		}
+	}
+	if inv.Active && inv.Service == "" {
+		aat, _ := c.at(&inv.Active)
+		c.errorf(aat, "inventory.active needs service: which service should be active?")
+	}
+	if inv.OS != "" && !strings.Contains(inv.OS, "${") {
+		distro, release, _ := strings.Cut(inv.OS, ":")
+		if distro == "" || strings.ContainsAny(inv.OS, " \t") || strings.Contains(release, ":") {
+			oat, _ := c.at(&inv.OS)
+			c.errorf(oat, "inventory.os: expected a distribution as os-release names it, and a release after a colon (debian, debian:12, rocky:9), got %s", quoteShort(inv.OS))
+		}
+	}
+	if len(t.Labels) > 0 {
+		lat, _ := c.at(&t.Labels)
+		c.errorf(lat, "labels: an inventory task runs on the server, which keeps the inventory, never on a worker")
 	}
 }
 

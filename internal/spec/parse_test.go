@@ -108,7 +108,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing tasks", "name: x\n", []string{`1:1: missing required key "tasks" in pipeline`}},
 		{"missing task id", "name: x\ntasks:\n  - run: b\n", []string{`3:5: missing required key "id" in task`}},
 		{"missing task run", "name: x\ntasks:\n  - id: a\n", []string{`3:5: missing required key "run" in task "a"`}},
-		{"two kinds of work", "name: x\ntasks:\n  - id: a\n    run: b\n    http: {url: \"http://h/\"}\n", []string{`3:5: task "a" has run and http: a task does exactly one of run, wait, sql, http and noop`}},
+		{"two kinds of work", "name: x\ntasks:\n  - id: a\n    run: b\n    http: {url: \"http://h/\"}\n", []string{`3:5: task "a" has run and http: a task does exactly one of run, wait, sql, http, noop and inventory`}},
 		{"noop with a key", "name: x\ntasks:\n  - id: a\n    noop: {x: 1}\n", []string{`4:12: unknown key "x" in noop; noop takes no keys`}},
 		{"noop and run", "name: x\ntasks:\n  - id: a\n    noop: {}\n    run: b\n", []string{`task "a" has run and noop`}},
 		{"wait without condition", "name: x\ntasks:\n  - id: a\n    wait: {poke: 1s}\n", []string{`wait: expected one of file, http, sql, pipeline and dataset`}},

@@ -100,18 +100,22 @@ func EnvSafe(name string) string {
 
 // Task is one node of the pipeline graph. It does exactly one kind of work:
 // run a command (Run), wait for a condition (Wait), run SQL statements (SQL),
-// make an HTTP request (HTTP) or nothing (Noop); Kind names which.
+// make an HTTP request (HTTP), do nothing (Noop) or search the host
+// inventory (Inventory); Kind names which.
 type Task struct {
-	ID      string            `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
-	Run     Command           `yaml:"run,omitempty" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell. A task has exactly one of run, wait, sql, http and noop." aka:"command,cmd,script,shell,exec"`
-	Wait    *Wait             `yaml:"wait,omitempty" doc:"Instead of running something, wait until a condition holds: a file arrived, an HTTP endpoint answers, a SQL query returns true, another pipeline's run of the same interval succeeded, a dataset was updated. Between checks (pokes) the wait holds no execution slot." aka:"sensor,await,until"`
-	SQL     *SQL              `yaml:"sql,omitempty" doc:"Run SQL statements in one transaction against PostgreSQL, MySQL/MariaDB or SQLite, in-process (no shell). Parameters are bound, never spliced." aka:"query,database,db"`
-	HTTP    *HTTP             `yaml:"http,omitempty" doc:"Make an HTTP request in-process (no shell), retried on 5xx and connection errors; the response body is the task's result." aka:"request,webhook,url"`
-	Noop    *Noop             `yaml:"noop,omitempty" null:"empty" doc:"Do nothing and succeed at once, in-process: a join point for tasks that need several others, a placeholder, or a map whose items cost only their orchestration. Write noop: {} (or noop: with no value)." aka:"empty,dummy,nop,pass,join"`
-	Needs   []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
-	Retry   *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
-	Timeout Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
-	Env     map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's. A value is a string, or {secret: NAME} for the value of a secret." aka:"environment,vars,variables" secretenv:"SecretEnv"`
+	ID   string  `yaml:"id" doc:"Identifier unique within the pipeline: letters, digits, '-' and '_', starting with a letter, digit or '_'." required:"true" pattern:"id" aka:"name,key,task"`
+	Run  Command `yaml:"run,omitempty" doc:"Command to run. A string runs with /bin/sh -c; a list is an argv run directly, without a shell. A task has exactly one of run, wait, sql, http, noop and inventory." aka:"command,cmd,script,shell,exec"`
+	Wait *Wait   `yaml:"wait,omitempty" doc:"Instead of running something, wait until a condition holds: a file arrived, an HTTP endpoint answers, a SQL query returns true, another pipeline's run of the same interval succeeded, a dataset was updated. Between checks (pokes) the wait holds no execution slot." aka:"sensor,await,until"`
+	SQL  *SQL    `yaml:"sql,omitempty" doc:"Run SQL statements in one transaction against PostgreSQL, MySQL/MariaDB or SQLite, in-process (no shell). Parameters are bound, never spliced." aka:"query,database,db"`
+	HTTP *HTTP   `yaml:"http,omitempty" doc:"Make an HTTP request in-process (no shell), retried on 5xx and connection errors; the response body is the task's result." aka:"request,webhook,url"`
+	Noop *Noop   `yaml:"noop,omitempty" null:"empty" doc:"Do nothing and succeed at once, in-process: a join point for tasks that need several others, a placeholder, or a map whose items cost only their orchestration. Write noop: {} (or noop: with no value)." aka:"empty,dummy,nop,pass,join"`
+	// Inventory runs on the server only: it reads the host inventory of
+	// the server's store (docs/inventory.md).
+	Inventory *Inventory        `yaml:"inventory,omitempty" doc:"Search the server's host inventory, as 'tasuki hosts' does: the result is a JSON array with one flat object per matching host (for map: {from: ...}). Runs on the server, never on a remote worker." aka:"hosts,host_search,sweep,inventory_sweep"`
+	Needs     []string          `yaml:"needs,omitempty" doc:"Ids of tasks that must succeed before this one starts." aka:"depends_on,depends,dependencies,deps,after,requires,upstream"`
+	Retry     *Retry            `yaml:"retry,omitempty" doc:"Retry policy. Without it a task runs once." aka:"retries,retry_policy"`
+	Timeout   Duration          `yaml:"timeout,omitempty" doc:"Longest an attempt may run (Go duration such as 90s, 5m, 1h30m); 0s or absent means no limit. The whole process group is sent SIGTERM, then SIGKILL after a grace period." aka:"timeout_seconds,time_limit,execution_timeout"`
+	Env       map[string]string `yaml:"env,omitempty" doc:"Environment variables for this task; they override the pipeline's. A value is a string, or {secret: NAME} for the value of a secret." aka:"environment,vars,variables" secretenv:"SecretEnv"`
 	// SecretEnv are the task's variables whose value is a secret, like
 	// Pipeline.SecretEnv.
 	SecretEnv map[string]string `yaml:"-"`
@@ -175,7 +179,7 @@ type Cache struct {
 }
 
 // Kind names the kind of work a task does: "shell" (run), "sql", "http",
-// "noop", or "wait.<condition>" (wait.file, wait.http, wait.sql, wait.pipeline,
+// "noop", "inventory", or "wait.<condition>" (wait.file, wait.http, wait.sql, wait.pipeline,
 // wait.dataset). It is the key of the executor that runs the task's attempts.
 func (t Task) Kind() string {
 	switch {
@@ -187,6 +191,8 @@ func (t Task) Kind() string {
 		return "http"
 	case t.Noop != nil:
 		return "noop"
+	case t.Inventory != nil:
+		return "inventory"
 	}
 	return "shell"
 }
@@ -276,6 +282,29 @@ type Expect struct {
 	Status []int  `yaml:"status,omitempty" doc:"Statuses that count as success; default any 2xx." aka:"status_code,status_codes,code,codes"`
 	JSON   string `yaml:"json,omitempty" doc:"A condition on the decoded JSON body, such as body.ok == true (expr language)." aka:"condition,expr,body"`
 }
+
+// Inventory is an inventory task: a search of the server's host inventory
+// with the filters of 'tasuki hosts', whose result is the matching hosts.
+type Inventory struct {
+	Package     string `yaml:"package,omitempty" doc:"Hosts with an installed package of this binary or source name (dnsmasq finds dnsmasq-base, built from dnsmasq). ${VAR} is replaced by the task's variable VAR." aka:"pkg,name"`
+	VersionLT   string `yaml:"version_lt,omitempty" doc:"With package (or advisory): its installed version is lower than this one, by each host's rules (dpkg's or rpm's)." aka:"lt,older_than,below,version_below"`
+	VersionLE   string `yaml:"version_le,omitempty" doc:"With package (or advisory): its installed version is at most this one." aka:"le,at_most"`
+	VersionEQ   string `yaml:"version_eq,omitempty" doc:"With package (or advisory): its installed version is this one." aka:"eq,version,equals"`
+	Service     string `yaml:"service,omitempty" doc:"Hosts with this systemd unit (dnsmasq is dnsmasq.service)." aka:"unit,systemd"`
+	Active      bool   `yaml:"active,omitempty" doc:"With service: only hosts where it is active." aka:"running"`
+	Port        int    `yaml:"port,omitempty" doc:"Hosts listening on this TCP or UDP port." min:"1" max:"65535" aka:"listening,listen"`
+	OS          string `yaml:"os,omitempty" doc:"Hosts of this distribution, and release after a colon: debian, debian:12, rocky:9 (9.4 is a release of 9)." aka:"distro,distribution,release"`
+	Stale       bool   `yaml:"stale,omitempty" doc:"Only hosts whose last report is older than the server's host_stale_after." aka:"silent"`
+	Advisory    string `yaml:"advisory,omitempty" doc:"The hosts this advisory (an OSV id, or a CVE it names) affects, with the fixed version; the server's advisories setting names where advisories are. ${VAR} is replaced." aka:"cve,vulnerability,osv"`
+	FailIfFound bool   `yaml:"fail_if_found,omitempty" doc:"Fail the task when any host matches (a check that pages through the pipeline's notify); the result is still the hosts. Default: succeed either way." aka:"fail_on_match,fail,fail_if_any"`
+	MaxHosts    int    `yaml:"max_hosts,omitempty" doc:"Most hosts the result may hold; more matching hosts fail the task rather than leave some out. Default 1000, at most 5000." min:"1" max:"5000" aka:"limit,max"`
+}
+
+// Inventory task limits (Inventory.MaxHosts).
+const (
+	DefaultInventoryMaxHosts = 1000
+	MaxInventoryMaxHosts     = 5000
+)
 
 // Schedule says when the server starts runs by itself. Each fire time ends a
 // logical interval [previous fire, this fire) that the run covers, so reruns
