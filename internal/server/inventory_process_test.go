@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/hostfacts"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 )
@@ -192,5 +195,125 @@ func TestProcessInventory(t *testing.T) {
 	}
 	if err := agent.Wait(); err != nil {
 		t.Errorf("the agent ended with %v after SIGINT", err)
+	}
+}
+
+// TestProcessInventoryTask runs inventory tasks on a real server with
+// workers: 0 and one remote worker, after a real agent reported the Debian
+// fixture root: the sweep for an advisory runs in the server's process
+// (the worker, which takes every other attempt, never gets it: it has no
+// inventory), and a map over its result runs one item per affected host on
+// the worker, with the host's keys as TASUKI_ITEM_<KEY>. A sweep with
+// fail_if_found fails its run, naming the hosts; one that finds nothing
+// succeeds.
+func TestProcessInventoryTask(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	home, pipelines, advisories, roots := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	b, err := os.ReadFile("../osv/testdata/advisories/DSA-4844-1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, advisories, "DSA-4844-1.json", string(b))
+	root := filepath.Join(roots, "root-debian")
+	copyTree(t, "../hostfacts/testdata/root-debian", root)
+	writeFile(t, pipelines, "sweep.yaml", `
+name: sweep
+params:
+  - {name: cve, type: string, default: CVE-2020-25681}
+tasks:
+  - id: affected
+    inventory: {advisory: "${TASUKI_PARAM_CVE}"}
+  - id: page
+    map: {from: affected}
+    run: |
+      printf '{"host":"%s","fixed":"%s","w":"%s"}\n' "$TASUKI_ITEM_HOST" "$TASUKI_ITEM_FIXED" "$W" > "$TASUKI_RESULT"
+`)
+	writeFile(t, pipelines, "gate.yaml", `
+name: gate
+params:
+  - {name: package, type: string, default: dnsmasq}
+tasks:
+  - id: old-dnsmasq
+    inventory: {package: "${TASUKI_PARAM_PACKAGE}", version_lt: "2.83", fail_if_found: true}
+`)
+	s := startServer(t, home, pipelines, []string{"TASUKI_ADVISORIES=" + advisories}, "--workers", "0")
+	serverTokens.Store(s.url, s.token)
+	token, tokenFile := createToken(t, s.url, "w1")
+	runAgent(t, s, token, root)
+	startWorker(t, s.url, tokenFile, "w1", nil)
+
+	run, err := s.c.Trigger(ctx, "sweep", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run = waitRunEnd(t, s.c, run.ID); run.State != engine.RunSucceeded {
+		detail, _ := s.c.Run(ctx, run.ID)
+		for _, task := range detail.Tasks {
+			t.Logf("%s: %s %s", task.ID, task.State, task.Message)
+		}
+		t.Fatalf("sweep ended %s", run.State)
+	}
+	affected, err := s.c.Task(ctx, run.ID, "affected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(affected.Attempts) != 1 || !strings.HasPrefix(affected.Attempts[0].Worker, "local:") {
+		t.Errorf("the sweep's attempts %+v: want one, by the server's own executor", affected.Attempts)
+	}
+	if affected.Message != "1 host matches advisory=CVE-2020-25681" || !strings.Contains(string(affected.Result), `"host":"dns1.example.internal"`) {
+		t.Errorf("sweep: %q %s", affected.Message, affected.Result)
+	}
+	if log := runLog(t, s.c, run.ID, "affected"); !strings.Contains(log, "dns1.example.internal  debian 10  dnsmasq") {
+		t.Errorf("log of the sweep:\n%s", log)
+	}
+	page, err := s.c.Task(ctx, run.ID, "page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(page.Message, "1 items: 1 succeeded") {
+		t.Errorf("page: %q", page.Message)
+	}
+	// The item: the host, on the remote worker, with the host's keys.
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s%s/runs/%d/tasks/page/items", s.url, api.Prefix, run.ID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items api.Page[api.Item]
+	err = json.NewDecoder(resp.Body).Decode(&items)
+	resp.Body.Close()
+	if err != nil || len(items.Items) != 1 {
+		t.Fatalf("items of page: %+v, %v", items, err)
+	}
+	if it := items.Items[0]; it.Worker != "w1" || string(it.Result) != `{"host":"dns1.example.internal","fixed":"2.80-1+deb10u1","w":"w1"}` {
+		t.Errorf("item: worker %q, result %s", it.Worker, it.Result)
+	}
+	// A gate: fail_if_found fails the run, naming the host.
+	run, err = s.c.Trigger(ctx, "gate", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run = waitRunEnd(t, s.c, run.ID); run.State != engine.RunFailed {
+		t.Fatalf("gate ended %s, want failed", run.State)
+	}
+	gate, err := s.c.Task(ctx, run.ID, "old-dnsmasq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gate.Message != "1 host matches package=dnsmasq version_lt=2.83 (fail_if_found): dns1.example.internal" ||
+		!strings.HasPrefix(gate.Attempts[0].Worker, "local:") {
+		t.Errorf("gate: %q %+v", gate.Message, gate.Attempts)
+	}
+	run, err = s.c.Trigger(ctx, "gate", map[string]string{"package": "rsync"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run = waitRunEnd(t, s.c, run.ID); run.State != engine.RunSucceeded {
+		t.Fatalf("gate for rsync ended %s, want succeeded", run.State)
 	}
 }
