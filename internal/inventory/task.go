@@ -294,7 +294,11 @@ func (k Task) Run(ctx context.Context, s *attempt.Spec, h *attempt.Host) attempt
 		return attempt.Failedf("inventory search %s: %d hosts are %d bytes of JSON, more than a result may hold (%d); narrow the search or lower max_hosts",
 			what, len(hosts), len(result), shell.MaxResultSize)
 	}
-	fmt.Fprintf(out, "inventory search %s: %d hosts match (%s)\n", what, len(hosts), time.Since(began).Round(time.Millisecond))
+	count := fmt.Sprintf("%d hosts match", len(hosts))
+	if len(hosts) == 1 {
+		count = "1 host matches"
+	}
+	fmt.Fprintf(out, "inventory search %s: %s (%s)\n", what, count, time.Since(began).Round(time.Millisecond))
 	for _, x := range hosts {
 		line := x.Host
 		if x.OS != "" {
@@ -314,10 +318,7 @@ func (k Task) Run(ctx context.Context, s *attempt.Spec, h *attempt.Host) attempt
 		}
 		fmt.Fprintln(out, "  "+line)
 	}
-	msg := fmt.Sprintf("%d hosts match %s", len(hosts), what)
-	if len(hosts) == 1 {
-		msg = fmt.Sprintf("1 host matches %s", what)
-	}
+	msg := count + " " + what
 	if b.FailIfFound && len(hosts) > 0 {
 		names := make([]string, 0, 5)
 		for _, x := range hosts[:min(5, len(hosts))] {
