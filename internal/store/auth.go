@@ -25,9 +25,9 @@ func CheckNewToken(nt NewToken) (NewToken, error) {
 		return nt, err
 	}
 	switch nt.Kind {
-	case TokenWorker:
+	case TokenWorker, TokenAgent:
 		if nt.Role != "" || nt.Namespace != "" {
-			return nt, fmt.Errorf("token %q: a worker token has no role or namespace", nt.Name)
+			return nt, fmt.Errorf("token %q: a %s token has no role or namespace", nt.Name, nt.Kind)
 		}
 	case TokenAPI:
 		known := false
@@ -38,7 +38,7 @@ func CheckNewToken(nt NewToken) (NewToken, error) {
 			return nt, fmt.Errorf("token %q: role %q: expected viewer, operator or admin", nt.Name, nt.Role)
 		}
 	default:
-		return nt, fmt.Errorf("token %q: kind %q: expected %q or %q", nt.Name, nt.Kind, TokenWorker, TokenAPI)
+		return nt, fmt.Errorf("token %q: kind %q: expected %q, %q or %q", nt.Name, nt.Kind, TokenWorker, TokenAPI, TokenAgent)
 	}
 	nt.ExpiresAt = NormTime(nt.ExpiresAt)
 	return nt, nil

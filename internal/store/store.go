@@ -391,7 +391,7 @@ type Token struct {
 	ID         int64
 	Name       string // unique among tokens that are not revoked, of both kinds
 	Kind       TokenKind
-	Role       string // of an API token: "viewer", "operator" or "admin"; "" for a worker token
+	Role       string // of an API token: "viewer", "operator" or "admin"; "" for a worker or agent token
 	Namespace  string // of an API token: the namespace it is confined to; "" for all
 	CreatedAt  time.Time
 	ExpiresAt  time.Time // zero: never; the caller refuses a token past it
@@ -399,9 +399,10 @@ type Token struct {
 	LastUsedAt time.Time // zero when never used (see TouchToken)
 }
 
-// TokenKind says what a token may be used for. The two kinds share one table
+// TokenKind says what a token may be used for. The kinds share one table
 // and one name space, so a name in the audit log is one credential; a worker
-// token cannot call the API and an API token cannot lease work.
+// token cannot call the API, an API token cannot lease work, and an agent
+// token can only report its host.
 type TokenKind string
 
 // The kinds of token.
@@ -410,13 +411,16 @@ const (
 	TokenWorker TokenKind = "worker"
 	// TokenAPI authenticates a person or a script on the API, with a role.
 	TokenAPI TokenKind = "api"
+	// TokenAgent authenticates a host's 'tasuki agent': it may only send
+	// host reports (POST /worker/hosts), never lease work (migration 0015).
+	TokenAgent TokenKind = "agent"
 )
 
 // NewToken is what IssueToken stores besides the hash.
 type NewToken struct {
 	Name      string
 	Kind      TokenKind // "" is TokenWorker
-	Role      string    // required for TokenAPI, empty for TokenWorker
+	Role      string    // required for TokenAPI, empty for TokenWorker and TokenAgent
 	Namespace string
 	ExpiresAt time.Time // zero: never
 }

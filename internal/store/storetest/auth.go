@@ -35,7 +35,23 @@ func testAPITokens(t *testing.T, s store.Store) {
 	if _, err := s.IssueToken(ctx, store.NewToken{Name: "w", Kind: store.TokenAPI, Role: "admin"}, hash("other"), t0); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("API token named like a valid worker token: %v, want ErrConflict", err)
 	}
+	// An agent token: a kind of its own, in the same name space, with no
+	// role or namespace.
+	ag, err := s.IssueToken(ctx, store.NewToken{Name: "agent-dns1", Kind: store.TokenAgent}, hash("agent"), t0)
+	if err != nil {
+		t.Fatalf("IssueToken of an agent token: %v", err)
+	}
+	wantAgent := store.Token{ID: ag.ID, Name: "agent-dns1", Kind: store.TokenAgent, CreatedAt: us(t0)}
+	check(t, "agent token", ag, wantAgent)
+	if got, err := s.TokenByHash(ctx, hash("agent")); err != nil || got.Kind != store.TokenAgent {
+		t.Errorf("agent token by hash = %+v, %v", got, err)
+	}
+	if _, err := s.IssueToken(ctx, store.NewToken{Name: "agent-dns1"}, hash("other-2"), t0); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("worker token named like a valid agent token: %v, want ErrConflict", err)
+	}
 	for _, bad := range []store.NewToken{
+		{Name: "r", Kind: store.TokenAgent, Role: "viewer"},        // agent with a role
+		{Name: "r", Kind: store.TokenAgent, Namespace: "finance"},  // agent with a namespace
 		{Name: "r", Kind: store.TokenAPI},                          // no role
 		{Name: "r", Kind: store.TokenAPI, Role: "root"},            // unknown role
 		{Name: "r", Kind: store.TokenWorker, Role: "admin"},        // worker with a role
@@ -52,7 +68,7 @@ func testAPITokens(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "ListTokens", ts, []store.Token{want, w})
+	check(t, "ListTokens", ts, []store.Token{want, w, wantAgent})
 }
 
 // testAudit checks the audit log: entries round-trip, pages run newest
