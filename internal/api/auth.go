@@ -55,12 +55,15 @@ const (
 	KindWorker = "worker"
 	// KindAPI is an API token: the API, as its role allows.
 	KindAPI = "api"
+	// KindAgent is an agent token: host reports (POST /worker/hosts) only,
+	// for 'tasuki agent' on hosts that run no worker; it cannot lease work.
+	KindAgent = "agent"
 )
 
 // Principal is who a request acts as: the credential it carried.
 type Principal struct {
 	Name      string // the token's name: the actor of what it does
-	Kind      string // KindWorker or KindAPI
+	Kind      string // KindWorker, KindAPI, KindAgent or KindUser
 	Role      Role   // of an API token
 	Namespace string // of an API token confined to a namespace; "" for all
 }
@@ -109,6 +112,7 @@ type access int
 const (
 	public access = iota // anyone: /health, /ready, /openapi.json
 	worker               // a worker token
+	report               // a worker token or an agent token: host reports
 	viewer               // an API token of at least this role
 	operator
 	admin
@@ -154,7 +158,7 @@ func changes(method string) bool {
 // It is the same whatever was wrong (no header, a malformed one, an
 // unknown, expired or revoked token), so it tells a prober nothing.
 func errUnauthenticated(a access) *Error {
-	if a == worker {
+	if a == worker || a == report {
 		return errNoToken()
 	}
 	return Errorf(http.StatusUnauthorized, CodeUnauthorized,
@@ -182,10 +186,18 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, rt route) (*
 	}
 	r = r.WithContext(WithPrincipal(r.Context(), p))
 	switch {
+	case rt.access == report && (p.Kind == KindWorker || p.Kind == KindAgent):
+		return r, nil
+	case rt.access == report:
+		return r, Errorf(http.StatusForbidden, CodeForbidden, "host reports need a worker or agent token ('tasuki token create NAME --kind agent'), not an API token")
+	case rt.access == worker && p.Kind == KindAgent:
+		return r, Errorf(http.StatusForbidden, CodeForbidden, "agent token %q may only report its host (POST %s/worker/hosts): give a worker a worker token", p.Name, Prefix)
 	case rt.access == worker && p.Kind != KindWorker:
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "an API token cannot use the worker protocol: give the worker a worker token ('tasuki token create NAME')")
 	case rt.access == worker:
 		return r, nil
+	case p.Kind == KindAgent:
+		return r, Errorf(http.StatusForbidden, CodeForbidden, "agent token %q may only report its host (POST %s/worker/hosts): use an API token", p.Name, Prefix)
 	case p.Kind != KindAPI && p.Kind != KindUser:
 		return r, Errorf(http.StatusForbidden, CodeForbidden, "a worker token can use only the worker protocol: use an API token")
 	case p.Role.Rank() < rt.access.role().Rank():
@@ -291,10 +303,10 @@ func who(r *http.Request) string {
 }
 
 // audited reports whether requests of rt go to the audit log: those that
-// ask to change something, but for the worker protocol, which changes
+// ask to change something, but for the worker protocol and host reports, which change
 // attempts on a worker's behalf many times a second (its effects are in the
 // runs' timelines) and must stay cheap.
-func audited(rt route) bool { return changes(rt.method) && rt.access != worker }
+func audited(rt route) bool { return changes(rt.method) && rt.access != worker && rt.access != report }
 
 // audit records a request of rt that asked to change something.
 func (h *handler) audit(r *http.Request, rt route, status int) {

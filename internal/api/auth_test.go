@@ -20,7 +20,7 @@ import (
 // authRules is who may call each route, written out here a second time on
 // purpose: a route added to the table without a rule here fails
 // TestAuthorizationMatrix, and so does a rule changed in only one place.
-// Values: "public", "worker", or the least role of an API token, then how a
+// Values: "public", "worker", "report" (a worker or an agent token), or the least role of an API token, then how a
 // token confined to a namespace is confined ("global": refused).
 var authRules = map[string][2]string{
 	"GET /health":       {"public", "global"},
@@ -92,7 +92,7 @@ var authRules = map[string][2]string{
 	"DELETE /cache/{key}": {"operator", "global"},
 	"POST /cache/purge":   {"operator", "global"},
 
-	"POST /worker/hosts":       {"worker", "global"},
+	"POST /worker/hosts":       {"report", "global"},
 	"GET /hosts":               {"viewer", "global"},
 	"GET /hosts/{name}":        {"viewer", "global"},
 	"GET /hosts/{name}/events": {"viewer", "global"},
@@ -111,9 +111,9 @@ type authEnv struct {
 }
 
 // credentials are the callers of the matrix: none, a token the server does
-// not know, a worker token, each role globally, and operators and admins
+// not know, a worker token, an agent token, each role globally, and operators and admins
 // confined to namespace finance.
-var credentials = []string{"none", "unknown", "worker", "viewer", "operator", "admin", "fin-viewer", "fin-operator", "fin-admin"}
+var credentials = []string{"none", "unknown", "worker", "agent", "viewer", "operator", "admin", "fin-viewer", "fin-operator", "fin-admin"}
 
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
@@ -129,6 +129,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	a := &authEnv{fake: f, audit: &apitest.AuditLog{}, secrets: map[string]string{"unknown": "tsk_unknown"}, workers: &apitest.WorkerList{}}
 	tokens := apitest.NewTokens()
 	a.secrets["worker"] = tokens.Add("worker")
+	a.secrets["agent"] = tokens.AddAgent("agent")
 	for _, r := range api.Roles() {
 		a.secrets[string(r)] = tokens.AddAPI(string(r), r, "")
 		a.secrets["fin-"+string(r)] = tokens.AddAPI("fin-"+string(r), r, "finance")
@@ -274,7 +275,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 						if cred != "worker" {
 							want = "403"
 						}
-					case cred == "worker" || rank[role] < rank[rt.Access]:
+					case rt.Access == "report":
+						if cred != "worker" && cred != "agent" {
+							want = "403"
+						}
+					case cred == "worker" || cred == "agent" || rank[role] < rank[rt.Access]:
 						want = "403"
 					case confined && rt.Scope == "global":
 						want = "403"

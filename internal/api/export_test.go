@@ -11,7 +11,7 @@ import (
 type RouteInfo struct {
 	Method, Path string
 	Query        []string
-	Access       string // "public", "worker", or the least role of an API token
+	Access       string // "public", "worker", "report" (worker or agent), or the least role of an API token
 	Scope        string // how a namespaced token is confined: global, listed, pipeline, run, backfill
 }
 
@@ -25,6 +25,8 @@ func Routes() []RouteInfo {
 			access = "public"
 		case worker:
 			access = "worker"
+		case report:
+			access = "report"
 		}
 		scope := [...]string{global: "global", listed: "listed", byPipeline: "pipeline", byRun: "run", byBackfill: "backfill"}[rt.scope]
 		out = append(out, RouteInfo{Method: rt.method, Path: rt.path, Query: rt.query, Access: access, Scope: scope})
@@ -57,6 +59,8 @@ func RoleTable() string {
 		switch rt.access {
 		case worker:
 			who = "a worker token"
+		case report:
+			who = "a worker token or an agent token"
 		case viewer, operator, admin:
 			who = string(rt.access.role())
 			if rt.access != admin {
@@ -73,7 +77,7 @@ func RoleTable() string {
 		switch rt.access {
 		case public:
 			confined = "allowed"
-		case worker:
+		case worker, report:
 			confined = "not an API token's route (403)"
 		}
 		switch {

@@ -231,7 +231,7 @@ func routeTable() []route {
 
 		// The host inventory is global: hosts are in no namespace (see
 		// hosts.go). Workers and agents report with their worker token.
-		{post, "/worker/hosts", nil, worker, global, (*handler).reportHost},
+		{post, "/worker/hosts", nil, report, global, (*handler).reportHost},
 		{get, "/hosts", []string{"package", "version_lt", "version_le", "version_eq", "service", "active", "port", "os", "stale",
 			"advisory", "cursor", "limit"}, viewer, global, (*handler).searchHosts},
 		{get, "/hosts/{name}", nil, viewer, global, (*handler).host},

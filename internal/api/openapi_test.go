@@ -142,13 +142,17 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 		// The document's security is the route table's: a worker token on
-		// worker routes, none on public ones, the API token of the
+		// worker routes, a worker or agent token on host reports, none on public ones, the API token of the
 		// document's default everywhere else.
 		sec, declared := op["security"]
 		switch got := fmt.Sprint(sec); rt.Access {
 		case "worker":
 			if got != "[map[workerToken:[]]]" {
 				t.Errorf("%s: security %s, want workerToken only", k, got)
+			}
+		case "report":
+			if got != "[map[workerToken:[]] map[agentToken:[]]]" {
+				t.Errorf("%s: security %s, want workerToken or agentToken", k, got)
 			}
 		case "public":
 			if got != "[]" {

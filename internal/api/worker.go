@@ -302,7 +302,7 @@ type Tokens interface {
 // TokenInfo describes a token without its secret.
 type TokenInfo struct {
 	Name       string     `json:"name"`
-	Kind       string     `json:"kind"`                // "worker" or "api"
+	Kind       string     `json:"kind"`                // "worker", "agent" or "api"
 	Role       Role       `json:"role,omitempty"`      // of an API token
 	Namespace  string     `json:"namespace,omitempty"` // of an API token confined to one
 	CreatedAt  time.Time  `json:"created_at"`
@@ -340,10 +340,14 @@ const (
 )
 
 // CreateTokenRequest is the body of POST /tokens. Without a role it asks
-// for a worker token; with one, for an API token of that role, confined to
-// Namespace when set, valid until ExpiresAt when set.
+// for a worker token (or, with Kind "agent", an agent token); with one, for
+// an API token of that role, confined to Namespace when set, valid until
+// ExpiresAt when set.
 type CreateTokenRequest struct {
-	Name      string     `json:"name"`
+	Name string `json:"name"`
+	// Kind is "worker", "agent" or "api"; "" is "api" with a role, else
+	// "worker".
+	Kind      string     `json:"kind,omitempty"`
 	Role      Role       `json:"role,omitempty"`
 	Namespace string     `json:"namespace,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`

@@ -315,6 +315,25 @@ func TestTokenRoutes(t *testing.T) {
 					t.Errorf("heartbeat with an API token: %d, want 403", r.StatusCode)
 				}
 			}},
+		{name: "create an agent token", rq: request{method: "POST", path: "/tokens", body: `{"name":"agent-dns1","kind":"agent"}`}, status: 201,
+			check: func(t *testing.T, e *workerEnv, _ *http.Response, b []byte) {
+				var ct api.CreatedToken
+				mustJSON(t, b, &ct)
+				if ct.Kind != api.KindAgent || ct.Role != "" {
+					t.Errorf("created %+v", ct)
+				}
+				// An agent token cannot lease work, nor read the API.
+				r, body := serve(e.handler, request{method: "POST", path: "/worker/lease", body: `{"worker":"w","free":1}`, header: bearer(ct.Token)})
+				if r.StatusCode != 403 || !strings.Contains(string(body), "may only report its host") {
+					t.Errorf("lease with an agent token: %d %s, want 403", r.StatusCode, body)
+				}
+				if r, _ := serve(e.handler, request{method: "GET", path: "/runs", header: bearer(ct.Token)}); r.StatusCode != 403 {
+					t.Errorf("GET /runs with an agent token: %d, want 403", r.StatusCode)
+				}
+			}},
+		{name: "create an agent token with a role", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","kind":"agent","role":"viewer"}`}, status: 400, code: api.CodeInvalid},
+		{name: "create an api token without a role", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","kind":"api"}`}, status: 400, code: api.CodeInvalid},
+		{name: "create a token of an unknown kind", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","kind":"robot"}`}, status: 400, code: api.CodeInvalid},
 		{name: "create with an unknown role", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","role":"root"}`}, status: 400, code: api.CodeInvalid},
 		{name: "create a worker token with a namespace", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","namespace":"finance"}`}, status: 400, code: api.CodeInvalid},
 		{name: "create with a namespace path", rq: request{method: "POST", path: "/tokens", body: `{"name":"x","role":"viewer","namespace":"a/b"}`}, status: 400, code: api.CodeInvalid},

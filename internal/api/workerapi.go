@@ -291,8 +291,19 @@ func (h *handler) createToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setAuditTarget(r, "token", req.Name)
+	switch req.Kind {
+	case "", KindWorker, KindAgent, KindAPI:
+	default:
+		return invalid("field \"kind\": expected worker, agent or api, got %q", clip(req.Kind, 40))
+	}
+	if req.Kind == KindAPI && req.Role == "" {
+		return invalid("an API token has a role: give \"role\" (viewer, operator or admin)")
+	}
+	if (req.Kind == KindWorker || req.Kind == KindAgent) && req.Role != "" {
+		return invalid("field \"role\" is for API tokens; a %s token has none", req.Kind)
+	}
 	if req.Role != "" && !req.Role.Valid() {
-		return invalid("field \"role\": expected viewer, operator or admin (or none, for a worker token), got %q", req.Role)
+		return invalid("field \"role\": expected viewer, operator or admin (or none, for a worker or agent token), got %q", req.Role)
 	}
 	if req.Role == "" && (req.Namespace != "" || req.ExpiresAt != nil) {
 		return invalid("fields \"namespace\" and \"expires_at\" are for API tokens: give a \"role\" too")

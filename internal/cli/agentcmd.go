@@ -35,9 +35,10 @@ A report that fails (the server unreachable or busy) is tried again after
 agent keeps running. A server that refuses the token (401, 403) stops it
 with an error: trying again cannot help.
 
-The agent authenticates with a worker token, like a worker: --token,
---token-file, or $TASUKI_TOKEN (create one on the server's host with
-'tasuki token create NAME'). Run it as root to see the process behind every
+The agent authenticates with an agent token, which may send host reports
+and nothing else (create one on the server's host with 'tasuki token create
+NAME --kind agent'), or a worker token: --token, --token-file, or
+$TASUKI_TOKEN. Run it as root to see the process behind every
 listening socket. --root reads a host image instead of / (what is read only
 from the live host, disk sizes and the state of services, is left out).
 --once reports once and exits: for cron, or a first check.
@@ -84,8 +85,8 @@ SIGTERM or Ctrl-C stops it.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&token, "token", "", "worker token (default $"+tokenEnv+")")
-	f.StringVar(&tokenFile, "token-file", "", "read the worker token from this file")
+	f.StringVar(&token, "token", "", "agent (or worker) token (default $"+tokenEnv+")")
+	f.StringVar(&tokenFile, "token-file", "", "read the agent (or worker) token from this file")
 	f.DurationVar(&every, "every", agent.DefaultEvery, "how often to report")
 	f.StringVar(&root, "root", "/", "read the host's files under this directory (a host image)")
 	f.BoolVar(&once, "once", false, "report once and exit")

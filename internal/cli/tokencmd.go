@@ -1,6 +1,6 @@
 package cli
 
-// `tasuki token`: the API and worker tokens of a server.
+// `tasuki token`: the API, worker and agent tokens of a server.
 
 import (
 	"fmt"
@@ -14,12 +14,14 @@ import (
 func (a *app) tokenCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Create, list and revoke the API and worker tokens of a server",
+		Short: "Create, list and revoke the API, worker and agent tokens of a server",
 		Long: `API tokens let people and scripts use a server, as their role allows:
 viewer (read), operator (also trigger, cancel, retry, rerun, mark, pause,
 backfill) or admin (also tokens and the audit log), everywhere or confined to
 one namespace (the first folder of pipeline files' paths). Worker tokens let
-'tasuki worker' processes lease tasks, and nothing else. The server keeps
+'tasuki worker' processes lease tasks (and report their host), and nothing
+else; agent tokens let 'tasuki agent' report its host, and nothing else.
+The server keeps
 only a hash of each token; the token itself is printed once, when it is
 created.
 
@@ -33,23 +35,41 @@ set $TASUKI_TOKEN.`,
 }
 
 func (a *app) tokenCreateCmd() *cobra.Command {
-	var role, namespace, expires string
+	var role, namespace, expires, kind string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
-		Short: "Create an API token (--role) or a worker token, and print it (once)",
+		Short: "Create an API token (--role), a worker token or an agent token (--kind agent), and print it (once)",
 		Long: `Create a token named NAME (unique among valid tokens) and print it: an API
 token with --role viewer|operator|admin (confined to a namespace with
---namespace, expiring with --expires), else a worker token.
+--namespace, expiring with --expires); with --kind agent, an agent token,
+which may only report a host's facts ('tasuki agent') and cannot lease
+work; else a worker token.
 
 The token is the last line of the output, and the only line on stdout, so
 scripts can take it with 'tail -1' or $(...). It is not shown again: keep it
 in a secret store and give it as $TASUKI_TOKEN or a file.`,
 		Example: `  tasuki token create ci --role operator --namespace finance --expires 30d
   tasuki token create grafana --role viewer
-  TOKEN=$(tasuki token create spot-1 | tail -1)     # a worker token`,
+  TOKEN=$(tasuki token create spot-1 | tail -1)     # a worker token
+  tasuki token create agent-dns1 --kind agent       # for 'tasuki agent' on host dns1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.CreateTokenRequest{Name: args[0], Role: api.Role(role), Namespace: namespace}
+			switch kind {
+			case "":
+			case api.KindWorker, api.KindAgent:
+				if role != "" {
+					return usageErr("--role is for API tokens: a %s token has none", kind)
+				}
+				req.Kind = kind
+			case api.KindAPI:
+				if role == "" {
+					return usageErr("--kind api needs --role viewer, operator or admin")
+				}
+				req.Kind = kind
+			default:
+				return usageErr("--kind %q: expected worker, agent or api", kind)
+			}
 			if role != "" && !req.Role.Valid() {
 				return usageErr("--role %q: expected viewer, operator or admin", role)
 			}
@@ -72,6 +92,9 @@ in a secret store and give it as $TASUKI_TOKEN or a file.`,
 				return remoteErr(c, err)
 			}
 			what := "worker token"
+			if info.Kind == api.KindAgent {
+				what = "agent token (host reports only)"
+			}
 			if info.Kind == api.KindAPI {
 				what = fmt.Sprintf("%s API token", info.Role)
 				if info.Namespace != "" {
@@ -85,6 +108,7 @@ in a secret store and give it as $TASUKI_TOKEN or a file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&role, "role", "", "make an API token of this role: viewer, operator or admin (default: a worker token)")
+	f.StringVar(&kind, "kind", "", "the kind of token: worker, agent (host reports only, for 'tasuki agent') or api (default: api with --role, else worker)")
 	f.StringVar(&namespace, "namespace", "", "confine the API token to this namespace (a folder of the pipelines directory)")
 	f.StringVar(&expires, "expires", "", "the API token stops working after this long (30d, 12h) or at this RFC 3339 time")
 	return cmd

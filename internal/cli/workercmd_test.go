@@ -109,6 +109,17 @@ func TestTokenCommands(t *testing.T) {
 					t.Errorf("expires at %v, want in 30 days", exp)
 				}
 			}},
+		{name: "create an agent token", args: []string{"token", "create", "agent-dns1", "--kind", "agent"},
+			stderr: []string{`created agent token (host reports only) "agent-dns1"`},
+			check: func(t *testing.T, s *workerServer, r result) {
+				who, err := s.tokens.Authenticate(context.Background(), strings.TrimSpace(r.stdout))
+				if err != nil || who != (api.Principal{Name: "agent-dns1", Kind: api.KindAgent}) {
+					t.Errorf("the printed token authenticates as %+v: %v", who, err)
+				}
+			}},
+		{name: "create an agent token with a role", args: []string{"token", "create", "a", "--kind", "agent", "--role", "viewer"}, code: 2, stderr: []string{"--role is for API tokens"}},
+		{name: "create with a bad kind", args: []string{"token", "create", "a", "--kind", "robot"}, code: 2, stderr: []string{`--kind "robot": expected worker, agent or api`}},
+		{name: "create an api token without a role", args: []string{"token", "create", "a", "--kind", "api"}, code: 2, stderr: []string{"--kind api needs --role"}},
 		{name: "create with a bad role", args: []string{"token", "create", "ci", "--role", "root"}, code: 2, stderr: []string{"--role"}},
 		{name: "create with a bad expiry", args: []string{"token", "create", "ci", "--role", "viewer", "--expires", "soon"}, code: 2, stderr: []string{"--expires"}},
 		{name: "create a worker token with a namespace", args: []string{"token", "create", "ci", "--namespace", "x"}, code: 2, stderr: []string{"give --role too"}},

@@ -46,7 +46,8 @@ func runAgent(t *testing.T, s *serverProc, token, root string) string {
 
 // TestProcessInventory runs the inventory end to end: a real server with
 // the OSV fixtures as its advisories and a Rocky host whose last report is
-// four hours old in its store; a real `tasuki agent` reports the Debian
+// four hours old in its store; a real `tasuki agent`, with an agent token
+// (which may not lease work), reports the Debian
 // fixture root; the CLI finds it by `--package dnsmasq --version-lt 2.83`
 // through the source package of dnsmasq-base, and by the advisory; an
 // upgrade reported by a second agent run is in the host's history and
@@ -83,9 +84,24 @@ func TestProcessInventory(t *testing.T) {
 	}
 
 	s := startServer(t, home, pipelines, []string{"TASUKI_ADVISORIES=" + advisories, "TASUKI_ADVISORIES_INTERVAL=100ms"})
-	token, _, err := s.c.CreateToken(ctx, api.CreateTokenRequest{Name: "agent-1"}, "test")
+	token, _, err := s.c.CreateToken(ctx, api.CreateTokenRequest{Name: "agent-1", Kind: api.KindAgent}, "test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// An agent token reports its host and does nothing else: no lease.
+	req, err := http.NewRequest(http.MethodPost, s.url+api.Prefix+"/worker/lease", strings.NewReader(`{"worker":"w","free":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a lease with an agent token: %d, want 403", resp.StatusCode)
 	}
 	out := runAgent(t, s, token, root)
 	if !strings.Contains(out, "reported dns1.example.internal to "+s.url+"/api/v1: its first report") {
@@ -200,7 +216,7 @@ func TestProcessInventory(t *testing.T) {
 
 // TestProcessInventoryTask runs inventory tasks on a real server with
 // workers: 0 and one remote worker, after a real agent reported the Debian
-// fixture root: the sweep for an advisory runs in the server's process
+// fixture root with the worker's token (a worker token reports too): the sweep for an advisory runs in the server's process
 // (the worker, which takes every other attempt, never gets it: it has no
 // inventory), and a map over its result runs one item per affected host on
 // the worker, with the host's keys as TASUKI_ITEM_<KEY>. A sweep with

@@ -75,6 +75,9 @@ func (t *tokens) CreateToken(ctx context.Context, req api.CreateTokenRequest, ac
 		return "", api.TokenInfo{}, err
 	}
 	nt := store.NewToken{Name: name, Kind: store.TokenWorker}
+	if req.Kind == api.KindAgent {
+		nt.Kind = store.TokenAgent
+	}
 	if req.Role != "" {
 		nt = store.NewToken{Name: name, Kind: store.TokenAPI, Role: string(req.Role), Namespace: req.Namespace}
 		if req.ExpiresAt != nil {

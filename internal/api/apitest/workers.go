@@ -359,6 +359,9 @@ func (t *Tokens) CreateToken(ctx context.Context, req api.CreateTokenRequest, ac
 	if req.Role != "" {
 		info.Kind, info.Role, info.Namespace, info.ExpiresAt = api.KindAPI, req.Role, req.Namespace, req.ExpiresAt
 	}
+	if req.Kind == api.KindAgent {
+		info.Kind = api.KindAgent
+	}
 	tok := fakeToken{secret: "tsk_" + hex.EncodeToString(raw[:]), info: info}
 	t.tokens = append(t.tokens, tok)
 	return tok.secret, tok.info, nil
@@ -416,6 +419,16 @@ func (t *Tokens) Calls() []Call {
 // helper).
 func (t *Tokens) Add(name string) string {
 	return t.AddAPI(name, "", "")
+}
+
+// AddAgent creates an agent token named name and returns its secret (a
+// test helper).
+func (t *Tokens) AddAgent(name string) string {
+	secret, _, err := t.CreateToken(context.Background(), api.CreateTokenRequest{Name: name, Kind: api.KindAgent}, "test")
+	if err != nil {
+		panic(err)
+	}
+	return secret
 }
 
 // AddAPI creates an API token named name of role in namespace ns and
