@@ -87,7 +87,7 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"unknown key", head + "    inventory: {pakage: p}\n",
 			[]string{`4:17: unknown key "pakage" in inventory; did you mean "package"?`}},
 		{"with run", head + "    run: x\n    inventory: {package: p}\n",
-			[]string{`3:5: task "a" has run and inventory: a task does exactly one of run, wait, sql, http and inventory`}},
+			[]string{`3:5: task "a" has run and inventory: a task does exactly one of run, wait, sql, http, noop and inventory`}},
 		{"labels", head + "    inventory: {package: p}\n    labels: [gpu]\n",
 			[]string{`5:13: labels: an inventory task runs on the server, which keeps the inventory, never on a worker`}},
 		{"not a mapping", head + "    inventory: dnsmasq\n",
