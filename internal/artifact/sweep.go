@@ -3,6 +3,7 @@ package artifact
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -105,5 +106,23 @@ func (c *cursor) has(d string) (bool, error) {
 			c.last = page[len(page)-1]
 		}
 		c.page = page
+	}
+}
+
+// Union is an InUse of the digests a or b names.
+func Union(a, b InUse) InUse {
+	return func(ctx context.Context, after string, limit int) ([]string, error) {
+		x, err := a(ctx, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		y, err := b(ctx, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		// The first limit digests of the union are among the first limit
+		// of each side.
+		out := slices.Compact(slices.Sorted(slices.Values(slices.Concat(x, y))))
+		return out[:min(len(out), limit)], nil
 	}
 }

@@ -137,6 +137,15 @@ type Spec struct {
 	// Artifacts are the output files of the task's needs, placed under
 	// the attempt's artifacts directory (TASUKI_ARTIFACTS) before it starts.
 	Artifacts []artifact.Need `json:"artifacts,omitempty"`
+	// NeedFiles are the files holding the results of the needs that are
+	// maps (each item's result as a JSON line, in item order), kept in
+	// the artifact store, one per need (Need is its task id; Path only
+	// names the file). An executor on another machine than the run's
+	// places each and names it in TASUKI_NEED_<ID>, instead of a file of
+	// Needs[id] (the map's counts); the run's own machine writes the same
+	// file itself. A million items make a file far larger than a lease
+	// should carry, so it travels apart, once per worker.
+	NeedFiles []artifact.Need `json:"need_files,omitempty"`
 	// Item is the map item the attempt runs for (nil for a task that is
 	// not a map), and Items the items of a batch (batch: K), in order.
 	Item  json.RawMessage   `json:"item,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
@@ -97,19 +98,16 @@ func (b *Broker) mayUpload(ctx context.Context) error {
 
 // NamesArtifact reports whether a lease held by the calling worker token
 // (api.TokenName) names digest among the files of its needs
-// (attempt.Spec.Artifacts): the only contents that worker may download.
+// (attempt.Spec.Artifacts, and NeedFiles, the results of its map needs):
+// the only contents that worker may download.
 func (b *Broker) NamesArtifact(ctx context.Context, digest string) bool {
 	return b.anyHeld(ctx, func(a *runner.Attempt) bool {
 		s, err := a.Spec()
 		if err != nil {
 			return false
 		}
-		for _, n := range s.Artifacts {
-			if n.Digest == digest {
-				return true
-			}
-		}
-		return false
+		named := func(n artifact.Need) bool { return n.Digest == digest }
+		return slices.ContainsFunc(s.Artifacts, named) || slices.ContainsFunc(s.NeedFiles, named)
 	})
 }
 

@@ -80,7 +80,8 @@ func bundles(base, s *attempt.Spec) bool {
 		(len(s.Items) > 0) != (len(base.Items) > 0) || len(s.Env) != len(base.Env) ||
 		!maps.EqualFunc(s.Needs, base.Needs, func(x, y json.RawMessage) bool { return bytes.Equal(x, y) }) ||
 		!maps.Equal(s.Secrets, base.Secrets) || !slices.Equal(s.Mask, base.Mask) || !slices.Equal(s.Produces, base.Produces) ||
-		!slices.Equal(s.Outputs, base.Outputs) || !slices.Equal(s.Artifacts, base.Artifacts) {
+		!slices.Equal(s.Outputs, base.Outputs) || !slices.Equal(s.Artifacts, base.Artifacts) ||
+		!slices.Equal(s.NeedFiles, base.NeedFiles) {
 		return false
 	}
 	for k := range s.Env {

@@ -76,6 +76,32 @@ func (r *Runner) placeArtifacts(ctx context.Context, a *Attempt, s *attempt.Spec
 	return remove, nil
 }
 
+// SharedNeedDigests pages through the digests of the files of map needs'
+// results that the runs executing here keep in Artifacts for remote
+// executors (ShareMapNeeds): up to limit of them greater than after, in
+// ascending order. Nothing else names them, and an attempt may be handed
+// one long after it was kept, so a sweep of Artifacts counts them in use
+// (an artifact.InUse) while their runs go on.
+func (r *Runner) SharedNeedDigests(ctx context.Context, after string, limit int) ([]string, error) {
+	r.mu.Lock()
+	needs := make([]*needFiles, 0, len(r.active))
+	for _, c := range r.active {
+		needs = append(needs, c.needs)
+	}
+	r.mu.Unlock()
+	var all []string
+	for _, nf := range needs {
+		all = nf.sharedDigests(all)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	i, _ := slices.BinarySearch(all, after)
+	for i < len(all) && all[i] <= after {
+		i++
+	}
+	return all[i:min(len(all), i+limit)], nil
+}
+
 // collectOutputs keeps the files a succeeded attempt's outputs match (in
 // its working directory) and reports them in its result. Outputs that
 // cannot be kept (a pattern that matched nothing, a link out of the

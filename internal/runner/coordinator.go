@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/cache"
 	"github.com/tasuki-dev/tasuki/internal/engine"
@@ -768,6 +769,9 @@ type needFiles struct {
 	maps  map[string]int
 	store store.Maps
 	runID int64
+	// shared are the files of map needs kept in the artifact store for
+	// remote executors (share), by task id.
+	shared map[string]artifact.File
 }
 
 // paths returns, by need id, files holding the given results.
@@ -776,35 +780,43 @@ func (nf *needFiles) paths(results map[string]json.RawMessage) (map[string]strin
 	defer nf.mu.Unlock()
 	out := make(map[string]string, len(results))
 	for id, data := range results {
-		if path, ok := nf.at[id]; ok {
-			out[id] = path
-			continue
+		path, err := nf.file(id, data)
+		if err != nil {
+			return nil, err
 		}
-		if len(nf.at) == 0 {
-			if err := os.MkdirAll(nf.dir, 0o700); err != nil {
-				return nil, fmt.Errorf("prepare needs directory: %w", err)
-			}
-		}
-		if index, ok := nf.maps[id]; ok {
-			path, err := nf.mapFile(id, index)
-			if err != nil {
-				return nil, err
-			}
-			nf.at[id] = path
-			out[id] = path
-			continue
-		}
-		if len(data) == 0 {
-			data = json.RawMessage("{}")
-		}
-		path := filepath.Join(nf.dir, id+".json")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return nil, fmt.Errorf("write result of need %s: %w", id, err)
-		}
-		nf.at[id] = path
 		out[id] = path
 	}
 	return out, nil
+}
+
+// file returns the file holding need id's result (data, unless the need is
+// a map), writing it on first use. nf.mu is held.
+func (nf *needFiles) file(id string, data json.RawMessage) (string, error) {
+	if path, ok := nf.at[id]; ok {
+		return path, nil
+	}
+	if len(nf.at) == 0 {
+		if err := os.MkdirAll(nf.dir, 0o700); err != nil {
+			return "", fmt.Errorf("prepare needs directory: %w", err)
+		}
+	}
+	if index, ok := nf.maps[id]; ok {
+		path, err := nf.mapFile(id, index)
+		if err != nil {
+			return "", err
+		}
+		nf.at[id] = path
+		return path, nil
+	}
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	path := filepath.Join(nf.dir, id+".json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("write result of need %s: %w", id, err)
+	}
+	nf.at[id] = path
+	return path, nil
 }
 
 // cleanup removes the run's scratch files once it has ended; results live in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
@@ -970,5 +972,116 @@ func TestMapPoolNotConfigured(t *testing.T) {
 	run, tasks := e.run(t.Context(), "name: m\ntasks:\n  - id: each\n    run: \"true\"\n    pool: nope\n    map: {range: {stop: 5}}\n", nil)
 	if run.State != engine.RunFailed || !strings.Contains(tasks["each"].Message, `pool "nope" is not configured`) {
 		t.Fatalf("run %s, map %q", run.State, tasks["each"].Message)
+	}
+}
+
+// countingStore is an artifact store that counts its puts.
+type countingStore struct {
+	artifact.Store
+	puts atomic.Int64
+}
+
+func (c *countingStore) Put(ctx context.Context, r io.Reader, want string) (artifact.Info, error) {
+	c.puts.Add(1)
+	return c.Store.Put(ctx, r, want)
+}
+
+// TestMapNeedShared: with ShareMapNeeds (a server, for its remote
+// workers), every attempt of a run task that needs a map (a task, and
+// each item of a map) is named the same file of the map's results in the
+// artifact store, kept once per run, and counted in use while the run
+// goes on; without it, no attempt is, and nothing is kept.
+func TestMapNeedShared(t *testing.T) {
+	const src = `
+name: shared
+tasks:
+  - id: src
+    run: "true"
+    map: {range: {stop: 4}}
+  - id: each
+    needs: [src]
+    run: "true"
+    map: {range: {stop: 5}}
+  - id: after
+    needs: [src]
+    run: "true"
+`
+	for _, share := range []bool{true, false} {
+		t.Run(fmt.Sprint("share=", share), func(t *testing.T) {
+			e := newEnv(t)
+			st := &countingStore{Store: &artifact.Dir{Root: filepath.Join(e.home, "artifacts")}}
+			e.r.Artifacts, e.r.ShareMapNeeds = st, share
+			var mu sync.Mutex
+			named := map[string][]artifact.Need{} // by log task id (each.N)
+			inUse := map[string]bool{}
+			e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+				if a.TaskID == "src" {
+					if a.Item == 2 {
+						return AttemptResult{Outcome: attempt.Succeeded} // no result: null
+					}
+					return AttemptResult{Outcome: attempt.Succeeded, Result: json.RawMessage(fmt.Sprintf("{\n \"n\": %d}", a.Item*10))}
+				}
+				s, err := a.Spec()
+				if err != nil {
+					return attempt.Failedf("%v", err)
+				}
+				digests, _ := e.r.SharedNeedDigests(ctx, "", 10)
+				mu.Lock()
+				defer mu.Unlock()
+				named[a.Log.TaskID] = s.NeedFiles
+				for _, d := range digests {
+					inUse[d] = true
+				}
+				return AttemptResult{Outcome: attempt.Succeeded}
+			}
+			run, tasks := e.run(t.Context(), src, nil)
+			if run.State != engine.RunSucceeded {
+				t.Fatalf("run %s: %+v", run.State, tasks)
+			}
+			if len(named) != 6 {
+				t.Fatalf("attempts of each and after: %v", named)
+			}
+			if !share {
+				for id, files := range named {
+					if files != nil {
+						t.Errorf("%s was named %v without ShareMapNeeds", id, files)
+					}
+				}
+				if n := st.puts.Load(); n != 0 {
+					t.Errorf("%d puts without ShareMapNeeds", n)
+				}
+				return
+			}
+			want := named["after"]
+			if len(want) != 1 || want[0].Need != "src" || want[0].Path != "results.jsonl" {
+				t.Fatalf("after was named %+v; want the results of src", want)
+			}
+			for id, files := range named {
+				if !slices.Equal(files, want) {
+					t.Errorf("%s was named %+v, after %+v", id, files, want)
+				}
+			}
+			if n := st.puts.Load(); n != 1 {
+				t.Errorf("%d puts; want the file kept once", n)
+			}
+			if !inUse[want[0].Digest] {
+				t.Errorf("the file was not in use while the run went on (%v)", inUse)
+			}
+			if left, _ := e.r.SharedNeedDigests(t.Context(), "", 10); len(left) != 0 {
+				t.Errorf("in use after the run ended: %v", left)
+			}
+			rc, err := st.Open(t.Context(), want[0].Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lines := "{\"n\":0}\n{\"n\":10}\nnull\n{\"n\":30}\n"; string(got) != lines || want[0].Size != int64(len(lines)) {
+				t.Errorf("the file holds (%d bytes named):\n%s\nwant:\n%s", want[0].Size, got, lines)
+			}
+		})
 	}
 }

@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/cache"
 	"github.com/tasuki-dev/tasuki/internal/engine"
@@ -733,6 +736,76 @@ func (nf *needFiles) mapFile(id string, index int) (string, error) {
 	return path, nil
 }
 
+// sharedNeedName names the file of a map need's results in
+// attempt.Spec.NeedFiles: a remote executor places it at <need id>/<name>
+// in a directory of the attempt's own.
+const sharedNeedName = "results.jsonl"
+
+// share returns the file of map need id kept in st for executors on
+// other machines (attempt.Spec.NeedFiles), writing and keeping it on first
+// use: once per run, whatever the number of attempts that need it. ok is
+// false when id is not a map need.
+func (nf *needFiles) share(ctx context.Context, st artifact.Store, id string) (n artifact.Need, ok bool, err error) {
+	nf.mu.Lock()
+	defer nf.mu.Unlock()
+	if _, ok := nf.maps[id]; !ok {
+		return n, false, nil
+	}
+	if f, ok := nf.shared[id]; ok {
+		return artifact.Need{Need: id, File: f}, true, nil
+	}
+	path, err := nf.file(id, nil)
+	if err != nil {
+		return n, false, err
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return n, false, fmt.Errorf("keep the item results of need %s: %w", id, err)
+	}
+	defer file.Close()
+	info, err := st.Put(ctx, file, "")
+	if err != nil {
+		return n, false, fmt.Errorf("keep the item results of need %s: %w", id, err)
+	}
+	if nf.shared == nil {
+		nf.shared = map[string]artifact.File{}
+	}
+	f := artifact.File{Path: sharedNeedName, Digest: info.Digest, Size: info.Size}
+	nf.shared[id] = f
+	return artifact.Need{Need: id, File: f}, true, nil
+}
+
+// sharedDigests appends the digests of the files share kept.
+func (nf *needFiles) sharedDigests(out []string) []string {
+	nf.mu.Lock()
+	defer nf.mu.Unlock()
+	for _, f := range nf.shared {
+		out = append(out, f.Digest)
+	}
+	return out
+}
+
+// shareMapNeeds names in an attempt's Spec the files of its map needs'
+// results kept in the artifact store (Runner.ShareMapNeeds), for an
+// executor on another machine. Only attempts that run a process read
+// need files. It runs off the coordinator's goroutine.
+func (c *coordinator) shareMapNeeds(s *attempt.Spec) error {
+	s.NeedFiles = nil
+	if !c.r.ShareMapNeeds || !FilesKind(s.Kind) || len(s.Needs) == 0 {
+		return nil
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.Needs)) {
+		n, ok, err := c.needs.share(context.Background(), c.r.Artifacts, id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.NeedFiles = append(s.NeedFiles, n)
+		}
+	}
+	return nil
+}
+
 // keepOutputs records the output files of a succeeded attempt (of item
 // of map task; -1 for a task) with its success.
 func (c *coordinator) keepOutputs(task, item int, res AttemptResult) {
@@ -741,14 +814,18 @@ func (c *coordinator) keepOutputs(task, item int, res AttemptResult) {
 	}
 }
 
-// addArtifacts gives an attempt of task t its output patterns and the
+// addArtifacts gives an attempt of task t its output patterns, the
 // output files of its needs that have outputs (maps' items' files are not
-// handed on), read from the store. It runs off the coordinator's
+// handed on), read from the store, and the files of its map needs'
+// results when they are shared (shareMapNeeds). It runs off the coordinator's
 // goroutine.
 func (c *coordinator) addArtifacts(s *attempt.Spec, t *spec.Task, needs []int) error {
 	s.Outputs = nil
 	for _, o := range t.Outputs {
 		s.Outputs = append(s.Outputs, cache.Expand(o, s.Env))
+	}
+	if err := c.shareMapNeeds(s); err != nil {
+		return err
 	}
 	as, ok := c.r.Store.(store.Artifacts)
 	if !ok {

@@ -57,6 +57,13 @@ type Runner struct {
 	// Artifacts keeps the output files of attempts and gives those of
 	// their needs (default: an artifact.Dir in Home/artifacts).
 	Artifacts artifact.Store
+	// ShareMapNeeds keeps the file of a map need's results (each item's,
+	// as JSON lines) in Artifacts, once per run, and names it in the
+	// Spec of every attempt of a run task that needs the map
+	// (attempt.Spec.NeedFiles), for executors on other machines: a
+	// server sets it for its remote workers. Without it the file is only
+	// written in the run's scratch directory, which RunProcess reads.
+	ShareMapNeeds bool
 	// Kinds are the kinds of work attempts are described and run with
 	// (default kinds.Builtin(): commands, HTTP, SQL and the waits that need no store).
 	Kinds *attempt.Registry

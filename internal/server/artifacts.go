@@ -54,15 +54,18 @@ func (s *Server) setupArtifacts() {
 	s.broker.Artifacts = s.runner.Artifacts
 }
 
-// sweepArtifacts deletes the stored files that no kept run and no cache
-// entry names (see artifact.Sweep). It runs on the leader after each
-// pruning of history; a store without artifact refs keeps everything.
+// sweepArtifacts deletes the stored files that no kept run, no cache
+// entry and no run executing here (the results of the maps its tasks
+// need, kept for remote workers) names (see artifact.Sweep). It runs on
+// the leader after each pruning of history; a store without artifact refs
+// keeps everything.
 func (s *Server) sweepArtifacts(ctx context.Context) {
 	refs, ok := s.store.(store.Artifacts)
 	if !ok {
 		return
 	}
-	n, err := artifact.Sweep(ctx, s.runner.ArtifactStore(), refs.ArtifactDigests, s.now().Add(-ArtifactSweepAge))
+	inUse := artifact.Union(refs.ArtifactDigests, s.runner.SharedNeedDigests)
+	n, err := artifact.Sweep(ctx, s.runner.ArtifactStore(), inUse, s.now().Add(-ArtifactSweepAge))
 	if err != nil {
 		s.log.Error("sweep artifacts", "err", err, "deleted", n)
 		return

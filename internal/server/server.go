@@ -179,6 +179,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.broker.LeaseTimeout = cfg.LeaseTimeout.D()
 	s.broker.HeartbeatEvery = cfg.LeaseTimeout.D() / 3
 	s.runner.Executor = s.broker.Run
+	// A remote worker cannot read the run's scratch directory: the
+	// results of a map a task needs reach it as a file in the artifact
+	// store.
+	s.runner.ShareMapNeeds = true
 	if s.runner.Artifacts, err = openArtifactStore(cfg.Home, cfg.ArtifactStore, os.Getenv); err != nil {
 		st.Close()
 		return nil, err

@@ -58,10 +58,44 @@ func transferTimeout(size int64) time.Duration {
 // environment. A file the server does not have (any more) or that cannot
 // be placed fails the attempt before it starts.
 func (s *session) placeArtifacts(a *leased, dir string, h *attempt.Host) error {
+	needs := a.lease.Spec.Artifacts
+	if err := s.fetch(a, "artifacts", needs); err != nil {
+		return err
+	}
+	if err := artifact.Place(a.proc, s.cache, dir, needs); err != nil {
+		return err
+	}
+	h.Environ = append(h.Environ, artifactsEnv+"="+dir)
+	return nil
+}
+
+// placeNeedFiles downloads the files of the lease's map needs' results
+// (attempt.Spec.NeedFiles) that the cache lacks, places them under dir and
+// names each in files, by need id: a file many attempts need (every item
+// of a map that needs a map) is fetched once.
+func (s *session) placeNeedFiles(a *leased, dir string, files map[string]string) error {
+	needs := a.lease.Spec.NeedFiles
+	if len(needs) == 0 {
+		return nil
+	}
+	if err := s.fetch(a, "need files", needs); err != nil {
+		return err
+	}
+	if err := artifact.Place(a.proc, s.cache, dir, needs); err != nil {
+		return fmt.Errorf("need files: %w", err)
+	}
+	for _, n := range needs {
+		files[n.Need] = filepath.Join(dir, n.Need, filepath.FromSlash(n.Path))
+	}
+	return nil
+}
+
+// fetch downloads into the cache the files of needs it lacks; what names
+// them in errors.
+func (s *session) fetch(a *leased, what string, needs []artifact.Need) error {
 	l := a.lease
-	needs := l.Spec.Artifacts
 	if len(needs) > 0 && s.transfer == nil {
-		return errors.New("artifacts: this worker's client cannot download artifacts")
+		return fmt.Errorf("%s: this worker's client cannot download artifacts", what)
 	}
 	fetched := map[string]bool{}
 	for _, n := range needs {
@@ -70,7 +104,7 @@ func (s *session) placeArtifacts(a *leased, dir string, h *attempt.Host) error {
 		}
 		fetched[n.Digest] = true
 		if err := artifact.CheckDigest(n.Digest); err != nil {
-			return fmt.Errorf("artifacts: %s/%s: %w", n.Need, n.Path, err)
+			return fmt.Errorf("%s: %s/%s: %w", what, n.Need, n.Path, err)
 		}
 		if info, err := s.cache.Stat(a.proc, n.Digest); err == nil && info.Size == n.Size {
 			continue
@@ -88,13 +122,9 @@ func (s *session) placeArtifacts(a *leased, dir string, h *attempt.Host) error {
 			if isLeaseLost(err) {
 				a.markLost()
 			}
-			return fmt.Errorf("artifacts: download %s/%s (%s): %w", n.Need, n.Path, n.Digest, err)
+			return fmt.Errorf("%s: download %s/%s (%s): %w", what, n.Need, n.Path, n.Digest, err)
 		}
 	}
-	if err := artifact.Place(a.proc, s.cache, dir, needs); err != nil {
-		return err
-	}
-	h.Environ = append(h.Environ, artifactsEnv+"="+dir)
 	return nil
 }
 
@@ -181,7 +211,7 @@ func (s *session) sweepCache(ctx context.Context) {
 	s.lastSweep = time.Now()
 	var named []string
 	for _, a := range s.running {
-		for _, n := range a.lease.Spec.Artifacts {
+		for _, n := range slices.Concat(a.lease.Spec.Artifacts, a.lease.Spec.NeedFiles) {
 			named = append(named, n.Digest)
 		}
 	}

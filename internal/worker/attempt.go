@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 )
@@ -85,9 +86,12 @@ func (s *session) execute(a *leased, lw *logs.Writer) api.CompleteRequest {
 		return complete(attempt.Failedf("worker %s: create the attempt's directory: %v", s.name, err))
 	}
 	defer os.RemoveAll(tmp)
-	needs, err := writeNeeds(l.Spec.Needs, tmp)
+	needs, err := writeNeeds(l.Spec.Needs, l.Spec.NeedFiles, tmp)
 	if err != nil {
 		return complete(attempt.Failedf("worker %s: %v", s.name, err))
+	}
+	if err := s.placeNeedFiles(a, filepath.Join(tmp, "needs"), needs); err != nil {
+		return complete(l.Spec.Redact(attempt.Failedf("worker %s: %v", s.name, err)))
 	}
 	h := &attempt.Host{
 		// The worker's own token never reaches the tasks it runs: a task
@@ -133,10 +137,14 @@ func complete(res attempt.Result) api.CompleteRequest {
 }
 
 // writeNeeds writes the needs' results into dir, one file each, and returns
-// the files by need id.
-func writeNeeds(results map[string]json.RawMessage, dir string) (map[string]string, error) {
+// the files by need id. The needs that come as files (a map's results,
+// placeNeedFiles) are left out.
+func writeNeeds(results map[string]json.RawMessage, shared []artifact.Need, dir string) (map[string]string, error) {
 	files := make(map[string]string, len(results))
 	for i, id := range slices.Sorted(maps.Keys(results)) {
+		if slices.ContainsFunc(shared, func(n artifact.Need) bool { return n.Need == id }) {
+			continue
+		}
 		data := results[id]
 		if len(data) == 0 || string(data) == "null" {
 			data = json.RawMessage("{}") // as the local runner writes a need without result
