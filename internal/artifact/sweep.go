@@ -120,9 +120,14 @@ func Union(a, b InUse) InUse {
 		if err != nil {
 			return nil, err
 		}
-		// The first limit digests of the union are among the first limit
-		// of each side.
+		// A side may give fewer than asked while it has more (see
+		// cursor.has): the union is only known up to the smaller last
+		// digest of two pages; a side that gave none has no more.
 		out := slices.Compact(slices.Sorted(slices.Values(slices.Concat(x, y))))
+		if len(x) > 0 && len(y) > 0 {
+			i, _ := slices.BinarySearch(out, min(x[len(x)-1], y[len(y)-1]))
+			out = out[:i+1]
+		}
 		return out[:min(len(out), limit)], nil
 	}
 }

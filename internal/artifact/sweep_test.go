@@ -86,3 +86,43 @@ func TestSweepStopsOnError(t *testing.T) {
 		t.Error("a sweep that could not read what is in use deleted a content")
 	}
 }
+
+// TestUnion pages through the union of two sources, one of which gives
+// short pages, with every page size: each digest once, in order, none
+// skipped.
+func TestUnion(t *testing.T) {
+	var a, b, want []string
+	for i := range 40 {
+		d := fmt.Sprintf("sha256:%02d", i)
+		switch i % 3 {
+		case 0:
+			a = append(a, d)
+		case 1:
+			b = append(b, d)
+		default:
+			a, b = append(a, d), append(b, d)
+		}
+		want = append(want, d)
+	}
+	for _, limit := range []int{1, 2, 3, 7, 100} {
+		u := Union(named(a, 2), named(b, 100))
+		var got []string
+		for after := ""; ; {
+			page, err := u(context.Background(), after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > limit {
+				t.Fatalf("limit %d: a page of %d", limit, len(page))
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: %v\nwant %v", limit, got, want)
+		}
+	}
+}

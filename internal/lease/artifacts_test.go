@@ -139,6 +139,39 @@ func TestRemoteArtifacts(t *testing.T) {
 	}
 }
 
+// A need that is a map reaches a remote worker as a file of the artifact
+// store (attempt.Spec.NeedFiles), which it downloads once and names in
+// TASUKI_NEED_<ID> instead of the map's counts; another need's result is
+// written as always.
+func TestRemoteMapNeedFiles(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := newArtifactEnv(t)
+	cache := t.TempDir()
+	e.runWorker(t, t.TempDir(), cache)
+	lines := "{\"n\":0}\nnull\n{\"n\":20}\n"
+	info, err := e.store.Put(ctx, strings.NewReader(lines), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		a := shellAttempt(3, "after", `
+			set -e
+			test "$(cat "$TASUKI_NEED_M")" = "$(printf '{"n":0}\nnull\n{"n":20}')"
+			test "$(stat -c %a "$TASUKI_NEED_M")" = 400
+			test "$(cat "$TASUKI_NEED_PLAIN")" = '{"rows":4}'`, nil, nil)
+		s, _ := a.Spec()
+		s.Needs = map[string]json.RawMessage{"m": json.RawMessage(`{"items":3,"succeeded":3,"failed":0}`), "plain": json.RawMessage(`{"rows":4}`)}
+		s.NeedFiles = []artifact.Need{{Need: "m", File: artifact.File{Path: "results.jsonl", Digest: info.Digest, Size: info.Size}}}
+		if res := e.b.Run(ctx, a); res.Outcome != attempt.Succeeded {
+			t.Fatalf("attempt %d: %s %q", i, res.Outcome, res.Message)
+		}
+	}
+	if ok, _ := artifact.Has(ctx, &artifact.Dir{Root: cache}, info.Digest); !ok {
+		t.Error("the worker's cache does not have the file it downloaded")
+	}
+}
+
 // The artifact routes as a worker token sees them: what it may download
 // and upload follows from the leases it holds.
 func TestArtifactRoutesAuthorization(t *testing.T) {

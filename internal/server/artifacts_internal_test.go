@@ -111,7 +111,8 @@ func TestNewRefusesBadArtifactStore(t *testing.T) {
 }
 
 // TestNewWiresArtifactSettings: the runner and the broker share the store
-// artifact_store names, and the broker bounds uploads by
+// artifact_store names, the runner keeps the results of map needs there
+// for remote workers, and the broker bounds uploads by
 // artifact_max_file.
 func TestNewWiresArtifactSettings(t *testing.T) {
 	cases := []struct {
@@ -135,6 +136,9 @@ func TestNewWiresArtifactSettings(t *testing.T) {
 			defer s.store.Close()
 			if s.broker.Artifacts != s.runner.Artifacts {
 				t.Error("the broker and the runner keep artifacts in different stores")
+			}
+			if !s.runner.ShareMapNeeds {
+				t.Error("the runner keeps the results of map needs to itself: remote workers would get counts")
 			}
 			switch st := s.runner.Artifacts.(type) {
 			case *artifact.Dir:
