@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/attempt"
@@ -59,6 +60,61 @@ type PipelineVersion struct {
 	File      string // path the file was loaded from
 	Source    []byte
 	CreatedAt time.Time
+}
+
+// Sizes of a page of PipelineVersions.
+const (
+	DefaultVersionsLimit = 50
+	MaxVersionsLimit     = 1000
+)
+
+// RunDay counts the runs of a pipeline created on one day, by how they
+// stand: what a calendar of the pipeline shows.
+type RunDay struct {
+	// Day is the midnight that starts the day, in the location asked for.
+	Day time.Time
+	// Met counts the runs that succeeded on time: by their deadline, or
+	// with none. Late counts those that succeeded after it (their deadline
+	// state is missed, or they finished after the deadline).
+	Met, Late int
+	Failed    int
+	Cancelled int
+	// Running counts the runs queued or running.
+	Running int
+}
+
+// Total is the number of runs of the day.
+func (d RunDay) Total() int { return d.Met + d.Late + d.Failed + d.Cancelled + d.Running }
+
+// MaxRunDays bounds the days of one RunDays call.
+const MaxRunDays = 400
+
+// DayBounds returns the midnights, in loc, that bound each day from the one
+// holding from to the one holding to: n+1 instants for n days, each day
+// [b[i], b[i+1]). Days are calendar days, so one may be 23 or 25 hours
+// long across a change of daylight saving time. More than MaxRunDays days,
+// or to before from, is an error.
+func DayBounds(from, to time.Time, loc *time.Location) ([]time.Time, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if to.Before(from) {
+		return nil, fmt.Errorf("days from %s to %s: the end is before the start", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	midnight := func(t time.Time) time.Time {
+		t = t.In(loc)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	}
+	d, last := midnight(from), midnight(to)
+	var out []time.Time
+	for !d.After(last) {
+		if len(out) == MaxRunDays {
+			return nil, fmt.Errorf("days from %s to %s: more than %d days", from.Format(time.DateOnly), to.Format(time.DateOnly), MaxRunDays)
+		}
+		out = append(out, d)
+		d = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
+	}
+	return append(out, d), nil
 }
 
 // Run is one execution of a pipeline version.
@@ -328,8 +384,19 @@ type RunFilter struct {
 	// this instant: a pipeline's runs of one interval (a wait on another
 	// pipeline's run of the same interval). It needs Pipeline.
 	IntervalStart time.Time
+	// CreatedFrom and CreatedBefore, when not zero, select the runs
+	// created in [CreatedFrom, CreatedBefore): a pipeline's runs of one day
+	// (the web UI's calendar links to them). They need Pipeline: the runs
+	// are read from a (pipeline, created_at) index, so the cost follows the
+	// runs of the range, not the history.
+	CreatedFrom   time.Time
+	CreatedBefore time.Time
 	Limit         int // at most this many (default 50, at most 1000)
 }
+
+// CreatedRange reports whether f selects by creation time.
+func (f RunFilter) CreatedRange() bool { return !f.CreatedFrom.IsZero() || !f.CreatedBefore.IsZero() }
+
 
 // ErrFenced is returned by ApplyFenced when the caller's Fence no longer
 // matches the leadership: another server has led since (or the caller
@@ -471,6 +538,18 @@ type Store interface {
 	PutPipelineVersion(ctx context.Context, v PipelineVersion) (PipelineVersion, error)
 	// PipelineVersion returns one stored version.
 	PipelineVersion(ctx context.Context, id int64) (PipelineVersion, error)
+	// PipelineVersions returns up to limit (DefaultVersionsLimit when 0 or
+	// less, at most MaxVersionsLimit) stored versions of a pipeline, newest
+	// first, those with an ID below beforeID when beforeID > 0: its file's
+	// history. Their Source is left nil (read one with PipelineVersion), so
+	// a page costs the same for large files.
+	PipelineVersions(ctx context.Context, pipeline string, beforeID int64, limit int) ([]PipelineVersion, error)
+	// RunDays counts a pipeline's runs by the day they were created, in
+	// loc, one RunDay for each day from the one holding from to the one
+	// holding to (both included; at most MaxRunDays), days without runs
+	// included. It is one aggregate over the runs of the range, read from
+	// the (pipeline, created_at) index.
+	RunDays(ctx context.Context, pipeline string, from, to time.Time, loc *time.Location) ([]RunDay, error)
 
 	// CreateRun writes a run, all its tasks and a "run_created" record in one
 	// transaction and returns the run with its ID, as Run would read it back.
@@ -496,7 +575,9 @@ type Store interface {
 	// index and filters on the other.) f.IntervalStart reads the runs of
 	// that pipeline and interval from a (pipeline, interval start) index and
 	// filters on the others: there are few of them (reruns, backfills).
-	// f.IntervalStart without f.Pipeline is an error.
+	// f.IntervalStart without f.Pipeline is an error; so is a created range
+	// (f.CreatedFrom, f.CreatedBefore) without it, which is read from the
+	// (pipeline, created_at) index and filters on the others.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	// CountRuns counts the runs of a pipeline ("" for all pipelines) in any of
 	// states (empty for all). It is meant for active states (how many runs

@@ -197,6 +197,9 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, err
 	if !f.IntervalStart.IsZero() && f.Pipeline == "" {
 		return nil, errors.New("list runs: a filter on the interval start needs a pipeline")
 	}
+	if f.CreatedRange() && f.Pipeline == "" {
+		return nil, errors.New("list runs: a filter on the creation time needs a pipeline")
+	}
 	query, args := listRunsQuery(f)
 	rows, err := db.pool.Query(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
@@ -230,6 +233,7 @@ func (p *params) add(v any) string {
 // read from the cursor, in order, stopped by the LIMIT:
 //
 //	interval:  runs_by_pipeline_interval (pipeline, interval_start, id)
+//	created:   runs_by_pipeline_created (pipeline, created_at), then sorted
 //	backfill:  runs_by_backfill_state (backfill_id, state, id) or runs_by_backfill (backfill_id, id)
 //	pipeline:  runs_by_pipeline_state, runs_by_pipeline_trigger or runs_by_pipeline
 //	trigger:   runs_by_trigger (trigger, id)
@@ -275,6 +279,12 @@ func listRunsQuery(f store.RunFilter) (string, []any) {
 	}
 	if !f.IntervalStart.IsZero() {
 		common = append(common, "interval_start = "+p.add(store.NormTime(f.IntervalStart)))
+	}
+	if !f.CreatedFrom.IsZero() {
+		common = append(common, "created_at >= "+p.add(store.NormTime(f.CreatedFrom)))
+	}
+	if !f.CreatedBefore.IsZero() {
+		common = append(common, "created_at < "+p.add(store.NormTime(f.CreatedBefore)))
 	}
 	if f.BeforeID > 0 {
 		common = append(common, "id < "+p.add(f.BeforeID))

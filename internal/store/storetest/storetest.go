@@ -79,6 +79,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DatasetRuns", testDatasetRuns},
 		{"ConcurrentDatasetRuns", testConcurrentDatasetRuns},
 		{"ListRunsInterval", testListRunsInterval},
+		// history.go
+		{"ListPipelineVersions", testListPipelineVersions},
+		{"RunDays", testRunDays},
+		{"ListRunsCreated", testListRunsCreated},
 		// slo.go
 		{"SLOObjectives", testSLOObjectives},
 		{"SLOWindows", testSLOWindows},
