@@ -163,7 +163,7 @@ func responseError(resp *http.Response) *Error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var eb ErrorBody
 	if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Params: eb.Error.Params}
 	}
 	text := strings.TrimSpace(string(b))
 	if len(text) > 200 {
@@ -211,7 +211,7 @@ func (c *Client) Trigger(ctx context.Context, name string, params map[string]str
 	req := TriggerRequest{Params: make(map[string]json.RawMessage, len(params))}
 	for k, v := range params {
 		if !utf8.ValidString(v) {
-			return Run{}, Errorf(http.StatusBadRequest, CodeInvalidParams, "param %q: the value is not UTF-8 text", k)
+			return Run{}, ParamError(k, "param %q: the value is not UTF-8 text", k)
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -237,6 +237,12 @@ func (c *Client) Runs(ctx context.Context, f RunFilter) (Page[Run], error) {
 	}
 	if f.BackfillID != 0 {
 		q.Set("backfill", strconv.FormatInt(f.BackfillID, 10))
+	}
+	if !f.CreatedFrom.IsZero() {
+		q.Set("created_from", f.CreatedFrom.Format(time.RFC3339Nano))
+	}
+	if !f.CreatedBefore.IsZero() {
+		q.Set("created_before", f.CreatedBefore.Format(time.RFC3339Nano))
 	}
 	setPage(q, f.Cursor, f.Limit)
 	var p Page[Run]

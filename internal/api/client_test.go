@@ -118,7 +118,7 @@ func TestClientIsTransparent(t *testing.T) {
 				if !errors.As(gotErr, &ge) {
 					t.Fatalf("client error %T %v is not an *api.Error", gotErr, gotErr)
 				}
-				if we := api.AsError(wantErr); *ge != *we {
+				if we := api.AsError(wantErr); !reflect.DeepEqual(ge, we) {
 					t.Fatalf("client error %+v, want %+v", *ge, *we)
 				}
 				return

@@ -154,7 +154,7 @@ func routeTable() []route {
 		{post, "/pipelines/{name}/unpause", nil, operator, byPipeline, (*handler).unpause},
 		{post, "/pipelines/{name}/runs", nil, operator, byPipeline, (*handler).trigger},
 
-		{get, "/runs", []string{"pipeline", "state", "backfill", "cursor", "limit"}, viewer, listed, (*handler).runs},
+		{get, "/runs", []string{"pipeline", "state", "backfill", "created_from", "created_before", "cursor", "limit"}, viewer, listed, (*handler).runs},
 		{get, "/runs/{id}", nil, viewer, byRun, (*handler).run},
 		{get, "/runs/{id}/events", []string{"after", "limit"}, viewer, byRun, (*handler).events},
 		{get, "/runs/{id}/alerts", nil, viewer, byRun, (*handler).runAlerts},
@@ -374,7 +374,11 @@ func writeError(w http.ResponseWriter, e *Error) {
 	if status < 400 || status > 599 {
 		status = http.StatusInternalServerError
 	}
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message}})
+	d := ErrorDetail{Code: e.Code, Message: e.Message}
+	if e.Code == CodeInvalidParams && len(e.Params) > 0 {
+		d.Param, d.Params = e.Params[0].Param, e.Params
+	}
+	writeJSON(w, status, ErrorBody{Error: d})
 }
 
 // invalid returns a 400 invalid_request error.
@@ -447,6 +451,20 @@ func queryInt(r *http.Request, name string, minV, maxV, def int64) (int64, error
 		return 0, invalid("query parameter %s=%q: expected an integer from %d to %d", name, s, minV, maxV)
 	}
 	return n, nil
+}
+
+// queryTime reads an RFC 3339 time query parameter; the zero time when
+// absent.
+func queryTime(r *http.Request, name string) (time.Time, error) {
+	s, err := queryValue(r, name)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid("query parameter %s=%q: expected an RFC 3339 time like 2026-03-14T00:00:00+09:00", name, s)
+	}
+	return t, nil
 }
 
 // maxInt64 is the upper bound of unbounded integer parameters.
@@ -584,8 +602,7 @@ func jsonTypeName(kind string) string {
 // compact JSON. Other values name the parameter in the error.
 func paramText(name string, raw json.RawMessage) (string, error) {
 	bad := func(got string) error {
-		return Errorf(http.StatusBadRequest, CodeInvalidParams,
-			"param %q: expected a string, number, true/false or array, got %s", name, got)
+		return ParamError(name, "param %q: expected a string, number, true/false or array, got %s", name, got)
 	}
 	s := strings.TrimSpace(string(raw))
 	if s == "" {
@@ -729,6 +746,15 @@ func (h *handler) runs(w http.ResponseWriter, r *http.Request) error {
 	}
 	if f.BackfillID, err = queryInt(r, "backfill", 1, maxInt64, 0); err != nil {
 		return err
+	}
+	if f.CreatedFrom, err = queryTime(r, "created_from"); err != nil {
+		return err
+	}
+	if f.CreatedBefore, err = queryTime(r, "created_before"); err != nil {
+		return err
+	}
+	if (!f.CreatedFrom.IsZero() || !f.CreatedBefore.IsZero()) && f.Pipeline == "" {
+		return invalid("query parameters created_from and created_before need pipeline")
 	}
 	if f.Cursor, err = queryValue(r, "cursor"); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/api/apitest"
@@ -213,11 +214,11 @@ func TestRoutes(t *testing.T) {
 			}},
 		{name: "trigger empty object", method: post, path: "pipelines/hello/runs", body: `{}`, status: 201},
 		{name: "trigger bad value", method: post, path: "pipelines/hello/runs", body: `{"params":{"n":"many"}}`,
-			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"n\"`, "integer"}},
+			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"n\"`, "integer", `"param":"n"`, `"params":[{"param":"n","message":"param \"n\": `}},
 		{name: "trigger float for int", method: post, path: "pipelines/hello/runs", body: `{"params":{"n":4.5}}`,
 			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"n\"`, `4.5`}},
 		{name: "trigger value not UTF-8", method: post, path: "pipelines/hello/runs", body: "{\"params\":{\"who\":\"b\xffb\"}}",
-			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\": invalid UTF-8 at byte 3`}},
+			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\": invalid UTF-8 at byte 3`, `"param":"who"`}},
 		{name: "trigger value with a lone surrogate", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":"b\ud800b"}}`,
 			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\": invalid UTF-8 at byte 3`}},
 		{name: "trigger value with a surrogate pair", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":"\ud83d\ude00 \\ud800"}}`,
@@ -230,9 +231,9 @@ func TestRoutes(t *testing.T) {
 			},
 			status: 409, code: api.CodePipelineInvalid, contains: []string{"p/hello.yaml does not load"}},
 		{name: "trigger undeclared param", method: post, path: "pipelines/hello/runs", body: `{"params":{"zzz":"1"}}`,
-			status: 400, code: api.CodeInvalidParams, contains: []string{`zzz`}},
+			status: 400, code: api.CodeInvalidParams, contains: []string{`zzz`, `"param":"zzz"`}},
 		{name: "trigger object value", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":{"a":1}}}`,
-			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\"`, "an object"}},
+			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\"`, "an object", `"param":"who"`}},
 		{name: "trigger null value", method: post, path: "pipelines/hello/runs", body: `{"params":{"who":null}}`,
 			status: 400, code: api.CodeInvalidParams, contains: []string{`param \"who\"`, "null"}},
 		{name: "trigger truncated JSON", method: post, path: "pipelines/hello/runs", body: `{"params":`,
@@ -283,9 +284,19 @@ func TestRoutes(t *testing.T) {
 		{name: "runs limit zero", method: get, path: "runs?limit=0", status: 400, code: api.CodeInvalid, contains: []string{"from 1 to 1000"}},
 		{name: "runs limit too big", method: get, path: "runs?limit=1001", status: 400, code: api.CodeInvalid},
 		{name: "runs limit not a number", method: get, path: "runs?limit=ten", status: 400, code: api.CodeInvalid, contains: []string{`limit=\"ten\"`}},
+		{name: "runs created range", method: get, path: "runs?pipeline=hello&created_from=2026-03-14T00:00:00%2B09:00&created_before=2026-03-15T00:00:00%2B09:00", status: 200,
+			check: func(t *testing.T, e *env, _ *http.Response, _ []byte) {
+				c, _ := e.fake.LastCall("Runs")
+				f := c.Args[0].(api.RunFilter)
+				if !f.CreatedFrom.Equal(time.Date(2026, 3, 13, 15, 0, 0, 0, time.UTC)) || !f.CreatedBefore.Equal(time.Date(2026, 3, 14, 15, 0, 0, 0, time.UTC)) {
+					t.Errorf("filter %+v, want the 14th in JST", f)
+				}
+			}},
+		{name: "runs created range without pipeline", method: get, path: "runs?created_from=2026-03-14T00:00:00Z", status: 400, code: api.CodeInvalid, contains: []string{"need pipeline"}},
+		{name: "runs bad created_from", method: get, path: "runs?pipeline=hello&created_from=yesterday", status: 400, code: api.CodeInvalid, contains: []string{"created_from", "RFC 3339"}},
 		{name: "runs bad backfill", method: get, path: "runs?backfill=x", status: 400, code: api.CodeInvalid, contains: []string{"backfill"}},
 		{name: "runs unknown parameter", method: get, path: "runs?pipline=hello", status: 400, code: api.CodeInvalid,
-			contains: []string{`\"pipline\"`, "pipeline, state, backfill, cursor, limit"}},
+			contains: []string{`\"pipline\"`, "pipeline, state, backfill, created_from, created_before, cursor, limit"}},
 		{name: "runs parameter twice", method: get, path: "runs?pipeline=a&pipeline=b", status: 400, code: api.CodeInvalid, contains: []string{"2 times"}},
 		{name: "runs malformed query", method: get, path: "runs?pipeline=%zz", status: 400, code: api.CodeInvalid, contains: []string{"malformed query"}},
 		{name: "runs failing", method: get, path: "runs", setup: boom("Runs"), status: 500, code: api.CodeInternal,

@@ -86,6 +86,10 @@ type RunFilter struct {
 	Pipeline   string
 	States     []engine.RunState
 	BackfillID int64
+	// CreatedFrom and CreatedBefore select the runs created in
+	// [CreatedFrom, CreatedBefore) (zero: unbounded); they need Pipeline.
+	CreatedFrom   time.Time
+	CreatedBefore time.Time
 	Cursor     string // from Page.Next; "" for the first page
 	Limit      int    // default 50, at most 1000
 }
@@ -109,6 +113,15 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Params are the problems of single parameters of an invalid_params
+	// error (ErrorDetail.Params), when it has any.
+	Params []ParamProblem
+}
+
+// ParamError is an invalid_params error about one parameter.
+func ParamError(param, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidParams, Message: msg, Params: []ParamProblem{{Param: param, Message: msg}}}
 }
 
 func (e *Error) Error() string { return e.Message }

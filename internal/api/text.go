@@ -108,7 +108,7 @@ func decodeText(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) err
 // paramTextChecked is paramText for a value that must also be UTF-8 text.
 func paramTextChecked(name string, raw []byte) (string, error) {
 	if err := checkText(fmt.Sprintf("param %q", name), raw); err != nil {
-		return "", Errorf(http.StatusBadRequest, CodeInvalidParams, "%s", err.Error())
+		return "", ParamError(name, "%s", err.Error())
 	}
 	return paramText(name, raw)
 }

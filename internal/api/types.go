@@ -199,6 +199,19 @@ type ErrorBody struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Param names the parameter an invalid_params error is about (the
+	// first, when it is about several), and Params each parameter's
+	// problem, in order: a form shows them beside their fields. Both are
+	// absent when the error is about no one parameter (the values together
+	// over the size limit, say).
+	Param  string         `json:"param,omitempty"`
+	Params []ParamProblem `json:"params,omitempty"`
+}
+
+// ParamProblem is what is wrong with one parameter of a run.
+type ParamProblem struct {
+	Param   string `json:"param"`
+	Message string `json:"message"`
 }
 
 // TimePtr returns nil for the zero time, so JSON leaves it out.

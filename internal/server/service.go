@@ -149,7 +149,11 @@ func brokenFile(name string, fp FileProblem) error {
 func paramsError(err error) error {
 	var pe *runner.ParamError
 	if errors.As(err, &pe) {
-		return api.Errorf(http.StatusBadRequest, api.CodeInvalidParams, "%s", pe.Error())
+		e := api.Errorf(http.StatusBadRequest, api.CodeInvalidParams, "%s", pe.Error())
+		for _, p := range spec.ParamErrors(pe) {
+			e.Params = append(e.Params, api.ParamProblem{Param: p.Param, Message: p.Error()})
+		}
+		return e
 	}
 	return err
 }
@@ -196,7 +200,11 @@ func (v *service) Runs(ctx context.Context, f api.RunFilter) (api.Page[api.Run],
 	}
 	// One more than the page is read to know whether another follows.
 	limit = min(limit, store.MaxRunsLimit-1)
-	runs, err := v.s.store.ListRuns(ctx, store.RunFilter{Pipeline: f.Pipeline, States: f.States, BackfillID: f.BackfillID, BeforeID: before, Limit: limit + 1})
+	if (!f.CreatedFrom.IsZero() || !f.CreatedBefore.IsZero()) && f.Pipeline == "" {
+		return api.Page[api.Run]{}, api.Errorf(http.StatusBadRequest, api.CodeInvalid, "a filter on the creation time needs a pipeline")
+	}
+	runs, err := v.s.store.ListRuns(ctx, store.RunFilter{Pipeline: f.Pipeline, States: f.States, BackfillID: f.BackfillID,
+		CreatedFrom: f.CreatedFrom, CreatedBefore: f.CreatedBefore, BeforeID: before, Limit: limit + 1})
 	if err != nil {
 		return api.Page[api.Run]{}, err
 	}

@@ -281,10 +281,48 @@ func describeValue(v any) string {
 	return fmt.Sprintf("a value of Go type %T", v)
 }
 
+// ParamValueError is a problem of one parameter of a run: a value that does
+// not fit its declaration, an unknown name, a required one left out. Its
+// text is Err's; Param lets a form show it beside the parameter's field.
+type ParamValueError struct {
+	Param string
+	Err   error
+}
+
+func (e *ParamValueError) Error() string { return e.Err.Error() }
+func (e *ParamValueError) Unwrap() error { return e.Err }
+
+// ParamErrors returns the ParamValueErrors of err's tree, in order.
+func ParamErrors(err error) []*ParamValueError {
+	var out []*ParamValueError
+	var walk func(error)
+	walk = func(err error) {
+		if pe, ok := err.(*ParamValueError); ok {
+			out = append(out, pe)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			if e := u.Unwrap(); e != nil {
+				walk(e)
+			}
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
 // ResolveParams turns the parameters given to a run, as strings, into typed
 // values: each given value is coerced to its declared type, defaults fill the
 // rest, and a run that gives an unknown parameter or leaves out a required
-// one without default is refused. Parameters neither given nor defaulted are
+// one without default is refused (each problem of one parameter is a
+// *ParamValueError). Parameters neither given nor defaulted are
 // left out of the result (their TASUKI_PARAM_* variable is not set). Values
 // over MaxParamValue, or together over MaxParamsTotal, are refused. Every
 // problem is reported, joined in one error.
@@ -313,13 +351,13 @@ func (p *Pipeline) ResolveParams(given map[string]string) (map[string]any, error
 		default:
 			msg += fmt.Sprintf("; pipeline %q takes %s", p.Name, strings.Join(declared, ", "))
 		}
-		errs = append(errs, errors.New(msg))
+		errs = append(errs, &ParamValueError{Param: name, Err: errors.New(msg)})
 	}
 	for _, prm := range p.Params {
 		if raw, ok := given[prm.Name]; ok {
 			v, err := prm.Coerce(raw)
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, &ParamValueError{Param: prm.Name, Err: err})
 				continue
 			}
 			out[prm.Name] = v
@@ -335,7 +373,7 @@ func (p *Pipeline) ResolveParams(given map[string]string) (map[string]any, error
 			continue
 		}
 		if prm.Required {
-			errs = append(errs, fmt.Errorf("param %q is required: give %s", prm.Name, prm.expects()))
+			errs = append(errs, &ParamValueError{Param: prm.Name, Err: fmt.Errorf("param %q is required: give %s", prm.Name, prm.expects())})
 		}
 	}
 	if len(errs) == 0 {

@@ -397,7 +397,6 @@ type RunFilter struct {
 // CreatedRange reports whether f selects by creation time.
 func (f RunFilter) CreatedRange() bool { return !f.CreatedFrom.IsZero() || !f.CreatedBefore.IsZero() }
 
-
 // ErrFenced is returned by ApplyFenced when the caller's Fence no longer
 // matches the leadership: another server has led since (or the caller
 // resigned), so the caller is a deposed leader and nothing of its batch was

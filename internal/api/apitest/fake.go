@@ -249,10 +249,10 @@ func (f *Fake) Trigger(ctx context.Context, name string, params map[string]strin
 	for k, v := range params {
 		i := slices.IndexFunc(p.Params, func(d api.Param) bool { return d.Name == k })
 		if i < 0 {
-			return api.Run{}, api.Errorf(http.StatusBadRequest, api.CodeInvalidParams, "param %q: pipeline %s has no such parameter", k, name)
+			return api.Run{}, api.ParamError(k, "param %q: pipeline %s has no such parameter", k, name)
 		}
 		if msg := checkParam(p.Params[i].Type, v); msg != "" {
-			return api.Run{}, api.Errorf(http.StatusBadRequest, api.CodeInvalidParams, "param %q: expected %s, got %q", k, msg, v)
+			return api.Run{}, api.ParamError(k, "param %q: expected %s, got %q", k, msg, v)
 		}
 	}
 	b, _ := json.Marshal(params)
@@ -320,7 +320,9 @@ func (f *Fake) Runs(ctx context.Context, flt api.RunFilter) (api.Page[api.Run], 
 	for _, r := range f.runs {
 		if r.ID >= below || (flt.Pipeline != "" && r.Pipeline != flt.Pipeline) ||
 			(len(flt.States) > 0 && !slices.Contains(flt.States, r.State)) ||
-			(flt.BackfillID != 0 && r.BackfillID != flt.BackfillID) {
+			(flt.BackfillID != 0 && r.BackfillID != flt.BackfillID) ||
+			(!flt.CreatedFrom.IsZero() && r.CreatedAt.Before(flt.CreatedFrom)) ||
+			(!flt.CreatedBefore.IsZero() && !r.CreatedAt.Before(flt.CreatedBefore)) {
 			continue
 		}
 		r.Tasks = nil
