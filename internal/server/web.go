@@ -24,6 +24,8 @@ func (s *Server) site(apiHandler http.Handler, people *users) (http.Handler, err
 		Service:  &service{s: s},
 		Sessions: people,
 		Graphs:   webGraphs{s},
+		History:  s.store,
+		SLOs:     sloAPI{s},
 		Live:     s.live,
 		Audit:    auditLog{s},
 		Logs:     s.logs,

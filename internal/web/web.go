@@ -65,6 +65,8 @@ type Options struct {
 	Graphs   Graphs   // nil: a run's tasks are drawn without edges
 	Live     Live     // nil: live views check every PollEvery
 	Workers  Workers  // nil: the workers page says the server has none to show
+	History  History  // nil: the pipeline page shows no calendar and no file history
+	SLOs     api.SLOs // nil: pages show no freshness objectives
 	Audit    api.AuditLog
 	// Logs is where the task page reads attempts' logs (the store the
 	// API's log route reads); nil: the page shows no logs.

@@ -24,6 +24,7 @@ const tasuki = (() => {
       const err = new Error(data?.error?.message || `${res.status} ${res.statusText}`);
       err.status = res.status;
       err.code = data?.error?.code || "";
+      err.params = data?.error?.params || []; // invalid_params: each parameter's problem
       if (res.status === 401 && path !== "/login") {
         location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
       }
