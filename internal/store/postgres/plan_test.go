@@ -228,6 +228,8 @@ func TestQueriesReadLittle(t *testing.T) {
 		{Pipeline: "pipeline-07", IntervalStart: old.Add(40_007 * time.Hour)},
 		{Pipeline: "pipeline-07", IntervalStart: old.Add(40_007 * time.Hour), States: states, Ascending: true},
 		{Pipeline: "pipeline-07", IntervalStart: old.Add(40_007 * time.Hour), Trigger: "schedule"},
+		{Pipeline: "pipeline-07", CreatedFrom: old.Add(40_000 * time.Hour), CreatedBefore: old.Add(40_024 * time.Hour)},
+		{Pipeline: "pipeline-07", CreatedFrom: old.Add(40_000 * time.Hour), CreatedBefore: old.Add(40_024 * time.Hour), States: states},
 	}
 	type query struct {
 		name string
@@ -281,8 +283,11 @@ func TestQueriesReadLittle(t *testing.T) {
 	}
 	// A page reads a few dozen pages; an Apply statement writes 64 rows, each
 	// through an index lookup and (for an update) into every index of its
-	// table, but must not read more per row as the history grows.
-	const budget, perRow = 150, 30
+	// table, but must not read more per row as the history grows. (33: a
+	// run's change of state writes its 11 indexes of runs, 0016's
+	// runs_by_pipeline_created included; changes that move no indexed
+	// column, such as a run's remaining count, stay heap-only updates.)
+	const budget, perRow = 150, 33
 	for _, q := range queries {
 		budget := budget
 		if strings.HasPrefix(q.name, "Apply") {
