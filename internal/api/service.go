@@ -90,8 +90,8 @@ type RunFilter struct {
 	// [CreatedFrom, CreatedBefore) (zero: unbounded); they need Pipeline.
 	CreatedFrom   time.Time
 	CreatedBefore time.Time
-	Cursor     string // from Page.Next; "" for the first page
-	Limit      int    // default 50, at most 1000
+	Cursor        string // from Page.Next; "" for the first page
+	Limit         int    // default 50, at most 1000
 }
 
 // BackfillRequest asks for runs over a past range.
