@@ -55,9 +55,6 @@ type runQuery struct {
 	Cursor string
 }
 
-// runStates are the states a runs filter offers, failures first.
-var runStates = []engine.RunState{engine.RunFailed, engine.RunRunning, engine.RunQueued, engine.RunSucceeded, engine.RunCancelled}
-
 // parseRunQuery reads the query string; anything it does not know is a 400.
 func parseRunQuery(r *http.Request) (runQuery, error) {
 	var q runQuery

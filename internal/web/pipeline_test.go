@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -150,7 +149,7 @@ func TestPipelinePage(t *testing.T) {
 	}
 
 	// The next page, as the fragment htmx loads and as the page.
-	status, frag := getHX(t, srv, "/pipelines/rates/runs?cursor=71")
+	status, frag := getHX(t, srv, "viewer", "/pipelines/rates/runs?cursor=71")
 	if status != http.StatusOK || strings.Contains(frag, "<html") || !strings.Contains(frag, `href="/runs/70"`) || !strings.Contains(frag, `hx-get="/pipelines/rates/runs?cursor=21"`) {
 		t.Errorf("fragment: %d %.300s", status, frag)
 	}
@@ -174,27 +173,6 @@ func TestPipelinePage(t *testing.T) {
 	if !strings.Contains(body, `href="/runs/122"`) || !strings.Contains(body, "created on 2026-03-12") || !strings.Contains(body, `aria-current="date"`) {
 		t.Error("the runs of a day lack the run created at its last minute in Tokyo")
 	}
-}
-
-// getHX fetches path as htmx does, as a viewer.
-func getHX(t *testing.T, srv *httptest.Server, path string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("HX-Request", "true")
-	req.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: "viewer"})
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
 }
 
 func TestPipelinePageRoles(t *testing.T) {
