@@ -60,36 +60,37 @@ func parseRunQuery(r *http.Request) (runQuery, error) {
 	var q runQuery
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return q, badQuery("the query string does not parse: %v", err)
+		return q, invalidQuery("the query string does not parse: %v", err)
 	}
 	for k, vs := range vals {
 		if len(vs) != 1 {
-			return q, badQuery("query parameter %q given %d times", k, len(vs))
+			return q, invalidQuery("query parameter %q given %d times", k, len(vs))
 		}
 		v := vs[0]
 		switch k {
 		case "state":
 			if v != "" && !slices.Contains(runStates, engine.RunState(v)) {
-				return q, badQuery("state %q: expected one of queued, running, succeeded, failed, cancelled", v)
+				return q, invalidQuery("state %q: expected one of queued, running, succeeded, failed, cancelled", v)
 			}
 			q.State = engine.RunState(v)
 		case "day":
 			if v != "" {
 				if _, err := time.Parse(time.DateOnly, v); err != nil {
-					return q, badQuery("day %q: expected a date like 2026-03-14", v)
+					return q, invalidQuery("day %q: expected a date like 2026-03-14", v)
 				}
 			}
 			q.Day = v
 		case "cursor":
 			q.Cursor = v
 		default:
-			return q, badQuery("unknown query parameter %q", k)
+			return q, invalidQuery("unknown query parameter %q", k)
 		}
 	}
 	return q, nil
 }
 
-func badQuery(format string, args ...any) error {
+// invalidQuery is a 400 for a query string the pipeline page cannot use.
+func invalidQuery(format string, args ...any) error {
 	return api.Errorf(http.StatusBadRequest, api.CodeInvalid, format, args...)
 }
 
@@ -380,7 +381,7 @@ func (u *UI) pipelineRuns(w http.ResponseWriter, r *http.Request) error {
 func (u *UI) pipelineVersion(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if len(r.URL.RawQuery) > 0 {
-		return badQuery("this page takes no query parameters")
+		return invalidQuery("this page takes no query parameters")
 	}
 	p, err := u.visiblePipeline(ctx, r.PathValue("name"))
 	if err != nil {
