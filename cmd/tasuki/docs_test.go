@@ -54,7 +54,7 @@ var docGlobs = []string{"README.md", "docs/*.md", "examples/README.md"}
 // notRun is every ```sh norun block, by document and first line, and why it
 // cannot run in this test.
 var notRun = []struct{ doc, first, why string }{
-	{"README.md", "go run ./cmd/tasuki server        # the server on the embedded store (./.tasuki) with the bundled examples, API on 127.0.0.1:8080",
+	{"README.md", "go run ./cmd/tasuki server        # the server on the embedded store (./.tasuki) with the bundled examples, API and web UI on 127.0.0.1:8080",
 		"works in a clone of the repository: it runs the test suite and a server in the foreground"},
 	{"README.md", "go build -o tasuki ./cmd/tasuki",
 		"builds from the repository's source; the test builds the same binary itself and puts it on PATH"},
