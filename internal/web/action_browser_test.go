@@ -45,6 +45,11 @@ tasks:
 	b.login(srv.url, "olivia", "/pipelines/greet")
 	b.run("the pipeline page", chromedp.WaitVisible(css(`#trigger-form`)))
 	b.check("pipeline")
+	b.run("a version of the file", chromedp.Click(css(`#versions a`)), chromedp.WaitVisible(css(`#version-source`)))
+	b.check("pipeline-version")
+	b.run("a page that does not exist", chromedp.Navigate(srv.url+"/runs/999"), chromedp.WaitVisible(css(`p.error`)))
+	b.check("not-found")
+	b.run("back to the pipeline", chromedp.Navigate(srv.url+"/pipelines/greet"), chromedp.WaitVisible(css(`#trigger-form`)))
 	b.run("trigger with a bad parameter",
 		chromedp.SendKeys(css(`#trigger-param-who`), "Ada"),
 		chromedp.SendKeys(css(`#trigger-param-times`), "1.5"),

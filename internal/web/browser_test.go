@@ -330,6 +330,13 @@ func clip(s string, n int) string {
 
 // pipelines the browser tests run.
 var browserPipelines = map[string]string{
+	"fan.yaml": `name: fan
+description: A map of six items, one of which fails.
+tasks:
+  - id: each
+    map: {range: {stop: 6}, tolerate: {count: 1}}
+    run: 'echo "item $TASUKI_ITEM"; [ "$TASUKI_ITEM_INDEX" != 3 ] || { echo "ERROR: item 3"; exit 1; }'
+`,
 	"nightly.yaml": `name: nightly
 description: A nightly job in Tokyo, for backfills.
 schedule: {cron: "30 2 * * *", timezone: Asia/Tokyo}
@@ -398,6 +405,19 @@ func TestBrowserPages(t *testing.T) {
 		t.Errorf("the search found %q", hits)
 	}
 	b.check("task-search")
+
+	// A map: the run's map section, the task's items and an item's log.
+	fan := strings.TrimSpace(srv.cli("", "trigger", "fan", "--wait"))
+	b.run("a map's run", chromedp.Navigate(srv.url+"/runs/"+fan), chromedp.WaitVisible(css(`#map-each`)))
+	b.check("run-map")
+	b.run("a map's items", chromedp.Navigate(srv.url+"/runs/"+fan+"/tasks/each"), chromedp.WaitVisible(css(`#items-table`)),
+		chromedp.WaitVisible(css(`#item-3`)))
+	b.check("task-map")
+	b.run("a failed item's log", chromedp.Navigate(srv.url+"/runs/"+fan+"/tasks/each?item=3"), chromedp.WaitVisible(css(`#log`)))
+	if log := value(b, "read the item's log", chromedp.Text(css(`#log`))); !strings.Contains(log, "ERROR: item 3") {
+		t.Errorf("item 3's log shows %q", log)
+	}
+	b.check("task-map-item")
 
 	// Backfills, workers, hosts.
 	out := srv.cli("", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-03")

@@ -106,15 +106,15 @@ func humanDuration(d time.Duration) string {
 // a check for success, a cross for failure, a ring for running, ...
 func glyph(state string) string {
 	switch state {
-	case "succeeded":
+	case "succeeded", "met", "on_track":
 		return "✓"
-	case "failed", "timed_out", "lost":
+	case "failed", "timed_out", "lost", "breached", "missed":
 		return "✗"
 	case "upstream_failed":
 		return "⊘"
 	case "running":
 		return "◐"
-	case "retry_wait", "preempted":
+	case "retry_wait", "preempted", "at_risk":
 		return "↻"
 	case "waiting":
 		return "⧗"

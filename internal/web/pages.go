@@ -92,6 +92,22 @@ func (u *UI) static(w http.ResponseWriter, r *http.Request) error {
 type pipelineRow struct {
 	P    api.Pipeline
 	Last engine.RunState // of its newest run; "" for none
+	// Deadline is the deadline state of its newest run that has one
+	// (on_track, at_risk, missed, met; "" for none), and SLOs its freshness
+	// objectives: the service levels people are promised.
+	Deadline string
+	SLOs     []api.SLO
+}
+
+// breached reports whether a promise of the pipeline is broken or about to
+// be: an objective breached, or its newest deadline missed or at risk.
+func (p pipelineRow) breached() bool {
+	for _, o := range p.SLOs {
+		if o.State == api.SLOBreached {
+			return true
+		}
+	}
+	return p.Deadline == "missed" || p.Deadline == "at_risk"
 }
 
 // rank orders the pipelines page: broken and failing first, then running,
@@ -100,7 +116,7 @@ func (p pipelineRow) rank() int {
 	switch {
 	case p.P.Error != "":
 		return 0
-	case p.Last == engine.RunFailed:
+	case p.Last == engine.RunFailed, p.breached():
 		return 1
 	case p.Last == engine.RunRunning || p.Last == engine.RunQueued:
 		return 2
@@ -118,11 +134,31 @@ func (u *UI) pipelines(w http.ResponseWriter, r *http.Request) error {
 		list.Items = slices.DeleteFunc(list.Items, func(p api.Pipeline) bool { return !v.P.Sees(p.Namespace) })
 		list.Problems = nil // a broken file's namespace may be unreadable, as in the API
 	}
+	// One list of every objective (each judged once), not one per pipeline.
+	slos := map[string][]api.SLO{}
+	if u.o.SLOs != nil {
+		all, err := u.o.SLOs.ListSLOs(r.Context(), "")
+		if err != nil {
+			return err
+		}
+		for _, o := range all {
+			if o.Dataset != "" && v.P.Namespace != "" {
+				continue // a dataset's objective is global, as in the API
+			}
+			slos[o.Pipeline] = append(slos[o.Pipeline], o)
+		}
+	}
 	rows := make([]pipelineRow, 0, len(list.Items))
 	for _, p := range list.Items {
-		row := pipelineRow{P: p}
+		row := pipelineRow{P: p, SLOs: slos[p.Name]}
 		if len(p.LastRuns) > 0 {
 			row.Last = p.LastRuns[0].State
+		}
+		for _, run := range p.LastRuns {
+			if run.DeadlineState != "" {
+				row.Deadline = run.DeadlineState
+				break
+			}
 		}
 		rows = append(rows, row)
 	}

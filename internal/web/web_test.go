@@ -146,3 +146,39 @@ func TestStatic(t *testing.T) {
 		}
 	}
 }
+
+// slos is a fake api.SLOs.
+type slos []api.SLO
+
+func (s slos) ListSLOs(_ context.Context, pipeline string) ([]api.SLO, error) {
+	var out []api.SLO
+	for _, o := range s {
+		if pipeline == "" || o.Pipeline == pipeline {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func TestPipelinesPageServiceLevels(t *testing.T) {
+	f := apitest.New()
+	f.AddPipeline(api.Pipeline{Name: "a-calm"})
+	f.AddPipeline(api.Pipeline{Name: "b-late"})
+	f.AddPipeline(api.Pipeline{Name: "c-none"})
+	srv := newUI(t, f, func(o *web.Options) {
+		o.SLOs = slos{
+			{Name: "pipeline:a-calm", Pipeline: "a-calm", Kind: "fresh_by", FreshBy: "09:00", Definition: "fresh by 09:00 UTC", State: api.SLOMet},
+			{Name: "dataset:orders", Pipeline: "b-late", Dataset: "orders", Kind: "max_age", MaxAge: "2h", Definition: "at most 2h old", State: api.SLOBreached},
+		}
+	})
+	_, body, _ := get(t, srv, "viewer", "/")
+	for _, want := range []string{"s-met", "fresh by 09:00", "s-breached", "orders", "max age 2h"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the pipelines page lacks %q", want)
+		}
+	}
+	// A breached objective puts its pipeline first.
+	if i, j := strings.Index(body, `href="/pipelines/b-late"`), strings.Index(body, `href="/pipelines/a-calm"`); i < 0 || j < 0 || i > j {
+		t.Errorf("the breached pipeline is not listed before the calm one")
+	}
+}
