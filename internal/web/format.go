@@ -1,10 +1,9 @@
 package web
 
 import (
-	"encoding/json"
 	"fmt"
 	"html/template"
-	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,10 +17,7 @@ func funcs() template.FuncMap {
 		"since":    since,
 		"state":    stateBadge,
 		"glyph":    glyph,
-		"json":     jsonText,
 		"add":      func(a, b int) int { return a + b },
-		"pct":      pct,
-		"deref":    derefTime,
 	}
 }
 
@@ -58,13 +54,6 @@ func asTime(t any) (time.Time, bool) {
 		return *v, true
 	}
 	return time.Time{}, false
-}
-
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
 }
 
 // since is the duration from a to b (b zero: now), in human units.
@@ -140,14 +129,10 @@ func stateBadge(state any) template.HTML {
 		template.HTMLEscapeString(s), glyph(s), template.HTMLEscapeString(strings.ReplaceAll(s, "_", " "))))
 }
 
-func jsonText(v any) (string, error) {
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
+// pct is part as a whole percentage of whole, rounded down.
 func pct(part, whole int) string {
 	if whole <= 0 {
 		return "0"
 	}
-	return fmt.Sprintf("%.0f", math.Floor(100*float64(part)/float64(whole)))
+	return strconv.Itoa(int(int64(part) * 100 / int64(whole)))
 }

@@ -36,6 +36,9 @@ const (
 	liveHeartbeat = 15 * time.Second
 	// liveRetry is the reconnection delay the stream asks browsers for.
 	liveRetry = 2 * time.Second
+	// liveWriteTimeout bounds one write of a stream to a client that has
+	// stopped reading.
+	liveWriteTimeout = 30 * time.Second
 	// liveResumePages bounds the timeline read to resume: past it the
 	// stream resends every task.
 	liveResumePages = 10
@@ -136,13 +139,15 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request) error {
 	s.shape(ctx, run)
 
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // the stream keeps itself alive
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	send := func(text string) bool {
+		// A client that stops reading must not hold the stream (and its
+		// watch) until the kernel gives up on the connection.
+		_ = rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
 		if _, err := fmt.Fprint(w, text); err != nil {
 			return false
 		}
@@ -171,6 +176,12 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request) error {
 	defer poll.Stop()
 	beat := time.NewTicker(liveHeartbeat)
 	defer beat.Stop()
+	// The session was checked when the stream opened. Streams end after a
+	// while, and the browser reconnects (resuming where it stopped) through
+	// the session check again, so a logout, a revoked session or a changed
+	// role takes effect on a stream too.
+	reauth := time.NewTimer(u.o.StreamFor)
+	defer reauth.Stop()
 	last := time.Now()
 	var (
 		due     bool
@@ -185,6 +196,8 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-reauth.C:
 			return nil
 		case <-wake:
 			due = true

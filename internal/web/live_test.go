@@ -275,3 +275,14 @@ func TestLiveNotFound(t *testing.T) {
 		t.Errorf("a stream without a session: %d, want 401", status)
 	}
 }
+
+// TestLiveStreamEndsForTheSessionCheck: a stream of a run that goes on ends
+// after Options.StreamFor, without an end event, so the browser reconnects
+// through the session check (a logout or a changed role reaches it).
+func TestLiveStreamEndsForTheSessionCheck(t *testing.T) {
+	srv := newUI(t, apitest.NewSeeded(), func(o *web.Options) { o.StreamFor = 100 * time.Millisecond })
+	status, body, _ := get(t, srv, "viewer", "/runs/3/live")
+	if status != http.StatusOK || strings.Contains(body, "event: end") || !strings.Contains(body, "data:") {
+		t.Errorf("got %d:\n%s", status, body)
+	}
+}

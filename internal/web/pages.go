@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -33,10 +34,30 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) error {
 	}{next, u.o.OIDC}})
 }
 
-// localPath reports whether p is a path on this server (not another site's
-// URL, not a protocol-relative one), where a login may return to.
+// localPath reports whether p is a path on this server, where a login may
+// return to: not another site's URL, not a protocol-relative one, and
+// nothing a browser would read as either after dropping what it ignores
+// (tabs and newlines) or turning a backslash into a slash. A path that
+// cleans to something else (dot segments) is refused too, since a redirect
+// to it would send the cleaned form.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && !strings.ContainsAny(p, "\r\n")
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	decoded := u.Path
+	if strings.ContainsAny(decoded, "\\") || strings.HasPrefix(decoded, "//") {
+		return false
+	}
+	return path.Clean(decoded) == decoded || path.Clean(decoded)+"/" == decoded
 }
 
 // staticFiles are the embedded assets with their ETags, computed once.
@@ -170,6 +191,3 @@ func (u *UI) pipelines(w http.ResponseWriter, r *http.Request) error {
 		Rows []pipelineRow
 	}{list, rows}})
 }
-
-// errNotBuilt answers a page that is not written yet.
-var errNotBuilt = &api.Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this page is not built yet"}

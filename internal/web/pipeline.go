@@ -17,6 +17,7 @@ import (
 
 	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/spec"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -322,7 +323,7 @@ func (u *UI) pipeline(w http.ResponseWriter, r *http.Request) error {
 				if err != nil {
 					return fmt.Errorf("version %d of %s: %w", v.ID, p.Name, err)
 				}
-				d.Source = string(cur.Source)
+				d.Source = shownSource(cur)
 				d.Current = &vv
 			}
 		}
@@ -407,7 +408,24 @@ func (u *UI) pipelineVersion(w http.ResponseWriter, r *http.Request) error {
 		Source  string
 		Current bool
 		Lines   int
-	}{p, v, string(v.Source), v.Hash == p.Hash, strings.Count(string(v.Source), "\n")}})
+	}{p, v, shownSource(v), v.Hash == p.Hash, strings.Count(string(v.Source), "\n")}})
+}
+
+// shownSource is a stored pipeline file as its page shows it: the file as
+// written, unless it gives a default value to a secret parameter, which the
+// API shows only as ***: then a note saying why it is not shown. A file that
+// no longer parses is shown (it held no secret the parser could find).
+func shownSource(v store.PipelineVersion) string {
+	p, err := spec.Parse(v.File, v.Source)
+	if err == nil {
+		for _, prm := range p.Params {
+			if prm.Secret && prm.Default != nil {
+				return fmt.Sprintf("# This file is not shown: it gives a default value to the secret parameter %q,\n"+
+					"# which the server shows to no one. Keep such values in secrets ({secret: NAME}) instead.\n", prm.Name)
+			}
+		}
+	}
+	return string(v.Source)
 }
 
 // paramField is one declared parameter as a form asks for it.

@@ -267,3 +267,22 @@ func TestPipelinePageWithoutHistory(t *testing.T) {
 		t.Errorf("a version without History: %d, want 404", status)
 	}
 }
+
+// TestPipelineSourceHidesSecretDefaults: a file that gives a secret
+// parameter a default is not shown (the API shows that default as ***),
+// on the pipeline's page nor as a version.
+func TestPipelineSourceHidesSecretDefaults(t *testing.T) {
+	_, h, _, open := pipelineFixture(t)
+	src := "name: rates\nparams:\n  - {name: key, type: string, secret: true, default: s3cr3t-value}\ntasks:\n  - id: a\n    run: echo\n"
+	h.versions = append(h.versions, store.PipelineVersion{ID: 4, Pipeline: "rates", Hash: "bbbb", File: "/p/finance/rates.yaml", Source: []byte(src)})
+	h.versions[2].Hash = "old" // version 4 is now the one in use
+	for _, path := range []string{"/pipelines/rates", "/pipelines/rates/versions/4"} {
+		status, body := open("admin", path)
+		if status != http.StatusOK || strings.Contains(body, "s3cr3t-value") || !strings.Contains(body, "secret parameter") {
+			t.Errorf("%s: %d, shows the secret's default or no note about it", path, status)
+		}
+	}
+	if status, body := open("admin", "/pipelines/rates/versions/1"); status != http.StatusOK || !strings.Contains(body, "# old") {
+		t.Errorf("a file without secret defaults is shown: %d", status)
+	}
+}

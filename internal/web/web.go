@@ -76,6 +76,11 @@ type Options struct {
 	// PollEvery is how often a live view checks a run that no Live wakes
 	// (a run another server executes); default 2s.
 	PollEvery time.Duration
+	// StreamFor is how long a live stream lasts before it ends and the
+	// browser reconnects through the session check again, so that a logout
+	// or a changed role reaches open streams (default 5 minutes; the
+	// browser resumes where the stream stopped).
+	StreamFor time.Duration
 	// OIDC is true when single sign-on is configured: the login page
 	// offers it (/auth/oidc/login).
 	OIDC bool
@@ -163,6 +168,9 @@ func New(o Options) (*UI, error) {
 	if o.PollEvery <= 0 {
 		o.PollEvery = 2 * time.Second
 	}
+	if o.StreamFor <= 0 {
+		o.StreamFor = 5 * time.Minute
+	}
 	u := &UI{o: o, mux: http.NewServeMux(), log: o.Logger}
 	if err := u.parse(); err != nil {
 		return nil, err
@@ -220,7 +228,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mux.ServeHTTP(w, r)
 }
 
-// viewer is who looks at a page.
+// viewerInfo is who looks at a page.
 type viewerInfo struct {
 	P    api.Principal
 	CSRF string
@@ -256,13 +264,17 @@ func viewerFrom(ctx context.Context) viewerInfo {
 // its error into an error page.
 func (u *UI) wrap(p page) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &startedWriter{ResponseWriter: w}
+		w = tw
 		defer func() {
 			if rec := recover(); rec != nil {
 				if rec == http.ErrAbortHandler {
 					panic(rec)
 				}
 				u.log.ErrorContext(r.Context(), "web: panic serving a page", "path", r.URL.Path, "panic", fmt.Sprint(rec))
-				u.errorPage(w, r, viewData{}, errors.New("panic"))
+				if !tw.started {
+					u.errorPage(w, r, viewData{}, errors.New("panic"))
+				}
 			}
 		}()
 		if p.access != public {
@@ -293,6 +305,28 @@ func (u *UI) wrap(p page) http.Handler {
 	})
 }
 
+// startedWriter remembers whether the answer has started, so a panic in the
+// middle of one (an event stream) is not followed by an error page written
+// into it.
+type startedWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *startedWriter) WriteHeader(status int) {
+	w.started = true
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *startedWriter) Write(b []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// write deadlines of event streams).
+func (w *startedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // authenticate finds the session of a request. No cookie, or one that
 // opens no session, is a 401 *api.Error.
 func (u *UI) authenticate(r *http.Request) (viewerInfo, error) {
@@ -319,7 +353,9 @@ func redact(err error, secret string) error {
 // brings it back here after.
 func (u *UI) toLogin(w http.ResponseWriter, r *http.Request) {
 	next := r.URL.Path
-	if r.URL.RawQuery != "" {
+	if run, ok := strings.CutSuffix(next, "/live"); ok && strings.HasPrefix(run, "/runs/") {
+		next = run // come back to the run's page, not to its event stream
+	} else if r.URL.RawQuery != "" {
 		next += "?" + r.URL.RawQuery
 	}
 	w.Header().Set("Cache-Control", "no-store")

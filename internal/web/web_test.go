@@ -76,9 +76,24 @@ func TestLoginRedirect(t *testing.T) {
 			t.Errorf("as %q: got %d to %q, want 303 to the login page", as, status, h.Get("Location"))
 		}
 	}
-	status, body, _ := get(t, srv, "", "/login?next=//evil.example/")
-	if status != http.StatusOK || !strings.Contains(body, `data-next="/"`) {
-		t.Errorf("login page with another site as next: %d, want it to return to / after", status)
+	for _, next := range []string{"//evil.example/", "/%09/evil.example/", "/a/..%2F%5Cevil.example/", "/%5Cevil.example", "https://evil.example/",
+		"/\\evil.example", "/a/../../evil", "/%0a/evil.example"} {
+		status, body, _ := get(t, srv, "", "/login?next="+next)
+		if status != http.StatusOK || !strings.Contains(body, `data-next="/"`) {
+			t.Errorf("login page with next=%s: %d, want it to return to / after", next, status)
+		}
+		status, _, h := get(t, srv, "viewer", "/login?next="+next)
+		if status != http.StatusSeeOther || h.Get("Location") != "/" {
+			t.Errorf("signed in, login with next=%s: %d to %q, want 303 to /", next, status, h.Get("Location"))
+		}
+	}
+	status, _, h := get(t, srv, "viewer", "/login?next=/runs/7%3Fa%3D1")
+	if status != http.StatusSeeOther || h.Get("Location") != "/runs/7?a=1" {
+		t.Errorf("signed in, login with a good next: %d to %q", status, h.Get("Location"))
+	}
+	status, _, h = get(t, srv, "", "/runs/7/live")
+	if status != http.StatusUnauthorized || h.Get("HX-Redirect") != "/login?next=%2Fruns%2F7" {
+		t.Errorf("a live stream without a session: %d, sent to %q; want 401 and the run's page after login", status, h.Get("HX-Redirect"))
 	}
 }
 
