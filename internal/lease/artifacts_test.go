@@ -155,7 +155,9 @@ func TestRemoteMapNeedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		a := shellAttempt(3, "after", `
+		// Two runs' tasks that need the same file: the second finds it in the
+		// worker's cache. (One lease id twice would be refused as held.)
+		a := shellAttempt(int64(3+i), "after", `
 			set -e
 			test "$(cat "$TASUKI_NEED_M")" = "$(printf '{"n":0}\nnull\n{"n":20}')"
 			test "$(stat -c %a "$TASUKI_NEED_M")" = 400
