@@ -73,6 +73,11 @@ type Broker struct {
 	bundles map[string]*bundleState // by id, while an item of theirs is held (bundle.go)
 	changed chan struct{}           // closed when offers are added
 
+	// adoptUntil ends the adoption window (adopt.go); early holds the
+	// heartbeats heard within it for leases not yet adopted.
+	adoptUntil time.Time
+	early      map[string]earlyBeat
+
 	fleet fleet // what Workers lists beyond seen (workers.go)
 }
 
@@ -125,6 +130,9 @@ type leaseState struct {
 	deadline time.Time    // zero for the in-process executor, which cannot vanish alone
 	bundle   *bundleState // the bundle it was handed out in; nil for a lease alone
 	stop     error        // why the run asked to end the attempt (attempt.ErrCancelled, attempt.ErrPreempted); nil while it runs
+	// adopted: taken over from a previous leader (adopt.go); heard: its
+	// worker has named it since, which bound owner to the worker's token.
+	adopted, heard bool
 	// logMu orders a lease's log appends and its close: a worker may retry
 	// an append while the first is still being written, and an expiry or a
 	// report may come in between.
@@ -168,6 +176,9 @@ func (b *Broker) Start(ctx context.Context) {
 func (b *Broker) expire() {
 	now := b.Now()
 	b.mu.Lock()
+	if b.early != nil && now.After(b.adoptUntil) {
+		b.early = nil // the window is over: nothing more is adopted
+	}
 	var lost []*leaseState
 	for _, l := range b.leases {
 		if !l.deadline.IsZero() && now.After(l.deadline) {
@@ -181,9 +192,13 @@ func (b *Broker) expire() {
 			l.o.span.AddEvent("lease expired", trace.WithAttributes(attribute.String("tasuki.worker", l.worker)))
 		}
 		b.observe(Observation{Event: "expired", Pipeline: l.o.a.Pipeline})
-		b.Logger.Warn("lease lost: no heartbeat from its worker", attemptAttrs(l, "worker", l.worker)...)
+		msg := "worker " + l.worker + " stopped sending heartbeats; the attempt is lost"
+		if l.adopted && !l.heard {
+			msg = "worker " + l.worker + " was not heard of within the lease timeout after this server took the attempt over; the attempt is lost"
+		}
+		b.Logger.Warn("lease lost: no heartbeat from its worker", attemptAttrs(l, "worker", l.worker, "adopted", l.adopted)...)
 		l.endLog(nil)
-		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: "worker " + l.worker + " stopped sending heartbeats; the attempt is lost", Worker: l.worker}
+		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: msg, Worker: l.worker}
 	}
 }
 
@@ -488,7 +503,7 @@ func (b *Broker) held(ctx context.Context, id, worker string) (*leaseState, bool
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l, ok := b.leases[id]
-	if !ok || l.deadline.IsZero() || l.owner != api.TokenName(ctx) || (worker != "" && l.worker != worker) {
+	if !ok || l.deadline.IsZero() || (worker != "" && l.worker != worker) || !l.bindAdopted(api.TokenName(ctx)) {
 		return nil, false
 	}
 	return l, true
@@ -530,7 +545,10 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 	}
 	for _, id := range req.Leases {
 		l, ok := b.leases[id]
-		if !ok || l.worker != req.Worker || l.owner != owner || l.deadline.IsZero() {
+		if !ok && b.rememberEarly(id, req.Worker, owner, now) {
+			continue // may be adopted once its run is recovered (adopt.go)
+		}
+		if !ok || l.worker != req.Worker || l.deadline.IsZero() || !l.bindAdopted(owner) {
 			resp.Unknown = append(resp.Unknown, id)
 			continue
 		}
@@ -713,7 +731,7 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 	}
 	b.mu.Lock()
 	l, held := b.leases[id]
-	if held && (l.deadline.IsZero() || l.owner != api.TokenName(ctx)) {
+	if held && (l.deadline.IsZero() || !l.bindAdopted(api.TokenName(ctx))) {
 		held = false // the in-process executor's, or another token's
 	}
 	if held {

@@ -527,13 +527,27 @@ func (c *coordinator) recover() error {
 		return err
 	}
 	lost := map[string]int{}
+	workers := map[int]string{}    // of running tasks, as their attempt rows name them
+	adopted := map[int]TaskFunc{} // running tasks whose worker may still run them
 	for i := 0; i < c.eng.Graph.Len(); i++ {
-		if t := c.mem.Task(i); t.State == engine.TaskRunning {
-			lost[c.eng.Graph.Node(i).ID] = t.Attempt
-			if c.pipeline.Tasks[i].Map != nil {
-				lost[c.eng.Graph.Node(i).ID] = 0 // every item's process, whatever its attempt
+		t := c.mem.Task(i)
+		if t.State != engine.TaskRunning {
+			continue
+		}
+		if c.pipeline.Tasks[i].Map != nil {
+			lost[c.eng.Graph.Node(i).ID] = 0 // every item's process, whatever its attempt
+			continue
+		}
+		if c.r.LostHold != nil || c.r.Adopt != nil {
+			workers[i] = c.attemptWorker(i, t.Attempt)
+		}
+		if c.r.Adopt != nil {
+			if run := c.r.Adopt(workers[i]); run != nil {
+				adopted[i] = run // runs elsewhere: nothing here to reap
+				continue
 			}
 		}
+		lost[c.eng.Graph.Node(i).ID] = t.Attempt
 	}
 	if n := reapOrphans(c.r.home(), c.run.ID, lost); n > 0 {
 		c.log.Info("killed leftover processes of lost attempts", "process_groups", n)
@@ -550,16 +564,14 @@ func (c *coordinator) recover() error {
 		}
 		switch t.State {
 		case engine.TaskRunning:
+			if run, ok := adopted[i]; ok {
+				c.adopt(i, t.Attempt, run)
+				continue
+			}
 			msg := "the executor of this attempt stopped (process crashed or was killed)"
 			var hold time.Duration
 			if c.r.LostHold != nil {
-				worker := "" // unknown: hold, to be safe
-				if atts, err := c.r.Store.Attempts(context.Background(), c.run.ID, i); err == nil && len(atts) > 0 {
-					if last := atts[len(atts)-1]; last.Attempt == t.Attempt {
-						worker = last.Worker
-					}
-				}
-				hold = c.r.LostHold(worker)
+				hold = c.r.LostHold(workers[i]) // "" (unknown): held, to be safe
 			}
 			att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: t.Attempt, FinishedAt: now, Outcome: attempt.Lost, Message: msg}
 			if _, err := c.apply(engine.Event{Kind: attempt.Lost.Event(), Task: i, Attempt: t.Attempt, Message: msg, Hold: hold}, now, att); err != nil {
@@ -576,6 +588,44 @@ func (c *coordinator) recover() error {
 		}
 	}
 	return nil
+}
+
+// attemptWorker is the worker the store names for attempt n of task i
+// ("" when it does not know).
+func (c *coordinator) attemptWorker(i, n int) string {
+	atts, err := c.r.Store.Attempts(context.Background(), c.run.ID, i)
+	if err != nil || len(atts) == 0 {
+		return ""
+	}
+	if last := atts[len(atts)-1]; last.Attempt == n {
+		return last.Worker
+	}
+	return ""
+}
+
+// adopt takes over attempt n of task i, found running at recovery, with
+// run (Runner.Adopt): it holds a slot and ends like one launched here, so
+// its report is recorded as its own and the task stays running meanwhile.
+func (c *coordinator) adopt(i, n int, run TaskFunc) {
+	node := c.eng.Graph.Node(i)
+	t := &c.pipeline.Tasks[i]
+	a := &Attempt{
+		RunID: c.run.ID, Pipeline: c.pipeline.Name, TaskID: node.ID, Index: i, Number: n,
+		Priority: t.Priority, Labels: t.Labels,
+		Log: logs.Key{RunID: c.run.ID, TaskID: node.ID, Attempt: n},
+		dir: c.dir, workDir: c.workDir,
+	}
+	a.describe = func() (attempt.Spec, error) {
+		return attempt.Spec{}, fmt.Errorf("attempt %d of task %s was adopted from the worker running it: it is not described again", n, node.ID)
+	}
+	c.r.Dispatcher.occupy(t.Pool)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c.running[unitKey{i, 0}] = &attemptHandle{cancel: cancel, pool: t.Pool}
+	c.log.Info("attempt found running on a remote worker: adopted, waiting for the worker", "task", node.ID, "attempt", n)
+	go func() {
+		res := run(ctx, a)
+		c.done <- completion{task: i, attempt: n, res: res, at: c.now()}
+	}()
 }
 
 type start struct {

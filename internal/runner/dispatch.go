@@ -185,6 +185,19 @@ func (d *Dispatcher) release(poolName string) {
 	d.pump()
 }
 
+// occupy takes a slot of the pool without waiting in line, even past the
+// limits: for an attempt found still running at recovery (adopted from a
+// remote worker), which runs whether or not a slot is free; it is given
+// back with release like a granted one.
+func (d *Dispatcher) occupy(poolName string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.running++
+	if p := d.pools[poolName]; p != nil {
+		p.used++
+	}
+}
+
 // setPaused stops (or resumes) granting slots, for a draining server.
 func (d *Dispatcher) setPaused(paused bool) {
 	d.mu.Lock()

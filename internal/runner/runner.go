@@ -71,6 +71,13 @@ type Runner struct {
 	// whose running attempt is found lost at recovery, by the worker that
 	// ran it: a remote worker may still be running it until its lease ends.
 	LostHold func(worker string) time.Duration
+	// Adopt, when set, is asked at recovery about each attempt of a task
+	// (not a map's item) that the store says is running, with the worker
+	// its row names: a TaskFunc it returns takes the attempt over as it is
+	// (the worker may still run it: the function waits for its end, or
+	// for it to be found lost), so the attempt is neither recorded lost
+	// nor run again. Nil (from Adopt or for it) records the attempt lost.
+	Adopt func(worker string) TaskFunc
 	// Timezone is where schedules without a timezone are read; interval
 	// variables are written in the schedule's zone (default UTC).
 	Timezone *time.Location

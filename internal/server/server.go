@@ -183,6 +183,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	// results of a map a task needs reach it as a file in the artifact
 	// store.
 	s.runner.ShareMapNeeds = true
+	// Workers that kept running through a restart of this server may
+	// heartbeat before its runs are recovered (see Adopt below).
+	s.broker.AdoptFrom(s.broker.Now())
 	if s.runner.Artifacts, err = openArtifactStore(cfg.Home, cfg.ArtifactStore, os.Getenv); err != nil {
 		st.Close()
 		return nil, err
@@ -201,8 +204,19 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		att := store.Attempt{RunID: a.RunID, Index: a.Index, Attempt: a.Number, Worker: worker}
 		return s.runner.Store.Apply(ctx, store.Change{RunID: a.RunID, Attempts: []store.Attempt{att}})
 	}
-	// An attempt a remote worker held when the previous server died may
-	// still run there until its lease ends: its next attempt waits for that.
+	// An attempt a remote worker held when the previous server stopped may
+	// still run there: it is adopted (the worker keeps it, and its report
+	// is taken) unless the worker is not heard of within a lease timeout
+	// (lease/adopt.go). The in-process executor's attempts died with their
+	// server.
+	s.runner.Adopt = func(worker string) runner.TaskFunc {
+		if !lease.Adoptable(worker) {
+			return nil
+		}
+		return s.broker.Adopt(worker)
+	}
+	// A map item a remote worker held may still run there until its lease
+	// ends (items are not adopted): its next attempt waits for that.
 	s.runner.LostHold = func(worker string) time.Duration {
 		if worker == s.runner.Worker {
 			return 0 // this machine's own executor: its processes are gone
@@ -434,6 +448,10 @@ func (s *Server) lead(ctx, startCtx, renewCtx context.Context) error {
 		if err != nil || !leader {
 			return err
 		}
+		// From now on the worker protocol comes here: heartbeats for the
+		// leases of attempts found running are kept for their adoption by
+		// recoverRuns, not refused.
+		s.broker.AdoptFrom(s.broker.Now())
 		if err := s.syncAll(startCtx); err != nil {
 			return err
 		}
