@@ -130,6 +130,12 @@ func (b *Broker) rememberEarly(id, worker, owner string, now time.Time) bool {
 	if b.early == nil || !now.Before(b.adoptUntil) || worker == "" || len(worker) > maxWorkerName {
 		return false
 	}
+	if _, task, _, err := api.ParseLeaseID(id); err != nil || strings.Contains(task, ".") {
+		// Not a task's lease (a map item's is "task.ITEM"; task ids have
+		// no dot): items are not adopted, and their worker must end them
+		// before they run again.
+		return false
+	}
 	if _, ok := b.early[id]; !ok && len(b.early) >= maxEarly {
 		return false
 	}

@@ -584,6 +584,11 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 	if l.closed {
 		return leaseLost(id)
 	}
+	if l.adopted && l.sink == nil && l.logSize == 0 {
+		// The log's start went to the previous leader: this server keeps
+		// the rest, from where the worker is.
+		l.logSize = offset
+	}
 	if offset > l.logSize {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log of lease %s: offset %d is past the %d bytes received", id, offset, l.logSize)
 	}

@@ -164,10 +164,13 @@ type session struct {
 	idle     chan *leased  // to a runner goroutine waiting for its next attempt (unbuffered)
 	ended    chan struct{} // closed when Run ends: idle runners return
 
-	// lastContact is when the server last answered a lease or heartbeat
-	// request; guarded by mu. A worker cut off from the server for most of
-	// half the lease timeout ends its attempts itself, well before the server gives
-	// them to another worker, so an attempt never runs twice at once.
+	// lastContact is when the server last answered a lease request, or
+	// when the last heartbeat it answered was sent; guarded by mu. A worker
+	// cut off from the server for two thirds of the lease timeout ends its
+	// attempts itself, before the server gives them to another worker (a
+	// lease lives a lease timeout from the heartbeat's arrival), so an
+	// attempt never runs twice at once. Until then its attempts run on: a
+	// server that takes over meanwhile adopts them (see giveUpAfter).
 	lastContact time.Time
 	added       chan struct{} // a lease was taken (capacity 1)
 	lastSweep   time.Time     // of the artifact cache; guarded by mu
@@ -650,11 +653,25 @@ func (s *session) named(id string, bundle bool) []*leased {
 	return out
 }
 
+// giveUpAfter is the fraction of the lease timeout a worker keeps its
+// attempts running without an answer to its heartbeats. The server loses a
+// lease a lease timeout after the last heartbeat it heard (sent no earlier
+// than lastContact); the last third is for the attempt's processes to end
+// before the server may hand it to another worker. Meanwhile, a server
+// that takes over from a leader that died (a failover, or a restart)
+// adopts the attempts whose workers it hears from within a lease timeout:
+// the worker only has to reach it before giving up, so a failover shorter
+// than about a third of the lease timeout (a heartbeat interval lost to
+// the phase, two thirds at best) costs no attempt.
+const giveUpAfter = 2.0 / 3
+
 // heartbeats keeps the held leases alive and applies what the server
-// answers, until ctx is done. A failed heartbeat is only logged: the next
-// one may get through before the lease timeout, and if none does the
-// server's later answers say the leases are gone.
+// answers, until ctx is done. A failed heartbeat is only logged, and the
+// next is tried sooner: it may get through (to a server that took over)
+// before the lease timeout, and if none does the attempts are ended before
+// the server can give them to another worker.
 func (s *session) heartbeats(ctx context.Context) {
+	failing := false
 	for {
 		// The shortest interval any held lease asks for; the longest lease
 		// timeout bounds how long one heartbeat may take.
@@ -675,7 +692,11 @@ func (s *session) heartbeats(ctx context.Context) {
 				return
 			}
 		}
-		if !sleep(ctx, every) {
+		wait := every
+		if failing {
+			wait = max(every/4, 50*time.Millisecond)
+		}
+		if !sleep(ctx, wait) {
 			return
 		}
 		ids, bundles := s.heldIDs()
@@ -683,17 +704,22 @@ func (s *session) heartbeats(ctx context.Context) {
 			continue
 		}
 		// A heartbeat that hangs must not hide a cut-off server: each call
-		// gets half the interval, so the silence check below runs in time.
-		cctx, cancel := context.WithTimeout(ctx, max(every/2, 100*time.Millisecond))
+		// gets half the interval, and no more than is left before giving
+		// up, so the silence check below runs in time.
+		limit := time.Duration(float64(timeout) * giveUpAfter)
+		callFor := min(every/2, limit-s.sinceContact())
+		sent := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, max(callFor, 100*time.Millisecond))
 		resp, err := s.w.Client.Heartbeat(cctx, api.HeartbeatRequest{Worker: s.name, Leases: ids, Bundles: bundles})
 		cancel()
 		s.m.Call("heartbeat", err)
+		failing = err != nil
 		if err != nil {
 			if ctx.Err() != nil {
 				continue
 			}
-			if silent := s.sinceContact(); silent > timeout/2 {
-				s.log.Error("no answer from the server for half the lease timeout; ending the attempts before they are given to another worker",
+			if silent := s.sinceContact(); silent >= limit {
+				s.log.Error("no answer from the server for two thirds of the lease timeout; ending the attempts before they are given to another worker",
 					"leases", len(ids), "bundles", len(bundles), "silent", silent.Round(time.Millisecond), "err", err)
 				for _, id := range ids {
 					for _, a := range s.named(id, false) {
@@ -710,7 +736,7 @@ func (s *session) heartbeats(ctx context.Context) {
 			s.log.Warn("heartbeat failed; attempts keep running", "leases", len(ids), "bundles", len(bundles), "err", err)
 			continue
 		}
-		s.contact()
+		s.contactAt(sent)
 		for _, id := range resp.Preempt {
 			for _, a := range s.named(id, false) {
 				s.log.Info("the server hands the attempt back (it is shutting down); ending it", "lease", a.lease.ID)
@@ -822,8 +848,15 @@ func signal(c chan struct{}) {
 
 // contact records an answer from the server.
 func (s *session) contact() {
+	s.contactAt(time.Now())
+}
+
+// contactAt records an answer from the server to a request sent at t.
+func (s *session) contactAt(t time.Time) {
 	s.mu.Lock()
-	s.lastContact = time.Now()
+	if t.After(s.lastContact) {
+		s.lastContact = t
+	}
 	s.mu.Unlock()
 }
 
