@@ -90,8 +90,9 @@ func (b *Broker) Adopt(worker string) runner.TaskFunc {
 			return runner.AttemptResult{Outcome: attempt.Lost, Message: "adopted twice", Worker: worker}
 		}
 		b.leases[l.id] = l
+		heard := l.heard
 		b.mu.Unlock()
-		b.Logger.Info("attempt adopted: waiting for its worker's heartbeat", attemptAttrs(l, "worker", worker, "heard", l.heard)...)
+		b.Logger.Info("attempt adopted: waiting for its worker's heartbeat", attemptAttrs(l, "worker", worker, "heard", heard)...)
 
 		var res runner.AttemptResult
 		select {

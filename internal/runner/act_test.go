@@ -2,12 +2,14 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -205,6 +207,75 @@ func TestRecoveryHoldsAttemptsOfRemoteWorkers(t *testing.T) {
 	}
 	if tk := c.mem.Task(1); tk.State != engine.TaskReady {
 		t.Fatalf("this process's own task: %s, want ready at once", tk.State)
+	}
+}
+
+// TestRecoveryAdoptsAttemptsOfRemoteWorkers checks that a task whose
+// running attempt a remote worker held is adopted at recovery when Adopt
+// says so: the attempt goes on as it was (same number, nothing lost, no
+// process reaped) and its end is recorded as any other; the attempt of
+// the process's own executor is lost and run again.
+func TestRecoveryAdoptsAttemptsOfRemoteWorkers(t *testing.T) {
+	e := newEnv(t)
+	run, err := e.r.Create(context.Background(), e.pipeline("name: adopt\ntasks: [{id: remote, run: 'true'}, {id: here, run: 'true'}, {id: after, run: 'true', needs: [remote]}]\n"), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r.defaults()
+	c, err := e.r.load(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c.apply(engine.Event{Kind: engine.EvRunStarted, Task: -1}, now)
+	c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: 0}, now, store.Attempt{RunID: run.ID, Index: 0, Attempt: 1, Worker: "spot-7:4242", StartedAt: now})
+	c.apply(engine.Event{Kind: engine.EvTaskStarted, Task: 1}, now, store.Attempt{RunID: run.ID, Index: 1, Attempt: 1, Worker: "local:me", StartedAt: now})
+	if err := c.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []*Attempt
+	release := make(chan struct{})
+	next := &Runner{Store: e.st, Logs: e.logs, Home: e.home, Dispatcher: NewDispatcher(1, nil),
+		Adopt: func(worker string) TaskFunc {
+			if worker != "spot-7:4242" {
+				return nil
+			}
+			return func(ctx context.Context, a *Attempt) AttemptResult {
+				got = append(got, a)
+				<-release
+				return AttemptResult{Outcome: attempt.Succeeded, Worker: worker, Result: json.RawMessage(`{"epochs": 90}`)}
+			}
+		}}
+	done := make(chan error, 1)
+	var end store.Run
+	go func() {
+		var err error
+		end, err = next.Execute(context.Background(), run.ID)
+		done <- err
+	}()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if end.State != engine.RunSucceeded {
+		t.Fatalf("run %s, want succeeded", end.State)
+	}
+	if len(got) != 1 || got[0].Index != 0 || got[0].Number != 1 || got[0].TaskID != "remote" {
+		t.Fatalf("adopted %+v, want attempt 1 of task remote", got)
+	}
+	atts, err := e.st.Attempts(context.Background(), run.ID, 0)
+	if err != nil || len(atts) != 1 || atts[0].Outcome != store.OutcomeSucceeded || atts[0].Worker != "spot-7:4242" {
+		t.Fatalf("attempts of the adopted task: %+v %v", atts, err)
+	}
+	if atts, _ := e.st.Attempts(context.Background(), run.ID, 1); len(atts) != 2 || atts[0].Outcome != store.OutcomeLost {
+		t.Fatalf("attempts of this process's own task: %+v, want lost then another", atts)
+	}
+	if tk := e.tasks(run.ID)["after"]; tk.State != engine.TaskSucceeded {
+		t.Fatalf("the dependent of the adopted task: %s", tk.State)
+	}
+	if u := next.Dispatcher.Pools()[0]; u.Used != 0 {
+		t.Fatalf("after the run the dispatcher holds %+v", u)
 	}
 }
 
