@@ -527,7 +527,7 @@ func (c *coordinator) recover() error {
 		return err
 	}
 	lost := map[string]int{}
-	workers := map[int]string{}    // of running tasks, as their attempt rows name them
+	workers := map[int]string{}   // of running tasks, as their attempt rows name them
 	adopted := map[int]TaskFunc{} // running tasks whose worker may still run them
 	for i := 0; i < c.eng.Graph.Len(); i++ {
 		t := c.mem.Task(i)
