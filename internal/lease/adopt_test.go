@@ -57,28 +57,26 @@ func TestAdoptedLeaseKeptByItsWorker(t *testing.T) {
 	if hb, _ := b.Heartbeat(w2, api.HeartbeatRequest{Worker: "w1", Leases: []string{"3.train.2"}}); len(hb.Unknown) != 1 {
 		t.Fatalf("another token under the worker's name: %+v", hb)
 	}
-	// Its log goes on from where the worker is (the start went to the
-	// previous leader).
+	// Its log's parts are taken (the worker goes on) but not kept: its
+	// start went to the previous leader, at offsets this log would reuse.
 	if err := b.AppendLog(w1, "3.train.2", 100, []byte("later line\n")); err != nil {
 		t.Fatalf("append to an adopted lease's log: %v", err)
 	}
 	if err := b.Complete(w2, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err == nil {
 		t.Fatal("another token completed the lease")
 	}
-	if err := b.Complete(w1, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
+	if err := b.Complete(w1, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 111, Log: []byte("last line\n")}); err != nil {
 		t.Fatal(err)
 	}
 	if r := <-res; r.Outcome != attempt.Succeeded || r.Worker != "w1" {
 		t.Fatalf("adopted attempt: %+v", r)
 	}
-	r, err := lf.Open(context.Background(), logs.Key{RunID: 3, TaskID: "train", Attempt: 2}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	r.Close()
-	if err != nil || !strings.Contains(string(got), "later line") {
-		t.Fatalf("log of the adopted attempt: %q %v", got, err)
+	if r, err := lf.Open(context.Background(), logs.Key{RunID: 3, TaskID: "train", Attempt: 2}, 0); err == nil {
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if len(got) > 0 {
+			t.Fatalf("this server kept part of a log whose start it does not have: %q", got)
+		}
 	}
 }
 
@@ -110,7 +108,7 @@ func TestAdoptedLeaseNotHeardOfIsLost(t *testing.T) {
 // refused (which would end the attempt on the worker); a map item's is
 // refused (items are not adopted); after the window, unknown is unknown.
 func TestHeartbeatBeforeAdoption(t *testing.T) {
-	b, clk, _ := newBroker(t)
+	b, clk, lf := newBroker(t)
 	b.AdoptFrom(clk.Now())
 	w1 := api.WithTokenName(context.Background(), "tok1")
 	hb, _ := b.Heartbeat(w1, api.HeartbeatRequest{Worker: "w1", Leases: []string{"5.t.1", "5.m.7.1"}})
@@ -124,11 +122,21 @@ func TestHeartbeatBeforeAdoption(t *testing.T) {
 	}
 	// A report without a heartbeat first is taken too (the attempt may
 	// end just after the takeover).
-	if err := b.Complete(w1, "5.t.1", api.CompleteRequest{Outcome: api.OutcomeFailed, Message: "exit 3"}); err != nil {
+	// Its log, short enough to come whole with the report, is kept.
+	if err := b.Complete(w1, "5.t.1", api.CompleteRequest{Outcome: api.OutcomeFailed, Message: "exit 3", Log: []byte("whole log\n")}); err != nil {
 		t.Fatal(err)
 	}
 	if r := <-res; r.Outcome != attempt.Failed {
 		t.Fatalf("adopted attempt: %+v", r)
+	}
+	r, err := lf.Open(context.Background(), logs.Key{RunID: 5, TaskID: "t", Attempt: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if string(got) != "whole log\n" {
+		t.Fatalf("whole log of an adopted attempt: %q", got)
 	}
 	clk.Add(b.LeaseTimeout + 1)
 	b.expire()

@@ -133,6 +133,7 @@ type leaseState struct {
 	// adopted: taken over from a previous leader (adopt.go); heard: its
 	// worker has named it since, which bound owner to the worker's token.
 	adopted, heard bool
+	logDropped     bool // an adopted lease's log came in parts, not kept (AppendLog)
 	// logMu orders a lease's log appends and its close: a worker may retry
 	// an append while the first is still being written, and an expiry or a
 	// report may come in between.
@@ -584,10 +585,17 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 	if l.closed {
 		return leaseLost(id)
 	}
-	if l.adopted && l.sink == nil && l.logSize == 0 {
-		// The log's start went to the previous leader: this server keeps
-		// the rest, from where the worker is.
-		l.logSize = offset
+	if l.adopted {
+		// The log's start went to the previous leader (its disk, or the
+		// database the servers share, at offsets this server's log would
+		// collide with): what comes after the takeover is taken and not
+		// kept, so the attempt goes on and its log is not garbled.
+		l.logSize = max(l.logSize, offset+int64(len(data)))
+		if !l.logDropped {
+			l.logDropped = true
+			b.Logger.Warn("the log of an adopted attempt past the takeover is not kept", attemptAttrs(l, "worker", l.worker, "kept_before", offset)...)
+		}
+		return nil
 	}
 	if offset > l.logSize {
 		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log of lease %s: offset %d is past the %d bytes received", id, offset, l.logSize)
@@ -650,7 +658,9 @@ func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []
 			errs[i] = err
 			continue
 		}
-		if !l.endLog(rep.Log) {
+		if l.adoptedLog(rep.LogSize) {
+			l.endLog(nil) // not kept: see AppendLog
+		} else if !l.endLog(rep.Log) {
 			wholes = append(wholes, logs.Whole{Key: l.o.a.Log, Data: rep.Log})
 		}
 		done = append(done, taken{l, res})
@@ -749,6 +759,16 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 	}
 	res.Worker = l.worker
 	return l, res, nil
+}
+
+// adoptedLog reports whether the log of an adopted lease came in parts
+// (sent to the previous leader, or here), which are not kept: only a log
+// that comes whole with the report is. sent is what the report says was
+// sent before it.
+func (l *leaseState) adoptedLog(sent int64) bool {
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	return l.adopted && (sent > 0 || l.logDropped)
 }
 
 // endLog ends the lease's log once (later appends are refused), with
