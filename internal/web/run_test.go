@@ -341,3 +341,19 @@ func newUIService(t *testing.T, svc api.Service, change ...func(*web.Options)) *
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestRunPageEndedCancel: a cancelled run that has ended says cancelled,
+// not "cancelling" (the run keeps its Cancelling mark).
+func TestRunPageEndedCancel(t *testing.T) {
+	f := apitest.New()
+	f.AddPipeline(api.Pipeline{Name: "p"})
+	ended := f.AddRun(api.Run{Pipeline: "p", State: engine.RunCancelled, Cancelling: true})
+	going := f.AddRun(api.Run{Pipeline: "p", State: engine.RunRunning, Cancelling: true})
+	srv := newUI(t, f)
+	if _, body, _ := get(t, srv, "viewer", fmt.Sprintf("/runs/%d", ended.ID)); strings.Contains(body, `id="run-cancelling"`) {
+		t.Error("an ended run says cancelling")
+	}
+	if _, body, _ := get(t, srv, "viewer", fmt.Sprintf("/runs/%d", going.ID)); !strings.Contains(body, `id="run-cancelling"`) {
+		t.Error("a running run being cancelled does not say so")
+	}
+}

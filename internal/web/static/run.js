@@ -91,6 +91,17 @@
       setButton("act-cancel", "why-cancel", r.actions.cancel, r.actions.cancel_why);
       setButton("act-retry", "why-retry", r.actions.retry, r.actions.retry_why);
     }
+    // The run's end: when it finished (the page was read before), and no
+    // "cancelling" any more.
+    const fin = document.getElementById("run-finished");
+    if (fin && r.finished_at && !fin.querySelector("time")) {
+      const t = document.createElement("time");
+      t.setAttribute("datetime", r.finished_at);
+      t.textContent = r.finished_at;
+      fin.replaceChildren(t);
+      tasuki.localize(fin);
+    }
+    if (r.ended) document.getElementById("run-cancelling")?.remove();
   }
 
   // glyphOf is a run state's glyph, as format.go's glyph gives it.
