@@ -3,9 +3,13 @@ package web
 import (
 	"fmt"
 	"html/template"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tasuki-dev/tasuki/internal/api"
 )
 
 // funcs are the template functions every page may use.
@@ -135,4 +139,36 @@ func pct(part, whole int) string {
 		return "0"
 	}
 	return strconv.Itoa(int(int64(part) * 100 / int64(whole)))
+}
+
+// humanBytes writes n bytes the way people read sizes: "812 B", "4.2 KiB",
+// "1.0 GiB".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// clip shortens s to at most n bytes for a message, at a character
+// boundary, marking the cut with "…".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// badRequest is a 400 for a request a page cannot use.
+func badRequest(format string, args ...any) error {
+	return api.Errorf(http.StatusBadRequest, api.CodeInvalid, format, args...)
 }

@@ -240,16 +240,5 @@ type diskRow struct {
 	Size, Used, Free string
 }
 
-// sizeText writes a size in bytes in binary units: "512 B", "7.8 GiB".
-func sizeText(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// sizeText writes a disk's size in bytes as humanBytes does.
+func sizeText(n uint64) string { return humanBytes(int64(min(n, 1<<63-1))) }

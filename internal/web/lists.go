@@ -45,14 +45,6 @@ func cursorParam(r *http.Request) (string, error) {
 	return c, nil
 }
 
-// clip shortens s for a message.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
-
 // seer answers u.sees for one request, asking the service once per
 // pipeline.
 type seer struct {

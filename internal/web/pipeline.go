@@ -61,38 +61,33 @@ func parseRunQuery(r *http.Request) (runQuery, error) {
 	var q runQuery
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return q, invalidQuery("the query string does not parse: %v", err)
+		return q, badRequest("the query string does not parse: %v", err)
 	}
 	for k, vs := range vals {
 		if len(vs) != 1 {
-			return q, invalidQuery("query parameter %q given %d times", k, len(vs))
+			return q, badRequest("query parameter %q given %d times", k, len(vs))
 		}
 		v := vs[0]
 		switch k {
 		case "state":
 			if v != "" && !slices.Contains(runStates, engine.RunState(v)) {
-				return q, invalidQuery("state %q: expected one of queued, running, succeeded, failed, cancelled", v)
+				return q, badRequest("state %q: expected one of queued, running, succeeded, failed, cancelled", v)
 			}
 			q.State = engine.RunState(v)
 		case "day":
 			if v != "" {
 				if _, err := time.Parse(time.DateOnly, v); err != nil {
-					return q, invalidQuery("day %q: expected a date like 2026-03-14", v)
+					return q, badRequest("day %q: expected a date like 2026-03-14", v)
 				}
 			}
 			q.Day = v
 		case "cursor":
 			q.Cursor = v
 		default:
-			return q, invalidQuery("unknown query parameter %q", k)
+			return q, badRequest("unknown query parameter %q", k)
 		}
 	}
 	return q, nil
-}
-
-// invalidQuery is a 400 for a query string the pipeline page cannot use.
-func invalidQuery(format string, args ...any) error {
-	return api.Errorf(http.StatusBadRequest, api.CodeInvalid, format, args...)
 }
 
 // encode writes q back as a query string, with another cursor.
@@ -382,7 +377,7 @@ func (u *UI) pipelineRuns(w http.ResponseWriter, r *http.Request) error {
 func (u *UI) pipelineVersion(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if len(r.URL.RawQuery) > 0 {
-		return invalidQuery("this page takes no query parameters")
+		return badRequest("this page takes no query parameters")
 	}
 	p, err := u.visiblePipeline(ctx, r.PathValue("name"))
 	if err != nil {

@@ -240,7 +240,7 @@ func lastSeq(ctx context.Context, svc api.Service, runID int64) (int64, error) {
 
 // badQuery is a 400 for a query parameter the page cannot use.
 func badQuery(name, value, want string) error {
-	return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "query parameter %s=%q: %s", name, value, want)
+	return badRequest("query parameter %s=%q: %s", name, clip(value, 80), want)
 }
 
 // queryInt reads a non-negative integer query parameter (def when absent).

@@ -115,10 +115,6 @@ type pageQuery struct {
 	from    int // first item of the item browser
 }
 
-func badParam(format string, args ...any) error {
-	return api.Errorf(http.StatusBadRequest, api.CodeInvalid, format, args...)
-}
-
 // queryNum reads a whole number query parameter in [lo, hi]; def when
 // absent.
 func queryNum(r *http.Request, name string, lo, hi, def int64) (int64, error) {
@@ -128,16 +124,9 @@ func queryNum(r *http.Request, name string, lo, hi, def int64) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < lo || n > hi {
-		return 0, badParam("query parameter %s=%q: expected a whole number from %d to %d", name, clipText(s, 40), lo, hi)
+		return 0, badRequest("query parameter %s=%q: expected a whole number from %d to %d", name, clip(s, 40), lo, hi)
 	}
 	return n, nil
-}
-
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func readPageQuery(r *http.Request) (pageQuery, error) {
@@ -167,17 +156,17 @@ func readPageQuery(r *http.Request) (pageQuery, error) {
 	}
 	q.q = r.URL.Query().Get("q")
 	if len(q.q) > maxQuery {
-		return q, badParam("query parameter q: at most %d bytes", maxQuery)
+		return q, badRequest("query parameter q: at most %d bytes", maxQuery)
 	}
 	switch f := r.URL.Query().Get("find"); f {
 	case "":
 	case "errors":
 		q.errors = true
 	default:
-		return q, badParam("query parameter find=%q: expected errors", clipText(f, 40))
+		return q, badRequest("query parameter find=%q: expected errors", clip(f, 40))
 	}
 	if q.states, err = api.ParseItemStates(r.URL.Query()["state"]); err != nil {
-		return q, badParam("query parameter %s", api.AsError(err).Message)
+		return q, badRequest("query parameter %s", api.AsError(err).Message)
 	}
 	if n, err = queryNum(r, "from", 0, 1<<31-1, 0); err != nil {
 		return q, err
@@ -377,7 +366,7 @@ func (u *UI) logSearch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if q.q == "" && !q.errors {
-		return badParam("give the text to search for (q=TEXT), or find=errors")
+		return badRequest("give the text to search for (q=TEXT), or find=errors")
 	}
 	run, t, err := u.loadTask(ctx, r)
 	if err != nil {

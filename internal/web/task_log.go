@@ -104,18 +104,3 @@ func readLogWindow(ctx context.Context, store logs.Store, key logs.Key, at int64
 	v.Before = text(data)
 	return v, nil
 }
-
-// humanBytes writes n bytes the way people read sizes: "812 B", "4.2 KiB",
-// "1.0 GiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
