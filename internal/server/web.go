@@ -21,31 +21,29 @@ import (
 // site serves the API under /api/ and the web UI everywhere else.
 func (s *Server) site(apiHandler http.Handler, people *users) (http.Handler, error) {
 	ui, err := web.New(web.Options{
-		Service:  &service{s: s},
-		Sessions: people,
-		Graphs:   webGraphs{s},
-		History:  s.store,
-		SLOs:     sloAPI{s},
-		Live:     s.live,
-		Audit:    auditLog{s},
-		Logs:     s.logs,
-		Logger:   s.log,
-		Now:      s.now,
-		OIDC:     s.cfg.OIDC.Issuer != "",
-		Workers:  workerList{s}, Inventory: s.inventory,
+		Service:   &service{s: s},
+		Sessions:  people,
+		Graphs:    webGraphs{s},
+		History:   s.store,
+		SLOs:      sloAPI{s},
+		Live:      s.live,
+		Audit:     auditLog{s},
+		Logs:      s.logs,
+		Logger:    s.log,
+		Now:       s.now,
+		OIDC:      s.cfg.OIDC.Issuer != "",
+		Workers:   workerList{s},
+		Inventory: s.inventory,
 	})
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(api.Prefix+"/", apiHandler)
-	mux.Handle("/", ui)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == api.Prefix || strings.HasPrefix(r.URL.Path, "/api/") {
 			apiHandler.ServeHTTP(w, r) // the API answers its unknown paths as JSON
 			return
 		}
-		mux.ServeHTTP(w, r)
+		ui.ServeHTTP(w, r)
 	}), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -39,7 +40,7 @@ func whenZone(t any, zone string) template.HTML {
 	}
 	title := tt.UTC().Format("2006-01-02 15:04:05 MST")
 	if zone != "" && zone != "UTC" {
-		if loc, err := time.LoadLocation(zone); err == nil {
+		if loc, err := loadZone(zone); err == nil {
 			title = tt.In(loc).Format("2006-01-02 15:04:05 MST") + " (" + zone + ") · " + title
 		}
 	}
@@ -171,4 +172,21 @@ func clip(s string, n int) string {
 // badRequest is a 400 for a request a page cannot use.
 func badRequest(format string, args ...any) error {
 	return api.Errorf(http.StatusBadRequest, api.CodeInvalid, format, args...)
+}
+
+// zones keeps the time zones pages name: a page of runs renders hundreds of
+// times in one zone, and time.LoadLocation reads the zone's file each call.
+var zones sync.Map // name → *time.Location
+
+// loadZone is time.LoadLocation, remembered.
+func loadZone(name string) (*time.Location, error) {
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	zones.Store(name, l)
+	return l, nil
 }
