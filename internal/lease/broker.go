@@ -134,6 +134,9 @@ type leaseState struct {
 	// worker has named it since, which bound owner to the worker's token.
 	adopted, heard bool
 	logDropped     bool // an adopted lease's log came in parts, not kept (AppendLog)
+	// stopLocal ends an in-process executor's attempt (PreemptLocal); nil
+	// for a remote worker's lease.
+	stopLocal context.CancelCauseFunc
 	// logMu orders a lease's log appends and its close: a worker may retry
 	// an append while the first is still being written, and an expiry or a
 	// report may come in between.
@@ -828,11 +831,16 @@ func (b *Broker) runLocal(ctx context.Context, slots int, labels []string, serve
 					}
 				}
 				l := got[0]
+				actx, stop := context.WithCancelCause(l.o.ctx)
+				b.mu.Lock()
+				l.stopLocal = stop
+				b.mu.Unlock()
 				b.observeTaken(got)
 				if b.Logger.Enabled(ctx, slog.LevelDebug) {
 					b.Logger.Debug("attempt started", attemptAttrs(l, "worker", localWorker)...)
 				}
-				res := run(l.o.ctx, l.o.a)
+				res := run(actx, l.o.a)
+				stop(nil)
 				level := slog.LevelDebug
 				if res.Outcome != attempt.Succeeded {
 					level = slog.LevelWarn // a failure shows at the default level
@@ -853,6 +861,27 @@ func (b *Broker) runLocal(ctx context.Context, slots int, labels []string, serve
 		})
 	}
 	wg.Wait()
+}
+
+// PreemptLocal ends the attempts the in-process executor runs, handing
+// them back (attempt.ErrPreempted: their processes are killed at once),
+// and reports how many it ended. A leader that can no longer know it leads
+// calls it before another server may run those attempts again (the
+// server's authority, internal/server/leader.go): unlike a remote worker,
+// the in-process executor has no lease timeout of its own to end them.
+func (b *Broker) PreemptLocal() int {
+	b.mu.Lock()
+	var stops []context.CancelCauseFunc
+	for _, l := range b.leases {
+		if l.stopLocal != nil {
+			stops = append(stops, l.stopLocal)
+		}
+	}
+	b.mu.Unlock()
+	for _, stop := range stops {
+		stop(attempt.ErrPreempted)
+	}
+	return len(stops)
 }
 
 // Waiting says whether an attempt waits for a worker, for the API.

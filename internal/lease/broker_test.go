@@ -590,3 +590,55 @@ func TestServerOnly(t *testing.T) {
 	<-local
 	<-server
 }
+
+// TestPreemptLocal: the in-process executor's running attempts end with
+// attempt.ErrPreempted as their cause (their processes are killed at once
+// and they are recorded preempted, not charged); remote leases are not
+// touched; attempts taken afterwards run as usual.
+func TestPreemptLocal(t *testing.T) {
+	b, _, _ := newBroker(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	remote := submit(ctx, b, offered(1, "remote", 0))
+	if got := lease(t, b, "w1", 1); len(got) != 1 || got[0].Task != "remote" {
+		t.Fatalf("the remote worker got %+v", got)
+	}
+	running := make(chan struct{})
+	local := make(chan struct{})
+	go func() {
+		defer close(local)
+		b.RunLocal(ctx, 2, nil, func(actx context.Context, a *runner.Attempt) runner.AttemptResult {
+			if a.TaskID == "after" {
+				return runner.AttemptResult{Outcome: attempt.Succeeded}
+			}
+			running <- struct{}{}
+			<-actx.Done()
+			if cause := context.Cause(actx); !errors.Is(cause, attempt.ErrPreempted) {
+				return runner.AttemptResult{Outcome: attempt.Failed, Message: fmt.Sprintf("cause %v", cause)}
+			}
+			return runner.AttemptResult{Outcome: attempt.Preempted}
+		})
+	}()
+	first, second := submit(ctx, b, offered(2, "a", 0)), submit(ctx, b, offered(3, "b", 0))
+	<-running
+	<-running
+	if n := b.PreemptLocal(); n != 2 {
+		t.Errorf("PreemptLocal ended %d attempts, want the 2 local ones", n)
+	}
+	for _, ch := range []<-chan runner.AttemptResult{first, second} {
+		if r := <-ch; r.Outcome != attempt.Preempted {
+			t.Errorf("a local attempt ended %+v, want preempted", r)
+		}
+	}
+	if r := b.Run(ctx, offered(4, "after", 0)); r.Outcome != attempt.Succeeded {
+		t.Errorf("an attempt after the preemption: %+v", r)
+	}
+	if err := b.Complete(context.Background(), "1.remote.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
+		t.Fatalf("the remote lease was touched: %v", err)
+	}
+	if r := <-remote; r.Outcome != attempt.Succeeded {
+		t.Errorf("remote attempt: %+v", r)
+	}
+	stop()
+	<-local
+}

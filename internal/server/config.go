@@ -182,8 +182,8 @@ func DefaultConfig() Config {
 		Pipelines:        "pipelines",
 		Workers:          4,
 		Parallel:         64,
-		LeaseTimeout:     Duration(15 * time.Second),
-		LeaderTTL:        Duration(10 * time.Second),
+		LeaseTimeout:     Duration(30 * time.Second),
+		LeaderTTL:        Duration(5 * time.Second),
 		Timezone:         "UTC",
 		Retention:        Duration(90 * 24 * time.Hour),
 		DrainGrace:       Duration(30 * time.Second),
@@ -328,6 +328,17 @@ func ParsePools(defs []string) (map[string]int, error) {
 		pools[name] = slots
 	}
 	return pools, nil
+}
+
+// adoptionLeaseTimeout is the shortest lease_timeout with which remote
+// workers keep their attempts across a failover. A worker ends its
+// attempts two thirds of lease_timeout after the last heartbeat answered,
+// which may be a third of it old when the leader dies; a new leader
+// answers within leader_ttl and a third (its polls) plus its start:
+// lease_timeout/3 > 4/3 leader_ttl + a start, so four times leader_ttl
+// plus a few seconds.
+func (c *Config) adoptionLeaseTimeout() time.Duration {
+	return 4*c.LeaderTTL.D() + 3*time.Second
 }
 
 // Validate checks the configuration as a whole.

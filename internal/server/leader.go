@@ -43,6 +43,15 @@ type elector struct {
 	// leads: it schedules nothing and starts nothing until a renewal in its
 	// term succeeds (keepLeading).
 	suspended bool
+	// lastOK is the time the last successful renewal carried: the lease
+	// expires at lastOK+ttl, and until then no other server can lead.
+	lastOK time.Time
+	// grace is how long past lastOK+ttl this server may still answer
+	// workers' heartbeats (authoritative): a new leader holds what it
+	// adopts for a lease timeout, and a worker answered at T keeps its
+	// attempt until T plus two thirds of it, so a grace under a third of
+	// lease_timeout never lets a worker outlive the new leader's lease.
+	grace time.Duration
 
 	proxyMu sync.Mutex
 	proxies map[string]*httputil.ReverseProxy
@@ -51,7 +60,7 @@ type elector struct {
 	transport http.RoundTripper
 }
 
-func newElector(address string, ttl time.Duration) *elector {
+func newElector(address string, ttl, leaseTimeout time.Duration) *elector {
 	host, _ := os.Hostname()
 	var b [4]byte
 	rand.Read(b[:])
@@ -59,6 +68,7 @@ func newElector(address string, ttl time.Duration) *elector {
 		holder:  fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:])),
 		address: address,
 		ttl:     ttl,
+		grace:   leaseTimeout * 3 / 10,
 		proxies: map[string]*httputil.ReverseProxy{},
 	}
 }
@@ -73,10 +83,34 @@ func (e *elector) try(ctx context.Context, st store.Store, now time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
+	held := l.HeldBy(e.holder, now)
 	e.mu.Lock()
 	e.cur = l
+	if held {
+		e.lastOK = now // the lease now expires at now+ttl
+	}
 	e.mu.Unlock()
-	return l.HeldBy(e.holder, now), nil
+	return held, nil
+}
+
+// authoritative reports whether this server may still act for the leader
+// towards workers and its own executor at now: it leads, and its lease
+// was renewed recently enough that no other server can have adopted its
+// attempts and handed them out again (see grace). A leader cut off from
+// the store keeps its attempts through a short outage, and stops before
+// a successor could run them twice.
+func (e *elector) authoritative(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cur.Holder == e.holder && now.Before(e.lastOK.Add(e.ttl+e.grace))
+}
+
+// authorityEnds is when this server stops being authoritative unless a
+// renewal succeeds meanwhile.
+func (e *elector) authorityEnds() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastOK.Add(e.ttl + e.grace)
 }
 
 // current returns the last known leadership.
@@ -147,7 +181,7 @@ func (s *Server) keepLeading(ctx context.Context) error {
 	t := time.NewTicker(s.elector.ttl / 3)
 	defer t.Stop()
 	// The lease is measured on the real clock, whatever clock schedules use.
-	lastOK := time.Now()
+	preempted := false // the in-process executor's attempts were ended
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,9 +189,20 @@ func (s *Server) keepLeading(ctx context.Context) error {
 		case <-t.C:
 		}
 		ok, err := s.elector.try(ctx, s.store, time.Now())
+		lastOK := s.elector.renewed()
+		if err != nil && !preempted && !s.elector.authoritative(time.Now()) {
+			// Past this moment another server may have taken over and run
+			// this server's attempts again: end those of its own executor
+			// (a remote worker ends its own once its heartbeats go
+			// unanswered, which the worker protocol now is: forward).
+			preempted = true
+			n := s.broker.PreemptLocal()
+			s.log.Warn("the store has been unreachable too long to know who leads: the attempts this server runs itself are ended and handed back, and workers' heartbeats go unanswered",
+				"attempts", n, "since", time.Since(lastOK).Round(time.Second))
+		}
 		switch {
 		case err == nil && ok && s.elector.current().Term == s.elector.wonTerm():
-			lastOK = time.Now()
+			preempted = false
 			if s.elector.suspend(false) {
 				s.log.Info("the store answers again: leading again in the same term; scheduling and new attempts resume", "term", s.elector.wonTerm())
 				s.poke()
@@ -182,6 +227,13 @@ func (s *Server) keepLeading(ctx context.Context) error {
 			s.log.Warn("renew leadership", "err", err)
 		}
 	}
+}
+
+// renewed is when the last successful renewal was sent.
+func (e *elector) renewed() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastOK
 }
 
 // suspend sets whether this server is suspended (see keepLeading) and
@@ -239,7 +291,18 @@ func (e *elector) wonTerm() int64 {
 // (logs.Cluster), across a change of leader.
 func (s *Server) forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.elector.leading() || !leaderOnly(r) {
+		if !leaderOnly(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.elector.leading() {
+			if !s.elector.authoritative(time.Now()) {
+				// Cut off from the store for too long: another server may
+				// lead by now. Answering a worker here could keep an
+				// attempt alive that the new leader runs again elsewhere.
+				writeUnavailable(w, "this server cannot reach the store and no longer knows whether it leads; try another server or again later")
+				return
+			}
 			next.ServeHTTP(w, r)
 			return
 		}

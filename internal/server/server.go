@@ -218,9 +218,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	// A map item a remote worker held may still run there until its lease
 	// ends (items are not adopted): its next attempt waits for that.
 	s.runner.LostHold = func(worker string) time.Duration {
-		if worker == s.runner.Worker {
-			return 0 // this machine's own executor: its processes are gone
+		if worker == s.runner.Worker && cfg.DB == "" {
+			return 0 // this server's own executor, and the only server: its processes are gone
 		}
+		// Another server's executor (servers on one machine share the
+		// name "local:HOST"), which may only be frozen or cut off from
+		// the store: it ends its attempts before this hold is over
+		// (PreemptLocal at the end of its authority).
 		return cfg.LeaseTimeout.D()
 	}
 	s.files.Ended = runner.AttemptEnded(st)
@@ -350,7 +354,11 @@ func (s *Server) Run(ctx context.Context) error {
 		if addr == "" {
 			addr = s.URL()
 		}
-		s.elector = newElector(addr, s.cfg.LeaderTTL.D())
+		s.elector = newElector(addr, s.cfg.LeaderTTL.D(), s.cfg.LeaseTimeout.D())
+		if need := s.cfg.adoptionLeaseTimeout(); s.cfg.LeaseTimeout.D() < need {
+			s.log.Warn("lease_timeout is too short for workers to keep their attempts across a failover: they end them before a new leader can answer; give it at least four times leader_ttl plus a few seconds",
+				"lease_timeout", s.cfg.LeaseTimeout.D(), "leader_ttl", s.cfg.LeaderTTL.D(), "at_least", need)
+		}
 		tr, err := s.net.forwardTransport()
 		if err != nil {
 			return err
