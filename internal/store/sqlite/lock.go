@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Use says how a process uses a store, which decides the lock it takes on
@@ -84,7 +85,11 @@ func lock(abs string, use Use) (*os.File, error) {
 	if use == Server {
 		how = syscall.LOCK_EX
 	}
-	if err := flock(f, how|syscall.LOCK_NB); err != nil {
+	err = flock(f, how|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		err = awaitDeadHolder(f, how)
+	}
+	if err != nil {
 		defer f.Close()
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
@@ -105,6 +110,31 @@ func lock(abs string, use Use) (*os.File, error) {
 		}
 	}
 	return f, nil
+}
+
+// holderGone bounds how long lock waits for the lock of a server that is
+// no longer running to be released.
+const holderGone = 5 * time.Second
+
+// awaitDeadHolder tries the lock again for a few seconds when the server
+// the lock file names is gone. A server killed with SIGKILL can leave its
+// lock held for a moment after its death: a child it was forking holds the
+// lock's open file until it execs (closing it, O_CLOEXEC) or dies of its
+// parent's death; a supervisor restarting the server at once must not
+// find its store "owned" by a dead process. A live holder is refused at
+// once, as before.
+func awaitDeadHolder(f *os.File, how int) error {
+	deadline := time.Now().Add(holderGone)
+	for {
+		pid, _ := readHolder(f)
+		if pid <= 0 || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH || !time.Now().Before(deadline) {
+			return syscall.EWOULDBLOCK
+		}
+		time.Sleep(20 * time.Millisecond) // a release cannot be awaited: flock has no notification
+		if err := flock(f, how|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+	}
 }
 
 // flock calls flock(2), again when a signal interrupts it.

@@ -3,11 +3,13 @@ package sqlite
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
@@ -119,4 +121,63 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestLockOfDeadServer: the lock file names a server that is gone, but its
+// lock is still held for a moment (a child it forked holds the open file
+// until it execs or dies): the next server waits for the release rather
+// than refusing. A lock held under a live process is refused at once.
+func TestLockOfDeadServer(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		holder func(t *testing.T) int
+		wantOK bool
+	}{
+		{"dead holder", func(t *testing.T) int {
+			cmd := exec.Command("true")
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			return cmd.Process.Pid // reaped: no such process now
+		}, true},
+		{"live holder", func(t *testing.T) int {
+			cmd := exec.Command("sleep", "60")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			return cmd.Process.Pid
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			abs := filepath.Join(t.TempDir(), "tasuki.db")
+			held, err := os.OpenFile(lockPath(abs), os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			if err := flock(held, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := held.WriteString(strconv.Itoa(c.holder(t)) + "\ntasuki server\n"); err != nil {
+				t.Fatal(err)
+			}
+			if c.wantOK {
+				// The dead server's child lets go a moment later: whether
+				// before lock's first try or during its wait, lock gets it.
+				time.AfterFunc(100*time.Millisecond, func() { held.Close() })
+			}
+			f, err := lock(abs, Server)
+			if c.wantOK {
+				if err != nil {
+					t.Fatalf("lock after its holder died = %v, want it once released", err)
+				}
+				f.Close()
+				return
+			}
+			if !errors.Is(err, ErrInUse) {
+				t.Fatalf("lock held by a live server = %v, %v; want ErrInUse", f, err)
+			}
+		})
+	}
 }
