@@ -96,6 +96,10 @@ func (f *Failover) Servers() string {
 	return strings.Join(urls, ", ")
 }
 
+// BaseURL is the API root of the server calls go to first: the one that
+// last answered (the first given, before any did).
+func (f *Failover) BaseURL() string { return f.clients[f.cur.Load()].base }
+
 // serverURL is the URL a client was given, without the API's prefix.
 func serverURL(c *Client) string { return strings.TrimSuffix(c.base, Prefix) }
 

@@ -17,6 +17,7 @@ import (
 func (a *app) agentCmd() *cobra.Command {
 	var (
 		token, tokenFile, root string
+		servers                []string
 		every                  time.Duration
 		once                   bool
 	)
@@ -38,7 +39,9 @@ with an error: trying again cannot help.
 The agent authenticates with an agent token, which may send host reports
 and nothing else (create one on the server's host with 'tasuki token create
 NAME --kind agent'), or a worker token: --token, --token-file, or
-$TASUKI_TOKEN. Run it as root to see the process behind every
+$TASUKI_TOKEN. Several servers of one cluster may be given (--server
+repeated, or separated by commas): a report goes to the next when one does
+not answer. Run it as root to see the process behind every
 listening socket. --root reads a host image instead of / (what is read only
 from the live host, disk sizes and the state of services, is left out).
 --once reports once and exits: for cron, or a first check.
@@ -49,7 +52,7 @@ SIGTERM or Ctrl-C stops it.`,
   tasuki agent --server http://10.0.0.5:8080 --once`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.needServer(cmd)
+			clients, err := a.serverList(cmd, servers)
 			if err != nil {
 				return err
 			}
@@ -64,11 +67,15 @@ SIGTERM or Ctrl-C stops it.`,
 				return usageErr("--root %s: not a directory", root)
 			}
 			logger := slog.New(slog.NewTextHandler(a.io.Err, nil))
-			r := &agent.Reporter{Client: c.WithToken(secret), Root: root, Every: every, Logger: logger}
+			c, where, err := connect(clients, secret, logger)
+			if err != nil {
+				return err
+			}
+			r := &agent.Reporter{Client: c, Root: root, Every: every, Logger: logger}
 			if once {
 				out, err := r.Once(cmd.Context())
 				if err != nil {
-					return remoteErr(c, err)
+					return remoteErrAt(where, err)
 				}
 				what := fmt.Sprintf("%d changes", out.Changes)
 				if out.First {
@@ -77,14 +84,15 @@ SIGTERM or Ctrl-C stops it.`,
 				fmt.Fprintf(a.io.Out, "reported %s to %s: %s\n", out.Host, c.BaseURL(), what)
 				return nil
 			}
-			logger.Info("agent started", "server", c.BaseURL(), "every", every, "root", root)
+			logger.Info("agent started", "server", where, "every", every, "root", root)
 			if err := r.Run(cmd.Context()); err != nil {
-				return remoteErr(c, err)
+				return remoteErrAt(where, err)
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
+	addServerListFlag(cmd, &servers, "agent")
 	f.StringVar(&token, "token", "", "agent (or worker) token (default $"+tokenEnv+")")
 	f.StringVar(&tokenFile, "token-file", "", "read the agent (or worker) token from this file")
 	f.DurationVar(&every, "every", agent.DefaultEvery, "how often to report")

@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tasuki-dev/tasuki/internal/hostfacts"
@@ -121,5 +125,34 @@ func TestHostsSearchUsage(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, c.stderr) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, r.code, r.stderr, c.stderr)
 		}
+	}
+}
+
+// TestAgentOnceServers: `tasuki agent --once` given a server that is down
+// and one that answers reports to the second, and says so.
+func TestAgentOnceServers(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	var reports atomic.Int64
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/worker/hosts" || r.Header.Get("Authorization") != "Bearer tsk_agent" {
+			http.Error(w, `{"error":{"code":"not_found","message":"no"}}`, http.StatusNotFound)
+			return
+		}
+		reports.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"host":"dns1.example.internal","first":true,"changes":0,"reported_at":"2026-01-01T00:00:00Z"}`)
+	}))
+	t.Cleanup(live.Close)
+	t.Setenv(tokenEnv, "tsk_agent")
+	r := call("agent", "--once", "--root", debianFixture, "--server", down.URL, "--server", live.URL)
+	if r.code != 0 || reports.Load() != 1 {
+		t.Fatalf("exit %d, %d reports:\n%s%s", r.code, reports.Load(), r.stdout, r.stderr)
+	}
+	if want := "reported dns1.example.internal to " + live.URL + "/api/v1: its first report\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+	if !strings.Contains(r.stderr, "moved to another server") {
+		t.Errorf("stderr does not say it moved:\n%s", r.stderr)
 	}
 }

@@ -105,18 +105,26 @@ func remoteErr(c *api.Client, err error) error {
 	if err == nil {
 		return nil
 	}
+	return remoteErrAt(c.BaseURL(), err)
+}
+
+// remoteErrAt is remoteErr for the server, or servers, named by where.
+func remoteErrAt(where string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var e *api.Error
 	if errors.As(err, &e) {
 		if e.Status >= 400 && e.Status < 500 {
 			return &exitError{code: exitUsage, err: errors.New(e.Message)}
 		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("server %s: %s", c.BaseURL(), e.Message)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("server %s: %s", where, e.Message)}
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return err
 	}
-	return &exitError{code: exitFailed, err: fmt.Errorf("talk to the server at %s: %w", c.BaseURL(), err)}
+	return &exitError{code: exitFailed, err: fmt.Errorf("talk to the server at %s: %w", where, err)}
 }
 
 // remoteRunE is how a command runs against a server.

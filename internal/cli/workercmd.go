@@ -36,7 +36,7 @@ var errSecondSignal = errors.New("a second signal asked to stop at once")
 func (a *app) workerCmd() *cobra.Command {
 	var (
 		token, tokenFile, name, dir, cacheDir, metricsAddr string
-		labels                                             []string
+		servers, labels                                    []string
 		slots                                              int
 		grace, killGrace, cacheKeep, inventoryEvery        time.Duration
 		logs                                               logFlags
@@ -53,6 +53,14 @@ server is unreachable the attempts keep running and the calls are retried;
 each attempt holds up to --log-buffer of its log meanwhile (past it, the
 first and last parts, with a line saying what was dropped between them)
 and sends it when the server is back.
+
+Several servers of one cluster may be given (--server repeated, or URLs
+separated by commas, in $TASUKI_SERVER too): the worker talks to one at a
+time, and when it does not answer (down, unreachable, too slow, or a 502,
+503 or 504) each call goes on to the next; the worker stays with the server
+that answered, and says so in its log when it moves. Any server serves
+workers (followers forward the worker protocol to the leader), so a worker
+keeps its attempts when the server it talked to dies.
 
 The worker authenticates with a worker token: --token, --token-file, or
 $TASUKI_TOKEN (preferred: a command line is visible to every user of the
@@ -81,10 +89,11 @@ stops at once. A worker that vanishes without draining (kill -9, a cut
 network) loses its leases after the server's lease timeout; the server then
 runs those attempts again elsewhere.`,
 		Example: `  TASUKI_TOKEN=... tasuki worker --server https://tasuki.internal:8080 --labels gpu,spot --slots 4
-  tasuki worker --server http://10.0.0.5:8080 --token-file /run/secrets/tasuki --grace 20s`,
+  tasuki worker --server http://10.0.0.5:8080 --token-file /run/secrets/tasuki --grace 20s
+  tasuki worker --server https://tasuki-a.internal:8443,https://tasuki-b.internal:8443 --labels gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.needServer(cmd)
+			clients, err := a.serverList(cmd, servers)
 			if err != nil {
 				return err
 			}
@@ -137,8 +146,12 @@ runs those attempts again elsewhere.`,
 				return err
 			}
 			watchLevel(cmd.Context(), level, logger)
+			c, where, err := connect(clients, secret, logger)
+			if err != nil {
+				return err
+			}
 			w := &worker.Worker{
-				Client: c.WithToken(secret), Name: name, Labels: labels, Slots: slots, Dir: dir,
+				Client: c, Name: name, Labels: labels, Slots: slots, Dir: dir,
 				Grace: grace, KillGrace: killGrace,
 				ArtifactCache: cacheDir, CacheKeep: cacheKeep,
 				Logger: logger, InventoryEvery: inventoryEvery, LogBuffer: int(bufSize),
@@ -160,10 +173,11 @@ runs those attempts again elsewhere.`,
 			case errors.Is(err, errSecondSignal):
 				return &exitError{code: exitCancelled, err: errors.New("worker stopped at once; its running attempts were ended and handed back")}
 			}
-			return remoteErr(c, err)
+			return remoteErrAt(where, err)
 		},
 	}
 	f := cmd.Flags()
+	addServerListFlag(cmd, &servers, "worker")
 	f.StringVar(&token, "token", "", "worker token (default $"+tokenEnv+")")
 	f.StringVar(&tokenFile, "token-file", "", "read the worker token from this file")
 	f.StringSliceVar(&labels, "labels", nil, "labels of this worker, comma-separated (tasks that name labels run only where all of them are)")

@@ -227,6 +227,8 @@ func TestWorkerCommandErrors(t *testing.T) {
 		{name: "bad dir", env: s.secret, args: []string{"worker", "--server", s.url, "--dir", "/nonexistent"}, code: 2, stderr: "--dir"},
 		{name: "refused token", env: "tsk_wrong", args: []string{"worker", "--server", s.url}, code: 2, stderr: "valid worker token is required"},
 		{name: "unknown token flag", args: []string{"worker", "--server", s.url, "--token", "tsk_revoked"}, code: 2, stderr: "valid worker token"},
+		{name: "bad server in a list", env: s.secret, args: []string{"worker", "--server", s.url + ",ftp://x"}, code: 2, stderr: "--server: server URL \"ftp://x\""},
+		{name: "empty list", env: s.secret, args: []string{"worker", "--server", ","}, code: 2, stderr: "needs a server"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -303,6 +305,58 @@ func TestWorkerCommand(t *testing.T) {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
+			}
+		})
+	}
+}
+
+// TestWorkerCommandServers runs `tasuki worker` given a server that is
+// down and one that answers, in each form a list may take: it runs its
+// lease through the second, and says once that it moved.
+func TestWorkerCommandServers(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	for _, form := range []string{"repeated", "commas", "env", "before the command"} {
+		t.Run(form, func(t *testing.T) {
+			s := newWorkerServer(t, nil)
+			t.Setenv(tokenEnv, s.secret)
+			t.Setenv(serverEnv, "")
+			args := []string{"worker", "--name", "box:7", "--dir", t.TempDir()}
+			switch form {
+			case "repeated":
+				args = append(args, "--server", down.URL, "--server", s.url)
+			case "commas":
+				args = append(args, "--server", down.URL+","+s.url)
+			case "env":
+				t.Setenv(serverEnv, down.URL+", "+s.url)
+			case "before the command":
+				args = append([]string{"--server", down.URL + "," + s.url}, args...)
+			}
+			l := api.Lease{ID: "1.hello.1", RunID: 1, Pipeline: "p", Task: "hello", Attempt: 1,
+				Spec: attempt.Spec{Kind: "shell", Body: json.RawMessage(`{"shell":"echo hello"}`), Env: map[string]string{}}, HeartbeatEvery: api.Duration(time.Second), LeaseTimeout: api.Duration(5 * time.Second)}
+			s.fake.Add(l)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+			errc := make(chan error, 1)
+			go func() { errc <- execute(ctx, stdout, stderr, args...) }()
+			c, err := s.fake.WaitComplete(waitCtx(t), l.ID)
+			if err != nil || c.Outcome != api.OutcomeSucceeded {
+				t.Fatalf("completion %+v: %v\n%s", c, err, stderr.String())
+			}
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("worker after drain: %v\n%s", err, stderr.String())
+			}
+			out := stderr.String()
+			if n := strings.Count(out, "moved to another server"); n != 1 {
+				t.Errorf("said %d times that it moved, want once:\n%s", n, out)
+			}
+			if want := "from=" + down.URL + " to=" + s.url; !strings.Contains(out, want) {
+				t.Errorf("the log does not say %q:\n%s", want, out)
+			}
+			if strings.Contains(out, s.secret) {
+				t.Errorf("the output shows the token:\n%s", out)
 			}
 		})
 	}
