@@ -174,7 +174,7 @@ func (f *Failover) each(ctx context.Context, hold time.Duration, try func(ctx co
 		}
 		prev := err
 		err = try(tctx, f.clients[k], wait)
-		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(tctx), errTryTimeout) {
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(tctx), errTryTimeout) && !errors.Is(err, errTryTimeout) {
 			err = fmt.Errorf("%w: %w", errTryTimeout, err)
 		}
 		cancel()
