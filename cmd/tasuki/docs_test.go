@@ -62,6 +62,8 @@ var notRun = []struct{ doc, first, why string }{
 		"a line of a task's command: $TASUKI_RESULT exists only inside a task"},
 	{"docs/workers.md", "# on the server's host: a token for the workers (printed once)",
 		"spans two machines, and its token is a placeholder to fill in"},
+	{"docs/workers.md", "# on a worker machine, against a cluster of two servers",
+		"spans three machines, with host names and a token to fill in"},
 	{"docs/workers.md", "# on a worker machine, against a server with TLS from a private CA and client_ca set",
 		"spans two machines, with certificates in /etc/tasuki and a token to fill in"},
 	{"docs/security.md", "tasuki token create ci --role operator --namespace finance --expires 30d   # prints the token once",
