@@ -47,8 +47,9 @@ const (
 // Worker runs attempts leased from a server. Set the fields, then call Run;
 // a Worker runs one Run at a time.
 type Worker struct {
-	// Client is the server: an *api.Client made with WithToken, or any
-	// other implementation of the protocol.
+	// Client is the server: an *api.Client made with WithToken, an
+	// *api.Failover over several servers of a cluster, or any other
+	// implementation of the protocol.
 	Client api.Workers
 	// Name identifies this worker process to the server, in leases and in
 	// the attempts it records. Default: hostname:pid.
@@ -77,7 +78,7 @@ type Worker struct {
 	Kinds *attempt.Registry
 	// Artifacts moves the output files of tasks between the worker and
 	// the server (default: Client, when it implements
-	// api.ArtifactTransfer, as *api.Client does).
+	// api.ArtifactTransfer, as *api.Client and *api.Failover do).
 	Artifacts api.ArtifactTransfer
 	// ArtifactCache is the directory of the worker's artifact cache: the
 	// files its attempts' needs kept, downloaded once, and those its
