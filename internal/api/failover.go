@@ -51,9 +51,9 @@ import (
 	"github.com/tasuki-dev/tasuki/internal/hostfacts"
 )
 
-// DefaultTry bounds one try of a Failover call whose context has no
+// defaultTry bounds one try of a Failover call whose context has no
 // deadline, when other servers are left to try.
-const DefaultTry = 30 * time.Second
+const defaultTry = 30 * time.Second
 
 // Failover is the worker protocol (Workers, the batch report route, the
 // artifact routes and host reports) over several servers of one cluster:
@@ -112,14 +112,14 @@ var errTryTimeout = errors.New("no answer in time")
 // is left, in whole seconds) and an equal part of the rest with the servers
 // still to try (left, this one included). The last server gets all that
 // is left (0: no bound of its own); without a deadline, the others get
-// hold and DefaultTry.
+// hold and defaultTry.
 func share(ctx context.Context, hold time.Duration, left int) (d, wait time.Duration) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		if left <= 1 {
 			return 0, hold
 		}
-		return hold + DefaultTry, hold
+		return hold + defaultTry, hold
 	}
 	rest := time.Until(deadline)
 	hold = min(hold, (rest / 2).Round(time.Second))
