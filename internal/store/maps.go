@@ -106,6 +106,9 @@ type MapChange struct {
 	// Delete removes these items' rows (an operator reset them to never
 	// started).
 	Delete []int
+	// Ended says the map ended: the record of which workers were handed
+	// its items (MapLease) is deleted. An expansion deletes it too.
+	Ended bool
 }
 
 // MapItemFilter selects item rows of one map for MapItems, in item order.

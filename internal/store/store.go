@@ -522,6 +522,9 @@ type Store interface {
 	Deadlines
 	// Maps keeps the items of map tasks (written through Apply).
 	Maps
+	// MapLeases keeps which remote workers were handed which items of
+	// running maps.
+	MapLeases
 	// Cache keeps the content cache's entries.
 	Cache
 	// Artifacts keeps which runs' tasks produced which artifact files

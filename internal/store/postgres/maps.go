@@ -41,6 +41,7 @@ type mapPlan struct {
 	rows      []store.MapItem   // upserts, in first-seen order
 	pos       map[int]int       // item → its row in rows; absent once deleted
 	deleted   []int             // items deleted since the last expansion
+	ended     bool              // its leases are deleted (MapChange.Ended)
 }
 
 // addMaps adds the map changes of the change of run runID to the plan.
@@ -82,6 +83,7 @@ func (p *applyPlan) addMaps(runID int64, changes []store.MapChange) {
 				mp.deleted = append(mp.deleted, d)
 			}
 		}
+		mp.ended = mp.ended || m.Ended
 	}
 }
 
@@ -98,6 +100,7 @@ const (
 		updated_at = $7 WHERE run_id = $1 AND idx = $2`
 	deleteMapItemsSQL  = `DELETE FROM map_items WHERE run_id = $1 AND idx = $2`
 	deleteMapChunksSQL = `DELETE FROM map_chunks WHERE run_id = $1 AND idx = $2`
+	deleteMapLeasesSQL = `DELETE FROM map_leases WHERE run_id = $1 AND idx = $2`
 	insertChunksSQL    = `INSERT INTO map_chunks (run_id, idx, chunk, data)
 		SELECT $1, $2, u.ord - 1, u.data FROM unnest($3::text[]) WITH ORDINALITY AS u(data, ord)`
 	// deleteItemsSQL finds each item by its key and deletes it by its row
@@ -182,6 +185,7 @@ func (p *applyPlan) mapStatements() ([]statement, error) {
 			sts = append(sts,
 				statement{sql: deleteMapItemsSQL, args: []any{k.run, int32(k.idx)}, kind: stmtMapWrite, what: "delete the earlier items of " + what},
 				statement{sql: deleteMapChunksSQL, args: []any{k.run, int32(k.idx)}, kind: stmtMapWrite, what: "delete the earlier values of " + what},
+				statement{sql: deleteMapLeasesSQL, args: []any{k.run, int32(k.idx)}, kind: stmtMapWrite, what: "delete the earlier leases of " + what},
 				statement{sql: insertChunksSQL, args: []any{k.run, int32(k.idx), store.MapChunks(mp.values)}, kind: stmtMapWrite, what: "write the values of " + what})
 		}
 		if st, ok := mp.itemStatement(what); ok {
@@ -193,6 +197,9 @@ func (p *applyPlan) mapStatements() ([]statement, error) {
 				items[i] = int32(d)
 			}
 			sts = append(sts, statement{sql: deleteItemsSQL, args: []any{k.run, int32(k.idx), items}, kind: stmtMapWrite, what: "delete items of " + what})
+		}
+		if mp.ended && !mp.expanded {
+			sts = append(sts, statement{sql: deleteMapLeasesSQL, args: []any{k.run, int32(k.idx)}, kind: stmtMapWrite, what: "delete the leases of " + what})
 		}
 	}
 	return sts, nil

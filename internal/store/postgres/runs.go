@@ -397,7 +397,7 @@ func (db *DB) PruneRuns(ctx context.Context, createdBefore time.Time, limit int)
 	}
 	// The rows of map tasks and artifact refs have no foreign key to
 	// cascade from; task_maps goes before tasks, whose rows it references.
-	tables := []string{"attempts", "events", "map_items", "map_chunks", "task_maps", "artifacts", "log_chunks", "tasks"}
+	tables := []string{"attempts", "events", "map_items", "map_chunks", "map_leases", "task_maps", "artifacts", "log_chunks", "tasks"}
 	b := &pgx.Batch{}
 	for _, table := range tables {
 		b.Queue(`DELETE FROM `+table+` WHERE run_id = ANY($1)`, ids)

@@ -76,6 +76,7 @@ var itemSizes = []int{256, 128, 64, 32, 16, 8, 4, 2, 1}
 type fanoutStmts struct {
 	upsertItems     []*sql.Stmt // itemSizes[i] rows each
 	deleteItem      *sql.Stmt
+	deleteLeases    *sql.Stmt // mapleases.go
 	insertChunk     *sql.Stmt
 	putMap          *sql.Stmt
 	updateMap       *sql.Stmt
@@ -91,9 +92,10 @@ const (
 		counts = excluded.counts, slowest = excluded.slowest, updated_at = excluded.updated_at`
 	updateMapSQL = `UPDATE task_maps SET items = ?, next = ?, counts = ?, slowest = ?, updated_at = ?
 		WHERE run_id = ? AND idx = ?`
-	mapExistsSQL   = `SELECT 1 FROM task_maps WHERE run_id = ? AND idx = ?`
-	deleteItemSQL  = `DELETE FROM map_items WHERE run_id = ? AND idx = ? AND item = ?`
-	insertChunkSQL = `INSERT INTO map_chunks (run_id, idx, chunk, data) VALUES (?,?,?,?)`
+	mapExistsSQL    = `SELECT 1 FROM task_maps WHERE run_id = ? AND idx = ?`
+	deleteItemSQL   = `DELETE FROM map_items WHERE run_id = ? AND idx = ? AND item = ?`
+	deleteLeasesSQL = `DELETE FROM map_leases WHERE run_id = ? AND idx = ?`
+	insertChunkSQL  = `INSERT INTO map_chunks (run_id, idx, chunk, data) VALUES (?,?,?,?)`
 )
 
 func (s *fanoutStmts) list() []struct {
@@ -108,6 +110,7 @@ func (s *fanoutStmts) list() []struct {
 		sql string
 	}{
 		{&s.deleteItem, deleteItemSQL},
+		{&s.deleteLeases, deleteLeasesSQL},
 		{&s.insertChunk, insertChunkSQL},
 		{&s.putMap, putMapSQL},
 		{&s.updateMap, updateMapSQL},
@@ -126,7 +129,7 @@ func (s *fanoutStmts) list() []struct {
 }
 
 func (s *fanoutStmts) all() []*sql.Stmt {
-	return append([]*sql.Stmt{s.deleteItem, s.insertChunk, s.putMap, s.updateMap, s.mapExists, s.taskExists,
+	return append([]*sql.Stmt{s.deleteItem, s.deleteLeases, s.insertChunk, s.putMap, s.updateMap, s.mapExists, s.taskExists,
 		s.forgetArtifacts, s.insertArtifact}, s.upsertItems...)
 }
 
@@ -198,6 +201,11 @@ func (w *mapWriter) apply(runID int64, changes []store.MapChange) error {
 				if _, err := del.ExecContext(w.ctx, runID, m.Index, item); err != nil {
 					return fmt.Errorf("map %d: delete item %d: %w", m.Index, item, err)
 				}
+			}
+		}
+		if m.Ended {
+			if _, err := w.stmt(w.st.deleteLeases).ExecContext(w.ctx, runID, m.Index); err != nil {
+				return fmt.Errorf("map %d: delete its leases: %w", m.Index, err)
 			}
 		}
 	}
@@ -272,7 +280,7 @@ func (w *mapWriter) expand(k mapKey, values []json.RawMessage, info *store.MapIn
 		return err
 	}
 	w.known[k] = true
-	for _, table := range []string{"map_items", "map_chunks"} {
+	for _, table := range []string{"map_items", "map_chunks", "map_leases"} {
 		if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM `+table+` WHERE run_id = ? AND idx = ?`, k.run, k.idx); err != nil {
 			return fmt.Errorf("delete earlier %s: %w", table, err)
 		}

@@ -206,7 +206,7 @@ const pruneSelect = `SELECT id FROM runs INDEXED BY runs_finished_by_created
 // run's own, each by a range of its primary key or index: the rows of map
 // tasks and artifact refs (which have no foreign key to cascade from)
 // first (and the chunks of its logs), then tasks.
-var pruneTables = []string{"attempts", "events", "map_items", "map_chunks", "task_maps", "artifacts", "log_chunks", "tasks"}
+var pruneTables = []string{"attempts", "events", "map_items", "map_chunks", "map_leases", "task_maps", "artifacts", "log_chunks", "tasks"}
 
 // PruneRuns picks and deletes runs in one write transaction, so a run cannot
 // be reopened (retried) between being picked and being deleted. Children are

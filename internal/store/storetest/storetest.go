@@ -107,6 +107,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MapBatch", testMapBatch},
 		{"ConcurrentMapItems", testConcurrentMapItems},
 		{"PruneTakesMaps", testPruneTakesMaps},
+		// mapleases.go
+		{"MapLeases", testMapLeases},
 		// cache.go
 		{"CacheRoundTrip", testCacheRoundTrip},
 		{"CacheExpiry", testCacheExpiry},

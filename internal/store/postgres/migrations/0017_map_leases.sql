@@ -1,0 +1,23 @@
+-- 0017: which remote worker was handed which items of a map (store.MapLease),
+-- so a server taking over from a leader that died adopts the items workers
+-- still run instead of running them again. Mirrors
+-- internal/store/sqlite/migrations/0017_map_leases.sql; conventions as in
+-- 0001.
+--
+-- One row per hand-out (a bundle of a map's items, or a lease of items
+-- alone), written before the worker has them: a row per lease request of a
+-- worker, not per item. units is a JSON array of store.LeasedUnit. Rows are
+-- deleted with their map's end, a new expansion, or their run (cascading
+-- from task_maps); meanwhile the item rows say which of their units ended.
+-- The foreign key's check takes a key-share lock of the map's row, which
+-- does not wait for the coordinator's updates of its counts.
+CREATE TABLE map_leases (
+    run_id     bigint      NOT NULL,
+    idx        integer     NOT NULL,
+    id         text        COLLATE "C" NOT NULL CHECK (id <> ''),
+    worker     text        NOT NULL,
+    started_at timestamptz NOT NULL,
+    units      jsonb       NOT NULL,
+    PRIMARY KEY (run_id, idx, id),
+    FOREIGN KEY (run_id, idx) REFERENCES task_maps (run_id, idx) ON DELETE CASCADE
+);
