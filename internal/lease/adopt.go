@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"time"
 
@@ -30,8 +31,13 @@ import (
 //
 // Heartbeats may come before the runs are recovered (the server answers
 // the worker protocol as soon as it leads): within the adoption window
-// (AdoptFrom) a heartbeat for a lease the broker does not hold is
-// remembered rather than refused, and the lease adopted later counts it.
+// (AdoptFrom) a heartbeat for a lease (or a bundle) the broker does not
+// hold is remembered rather than refused, and the lease adopted later
+// counts it.
+//
+// The items of a map are adopted the same way (AdoptItems): the store
+// records which worker was handed which items, a bundle at a time
+// (OnLeaseItems, store.MapLease), and the runner adopts those not ended.
 
 // earlyBeat is a heartbeat heard for a lease not yet adopted.
 type earlyBeat struct {
@@ -68,6 +74,19 @@ func Adoptable(worker string) bool {
 // of it, and returns how it ended (lost if the worker is not heard of).
 // Cancelling ctx asks the worker to end it, as for Run.
 func (b *Broker) Adopt(worker string) runner.TaskFunc {
+	return b.adopt(worker, "")
+}
+
+// AdoptItems is Adopt for an attempt of a map's items the store says
+// worker was handed in bundle (store.MapLease: the bundle's id, or the
+// attempt's lease id when it came alone): the worker's heartbeats name the
+// bundle, not its items, so the adopted leases of one bundle are a bundle
+// again, bound to the first token that names it.
+func (b *Broker) AdoptItems(worker, bundle string) runner.TaskFunc {
+	return b.adopt(worker, bundle)
+}
+
+func (b *Broker) adopt(worker, bundle string) runner.TaskFunc {
 	return func(ctx context.Context, a *runner.Attempt) runner.AttemptResult {
 		now := b.Now()
 		o := &offer{a: a, priority: a.Priority, labels: a.Labels, result: make(chan runner.AttemptResult, 1), ctx: ctx, offered: now, taken: now}
@@ -80,7 +99,9 @@ func (b *Broker) Adopt(worker string) runner.TaskFunc {
 		b.mu.Lock()
 		if e, ok := b.early[l.id]; ok && e.worker == worker {
 			l.owner, l.heard = e.owner, true
-			delete(b.early, l.id)
+			if bundle == "" {
+				delete(b.early, l.id) // a bundle's id is its first item's: kept for the others
+			}
 		}
 		if old, ok := b.leases[l.id]; ok {
 			// Not expected: the attempt is already held here. Keep that
@@ -90,9 +111,14 @@ func (b *Broker) Adopt(worker string) runner.TaskFunc {
 			return runner.AttemptResult{Outcome: attempt.Lost, Message: "adopted twice", Worker: worker}
 		}
 		b.leases[l.id] = l
+		if bundle != "" {
+			b.adoptInBundle(l, bundle)
+		}
 		heard := l.heard
 		b.mu.Unlock()
-		b.Logger.Info("attempt adopted: waiting for its worker's heartbeat", attemptAttrs(l, "worker", worker, "heard", heard)...)
+		if level := attemptLevel(a); b.Logger.Enabled(ctx, level) {
+			b.Logger.Log(ctx, level, "attempt adopted: waiting for its worker's heartbeat", attemptAttrs(l, "worker", worker, "heard", heard)...)
+		}
 
 		var res runner.AttemptResult
 		select {
@@ -110,6 +136,45 @@ func (b *Broker) Adopt(worker string) runner.TaskFunc {
 		b.observe(Observation{Ended: true, Pipeline: a.Pipeline, Labels: a.Labels, Outcome: res.Outcome, Ran: b.Now().Sub(now)})
 		return res
 	}
+}
+
+// adoptInBundle puts an adopted lease of a map's items in the bundle of
+// that id, made again for the adopted leases of the bundle it was handed
+// out in; b.mu is held. A heartbeat heard for the bundle before (early)
+// binds it to that heartbeat's token.
+func (b *Broker) adoptInBundle(l *leaseState, id string) {
+	bs := b.bundles[id]
+	if bs == nil || !bs.adopted || bs.worker != l.worker {
+		if bs != nil {
+			return // not expected: a bundle of that id is held (the lease stays alone)
+		}
+		bs = &bundleState{id: id, worker: l.worker, adopted: true}
+		if e, ok := b.early[id]; ok && e.worker == l.worker {
+			bs.owner, bs.heard = e.owner, true
+		}
+		if b.bundles == nil {
+			b.bundles = map[string]*bundleState{}
+		}
+		b.bundles[id] = bs
+	}
+	if bs.heard && !l.heard {
+		l.owner, l.heard = bs.owner, true
+	}
+	bs.leases = append(bs.leases, l)
+	bs.held++
+	l.bundle = bs
+}
+
+// bind gives an adopted bundle not yet heard of to the token that first
+// names it, as bindAdopted does a lease; b.mu is held. It reports whether
+// owner may act on the bundle.
+func (bs *bundleState) bind(owner string) bool {
+	if bs.adopted && !bs.heard {
+		bs.heard = true
+		bs.owner = owner
+		return true
+	}
+	return bs.owner == owner
 }
 
 // bindAdopted gives an adopted lease not yet heard of to the token that
@@ -131,15 +196,58 @@ func (b *Broker) rememberEarly(id, worker, owner string, now time.Time) bool {
 	if b.early == nil || !now.Before(b.adoptUntil) || worker == "" || len(worker) > maxWorkerName {
 		return false
 	}
-	if _, task, _, err := api.ParseLeaseID(id); err != nil || strings.Contains(task, ".") {
-		// Not a task's lease (a map item's is "task.ITEM"; task ids have
-		// no dot): items are not adopted, and their worker must end them
-		// before they run again.
-		return false
+	if _, _, _, err := api.ParseLeaseID(id); err != nil {
+		return false // a task's lease, a map item's ("task.ITEM"), or a bundle's (its first item's)
 	}
 	if _, ok := b.early[id]; !ok && len(b.early) >= maxEarly {
 		return false
 	}
 	b.early[id] = earlyBeat{worker: worker, owner: owner, at: now}
 	return true
+}
+
+// HandedItems is a hand-out of attempts of a map's items to a remote
+// worker, for Broker.OnLeaseItems: a bundle, or a lease alone.
+type HandedItems struct {
+	// ID is the bundle's id, or the lease's when it came alone: what the
+	// worker's heartbeats name, and what AdoptItems is given again.
+	ID       string
+	Attempts []*runner.Attempt
+}
+
+// recordItems tells OnLeaseItems of the attempts of map items among got,
+// just taken by worker, in one call. When that fails, every lease of got
+// is given back (none was handed out yet) and the error is the worker's,
+// which asks again later.
+func (b *Broker) recordItems(worker string, got []*leaseState) error {
+	if b.OnLeaseItems == nil {
+		return nil
+	}
+	var handed []HandedItems
+	for _, l := range got {
+		if l.o.a.Items == 0 {
+			continue
+		}
+		id := l.id
+		if l.bundle != nil {
+			id = l.bundle.id
+		}
+		if n := len(handed); n > 0 && handed[n-1].ID == id {
+			handed[n-1].Attempts = append(handed[n-1].Attempts, l.o.a)
+			continue
+		}
+		handed = append(handed, HandedItems{ID: id, Attempts: []*runner.Attempt{l.o.a}})
+	}
+	if len(handed) == 0 {
+		return nil
+	}
+	err := b.OnLeaseItems(worker, handed)
+	if err == nil {
+		return nil
+	}
+	b.Logger.Warn("could not record which worker takes which map items; offering them again", "worker", worker, "err", err)
+	for _, l := range got {
+		b.giveBack(l)
+	}
+	return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "could not record the attempts handed out: %v", err)
 }

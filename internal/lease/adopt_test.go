@@ -105,14 +105,15 @@ func TestAdoptedLeaseNotHeardOfIsLost(t *testing.T) {
 }
 
 // A heartbeat that comes before the run is recovered is remembered, not
-// refused (which would end the attempt on the worker); a map item's is
-// refused (items are not adopted); after the window, unknown is unknown.
+// refused (which would end the attempt on the worker), a map item's and a
+// bundle's too (adoptitems_test.go); one that is no lease id is refused;
+// after the window, unknown is unknown.
 func TestHeartbeatBeforeAdoption(t *testing.T) {
 	b, clk, lf := newBroker(t)
 	b.AdoptFrom(clk.Now())
 	w1 := api.WithTokenName(context.Background(), "tok1")
-	hb, _ := b.Heartbeat(w1, api.HeartbeatRequest{Worker: "w1", Leases: []string{"5.t.1", "5.m.7.1"}})
-	if len(hb.Unknown) != 1 || hb.Unknown[0] != "5.m.7.1" {
+	hb, _ := b.Heartbeat(w1, api.HeartbeatRequest{Worker: "w1", Leases: []string{"5.t.1", "5.m.7.1", "nonsense"}, Bundles: []string{"5.m.8.1"}})
+	if len(hb.Unknown) != 1 || hb.Unknown[0] != "nonsense" {
 		t.Fatalf("heartbeat before adoption: %+v", hb)
 	}
 	res := adopt(context.Background(), b, "w1", found(5, "t", 1))

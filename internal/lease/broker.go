@@ -39,6 +39,11 @@ type Broker struct {
 	// attempt's row names it while it runs (a server taking over after a
 	// crash then knows the attempt may still be running there).
 	OnLease func(a *runner.Attempt, worker string) error
+	// OnLeaseItems, when set, is told which remote worker takes which
+	// attempts of map items, once per lease request (a bundle's together),
+	// before the worker has them, so a server taking over adopts them
+	// (adopt.go). An error gives them back (OnLease is not told of them).
+	OnLeaseItems func(worker string, handed []HandedItems) error
 	// Artifacts is where the output files remote workers upload are kept;
 	// a success reporting outputs it does not have fails (nil: it has
 	// none). See artifacts.go.
@@ -415,6 +420,9 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 		changed := b.changed
 		b.mu.Unlock()
 		if len(got) > 0 {
+			if err := b.recordItems(req.Worker, got); err != nil {
+				return api.LeaseResponse{}, err
+			}
 			resp := api.LeaseResponse{Leases: make([]api.Lease, 0, len(got))}
 			var inBundle []*leaseState // the leases of the bundle being described
 			endBundle := func() {
@@ -560,12 +568,15 @@ func (b *Broker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (api.H
 	}
 	for _, id := range req.Bundles {
 		bs, ok := b.bundles[id]
-		if !ok || bs.worker != req.Worker || bs.owner != owner {
+		if !ok && b.rememberEarly(id, req.Worker, owner, now) {
+			continue // its items may be adopted once their run is recovered (adopt.go)
+		}
+		if !ok || bs.worker != req.Worker || !bs.bind(owner) {
 			resp.Unknown = append(resp.Unknown, id)
 			continue
 		}
 		for _, l := range bs.leases {
-			if b.leases[l.id] == l {
+			if b.leases[l.id] == l && l.bindAdopted(owner) {
 				keep(l)
 			}
 		}

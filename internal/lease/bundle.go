@@ -27,6 +27,10 @@ type bundleState struct {
 	owner  string
 	leases []*leaseState // every item handed out, reported ones included
 	held   int           // items still held (in Broker.leases)
+	// adopted: made again for leases taken over from a previous leader
+	// (adopt.go); heard: its worker has named it since, which bound owner
+	// to the worker's token.
+	adopted, heard bool
 }
 
 // gather takes, from b.offers[i:], the offers that can join the bundle of

@@ -56,6 +56,10 @@ type coordinator struct {
 
 	maps       map[int]*fanout // map tasks running, by task
 	mapInfos   []store.MapInfo // the run's expanded maps when it was loaded
+	// leased are, by map task and item, the units of running maps' items
+	// remote workers were handed and may still run, read at recovery
+	// (mapadopt.go).
+	leased map[int]map[int]*leasedUnit
 	mapStarts  []int           // map tasks that became ready, to start after the next commit
 	itemRecs   []store.Change  // timeline records of map items, written with the next commit
 	itemWrites int             // map items ended since the last commit
@@ -529,13 +533,26 @@ func (c *coordinator) recover() error {
 	lost := map[string]int{}
 	workers := map[int]string{}   // of running tasks, as their attempt rows name them
 	adopted := map[int]TaskFunc{} // running tasks whose worker may still run them
+	spared := map[string]bool{}   // processes of map items adopted (reapOrphans)
 	for i := 0; i < c.eng.Graph.Len(); i++ {
 		t := c.mem.Task(i)
 		if t.State != engine.TaskRunning {
 			continue
 		}
 		if c.pipeline.Tasks[i].Map != nil {
-			lost[c.eng.Graph.Node(i).ID] = 0 // every item's process, whatever its attempt
+			id := c.eng.Graph.Node(i).ID
+			lost[id] = 0 // every item's process, whatever its attempt, but those adopted
+			leased, err := c.readLeased(i)
+			if err != nil {
+				return fmt.Errorf("recover map %s: %w", id, err)
+			}
+			if len(leased) > 0 {
+				if c.leased == nil {
+					c.leased = map[int]map[int]*leasedUnit{}
+				}
+				c.leased[i] = leased
+				spare(spared, id, leased)
+			}
 			continue
 		}
 		if c.r.LostHold != nil || c.r.Adopt != nil {
@@ -549,7 +566,7 @@ func (c *coordinator) recover() error {
 		}
 		lost[c.eng.Graph.Node(i).ID] = t.Attempt
 	}
-	if n := reapOrphans(c.r.home(), c.run.ID, lost); n > 0 {
+	if n := reapOrphans(c.r.home(), c.run.ID, lost, spared); n > 0 {
 		c.log.Info("killed leftover processes of lost attempts", "process_groups", n)
 	}
 	for i := 0; i < c.eng.Graph.Len(); i++ {

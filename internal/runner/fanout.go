@@ -139,6 +139,9 @@ type fanout struct {
 	fresh  []int         // a zipped map's items whose values arrived, in order (its cursor is not the way in)
 	units  map[int]*unit // queued or running, by first item
 	active int           // items queued or running
+	// adopted are the units found running on remote workers at recovery
+	// (mapadopt.go), for the coordinator to launch as adoptions.
+	adopted []*leasedUnit
 
 	unsuccessful int
 	upSkipped    int  // skipped because their upstream item did not succeed; they count toward tolerate (zip)

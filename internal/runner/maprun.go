@@ -113,10 +113,11 @@ func (c *coordinator) mapInfo(i int) (store.MapInfo, bool, error) {
 }
 
 // resumeMap takes up map task i, found running when the run was loaded:
-// items that ended stay ended, items that were running (or queued) when
-// the previous executor stopped are lost, not charged, and run again
-// (held first when the executor may have been a remote worker that still
-// runs them).
+// items that ended stay ended, items a remote worker was handed and may
+// still run are adopted (mapadopt.go), and the other items that were
+// running (or queued) when the previous executor stopped are lost, not
+// charged, and run again (held first when the executor may have been a
+// remote worker that still runs them).
 func (c *coordinator) resumeMap(i int) error {
 	f := c.newFanout(i)
 	info, ok, err := c.mapInfo(i)
@@ -143,6 +144,8 @@ func (c *coordinator) resumeMap(i int) error {
 		}
 	}
 	c.maps[i] = f
+	delete(c.leased, i)
+	c.adoptUnits(f)
 	c.endMapIfDone(i)
 	return nil
 }
@@ -199,7 +202,20 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 		hold = c.r.LostHold("") // which worker ran an item is not kept: hold, to be safe
 	}
 	now := c.now()
+	var leased map[int]*leasedUnit // by item: the adoptable units a remote worker was handed
+	if !restart {
+		leased = c.leased[f.task]
+	}
+	inflight := map[int]bool{} // items of leased units found in flight, adopted below
+	var lostNow func(i int)
 	lost := func(i int) {
+		if lu := leased[i]; lu != nil && f.tries[i].attempt < lu.attemptOf(i) {
+			inflight[i] = true // its worker may still run it
+			return
+		}
+		lostNow(i)
+	}
+	lostNow = func(i int) {
 		// The attempt that was in flight (if it started: which is not
 		// known for an item without a row) counts, uncharged, so the next
 		// is a new number with a log of its own, and an item that brings
@@ -284,7 +300,7 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 				if len(f.messages) < 3 {
 					f.messages = append(f.messages, fmt.Sprintf("item %d: %s", row.Item, nonEmpty(row.Message, string(row.State))))
 				}
-			case st == itemRetryWait && row.ReadyAt.After(now):
+			case st == itemRetryWait && row.ReadyAt.After(now) && !leased[row.Item].after(row.Item, row.Attempt):
 				f.tries[row.Item] = itemTry{attempt: row.Attempt, spent: row.Spent, readyAt: row.ReadyAt}
 				f.set(row.Item, itemRetryWait)
 				c.wakeItem(f.task, row.Item, row.ReadyAt)
@@ -308,6 +324,7 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 			lost(seen)
 		}
 	}
+	f.takeLeased(leased, inflight, lostNow)
 	if f.zip != nil {
 		c.zipSettle(f, verdicts)
 	}
@@ -377,6 +394,9 @@ func (c *coordinator) launchUnit(s start) {
 		Log:      logs.Key{RunID: c.run.ID, TaskID: ItemLogID(node.ID, first), Attempt: s.attempt},
 		dir:      c.dir,
 		workDir:  c.workDir,
+
+		unitItems:    u.items,
+		unitAttempts: u.attempts,
 	}
 	needs := c.needResults(a, s.task)
 	var item json.RawMessage
@@ -553,8 +573,14 @@ func (c *coordinator) endMapIfDone(i int) {
 		outcome = attempt.Cancelled
 	}
 	att := store.Attempt{RunID: c.run.ID, Index: i, Attempt: n, FinishedAt: now, Outcome: outcome, Message: ev.Message}
-	// The map's last item rows go with its end, in the same commit.
-	c.flushMap(f)
+	// The map's last item rows go with its end, in the same commit, and
+	// the record of the workers its items were handed to goes.
+	mc := f.flush()
+	if mc == nil {
+		mc = &store.MapChange{Index: f.task}
+	}
+	mc.Ended = true
+	c.pending = append(c.pending, store.Change{RunID: c.run.ID, Maps: []store.MapChange{*mc}})
 	if _, err := c.apply(ev, now, att); err != nil {
 		c.log.Warn("map end rejected", "task", c.eng.Graph.Node(i).ID, "err", err)
 	}

@@ -18,7 +18,10 @@ import (
 //
 // Only processes of the same data directory, run, task and attempt match, so
 // runs of other data directories on the same machine are never touched.
-func reapOrphans(home string, runID int64, lost map[string]int) int {
+// Processes whose task, item (TASUKI_ITEM_INDEX, "" for none) and attempt
+// are spared (orphanKey) are left: a remote worker on this machine runs
+// them, for an attempt adopted at recovery.
+func reapOrphans(home string, runID int64, lost map[string]int, spared map[string]bool) int {
 	if len(lost) == 0 {
 		return 0
 	}
@@ -46,6 +49,9 @@ func reapOrphans(home string, runID int64, lost map[string]int) int {
 		// Attempt 0 stands for any attempt: the items of a map that was
 		// running are all orphans, whichever attempt each was on.
 		if n, ok := lost[task]; !ok || (n != 0 && strconv.Itoa(n) != attempt) {
+			continue
+		}
+		if spared[orphanKey(task, varValue(vars, "TASUKI_ITEM_INDEX="), attempt)] {
 			continue
 		}
 		pgid, err := syscall.Getpgid(pid)
@@ -83,3 +89,7 @@ func varValue(vars [][]byte, prefix string) string {
 	}
 	return ""
 }
+
+// orphanKey names the processes of an attempt of a task (and item) for
+// reapOrphans.
+func orphanKey(task, item, attempt string) string { return task + "\x00" + item + "\x00" + attempt }

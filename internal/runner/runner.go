@@ -78,6 +78,14 @@ type Runner struct {
 	// for it to be found lost), so the attempt is neither recorded lost
 	// nor run again. Nil (from Adopt or for it) records the attempt lost.
 	Adopt func(worker string) TaskFunc
+	// AdoptItems, when set, is asked at recovery about each attempt of a
+	// running map's items that the store says a remote worker was handed
+	// (store.MapLease) and that has not ended, with that worker and the
+	// bundle it came in (its lease's id when it came alone): a TaskFunc
+	// it returns takes the attempt over as it is, as Adopt does a task's,
+	// so its items are neither recorded lost nor run again. Nil (from
+	// AdoptItems or for it) records them lost.
+	AdoptItems func(worker, bundle string) TaskFunc
 	// Timezone is where schedules without a timezone are read; interval
 	// variables are written in the schedule's zone (default UTC).
 	Timezone *time.Location
@@ -216,6 +224,10 @@ type Attempt struct {
 	Labels   []string
 	Log      logs.Key
 
+	// unitItems and unitAttempts are the items of a map's attempt and each
+	// one's attempt number (Unit).
+	unitItems, unitAttempts []int
+
 	describe func() (attempt.Spec, error) // builds the Spec; set by the runner
 	once     sync.Once
 	spec     attempt.Spec
@@ -240,6 +252,28 @@ func (a *Attempt) Spec() (*attempt.Spec, error) {
 		a.spec, a.specErr = a.describe()
 	})
 	return &a.spec, a.specErr
+}
+
+// Unit returns the items an attempt of a map's items runs and each one's
+// attempt number (nil for a task's attempt): what a record of the worker
+// running them names (store.LeasedUnit). The slices are the runner's: not
+// to be changed. An attempt built outside the runner without WithUnit
+// runs Items items from Item, each at its Number.
+func (a *Attempt) Unit() (items, attempts []int) {
+	if a.unitItems != nil || a.Items == 0 {
+		return a.unitItems, a.unitAttempts
+	}
+	for k := range a.Items {
+		items, attempts = append(items, a.Item+k), append(attempts, a.Number)
+	}
+	return items, attempts
+}
+
+// WithUnit gives an attempt built outside the runner (tests of executors)
+// the items it runs, and returns it.
+func (a *Attempt) WithUnit(items, attempts []int) *Attempt {
+	a.unitItems, a.unitAttempts = items, attempts
+	return a
 }
 
 // WithSpec gives an attempt built outside the runner (tests of executors)

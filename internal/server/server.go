@@ -215,8 +215,25 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		}
 		return s.broker.Adopt(worker)
 	}
-	// A map item a remote worker held may still run there until its lease
-	// ends (items are not adopted): its next attempt waits for that.
+	// The items of a map a remote worker was handed are recorded (one row
+	// per bundle, before the worker has them), and adopted the same way.
+	s.broker.OnLeaseItems = func(worker string, handed []lease.HandedItems) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return s.runner.Store.PutMapLeases(ctx, mapLeases(worker, s.broker.Now(), handed))
+	}
+	s.runner.AdoptItems = func(worker, bundle string) runner.TaskFunc {
+		if !lease.Adoptable(worker) {
+			return nil
+		}
+		return s.broker.AdoptItems(worker, bundle)
+	}
+	// An attempt lost at recovery whose worker is not known (a map item
+	// no record names) may still run on a remote worker: its heartbeats
+	// are kept through the adoption window, a lease timeout from when this
+	// server began leading, and it hears that its lease is unknown at its
+	// next heartbeat, up to a third of a lease timeout later. Its next
+	// attempt waits for that.
 	s.runner.LostHold = func(worker string) time.Duration {
 		if worker == s.runner.Worker && cfg.DB == "" {
 			return 0 // this server's own executor, and the only server: its processes are gone
@@ -225,7 +242,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		// name "local:HOST"), which may only be frozen or cut off from
 		// the store: it ends its attempts before this hold is over
 		// (PreemptLocal at the end of its authority).
-		return cfg.LeaseTimeout.D()
+		return cfg.LeaseTimeout.D() * 4 / 3
 	}
 	s.files.Ended = runner.AttemptEnded(st)
 	if c, ok := s.logs.(*logs.Cluster); ok {
@@ -732,4 +749,20 @@ func logContainment(log *slog.Logger) {
 	if c.Swept > 0 || c.SweepErr != nil {
 		log.Info("removed the cgroups of attempts of tasuki processes that are gone", "count", c.Swept, "err", c.SweepErr)
 	}
+}
+
+// mapLeases are the records of hand-outs of map items to worker at now.
+func mapLeases(worker string, now time.Time, handed []lease.HandedItems) []store.MapLease {
+	out := make([]store.MapLease, 0, len(handed))
+	for _, h := range handed {
+		first := h.Attempts[0]
+		ml := store.MapLease{RunID: first.RunID, Index: first.Index, ID: h.ID, Worker: worker, StartedAt: now,
+			Units: make([]store.LeasedUnit, 0, len(h.Attempts))}
+		for _, a := range h.Attempts {
+			items, attempts := a.Unit()
+			ml.Units = append(ml.Units, store.LeasedUnit{Items: items, Attempts: attempts})
+		}
+		out = append(out, ml)
+	}
+	return out
 }
