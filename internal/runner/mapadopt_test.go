@@ -161,7 +161,9 @@ func TestReadLeasedTakesTheLatest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	unit := func(items []int, attempts ...int) store.LeasedUnit { return store.LeasedUnit{Items: items, Attempts: attempts} }
+	unit := func(items []int, attempts ...int) store.LeasedUnit {
+		return store.LeasedUnit{Items: items, Attempts: attempts}
+	}
 	if err := e.st.PutMapLeases(t.Context(), []store.MapLease{
 		// Items 0 and 1 as a batch at attempt 1, then item 1 alone at 2:
 		// the batch is superseded in part, item 1's second wins.
