@@ -54,16 +54,16 @@ type coordinator struct {
 	workDir string     // the run's scratch directory
 	needs   *needFiles // result files written for dependents
 
-	maps     map[int]*fanout // map tasks running, by task
-	mapInfos []store.MapInfo // the run's expanded maps when it was loaded
+	maps       map[int]*fanout // map tasks running, by task
+	mapInfos   []store.MapInfo // the run's expanded maps when it was loaded
+	mapStarts  []int           // map tasks that became ready, to start after the next commit
+	itemRecs   []store.Change  // timeline records of map items, written with the next commit
+	itemWrites int             // map items ended since the last commit
+	lastCommit time.Time       // when the last commit was written (wall clock)
 	// leased are, by map task and item, the units of running maps' items
 	// remote workers were handed and may still run, read at recovery
 	// (mapadopt.go).
-	leased     map[int]map[int]*leasedUnit
-	mapStarts  []int          // map tasks that became ready, to start after the next commit
-	itemRecs   []store.Change // timeline records of map items, written with the next commit
-	itemWrites int            // map items ended since the last commit
-	lastCommit time.Time      // when the last commit was written (wall clock)
+	leased map[int]map[int]*leasedUnit
 
 	hasher    *cache.Hasher      // cache keys, remembering input files' digests
 	cachePuts []store.CacheEntry // cache entries to store after the next commit
