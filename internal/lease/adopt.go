@@ -209,39 +209,87 @@ func (b *Broker) rememberEarly(id, worker, owner string, now time.Time) bool {
 // HandedItems is a hand-out of attempts of a map's items to a remote
 // worker, for Broker.OnLeaseItems: a bundle, or a lease alone.
 type HandedItems struct {
+	Worker string
 	// ID is the bundle's id, or the lease's when it came alone: what the
 	// worker's heartbeats name, and what AdoptItems is given again.
 	ID       string
 	Attempts []*runner.Attempt
+	At       time.Time // when it was handed out
 }
 
+// Recording hand-outs of map items costs a write, and a map's items are
+// handed out by the thousand a second: a write before each lease request's
+// answer halved the items a worker could take. So a hand-out is recorded
+// before the worker has it only when a record of it could be mistaken
+// for an older one: an attempt past an item's first (a retry, an item
+// lost before), or a lease handed out before and given back. The others,
+// first attempts (nearly all of a map's), are recorded just after, by
+// recordLoop, a batch per write. One not yet written when the leader dies
+// is not adopted: with no record, its items are lost and held for longer
+// than any worker could still run them (Runner.LostHold), as before
+// records. Nothing can be mistaken for an item's first attempt.
+
+// maxLateRecords bounds the hand-outs waiting for recordLoop (the store
+// may be unreachable): past it, the newest are not recorded.
+const maxLateRecords = 1 << 16
+
 // recordItems tells OnLeaseItems of the attempts of map items among got,
-// just taken by worker, in one call. When that fails, every lease of got
-// is given back (none was handed out yet) and the error is the worker's,
-// which asks again later.
+// just taken by worker: now those that must be recorded before the worker
+// has them (above), in one call, the others to recordLoop. When the call
+// fails, every lease of got is given back (none was handed out yet) and
+// the error is the worker's, which asks again later.
 func (b *Broker) recordItems(worker string, got []*leaseState) error {
 	if b.OnLeaseItems == nil {
 		return nil
 	}
-	var handed []HandedItems
+	type group struct {
+		h     HandedItems
+		early bool // to be recorded before it is answered
+	}
+	var groups []group
+	at := b.Now()
+	b.mu.Lock()
 	for _, l := range got {
 		if l.o.a.Items == 0 {
 			continue
 		}
 		id := l.id
 		if l.bundle != nil {
-			id = l.bundle.id
+			id = l.bundle.id // a bundle's leases come one after the other
 		}
-		if n := len(handed); n > 0 && handed[n-1].ID == id {
-			handed[n-1].Attempts = append(handed[n-1].Attempts, l.o.a)
-			continue
+		if n := len(groups); n == 0 || groups[n-1].h.ID != id {
+			groups = append(groups, group{h: HandedItems{Worker: worker, ID: id, At: at}})
 		}
-		handed = append(handed, HandedItems{ID: id, Attempts: []*runner.Attempt{l.o.a}})
+		g := &groups[len(groups)-1]
+		g.h.Attempts = append(g.h.Attempts, l.o.a)
+		g.early = g.early || l.o.handed || !firstAttempts(l.o.a)
+		l.o.handed = true
 	}
-	if len(handed) == 0 {
+	var now, late []HandedItems
+	for _, g := range groups {
+		if g.early {
+			now = append(now, g.h)
+		} else {
+			late = append(late, g.h)
+		}
+	}
+	if len(late) > 0 {
+		if len(b.late) < maxLateRecords {
+			b.late = append(b.late, late...)
+		} else if !b.lateDropped {
+			b.lateDropped = true
+			b.Logger.Warn("too many hand-outs of map items wait to be recorded: some are not; those are held rather than adopted after a failover", "waiting", len(b.late))
+		}
+		select {
+		case b.lateWake <- struct{}{}:
+		default:
+		}
+	}
+	b.mu.Unlock()
+	if len(now) == 0 {
 		return nil
 	}
-	err := b.OnLeaseItems(worker, handed)
+	err := b.OnLeaseItems(now)
 	if err == nil {
 		return nil
 	}
@@ -250,4 +298,44 @@ func (b *Broker) recordItems(worker string, got []*leaseState) error {
 		b.giveBack(l)
 	}
 	return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "could not record the attempts handed out: %v", err)
+}
+
+// firstAttempts reports whether every item a's attempt runs is on its
+// first attempt.
+func firstAttempts(a *runner.Attempt) bool {
+	_, attempts := a.Unit()
+	for _, n := range attempts {
+		if n != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// recordLoop writes the hand-outs recordItems left for later, a batch
+// per write (those that came while the last was written), until ctx ends.
+func (b *Broker) recordLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.lateWake:
+		}
+		b.recordLate()
+	}
+}
+
+// recordLate writes the hand-outs waiting for recordLoop. A failure is
+// logged: their items are held rather than adopted after a failover.
+func (b *Broker) recordLate() {
+	b.mu.Lock()
+	batch := b.late
+	b.late, b.lateDropped = nil, false
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := b.OnLeaseItems(batch); err != nil {
+		b.Logger.Warn("could not record which workers took which map items; after a failover they are held rather than adopted", "hand-outs", len(batch), "err", err)
+	}
 }

@@ -37,15 +37,14 @@ func foundItem(run int64, i, n int) *runner.Attempt {
 }
 
 // TestLeaseRecordsItemsPerBundle: the attempts of map items a worker takes
-// are told to OnLeaseItems once per lease request, a bundle's together
-// under the bundle's id, a lease alone under its own, before the worker
-// has them; a task's attempt is not.
+// are told to OnLeaseItems, a bundle's together under the bundle's id, a
+// lease alone under its own; a task's attempt is not. First attempts are
+// told after the answer, in a batch (recordLoop); a later attempt of an
+// item, before the worker has it, with the rest of its lease request's.
 func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 	b, _, _ := newBroker(t)
 	var calls [][]HandedItems
-	var worker string
-	b.OnLeaseItems = func(w string, handed []HandedItems) error {
-		worker = w
+	b.OnLeaseItems = func(handed []HandedItems) error {
 		calls = append(calls, handed)
 		return nil
 	}
@@ -55,7 +54,7 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 	}
 	results = append(results, submit(context.Background(), b, offered(1, "plain", 0)))
 	defer func() {
-		for _, id := range []string{"1.m.0.1", "1.m.1.1", "1.m.2.1", "1.m.3.1", "1.plain.1"} {
+		for _, id := range []string{"1.m.0.1", "1.m.1.1", "1.m.2.1", "1.m.3.1", "1.plain.1", "1.m.7.2", "1.m.8.1"} {
 			if err := b.Complete(context.Background(), id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
 				t.Errorf("report %s: %v", id, err)
 			}
@@ -68,11 +67,15 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 	if len(resp.Bundles) != 1 || len(resp.Leases) != 2 {
 		t.Fatalf("got %+v: want a bundle of 3, an item alone and the task", resp)
 	}
-	if len(calls) != 1 || worker != "w" {
-		t.Fatalf("OnLeaseItems told %d times (worker %q), want once for the request", len(calls), worker)
+	if len(calls) != 0 {
+		t.Fatalf("first attempts recorded before the answer: %+v", calls)
+	}
+	b.recordLate()
+	if len(calls) != 1 {
+		t.Fatalf("OnLeaseItems told %d times, want once for the request", len(calls))
 	}
 	h := calls[0]
-	if len(h) != 2 || h[0].ID != resp.Bundles[0].ID || len(h[0].Attempts) != 3 || h[1].ID != "1.m.3.1" || len(h[1].Attempts) != 1 {
+	if len(h) != 2 || h[0].ID != resp.Bundles[0].ID || h[0].Worker != "w" || len(h[0].Attempts) != 3 || h[1].ID != "1.m.3.1" || len(h[1].Attempts) != 1 {
 		t.Fatalf("handed %+v", h)
 	}
 	for k, a := range h[0].Attempts {
@@ -80,39 +83,65 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 			t.Errorf("attempt %d of the bundle runs %v at %v", k, items, attempts)
 		}
 	}
+
+	// An item's second attempt in a bundle with a first: the bundle is
+	// recorded before the answer.
+	calls = nil
+	results = append(results, submit(context.Background(), b, item(1, "m", 7, 2)), submit(context.Background(), b, item(1, "m", 8, 1)))
+	resp = leaseResp(t, b, api.LeaseRequest{Worker: "w", Free: 2, Bundle: 2})
+	if len(resp.Bundles) != 1 || len(calls) != 1 || len(calls[0]) != 1 || len(calls[0][0].Attempts) != 2 {
+		t.Fatalf("a later attempt's bundle: answer %+v, told %+v", resp, calls)
+	}
+	b.recordLate()
+	if len(calls) != 1 {
+		t.Fatalf("told again later: %+v", calls)
+	}
 }
 
-// TestLeaseItemsNotRecordedGivenBack: when the hand-out cannot be recorded,
-// the worker is told to ask again and nothing is handed out: the attempts
-// wait in line, and go to the next worker that asks once it can be.
+// TestLeaseItemsNotRecordedGivenBack: when a hand-out that must be
+// recorded first cannot be, the worker is told to ask again and nothing is
+// handed out: the attempts wait in line, and go to the next worker that
+// asks once it can be. A first attempt handed out before is recorded
+// first too (its earlier record may name another worker).
 func TestLeaseItemsNotRecordedGivenBack(t *testing.T) {
 	b, _, _ := newBroker(t)
 	fail := true
-	b.OnLeaseItems = func(string, []HandedItems) error {
+	var told []HandedItems
+	b.OnLeaseItems = func(h []HandedItems) error {
 		if fail {
 			return errors.New("the database is restarting")
 		}
+		told = append(told, h...)
 		return nil
 	}
-	res := submit(context.Background(), b, item(1, "m", 0, 1))
-	_, err := b.Lease(context.Background(), api.LeaseRequest{Worker: "w", Free: 2, Bundle: 2})
+	res := submit(context.Background(), b, item(1, "m", 0, 2))
+	first := submit(context.Background(), b, item(1, "m", 1, 1))
+	_, err := b.Lease(context.Background(), api.LeaseRequest{Worker: "w", Free: 2})
 	var e *api.Error
 	if !errors.As(err, &e) || e.Status != 503 {
 		t.Fatalf("lease while the hand-out cannot be recorded: %v, want 503", err)
 	}
-	if !b.Waiting(1, "m", 1) {
-		t.Fatal("the item is not back in line")
+	if !b.Waiting(1, "m", 2) || !b.Waiting(1, "m", 1) {
+		t.Fatal("the items are not back in line")
 	}
 	fail = false
-	resp := leaseResp(t, b, api.LeaseRequest{Worker: "w2", Free: 2, Bundle: 2})
-	if len(resp.Leases) != 1 || resp.Leases[0].ID != "1.m.0.1" {
+	b.recordLate() // the first attempt's late record: it names w, which never had it
+	resp := leaseResp(t, b, api.LeaseRequest{Worker: "w2", Free: 2})
+	if len(resp.Leases) != 2 || resp.Leases[0].ID != "1.m.0.2" || resp.Leases[1].ID != "1.m.1.1" {
 		t.Fatalf("lease once it can be recorded: %+v", resp)
 	}
-	if err := b.Complete(context.Background(), "1.m.0.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
-		t.Fatal(err)
+	if len(told) != 3 || told[0].Worker != "w" || told[1].Worker != "w2" || told[2].Worker != "w2" || told[2].ID != "1.m.1.1" {
+		t.Fatalf("recorded %+v: want item 1's first hand-out to w late, then both to w2 before the answer", told)
 	}
-	if r := <-res; r.Outcome != attempt.Succeeded || r.Worker != "w2" {
-		t.Fatalf("result %+v", r)
+	for _, id := range []string{"1.m.0.2", "1.m.1.1"} {
+		if err := b.Complete(context.Background(), id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ch := range []<-chan runner.AttemptResult{res, first} {
+		if r := <-ch; r.Outcome != attempt.Succeeded || r.Worker != "w2" {
+			t.Fatalf("result %+v", r)
+		}
 	}
 }
 

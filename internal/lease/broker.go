@@ -39,11 +39,13 @@ type Broker struct {
 	// attempt's row names it while it runs (a server taking over after a
 	// crash then knows the attempt may still be running there).
 	OnLease func(a *runner.Attempt, worker string) error
-	// OnLeaseItems, when set, is told which remote worker takes which
-	// attempts of map items, once per lease request (a bundle's together),
-	// before the worker has them, so a server taking over adopts them
-	// (adopt.go). An error gives them back (OnLease is not told of them).
-	OnLeaseItems func(worker string, handed []HandedItems) error
+	// OnLeaseItems, when set, is told which remote workers take which
+	// attempts of map items (a bundle's together), so a server taking over
+	// adopts them (adopt.go): before the worker has them, in one call per
+	// lease request, when a late record could mislead; otherwise just
+	// after, in batches (Start). An error of the first kind gives them
+	// back. OnLease is not told of them.
+	OnLeaseItems func(handed []HandedItems) error
 	// Artifacts is where the output files remote workers upload are kept;
 	// a success reporting outputs it does not have fails (nil: it has
 	// none). See artifacts.go.
@@ -82,6 +84,11 @@ type Broker struct {
 	// heartbeats heard within it for leases not yet adopted.
 	adoptUntil time.Time
 	early      map[string]earlyBeat
+	// late are hand-outs of map items recordLoop records (adopt.go),
+	// woken by lateWake.
+	late        []HandedItems
+	lateDropped bool
+	lateWake    chan struct{}
 
 	fleet fleet // what Workers lists beyond seen (workers.go)
 }
@@ -94,6 +101,7 @@ type offer struct {
 	server   bool // server-only (Broker.ServerOnly): only RunServerOnly takes it
 	seq      uint64
 	result   chan runner.AttemptResult // buffered 1
+	handed   bool                      // handed out before, to a remote worker (recordItems)
 	lease    *leaseState               // nil while waiting
 	ctx      context.Context           // cancelled, with its cause, when the run no longer wants the attempt
 	span     trace.Span                // nil without a Tracer
@@ -161,16 +169,26 @@ func New(lf logs.Store, logger *slog.Logger) *Broker {
 		Logger:         logger,
 		leases:         map[string]*leaseState{},
 		changed:        make(chan struct{}),
+		lateWake:       make(chan struct{}, 1),
 	}
 }
 
 var _ api.Workers = (*Broker)(nil)
 
-// Start expires leases whose workers stopped sending heartbeats, until ctx
+// Start expires leases whose workers stopped sending heartbeats, and
+// records hand-outs of map items (OnLeaseItems) left for later, until ctx
 // ends.
 func (b *Broker) Start(ctx context.Context) {
 	t := time.NewTicker(max(b.HeartbeatEvery/2, 10*time.Millisecond))
 	defer t.Stop()
+	if b.OnLeaseItems != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			b.recordLoop(ctx)
+		}()
+		defer func() { <-done }()
+	}
 	for {
 		select {
 		case <-ctx.Done():

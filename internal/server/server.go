@@ -217,10 +217,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	// The items of a map a remote worker was handed are recorded (one row
 	// per bundle, before the worker has them), and adopted the same way.
-	s.broker.OnLeaseItems = func(worker string, handed []lease.HandedItems) error {
+	s.broker.OnLeaseItems = func(handed []lease.HandedItems) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return s.runner.Store.PutMapLeases(ctx, mapLeases(worker, s.broker.Now(), handed))
+		return s.runner.Store.PutMapLeases(ctx, mapLeases(handed))
 	}
 	s.runner.AdoptItems = func(worker, bundle string) runner.TaskFunc {
 		if !lease.Adoptable(worker) {
@@ -751,12 +751,12 @@ func logContainment(log *slog.Logger) {
 	}
 }
 
-// mapLeases are the records of hand-outs of map items to worker at now.
-func mapLeases(worker string, now time.Time, handed []lease.HandedItems) []store.MapLease {
+// mapLeases are the records of hand-outs of map items.
+func mapLeases(handed []lease.HandedItems) []store.MapLease {
 	out := make([]store.MapLease, 0, len(handed))
 	for _, h := range handed {
 		first := h.Attempts[0]
-		ml := store.MapLease{RunID: first.RunID, Index: first.Index, ID: h.ID, Worker: worker, StartedAt: now,
+		ml := store.MapLease{RunID: first.RunID, Index: first.Index, ID: h.ID, Worker: h.Worker, StartedAt: h.At,
 			Units: make([]store.LeasedUnit, 0, len(h.Attempts))}
 		for _, a := range h.Attempts {
 			items, attempts := a.Unit()
