@@ -66,6 +66,26 @@ func waitItemsStarted(t *testing.T, ledger string) {
 	})
 }
 
+// waitItemsRecorded waits until the store records which worker was handed
+// every item (the leader records first attempts just after handing them
+// out): only then may the leader die for the test to expect adoptions.
+func waitItemsRecorded(t *testing.T, st store.Store, run int64) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the hand-outs of every item to be recorded", func() (bool, string) {
+		ls, err := st.MapLeases(context.Background(), run, 0)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, l := range ls {
+			for _, u := range l.Units {
+				n += len(u.Items)
+			}
+		}
+		return n == adoptItems, fmt.Sprintf("%d items recorded", n)
+	})
+}
+
 // mapItemRows reads the item rows of map task 0 of a run.
 func mapItemRows(t *testing.T, st store.Store, run int64) []store.MapItem {
 	t.Helper()
@@ -102,6 +122,7 @@ func TestFailoverAdoptsMapItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitItemsStarted(t, ledger)
+	waitItemsRecorded(t, st, run.ID)
 	leader.kill9()
 	follower.waitLine("leading:", 10*time.Second)
 	line := follower.waitLine("map items found running on remote workers", 10*time.Second)
@@ -176,6 +197,7 @@ func TestFailoverMapItemsWorkerGoneAreLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitItemsStarted(t, ledger)
+	waitItemsRecorded(t, st, run.ID)
 	// The worker dies, and its items' processes with it; then the leader.
 	w1.kill9()
 	killTicker(t, ledger)
