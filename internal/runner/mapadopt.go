@@ -15,8 +15,8 @@ import (
 
 // Adoption of a map's items: a server that takes over a running map (a
 // failover, a restart) finds in the store which items its predecessor
-// handed to remote workers (store.MapLease, written by the broker before a
-// worker has them). Those workers may still run them, as they may a task's
+// handed to remote workers (store.MapLease, written by the broker as it
+// hands them out). Those workers may still run them, as they may a task's
 // attempt (Runner.Adopt): each such attempt of the items is taken over as
 // it is (Runner.AdoptItems), so the work in flight is not thrown away and
 // the items are neither run again nor held for a lease timeout. An item

@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		return s.broker.Adopt(worker)
 	}
 	// The items of a map a remote worker was handed are recorded (one row
-	// per bundle, before the worker has them), and adopted the same way.
+	// per bundle, as they are handed out), and adopted the same way.
 	s.broker.OnLeaseItems = func(handed []lease.HandedItems) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

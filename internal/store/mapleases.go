@@ -12,10 +12,10 @@ import (
 // ends, MapItem). A server that takes over from a leader that died must
 // still know which items a remote worker may be running, to adopt them
 // rather than run them again (or hold them all for a lease timeout). So the
-// broker records each hand-out of items to a remote worker, before the
-// worker has them: one MapLease per bundle (the items of one map handed
-// out together, api.Bundle), or per lease of items handed out alone. That
-// is one row per lease request of a worker, not per item.
+// broker records each hand-out of items to a remote worker as it hands it
+// out: one MapLease per bundle (the items of one map handed out together,
+// api.Bundle), or per lease of items handed out alone. That is one row per
+// lease request of a worker, not per item.
 //
 // A row outlives its items: it is not updated when they end (that would be
 // a write per item again) but deleted with its map's end (MapChange.Ended),

@@ -5,8 +5,8 @@
 -- 0001.
 --
 -- One row per hand-out (a bundle of a map's items, or a lease of items
--- alone), written before the worker has them: a row per lease request of a
--- worker, not per item. units is a JSON array of store.LeasedUnit. Rows are
+-- alone), written when the broker hands it out (internal/lease/adopt.go
+-- says when exactly): a row per lease request of a worker, not per item. units is a JSON array of store.LeasedUnit. Rows are
 -- deleted with their map's end, a new expansion, or their run (cascading
 -- from task_maps); meanwhile the item rows say which of their units ended.
 CREATE TABLE map_leases (
