@@ -229,6 +229,21 @@ type HandedItems struct {
 // than any worker could still run them (Runner.LostHold), as before
 // records. Nothing can be mistaken for an item's first attempt.
 
+// A map's first hand-out to a remote worker is recorded before its answer
+// too: a map with no record then had no item on a remote worker, so the
+// items a restarted server finds lost were its own executor's, whose
+// processes it killed, and run again at once (Runner.LostHold) instead of
+// being held as if a remote worker might still run them.
+
+// mapRef names a map task of a run.
+type mapRef struct {
+	run  int64
+	task int
+}
+
+// maxMapsRecorded bounds Broker.mapsRecorded.
+const maxMapsRecorded = 1 << 14
+
 // maxLateRecords bounds the hand-outs waiting for recordLoop (the store
 // may be unreachable): past it, the newest are not recorded.
 const maxLateRecords = 1 << 16
@@ -262,7 +277,7 @@ func (b *Broker) recordItems(worker string, got []*leaseState) error {
 		}
 		g := &groups[len(groups)-1]
 		g.h.Attempts = append(g.h.Attempts, l.o.a)
-		g.early = g.early || l.o.handed || !firstAttempts(l.o.a)
+		g.early = g.early || l.o.handed || !firstAttempts(l.o.a) || !b.mapsRecorded[mapRef{l.o.a.RunID, l.o.a.Index}]
 		l.o.handed = true
 	}
 	var now, late []HandedItems
@@ -291,6 +306,16 @@ func (b *Broker) recordItems(worker string, got []*leaseState) error {
 	}
 	err := b.OnLeaseItems(now)
 	if err == nil {
+		b.mu.Lock()
+		if b.mapsRecorded == nil || len(b.mapsRecorded) >= maxMapsRecorded {
+			b.mapsRecorded = map[mapRef]bool{} // forgotten maps are recorded early once more
+		}
+		for _, h := range now {
+			for _, a := range h.Attempts {
+				b.mapsRecorded[mapRef{a.RunID, a.Index}] = true
+			}
+		}
+		b.mu.Unlock()
 		return nil
 	}
 	b.Logger.Warn("could not record which worker takes which map items; offering them again", "worker", worker, "err", err)

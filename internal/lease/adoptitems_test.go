@@ -38,9 +38,10 @@ func foundItem(run int64, i, n int) *runner.Attempt {
 
 // TestLeaseRecordsItemsPerBundle: the attempts of map items a worker takes
 // are told to OnLeaseItems, a bundle's together under the bundle's id, a
-// lease alone under its own; a task's attempt is not. First attempts are
-// told after the answer, in a batch (recordLoop); a later attempt of an
-// item, before the worker has it, with the rest of its lease request's.
+// lease alone under its own; a task's attempt is not. A map's first
+// hand-out is told before the answer; later first attempts after it, in a
+// batch (recordLoop); a later attempt of an item, before the worker has
+// it, with the rest of its lease request's.
 func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 	b, _, _ := newBroker(t)
 	var calls [][]HandedItems
@@ -54,7 +55,7 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 	}
 	results = append(results, submit(context.Background(), b, offered(1, "plain", 0)))
 	defer func() {
-		for _, id := range []string{"1.m.0.1", "1.m.1.1", "1.m.2.1", "1.m.3.1", "1.plain.1", "1.m.7.2", "1.m.8.1"} {
+		for _, id := range []string{"1.m.0.1", "1.m.1.1", "1.m.2.1", "1.m.3.1", "1.plain.1", "1.m.4.1", "1.m.5.1", "1.m.7.2", "1.m.8.1"} {
 			if err := b.Complete(context.Background(), id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {
 				t.Errorf("report %s: %v", id, err)
 			}
@@ -67,8 +68,8 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 	if len(resp.Bundles) != 1 || len(resp.Leases) != 2 {
 		t.Fatalf("got %+v: want a bundle of 3, an item alone and the task", resp)
 	}
-	if len(calls) != 0 {
-		t.Fatalf("first attempts recorded before the answer: %+v", calls)
+	if len(calls) != 1 {
+		t.Fatalf("the map's first hand-out: OnLeaseItems told %d times before the answer, want once for the request", len(calls))
 	}
 	b.recordLate()
 	if len(calls) != 1 {
@@ -82,6 +83,18 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 		if items, attempts := a.Unit(); len(items) != 1 || items[0] != k || attempts[0] != 1 {
 			t.Errorf("attempt %d of the bundle runs %v at %v", k, items, attempts)
 		}
+	}
+
+	// More first attempts of the same map: told after the answer.
+	calls = nil
+	results = append(results, submit(context.Background(), b, item(1, "m", 4, 1)), submit(context.Background(), b, item(1, "m", 5, 1)))
+	resp = leaseResp(t, b, api.LeaseRequest{Worker: "w", Free: 2, Bundle: 2})
+	if len(resp.Bundles) != 1 || len(calls) != 0 {
+		t.Fatalf("first attempts of a recorded map: answer %+v, told before it %+v", resp, calls)
+	}
+	b.recordLate()
+	if len(calls) != 1 || len(calls[0]) != 1 || len(calls[0][0].Attempts) != 2 {
+		t.Fatalf("first attempts of a recorded map, told late: %+v", calls)
 	}
 
 	// An item's second attempt in a bundle with a first: the bundle is
@@ -101,8 +114,9 @@ func TestLeaseRecordsItemsPerBundle(t *testing.T) {
 // TestLeaseItemsNotRecordedGivenBack: when a hand-out that must be
 // recorded first cannot be, the worker is told to ask again and nothing is
 // handed out: the attempts wait in line, and go to the next worker that
-// asks once it can be. A first attempt handed out before is recorded
-// first too (its earlier record may name another worker).
+// asks once it can be (a map's first hand-out is recorded first, and so
+// is a first attempt handed out before: an earlier record of it may name
+// another worker).
 func TestLeaseItemsNotRecordedGivenBack(t *testing.T) {
 	b, _, _ := newBroker(t)
 	fail := true
@@ -125,13 +139,13 @@ func TestLeaseItemsNotRecordedGivenBack(t *testing.T) {
 		t.Fatal("the items are not back in line")
 	}
 	fail = false
-	b.recordLate() // the first attempt's late record: it names w, which never had it
+	b.recordLate() // nothing was left for later: the refused hand-out was all to be recorded first
 	resp := leaseResp(t, b, api.LeaseRequest{Worker: "w2", Free: 2})
 	if len(resp.Leases) != 2 || resp.Leases[0].ID != "1.m.0.2" || resp.Leases[1].ID != "1.m.1.1" {
 		t.Fatalf("lease once it can be recorded: %+v", resp)
 	}
-	if len(told) != 3 || told[0].Worker != "w" || told[1].Worker != "w2" || told[2].Worker != "w2" || told[2].ID != "1.m.1.1" {
-		t.Fatalf("recorded %+v: want item 1's first hand-out to w late, then both to w2 before the answer", told)
+	if len(told) != 2 || told[0].Worker != "w2" || told[1].Worker != "w2" || told[1].ID != "1.m.1.1" {
+		t.Fatalf("recorded %+v: want both hand-outs to w2, before the answer, and none to w", told)
 	}
 	for _, id := range []string{"1.m.0.2", "1.m.1.1"} {
 		if err := b.Complete(context.Background(), id, api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err != nil {

@@ -89,6 +89,10 @@ type Broker struct {
 	late        []HandedItems
 	lateDropped bool
 	lateWake    chan struct{}
+	// mapsRecorded are the maps (run, task index) a hand-out of whose
+	// items has been recorded before its answer: a map's first hand-out to
+	// a remote worker always is (adopt.go).
+	mapsRecorded map[mapRef]bool
 
 	fleet fleet // what Workers lists beyond seen (workers.go)
 }

@@ -64,6 +64,9 @@ type coordinator struct {
 	// remote workers were handed and may still run, read at recovery
 	// (mapadopt.go).
 	leased map[int]map[int]*leasedUnit
+	// handedRemote are the running maps (by task) of which a remote
+	// worker was handed items, as the store's records say (readLeased).
+	handedRemote map[int]bool
 
 	hasher    *cache.Hasher      // cache keys, remembering input files' digests
 	cachePuts []store.CacheEntry // cache entries to store after the next commit

@@ -53,6 +53,18 @@ func (lu *leasedUnit) attemptOf(i int) int {
 // after reports whether lu hands item i out at an attempt past n.
 func (lu *leasedUnit) after(i, n int) bool { return lu.attemptOf(i) > n }
 
+// lostItemsWorker is the worker to hold the lost items of map task i
+// for (Runner.LostHold): this executor's own when the store keeps records
+// of hand-outs to remote workers and has none for the map (a map's first
+// hand-out is recorded before the worker has it, so none went out),
+// unknown ("") otherwise.
+func (c *coordinator) lostItemsWorker(i int) string {
+	if _, ok := c.r.Store.(store.MapLeases); ok && c.r.AdoptItems != nil && !c.handedRemote[i] {
+		return c.r.Worker
+	}
+	return ""
+}
+
 // readLeased reads which attempts of map task i's items remote workers
 // were handed, and returns, by item, those Runner.AdoptItems adopts: each
 // item's latest hand-out (by attempt, then by time), when it is the latest
@@ -65,6 +77,12 @@ func (c *coordinator) readLeased(i int) (map[int]*leasedUnit, error) {
 	ls, err := ms.MapLeases(context.Background(), c.run.ID, i)
 	if err != nil {
 		return nil, fmt.Errorf("read which workers were handed the items of map %s: %w", c.eng.Graph.Node(i).ID, err)
+	}
+	if len(ls) > 0 {
+		if c.handedRemote == nil {
+			c.handedRemote = map[int]bool{}
+		}
+		c.handedRemote[i] = true
 	}
 	var units []*leasedUnit
 	for _, l := range ls {

@@ -199,7 +199,7 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 	f.slow = append(f.slow[:0], info.Slowest...)
 	var hold time.Duration
 	if !restart && c.r.LostHold != nil {
-		hold = c.r.LostHold("") // which worker ran an item is not kept: hold, to be safe
+		hold = c.r.LostHold(c.lostItemsWorker(f.task))
 	}
 	now := c.now()
 	var leased map[int]*leasedUnit // by item: the adoptable units a remote worker was handed
