@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -57,26 +58,21 @@ func TestAdoptedLeaseKeptByItsWorker(t *testing.T) {
 	if hb, _ := b.Heartbeat(w2, api.HeartbeatRequest{Worker: "w1", Leases: []string{"3.train.2"}}); len(hb.Unknown) != 1 {
 		t.Fatalf("another token under the worker's name: %+v", hb)
 	}
-	// Its log's parts are taken (the worker goes on) but not kept: its
-	// start went to the previous leader, at offsets this log would reuse.
-	if err := b.AppendLog(w1, "3.train.2", 100, []byte("later line\n")); err != nil {
+	// Its log goes on (here from its start: the previous leader had none).
+	if err := b.AppendLog(w1, "3.train.2", 0, []byte("later line\n")); err != nil {
 		t.Fatalf("append to an adopted lease's log: %v", err)
 	}
 	if err := b.Complete(w2, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); err == nil {
 		t.Fatal("another token completed the lease")
 	}
-	if err := b.Complete(w1, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 111, Log: []byte("last line\n")}); err != nil {
+	if err := b.Complete(w1, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 11}); err != nil {
 		t.Fatal(err)
 	}
 	if r := <-res; r.Outcome != attempt.Succeeded || r.Worker != "w1" {
 		t.Fatalf("adopted attempt: %+v", r)
 	}
-	if r, err := lf.Open(context.Background(), logs.Key{RunID: 3, TaskID: "train", Attempt: 2}, 0); err == nil {
-		got, _ := io.ReadAll(r)
-		r.Close()
-		if len(got) > 0 {
-			t.Fatalf("this server kept part of a log whose start it does not have: %q", got)
-		}
+	if got := readLog(t, lf, logs.Key{RunID: 3, TaskID: "train", Attempt: 2}); got != "later line\n" {
+		t.Fatalf("log of the adopted attempt: %q", got)
 	}
 }
 
@@ -143,6 +139,134 @@ func TestHeartbeatBeforeAdoption(t *testing.T) {
 	b.expire()
 	if hb, _ := b.Heartbeat(w1, api.HeartbeatRequest{Worker: "w1", Leases: []string{"6.t.1"}}); len(hb.Unknown) != 1 {
 		t.Fatalf("heartbeat after the window: %+v", hb)
+	}
+}
+
+func readLog(t *testing.T, ls logs.Store, k logs.Key) string {
+	t.Helper()
+	r, err := ls.Open(context.Background(), k, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(got)
+}
+
+// previousLeader writes the start of a log as the server that led before
+// did (a Files store: the same disk, a single server that restarted).
+func previousLeader(t *testing.T, lf *logs.Files, k logs.Key, data string) {
+	t.Helper()
+	sink, err := lf.Sink(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(sink, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An adopted lease's log goes on where the previous leader left it: a part
+// the worker sends again (its acknowledgement was lost with the leader)
+// is not doubled, later parts are kept, in order, and a part past what
+// was taken is refused as for any lease.
+func TestAdoptedLeaseLogGoesOn(t *testing.T) {
+	b, clk, lf := newBroker(t)
+	b.AdoptFrom(clk.Now())
+	w1 := api.WithTokenName(context.Background(), "tok1")
+	k := logs.Key{RunID: 3, TaskID: "train", Attempt: 2}
+	previousLeader(t, lf, k, "line 1\nline 2\n")
+	res := adopt(context.Background(), b, "w1", found(3, "train", 2))
+
+	for _, part := range []struct {
+		offset int64
+		data   string
+	}{
+		{7, "line 2\nline 3\n"}, // sent before the takeover, its answer lost; and more
+		{21, "line 4\n"},
+		{14, "line 3\n"}, // a retry of a part taken here
+		{21, "line 4\nline 5\n"},
+	} {
+		if err := b.AppendLog(w1, "3.train.2", part.offset, []byte(part.data)); err != nil {
+			t.Fatalf("append %q at %d: %v", part.data, part.offset, err)
+		}
+	}
+	var e *api.Error
+	if err := b.AppendLog(w1, "3.train.2", 100, []byte("line 9\n")); !errors.As(err, &e) || e.Status != 400 {
+		t.Fatalf("append past what was taken: %v", err)
+	}
+	if err := b.Complete(w1, "3.train.2", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 35}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; r.Outcome != attempt.Succeeded {
+		t.Fatalf("adopted attempt: %+v", r)
+	}
+	if got, want := readLog(t, lf, k), "line 1\nline 2\nline 3\nline 4\nline 5\n"; got != want {
+		t.Fatalf("log of the adopted attempt: %q, want %q", got, want)
+	}
+}
+
+// A worker's first part past what the store kept (the previous leader
+// acknowledged bytes it did not store where this server reads them) is
+// taken: the log says how much is missing there, and goes on.
+func TestAdoptedLeaseLogGap(t *testing.T) {
+	b, clk, lf := newBroker(t)
+	b.AdoptFrom(clk.Now())
+	w1 := api.WithTokenName(context.Background(), "tok1")
+	k := logs.Key{RunID: 4, TaskID: "t", Attempt: 1}
+	previousLeader(t, lf, k, "line 1\n")
+	res := adopt(context.Background(), b, "w1", found(4, "t", 1))
+	if err := b.AppendLog(w1, "4.t.1", 20, []byte("2026-01-02T03:04:05Z out line 9\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendLog(w1, "4.t.1", 60, []byte("x\n")); err == nil {
+		t.Fatal("a second part past what was taken was taken")
+	}
+	if err := b.Complete(w1, "4.t.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 53}); err != nil {
+		t.Fatal(err)
+	}
+	<-res
+	want := "line 1\n2026-01-02T03:04:05Z log tasuki: 13 bytes of log the previous leader took were lost with it\n2026-01-02T03:04:05Z out line 9\n"
+	if got := readLog(t, lf, k); got != want {
+		t.Fatalf("log: %q\nwant %q", got, want)
+	}
+}
+
+// completeLogs is a log store whose logs are all complete: nothing resumes.
+type completeLogs struct{ *logs.Files }
+
+func (completeLogs) Resume(ctx context.Context, k logs.Key) (io.WriteCloser, int64, error) {
+	return nil, 0, fmt.Errorf("resume log of %s: %w", k, logs.ErrComplete)
+}
+
+// An adopted lease whose log the store has complete (the previous leader
+// ended it) takes the worker's parts without keeping them: the attempt
+// goes on, its log as it was.
+func TestAdoptedLeaseLogComplete(t *testing.T) {
+	b, clk, lf := newBroker(t)
+	b.Logs = completeLogs{lf}
+	b.AdoptFrom(clk.Now())
+	w1 := api.WithTokenName(context.Background(), "tok1")
+	k := logs.Key{RunID: 4, TaskID: "t", Attempt: 1}
+	previousLeader(t, lf, k, "line 1\n")
+	res := adopt(context.Background(), b, "w1", found(4, "t", 1))
+	if err := b.AppendLog(w1, "4.t.1", 7, []byte("line 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Complete(w1, "4.t.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 14}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; r.Outcome != attempt.Succeeded {
+		t.Fatalf("adopted attempt: %+v", r)
+	}
+	if got := readLog(t, lf, k); got != "line 1\n" {
+		t.Fatalf("log: %q", got)
 	}
 }
 

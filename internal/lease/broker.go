@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -150,7 +152,6 @@ type leaseState struct {
 	// adopted: taken over from a previous leader (adopt.go); heard: its
 	// worker has named it since, which bound owner to the worker's token.
 	adopted, heard bool
-	logDropped     bool // an adopted lease's log came in parts, not kept (AppendLog)
 	// stopLocal ends an in-process executor's attempt (PreemptLocal); nil
 	// for a remote worker's lease.
 	stopLocal context.CancelCauseFunc
@@ -159,8 +160,14 @@ type leaseState struct {
 	// report may come in between.
 	logMu   sync.Mutex
 	sink    io.WriteCloser
-	logSize int64
+	logSize int64 // bytes of the worker's taken: the offset its next part starts at
 	closed  bool
+	// An adopted lease's log is resumed (resumeLog) where the previous
+	// leader left it: resumed is set once that was done or tried; gapOK
+	// until a part was taken after it (only that first part may start
+	// past logSize); logLost when the log could not be resumed, and the
+	// worker's parts are taken but not kept.
+	resumed, gapOK, logLost bool
 }
 
 // New returns a broker; Start runs its lease janitor.
@@ -228,7 +235,7 @@ func (b *Broker) expire() {
 			msg = "worker " + l.worker + " was not heard of within the lease timeout after this server took the attempt over; the attempt is lost"
 		}
 		b.Logger.Warn("lease lost: no heartbeat from its worker", attemptAttrs(l, "worker", l.worker, "adopted", l.adopted)...)
-		l.endLog(nil)
+		b.endLog(context.Background(), l, nil)
 		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: msg, Worker: l.worker}
 	}
 }
@@ -621,21 +628,29 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 	if l.closed {
 		return leaseLost(id)
 	}
-	if l.adopted {
-		// The log's start went to the previous leader (its disk, or the
-		// database the servers share, at offsets this server's log would
-		// collide with): what comes after the takeover is taken and not
-		// kept, so the attempt goes on and its log is not garbled.
+	if err := b.resumeLog(ctx, l); err != nil {
+		return err
+	}
+	if l.logLost {
 		l.logSize = max(l.logSize, offset+int64(len(data)))
-		if !l.logDropped {
-			l.logDropped = true
-			b.Logger.Warn("the log of an adopted attempt past the takeover is not kept", attemptAttrs(l, "worker", l.worker, "kept_before", offset)...)
-		}
 		return nil
 	}
 	if offset > l.logSize {
-		return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log of lease %s: offset %d is past the %d bytes received", id, offset, l.logSize)
+		if !l.gapOK {
+			return api.Errorf(http.StatusBadRequest, api.CodeInvalid, "log of lease %s: offset %d is past the %d bytes received", id, offset, l.logSize)
+		}
+		// The previous leader acknowledged bytes its store does not have
+		// (it kept them in the tail of a log past its bound, on its own
+		// disk): the worker never sends them again. The log says so and
+		// goes on.
+		gap := offset - l.logSize
+		b.Logger.Warn("part of the log of an adopted attempt was lost with the previous leader", attemptAttrs(l, "worker", l.worker, "offset", l.logSize, "bytes", gap)...)
+		if _, err := l.sink.Write(logs.NoteLine(data, fmt.Sprintf("tasuki: %d bytes of log the previous leader took were lost with it", gap))); err != nil {
+			return err
+		}
+		l.logSize = offset
 	}
+	l.gapOK = false
 	skip := l.logSize - offset // bytes the server already has (a retried request)
 	if skip >= int64(len(data)) {
 		return syncLog(ctx, l.sink) // a retry after a failed sync syncs again
@@ -653,6 +668,32 @@ func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []
 		return err
 	}
 	return syncLog(ctx, l.sink)
+}
+
+// resumeLog resumes an adopted lease's log where the store has it (the
+// previous leader synced every part it acknowledged: see syncLog), once;
+// l.logMu is held. Parts the worker sends then go on from there like any
+// lease's. A log the store has complete (its previous leader ended it
+// before it stopped) takes the worker's parts without keeping them, so
+// the attempt goes on; a store that cannot answer now is a 503, which the
+// worker tries again.
+func (b *Broker) resumeLog(ctx context.Context, l *leaseState) error {
+	if !l.adopted || l.resumed {
+		return nil
+	}
+	sink, offset, err := b.Logs.Resume(ctx, l.o.a.Log)
+	switch {
+	case errors.Is(err, logs.ErrComplete) || errors.Is(err, fs.ErrExist):
+		l.resumed, l.logLost = true, true
+		b.Logger.Warn("the log of an adopted attempt cannot go on: what its worker sends is not kept", attemptAttrs(l, "worker", l.worker, "err", err)...)
+		return nil
+	case err != nil:
+		return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "resume the log of lease %s: %v", l.id, err)
+	}
+	l.resumed, l.gapOK = true, true
+	l.sink, l.logSize = sink, offset
+	b.Logger.Info("the log of an adopted attempt goes on", attemptAttrs(l, "worker", l.worker, "offset", offset)...)
+	return nil
 }
 
 // syncLog makes what a worker sent durable where every server reads it
@@ -694,9 +735,7 @@ func (b *Broker) CompleteMany(ctx context.Context, reports []api.LeaseReport) []
 			errs[i] = err
 			continue
 		}
-		if l.adoptedLog(rep.LogSize) {
-			l.endLog(nil) // not kept: see AppendLog
-		} else if !l.endLog(rep.Log) {
+		if !b.endLog(ctx, l, rep.Log) {
 			wholes = append(wholes, logs.Whole{Key: l.o.a.Log, Data: rep.Log})
 		}
 		done = append(done, taken{l, res})
@@ -797,29 +836,30 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 	return l, res, nil
 }
 
-// adoptedLog reports whether the log of an adopted lease came in parts
-// (sent to the previous leader, or here), which are not kept: only a log
-// that comes whole with the report is. sent is what the report says was
-// sent before it.
-func (l *leaseState) adoptedLog(sent int64) bool {
-	l.logMu.Lock()
-	defer l.logMu.Unlock()
-	return l.adopted && (sent > 0 || l.logDropped)
-}
-
 // endLog ends the lease's log once (later appends are refused), with
 // data, the last of it, appended when part of the log came through
 // AppendLog before. It reports false when data is a whole log for the
-// caller to keep: none of the log came before, and data holds some.
-func (l *leaseState) endLog(data []byte) bool {
+// caller to keep: none of the log came before, and data holds some. An
+// adopted lease's log is resumed first if no part came since the
+// takeover, so that it ends here too (its final chunk, in a Cluster); a
+// whole log in the report then goes on from what the store has of it.
+func (b *Broker) endLog(ctx context.Context, l *leaseState, data []byte) bool {
 	l.logMu.Lock()
 	defer l.logMu.Unlock()
 	if l.closed {
 		return true
 	}
 	l.closed = true
+	if err := b.resumeLog(context.WithoutCancel(ctx), l); err != nil {
+		b.Logger.Warn("the log of an adopted attempt could not be ended", attemptAttrs(l, "worker", l.worker, "err", err)...)
+		return len(data) == 0 // a whole log in the report is the caller's to try
+	}
 	if l.sink == nil {
-		return len(data) == 0
+		return len(data) == 0 || l.logLost
+	}
+	if l.adopted {
+		// A whole log starts at 0: the store may have its start.
+		data = data[min(l.logSize, int64(len(data))):]
 	}
 	if len(data) > 0 {
 		n, _ := l.sink.Write(data)

@@ -28,7 +28,9 @@ import (
 // marked final; the file is then removed. The database copy is the file's
 // bytes, so offsets are the same wherever a log is read. A log the
 // database does not have (written before this store was used, or whose
-// last shipping failed) is read from the local files.
+// last shipping failed) is read from the local files. A log a server
+// takes over from another (Resume) goes on in a file of the bytes past
+// what the database has, which is never read as the log.
 //
 // A server alone on SQLite uses Files: its disk is the only disk, and a
 // file per log costs a write where the database would cost a write, a
@@ -170,15 +172,58 @@ func (c *Cluster) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
 	return &shipSink{c: c, k: k, local: local, path: c.Local.path(k)}, nil
 }
 
+// Resume implements Store: the log goes on from the end of its chunks in
+// the database (base), where the server that wrote it before left it. That
+// server shipped every part it acknowledged to the worker (Sync), so
+// base is all the worker needs not send again; what its file held past
+// base was never acknowledged, and the worker sends it again. The new
+// file holds the bytes from base on, is shipped at their offsets in the
+// log, and lies where reads never look (Files.sinkFrom): every server,
+// this one included, reads and follows the log in the database, where the
+// file's bytes arrive every Ship. A log whose final chunk is in cannot be
+// resumed.
+func (c *Cluster) Resume(ctx context.Context, k Key) (io.WriteCloser, int64, error) {
+	if err := k.validate(); err != nil {
+		return nil, 0, err
+	}
+	if _, ok := c.queuedItem(k); ok {
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, ErrComplete)
+	}
+	end, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt)
+	if err != nil {
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+	}
+	if ok && end.Final {
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, ErrComplete)
+	}
+	base, offset, headFull := int64(0), int64(0), false
+	if ok {
+		// The last line says whether the head is full (see Files.Limit).
+		r := &chunkReader{ctx: ctx, c: c, k: k, pos: max(end.End()-1024, 0)}
+		last, err := io.ReadAll(io.LimitReader(r, end.End()-r.pos))
+		if err != nil {
+			return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+		}
+		note := headNoteLen(last)
+		base, offset, headFull = end.End(), end.End()-int64(note), note > 0
+	}
+	local, err := c.Local.sinkFrom(k, base, headFull)
+	if err != nil {
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+	}
+	return &shipSink{c: c, k: k, local: local, path: local.path, base: base, shipped: base}, offset, nil
+}
+
 // shipSink writes to the local file and ships what it gains.
 type shipSink struct {
 	c     *Cluster
 	k     Key
 	local io.WriteCloser
 	path  string
+	base  int64 // the offset in the log of the file's first byte (Resume)
 
 	mu       sync.Mutex // held while shipping, so ships go in order
-	shipped  int64      // bytes of the file in the database
+	shipped  int64      // bytes of the log in the database (base and those of the file)
 	finished bool       // the final chunk is in: the file may be gone
 	warned   bool       // a failed ship was logged
 
@@ -206,6 +251,15 @@ func (c *Cluster) ship() time.Duration {
 	return DefaultShip
 }
 
+// How much send ships.
+type shipping int
+
+const (
+	shipLines shipping = iota // the whole lines (the timer's ships)
+	shipAll                   // every byte, a line cut maybe (Sync's, before the worker is told)
+	shipFinal                 // every byte, and the log's end (Close's)
+)
+
 // tick ships on the timer; a failure is logged once and tried again a
 // second later (or at Sync, or at Close).
 func (s *shipSink) tick() {
@@ -218,7 +272,7 @@ func (s *shipSink) tick() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.send(ctx, false); err != nil {
+	if err := s.send(ctx, shipLines); err != nil {
 		s.mu.Lock()
 		warned := s.warned
 		s.warned = true
@@ -234,21 +288,32 @@ func (s *shipSink) tick() {
 	}
 }
 
-// Sync implements Syncer.
-func (s *shipSink) Sync(ctx context.Context) error { return s.send(ctx, false) }
+// Sync implements Syncer. It ships every byte written, a line cut short
+// included: whatever the worker is told was taken must be in the
+// database, where a server that takes the attempt over resumes its log
+// (Resume), since the worker never sends it again.
+func (s *shipSink) Sync(ctx context.Context) error { return s.send(ctx, shipAll) }
 
-// send ships what the file holds past what was shipped: whole lines only
-// unless final (a line is shipped cut only when a chunk holds no line
-// end), and with final the last chunk marks the log complete. A log that
+// send ships what the file holds past what was shipped: with shipLines,
+// whole lines only (a line is shipped cut only when a chunk holds no line
+// end); with shipFinal, the last chunk marks the log complete. A log that
 // never got a file ships nothing: followers learn its end from Ended.
-func (s *shipSink) send(ctx context.Context, final bool) error {
+func (s *shipSink) send(ctx context.Context, how shipping) error {
+	final := how == shipFinal
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
 		return nil // a tick that fired as the sink closed
 	}
 	file, err := os.Open(s.path)
-	if errors.Is(err, fs.ErrNotExist) && s.shipped == 0 {
+	if errors.Is(err, fs.ErrNotExist) && s.shipped == s.base {
+		if final && s.base > 0 {
+			// A resumed log that got nothing more: its end is marked.
+			if err := s.c.DB.PutLogChunks(ctx, Chunk{RunID: s.k.RunID, TaskID: s.k.TaskID, Attempt: s.k.Attempt, Offset: s.base, Final: true}); err != nil {
+				return fmt.Errorf("ship log of %s: %w", s.k, err)
+			}
+			s.c.wake(s.k)
+		}
 		s.finished = final
 		return nil
 	}
@@ -261,14 +326,14 @@ func (s *shipSink) send(ctx context.Context, final bool) error {
 		return fmt.Errorf("ship log of %s: %w", s.k, err)
 	}
 	var chunks []Chunk
-	for at, size := s.shipped, fi.Size(); at < size; {
+	for at, size := s.shipped, s.base+fi.Size(); at < size; {
 		buf := make([]byte, min(size-at, shipChunk))
-		n, err := file.ReadAt(buf, at)
+		n, err := file.ReadAt(buf, at-s.base)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("ship log of %s: %w", s.k, err)
 		}
 		buf = buf[:n]
-		if !final && at+int64(n) >= size {
+		if how == shipLines && at+int64(n) >= size {
 			// The last piece: whole lines only, unless it is a full chunk
 			// of one line.
 			if cut := bytes.LastIndexByte(buf, '\n') + 1; cut > 0 || n < shipChunk {
@@ -322,7 +387,7 @@ func (s *shipSink) Close() error {
 	defer cancel()
 	wait := 100 * time.Millisecond
 	for {
-		serr := s.send(ctx, true)
+		serr := s.send(ctx, shipFinal)
 		if serr == nil {
 			break
 		}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,12 +46,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, db store.Store)) {
 }
 
 // server is one server's log store: files of its own, the shared database.
-func server(t *testing.T, db store.Store) *logs.Cluster {
-	c := logs.NewCluster(logs.NewFiles(t.TempDir()), db, nil)
-	c.Ship, c.Poll, c.ItemFlush = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func server(t *testing.T, db store.Store) *logs.Cluster { return serverAt(t, db, t.TempDir()) }
 
 func readCluster(t *testing.T, c *logs.Cluster, k logs.Key, offset int64) string {
 	t.Helper()
@@ -498,4 +495,201 @@ func TestClusterItemsConcurrent(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestClusterResume: a server takes over the log of an attempt whose
+// server died without closing it. The log resumes at the end of what the
+// dead server synced, a line cut short included, and without what it had
+// not; every server reads the log whole and at any offset across the
+// takeover, and follows it live across it, the new writer included while
+// its file holds bytes not shipped; the final chunk is written at the end,
+// after which the log cannot be resumed. A file the new writer's disk had
+// of the log (from its own earlier life) is never read.
+func TestClusterResume(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		bdir := t.TempDir()
+		a, b, c := server(t, db), serverAt(t, db, bdir), server(t, db)
+		a.Ship = time.Hour // only Sync ships
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 1}
+
+		sink, err := a.Sink(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line1, cut := "2026-01-02T03:04:05Z out line 1\n", "2026-01-02T03:04:06Z out li"
+		io.WriteString(sink, line1+cut)
+		if err := sink.(logs.Syncer).Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(sink, "ne 2 never synced\n")
+		// a dies here: its sink is never closed.
+		fromC := newLineWriter()
+		cDone := make(chan error, 1)
+		go func() { _, err := c.Follow(ctx, k, 0, fromC); cDone <- err }()
+		fromC.waitFor(t, line1)
+
+		stale := filepath.Join(bdir, strconv.FormatInt(k.RunID, 10), "a.1.log")
+		if err := os.MkdirAll(filepath.Dir(stale), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(stale, []byte("stale\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rs, off, err := b.Resume(ctx, k)
+		if err != nil || off != int64(len(line1+cut)) {
+			t.Fatalf("Resume: %d, %v; want %d", off, err, len(line1+cut))
+		}
+		if _, _, err := b.Resume(ctx, k); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("a second Resume: %v, want fs.ErrExist", err)
+		}
+		// The new writer follows from the offset it resumed at, where its
+		// file starts.
+		fromB := newLineWriter()
+		bDone := make(chan error, 1)
+		go func() { _, err := b.Follow(ctx, k, off, fromB); bDone <- err }()
+		line2, line3 := "2026-01-02T03:04:06Z out line 2\n", "2026-01-02T03:04:07Z out line 3\n"
+		io.WriteString(rs, "ne 2\n"+line3)
+		whole := line1 + line2 + line3
+		fromC.waitFor(t, line3)
+		fromB.waitFor(t, line3)
+		if err := rs.(logs.Syncer).Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range map[string]*logs.Cluster{"the dead writer": a, "the new writer": b, "another server": c} {
+			for _, at := range []int64{0, 3, off - 2, off, off + 2, int64(len(whole))} {
+				if got := readCluster(t, s, k, at); got != whole[at:] {
+					t.Errorf("%s reads from %d: %q, want %q", name, at, got, whole[at:])
+				}
+			}
+			if n, err := s.Size(ctx, k); err != nil || n != int64(len(whole)) {
+				t.Errorf("%s: Size %d, %v; want %d", name, n, err, len(whole))
+			}
+		}
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for name, done := range map[string]chan error{"another server": cDone, "the new writer": bDone} {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("follow on %s: %v", name, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the follow on %s did not end with the log", name)
+			}
+		}
+		if fromC.String() != whole || fromB.String() != whole[off:] {
+			t.Errorf("followed on another server %q, on the new writer %q; want %q", fromC.String(), fromB.String(), whole)
+		}
+		if end, ok, err := db.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt); err != nil || !ok || !end.Final || end.End() != int64(len(whole)) {
+			t.Errorf("the log's last chunk: %+v, %v, %v; want final at %d", end, ok, err, len(whole))
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(stale), "*")); len(left) > 0 {
+			t.Errorf("files left on the new writer's disk: %v", left)
+		}
+		if _, _, err := c.Resume(ctx, k); !errors.Is(err, logs.ErrComplete) {
+			t.Errorf("Resume of a complete log: %v, want ErrComplete", err)
+		}
+	})
+}
+
+// TestClusterResumeNew: a log the database has nothing of resumes at 0,
+// in the file where the store reads it until it is shipped; one whose
+// resumed writer wrote nothing more ends with a final chunk all the same.
+func TestClusterResumeNew(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		a.Ship = time.Hour
+		run := newRun(t, db)
+		k := logs.Key{RunID: run, TaskID: "a", Attempt: 1}
+		sink, off, err := a.Resume(ctx, k)
+		if err != nil || off != 0 {
+			t.Fatalf("Resume of a log never written: %d, %v", off, err)
+		}
+		line := "2026-01-02T03:04:05Z out line 1\n"
+		io.WriteString(sink, line)
+		if got := readCluster(t, a, k, 0); got != line {
+			t.Errorf("the writer reads %q before shipping", got)
+		}
+		if err := sink.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readCluster(t, b, k, 0); got != line {
+			t.Errorf("another server reads %q", got)
+		}
+
+		// Resumed, then ended with nothing more.
+		k2 := logs.Key{RunID: run, TaskID: "a", Attempt: 2}
+		sink, err = a.Sink(ctx, k2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(sink, line)
+		if err := sink.(logs.Syncer).Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rs, off, err := b.Resume(ctx, k2)
+		if err != nil || off != int64(len(line)) {
+			t.Fatalf("Resume: %d, %v", off, err)
+		}
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if end, ok, err := db.LogEnd(ctx, run, "a", 2); err != nil || !ok || !end.Final || end.End() != int64(len(line)) {
+			t.Errorf("the last chunk: %+v, %v, %v", end, ok, err)
+		}
+		fw := newLineWriter()
+		if _, err := a.Follow(ctx, k2, 0, fw); err != nil || fw.String() != line {
+			t.Errorf("follow of the ended log: %q, %v", fw.String(), err)
+		}
+	})
+}
+
+// TestClusterResumeHeadFull: a log whose writer died past its head resumes
+// at the head's end; what comes is its tail, added at the end.
+func TestClusterResumeHeadFull(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		a, b := server(t, db), server(t, db)
+		a.Ship = time.Hour
+		a.Local.Limit, b.Local.Limit = 16<<10, 16<<10
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 1}
+		sink, err := a.Sink(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1000 {
+			fmt.Fprintf(sink, "2026-01-02T03:04:05Z out line %06d\n", i)
+		}
+		if err := sink.(logs.Syncer).Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		head := readCluster(t, b, k, 0)
+		noteAt := strings.LastIndex(strings.TrimSuffix(head, "\n"), "\n") + 1
+		if !strings.Contains(head[noteAt:], " log log limit of 16 KiB reached") {
+			t.Fatalf("the log does not end with the head's note: %q", head[noteAt:])
+		}
+		rs, off, err := b.Resume(ctx, k)
+		if err != nil || off != int64(noteAt) {
+			t.Fatalf("Resume: %d, %v; want %d", off, err, noteAt)
+		}
+		io.WriteString(rs, "2026-01-02T03:04:06Z out the end\n")
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := readCluster(t, a, k, 0)
+		if !strings.HasPrefix(got, head) || !strings.HasSuffix(got, " dropped here\n2026-01-02T03:04:06Z out the end\n") {
+			t.Errorf("after the head: %q", got[min(len(head), len(got)):])
+		}
+	})
+}
+
+// serverAt is a server with its files in dir.
+func serverAt(t *testing.T, db store.Store, dir string) *logs.Cluster {
+	c := logs.NewCluster(logs.NewFiles(dir), db, nil)
+	c.Ship, c.Poll, c.ItemFlush = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }

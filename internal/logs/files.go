@@ -103,12 +103,152 @@ func (f *Files) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("create log of %s: %w", k, fs.ErrExist)
 	}
+	s, err := f.claimSink(k, path)
+	if err != nil {
+		return nil, fmt.Errorf("create log of %s: %w", k, err)
+	}
+	return s, nil
+}
+
+// Resume implements Store. The log's file, left by a writer that is gone
+// (the process of this server before it restarted), is opened for
+// appending; a log never written gets its file at the first write, as with
+// Sink. Files cannot tell a file whose writer ended the log from one whose
+// writer died: only a map item's log written whole into its run's pack is
+// known complete.
+func (f *Files) Resume(ctx context.Context, k Key) (io.WriteCloser, int64, error) {
+	if err := k.validate(); err != nil {
+		return nil, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+	}
+	if _, _, ok, err := f.packed(k); err != nil || ok {
+		if err == nil {
+			err = ErrComplete
+		}
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+	}
+	s, err := f.claimSink(k, f.path(k))
+	if err != nil {
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+	}
+	file, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, 0, nil
+	}
+	var size int64
+	if err == nil {
+		size, err = resumeFile(file)
+	}
+	if err != nil {
+		if file != nil {
+			file.Close()
+		}
+		s.Close()
+		return nil, 0, fmt.Errorf("resume log of %s: %w", k, err)
+	}
+	s.file, s.written = file, size
+	offset := size
+	if s.limit > 0 {
+		end := make([]byte, min(size, 1024))
+		n, _ := file.ReadAt(end, size-int64(len(end)))
+		if note := headNoteLen(end[:n]); note > 0 {
+			s.startTail()
+			offset -= int64(note)
+		}
+	}
+	return s, offset, nil
+}
+
+// claimSink returns a sink of k's log writing to path, once no writer of
+// this process has it.
+func (f *Files) claimSink(k Key, path string) (*fileSink, error) {
 	t := f.acquire(k)
 	if !t.claim() {
 		f.release(k)
-		return nil, fmt.Errorf("create log of %s: a writer is open: %w", k, fs.ErrExist)
+		return nil, fmt.Errorf("a writer is open: %w", fs.ErrExist)
 	}
 	return &fileSink{files: f, key: k, path: path, topic: t, limit: f.limit()}, nil
+}
+
+// resumeFile takes the writer's lock of a log file a writer left and
+// returns its size. A follower testing the lock holds it shared for an
+// instant, so it is tried a few times before the file is taken for
+// another process's writer's.
+func resumeFile(file *os.File) (int64, error) {
+	for i := 0; ; i++ {
+		err := syscall.Flock(int(file.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return 0, fmt.Errorf("lock %s: %w", file.Name(), err)
+		}
+		if i == 100 {
+			return 0, fmt.Errorf("a writer in another process has %s: %w", file.Name(), fs.ErrExist)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fi, err := file.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// sinkFrom returns a sink of the log of k from offset base on, for
+// Cluster.Resume, which has the bytes before base in the database: its
+// file holds the bytes from base on only. With base > 0, that file is not
+// where Open, Size and Follow look (the Cluster reads such a log from the
+// database, the file's bytes once shipped), so they never take it for the
+// whole log. A file left at either place by a writer that is gone is
+// replaced: whatever it holds past the database's end was never
+// acknowledged to the worker, which sends it again. headFull says the
+// log's head is full: what comes goes to its tail.
+func (f *Files) sinkFrom(k Key, base int64, headFull bool) (*fileSink, error) {
+	path := f.path(k)
+	if base > 0 {
+		path = filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".resumed")
+	}
+	s, err := f.claimSink(k, path)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{f.path(k), path} {
+		if err := removeStale(p); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.written = base
+	if headFull && s.limit > 0 {
+		s.startTail()
+	}
+	return s, nil
+}
+
+// removeStale removes a log file no writer holds.
+func removeStale(path string) error {
+	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	writing, err := locked(file)
+	if err == nil && writing {
+		err = fmt.Errorf("a writer in another process has %s: %w", path, fs.ErrExist)
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // limit is the bound of one log file, or 0 for none.
@@ -381,7 +521,7 @@ func (t *topic) claim() bool {
 	if t.writing {
 		return false
 	}
-	t.writing = true
+	t.writing, t.finished = true, false
 	return true
 }
 
@@ -489,16 +629,20 @@ func (s *fileSink) overflow(p []byte, head int64) error {
 		cut = bytes.LastIndexByte(p[:room], '\n') + 1
 	}
 	rest := p[cut:]
-	note := noteLine(rest, fmt.Sprintf("log limit of %s reached: the output that follows is kept as its last %s, added when the attempt ends",
-		sizeText(s.limit), sizeText(tailSize(s.limit))))
+	note := noteLine(rest, fmt.Sprintf(headNote, sizeText(s.limit), sizeText(tailSize(s.limit))))
 	n, err := s.file.Write(append(p[:cut:cut], note...))
 	s.written += int64(n)
 	s.topic.notify()
 	if err != nil {
 		return err
 	}
-	s.tail = &limitedTail{dir: filepath.Dir(s.path), name: "." + filepath.Base(s.path), segMax: tailSize(s.limit) / 2}
+	s.startTail()
 	return s.tail.add(rest)
+}
+
+// startTail sends what comes next to the tail: the head is full.
+func (s *fileSink) startTail() {
+	s.tail = &limitedTail{dir: filepath.Dir(s.path), name: "." + filepath.Base(s.path), segMax: tailSize(s.limit) / 2}
 }
 
 // Close closes the file, which releases the writer's lock, and only then

@@ -33,6 +33,27 @@ func headSize(limit int64) int64 { return (limit - limitReserve) / 2 }
 // tailSize is how much of a log is kept from its end, at most.
 func tailSize(limit int64) int64 { return limit - limitReserve - headSize(limit) }
 
+// headNote is the text of the line where the head of a log that outgrew
+// its limit ends (fileSink.overflow): the limit, the tail's size.
+const headNote = "log limit of %s reached: the output that follows is kept as its last %s, added when the attempt ends"
+
+// headNoteLen returns the length of the last line of end (the last bytes
+// of a log) if it is a head's note (headNote), else 0: a log resumed after
+// it has its head full.
+func headNoteLen(end []byte) int {
+	if len(end) == 0 || end[len(end)-1] != '\n' {
+		return 0
+	}
+	line := end[bytes.LastIndexByte(end[:len(end)-1], '\n')+1:]
+	_, text, _ := bytes.Cut(line, []byte(" "))
+	prefix, rest, _ := strings.Cut(headNote, "%s")
+	reached, _, _ := strings.Cut(rest, "%s")
+	if !bytes.HasPrefix(text, []byte("log "+prefix)) || !bytes.Contains(text, []byte(reached)) {
+		return 0
+	}
+	return len(line)
+}
+
 // limitedTail keeps the last part of a log that has outgrown its head, in
 // two segment files beside the log: output goes to the current segment;
 // when it is full, the older segment is dropped (its bytes and lines
@@ -146,6 +167,9 @@ func (t *limitedTail) finish(log *os.File) error {
 	if t.err != nil {
 		return t.err
 	}
+	if t.size[0]+t.size[1] == 0 {
+		return nil // a resumed log's tail that got nothing
+	}
 	order := []int{1 - t.cur, t.cur}
 	first := make([]byte, 64) // the start of the first kept line, for its stamp
 	for _, i := range order {
@@ -169,6 +193,11 @@ func (t *limitedTail) finish(log *os.File) error {
 	}
 	return nil
 }
+
+// NoteLine is a log line of tasuki's own, as noteLine, for what the
+// server has to say in a log it receives whole lines of (a remote
+// worker's).
+func NoteLine(next []byte, text string) []byte { return noteLine(next, text) }
 
 // noteLine is a log line of tasuki's own, with the stream name "log". It
 // carries the time stamp of next, the line it comes before (so stamps

@@ -52,6 +52,15 @@ type Store interface {
 	// checks. A sink that is also a Syncer must be synced before the
 	// bytes are acknowledged to whoever sent them.
 	Sink(ctx context.Context, k Key) (io.WriteCloser, error)
+	// Resume continues the log of k where the store has it, for a server
+	// that took an attempt over from another (a lease adopted after a
+	// failover or a restart): it returns a sink as Sink does, which
+	// appends, and offset, how many of the writer's bytes the store keeps,
+	// from which the writer must send the rest. That is the log's size,
+	// but for a log that outgrew its bound: its head, without the line
+	// that says so (what follows goes to a new tail). A log never written
+	// resumes at 0; a complete one cannot be resumed (ErrComplete).
+	Resume(ctx context.Context, k Key) (sink io.WriteCloser, offset int64, err error)
 	// WriteWhole stores the complete logs of ended attempts, each written
 	// once and never through Create or Sink (see Files.WriteWhole).
 	WriteWhole(ctx context.Context, logs []Whole) error
@@ -68,6 +77,10 @@ type Store interface {
 	// one or more per Write, so each call can become one event.
 	Follow(ctx context.Context, k Key, offset int64, w io.Writer) (int64, error)
 }
+
+// ErrComplete is Resume's error for a log that has ended: nothing may be
+// appended to it.
+var ErrComplete = errors.New("the log is complete")
 
 // errNegativeOffset is returned for offsets before the start of a log.
 var errNegativeOffset = errors.New("negative offset")
