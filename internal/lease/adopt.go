@@ -177,6 +177,33 @@ func (bs *bundleState) bind(owner string) bool {
 	return bs.owner == owner
 }
 
+// adoptableLocked reports whether id, a lease not held, may still be
+// adopted: the adoption window is open and id names a task's attempt;
+// b.mu is held.
+func (b *Broker) adoptableLocked(id string, now time.Time) bool {
+	if b.early == nil || !now.Before(b.adoptUntil) {
+		return false
+	}
+	// A task's lease, a map item's ("task.ITEM"), or a bundle's (its
+	// first item's).
+	_, _, _, err := api.ParseLeaseID(id)
+	return err == nil
+}
+
+// pendingAdoptionLocked reports whether a log part or a report for id, a
+// lease not held, may be for one not adopted yet: its worker sent it just
+// as this server took over, before its runs were recovered. It is answered
+// 503 (try again), not lease lost, which would end the attempt; b.mu is
+// held.
+func (b *Broker) pendingAdoptionLocked(id string) bool {
+	_, held := b.leases[id]
+	return !held && b.adoptableLocked(id, b.Now())
+}
+
+func notAdoptedYet(id string) error {
+	return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "lease %s: this server has just taken over and has not adopted it yet; try again", id)
+}
+
 // bindAdopted gives an adopted lease not yet heard of to the token that
 // first names it (the store keeps the worker's name, not its token); b.mu
 // is held. It reports whether owner may act on l.
@@ -193,11 +220,8 @@ func (l *leaseState) bindAdopted(owner string) bool {
 // adoption window; b.mu is held. It reports whether the heartbeat was
 // kept (and must not be answered unknown).
 func (b *Broker) rememberEarly(id, worker, owner string, now time.Time) bool {
-	if b.early == nil || !now.Before(b.adoptUntil) || worker == "" || len(worker) > maxWorkerName {
+	if worker == "" || len(worker) > maxWorkerName || !b.adoptableLocked(id, now) {
 		return false
-	}
-	if _, _, _, err := api.ParseLeaseID(id); err != nil {
-		return false // a task's lease, a map item's ("task.ITEM"), or a bundle's (its first item's)
 	}
 	if _, ok := b.early[id]; !ok && len(b.early) >= maxEarly {
 		return false

@@ -238,6 +238,46 @@ func TestAdoptedLeaseLogGap(t *testing.T) {
 	}
 }
 
+// A log part or a report for a lease not adopted yet, within the adoption
+// window, is answered "try again" (503), not lease lost, which would end
+// the attempt on its worker; a map item's, or after the window, is lost.
+func TestLogAndReportBeforeAdoption(t *testing.T) {
+	b, clk, lf := newBroker(t)
+	b.AdoptFrom(clk.Now())
+	w1 := api.WithTokenName(context.Background(), "tok1")
+	status := func(err error) int {
+		var e *api.Error
+		if !errors.As(err, &e) {
+			return 0
+		}
+		return e.Status
+	}
+	if err := b.AppendLog(w1, "5.t.1", 0, []byte("line 1\n")); status(err) != 503 {
+		t.Errorf("a log part before adoption: %v, want 503", err)
+	}
+	if err := b.Complete(w1, "5.t.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); status(err) != 503 {
+		t.Errorf("a report before adoption: %v, want 503", err)
+	}
+	if err := b.AppendLog(w1, "5.m.7.1", 0, []byte("line 1\n")); status(err) != 409 {
+		t.Errorf("a map item's log part: %v, want 409", err)
+	}
+	res := adopt(context.Background(), b, "w1", found(5, "t", 1))
+	if err := b.AppendLog(w1, "5.t.1", 0, []byte("line 1\n")); err != nil {
+		t.Fatalf("the log part once adopted: %v", err)
+	}
+	if err := b.Complete(w1, "5.t.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded, LogSize: 7}); err != nil {
+		t.Fatal(err)
+	}
+	<-res
+	if got := readLog(t, lf, logs.Key{RunID: 5, TaskID: "t", Attempt: 1}); got != "line 1\n" {
+		t.Errorf("log: %q", got)
+	}
+	clk.Add(b.LeaseTimeout + 1)
+	if err := b.AppendLog(w1, "6.t.1", 0, []byte("x\n")); status(err) != 409 {
+		t.Errorf("a log part after the window: %v, want 409", err)
+	}
+}
+
 // completeLogs is a log store whose logs are all complete: nothing resumes.
 type completeLogs struct{ *logs.Files }
 

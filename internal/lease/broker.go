@@ -621,6 +621,12 @@ func leaseLost(id string) error {
 func (b *Broker) AppendLog(ctx context.Context, id string, offset int64, data []byte) error {
 	l, ok := b.held(ctx, id, "")
 	if !ok {
+		b.mu.Lock()
+		pending := b.pendingAdoptionLocked(id)
+		b.mu.Unlock()
+		if pending {
+			return notAdoptedYet(id)
+		}
 		return leaseLost(id)
 	}
 	l.logMu.Lock()
@@ -821,6 +827,7 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 	}
 	b.mu.Lock()
 	l, held := b.leases[id]
+	pending := !held && b.pendingAdoptionLocked(id)
 	if held && (l.deadline.IsZero() || !l.bindAdopted(api.TokenName(ctx))) {
 		held = false // the in-process executor's, or another token's
 	}
@@ -828,6 +835,9 @@ func (b *Broker) claim(ctx context.Context, id string, req api.CompleteRequest) 
 		b.drop(l)
 	}
 	b.mu.Unlock()
+	if pending {
+		return nil, none, notAdoptedYet(id)
+	}
 	if !held {
 		b.observe(Observation{Event: "refused"})
 		return nil, none, leaseLost(id)

@@ -48,6 +48,15 @@ type Cluster struct {
 	// chunks shipped by another server (defaultPoll when zero).
 	Ship time.Duration
 	Poll time.Duration
+	// Fenced, when set, writes the chunks of the logs written here (Sink,
+	// Resume) in place of DB.PutLogChunks. Servers fence it by their
+	// leadership (store.Logs.PutLogChunksFenced): a leader deposed while
+	// it was frozen (SIGSTOP, a paused VM) that wakes up must neither add
+	// to a log its successor resumed (Resume) nor end it. A refusal wraps
+	// ErrDeposed and is not tried again; like any failed ship, it keeps a
+	// worker from being told its part was taken, so the worker sends it to
+	// the new leader.
+	Fenced func(ctx context.Context, chunks ...Chunk) error
 
 	mu     sync.Mutex
 	topics map[Key]*topic
@@ -69,6 +78,10 @@ type Cluster struct {
 	enc       *zstd.Encoder
 	dec       *zstd.Decoder
 }
+
+// ErrDeposed is what Cluster.Fenced returns once the server no longer
+// leads: the logs it was writing go on elsewhere.
+var ErrDeposed = errors.New("this server no longer leads: the log goes on on the leader")
 
 // DefaultShip is how long a line waits in a server's log file before it is
 // in the database: like a worker's flush interval, it keeps a follower on
@@ -277,6 +290,9 @@ func (s *shipSink) tick() {
 		warned := s.warned
 		s.warned = true
 		s.mu.Unlock()
+		if errors.Is(err, ErrDeposed) {
+			return // for good
+		}
 		if !warned {
 			s.c.Logger.Warn("ship a log to the database; trying again", "log", s.k.String(), "err", err)
 		}
@@ -286,6 +302,14 @@ func (s *shipSink) tick() {
 		}
 		s.tmu.Unlock()
 	}
+}
+
+// put writes the chunks of a log written here (Fenced).
+func (c *Cluster) put(ctx context.Context, chunks ...Chunk) error {
+	if c.Fenced != nil {
+		return c.Fenced(ctx, chunks...)
+	}
+	return c.DB.PutLogChunks(ctx, chunks...)
 }
 
 // Sync implements Syncer. It ships every byte written, a line cut short
@@ -309,7 +333,7 @@ func (s *shipSink) send(ctx context.Context, how shipping) error {
 	if errors.Is(err, fs.ErrNotExist) && s.shipped == s.base {
 		if final && s.base > 0 {
 			// A resumed log that got nothing more: its end is marked.
-			if err := s.c.DB.PutLogChunks(ctx, Chunk{RunID: s.k.RunID, TaskID: s.k.TaskID, Attempt: s.k.Attempt, Offset: s.base, Final: true}); err != nil {
+			if err := s.c.put(ctx, Chunk{RunID: s.k.RunID, TaskID: s.k.TaskID, Attempt: s.k.Attempt, Offset: s.base, Final: true}); err != nil {
 				return fmt.Errorf("ship log of %s: %w", s.k, err)
 			}
 			s.c.wake(s.k)
@@ -360,7 +384,7 @@ func (s *shipSink) send(ctx context.Context, how shipping) error {
 	// bytes. Large logs go in several, a few MiB each.
 	for start := 0; start < len(chunks); start += 4 {
 		part := chunks[start:min(start+4, len(chunks))]
-		if err := s.c.DB.PutLogChunks(ctx, part...); err != nil {
+		if err := s.c.put(ctx, part...); err != nil {
 			return fmt.Errorf("ship log of %s: %w", s.k, err)
 		}
 		s.shipped = part[len(part)-1].End()
@@ -391,7 +415,7 @@ func (s *shipSink) Close() error {
 		if serr == nil {
 			break
 		}
-		if !sleep(ctx, wait) {
+		if errors.Is(serr, ErrDeposed) || !sleep(ctx, wait) {
 			s.c.Logger.Error("ship a log to the database: it stays on this server's disk", "log", s.k.String(), "err", serr)
 			return errors.Join(err, serr)
 		}

@@ -693,3 +693,69 @@ func serverAt(t *testing.T, db store.Store, dir string) *logs.Cluster {
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
+
+// TestClusterDeposedWriter: with its chunks fenced by its leadership, a
+// writer whose server was deposed while frozen and woke up neither adds to
+// the log its successor resumed nor ends it: its Sync fails (its worker
+// is not told the part was taken), its Close gives up at once.
+func TestClusterDeposedWriter(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		now := time.Now()
+		lead := func(c *logs.Cluster, holder string, at time.Time) {
+			l, err := db.AcquireLeadership(ctx, holder, "http://"+holder, time.Minute, at)
+			if err != nil || l.Holder != holder {
+				t.Fatalf("%s leads: %+v, %v", holder, l, err)
+			}
+			c.Fenced = func(ctx context.Context, chunks ...logs.Chunk) error {
+				err := db.PutLogChunksFenced(ctx, l.Fence(), chunks...)
+				if errors.Is(err, store.ErrFenced) {
+					err = fmt.Errorf("%w: %w", logs.ErrDeposed, err)
+				}
+				return err
+			}
+		}
+		a, b := server(t, db), server(t, db)
+		a.Ship = time.Hour
+		lead(a, "a", now)
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 1}
+		sink, err := a.Sink(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line1, line2 := "2026-01-02T03:04:05Z out line 1\n", "2026-01-02T03:04:06Z out line 2\n"
+		io.WriteString(sink, line1)
+		if err := sink.(logs.Syncer).Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// a freezes; b takes over and goes on with the log.
+		lead(b, "b", now.Add(2*time.Minute))
+		rs, off, err := b.Resume(ctx, k)
+		if err != nil || off != int64(len(line1)) {
+			t.Fatalf("Resume: %d, %v", off, err)
+		}
+		// a wakes up: its worker's part, sent before, is written and synced.
+		io.WriteString(sink, line2)
+		if err := sink.(logs.Syncer).Sync(ctx); !errors.Is(err, logs.ErrDeposed) {
+			t.Errorf("the deposed writer's Sync: %v, want ErrDeposed", err)
+		}
+		began := time.Now()
+		if err := sink.Close(); !errors.Is(err, logs.ErrDeposed) {
+			t.Errorf("the deposed writer's Close: %v, want ErrDeposed", err)
+		}
+		if took := time.Since(began); took > 10*time.Second {
+			t.Errorf("the deposed writer's Close took %s: tried again", took)
+		}
+		if end, ok, err := db.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt); err != nil || !ok || end.Final || end.End() != int64(len(line1)) {
+			t.Errorf("after the deposed writer: end %+v, %v, %v", end, ok, err)
+		}
+		// The worker sends its part to b.
+		io.WriteString(rs, line2)
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readCluster(t, a, k, 0); got != line1+line2 {
+			t.Errorf("the log: %q", got)
+		}
+	})
+}

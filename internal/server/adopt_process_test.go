@@ -40,8 +40,9 @@ var adoptEnv = []string{
 
 // tickTask is a pipeline whose task appends "ATTEMPT NANOS" lines to a
 // ledger every 20 ms from its first moment to its last, from the clock of
-// the machine it runs on, signals STARTED (a fifo) on its first attempt,
-// and ends (succeeded) once the file GO exists.
+// the machine it runs on, and prints "line N" to its log at each tick (N
+// from 0), signals STARTED (a fifo) on its first attempt, and ends
+// (succeeded) once the file GO exists.
 func tickPipeline(t *testing.T, dir, ledger, started, goFile string) {
 	t.Helper()
 	writeFile(t, dir, "tick.yaml", fmt.Sprintf(`name: tick
@@ -51,7 +52,8 @@ tasks:
     labels: [adopt]
     retry: {attempts: 1}
     run: |
-      tick() { echo "$TASUKI_ATTEMPT $(date +%%s%%N) $W" >> "$LEDGER"; }
+      n=0
+      tick() { echo "$TASUKI_ATTEMPT $(date +%%s%%N) $W" >> "$LEDGER"; echo "line $n"; n=$((n+1)); }
       tick
       if [ "$TASUKI_ATTEMPT" = 1 ]; then echo started > "$STARTED"; fi
       while [ ! -e "$GO" ]; do sleep 0.02; tick; done
@@ -126,7 +128,11 @@ func twoServers(t *testing.T, dsn, dir string) (leader, follower *pgServer) {
 // The follower takes over and adopts the attempt: the worker, whose
 // heartbeats go to the follower, keeps running it, and when the task ends
 // its report is taken. One attempt, succeeded, no lost record, its ticks
-// uninterrupted; the frozen leader, woken up, writes nothing.
+// uninterrupted; the frozen leader, woken up, writes nothing. The
+// attempt's log goes on across the takeover: read from every server once
+// the run has ended, and followed live from before the kill to its end,
+// it holds the lines written before the kill and after the takeover, in
+// order, each once.
 func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and freezes leaders of two servers on PostgreSQL (~20 s)")
@@ -150,6 +156,13 @@ func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFifo(t, started, w.proc, 30*time.Second)
+			// The log's first lines are in the store, taken by the leader,
+			// and followed live on the follower.
+			live := &followBuffer{changed: make(chan struct{}, 1)}
+			followed := make(chan error, 1)
+			go func() { followed <- follower.c.FollowLog(ctx, run.ID, "long", 1, live) }()
+			live.await(t, " out line 3\n", 15*time.Second)
+			killed := time.Now()
 			if how == "kill -9" {
 				leader.kill9()
 			} else {
@@ -157,6 +170,7 @@ func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 				t.Cleanup(func() { _ = leader.cmd.Process.Signal(syscall.SIGCONT) })
 			}
 			follower.waitLine("leading:", 10*time.Second)
+			took := time.Now()
 			follower.waitLine("attempt adopted", 10*time.Second)
 			// The worker's heartbeat reaches the new leader: the lease is its.
 			eventually(t, adoptLeaseTimeout, "the worker's heartbeat to reach the new leader", func() (bool, string) {
@@ -171,11 +185,36 @@ func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 				}
 				return false, fmt.Sprintf("%+v", r)
 			})
+			// Lines written after the takeover reach the log (the worker
+			// tries its log again with a backoff of up to 10 s).
+			eventually(t, 30*time.Second, "lines written after the takeover in the log", func() (bool, string) {
+				stamps, _ := tickLog(t, runLog(t, follower.c, run.ID, "long"))
+				return len(stamps) > 0 && stamps[len(stamps)-1].After(took), fmt.Sprintf("%d lines", len(stamps))
+			})
 			if err := os.WriteFile(goFile, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if got := waitRunEnd(t, follower.c, run.ID); got.State != engine.RunSucceeded {
 				t.Fatalf("run %d: %s, want succeeded", run.ID, got.State)
+			}
+			whole := runLog(t, follower.c, run.ID, "long")
+			checkAcrossKill(t, whole, killed, took)
+			if !strings.Contains(follower.logs(), "the log of an adopted attempt goes on") {
+				t.Errorf("the new leader did not resume the adopted attempt's log")
+			}
+			select {
+			case err := <-followed:
+				if err != nil || live.String() != whole {
+					t.Errorf("followed live across the takeover: %v\n%q\nwant %q", err, live.String(), whole)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("the live follow did not end with the attempt; got %q", live.String())
+			}
+			// A server that joins later reads it whole too.
+			third := startPGServer(t, dsn, "", dir, adoptEnv, "--workers", "0")
+			third.waitLine("following:", 10*time.Second)
+			if got := runLog(t, third.c, run.ID, "long"); got != whole {
+				t.Errorf("the log read from a third server:\n%q\nwant %q", got, whole)
 			}
 			tk, atts := taskAttempts(t, st, run.ID, "long")
 			if tk.Attempt != 1 || len(atts) != 1 || atts[0].Outcome != store.OutcomeSucceeded || atts[0].Worker != "w1" {
@@ -207,10 +246,67 @@ func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 				if tk2.State != tk.State || tk2.Attempt != tk.Attempt || len(atts2) != 1 || atts2[0].Outcome != store.OutcomeSucceeded {
 					t.Errorf("after the deposed leader stopped: task %+v, attempts %s", tk2, outcomes(atts2))
 				}
+				if got := runLog(t, third.c, run.ID, "long"); got != whole {
+					t.Errorf("the log after the deposed leader stopped:\n%q\nwant %q", got, whole)
+				}
 			}
 			w.term(10 * time.Second)
+			third.term(15 * time.Second)
 			follower.term(15 * time.Second)
 		})
+	}
+}
+
+// tickLog reads the log of an attempt of tickPipeline's task: the stamps
+// of its "line N" lines, checked to come from 0 on, each once, in order,
+// and whether the line saying the attempt is done ends it. A line being
+// written (the log read while the attempt runs) is left out.
+func tickLog(t *testing.T, log string) (stamps []time.Time, done bool) {
+	t.Helper()
+	log = log[:strings.LastIndexByte(log, '\n')+1]
+	for line := range strings.SplitSeq(strings.TrimSuffix(log, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		stamp, text, _ := strings.Cut(line, " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		want := fmt.Sprintf("out line %d", len(stamps))
+		switch {
+		case err != nil || done:
+			t.Errorf("log line %q after line %d", line, len(stamps)-1)
+			return stamps, done
+		case text == want:
+			stamps = append(stamps, at)
+		case strings.HasPrefix(text, "out attempt 1 done on "):
+			done = true
+		default:
+			t.Errorf("log line %q, want %q", line, want)
+			return stamps, done
+		}
+	}
+	return stamps, done
+}
+
+// checkAcrossKill checks the whole log of an attempt that ran across a
+// takeover: its lines in order, each once, some written before the leader
+// was killed and some after the takeover, and its last line.
+func checkAcrossKill(t *testing.T, log string, killed, took time.Time) {
+	t.Helper()
+	stamps, done := tickLog(t, log)
+	var before, after int
+	for _, at := range stamps {
+		if at.Before(killed) {
+			before++
+		}
+		if at.After(took) {
+			after++
+		}
+	}
+	if before == 0 || after == 0 || !done {
+		t.Errorf("log of the adopted attempt: %d lines written before the kill, %d after the takeover, the last line there: %v (want some, some, true)\n%s",
+			before, after, done, log)
+	} else {
+		t.Logf("log of the adopted attempt: %d lines, %d written before the kill, %d after the takeover", len(stamps), before, after)
 	}
 }
 

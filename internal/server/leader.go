@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/api"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -53,6 +54,15 @@ type elector struct {
 	// lease_timeout never lets a worker outlive the new leader's lease.
 	grace time.Duration
 
+	// holding ends (is cancelled, and replaced) when the leadership changes
+	// hands as this server sees it: requests forwarded to the leader that
+	// was are cut then (forward), so a worker's call to a leader that froze
+	// is answered (503, try again: here, now) rather than left to hang
+	// until the worker's timeout, half a minute of its log held back.
+	// Guarded by mu.
+	holding    context.Context
+	endHolding context.CancelFunc
+
 	proxyMu sync.Mutex
 	proxies map[string]*httputil.ReverseProxy
 	// transport reaches the leader (TLS trust, client certificate); nil
@@ -64,13 +74,31 @@ func newElector(address string, ttl, leaseTimeout time.Duration) *elector {
 	host, _ := os.Hostname()
 	var b [4]byte
 	rand.Read(b[:])
-	return &elector{
+	e := &elector{
 		holder:  fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:])),
 		address: address,
 		ttl:     ttl,
 		grace:   leaseTimeout * 3 / 10,
 		proxies: map[string]*httputil.ReverseProxy{},
 	}
+	e.holding, e.endHolding = context.WithCancel(context.Background())
+	return e
+}
+
+// setLocked records the leadership l; e.mu is held.
+func (e *elector) setLocked(l store.Leadership) {
+	if l.Holder != e.cur.Holder {
+		e.endHolding()
+		e.holding, e.endHolding = context.WithCancel(context.Background())
+	}
+	e.cur = l
+}
+
+// holdingCtx is done when the leadership changes hands.
+func (e *elector) holdingCtx() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holding
 }
 
 // try acquires or renews the lease and reports whether this server leads.
@@ -85,7 +113,7 @@ func (e *elector) try(ctx context.Context, st store.Store, now time.Time) (bool,
 	}
 	held := l.HeldBy(e.holder, now)
 	e.mu.Lock()
-	e.cur = l
+	e.setLocked(l)
 	if held {
 		e.lastOK = now // the lease now expires at now+ttl
 	}
@@ -162,7 +190,9 @@ func (s *Server) waitForLeadership(ctx context.Context) (bool, error) {
 func (e *elector) abdicate() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.cur.Holder = ""
+	l := e.cur
+	l.Holder = ""
+	e.setLocked(l)
 }
 
 // keepLeading renews the lease until ctx ends; it returns
@@ -278,6 +308,20 @@ func (f fencedStore) Apply(ctx context.Context, changes ...store.Change) error {
 	return f.Store.ApplyFenced(ctx, store.Fence{Holder: f.e.holder, Term: f.e.wonTerm()}, changes...)
 }
 
+// fenceLogs writes the chunks of the logs this server writes under the
+// term it leads with, as fencedStore its run state: another leader goes on
+// with the logs of the attempts it adopts (logs.Cluster.Resume), and this
+// server, deposed while frozen, must not write into them when it wakes up.
+func (e *elector) fenceLogs(st store.Logs) func(ctx context.Context, chunks ...logs.Chunk) error {
+	return func(ctx context.Context, chunks ...logs.Chunk) error {
+		err := st.PutLogChunksFenced(ctx, store.Fence{Holder: e.holder, Term: e.wonTerm()}, chunks...)
+		if errors.Is(err, store.ErrFenced) {
+			err = fmt.Errorf("%w: %w", logs.ErrDeposed, err)
+		}
+		return err
+	}
+}
+
 // wonTerm is the term this server won when it became leader.
 func (e *elector) wonTerm() int64 {
 	e.mu.Lock()
@@ -291,6 +335,7 @@ func (e *elector) wonTerm() int64 {
 // (logs.Cluster), across a change of leader.
 func (s *Server) forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		holding := s.elector.holdingCtx() // before the leader is looked at
 		if !leaderOnly(r) {
 			next.ServeHTTP(w, r)
 			return
@@ -311,7 +356,10 @@ func (s *Server) forward(next http.Handler) http.Handler {
 			writeUnavailable(w, "no server leads right now; try again in a few seconds")
 			return
 		}
-		s.elector.proxy(addr).ServeHTTP(w, r)
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(holding, cancel)()
+		s.elector.proxy(addr).ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -382,6 +382,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.elector.transport = tr
 		s.runner.Store = timedStore{Store: fencedStore{Store: s.store, e: s.elector}, m: s.metrics, tracer: s.tracer, runTrace: s.runTrace}
+		if c, ok := s.logs.(*logs.Cluster); ok {
+			c.Fenced = s.elector.fenceLogs(s.store)
+		}
 	}
 	// Start-up finishes even if a signal arrives meanwhile: what it starts
 	// is then drained like everything else.

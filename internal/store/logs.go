@@ -38,6 +38,13 @@ type Logs interface {
 	// offset of one its log already has is skipped: a retried write
 	// carries the same bytes.
 	PutLogChunks(ctx context.Context, chunks ...LogChunk) error
+	// PutLogChunksFenced is PutLogChunks for a leader's logs that another
+	// leader may go on with (logs.Cluster.Resume, for an attempt it
+	// adopts): it checks fence in the same transaction, as ApplyFenced
+	// does, and writes nothing (ErrFenced) once another server has led
+	// since, so a deposed leader that wakes up (a frozen process) neither
+	// adds to such a log nor ends it.
+	PutLogChunksFenced(ctx context.Context, fence Fence, chunks ...LogChunk) error
 	// LogChunks returns up to limit chunks (DefaultLogChunksLimit,
 	// MaxLogChunksLimit) of one log in offset order, from the one holding
 	// offset on (or the first past it); none for a log it does not have.

@@ -19,6 +19,20 @@ const logChunkCols = `run_id, task_id, attempt, off, length, codec, final`
 // PutLogChunks inserts the chunks with one statement (arrays unnested), so
 // the logs of a batch of map items cost one round trip.
 func (db *DB) PutLogChunks(ctx context.Context, chunks ...store.LogChunk) error {
+	return db.putLogChunks(ctx, nil, chunks)
+}
+
+// PutLogChunksFenced is PutLogChunks in one statement still: it reads the
+// leadership row FOR SHARE (a takeover waits for it, or it for the
+// takeover, as for ApplyFenced) and inserts only if the fence holds.
+func (db *DB) PutLogChunksFenced(ctx context.Context, fence store.Fence, chunks ...store.LogChunk) error {
+	if fence.Holder == "" {
+		return fmt.Errorf("put %d log chunks: fence has no holder: %w", len(chunks), store.ErrFenced)
+	}
+	return db.putLogChunks(ctx, &fence, chunks)
+}
+
+func (db *DB) putLogChunks(ctx context.Context, fence *store.Fence, chunks []store.LogChunk) error {
 	n := len(chunks)
 	if n == 0 {
 		return nil
@@ -38,9 +52,20 @@ func (db *DB) PutLogChunks(ctx context.Context, chunks ...store.LogChunk) error 
 			data[i] = []byte{} // NOT NULL
 		}
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO log_chunks (`+logChunkCols+`, data)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::smallint[], $7::boolean[], $8::bytea[])
-		ON CONFLICT DO NOTHING`, run, task, attempt, off, length, codec, final, data)
+	const put = `INSERT INTO log_chunks (` + logChunkCols + `, data)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::smallint[], $7::boolean[], $8::bytea[])`
+	var err error
+	if fence == nil {
+		_, err = db.pool.Exec(ctx, put+` ON CONFLICT DO NOTHING`, run, task, attempt, off, length, codec, final, data)
+	} else {
+		var l store.Leadership
+		l, err = scanLeader(db.pool.QueryRow(ctx, `WITH fence AS (SELECT `+leaderCols+` FROM leadership WHERE id = 1 FOR SHARE),
+			put AS (`+put+` WHERE EXISTS (SELECT 1 FROM fence WHERE holder = $9 AND term = $10) ON CONFLICT DO NOTHING)
+			SELECT `+leaderCols+` FROM fence`, run, task, attempt, off, length, codec, final, data, fence.Holder, fence.Term))
+		if err == nil && (l.Holder != fence.Holder || l.Term != fence.Term) {
+			err = fenced(*fence, l)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("put %d log chunks (the first of run %d task %q attempt %d at %d): %w",
 			n, chunks[0].RunID, chunks[0].TaskID, chunks[0].Attempt, chunks[0].Offset, err)

@@ -17,6 +17,16 @@ const logChunkCols = `run_id, task_id, attempt, off, length, codec, final`
 
 // PutLogChunks inserts the chunks in one write transaction.
 func (db *DB) PutLogChunks(ctx context.Context, chunks ...store.LogChunk) error {
+	return db.putLogChunks(ctx, nil, chunks)
+}
+
+// PutLogChunksFenced is PutLogChunks after a check of the fence in the
+// same transaction.
+func (db *DB) PutLogChunksFenced(ctx context.Context, fence store.Fence, chunks ...store.LogChunk) error {
+	return db.putLogChunks(ctx, &fence, chunks)
+}
+
+func (db *DB) putLogChunks(ctx context.Context, fence *store.Fence, chunks []store.LogChunk) error {
 	for _, c := range chunks {
 		if err := c.Check(); err != nil {
 			return err
@@ -30,6 +40,11 @@ func (db *DB) PutLogChunks(ctx context.Context, chunks ...store.LogChunk) error 
 		return fmt.Errorf("put %d log chunks: %w", len(chunks), err)
 	}
 	defer tx.Rollback()
+	if fence != nil {
+		if err := checkFence(ctx, tx, *fence); err != nil {
+			return fmt.Errorf("put %d log chunks: %w", len(chunks), err)
+		}
+	}
 	put, err := tx.PrepareContext(ctx, `INSERT INTO log_chunks (`+logChunkCols+`, data) VALUES (?,?,?,?,?,?,?,?)
 		ON CONFLICT DO NOTHING`)
 	if err != nil {

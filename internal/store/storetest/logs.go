@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -156,6 +157,38 @@ func testLogChunksRejects(t *testing.T, s store.Store) {
 	// Nothing of a refused batch is written.
 	if cs, err := s.LogChunks(ctx, 1, "a", 1, 0, 0); err != nil || len(cs) != 0 {
 		t.Errorf("after refused batches: %v, %v", cs, err)
+	}
+}
+
+// testLogChunksFenced: the leader's chunks are written under its fence;
+// once another server leads, the deposed one's are refused whole, a final
+// chunk included, and the new leader's go on.
+func testLogChunksFenced(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	run := mustCreate(t, s, newRun("logs", 1)).ID
+	if err := s.PutLogChunksFenced(ctx, store.Fence{Holder: "a", Term: 0}, rawChunk(run, "a", 0, "x\n")); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("before any leader: %v, want ErrFenced", err)
+	}
+	a := mustAcquire(t, s, "a", t0)
+	if err := s.PutLogChunksFenced(ctx, a.Fence(), rawChunk(run, "a", 0, "one\n")); err != nil {
+		t.Fatalf("the leader's chunk: %v", err)
+	}
+	b := mustAcquire(t, s, "b", t0.Add(ttl))
+	final := rawChunk(run, "a", 4, "two\n")
+	final.Final = true
+	for _, f := range []store.Fence{a.Fence(), {Holder: "b", Term: a.Term}, {Term: b.Term}} {
+		if err := s.PutLogChunksFenced(ctx, f, final, rawChunk(run, "a", 8, "three\n")); !errors.Is(err, store.ErrFenced) {
+			t.Errorf("with the stale fence %+v: %v, want ErrFenced", f, err)
+		}
+	}
+	if end, ok, err := s.LogEnd(ctx, run, "a", 1); err != nil || !ok || end.End() != 4 || end.Final {
+		t.Errorf("after the deposed leader's chunks: end %+v, %v, %v", end, ok, err)
+	}
+	if err := s.PutLogChunksFenced(ctx, b.Fence(), rawChunk(run, "a", 4, "two, from b\n")); err != nil {
+		t.Fatalf("the new leader's chunk: %v", err)
+	}
+	if cs, err := s.LogChunks(ctx, run, "a", 1, 0, 0); err != nil || chunkText(t, cs, 0) != "one\ntwo, from b\n" {
+		t.Errorf("the log: %v, %v", cs, err)
 	}
 }
 

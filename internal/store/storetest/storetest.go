@@ -133,6 +133,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LogChunks", testLogChunks},
 		{"LogChunksPaging", testLogChunksPaging},
 		{"LogChunksRejects", testLogChunksRejects},
+		{"LogChunksFenced", testLogChunksFenced},
 		{"ConcurrentLogChunks", testConcurrentLogChunks},
 		{"PruneTakesLogs", testPruneTakesLogs},
 	}
