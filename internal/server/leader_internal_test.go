@@ -1,6 +1,10 @@
 package server
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +40,58 @@ func TestAuthoritative(t *testing.T) {
 	e.cur.Holder = "another"
 	if e.authoritative(t0) {
 		t.Error("a server that does not hold the lease is authoritative")
+	}
+}
+
+// TestForwardCutAtTakeover: a worker's request a follower forwarded to a
+// leader that froze (it never answers) is answered 503 once the leadership
+// changes hands, here to the follower itself, which then serves the next
+// try.
+func TestForwardCutAtTakeover(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	frozen := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then a caller hanging up is noticed
+		arrived <- struct{}{}
+		select { // frozen: no answer until the caller hangs up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer frozen.Close()
+	defer close(release)
+	e := newElector("http://follower", 3*time.Second, 30*time.Second)
+	e.mu.Lock()
+	e.setLocked(store.Leadership{Holder: "frozen", Address: frozen.URL, Term: 1})
+	e.mu.Unlock()
+	s := &Server{elector: e}
+	served := false
+	h := s.forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = true }))
+
+	answered := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/worker/leases/1.a.1/log?offset=0", strings.NewReader("line\n")))
+		answered <- rec
+	}()
+	<-arrived
+	select {
+	case rec := <-answered:
+		t.Fatalf("answered while the leader is frozen: %d %s", rec.Code, rec.Body)
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.mu.Lock()
+	e.setLocked(store.Leadership{Holder: e.holder, Address: "http://follower", Term: 2})
+	e.mu.Unlock()
+	select {
+	case rec := <-answered:
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("the cut request: %d %s, want 503", rec.Code, rec.Body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forwarded request was not cut when the leadership changed hands")
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/api/v1/worker/leases/1.a.1/log?offset=0", strings.NewReader("line\n")))
+	if !served {
+		t.Error("the new leader did not serve the request tried again")
 	}
 }
