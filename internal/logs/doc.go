@@ -9,7 +9,8 @@
 // masking; a Store decides where the bytes live. Files keeps one file per
 // attempt, which is all a single server needs; Cluster keeps every log as
 // compressed chunks in the database several servers share (the file as its
-// write buffer), so any server serves any log, across a change of leader.
+// write buffer), so any server serves any log, across a change of leader;
+// a new leader goes on with the log of an attempt it took over (Resume).
 // Buffer bounds what a remote worker holds while its server does not take
 // its log.
 package logs
