@@ -399,7 +399,9 @@ func BenchmarkLogAppend(b *testing.B) {
 		}
 	}
 	b.Run("files", func(b *testing.B) { run(b, logs.NewFiles(b.TempDir()), nil) })
-	for _, name := range []string{"sqlite", "postgres"} {
+	// -fenced: as a server writes, each ship checking its leadership
+	// (Cluster.Fenced).
+	for _, name := range []string{"sqlite", "postgres", "postgres-fenced"} {
 		b.Run("cluster-"+name, func(b *testing.B) {
 			var db store.Store
 			var err error
@@ -412,7 +414,17 @@ func BenchmarkLogAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			run(b, logs.NewCluster(logs.NewFiles(b.TempDir()), db, nil), db)
+			c := logs.NewCluster(logs.NewFiles(b.TempDir()), db, nil)
+			if name == "postgres-fenced" {
+				l, err := db.AcquireLeadership(b.Context(), "bench", "http://bench", time.Hour, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Fenced = func(ctx context.Context, chunks ...logs.Chunk) error {
+					return db.PutLogChunksFenced(ctx, l.Fence(), chunks...)
+				}
+			}
+			run(b, c, db)
 		})
 	}
 }
