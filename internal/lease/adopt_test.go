@@ -240,7 +240,8 @@ func TestAdoptedLeaseLogGap(t *testing.T) {
 
 // A log part or a report for a lease not adopted yet, within the adoption
 // window, is answered "try again" (503), not lease lost, which would end
-// the attempt on its worker; a map item's, or after the window, is lost.
+// the attempt on its worker (a map item's too: items are adopted as
+// well); after the window, it is lost.
 func TestLogAndReportBeforeAdoption(t *testing.T) {
 	b, clk, lf := newBroker(t)
 	b.AdoptFrom(clk.Now())
@@ -258,8 +259,8 @@ func TestLogAndReportBeforeAdoption(t *testing.T) {
 	if err := b.Complete(w1, "5.t.1", api.CompleteRequest{Outcome: api.OutcomeSucceeded}); status(err) != 503 {
 		t.Errorf("a report before adoption: %v, want 503", err)
 	}
-	if err := b.AppendLog(w1, "5.m.7.1", 0, []byte("line 1\n")); status(err) != 409 {
-		t.Errorf("a map item's log part: %v, want 409", err)
+	if err := b.AppendLog(w1, "5.m.7.1", 0, []byte("line 1\n")); status(err) != 503 {
+		t.Errorf("a map item's log part: %v, want 503", err)
 	}
 	res := adopt(context.Background(), b, "w1", found(5, "t", 1))
 	if err := b.AppendLog(w1, "5.t.1", 0, []byte("line 1\n")); err != nil {

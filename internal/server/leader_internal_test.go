@@ -81,6 +81,7 @@ func TestForwardCutAtTakeover(t *testing.T) {
 	}
 	e.mu.Lock()
 	e.setLocked(store.Leadership{Holder: e.holder, Address: "http://follower", Term: 2})
+	e.lastOK = time.Now() // as try records a lease won
 	e.mu.Unlock()
 	select {
 	case rec := <-answered:
