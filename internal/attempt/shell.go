@@ -111,7 +111,9 @@ func (k Shell) Run(ctx context.Context, s *Spec, h *Host) Result {
 // not run twice. Any other end is preempted (not charged: a non-zero exit in
 // that moment may answer a SIGTERM from elsewhere, a machine shutting down),
 // recorded only now that nothing of it runs, so no side effect can follow
-// the hand-back.
+// the hand-back. An attempt the watchdog killed while this process was
+// frozen (shell.Result.Watchdog) is preempted too: neither the task nor
+// anyone's decision ended it, and another server may have taken it over.
 func ProcessResult(cause error, res shell.Result, resultFile string, timeout Duration) Result {
 	code := res.ExitCode
 	var exit *int
@@ -122,6 +124,8 @@ func ProcessResult(cause error, res shell.Result, resultFile string, timeout Dur
 	switch {
 	case res.StartErr != nil:
 		return Result{Outcome: Failed, Message: res.StartErr.Error()}
+	case res.Watchdog:
+		return Result{Outcome: Preempted, ExitCode: exit, Message: "ended by the watchdog: this process did not answer it (frozen or stuck); not charged, runs again"}
 	case res.TimedOut:
 		return Result{Outcome: TimedOut, ExitCode: exit, Message: fmt.Sprintf("timed out after %s: process group ended", timeout)}
 	case res.Cancelled && handBack && res.PID != 0 && res.Signal == "" && code == 0:

@@ -148,7 +148,7 @@ embedded store in the data directory (--home, $TASUKI_HOME, or ./.tasuki).`,
 	root.AddCommand(a.datasetsCmd(), a.datasetCmd(), a.lineageCmd(), a.sloCmd(), a.cacheCmd())
 	root.AddCommand(a.withServer(a.alertsCmd(), a.remoteAlerts))
 	root.AddCommand(a.hostsCmd(), a.agentCmd())
-	root.AddCommand(a.backupCmd())
+	root.AddCommand(a.backupCmd(), a.watchdogCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	for _, c := range root.Commands() {
 		if !c.Runnable() && c.HasSubCommands() {
@@ -340,4 +340,19 @@ func describeBuild(version string, bi *debug.BuildInfo) string {
 
 func usageErr(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// watchdogCmd is the companion process a server runs beside itself
+// (shell.Watchdog): it ends the server's attempts when the server stops
+// answering. Hidden: only a server starts it, with a pipe on descriptor 3.
+func (a *app) watchdogCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "watchdog",
+		Short:  "End a frozen server's running tasks (started by tasuki server, not by hand)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return shell.ServeWatchdog(a.io.Err)
+		},
+	}
 }

@@ -121,7 +121,9 @@ grace period, and what is left resumes at the next start.`,
 				return err
 			}
 			watchLevel(cmd.Context(), level, logger)
-			opts := server.Options{Logger: logger}
+			// The watchdog of the in-process executor's attempts is this
+			// program again, as 'tasuki watchdog'.
+			opts := server.Options{Logger: logger, WatchdogArgs: []string{"tasuki", "watchdog"}}
 			// Traces, when the OTEL_* variables ask for them.
 			tp, traced, err := tracing.FromEnv(cmd.Context(), "tasuki-server", os.Getenv)
 			if err != nil {

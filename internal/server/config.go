@@ -47,6 +47,13 @@ type Config struct {
 	// heartbeat; workers send one every third of it. A worker that vanishes
 	// loses its attempts after this long.
 	LeaseTimeout Duration `yaml:"lease_timeout"`
+	// WatchdogTimeout bounds how long the in-process executor's running
+	// attempts outlive a server that stops answering (frozen: SIGSTOP, a
+	// paused VM, stuck in the kernel): its watchdog process ends them this
+	// long after the server's last keepalive, and they are recorded
+	// preempted and run again. Zero means a third of LeaseTimeout, which
+	// keeps them from running beside another server's retry of them.
+	WatchdogTimeout Duration `yaml:"watchdog_timeout"`
 	// LeaderTTL is how long the leadership lease of a server on PostgreSQL
 	// lives without renewal: after the leader dies, another server takes
 	// over within about this long.
@@ -169,6 +176,21 @@ func ParseDuration(s string) (time.Duration, error) {
 	return v, nil
 }
 
+// MinWatchdogTimeout is the shortest watchdog_timeout: keepalives go every
+// quarter of it, and a server busy for that long must not look frozen.
+const MinWatchdogTimeout = 100 * time.Millisecond
+
+// watchdogTimeout is WatchdogTimeout, or a third of LeaseTimeout for 0: the
+// attempts of a frozen server are gone long before another server, which
+// holds a lost attempt of the in-process executor for LeaseTimeout after
+// it takes over, may run them again.
+func (c *Config) watchdogTimeout() time.Duration {
+	if c.WatchdogTimeout > 0 {
+		return c.WatchdogTimeout.D()
+	}
+	return c.LeaseTimeout.D() / 3
+}
+
 // ServerOnlySlots is how many server-only attempts (inventory tasks, which
 // read this server's store) the server runs at once, besides and whatever
 // its Workers: no remote worker may run them. Each is a few store reads.
@@ -213,7 +235,8 @@ func LoadConfigFile(c *Config, path string) error {
 
 // ApplyEnv overrides c with TASUKI_<KEY> variables from lookup (os.LookupEnv
 // in production): TASUKI_ADDR, TASUKI_HOME, TASUKI_DB, TASUKI_PARALLEL,
-// TASUKI_LABELS ("gpu,spot"), TASUKI_LEASE_TIMEOUT, TASUKI_LEADER_TTL,
+// TASUKI_LABELS ("gpu,spot"), TASUKI_LEASE_TIMEOUT, TASUKI_WATCHDOG_TIMEOUT,
+// TASUKI_LEADER_TTL,
 // TASUKI_ADVERTISE, TASUKI_PIPELINES, TASUKI_WORKERS,
 // TASUKI_POOLS ("warehouse=4,gpu=1"), TASUKI_TIMEZONE, TASUKI_RETENTION,
 // TASUKI_DRAIN_GRACE, TASUKI_RELOAD_INTERVAL, TASUKI_TICK_INTERVAL,
@@ -280,6 +303,7 @@ func ApplyEnv(c *Config, lookup func(string) (string, bool)) error {
 	}
 	dur("TASUKI_RETENTION", &c.Retention)
 	dur("TASUKI_LEASE_TIMEOUT", &c.LeaseTimeout)
+	dur("TASUKI_WATCHDOG_TIMEOUT", &c.WatchdogTimeout)
 	dur("TASUKI_LEADER_TTL", &c.LeaderTTL)
 	str("TASUKI_ADVERTISE", &c.Advertise)
 	dur("TASUKI_DRAIN_GRACE", &c.DrainGrace)
@@ -355,6 +379,10 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseTimeout < Duration(time.Second) {
 		errs = append(errs, fmt.Errorf("lease_timeout: must be at least 1s, got %s", c.LeaseTimeout.D()))
+	}
+	if w := c.WatchdogTimeout; w != 0 && (w < Duration(MinWatchdogTimeout) || w >= c.LeaseTimeout) {
+		errs = append(errs, fmt.Errorf("watchdog_timeout: must be at least %s and less than lease_timeout (%s), or 0 for a third of it; got %s",
+			MinWatchdogTimeout, c.LeaseTimeout.D(), w.D()))
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		errs = append(errs, fmt.Errorf("timezone %q: not an IANA time zone (like Asia/Tokyo)", c.Timezone))

@@ -70,6 +70,8 @@ type Server struct {
 	tracer trace.Tracer
 	reg    *Registry
 	http   *http.Server
+	// watchdogArgs is Options.WatchdogArgs.
+	watchdogArgs []string
 	// elector is nil on the embedded store, where one server is all there
 	// is and always leads.
 	elector *elector
@@ -117,6 +119,13 @@ type Options struct {
 	// requests as OpenTelemetry spans (see internal/tracing); nil: tracing
 	// is off and costs nothing. The caller shuts it down.
 	TracerProvider trace.TracerProvider
+	// WatchdogArgs runs this program (/proc/self/exe) with these arguments,
+	// the first being its name ("tasuki", "watchdog"), as the watchdog of
+	// the in-process executor's attempts (shell.Watchdog), which ends them
+	// when this server stops answering for watchdog_timeout. Nil: no
+	// watchdog (a test binary or an embedder that is not the tasuki
+	// command).
+	WatchdogArgs []string
 }
 
 // New opens the data directory and prepares a server; Run starts it.
@@ -150,7 +159,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	sqlWaits := sqltask.NewPool()
 	s := &Server{alerts: notify.Discard{}, sqlWaits: sqlWaits, live: newLiveHub(),
-		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr,
+		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr, watchdogArgs: opts.WatchdogArgs,
 		files:     logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
 		executing: map[int64]execInfo{},
@@ -395,6 +404,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.reload(startCtx); err != nil {
 		return err
 	}
+	// Stopped after the in-process executor (the defers run in reverse).
+	defer s.startWatchdog()()
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBroker()
 	go s.broker.Start(brokerCtx)
@@ -768,4 +779,29 @@ func mapLeases(handed []lease.HandedItems) []store.MapLease {
 		out = append(out, ml)
 	}
 	return out
+}
+
+// startWatchdog starts the watchdog of the in-process executor's attempts
+// (shell.Watchdog), if this server has an executor and a watchdog program,
+// and returns what stops it. A frozen server (SIGSTOP, a paused VM, stuck in
+// the kernel) keeps no attempt running past watchdog_timeout: on a shared
+// store another server takes over after leader_ttl, finds those attempts
+// lost, and runs them again lease_timeout later, which must not be beside
+// the old ones. Without the watchdog, the server runs all the same.
+func (s *Server) startWatchdog() (stop func()) {
+	if s.cfg.Workers == 0 || len(s.watchdogArgs) == 0 {
+		return func() {}
+	}
+	timeout := s.cfg.watchdogTimeout()
+	wd, err := shell.StartWatchdog(shell.WatchdogConfig{Path: "/proc/self/exe", Args: s.watchdogArgs, Timeout: timeout, Logger: s.log})
+	if err != nil {
+		s.log.Error("no attempt watchdog: if this server freezes, its running tasks run on", "err", err)
+		return func() {}
+	}
+	s.log.Info("attempt watchdog started: the tasks of this server end if it stops answering", "pid", wd.PID(), "timeout", timeout)
+	return func() {
+		if err := wd.Close(); err != nil {
+			s.log.Warn("stop the attempt watchdog", "err", err)
+		}
+	}
 }

@@ -141,6 +141,10 @@ func (g *cgroup2Cage) wait(pgid int, deadline time.Time) bool {
 	return true
 }
 
+// spoil keeps the cgroup from reuse as if tasuki had written cgroup.kill:
+// the watchdog may have.
+func (g *cgroup2Cage) spoil() { g.killed.Store(true) }
+
 func (g *cgroup2Cage) close(pgid int) error {
 	if g.fd >= 0 {
 		_ = unix.Close(g.fd)
@@ -234,6 +238,7 @@ func newFreezer(dir, home string) (*container, error) {
 type freezerCage struct {
 	dir, home string
 	pool      *cgroupPool // where the cgroup goes when empty; nil: removed
+	spoiled   atomic.Bool // not for reuse (spoil)
 }
 
 // openFreezer makes the cgroup dir, or takes an empty one from pool.
@@ -332,6 +337,10 @@ func (g *freezerCage) wait(pgid int, deadline time.Time) bool {
 	}
 }
 
+// spoil keeps the cgroup from reuse: the watchdog may have frozen it, and
+// may be about to thaw it.
+func (g *freezerCage) spoil() { g.spoiled.Store(true) }
+
 func (g *freezerCage) close(pgid int) error {
 	// Run has killed everything; what is left is dying, or was forked
 	// while the kill was under way and needs another.
@@ -342,7 +351,7 @@ func (g *freezerCage) close(pgid int) error {
 			round = deadline
 		}
 		if g.wait(pgid, round) {
-			if b, err := os.ReadFile(filepath.Join(g.dir, "freezer.state")); err != nil || string(bytes.TrimSpace(b)) != "THAWED" {
+			if b, err := os.ReadFile(filepath.Join(g.dir, "freezer.state")); err != nil || string(bytes.TrimSpace(b)) != "THAWED" || g.spoiled.Load() {
 				// Not for reuse: the next attempt would freeze.
 				return removeCgroup(g.dir, deadline)
 			}

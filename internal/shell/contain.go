@@ -106,6 +106,9 @@ type container struct {
 	home string        // Freezer: the cgroup a thread returns to after a start
 	pool *cgroupPool   // Cgroup2, Freezer: empty cgroups for reuse
 	reap *reaper       // Subreaper
+	// watch is the watchdog of this process's attempts, if one runs
+	// (StartWatchdog): Run tells it the process groups it starts.
+	watch atomic.Pointer[Watchdog]
 }
 
 // cage holds the processes of one attempt.
@@ -126,6 +129,10 @@ type cage interface {
 	// the cage. Run calls it last, after the main process was reaped. It
 	// reports what it could not do.
 	close(pgid int) error
+	// spoil says that something outside this process may have ended the
+	// cage (the watchdog, while this process did not answer it): close is
+	// not to keep it for reuse.
+	spoil()
 }
 
 // probe chooses the mechanism. root is CgroupRootEnv's value.
@@ -305,28 +312,20 @@ func hasOption(opts, name string) bool {
 // cgroup whose tasuki is alive, or whose name is not tasuki's, is left
 // alone.
 func (c *container) sweep() (int, error) {
-	if c.info.Mechanism != Cgroup2 && c.info.Mechanism != Freezer {
-		return 0, nil
-	}
-	entries, err := os.ReadDir(c.info.Path)
+	dirs, err := c.ownedCages(func(owner int) bool {
+		if owner == os.Getpid() {
+			return false
+		}
+		_, err := os.Stat("/proc/" + strconv.Itoa(owner))
+		return err != nil // alive (or the pid was reused): leave it be
+	})
 	if err != nil {
-		return 0, fmt.Errorf("list cgroups: %w", err)
+		return 0, err
 	}
 	n := 0
 	var errs []error
-	for _, e := range entries {
-		owner, ok := cageOwner(e.Name())
-		if !ok || !e.IsDir() || owner == os.Getpid() {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + strconv.Itoa(owner)); err == nil {
-			continue // alive (or the pid was reused: leave it be)
-		}
-		dir := filepath.Join(c.info.Path, e.Name())
-		var g cage = &cgroup2Cage{dir: dir, fd: -1}
-		if c.info.Mechanism == Freezer {
-			g = &freezerCage{dir: dir, home: c.home}
-		}
+	for _, dir := range dirs {
+		g := c.foreignCage(dir)
 		g.kill(0)
 		if err := g.close(0); err != nil {
 			errs = append(errs, err)
@@ -335,6 +334,36 @@ func (c *container) sweep() (int, error) {
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// ownedCages lists the attempts' cgroups under the container's directory
+// whose tasuki process (by pid, from the name: cageName) is one of those
+// owner accepts. Without cgroups, there are none.
+func (c *container) ownedCages(owner func(pid int) bool) ([]string, error) {
+	if c.info.Mechanism != Cgroup2 && c.info.Mechanism != Freezer {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(c.info.Path)
+	if err != nil {
+		return nil, fmt.Errorf("list cgroups: %w", err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if pid, ok := cageOwner(e.Name()); ok && e.IsDir() && owner(pid) {
+			dirs = append(dirs, filepath.Join(c.info.Path, e.Name()))
+		}
+	}
+	return dirs, nil
+}
+
+// foreignCage is the cage of an attempt's cgroup dir that this process did
+// not open: another tasuki's, ended from outside (sweep, the watchdog). Its
+// methods take 0 for the group, which they do not know.
+func (c *container) foreignCage(dir string) cage {
+	if c.info.Mechanism == Freezer {
+		return &freezerCage{dir: dir, home: c.home}
+	}
+	return &cgroup2Cage{dir: dir, fd: -1}
 }
 
 // cageOwner reads the pid of the tasuki process from the name of an
@@ -381,6 +410,7 @@ func (groupCage) start(cmd *exec.Cmd) error  { return cmd.Start() }
 func (groupCage) signal(int, syscall.Signal) {}
 func (groupCage) kill(pgid int)              { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 func (groupCage) close(int) error            { return nil }
+func (groupCage) spoil()                     {}
 func (groupCage) wait(pgid int, deadline time.Time) bool {
 	waitGroupExit(pgid, deadline)
 	return len(liveMembers(pgid)) == 0

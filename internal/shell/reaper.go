@@ -27,9 +27,10 @@ import (
 //
 // Reaping adopted children must not take the exit status of a process that
 // os/exec is waiting for. Run registers every process it starts (under
-// startMu, so that no scan can see a child before it is registered); every
-// other child of tasuki is an adopted orphan. Within tasuki, shell.Run is the
-// only code that starts processes.
+// startMu, so that no scan can see a child before it is registered), and so
+// does StartWatchdog; every other child of tasuki is an adopted orphan.
+// Within tasuki, shell.Run and StartWatchdog are the only code that starts
+// processes.
 type reaper struct {
 	// startMu is held shared while Run starts a process and registers it,
 	// and exclusively while a scan decides which children are adopted.
@@ -69,15 +70,29 @@ type reaperCage struct {
 func (g *reaperCage) start(cmd *exec.Cmd) error {
 	// A fresh slice: the caller's Env is not to be written to.
 	cmd.Env = append(slices.Clip(cmd.Env), AttemptTagEnv+"="+g.tag)
-	g.r.startMu.RLock()
-	defer g.r.startMu.RUnlock()
+	return g.r.startOwn(cmd)
+}
+
+// startOwn starts cmd as a child whose exit status os/exec collects: no
+// scan takes it for an adopted orphan, of an attempt or not. forget undoes
+// it once the child is reaped.
+func (r *reaper) startOwn(cmd *exec.Cmd) error {
+	r.startMu.RLock()
+	defer r.startMu.RUnlock()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	g.r.mu.Lock()
-	g.r.own[cmd.Process.Pid] = true
-	g.r.mu.Unlock()
+	r.mu.Lock()
+	r.own[cmd.Process.Pid] = true
+	r.mu.Unlock()
 	return nil
+}
+
+// forget drops pid, reaped, from the children startOwn started.
+func (r *reaper) forget(pid int) {
+	r.mu.Lock()
+	delete(r.own, pid)
+	r.mu.Unlock()
 }
 
 func (g *reaperCage) signal(pgid int, sig syscall.Signal) {
@@ -129,6 +144,9 @@ func (g *reaperCage) wait(pgid int, deadline time.Time) bool {
 		}
 	}
 }
+
+// spoil does nothing: a subreaper's cage is not reused.
+func (g *reaperCage) spoil() {}
 
 // close ends what is left of the attempt: Run has reaped the main process.
 func (g *reaperCage) close(pgid int) error {

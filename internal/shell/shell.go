@@ -92,6 +92,11 @@ type Result struct {
 	// cgroup); every process of it has ended all the same. Callers report it
 	// beside the outcome, never as the attempt's failure.
 	CleanupErr error
+	// Watchdog is true when the process was killed by the watchdog
+	// (StartWatchdog) while tasuki did not answer it (frozen, stuck),
+	// before tasuki itself stopped it: neither the task's doing nor a
+	// decision of tasuki's. Signal says SIGKILL.
+	Watchdog bool
 }
 
 // OK reports whether the attempt succeeded: started, exited with status 0,
@@ -106,6 +111,8 @@ func (r Result) Err() error {
 	switch {
 	case r.StartErr != nil:
 		return r.StartErr
+	case r.Watchdog:
+		return errors.New("killed by the watchdog: tasuki did not answer it (frozen)")
 	case r.TimedOut:
 		return fmt.Errorf("timed out after %s", r.Duration.Round(time.Millisecond))
 	case r.Cancelled:
@@ -153,6 +160,7 @@ func (e *Executor) Run(ctx context.Context, c Command) Result {
 	if ct == nil {
 		ct = processContainer()
 	}
+	wd := ct.watch.Load() // nil: no watchdog (StartWatchdog)
 	res := Result{ExitCode: -1}
 	name, argv, err := c.argv()
 	if err != nil {
@@ -266,6 +274,9 @@ func (e *Executor) Run(ctx context.Context, c Command) Result {
 	out.started()
 	pgid := cmd.Process.Pid
 	res.PID = pgid
+	if wd != nil {
+		wd.started(pgid)
+	}
 	awaitLeaderExit(pgid)
 	if !stop.stopping() {
 		// The task is over. Kill what it left behind now, while its
@@ -290,7 +301,27 @@ func (e *Executor) Run(ctx context.Context, c Command) Result {
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	}
 	res.TimedOut, res.Cancelled = stop.reason()
+	if wd != nil {
+		wd.ended(pgid)
+		if at, ok := wd.firedSince(start); ok {
+			// The watchdog may have killed the cage from outside.
+			cg.spoil()
+			if watchdogFirst(ws.Signaled(), at, stop.at()) {
+				res.Watchdog = true
+				res.TimedOut, res.Cancelled = false, false
+			}
+		}
+	}
 	return res
+}
+
+// watchdogFirst reports whether the end of a process that fired after its
+// start was the watchdog's: it was killed by a signal, and tasuki had not
+// stopped it before the watchdog fired. (A timer that goes off as this
+// process wakes up stops a process that is already dead: not a timeout. A
+// timeout's grace the watchdog cut short is still a timeout.)
+func watchdogFirst(signaled bool, fired, stopped time.Time) bool {
+	return signaled && (stopped.IsZero() || fired.Before(stopped))
 }
 
 // stopper holds the state of stopping one process group: whether (and why)
@@ -298,6 +329,7 @@ func (e *Executor) Run(ctx context.Context, c Command) Result {
 type stopper struct {
 	mu       sync.Mutex
 	cause    error       // why terminate was called; nil if it was not
+	when     time.Time   // when terminate was called
 	deadline time.Time   // when the grace period ends
 	kill     *time.Timer // sends SIGKILL at deadline
 }
@@ -315,7 +347,7 @@ func (s *stopper) terminate(pgid int, cg cage, grace time.Duration, cause error)
 			return fmt.Errorf("kill process group %d: %w", pgid, err)
 		}
 		cg.kill(pgid)
-		s.cause = cause
+		s.cause, s.when = cause, time.Now()
 		return nil
 	}
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
@@ -326,8 +358,8 @@ func (s *stopper) terminate(pgid int, cg cage, grace time.Duration, cause error)
 		return fmt.Errorf("signal process group %d: %w", pgid, err)
 	}
 	cg.signal(pgid, syscall.SIGTERM)
-	s.cause = cause
-	s.deadline = time.Now().Add(grace)
+	s.cause, s.when = cause, time.Now()
+	s.deadline = s.when.Add(grace)
 	s.kill = time.AfterFunc(grace, func() {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		cg.kill(pgid)
@@ -357,6 +389,13 @@ func (s *stopper) finish(pgid int, cg cage) {
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	cg.kill(pgid)
+}
+
+// at reports when terminate was called; zero if it was not.
+func (s *stopper) at() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.when
 }
 
 // stopping reports whether terminate has been called.

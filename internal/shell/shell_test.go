@@ -25,6 +25,9 @@ import (
 const helperEnv = "TASUKI_SHELL_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	if code, ok := watchdogRole(); ok {
+		os.Exit(code)
+	}
 	if fifo := os.Getenv(helperEnv); fifo != "" {
 		// Run a child that reports its pid, then wait to be killed.
 		res := Run(context.Background(), Command{Script: "echo $$ > " + fifo + "; exec sleep 100"})

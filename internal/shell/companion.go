@@ -1,0 +1,305 @@
+package shell
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ServeWatchdog is the watchdog's companion process (see Watchdog): tasuki
+// runs itself as 'tasuki watchdog', with the pipe from the process it
+// watches on descriptor 3 and the shared page on descriptor 4. It returns
+// once that process has closed the pipe, having ended what was left of its
+// attempts unless it said goodbye. It reports on stderr what it did; its
+// error is for a companion that could not start (one run by hand).
+func ServeWatchdog(stderr io.Writer) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(watchdogPipeFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return errors.New("no pipe on descriptor 3: the watchdog is started by 'tasuki server', not by hand")
+	}
+	// Non-blocking, so that reads can have a deadline: the timeout.
+	if err := unix.SetNonblock(watchdogPipeFD, true); err != nil {
+		return fmt.Errorf("watchdog: %w", err)
+	}
+	in := os.NewFile(watchdogPipeFD, "watchdog pipe")
+	defer in.Close()
+	page, err := unix.Mmap(watchdogPageFD, 0, stampSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("watchdog: map the shared page on descriptor 4: %w", err)
+	}
+	defer unix.Munmap(page)
+	c := &companion{
+		in:     &lineReader{f: in, buf: make([]byte, 4096)},
+		stamp:  (*int64)(unsafe.Pointer(&page[0])),
+		out:    stderr,
+		self:   os.Getpid(),
+		groups: map[int]bool{},
+	}
+	// The header was written before this process started.
+	_ = in.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.in.line()
+	if err != nil {
+		return fmt.Errorf("watchdog: read what to watch: %w", err)
+	}
+	var h watchdogHeader
+	if err := json.Unmarshal(line, &h); err != nil || h.PID <= 0 || h.Timeout <= 0 {
+		return fmt.Errorf("watchdog: what to watch: %q", line)
+	}
+	c.pid, c.timeout = h.PID, h.Timeout
+	c.ct = &container{info: Containment{Mechanism: h.Mechanism, Path: h.Cgroups}}
+
+	// Signals end nothing here (a supervisor stopping the service sends
+	// SIGTERM to every process of it: the watchdog watches the drain too),
+	// but the parent's death (Pdeathsig: watchdogDeathSignal) is the pipe
+	// closing.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, watchdogDeathSignal, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				if os.Getppid() != c.pid {
+					_ = in.Close() // the read below returns: gone
+					return
+				}
+			case <-served:
+				return
+			}
+		}
+	}()
+	// A parent that died before this process got here closed the pipe:
+	// what it wrote is read to the end all the same, then gone.
+	c.serve()
+	return nil
+}
+
+// companion is the state of the watchdog's companion process.
+type companion struct {
+	in      *lineReader
+	stamp   *int64 // in the shared page
+	out     io.Writer
+	self    int // this process
+	pid     int // the watched process
+	timeout time.Duration
+	ct      *container // the watched process's mechanism and cgroups
+	groups  map[int]bool
+	fired   time.Time // when keepalives were found missing; zero while they come
+	bye     bool      // the watched process said goodbye
+}
+
+// serve reads the pipe until it closes.
+func (c *companion) serve() {
+	every := max(c.timeout/4, time.Millisecond)
+	last := time.Now()
+	_ = c.in.f.SetReadDeadline(last.Add(c.timeout))
+	for {
+		line, err := c.in.line()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if os.Getppid() != c.pid {
+				c.gone()
+				return
+			}
+			c.frozen(time.Since(last))
+			_ = c.in.f.SetReadDeadline(time.Now().Add(every))
+			continue
+		}
+		if err != nil {
+			c.gone()
+			return
+		}
+		if len(line) == 0 {
+			continue
+		}
+		switch line[0] {
+		case opKeepalive:
+			last = time.Now()
+			if !c.fired.IsZero() {
+				fmt.Fprintf(c.out, "tasuki watchdog: tasuki process %d answers again, %s after it stopped\n", c.pid, (last.Sub(c.fired) + c.timeout).Round(time.Millisecond))
+				c.fired = time.Time{}
+			}
+			_ = c.in.f.SetReadDeadline(last.Add(c.timeout))
+		case opStarted, opEnded:
+			pgid, err := strconv.Atoi(string(line[1:]))
+			if err != nil || pgid <= 1 {
+				continue
+			}
+			if line[0] == opStarted {
+				c.groups[pgid] = true
+			} else {
+				delete(c.groups, pgid)
+			}
+		case opBye:
+			c.bye = true
+		}
+	}
+}
+
+// frozen ends the attempts of a process that sent no keepalive for the
+// timeout, and again each quarter of it while none comes.
+func (c *companion) frozen(silent time.Duration) {
+	first := c.fired.IsZero()
+	if first {
+		c.fired = time.Now()
+	}
+	// Before the kill: Run, reading it after the process died, knows.
+	atomic.StoreInt64(c.stamp, monotonic())
+	c.kill(true)
+	if first {
+		fmt.Fprintf(c.out, "tasuki watchdog: tasuki process %d sent no keepalive for %s (frozen or stuck): killed the processes of its %d running attempts, so that none runs beside another attempt of its task\n",
+			c.pid, silent.Round(time.Millisecond), len(c.groups))
+	}
+}
+
+// gone ends what is left of the attempts of a process that closed the
+// pipe: unless it said goodbye, it died.
+func (c *companion) gone() {
+	if c.bye {
+		// A process that closes the pipe on purpose has ended its
+		// attempts; an attempt still listed is ended with it.
+		for pgid := range c.groups {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+		return
+	}
+	atomic.StoreInt64(c.stamp, monotonic())
+	if n := c.kill(false); n > 0 {
+		fmt.Fprintf(c.out, "tasuki watchdog: tasuki process %d is gone: killed what was left of its running attempts (%d processes, groups or cgroups)\n", c.pid, n)
+	}
+}
+
+// kill sends SIGKILL to every process of the watched process's attempts it
+// can find: the groups it was told of, the attempts' cgroups, and, while
+// the watched process lives (alive), its descendants, which include the
+// attempts it started but had no time to tell of. Without it, the cgroups
+// are also removed (as the next tasuki's sweep would) and, under the
+// subreaper, the processes carrying its attempts' tag are killed: the
+// orphans went to init. It returns how many groups, cgroups and processes
+// it sent SIGKILL to.
+func (c *companion) kill(alive bool) int {
+	n := 0
+	for pgid := range c.groups {
+		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	dirs, _ := c.ct.ownedCages(func(owner int) bool { return owner == c.pid })
+	for _, dir := range dirs {
+		g := c.ct.foreignCage(dir)
+		if pids, _ := readPids(filepath.Join(dir, "cgroup.procs")); len(pids) > 0 {
+			// An empty cgroup is one kept for reuse: killing it would
+			// spoil it (cgroup2Cage.killed) or freeze it for nothing.
+			g.kill(0)
+			n++
+		}
+		if !alive {
+			_ = g.close(0)
+		}
+	}
+	if alive {
+		n += c.killDescendants()
+	} else if c.ct.info.Mechanism == Subreaper {
+		n += c.killTagged()
+	}
+	return n
+}
+
+// killDescendants kills every process descending from the watched one but
+// this one. A process forked meanwhile is found the next round.
+func (c *companion) killDescendants() int {
+	n := 0
+	procs := readProcs()
+	children := map[int][]int{}
+	for pid, p := range procs {
+		children[p.ppid] = append(children[p.ppid], pid)
+	}
+	var visit func(pid int)
+	visit = func(pid int) {
+		for _, ch := range children[pid] {
+			if ch == c.self {
+				continue
+			}
+			if !procs[ch].dead() && syscall.Kill(ch, syscall.SIGKILL) == nil {
+				n++
+			}
+			visit(ch)
+		}
+	}
+	visit(c.pid)
+	return n
+}
+
+// killTagged kills the processes whose AttemptTagEnv names an attempt of
+// the watched process (its pid, a dash, a number).
+func (c *companion) killTagged() int {
+	n := 0
+	names, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	prefix := strconv.Itoa(c.pid) + "-"
+	for _, e := range names {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == c.self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		if tag := envTag(env); strings.HasPrefix(tag, prefix) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// lineReader reads the pipe's lines, keeping a line cut by a deadline or a
+// short read for the next call.
+type lineReader struct {
+	f          *os.File
+	buf        []byte
+	start, end int // the unread part of buf
+}
+
+// line returns the next line, without its newline, valid until the next
+// call; or the read's error when no whole line is buffered.
+func (r *lineReader) line() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(r.buf[r.start:r.end], '\n'); i >= 0 {
+			l := r.buf[r.start : r.start+i]
+			r.start += i + 1
+			return l, nil
+		}
+		if r.start > 0 {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		}
+		if r.end == len(r.buf) {
+			if len(r.buf) >= 1<<20 {
+				return nil, errors.New("a line of more than 1 MiB")
+			}
+			r.buf = append(r.buf, make([]byte, len(r.buf))...)
+		}
+		n, err := r.f.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil && n == 0 {
+			return nil, err
+		}
+	}
+}
