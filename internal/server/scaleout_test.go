@@ -643,11 +643,13 @@ tasks:
 
 // TestFailoverDeposedLeaderIsFenced freezes the leader (SIGSTOP) in the
 // middle of an attempt, past its leadership lease: the follower takes over,
-// records the attempt as lost and runs it again to success. Then the old
-// leader wakes up (SIGCONT), finds it no longer leads and drains, and its
-// attempt, still running as its child, succeeds meanwhile. Nothing it
-// writes may reach the store: the attempt stays lost, the timeline gets no
-// success for it, and the task and run stay as the new leader left them.
+// records the attempt as lost and runs it again to success. The old
+// leader's watchdog has ended its attempt meanwhile (watchdog_timeout, a
+// third of the lease timeout, after it froze). Then the old leader wakes up
+// (SIGCONT), finds it no longer leads and drains, and tries to record its
+// attempt's end (preempted: the watchdog killed it). Nothing it writes may
+// reach the store: the attempt stays lost, the timeline gets no other end
+// for it, and the task and run stay as the new leader left them.
 func TestFailoverDeposedLeaderIsFenced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("freezes a leader past its lease (~15 s)")
@@ -706,6 +708,9 @@ tasks:
 	if !strings.Contains(a.logs(), "lost leadership") {
 		t.Errorf("the deposed leader did not say it lost the leadership")
 	}
+	if !strings.Contains(a.logs(), "sent no keepalive for") || !strings.Contains(a.logs(), "ended by the watchdog") {
+		t.Errorf("the deposed leader's log does not show its watchdog ending the attempt")
+	}
 	// It did try to write the attempt's end (so the test tests something),
 	// and the store refused it.
 	if !strings.Contains(a.logs(), "fenced: no longer the leader") {
@@ -717,8 +722,8 @@ tasks:
 		t.Errorf("after the deposed leader drained: task %s attempt %d, attempts %s; want attempt 2 succeeded and attempt 1 still lost", tk.State, tk.Attempt, outcomes(atts))
 	}
 	evs := storeEvents(t, st, run.ID)
-	if storeHasEvent(evs, engine.EvTaskSucceeded, 1) {
-		t.Errorf("the deposed leader wrote the success of attempt 1 into the timeline after the new leader recorded it lost: %+v", evs)
+	if storeHasEvent(evs, engine.EvTaskSucceeded, 1) || storeHasEvent(evs, engine.EvTaskPreempted, 1) {
+		t.Errorf("the deposed leader wrote the end of attempt 1 into the timeline after the new leader recorded it lost: %+v", evs)
 	}
 	if r, err := st.Run(ctx, run.ID); err != nil || r.State != engine.RunSucceeded {
 		t.Errorf("run %d after the deposed leader drained: %+v %v", run.ID, r.State, err)
