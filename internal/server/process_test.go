@@ -499,7 +499,7 @@ func listRuns(t *testing.T, c *api.Client, f api.RunFilter) []api.Run {
 // Every interval from the first to the last runs exactly once, contiguous
 // across the kill and the jump from 02:00 EST to 03:00 EDT; the attempt the
 // kill interrupted is recorded as lost and retried, and what it left behind
-// is killed.
+// (its watchdog killed first) is killed by the restarted server.
 func TestProcessKillDuringScheduledRunsAcrossDST(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a server on an accelerated clock for ~12 s")
@@ -547,6 +547,10 @@ tasks:
 	// The fake time now, by the test's reckoning (a little ahead of the
 	// server's, which started its clock after the test started the process).
 	atKill := start1.Add(time.Since(began) * speed)
+	// Its watchdog would end what the attempt leaves as soon as the server
+	// dies: gone first (the OOM killer, a kill of the whole service), it
+	// leaves that to the restarted server.
+	s1.killWatchdog()
 	s1.kill9()
 	b, _ := os.ReadFile(child)
 	orphan, _ := strconv.Atoi(strings.TrimSpace(string(b)))

@@ -194,3 +194,28 @@ func TestFrozenLeaderTasksNeverOverlap(t *testing.T) {
 	}
 	follower.term(15 * time.Second)
 }
+
+// killWatchdog kills the server's watchdog (SIGKILL) and waits until the
+// server has seen it exit.
+func (s *serverProc) killWatchdog() {
+	s.t.Helper()
+	var pid int
+	eventually(s.t, 10*time.Second, "the server to start its watchdog", func() (bool, string) {
+		for line := range strings.Lines(s.logs()) {
+			if !strings.Contains(line, "attempt watchdog started") {
+				continue
+			}
+			_, rest, _ := strings.Cut(line, " pid=")
+			f, _, _ := strings.Cut(rest, " ")
+			pid, _ = strconv.Atoi(f)
+			return pid > 0, line
+		}
+		return false, "not yet"
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		s.t.Fatalf("kill the watchdog %d: %v", pid, err)
+	}
+	eventually(s.t, 10*time.Second, "the server to see its watchdog exit", func() (bool, string) {
+		return strings.Contains(s.logs(), "the attempt watchdog exited"), "not yet"
+	})
+}

@@ -22,6 +22,14 @@
 // attempt ends, its cage is emptied: whatever it left, in its group or
 // not, is killed.
 //
+// None of this helps while tasuki is alive but frozen (SIGSTOP, a paused
+// machine, stuck in the kernel): its attempts run on, and on a shared store
+// another server runs them again. A Watchdog (watchdog.go) is a companion
+// process that tasuki keeps alive with keepalives over a pipe and tells of
+// each attempt's process group; when the keepalives stop for its timeout,
+// or the pipe closes, it kills the attempts (companion.go), and Run reports
+// such an end as Result.Watchdog rather than the task's failure.
+//
 // Run keeps nothing from one command to the next. An Executor runs commands
 // the same way and keeps what they can share (epoll instances, where
 // programs were found in PATH, /dev/null), for as long as it lives: a
