@@ -46,7 +46,7 @@ func ServeWatchdog(stderr io.Writer) error {
 		stamp:  (*int64)(unsafe.Pointer(&page[0])),
 		out:    stderr,
 		self:   os.Getpid(),
-		groups: map[int]bool{},
+		groups: map[int]int64{},
 	}
 	// The header was written before this process started.
 	_ = in.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -98,9 +98,12 @@ type companion struct {
 	pid     int // the watched process
 	timeout time.Duration
 	ct      *container // the watched process's mechanism and cgroups
-	groups  map[int]bool
-	fired   time.Time // when keepalives were found missing; zero while they come
-	bye     bool      // the watched process said goodbye
+	// groups are the process groups of the attempts running, each with
+	// when it was told of (CLOCK_BOOTTIME ns, at the read that brought
+	// it): its leader started before.
+	groups map[int]int64
+	fired  time.Time // when keepalives were found missing; zero while they come
+	bye    bool      // the watched process said goodbye
 }
 
 // serve reads the pipe until it closes.
@@ -140,7 +143,7 @@ func (c *companion) serve() {
 				continue
 			}
 			if line[0] == opStarted {
-				c.groups[pgid] = true
+				c.groups[pgid] = c.in.readAt
 			} else {
 				delete(c.groups, pgid)
 			}
@@ -172,9 +175,7 @@ func (c *companion) gone() {
 	if c.bye {
 		// A process that closes the pipe on purpose has ended its
 		// attempts; an attempt still listed is ended with it.
-		for pgid := range c.groups {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		}
+		c.killGroups()
 		return
 	}
 	atomic.StoreInt64(c.stamp, monotonic())
@@ -192,12 +193,7 @@ func (c *companion) gone() {
 // orphans went to init. It returns how many groups, cgroups and processes
 // it sent SIGKILL to.
 func (c *companion) kill(alive bool) int {
-	n := 0
-	for pgid := range c.groups {
-		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
-			n++
-		}
-	}
+	n := c.killGroups()
 	dirs, _ := c.ct.ownedCages(func(owner int) bool { return owner == c.pid })
 	for _, dir := range dirs {
 		g := c.ct.foreignCage(dir)
@@ -217,6 +213,61 @@ func (c *companion) kill(alive bool) int {
 		n += c.killTagged()
 	}
 	return n
+}
+
+// killGroups kills the process groups it was told of, and returns how
+// many it reached. A group whose leader's id now belongs to a process that
+// started after the group was told of is another's (the id was reused: the
+// message that the group ended was lost, the pipe being full): it is
+// forgotten, not killed. A group whose leader is gone (reaped) may still
+// hold what the attempt left: no new group can have its id while it does.
+func (c *companion) killGroups() int {
+	n := 0
+	for pgid, told := range c.groups {
+		if started, ok := startedAt(pgid); ok && started > told {
+			delete(c.groups, pgid)
+			continue
+		}
+		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// userHZ is the unit of the start times in /proc/PID/stat: clock ticks,
+// USER_HZ, which Linux fixes at 100 on every architecture tasuki runs on.
+const userHZ = 100
+
+// startedAt reads when process pid started (CLOCK_BOOTTIME ns, to the
+// clock tick below), if it exists.
+func startedAt(pid int) (int64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// "pid (comm) state ppid ..."; starttime is the 22nd field, the 20th
+	// after the command name (which may contain spaces and ")").
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 20 {
+		return 0, false
+	}
+	ticks, err := strconv.ParseInt(string(f[19]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return ticks * (int64(time.Second) / userHZ), true
+}
+
+// bootTime reads CLOCK_BOOTTIME, the clock of /proc's start times, in ns.
+func bootTime() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return ts.Nano()
 }
 
 // killDescendants kills every process descending from the watched one but
@@ -274,7 +325,8 @@ func (c *companion) killTagged() int {
 type lineReader struct {
 	f          *os.File
 	buf        []byte
-	start, end int // the unread part of buf
+	start, end int   // the unread part of buf
+	readAt     int64 // when the last read returned data (bootTime)
 }
 
 // line returns the next line, without its newline, valid until the next
@@ -297,6 +349,9 @@ func (r *lineReader) line() ([]byte, error) {
 			r.buf = append(r.buf, make([]byte, len(r.buf))...)
 		}
 		n, err := r.f.Read(r.buf[r.end:])
+		if n > 0 {
+			r.readAt = bootTime()
+		}
 		r.end += n
 		if err != nil && n == 0 {
 			return nil, err

@@ -193,6 +193,10 @@ func startWatchdog(ct *container, cfg WatchdogConfig) (_ *Watchdog, err error) {
 	if _, err := unix.Write(wfd, append(header, '\n')); err != nil {
 		return nil, fmt.Errorf("start the watchdog: write to its pipe: %w", err)
 	}
+	// Room for 1 MiB of messages (130,000 of them) where the system
+	// allows it, rather than 64 KiB: the companion may not run for a while
+	// on a loaded machine, and a message that finds the pipe full is lost.
+	_, _ = unix.FcntlInt(uintptr(wfd), unix.F_SETPIPE_SZ, 1<<20)
 	// From now on a write never waits: a companion that does not read
 	// must not hold up attempts (write reports it).
 	if err := unix.SetNonblock(wfd, true); err != nil {

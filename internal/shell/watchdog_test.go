@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // watchdogRoleEnv makes the test binary act as a process of the watchdog
@@ -447,7 +450,8 @@ func startTestWatchdog(tb testing.TB, ct *container, timeout time.Duration) *Wat
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := startWatchdog(ct, WatchdogConfig{Path: exe, Args: []string{"tasuki-test-watchdog"}, Env: roleEnv("companion"), Timeout: timeout, Stderr: io.Discard})
+	w, err := startWatchdog(ct, WatchdogConfig{Path: exe, Args: []string{"tasuki-test-watchdog"}, Env: roleEnv("companion"), Timeout: timeout,
+		Stderr: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -480,15 +484,61 @@ func BenchmarkWatchdog(b *testing.B) {
 }
 
 // BenchmarkWatchdogHooks is what Run adds per attempt with a watchdog: the
-// two messages to the companion and the look at the shared page.
+// two messages to the companion and the look at the shared page. Every
+// thousand rounds it waits, off the clock, for the companion to have read
+// the pipe: a loop of nothing but messages outruns it, which attempts
+// (a millisecond each at the least) never do, and a write to a full pipe
+// fails at once, which would flatter the numbers.
 func BenchmarkWatchdogHooks(b *testing.B) {
 	w := startTestWatchdog(b, testContainer(b, ProcessGroup), time.Hour)
 	start := time.Now()
+	n := 0
 	for b.Loop() {
 		w.started(123456)
 		w.ended(123456)
 		if _, ok := w.firedSince(start); ok {
 			b.Fatal("fired")
 		}
+		if n++; n%1000 == 0 {
+			b.StopTimer()
+			for {
+				queued, err := unix.IoctlGetInt(w.fd, unix.TIOCINQ) // FIONREAD
+				if err != nil || queued == 0 {
+					break
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StartTimer()
+		}
 	}
+	if w.complained.Load() {
+		b.Error("a message found the pipe full")
+	}
+}
+
+// TestWatchdogForgetsReusedGroup: a group the companion was told of whose
+// leader's id now belongs to a process started since (the message that it
+// ended was lost) is not killed; one whose leader is the process told of
+// is.
+func TestWatchdogForgetsReusedGroup(t *testing.T) {
+	before := bootTime()
+	cmd := exec.Command("sleep", "1014")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if started, ok := startedAt(pid); !ok || started < before-int64(time.Second)/userHZ || started > bootTime() {
+		t.Fatalf("startedAt(%d) = %d, %t; want between %d and now", pid, started, ok, before)
+	}
+	c := &companion{groups: map[int]int64{pid: before - int64(time.Hour)}}
+	if n := c.killGroups(); n != 0 || len(c.groups) != 0 || !alive(pid) {
+		t.Fatalf("a group told of an hour before its leader started: killed %d, left %v, alive %t", n, c.groups, alive(pid))
+	}
+	c.groups[pid] = bootTime()
+	if n := c.killGroups(); n != 1 {
+		t.Fatalf("the group told of: killed %d", n)
+	}
+	_ = cmd.Wait()
 }
