@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasuki-dev/tasuki/internal/server"
+	"github.com/tasuki-dev/tasuki/internal/shell"
 	"github.com/tasuki-dev/tasuki/internal/store/sqlite"
 	"github.com/tasuki-dev/tasuki/internal/tracing"
 )
@@ -121,9 +122,7 @@ grace period, and what is left resumes at the next start.`,
 				return err
 			}
 			watchLevel(cmd.Context(), level, logger)
-			// The watchdog of the in-process executor's attempts is this
-			// program again, as 'tasuki watchdog'.
-			opts := server.Options{Logger: logger, WatchdogArgs: []string{"tasuki", "watchdog"}}
+			opts := server.Options{Logger: logger, Watchdog: watchdogCommand()}
 			// Traces, when the OTEL_* variables ask for them.
 			tp, traced, err := tracing.FromEnv(cmd.Context(), "tasuki-server", os.Getenv)
 			if err != nil {
@@ -203,4 +202,18 @@ func acceleratedClock(spec string) (func() time.Time, error) {
 	return func() time.Time {
 		return start.Add(time.Duration(float64(time.Since(origin)) * speed))
 	}, nil
+}
+
+// watchdogCommand runs the watchdog of a server's in-process executor: this
+// program again (/proc/self/exe: the file it was started from, even if it
+// was replaced since), as 'tasuki watchdog'. A test binary is the tasuki
+// command only when its TestMain sees TASUKI_TEST_AS_CLI=1, and would run
+// its tests (and perhaps this server again) otherwise, so its watchdog is
+// told; the tasuki binary ignores the variable.
+func watchdogCommand() *shell.WatchdogConfig {
+	return &shell.WatchdogConfig{
+		Path: "/proc/self/exe",
+		Args: []string{"tasuki", "watchdog"},
+		Env:  append(os.Environ(), "TASUKI_TEST_AS_CLI=1"),
+	}
 }

@@ -70,8 +70,8 @@ type Server struct {
 	tracer trace.Tracer
 	reg    *Registry
 	http   *http.Server
-	// watchdogArgs is Options.WatchdogArgs.
-	watchdogArgs []string
+	// watchdog is Options.Watchdog.
+	watchdog *shell.WatchdogConfig
 	// elector is nil on the embedded store, where one server is all there
 	// is and always leads.
 	elector *elector
@@ -119,13 +119,12 @@ type Options struct {
 	// requests as OpenTelemetry spans (see internal/tracing); nil: tracing
 	// is off and costs nothing. The caller shuts it down.
 	TracerProvider trace.TracerProvider
-	// WatchdogArgs runs this program (/proc/self/exe) with these arguments,
-	// the first being its name ("tasuki", "watchdog"), as the watchdog of
-	// the in-process executor's attempts (shell.Watchdog), which ends them
-	// when this server stops answering for watchdog_timeout. Nil: no
-	// watchdog (a test binary or an embedder that is not the tasuki
-	// command).
-	WatchdogArgs []string
+	// Watchdog runs the watchdog of the in-process executor's attempts
+	// (shell.Watchdog), which ends them when this server stops answering
+	// for watchdog_timeout: Path, Args and Env name the program ('tasuki
+	// watchdog'); the server sets the rest. Nil: no watchdog (an embedder,
+	// a test that runs the server in its own process).
+	Watchdog *shell.WatchdogConfig
 }
 
 // New opens the data directory and prepares a server; Run starts it.
@@ -159,7 +158,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	}
 	sqlWaits := sqltask.NewPool()
 	s := &Server{alerts: notify.Discard{}, sqlWaits: sqlWaits, live: newLiveHub(),
-		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr, watchdogArgs: opts.WatchdogArgs,
+		cfg: cfg, log: opts.Logger, now: opts.Now, loc: loc, store: st, net: tr, watchdog: opts.Watchdog,
 		files:     logs.NewFiles(filepath.Join(cfg.Home, "logs")),
 		wake:      make(chan struct{}, 1),
 		executing: map[int64]execInfo{},
@@ -789,16 +788,17 @@ func mapLeases(handed []lease.HandedItems) []store.MapLease {
 // lost, and runs them again lease_timeout later, which must not be beside
 // the old ones. Without the watchdog, the server runs all the same.
 func (s *Server) startWatchdog() (stop func()) {
-	if s.cfg.Workers == 0 || len(s.watchdogArgs) == 0 {
+	if s.cfg.Workers == 0 || s.watchdog == nil {
 		return func() {}
 	}
-	timeout := s.cfg.watchdogTimeout()
-	wd, err := shell.StartWatchdog(shell.WatchdogConfig{Path: "/proc/self/exe", Args: s.watchdogArgs, Timeout: timeout, Logger: s.log})
+	cfg := *s.watchdog
+	cfg.Timeout, cfg.Logger = s.cfg.watchdogTimeout(), s.log
+	wd, err := shell.StartWatchdog(cfg)
 	if err != nil {
 		s.log.Error("no attempt watchdog: if this server freezes, its running tasks run on", "err", err)
 		return func() {}
 	}
-	s.log.Info("attempt watchdog started: the tasks of this server end if it stops answering", "pid", wd.PID(), "timeout", timeout)
+	s.log.Info("attempt watchdog started: the tasks of this server end if it stops answering", "pid", wd.PID(), "timeout", cfg.Timeout)
 	return func() {
 		if err := wd.Close(); err != nil {
 			s.log.Warn("stop the attempt watchdog", "err", err)
