@@ -326,8 +326,11 @@ func TestWatchdogEndsAttemptsOfFrozenProcess(t *testing.T) {
 				t.Errorf("the companion %d outlived the watchdog's Close", p.companion)
 			}
 			log := p.stderr.String()
+			// (It may not have been told of an attempt that started in the
+			// instant before the freeze: the cgroups, or the process's
+			// descendants, still show its processes.)
 			if !strings.Contains(log, "tasuki watchdog: tasuki process "+strconv.Itoa(p.cmd.Process.Pid)+" sent no keepalive for") ||
-				!strings.Contains(log, "its 2 running attempts") || !strings.Contains(log, "answers again") {
+				!strings.Contains(log, " running attempts") || !strings.Contains(log, "answers again") {
 				t.Errorf("the companion's stderr does not say what it did and why:\n%s", log)
 			}
 		})
@@ -465,19 +468,29 @@ func startTestWatchdog(tb testing.TB, ct *container, timeout time.Duration) *Wat
 
 // BenchmarkWatchdog is the cost of the watchdog for an attempt of `true`
 // in the process-group containment: off, and on (a companion told of each
-// attempt's group as it starts and ends).
+// attempt's group as it starts and ends), where it also reports the CPU
+// time the companion spent per attempt (companion-ns/op), on another core.
 func BenchmarkWatchdog(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
 			ct := testContainer(b, ProcessGroup)
+			var w *Watchdog
 			if on {
-				startTestWatchdog(b, ct, time.Hour)
+				w = startTestWatchdog(b, ct, time.Hour)
 			}
 			cmd := Command{Argv: []string{"true"}, Env: testEnv}
 			for b.Loop() {
 				if res := runIn(b.Context(), cmd, ct); !res.OK() {
 					b.Fatal(res.Err())
 				}
+			}
+			if w != nil {
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+				ru := w.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+				cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "companion-ns/op")
 			}
 		})
 	}
