@@ -125,7 +125,7 @@ func ProcessResult(cause error, res shell.Result, resultFile string, timeout Dur
 	case res.StartErr != nil:
 		return Result{Outcome: Failed, Message: res.StartErr.Error()}
 	case res.Watchdog:
-		return Result{Outcome: Preempted, ExitCode: exit, Message: "ended by the watchdog: this process did not answer it (frozen or stuck); not charged, runs again"}
+		return Result{Outcome: Preempted, ExitCode: exit, Message: "killed by the watchdog while its executor did not answer (frozen or stuck): not charged, runs again"}
 	case res.TimedOut:
 		return Result{Outcome: TimedOut, ExitCode: exit, Message: fmt.Sprintf("timed out after %s: process group ended", timeout)}
 	case res.Cancelled && handBack && res.PID != 0 && res.Signal == "" && code == 0:
