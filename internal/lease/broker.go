@@ -69,6 +69,12 @@ type Broker struct {
 	// remote worker, nor taken by RunLocal's slots, but by RunServerOnly's.
 	ServerOnly func(kind string) bool
 
+	// Authority, when set, says whether this broker's server may hand
+	// attempts out now (internal/server: a leader cut off from the store
+	// past the moment a successor could run them may not). Attempts wait
+	// in line meanwhile; Wake tells the broker it may again.
+	Authority func() bool
+
 	// Observe, when set, is told of each attempt taken by an executor and
 	// of each that ends (for metrics). It is called without the broker's
 	// lock and must not block.
@@ -239,6 +245,10 @@ func (b *Broker) expire() {
 		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: msg, Worker: l.worker}
 	}
 }
+
+// endLogTimeout bounds the store's answer when a lease's log is resumed
+// to be ended.
+const endLogTimeout = 10 * time.Second
 
 // Run is a runner.TaskFunc: it offers the attempt to workers and waits for
 // its end. Cancelling ctx (the run is cancelled, or the server drains) ends
@@ -442,6 +452,9 @@ func (b *Broker) Lease(ctx context.Context, req api.LeaseRequest) (api.LeaseResp
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
+		if !b.mayHandOut() {
+			return api.LeaseResponse{}, api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "this server no longer knows whether it leads (it cannot reach the store); try another server or again later")
+		}
 		b.mu.Lock()
 		got := b.take(req.Worker, owner, req.Labels, req.Free, true, min(req.Bundle, api.MaxBundle), false)
 		b.heard(req.Worker)
@@ -860,7 +873,11 @@ func (b *Broker) endLog(ctx context.Context, l *leaseState, data []byte) bool {
 		return true
 	}
 	l.closed = true
-	if err := b.resumeLog(context.WithoutCancel(ctx), l); err != nil {
+	// A report's answer does not wait for it, and a store that hangs
+	// must not hold the lease's log (and the janitor) for ever.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endLogTimeout)
+	defer cancel()
+	if err := b.resumeLog(rctx, l); err != nil {
 		b.Logger.Warn("the log of an adopted attempt could not be ended", attemptAttrs(l, "worker", l.worker, "err", err)...)
 		return len(data) == 0 // a whole log in the report is the caller's to try
 	}
@@ -902,7 +919,18 @@ func (b *Broker) runLocal(ctx context.Context, slots int, labels []string, serve
 		wg.Go(func() {
 			for {
 				b.mu.Lock()
-				got := b.take(localWorker, "", labels, 1, false, 0, server)
+				var got []*leaseState
+				if b.mayHandOut() {
+					got = b.take(localWorker, "", labels, 1, false, 0, server)
+				}
+				var actx context.Context
+				var stop context.CancelCauseFunc
+				if len(got) > 0 {
+					// Set with the take, under one lock: PreemptLocal
+					// misses no attempt taken.
+					actx, stop = context.WithCancelCause(got[0].o.ctx)
+					got[0].stopLocal = stop
+				}
 				changed := b.changed
 				b.mu.Unlock()
 				if len(got) == 0 {
@@ -914,10 +942,6 @@ func (b *Broker) runLocal(ctx context.Context, slots int, labels []string, serve
 					}
 				}
 				l := got[0]
-				actx, stop := context.WithCancelCause(l.o.ctx)
-				b.mu.Lock()
-				l.stopLocal = stop
-				b.mu.Unlock()
 				b.observeTaken(got)
 				if b.Logger.Enabled(ctx, slog.LevelDebug) {
 					b.Logger.Debug("attempt started", attemptAttrs(l, "worker", localWorker)...)
@@ -944,6 +968,20 @@ func (b *Broker) runLocal(ctx context.Context, slots int, labels []string, serve
 		})
 	}
 	wg.Wait()
+}
+
+// mayHandOut reports whether attempts may be handed out now (Authority).
+func (b *Broker) mayHandOut() bool {
+	return b.Authority == nil || b.Authority()
+}
+
+// Wake makes the executors waiting for attempts look again: Authority may
+// say yes again.
+func (b *Broker) Wake() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.changed)
+	b.changed = make(chan struct{})
 }
 
 // PreemptLocal ends the attempts the in-process executor runs, handing

@@ -642,3 +642,47 @@ func TestPreemptLocal(t *testing.T) {
 	stop()
 	<-local
 }
+
+// TestAuthorityHoldsHandOuts: while Authority says no, nothing is handed
+// out: a remote worker's lease request is answered 503 (it tries another
+// server) and the in-process executor takes nothing; once it says yes
+// again and the broker is woken, the attempt waiting in line runs.
+func TestAuthorityHoldsHandOuts(t *testing.T) {
+	b, _, _ := newBroker(t)
+	var mu sync.Mutex
+	may := false
+	b.Authority = func() bool { mu.Lock(); defer mu.Unlock(); return may }
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	res := submit(ctx, b, offered(1, "a", 0))
+	_, err := b.Lease(context.Background(), api.LeaseRequest{Worker: "w1", Free: 1, WaitSeconds: 1})
+	var e *api.Error
+	if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable {
+		t.Fatalf("lease request without authority: %v, want 503", err)
+	}
+	ran := make(chan string, 1)
+	local := make(chan struct{})
+	go func() {
+		defer close(local)
+		b.RunLocal(ctx, 1, nil, func(_ context.Context, a *runner.Attempt) runner.AttemptResult {
+			ran <- a.TaskID
+			return runner.AttemptResult{Outcome: attempt.Succeeded}
+		})
+	}()
+	b.Wake() // the executor looks, and takes nothing
+	if !b.Waiting(1, "a", 1) {
+		t.Fatal("the attempt left the line without authority")
+	}
+	mu.Lock()
+	may = true
+	mu.Unlock()
+	b.Wake()
+	if got := <-ran; got != "a" {
+		t.Fatalf("ran %q", got)
+	}
+	if r := <-res; r.Outcome != attempt.Succeeded {
+		t.Fatalf("result %+v", r)
+	}
+	stop()
+	<-local
+}

@@ -51,7 +51,9 @@ type elector struct {
 	// workers' heartbeats (authoritative): a new leader holds what it
 	// adopts for a lease timeout, and a worker answered at T keeps its
 	// attempt until T plus two thirds of it, so a grace under a third of
-	// lease_timeout never lets a worker outlive the new leader's lease.
+	// lease_timeout never lets a worker outlive the new leader's lease. A
+	// quarter leaves a twelfth of it (2.5 s by default) for the new
+	// leader's start, the worker's last try and the servers' clocks.
 	grace time.Duration
 
 	// holding ends (is cancelled, and replaced) when the leadership changes
@@ -78,7 +80,7 @@ func newElector(address string, ttl, leaseTimeout time.Duration) *elector {
 		holder:  fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:])),
 		address: address,
 		ttl:     ttl,
-		grace:   leaseTimeout * 3 / 10,
+		grace:   leaseTimeout / 4,
 		proxies: map[string]*httputil.ReverseProxy{},
 	}
 	e.holding, e.endHolding = context.WithCancel(context.Background())
@@ -131,6 +133,22 @@ func (e *elector) authoritative(now time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cur.Holder == e.holder && now.Before(e.lastOK.Add(e.ttl+e.grace))
+}
+
+// holds reports whether this server's lease is certainly still its own at
+// now: it leads and its last renewal carried a time less than leader_ttl
+// ago. Past that, another server may take over at any moment.
+func (e *elector) holds(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cur.Holder == e.holder && now.Before(e.lastOK.Add(e.ttl))
+}
+
+// isReport reports whether r is a worker's report of an ended attempt.
+func isReport(r *http.Request) bool {
+	p := r.URL.Path
+	return r.Method == http.MethodPost && (p == "/api/v1/worker/complete" ||
+		strings.HasPrefix(p, "/api/v1/worker/leases/") && strings.HasSuffix(p, "/complete"))
 }
 
 // authorityEnds is when this server stops being authoritative unless a
@@ -232,6 +250,9 @@ func (s *Server) keepLeading(ctx context.Context) error {
 		}
 		switch {
 		case err == nil && ok && s.elector.current().Term == s.elector.wonTerm():
+			if preempted {
+				s.broker.Wake() // its executor and workers may take attempts again
+			}
 			preempted = false
 			if s.elector.suspend(false) {
 				s.log.Info("the store answers again: leading again in the same term; scheduling and new attempts resume", "term", s.elector.wonTerm())
@@ -341,6 +362,15 @@ func (s *Server) forward(next http.Handler) http.Handler {
 			return
 		}
 		if s.elector.leading() {
+			if isReport(r) && !s.elector.holds(time.Now()) {
+				// Its lease may have expired: a report taken now might not
+				// be recorded (a successor's term fences it) while the
+				// worker, told it was, forgets it. The worker keeps it and
+				// sends it again, here once the store answers, or to
+				// whichever server leads.
+				writeUnavailable(w, "this server cannot reach the store to record the report; it is kept by the worker and sent again")
+				return
+			}
 			if !s.elector.authoritative(time.Now()) {
 				// Cut off from the store for too long: another server may
 				// lead by now. Answering a worker here could keep an

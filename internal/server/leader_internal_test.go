@@ -13,8 +13,8 @@ import (
 
 // TestAuthoritative pins the window in which a leader that cannot renew
 // may still answer workers: its lease (leader_ttl from the time its last
-// renewal carried) plus 3/10 of lease_timeout, under the third that keeps
-// an answered worker from outliving a successor's adopted lease.
+// renewal carried) plus a quarter of lease_timeout, under the third that
+// keeps an answered worker from outliving a successor's adopted lease.
 func TestAuthoritative(t *testing.T) {
 	e := newElector("http://a", time.Second, 9*time.Second)
 	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
@@ -26,8 +26,8 @@ func TestAuthoritative(t *testing.T) {
 	}{
 		{0, true},
 		{time.Second, true},               // the lease itself
-		{3700*time.Millisecond - 1, true}, // ttl + 2.7 s
-		{3700 * time.Millisecond, false},  // a successor may have adopted for 3 s (a third of 9 s) by now
+		{3250*time.Millisecond - 1, true}, // ttl + 2.25 s
+		{3250 * time.Millisecond, false},  // past this, a worker answered could outlive a successor's lease but for a twelfth of it
 		{time.Minute, false},
 	} {
 		if got := e.authoritative(t0.Add(c.at)); got != c.want {

@@ -236,21 +236,30 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		}
 		return s.broker.AdoptItems(worker, bundle)
 	}
-	// An attempt lost at recovery whose worker is not known (a map item
-	// no record names) may still run on a remote worker: its heartbeats
-	// are kept through the adoption window, a lease timeout from when this
-	// server began leading, and it hears that its lease is unknown at its
-	// next heartbeat, up to a third of a lease timeout later. Its next
-	// attempt waits for that.
 	s.runner.LostHold = func(worker string) time.Duration {
-		if worker == s.runner.Worker && cfg.DB == "" {
+		switch {
+		case worker == s.runner.Worker && cfg.DB == "":
 			return 0 // this server's own executor, and the only server: its processes are gone
+		case worker == "":
+			// Not known (a map item no record names): it may still run on
+			// a remote worker, whose heartbeats are kept through the
+			// adoption window (a lease timeout from when this server began
+			// leading); it hears that its lease is unknown at its next
+			// heartbeat, up to a third of a lease timeout later, and if
+			// that one fails it goes on two thirds of a lease timeout
+			// more. Its next attempt waits for all of that.
+			return cfg.LeaseTimeout.D() * 2
 		}
 		// Another server's executor (servers on one machine share the
 		// name "local:HOST"), which may only be frozen or cut off from
-		// the store: it ends its attempts before this hold is over
-		// (PreemptLocal at the end of its authority).
+		// the store: its watchdog or the end of its authority
+		// (PreemptLocal) ends its attempts before this hold is over.
 		return cfg.LeaseTimeout.D() * 4 / 3
+	}
+	// A leader cut off from the store hands nothing out once a successor
+	// may have taken over (leader.go, authoritative).
+	s.broker.Authority = func() bool {
+		return s.elector == nil || s.elector.authoritative(time.Now())
 	}
 	s.files.Ended = runner.AttemptEnded(st)
 	if c, ok := s.logs.(*logs.Cluster); ok {

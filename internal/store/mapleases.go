@@ -49,7 +49,8 @@ const MaxLeasedUnits = 4096
 // MapLeases keeps which remote worker was handed which items of a map.
 type MapLeases interface {
 	// PutMapLeases records hand-outs of map items (replacing a row of the
-	// same run, map and id), in one transaction, without taking the lock
+	// same run, map and id, unless that row's hand-out is newer: records
+	// may be written late), in one transaction, without taking the lock
 	// of their runs: it runs beside the coordinator's commits.
 	PutMapLeases(ctx context.Context, leases []MapLease) error
 	// MapLeases returns the recorded hand-outs of one map, by id.

@@ -465,7 +465,11 @@ func (s *session) leaseLoop(ctx context.Context) error {
 			continue
 		}
 		if err == nil {
-			s.contact()
+			// Counted from when it was asked, as a heartbeat is: a long
+			// poll answered half a minute later proves nothing about the
+			// server's authority then (a leader cut off from the store
+			// may answer it past the moment a successor could take over).
+			s.contactAt(asked)
 			n := 0
 			for _, l := range resp.Leases {
 				// More than asked for is the server's mistake; hand the
@@ -696,6 +700,11 @@ func (s *session) heartbeats(ctx context.Context) {
 		wait := every
 		if failing {
 			wait = max(every/4, 50*time.Millisecond)
+			// The attempts end at the limit, not at the next try after it:
+			// the server's authority is computed to the limit.
+			if left := time.Duration(float64(timeout)*giveUpAfter) - s.sinceContact(); left < wait {
+				wait = max(left, 10*time.Millisecond)
+			}
 		}
 		if !sleep(ctx, wait) {
 			return

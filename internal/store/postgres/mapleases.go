@@ -19,7 +19,8 @@ const putMapLeasesSQL = `INSERT INTO map_leases (run_id, idx, id, worker, starte
 	FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
 		AS u(run_id, idx, id, worker, started_at, units)
 	ON CONFLICT (run_id, idx, id) DO UPDATE SET worker = excluded.worker, started_at = excluded.started_at,
-		units = excluded.units`
+		units = excluded.units
+	WHERE map_leases.started_at <= excluded.started_at`
 
 // PutMapLeases writes the hand-outs in one statement (one transaction).
 // A hand-out given twice is written as its last.
@@ -48,7 +49,9 @@ func (db *DB) PutMapLeases(ctx context.Context, leases []store.MapLease) error {
 		}
 		k := key{l.RunID, l.Index, l.ID}
 		if j, ok := pos[k]; ok {
-			workers[j], starts[j], units[j] = l.Worker, store.NormTime(l.StartedAt), string(b)
+			if !store.NormTime(l.StartedAt).Before(starts[j]) {
+				workers[j], starts[j], units[j] = l.Worker, store.NormTime(l.StartedAt), string(b)
+			}
 			continue
 		}
 		pos[k] = len(ids)

@@ -15,7 +15,8 @@ import (
 
 const putMapLeaseSQL = `INSERT INTO map_leases (run_id, idx, id, worker, started_at, units) VALUES (?,?,?,?,?,?)
 	ON CONFLICT (run_id, idx, id) DO UPDATE SET worker = excluded.worker, started_at = excluded.started_at,
-	units = excluded.units`
+	units = excluded.units
+	WHERE map_leases.started_at <= excluded.started_at`
 
 // PutMapLeases writes the hand-outs in one transaction on the writer.
 func (db *DB) PutMapLeases(ctx context.Context, leases []store.MapLease) error {

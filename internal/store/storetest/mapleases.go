@@ -68,6 +68,19 @@ func testMapLeases(t *testing.T, s store.Store) {
 	}
 	check(t, "leases after a hand-out again", mustMapLeases(t, s, r.ID, 0), []store.MapLease{readBack(a), readBack(last)})
 
+	// An older hand-out of the id written after the newer one (a record
+	// written late, after the lease was given back and handed out again
+	// and recorded at once) does not replace it, alone or in a batch.
+	older := mapLease(r.ID, 0, "1.each.5.2", "spot-1", unit(5))
+	older.StartedAt = last.StartedAt.Add(-time.Second)
+	if err := s.PutMapLeases(ctx, []store.MapLease{older}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMapLeases(ctx, []store.MapLease{a, older}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "leases after an older hand-out written late", mustMapLeases(t, s, r.ID, 0), []store.MapLease{readBack(a), readBack(last)})
+
 	// A map never expanded, and malformed hand-outs, are refused whole.
 	if err := s.PutMapLeases(ctx, []store.MapLease{mapLease(r.ID, 2, "1.x.0.1", "w", unit(0))}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a lease of a map never expanded: %v, want ErrNotFound", err)
