@@ -300,10 +300,10 @@ func (c *coordinator) write(ctx context.Context) error {
 					cancel()
 					return nil
 				}
-				err = c.r.Store.Apply(tctx, c.pending...)
+				err = c.writeOnce(tctx)
 			}
 		} else {
-			err = c.r.Store.Apply(tctx, c.pending...)
+			err = c.writeOnce(tctx)
 		}
 		cancel()
 		if err == nil {
@@ -335,6 +335,41 @@ func (c *coordinator) write(ctx context.Context) error {
 		}
 		wait = min(2*wait, c.r.RetryMax)
 	}
+}
+
+// writeOnce is one try of write: the pending changes in one transaction,
+// after the logs of the map items they end, if the log store keeps such
+// logs back (logFlusher), are where every server reads them. Otherwise a
+// server killed between the two would leave items that succeeded, in the
+// store, without a log.
+func (c *coordinator) writeOnce(ctx context.Context) error {
+	if f, ok := c.r.Logs.(logFlusher); ok && c.endsItems() {
+		if err := f.Flush(ctx); err != nil {
+			return fmt.Errorf("write the logs of the items ended: %w", err)
+		}
+	}
+	return c.r.Store.Apply(ctx, c.pending...)
+}
+
+// logFlusher is a log store that keeps logs back for a while before they
+// are durable: logs.Cluster queues the logs that remote workers send whole
+// with the reports of map items (WriteWhole), to write them in one
+// statement every ItemFlush. Flush writes what it holds now.
+type logFlusher interface {
+	Flush(ctx context.Context) error
+}
+
+// endsItems reports whether the pending changes write rows of map items
+// (items that ended, or wait for a retry).
+func (c *coordinator) endsItems() bool {
+	for _, ch := range c.pending {
+		for _, m := range ch.Maps {
+			if len(m.Items) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeTimeout bounds one try of a write, so that a connection that stopped

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/engine"
+	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
 )
 
@@ -191,4 +192,88 @@ func eventKinds(t *testing.T, st store.Store, run int64) []string {
 	// b and c run at once: their records may come in either order.
 	slices.Sort(out)
 	return out
+}
+
+// flushLogs is a log store that says when it was asked to make the logs
+// it holds back durable (logFlusher), refusing the first time (the
+// database away for a moment).
+type flushLogs struct {
+	logs.Store
+	seq *[]string
+	mu  *sync.Mutex
+	n   int
+}
+
+func (f *flushLogs) Flush(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n++; f.n == 1 {
+		*f.seq = append(*f.seq, "flush refused")
+		return fmt.Errorf("put log chunks: %w", syscall.ECONNREFUSED)
+	}
+	*f.seq = append(*f.seq, "flush")
+	return nil
+}
+
+// seqStore records the Applies, and whether they write rows of map items.
+type seqStore struct {
+	store.Store
+	seq *[]string
+	mu  *sync.Mutex
+}
+
+func (s *seqStore) Apply(ctx context.Context, changes ...store.Change) error {
+	what := "apply"
+	for _, ch := range changes {
+		for _, m := range ch.Maps {
+			if len(m.Items) > 0 {
+				what = "apply items"
+			}
+		}
+	}
+	s.mu.Lock()
+	*s.seq = append(*s.seq, what)
+	s.mu.Unlock()
+	return s.Store.Apply(ctx, changes...)
+}
+
+// TestItemLogsDurableBeforeTheirEnds: a log store that holds the logs of
+// map items back (logs.Cluster queues those remote workers send whole with
+// their reports) is flushed before every commit that writes items' ends, so
+// a server killed in between never leaves an item that succeeded without
+// its log; a flush that fails is tried again like a write (the chaos soak
+// found items succeeded with an empty log after a kill -9 of the leader).
+func TestItemLogsDurableBeforeTheirEnds(t *testing.T) {
+	e := newEnv(t)
+	var seq []string
+	var mu sync.Mutex
+	e.r.Logs = &flushLogs{Store: e.logs, seq: &seq, mu: &mu}
+	e.r.Store = &seqStore{Store: e.st, seq: &seq, mu: &mu}
+	e.r.RetryMin, e.r.RetryMax = time.Millisecond, 10*time.Millisecond
+	run, tasks := e.run(context.Background(), `
+name: items
+tasks:
+  - id: each
+    run: 'echo "$TASUKI_ITEM"'
+    map: {items: [a, b, c, d, e, f]}
+`, nil)
+	if run.State != engine.RunSucceeded || tasks["each"].State != engine.TaskSucceeded {
+		t.Fatalf("run %s, task %s", run.State, tasks["each"].State)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	items := 0
+	for i, what := range seq {
+		if what != "apply items" {
+			continue
+		}
+		items++
+		if i == 0 || seq[i-1] != "flush" {
+			t.Errorf("a commit of items' ends without a flush of their logs just before: %v", seq)
+			break
+		}
+	}
+	if items == 0 || !slices.Contains(seq, "flush refused") {
+		t.Errorf("sequence %v: want commits of items, and a refused flush tried again", seq)
+	}
 }
