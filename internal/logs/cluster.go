@@ -170,19 +170,26 @@ func (c *Cluster) Create(ctx context.Context, k Key, secrets []string) (*Writer,
 // database as it grows. Its Sync ships at once (Syncer). A log the
 // database has already is refused like an existing file.
 func (c *Cluster) Sink(ctx context.Context, k Key) (io.WriteCloser, error) {
+	sink, _, err := c.sink(ctx, k)
+	return sink, err
+}
+
+// sink is Sink, and says whether the database answered (false: it could
+// not be asked whether it has the log).
+func (c *Cluster) sink(ctx context.Context, k Key) (io.WriteCloser, bool, error) {
 	if err := k.validate(); err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	if _, ok, err := c.DB.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt); err != nil {
-		return nil, fmt.Errorf("create log of %s: %w", k, err)
+		return nil, false, fmt.Errorf("create log of %s: %w", k, err)
 	} else if ok {
-		return nil, fmt.Errorf("create log of %s: %w", k, fs.ErrExist)
+		return nil, true, fmt.Errorf("create log of %s: %w", k, fs.ErrExist)
 	}
 	local, err := c.Local.Sink(ctx, k)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	return &shipSink{c: c, k: k, local: local, path: c.Local.path(k)}, nil
+	return &shipSink{c: c, k: k, local: local, path: c.Local.path(k)}, true, nil
 }
 
 // Resume implements Store: the log goes on from the end of its chunks in
@@ -443,9 +450,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // others queued meanwhile (a map of 100,000 short items costs 100,000
 // rows, not 100,000 files, and a few hundred transactions); this server
 // reads them from the queue until then, others a moment later (see
-// Follow). Other logs are written as if through Sink.
+// Follow). Other logs are written as if through Sink, or, when the
+// database does not answer (a restart), queued like an item's: they are
+// written when it answers again, and a runner writes what is queued before
+// it records the end of the attempts (Flush), so the report of an attempt
+// that comes with its whole log during an outage does not lose the log.
 func (c *Cluster) WriteWhole(ctx context.Context, logs []Whole) error {
 	var chunks []Chunk
+	var queued []Whole
 	var errs []error
 	for _, w := range logs {
 		if err := w.Key.validate(); err != nil {
@@ -456,15 +468,38 @@ func (c *Cluster) WriteWhole(ctx context.Context, logs []Whole) error {
 			continue
 		}
 		if _, _, ok := ParseItemTask(w.Key.TaskID); !ok || len(w.Data) > shipChunk {
-			if err := writeWhole(ctx, c, w); err != nil {
-				errs = append(errs, err)
+			queue, err := c.writeWhole(ctx, w)
+			if !queue {
+				if err != nil {
+					errs = append(errs, err)
+				}
+				continue
 			}
-			continue
+			c.Logger.Warn("the database does not answer: the log is queued until it does", "log", w.Key.String(), "err", err)
 		}
 		chunks = append(chunks, c.chunk(w.Key, 0, w.Data, true))
+		queued = append(queued, w)
 	}
-	c.enqueue(ctx, chunks, logs)
+	c.enqueue(ctx, chunks, queued)
 	return errors.Join(errs...)
+}
+
+// writeWhole writes one whole log through a sink, or says to queue it
+// (the database did not answer before anything was written, and the log
+// fits in a chunk).
+func (c *Cluster) writeWhole(ctx context.Context, w Whole) (queue bool, err error) {
+	sink, answered, err := c.sink(ctx, w.Key)
+	if err != nil {
+		return !answered && len(w.Data) <= shipChunk, err
+	}
+	_, err = sink.Write(w.Data)
+	if cerr := sink.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("write log of %s: %w", w.Key, err)
+	}
+	return false, nil
 }
 
 // DefaultItemFlush is how long the logs of map items wait in a server
@@ -490,9 +525,7 @@ func (c *Cluster) enqueue(ctx context.Context, chunks []Chunk, wholes []Whole) {
 		c.pending = map[Key][]byte{}
 	}
 	for _, w := range wholes {
-		if _, _, ok := ParseItemTask(w.Key.TaskID); ok && len(w.Data) > 0 && len(w.Data) <= shipChunk {
-			c.pending[w.Key] = w.Data
-		}
+		c.pending[w.Key] = w.Data
 	}
 	for _, ch := range chunks {
 		c.queue = append(c.queue, ch)
@@ -587,7 +620,8 @@ func (c *Cluster) Close(ctx context.Context) error {
 	return c.Flush(ctx)
 }
 
-// queuedItem returns the bytes of an item log still in the queue.
+// queuedItem returns the bytes of a log still in the queue (an item's, or
+// one queued while the database did not answer).
 func (c *Cluster) queuedItem(k Key) ([]byte, bool) {
 	c.imu.Lock()
 	defer c.imu.Unlock()

@@ -771,3 +771,63 @@ func TestClusterDeposedWriter(t *testing.T) {
 		}
 	})
 }
+
+// awayDB is a database that does not answer while away is set.
+type awayDB struct {
+	store.Store
+	away atomic.Bool
+}
+
+var errAway = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+func (d *awayDB) LogEnd(ctx context.Context, run int64, task string, attempt int) (logs.Chunk, bool, error) {
+	if d.away.Load() {
+		return logs.Chunk{}, false, errAway
+	}
+	return d.Store.LogEnd(ctx, run, task, attempt)
+}
+
+func (d *awayDB) PutLogChunks(ctx context.Context, chunks ...logs.Chunk) error {
+	if d.away.Load() {
+		return errAway
+	}
+	return d.Store.PutLogChunks(ctx, chunks...)
+}
+
+// TestClusterWholeLogWhileDatabaseAway: the whole log of a task that a
+// worker's report brings while the database does not answer is queued, not
+// dropped: the server reads it at once, a Flush fails while the database
+// is away and writes it once it is back, and then every server reads it
+// (the chaos soak found such a log lost across a PostgreSQL restart).
+func TestClusterWholeLogWhileDatabaseAway(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db store.Store) {
+		ctx := t.Context()
+		away := &awayDB{Store: db}
+		a := logs.NewCluster(logs.NewFiles(t.TempDir()), away, nil)
+		a.ItemFlush = time.Hour // only the Flush calls below write
+		t.Cleanup(func() { a.Close(context.Background()) })
+		b := server(t, db)
+		k := logs.Key{RunID: newRun(t, db), TaskID: "a", Attempt: 1}
+		data := "2026-01-02T03:04:05Z out begin\n2026-01-02T03:04:06Z out done\n"
+		away.away.Store(true)
+		if err := a.WriteWhole(ctx, []logs.Whole{{Key: k, Data: []byte(data)}}); err != nil {
+			t.Fatalf("WriteWhole while the database is away: %v", err)
+		}
+		if got := readCluster(t, a, k, 0); got != data {
+			t.Errorf("the writing server reads %q", got)
+		}
+		if err := a.Flush(ctx); err == nil {
+			t.Errorf("Flush while the database is away: no error")
+		}
+		away.away.Store(false)
+		if err := a.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := readCluster(t, b, k, 0); got != data {
+			t.Errorf("another server reads %q once the database is back", got)
+		}
+		if end, ok, err := db.LogEnd(ctx, k.RunID, k.TaskID, k.Attempt); err != nil || !ok || !end.Final {
+			t.Errorf("the log's end in the database: %+v, %v, %v", end, ok, err)
+		}
+	})
+}

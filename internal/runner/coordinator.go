@@ -338,14 +338,14 @@ func (c *coordinator) write(ctx context.Context) error {
 }
 
 // writeOnce is one try of write: the pending changes in one transaction,
-// after the logs of the map items they end, if the log store keeps such
-// logs back (logFlusher), are where every server reads them. Otherwise a
-// server killed between the two would leave items that succeeded, in the
-// store, without a log.
+// after the logs the log store keeps back (logFlusher) are where every
+// server reads them, so the ends of attempts are never recorded before
+// their logs are durable: a server killed between the two would leave
+// attempts that succeeded, in the store, without a log.
 func (c *coordinator) writeOnce(ctx context.Context) error {
-	if f, ok := c.r.Logs.(logFlusher); ok && c.endsItems() {
+	if f, ok := c.r.Logs.(logFlusher); ok {
 		if err := f.Flush(ctx); err != nil {
-			return fmt.Errorf("write the logs of the items ended: %w", err)
+			return fmt.Errorf("write the logs held back: %w", err)
 		}
 	}
 	return c.r.Store.Apply(ctx, c.pending...)
@@ -354,22 +354,11 @@ func (c *coordinator) writeOnce(ctx context.Context) error {
 // logFlusher is a log store that keeps logs back for a while before they
 // are durable: logs.Cluster queues the logs that remote workers send whole
 // with the reports of map items (WriteWhole), to write them in one
-// statement every ItemFlush. Flush writes what it holds now.
+// statement every ItemFlush, and those the database could not take when
+// they came. Flush writes what it holds now (nothing, at once, when it
+// holds nothing).
 type logFlusher interface {
 	Flush(ctx context.Context) error
-}
-
-// endsItems reports whether the pending changes write rows of map items
-// (items that ended, or wait for a retry).
-func (c *coordinator) endsItems() bool {
-	for _, ch := range c.pending {
-		for _, m := range ch.Maps {
-			if len(m.Items) > 0 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // writeTimeout bounds one try of a write, so that a connection that stopped

@@ -237,12 +237,13 @@ func (s *seqStore) Apply(ctx context.Context, changes ...store.Change) error {
 	return s.Store.Apply(ctx, changes...)
 }
 
-// TestItemLogsDurableBeforeTheirEnds: a log store that holds the logs of
-// map items back (logs.Cluster queues those remote workers send whole with
-// their reports) is flushed before every commit that writes items' ends, so
-// a server killed in between never leaves an item that succeeded without
-// its log; a flush that fails is tried again like a write (the chaos soak
-// found items succeeded with an empty log after a kill -9 of the leader).
+// TestItemLogsDurableBeforeTheirEnds: a log store that holds logs back
+// (logs.Cluster queues those remote workers send whole with the reports of
+// map items) is flushed before every commit, those that write items' ends
+// among them, so a server killed in between never leaves an item that
+// succeeded without its log; a flush that fails is tried again like a
+// write (the chaos soak found items succeeded with an empty log after a
+// kill -9 of the leader).
 func TestItemLogsDurableBeforeTheirEnds(t *testing.T) {
 	e := newEnv(t)
 	var seq []string
