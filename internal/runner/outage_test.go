@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/attempt"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/logs"
 	"github.com/tasuki-dev/tasuki/internal/store"
@@ -276,5 +277,41 @@ tasks:
 	}
 	if items == 0 || !slices.Contains(seq, "flush refused") {
 		t.Errorf("sequence %v: want commits of items, and a refused flush tried again", seq)
+	}
+}
+
+// stallLogs is a log store whose Create waits for the attempt's context to
+// end (a database that does not answer while the attempt is stopped).
+type stallLogs struct{ logs.Store }
+
+func (stallLogs) Create(ctx context.Context, k logs.Key, _ []string) (*logs.Writer, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("create log of %s: read the end of the log: %w", k, ctx.Err())
+}
+
+// TestRunProcessStoppedBeforeStart: an attempt stopped while its log is
+// being opened ends as what stopped it says (handed back, lease lost,
+// cancelled), as one whose process was ended would, not failed: a drain
+// or a lost lease in that moment charged the task a failure (seen by the
+// chaos soak on a leader deposed while frozen).
+func TestRunProcessStoppedBeforeStart(t *testing.T) {
+	for _, tc := range []struct {
+		cause error
+		want  attempt.Outcome
+	}{
+		{attempt.ErrPreempted, attempt.Preempted},
+		{attempt.ErrLost, attempt.Preempted},
+		{attempt.ErrCancelled, attempt.Cancelled},
+	} {
+		t.Run(tc.cause.Error(), func(t *testing.T) {
+			e := newEnv(t)
+			e.r.Logs = stallLogs{e.logs}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(10*time.Millisecond, func() { cancel(tc.cause) })
+			res := e.r.RunProcess(ctx, e.processAttempt("t", "echo ran", t.TempDir(), nil, nil))
+			if res.Outcome != tc.want {
+				t.Errorf("outcome %s (%s), want %s", res.Outcome, res.Message, tc.want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -27,6 +28,9 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	}
 	w, err := r.Logs.Create(ctx, a.Log, s.MaskValues())
 	if err != nil {
+		if ctx.Err() != nil {
+			return stoppedBeforeStart(ctx)
+		}
 		return attempt.Failedf("open log: %v", err)
 	}
 	h := &attempt.Host{
@@ -51,6 +55,9 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 	cleanup, err := r.placeArtifacts(ctx, a, s, h)
 	if err != nil {
 		w.Close()
+		if ctx.Err() != nil {
+			return stoppedBeforeStart(ctx)
+		}
 		return attempt.Failedf("%v", err)
 	}
 	defer cleanup()
@@ -67,6 +74,22 @@ func (r *Runner) RunProcess(ctx context.Context, a *Attempt) AttemptResult {
 		res.Message = note
 	}
 	return res
+}
+
+// stoppedBeforeStart is the result of an attempt stopped while it was being
+// set up (its log opened, its needs' files placed), before any process of
+// it started: what stopped it says what it is, as for a process ended
+// (attempt.ProcessResult), never a failure charged to the task. (A drain's
+// hand-back or a lost lease in that moment was recorded failed.)
+func stoppedBeforeStart(ctx context.Context) AttemptResult {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, attempt.ErrLost):
+		return AttemptResult{Outcome: attempt.Preempted, Message: "lease lost before the process started"}
+	case errors.Is(cause, attempt.ErrPreempted):
+		return AttemptResult{Outcome: attempt.Preempted, Message: "handed back before the process started: " + cause.Error()}
+	}
+	return AttemptResult{Outcome: attempt.Cancelled, Message: "cancelled before the process started"}
 }
 
 // taskEnv is what an attempt adds to its executor's environment: the
