@@ -73,6 +73,8 @@ type Cluster struct {
 	closed  bool           // Close was called: WriteWhole writes at once
 	flusher chan struct{}  // closed when the flushing goroutine returns; nil before it starts
 	fmu     sync.Mutex     // one flush at a time
+	// flushing: a Flush took the queue and writes it (guarded by imu).
+	flushing bool
 
 	codecOnce sync.Once
 	enc       *zstd.Encoder
@@ -576,14 +578,28 @@ func (c *Cluster) flushLoop(stop, done chan struct{}) {
 	}
 }
 
-// Flush writes the queued item logs to the database now.
+// Flush writes the queued logs to the database now. With nothing queued
+// or being written, it returns at once (a runner calls it before each
+// commit).
 func (c *Cluster) Flush(ctx context.Context) error {
+	c.imu.Lock()
+	idle := len(c.queue) == 0 && !c.flushing
+	c.imu.Unlock()
+	if idle {
+		return nil
+	}
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	c.imu.Lock()
 	batch := c.queue
 	c.queue, c.queued = nil, 0
+	c.flushing = true
 	c.imu.Unlock()
+	defer func() {
+		c.imu.Lock()
+		c.flushing = false
+		c.imu.Unlock()
+	}()
 	for start := 0; start < len(batch); start += 2000 {
 		part := batch[start:min(start+2000, len(batch))]
 		if err := c.DB.PutLogChunks(ctx, part...); err != nil {
