@@ -36,10 +36,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -365,8 +367,18 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	for _, s := range sk.servers {
-		if !s.p.exited() {
-			s.p.term(30 * time.Second)
+		if s.p.exited() {
+			continue
+		}
+		s.p.signal(syscall.SIGTERM)
+		select {
+		case <-s.p.done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("server %s did not stop within 30 s of SIGTERM", s.name)
+		}
+		// Status 0, or 1 for a leader deposed meanwhile (a late renewal).
+		if s.p.err != nil && !strings.Contains(s.p.logs(), "lost leadership of the store") {
+			t.Errorf("server %s stopped with %v after SIGTERM, want status 0", s.name, s.p.err)
 		}
 	}
 }
@@ -640,6 +652,31 @@ func (sk *soak) eventually(timeout time.Duration, what string, cond func() (bool
 	})
 }
 
+// retry calls fn until it returns nil, and reports whether it did: an
+// answer the server could not give (503: the store away) or no answer (a
+// server that stopped by itself, a deposed leader, restarted meanwhile) is
+// tried again for up to a minute, with the soak's supervision between
+// tries; any other error fails the test. After the faults, a server may
+// still stop by itself: a leader whose renewal came late on a busy machine
+// is deposed.
+func (sk *soak) retry(what string, fn func() error) bool {
+	sk.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		e, isAPI := errors.AsType[*api.Error](err)
+		if (isAPI && e.Status != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+			sk.t.Errorf("%s: %v", what, err)
+			return false
+		}
+		time.Sleep(pollEvery)
+		sk.recover(true)
+	}
+}
+
 // allRuns lists every run, of every pipeline.
 func (sk *soak) allRuns(c *api.Client) ([]api.Run, error) {
 	var out []api.Run
@@ -879,10 +916,11 @@ func (sk *soak) check(c *api.Client, st store.Store, runs []api.Run, ledger, scr
 
 	// The dataset: each success of load recorded one update; consume ran
 	// on them, at most once per update.
-	d, err := c.Dataset(ctx, "soakdata", "", 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var d api.Dataset
+	sk.retry("the updates of soakdata", func() (err error) {
+		d, err = c.Dataset(ctx, "soakdata", "", 1000)
+		return err
+	})
 	if got, want := len(d.Updates), len(byPipeline["produce"]); got != want {
 		t.Errorf("soakdata has %d updates, from %d runs of produce", got, want)
 	}
@@ -896,8 +934,11 @@ func (sk *soak) check(c *api.Client, st store.Store, runs []api.Run, ledger, scr
 		key := fmt.Sprintf("%d %s %d", lw.run, lw.name, lw.attempt)
 		for _, s := range sk.servers {
 			var b bytes.Buffer
-			if _, err := s.p.c.ReadLog(ctx, lw.run, lw.name, lw.attempt, 0, &b); err != nil {
-				t.Errorf("log of %s from server %s: %v", key, s.name, err)
+			if !sk.retry("the log of "+key+" from server "+s.name, func() error {
+				b.Reset()
+				_, err := s.p.c.ReadLog(ctx, lw.run, lw.name, lw.attempt, 0, &b)
+				return err
+			}) {
 				continue
 			}
 			begun, done := strings.Contains(b.String(), " out begin "+key+" on "), strings.Contains(b.String(), " out done "+key+" on ")
@@ -919,7 +960,7 @@ func (sk *soak) check(c *api.Client, st store.Store, runs []api.Run, ledger, scr
 	}
 
 	// Nothing runs: no attempt held, no task process.
-	sk.eventually(10*time.Second, "no attempt held by an executor", func() (bool, string) {
+	sk.eventually(30*time.Second, "no attempt held by an executor", func() (bool, string) {
 		ws, err := c.Workers(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -952,9 +993,12 @@ func (sk *soak) checkItems(c *api.Client, r api.Run, execs map[string][]*soakExe
 	var items []api.Item
 	q := api.ItemQuery{Limit: 1000}
 	for {
-		page, err := c.Items(context.Background(), r.ID, "fan", q)
-		if err != nil {
-			t.Fatalf("items of run %d: %v", r.ID, err)
+		var page api.Page[api.Item]
+		if !sk.retry(fmt.Sprintf("the items of run %d", r.ID), func() (err error) {
+			page, err = c.Items(context.Background(), r.ID, "fan", q)
+			return err
+		}) {
+			return
 		}
 		items = append(items, page.Items...)
 		if page.Next == "" || len(page.Items) == 0 {
