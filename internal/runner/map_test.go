@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tasuki-dev/tasuki/internal/artifact"
 	"github.com/tasuki-dev/tasuki/internal/attempt"
@@ -960,6 +961,61 @@ func TestMapResumeAfterLostItems(t *testing.T) {
 		}
 		if r.Item == 20 && r.Attempt < 2 {
 			t.Errorf("item 20, lost in flight, ended as attempt %d: want a new attempt", r.Attempt)
+		}
+	}
+}
+
+// TestMapLostItemsHeldAcrossRecoveries: items lost in flight are held
+// (LostHold) before they run again; a second recovery within the hold
+// (the new leader fails in turn) keeps them held as they are, rather than
+// count them lost again: they did not run meanwhile. Recorded as pending,
+// a held item was lost anew at each recovery, and after ten leader changes
+// within holds it failed, "lost 11 times: the item stops every executor it
+// runs on", without having run (the chaos soak's run of fan-5).
+func TestMapLostItemsHeldAcrossRecoveries(t *testing.T) {
+	e := newEnv(t)
+	fs := &failingStore{Store: e.st}
+	e.r.Store = fs
+	e.r.Executor = func(ctx context.Context, a *Attempt) AttemptResult {
+		if a.Item == 20 {
+			fs.fail.Store(true) // the next commit fails: the run stops with this item in flight
+			<-ctx.Done()
+			return AttemptResult{Outcome: attempt.Cancelled}
+		}
+		return AttemptResult{Outcome: attempt.Succeeded}
+	}
+	run, err := e.r.Create(t.Context(), e.pipeline("name: m\ntasks:\n  - id: each\n    run: \"true\"\n    map: {range: {stop: 50}, concurrency: 4}\n"), nil, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.Execute(t.Context(), run.ID); err == nil {
+		t.Fatal("the run went on through a failing store")
+	}
+	fs.fail.Store(false)
+	now := time.Now()
+	for recovery := 1; recovery <= 3; recovery++ {
+		r := &Runner{Store: e.st, Logs: e.logs, Home: e.home, Now: func() time.Time { return now.Add(time.Duration(recovery) * time.Minute) },
+			LostHold: func(string) time.Duration { return time.Hour }}
+		r.defaults()
+		c, err := r.load(t.Context(), run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.recover(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range e.mapItems(run.ID, 0) {
+			if row.Item != 20 {
+				continue
+			}
+			// Attempt 1 was in flight, and lost; the next will be 2.
+			if row.Attempt != 1 || row.State != engine.TaskRetryWait || row.ReadyAt.Sub(now.Add(time.Minute+time.Hour)).Abs() > time.Millisecond {
+				t.Fatalf("after recovery %d, item 20: %s, attempt %d, ready at %s; want held from the first recovery, attempt 1 lost once",
+					recovery, row.State, row.Attempt, row.ReadyAt)
+			}
 		}
 	}
 }

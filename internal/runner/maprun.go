@@ -236,15 +236,20 @@ func (c *coordinator) loadMap(f *fanout, info store.MapInfo, restart bool) error
 			c.zipFeed(f, i, nil)
 			return
 		}
-		f.dirty[i] = row
 		if hold > 0 {
+			// Held, and written so: a recovery before readyAt (the next
+			// leader fails in turn) finds it waiting, not in flight, and
+			// does not count it lost again.
 			tr := f.tries[i]
 			tr.readyAt = now.Add(hold)
 			f.tries[i] = tr
+			row.State, row.ReadyAt = engine.TaskRetryWait, tr.readyAt
+			f.dirty[i] = row
 			f.set(i, itemRetryWait)
 			c.wakeItem(f.task, i, tr.readyAt)
 			return
 		}
+		f.dirty[i] = row
 		f.again = append(f.again, i)
 	}
 	seen := 0 // items below it were looked at
