@@ -19,8 +19,7 @@ package server_test
 //     each attempt appends ticks from the clock of its machine to a ledger
 //     every 50 ms, and the ticks of two attempts never interleave;
 //   - the log of every succeeded attempt is readable from every server and
-//     holds what the task printed (but for one known loss, counted in the
-//     summary and failed with -soak.strict: see soakAdoptedLogCut);
+//     holds what the task printed;
 //   - nothing is left running.
 //
 // A server that stops by itself (a deposed leader does, for its supervisor
@@ -59,9 +58,8 @@ import (
 )
 
 var (
-	soakFor    = flag.Duration("soak", 2*time.Minute, "how long TestSoak injects faults (0 skips it)")
-	soakSeed   = flag.Uint64("soak.seed", 0, "seed of TestSoak's faults and triggers (0: one from the clock)")
-	soakStrict = flag.Bool("soak.strict", false, "TestSoak also fails on the known loss of an adopted attempt's log past the takeover (see soakAdoptedLogCut)")
+	soakFor  = flag.Duration("soak", 2*time.Minute, "how long TestSoak injects faults (0 skips it)")
+	soakSeed = flag.Uint64("soak.seed", 0, "seed of TestSoak's faults and triggers (0: one from the clock)")
 )
 
 // The soak's shape.
@@ -182,7 +180,6 @@ type soakServer struct {
 	home string
 	addr string // host:port, kept across restarts so workers find it again
 	p    *pgServer
-	all  []*pgServer // every process it was, for their logs
 	// state: "up"; "killed" (restarted at until); "stopped" (SIGCONT at
 	// until); "exited" (it stopped by itself; restarted at once).
 	state string
@@ -353,9 +350,9 @@ func TestSoak(t *testing.T) {
 	for _, w := range sk.workers {
 		procs += w.runs
 	}
-	t.Logf("soak summary: seed %d, %s of faults + %s to drain; faults %s; self-exits %d; processes started %d; runs %s; triggers refused %d; tasks %d, attempts %d (lost %d, preempted %d); intervals %d; map items %d (%d item executions); ledger executions %d; adopted logs cut at the takeover %d",
+	t.Logf("soak summary: seed %d, %s of faults + %s to drain; faults %s; self-exits %d; processes started %d; runs %s; triggers refused %d; tasks %d, attempts %d (lost %d, preempted %d); intervals %d; map items %d (%d item executions); ledger executions %d",
 		seed, soaked.Round(time.Second), time.Since(drained).Round(time.Second), sk.faultSummary(), len(sk.selfExits), procs, sum.runs,
-		sk.refused, sum.tasks, sum.attempts, sum.lost, sum.preempted, sum.intervals, sum.items, sum.itemExecs, sum.execs, sum.logsCut)
+		sk.refused, sum.tasks, sum.attempts, sum.lost, sum.preempted, sum.intervals, sum.items, sum.itemExecs, sum.execs)
 	for _, e := range sk.selfExits {
 		t.Logf("self-exit: %s", e)
 	}
@@ -410,7 +407,6 @@ func (sk *soak) startServer(s *soakServer) {
 	sk.t.Helper()
 	env := append(slices.Clone(adoptEnv), "W="+s.name)
 	s.p = startPGServer(sk.t, sk.pg.DSN(), s.home, sk.pipelines, env, "--workers", strconv.Itoa(soakLocal[slices.Index(sk.servers, s)]), "--addr", s.addr)
-	s.all = append(s.all, s.p)
 	s.state, s.runs = "up", s.runs+1
 }
 
@@ -743,36 +739,6 @@ type soakSummary struct {
 	tasks, attempts            int
 	lost, preempted, intervals int
 	items, itemExecs, execs    int
-	logsCut                    int // soakAdoptedLogCut
-}
-
-// soakAdoptedLogCut is the one loss the soak knows of and does not fail
-// on (unless -soak.strict): the log of an attempt adopted by a new leader
-// keeps what the old leader had stored, and what the worker sends after
-// the takeover is not kept yet (docs/server.md, "Attempts across a
-// failover"; the server logs it). What the log holds must be its start
-// (possibly nothing: the old leader may have stored none of it).
-const soakAdoptedLogCut = "docs/server.md: the log of an adopted attempt past the takeover is not kept yet"
-
-// adoptedLogsCut are the leases whose log a server said it did not keep
-// past a takeover, from the logs of every server process.
-func (sk *soak) adoptedLogsCut() map[string]bool {
-	out := map[string]bool{}
-	for _, s := range sk.servers {
-		for _, p := range s.all {
-			for _, line := range strings.Split(p.logs(), "\n") {
-				if !strings.Contains(line, "the log of an adopted attempt past the takeover is not kept") {
-					continue
-				}
-				for _, f := range strings.Fields(line) {
-					if id, ok := strings.CutPrefix(f, "lease="); ok {
-						out[id] = true
-					}
-				}
-			}
-		}
-	}
-	return out
 }
 
 // check asserts what the system promises once every run has ended.
@@ -928,7 +894,6 @@ func (sk *soak) check(c *api.Client, st store.Store, runs []api.Run, ledger, scr
 	}
 
 	// Every succeeded attempt's log, from every server.
-	cut := sk.adoptedLogsCut()
 	for _, lw := range logs {
 		key := fmt.Sprintf("%d %s %d", lw.run, lw.name, lw.attempt)
 		for _, s := range sk.servers {
@@ -940,20 +905,9 @@ func (sk *soak) check(c *api.Client, st store.Store, runs []api.Run, ledger, scr
 			}) {
 				continue
 			}
-			begun, done := strings.Contains(b.String(), " out begin "+key+" on "), strings.Contains(b.String(), " out done "+key+" on ")
-			lease := api.LeaseID(lw.run, lw.name, lw.attempt)
-			switch {
-			case begun && done:
-			case cut[lease] && !done && !*soakStrict:
-				// soakAdoptedLogCut: known, counted, not failed. What was
-				// kept is the start, possibly nothing.
-				if s == sk.servers[0] {
-					sum.logsCut++
-					t.Logf("log of %s ends at the takeover that adopted it (%s)", key, soakAdoptedLogCut)
-				}
-			default:
-				t.Errorf("log of %s (succeeded) read from server %s lacks its first or last line (the server said the log past a takeover was not kept: %v):\n%s\nexecutions: %s",
-					key, s.name, cut[lease], b.String(), describeExecs(execs[fmt.Sprintf("%d %s", lw.run, lw.name)]))
+			if !strings.Contains(b.String(), " out begin "+key+" on ") || !strings.Contains(b.String(), " out done "+key+" on ") {
+				t.Errorf("log of %s (succeeded) read from server %s lacks its first or last line:\n%s\nexecutions: %s",
+					key, s.name, b.String(), describeExecs(execs[fmt.Sprintf("%d %s", lw.run, lw.name)]))
 			}
 		}
 	}
