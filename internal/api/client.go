@@ -45,11 +45,20 @@ var (
 // would cut log follows; cancel contexts instead.
 func NewClient(baseURL string, httpClient *http.Client) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil && !strings.Contains(baseURL, "://") {
+		// "127.0.0.1:8080" fails to parse for want of a scheme: say so.
+		return nil, fmt.Errorf("server URL %q: expected http://HOST:PORT or https://HOST", baseURL)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("server URL %q: %w", baseURL, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q: expected http://HOST:PORT or https://HOST", baseURL)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("server URL %q: port %s is not a port number (1-65535)", baseURL, p)
+		}
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("server URL %q: expected no query or fragment", baseURL)

@@ -240,7 +240,13 @@ func (b *Broker) expire() {
 		if l.adopted && !l.heard {
 			msg = "worker " + l.worker + " was not heard of within the lease timeout after this server took the attempt over; the attempt is lost"
 		}
-		b.Logger.Warn("lease lost: no heartbeat from its worker", attemptAttrs(l, "worker", l.worker, "adopted", l.adopted)...)
+		if !b.mayHandOut() {
+			// A leader cut off from the store (or woken up after a freeze)
+			// refuses its workers' heartbeats: they went to its successor.
+			b.Logger.Info("lease ended here: this server no longer knows whether it leads, and the worker's heartbeats go to whichever server does", attemptAttrs(l, "worker", l.worker, "adopted", l.adopted)...)
+		} else {
+			b.Logger.Warn("lease lost: no heartbeat from its worker", attemptAttrs(l, "worker", l.worker, "adopted", l.adopted)...)
+		}
 		b.endLog(context.Background(), l, nil)
 		l.o.result <- runner.AttemptResult{Outcome: attempt.Lost, Message: msg, Worker: l.worker}
 	}
