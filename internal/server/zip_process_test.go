@@ -129,6 +129,17 @@ tasks:
 		t.Fatal(err)
 	}
 	awaitFifo(t, fifo, s, 30*time.Second)
+	// Item 120 of a is held (sleep 60) while the others go on, and b's
+	// items with them: the kill comes once the store has some of b's ends
+	// (the group commit writes them in batches; on a quick machine a
+	// reaches its item 120 before the first batch).
+	eventually(t, 30*time.Second, "some item of b to be written succeeded", func() (bool, string) {
+		page, err := s.c.Items(context.Background(), run.ID, "b", api.ItemQuery{States: []engine.TaskState{engine.TaskSucceeded}, Limit: 1})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(page.Items) > 0, fmt.Sprintf("%d items", len(page.Items))
+	})
 	// What the store says succeeded now must not run again: the group
 	// commit may still hold a few more ends, which the kill loses.
 	written := map[int]bool{}
