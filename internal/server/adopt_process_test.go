@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tasuki-dev/tasuki/internal/api"
 	"github.com/tasuki-dev/tasuki/internal/engine"
 	"github.com/tasuki-dev/tasuki/internal/store"
 	"github.com/tasuki-dev/tasuki/internal/store/postgres/pgtest"
@@ -60,6 +61,36 @@ tasks:
       tick
       echo "attempt $TASUKI_ATTEMPT done on $W"
 `, ledger, started, goFile))
+}
+
+// tickFixture writes tickPipeline in a new pipelines directory, with its
+// ledger, started fifo and go file in another, and returns them.
+func tickFixture(t *testing.T) (dir, ledger, started, goFile string) {
+	t.Helper()
+	dir, work := t.TempDir(), t.TempDir()
+	ledger, goFile = filepath.Join(work, "ledger"), filepath.Join(work, "go")
+	started = mkfifoAt(t, filepath.Join(work, "started"))
+	tickPipeline(t, dir, ledger, started, goFile)
+	return dir, ledger, started, goFile
+}
+
+// awaitHeartbeat waits until the leader c reaches lists worker as heard
+// of, running the given number of attempts: its heartbeat reached the
+// new leader, whose leases are now its.
+func awaitHeartbeat(t *testing.T, c *api.Client, worker string, running int) {
+	t.Helper()
+	eventually(t, adoptLeaseTimeout, "the worker's heartbeat to reach the new leader", func() (bool, string) {
+		r, err := c.Workers(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, wi := range r {
+			if wi.Name == worker && wi.LastHeartbeat != nil && len(wi.Running) == running {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", r)
+	})
 }
 
 // attemptSpans reads the ledger: each attempt's first and last tick, and
@@ -140,10 +171,7 @@ func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 	for _, how := range []string{"kill -9", "SIGSTOP"} {
 		t.Run(how, func(t *testing.T) {
 			dsn := pgtest.DSN(t)
-			dir, work := t.TempDir(), t.TempDir()
-			ledger, goFile := filepath.Join(work, "ledger"), filepath.Join(work, "go")
-			started := mkfifoAt(t, filepath.Join(work, "started"))
-			tickPipeline(t, dir, ledger, started, goFile)
+			dir, ledger, started, goFile := tickFixture(t)
 			leader, follower := twoServers(t, dsn, dir)
 			_, tokenFile := createToken(t, follower.url, "adopt")
 			// The worker talks to the follower, which forwards to whoever leads.
@@ -173,18 +201,7 @@ func TestFailoverAdoptsLiveAttempts(t *testing.T) {
 			took := time.Now()
 			follower.waitLine("attempt adopted", 10*time.Second)
 			// The worker's heartbeat reaches the new leader: the lease is its.
-			eventually(t, adoptLeaseTimeout, "the worker's heartbeat to reach the new leader", func() (bool, string) {
-				r, err := follower.c.Workers(ctx)
-				if err != nil {
-					return false, err.Error()
-				}
-				for _, wi := range r {
-					if wi.Name == "w1" && wi.LastHeartbeat != nil && len(wi.Running) == 1 {
-						return true, ""
-					}
-				}
-				return false, fmt.Sprintf("%+v", r)
-			})
+			awaitHeartbeat(t, follower.c, "w1", 1)
 			// Lines written after the takeover reach the log (the worker
 			// tries its log again with a backoff of up to 10 s).
 			eventually(t, 30*time.Second, "lines written after the takeover in the log", func() (bool, string) {
@@ -321,10 +338,7 @@ func TestFailoverWorkerGoneIsLost(t *testing.T) {
 		t.Skip("waits a lease timeout after a takeover (~20 s)")
 	}
 	dsn := pgtest.DSN(t)
-	dir, work := t.TempDir(), t.TempDir()
-	ledger, goFile := filepath.Join(work, "ledger"), filepath.Join(work, "go")
-	started := mkfifoAt(t, filepath.Join(work, "started"))
-	tickPipeline(t, dir, ledger, started, goFile)
+	dir, ledger, started, goFile := tickFixture(t)
 	leader, follower := twoServers(t, dsn, dir)
 	_, tokenFile := createToken(t, follower.url, "adopt")
 	w1 := startWorker(t, follower.url, tokenFile, "w1", nil, "--labels", "adopt")
@@ -418,10 +432,7 @@ func TestWorkerNetworkCutNeverOverlaps(t *testing.T) {
 		t.Skip("waits for a cut worker's lease to expire (~10 s)")
 	}
 	dsn := pgtest.DSN(t)
-	dir, work := t.TempDir(), t.TempDir()
-	ledger, goFile := filepath.Join(work, "ledger"), filepath.Join(work, "go")
-	started := mkfifoAt(t, filepath.Join(work, "started"))
-	tickPipeline(t, dir, ledger, started, goFile)
+	dir, ledger, started, goFile := tickFixture(t)
 	s := startPGServer(t, dsn, "", dir, []string{"TASUKI_LEASE_TIMEOUT=3s"}, "--workers", "0")
 	_, tokenFile := createToken(t, s.url, "cut")
 	proxy := pgtest.NewProxy(t, strings.TrimPrefix(s.url, "http://"))

@@ -130,18 +130,7 @@ func TestFailoverAdoptsMapItems(t *testing.T) {
 		t.Errorf("adoption: %s, want every item", line)
 	}
 	// The worker's heartbeat reaches the new leader: the leases are its.
-	eventually(t, adoptLeaseTimeout, "the worker's heartbeat to reach the new leader", func() (bool, string) {
-		r, err := follower.c.Workers(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, wi := range r {
-			if wi.Name == "w1" && wi.LastHeartbeat != nil && len(wi.Running) == adoptItems {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%+v", r)
-	})
+	awaitHeartbeat(t, follower.c, "w1", adoptItems)
 	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,10 +55,7 @@ func TestLeaderCutFromStoreStopsAnsweringWorkers(t *testing.T) {
 	}
 	dsn := pgtest.DSN(t)
 	through, proxy := dsnVia(t, dsn)
-	dir, work := t.TempDir(), t.TempDir()
-	ledger, goFile := filepath.Join(work, "ledger"), filepath.Join(work, "go")
-	started := mkfifoAt(t, filepath.Join(work, "started"))
-	tickPipeline(t, dir, ledger, started, goFile)
+	dir, ledger, started, goFile := tickFixture(t)
 	a := startPGServer(t, through, "", dir, adoptEnv, "--workers", "0")
 	a.waitLine("leading:", 10*time.Second)
 	shareAdminToken(t, a, dsn)
@@ -118,10 +114,7 @@ func TestStoreOutageWorkerKeepsAttempt(t *testing.T) {
 	}
 	dsn := pgtest.DSN(t)
 	through, proxy := dsnVia(t, dsn)
-	dir, work := t.TempDir(), t.TempDir()
-	ledger, goFile := filepath.Join(work, "ledger"), filepath.Join(work, "go")
-	started := mkfifoAt(t, filepath.Join(work, "started"))
-	tickPipeline(t, dir, ledger, started, goFile)
+	dir, ledger, started, goFile := tickFixture(t)
 	s := startPGServer(t, through, "", dir, adoptEnv, "--workers", "0")
 	s.waitLine("leading:", 10*time.Second)
 	_, tokenFile := createToken(t, s.url, "outage")

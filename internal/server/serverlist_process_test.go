@@ -91,18 +91,7 @@ tasks:
 			if !strings.Contains(line, "from="+leader.url) || !strings.Contains(line, "to="+follower.url) {
 				t.Errorf("the worker's line does not say it moved from %s to %s: %s", leader.url, follower.url, line)
 			}
-			eventually(t, adoptLeaseTimeout, "the worker's heartbeat to reach the new leader", func() (bool, string) {
-				r, err := follower.c.Workers(ctx)
-				if err != nil {
-					return false, err.Error()
-				}
-				for _, wi := range r {
-					if wi.Name == "w1" && wi.LastHeartbeat != nil && len(wi.Running) == 1 {
-						return true, ""
-					}
-				}
-				return false, fmt.Sprintf("%+v", r)
-			})
+			awaitHeartbeat(t, follower.c, "w1", 1)
 			if err := os.WriteFile(goFile, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}

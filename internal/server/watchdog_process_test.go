@@ -134,10 +134,7 @@ func TestFrozenLeaderTasksNeverOverlap(t *testing.T) {
 	}
 	const watchdog = 500 * time.Millisecond
 	dsn := pgtest.DSN(t)
-	dir, work := t.TempDir(), t.TempDir()
-	ledger, goFile := filepath.Join(work, "ledger"), filepath.Join(work, "go")
-	started := mkfifoAt(t, filepath.Join(work, "started"))
-	tickPipeline(t, dir, ledger, started, goFile)
+	dir, ledger, started, goFile := tickFixture(t)
 	env := func(name string) []string {
 		return []string{"TASUKI_LEADER_TTL=3s", "TASUKI_LEASE_TIMEOUT=9s", "TASUKI_WATCHDOG_TIMEOUT=" + watchdog.String(), "W=" + name}
 	}
